@@ -1,0 +1,74 @@
+"""dagexec: build and run DAG computational graphs from plain Python functions.
+
+::
+
+    import dagexec as dx
+
+    @dx.task
+    def double(x: int) -> int:
+        return 2 * x
+
+    with dx.Graph("demo") as graph:
+        n = graph.input("n", int, default=3)
+        graph.output(double(double(n)), name="result")
+
+    print(graph.compile().run(n=5, executor="serial").output)   # 20
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ._engine import Executor
+from ._errors import (
+    CallError,
+    DagexecError,
+    GraphError,
+    InputError,
+    Problem,
+    RemoteError,
+    RunFailed,
+    TaskTimeout,
+    TypeCheckError,
+)
+from ._graph import MISSING, Graph, Node, SectionNode, current_graph
+from ._plan import CompiledGraph, InputSpec, NodeInfo, SectionInfo
+from ._result import RunResult
+from ._section import Section, section
+from ._state import State, Trial
+from ._task import Task, TaskOptions, task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MISSING",
+    "CallError",
+    "CompiledGraph",
+    "DagexecError",
+    "Executor",
+    "Graph",
+    "GraphError",
+    "InputError",
+    "InputSpec",
+    "Node",
+    "NodeInfo",
+    "Problem",
+    "RemoteError",
+    "RunFailed",
+    "RunResult",
+    "Section",
+    "SectionInfo",
+    "SectionNode",
+    "State",
+    "TaskTimeout",
+    "Task",
+    "TaskOptions",
+    "Trial",
+    "TypeCheckError",
+    "__version__",
+    "current_graph",
+    "section",
+    "task",
+]
+
+logging.getLogger("dagexec").addHandler(logging.NullHandler())

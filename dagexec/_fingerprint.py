@@ -1,0 +1,118 @@
+"""``plan.fingerprint``: a hash of structure, constants and task code.
+
+Stable across processes, machines and ``PYTHONHASHSEED``: file paths and line
+numbers are left out, sets are hashed in sorted order, and objects without a
+stable form are hashed by their pickled bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._plan import CompiledGraph
+
+__all__ = ["code_token", "plan_fingerprint", "value_token"]
+
+_SIMPLE = (type(None), bool, int, float, complex, str, bytes)
+
+
+def value_token(value: Any) -> str:
+    """A deterministic text standing for ``value``."""
+    from ._plan import _Ref
+
+    t = type(value)
+    if t in _SIMPLE:
+        return repr(value)
+    if t is _Ref:
+        return f"@{value.slot}"
+    if t is list or t is tuple:
+        return f"{t.__name__}({','.join(value_token(v) for v in value)})"
+    if t is dict:
+        return "dict(" + ",".join(f"{value_token(k)}:{value_token(v)}" for k, v in value.items()) + ")"
+    if t is set or t is frozenset:
+        return f"{t.__name__}(" + ",".join(sorted(value_token(v) for v in value)) + ")"
+    if isinstance(value, type):
+        return f"class:{value.__module__}.{value.__qualname__}"
+    if callable(value) and hasattr(value, "__code__"):
+        return code_token(value)
+    try:
+        import cloudpickle
+
+        return f"{t.__module__}.{t.__qualname__}:" + hashlib.sha256(cloudpickle.dumps(value)).hexdigest()
+    except Exception:
+        return f"{t.__module__}.{t.__qualname__}:unpicklable"
+
+
+def _code_parts(code: types.CodeType, h: Any) -> None:
+    h.update(code.co_code)
+    h.update(
+        repr(
+            (
+                code.co_names,
+                code.co_varnames,
+                code.co_freevars,
+                code.co_cellvars,
+                code.co_argcount,
+                code.co_kwonlyargcount,
+                code.co_flags,
+            )
+        ).encode()
+    )
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            _code_parts(c, h)
+        else:
+            h.update(value_token(c).encode())
+
+
+_code_cache: dict[int, tuple[Any, str]] = {}
+
+
+def code_token(fn: Any) -> str:
+    """A hash of a function's code, name and defaults (not its file or line numbers)."""
+    hit = _code_cache.get(id(fn))
+    if hit is not None and hit[0] is fn:
+        return hit[1]
+    h = hashlib.sha256()
+    h.update(f"{getattr(fn, '__module__', '')}:{getattr(fn, '__qualname__', '')}".encode())
+    code = getattr(fn, "__code__", None)
+    if isinstance(code, types.CodeType):
+        _code_parts(code, h)
+        defaults = getattr(fn, "__defaults__", None)
+        if defaults:
+            h.update(value_token(defaults).encode())
+        kwdefaults = getattr(fn, "__kwdefaults__", None)
+        if kwdefaults:
+            h.update(value_token(dict(sorted(kwdefaults.items()))).encode())
+    else:
+        h.update(value_token(fn).encode())
+    token = "code:" + h.hexdigest()
+    _code_cache[id(fn)] = (fn, token)
+    return token
+
+
+def plan_fingerprint(plan: CompiledGraph) -> str:
+    """The SHA-256 hex digest identifying ``plan``."""
+    h = hashlib.sha256()
+    upd = h.update
+    upd(f"graph:{plan.name}\n".encode())
+    for inp in plan._inputs:
+        upd(f"input:{inp.name}:{value_token(inp.type)}:{value_token(inp.default)}\n".encode())
+    for i, key in enumerate(plan._keys):
+        spec = plan._specs[i]
+        opts = plan._opts[i]
+        upd(
+            f"node:{key}:{code_token(spec.fn)}:{value_token(plan._args[i])}:"
+            f"{plan._fills[i]}:{value_token(plan._kwargs[i])}:{plan._kwfills[i]}:"
+            f"{plan._deps[i]}:{value_token(sorted(opts.to_dict().items(), key=lambda kv: kv[0])) if opts else ''}\n".encode()
+        )
+    for name, slot in plan._outputs:
+        upd(f"output:{name}:{slot}\n".encode())
+    for c in plan._consts:
+        upd(f"const:{value_token(c)}\n".encode())
+    for s in plan._sections:
+        upd(f"section:{s.path}:{s.output}:{sorted(s.inputs.items())}\n".encode())
+    return h.hexdigest()

@@ -1,0 +1,595 @@
+"""``Graph`` and ``Node``: recording task calls without running them.
+
+A Graph stores its nodes as parallel lists indexed by ``idx`` (creation order):
+``_keys``, ``_kinds``, ``_tasks``, ``_opts``, ``_args``, ``_kwargs``, ``_deps``,
+``_nested``, ``_sites``, ``_scopes``.  A :class:`Node` is only ``(graph, idx)``;
+everything it knows lives in those lists, so building 100,000 nodes stays cheap
+and :func:`~dagexec.Graph.compile` reads flat data.
+
+Node kinds:
+
+* ``TASK``     a call of a task;
+* ``INPUT``    a graph input, given a value when the plan runs;
+* ``GETITEM``  ``node[k]`` (also what unpacking makes);
+* ``PARAM``    a section's Start marker for one parameter: stands for the argument;
+* ``FINISH``   a section's Finish marker: stands for what the body returned.
+
+``PARAM`` and ``FINISH`` are markers: compile resolves them to what they stand
+for, so they cost nothing at run time.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import operator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ._callsite import format_site, user_frame
+from ._errors import CallError, GraphError, Problem
+
+if TYPE_CHECKING:
+    from ._plan import CompiledGraph
+    from ._section import Section
+    from ._task import Task, TaskOptions
+
+__all__ = ["Graph", "Node", "SectionNode", "current_graph"]
+
+TASK, INPUT, GETITEM, PARAM, FINISH = range(5)
+KIND_NAMES = ("task", "input", "getitem", "param", "finish")
+
+MISSING: Any = type("MISSING", (), {"__repr__": lambda self: "MISSING"})()
+
+_current: contextvars.ContextVar[Graph | None] = contextvars.ContextVar("dagexec_graph", default=None)
+current_graph = _current.get
+
+
+class _Scope:
+    """One section call: keys inside it are prefixed with ``path + "/"``."""
+
+    __slots__ = (
+        "call_site",
+        "defaults",
+        "defaults_key",
+        "finish",
+        "name",
+        "params",
+        "parent",
+        "path",
+        "section",
+    )
+
+    def __init__(
+        self,
+        path: str,
+        name: str,
+        parent: _Scope | None,
+        defaults: dict[str, Any],
+        section: Section | None,
+        call_site: tuple[str, int],
+    ) -> None:
+        self.path = path
+        self.name = name
+        self.parent = parent
+        self.defaults = defaults
+        self.defaults_key = repr(sorted(defaults.items())) if defaults else ""
+        self.section = section
+        self.call_site = call_site
+        self.params: dict[str, int] = {}  # parameter name -> PARAM node idx
+        self.finish = -1  # FINISH node idx, once the body returned
+
+
+class Graph:
+    """The container nodes are created in.
+
+    Use it as a context manager: inside the ``with`` block, calling a task records
+    a :class:`Node` instead of running the function.
+
+    Args:
+        name: a name for messages and pictures.
+
+    Example::
+
+        with Graph("etl") as graph:
+            path = graph.input("path", str, default="data.csv")
+            total(clean(load(path)))
+        plan = graph.compile()
+    """
+
+    def __init__(self, name: str = "graph") -> None:
+        self.name = name
+        self._keys: list[str] = []
+        self._kinds: list[int] = []
+        self._tasks: list[Task | None] = []
+        self._opts: list[TaskOptions | None] = []
+        self._args: list[tuple[Any, ...]] = []
+        self._kwargs: list[dict[str, Any] | None] = []
+        self._deps: list[tuple[int, ...]] = []
+        self._nested: list[bool] = []
+        self._sites: list[tuple[str, int]] = []
+        self._scopes: list[_Scope | None] = []
+        self._after: dict[int, list[int]] = {}
+        self._used: set[str] = set()
+        self._counts: dict[str, int] = {}
+        self._inputs: dict[str, int] = {}  # input name -> idx
+        self._input_specs: dict[int, tuple[Any, Any]] = {}  # idx -> (type, default)
+        self._outputs: list[tuple[str, int]] = []
+        self._sections: list[_Scope] = []
+        self._scope: _Scope | None = None
+        self._tokens: list[contextvars.Token[Graph | None]] = []
+
+    # -- context manager -------------------------------------------------------
+    def __enter__(self) -> Graph:
+        self._tokens.append(_current.set(self))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._tokens.pop())
+
+    def __len__(self) -> int:
+        """Number of nodes recorded (markers and inputs included)."""
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"<Graph {self.name!r} with {len(self._keys)} nodes>"
+
+    # -- keys ------------------------------------------------------------------
+    def _next_key(self, name: str, reserve: bool = True) -> str:
+        scope = self._scope
+        base = f"{scope.path}/{name}" if scope is not None else name
+        n = self._counts.get(base, 0)
+        key = base if n == 0 else f"{base}-{n}"
+        used = self._used
+        while key in used:
+            n += 1
+            key = f"{base}-{n}"
+        if reserve:
+            self._counts[base] = n + 1
+        return key
+
+    def _append(
+        self,
+        key: str,
+        kind: int,
+        task: Task | None,
+        opts: TaskOptions | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any] | None,
+        deps: tuple[int, ...],
+        nested: bool,
+        site: tuple[str, int],
+        scope: _Scope | None,
+    ) -> int:
+        idx = len(self._keys)
+        self._used.add(key)
+        self._keys.append(key)
+        self._kinds.append(kind)
+        self._tasks.append(task)
+        self._opts.append(opts)
+        self._args.append(args)
+        self._kwargs.append(kwargs)
+        self._deps.append(deps)
+        self._nested.append(nested)
+        self._sites.append(site)
+        self._scopes.append(scope)
+        return idx
+
+    # -- arguments -------------------------------------------------------------
+    def _own(self, node: Node, key: str, site: tuple[str, int]) -> None:
+        if node._g is not self:
+            raise GraphError(
+                Problem(
+                    f"node {key!r}: argument {node._g._keys[node._i]!r} belongs to graph "
+                    f"{node._g.name!r}, not to graph {self.name!r} (called at {format_site(site)})",
+                    key=key,
+                    call_site=format_site(site),
+                )
+            )
+
+    def _walk(self, value: Any, deps: dict[int, None], key: str, site: tuple[str, int]) -> tuple[Any, bool]:
+        """Copy containers, collecting the Nodes inside; return (copy, has_nodes)."""
+        if isinstance(value, Node):
+            self._own(value, key, site)
+            deps[value._i] = None
+            return value, True
+        t = type(value)
+        if t is list or t is tuple or t is set or t is frozenset:
+            found = False
+            items = []
+            for v in value:
+                c, f = self._walk(v, deps, key, site)
+                items.append(c)
+                found = found or f
+            return t(items), found
+        if t is dict:
+            found = False
+            out = {}
+            for k, v in value.items():
+                c, f = self._walk(v, deps, key, site)
+                out[k] = c
+                found = found or f
+            return out, found
+        if isinstance(value, tuple) and hasattr(value, "_fields"):  # namedtuple
+            items2 = [self._walk(v, deps, key, site) for v in value]
+            return t(*[c for c, _ in items2]), any(f for _, f in items2)
+        return value, False
+
+    def _scan(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any] | None, key: str, site: tuple[str, int]
+    ) -> tuple[tuple[Any, ...], dict[str, Any] | None, tuple[int, ...], bool]:
+        """Find dependencies: ``(args, kwargs, deps, nested)``; containers are copied."""
+        deps: dict[int, None] = {}
+        nested = False
+        new_args: list[Any] | None = None
+        for i, a in enumerate(args):
+            if isinstance(a, Node):
+                self._own(a, key, site)
+                deps[a._i] = None
+            elif type(a) in _CONTAINERS or isinstance(a, (list, tuple, dict)):
+                c, found = self._walk(a, deps, key, site)
+                nested = nested or found
+                if new_args is None:
+                    new_args = list(args)
+                new_args[i] = c
+        if new_args is not None:
+            args = tuple(new_args)
+        if kwargs:
+            kwargs = dict(kwargs)
+            for name, a in kwargs.items():
+                if isinstance(a, Node):
+                    self._own(a, key, site)
+                    deps[a._i] = None
+                elif type(a) in _CONTAINERS or isinstance(a, (list, tuple, dict)):
+                    c, found = self._walk(a, deps, key, site)
+                    nested = nested or found
+                    kwargs[name] = c
+        else:
+            kwargs = None
+        return args, kwargs, tuple(deps), nested
+
+    # -- recording -------------------------------------------------------------
+    def _add_task_call(self, task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Node:
+        site = user_frame()
+        name = task.task_name
+        try:
+            args, kwargs = task.bind(args, kwargs)
+        except TypeError as exc:
+            key = self._next_key(name, reserve=False)
+            raise CallError(
+                f"node {key!r}: {exc} (called at {format_site(site)})", key, format_site(site)
+            ) from None
+        key = self._next_key(name)
+        args, kw, deps, nested = self._scan(args, kwargs, key, site)
+        scope = self._scope
+        opts = task.resolve(scope.defaults if scope is not None else None)
+        idx = self._append(key, TASK, task, opts, args, kw, deps, nested, site, scope)
+        return Node(self, idx)
+
+    def _add_getitem(self, node: Node, k: Any) -> Node:
+        site = user_frame()
+        if isinstance(k, Node):
+            raise CallError(
+                f"node {node.key!r}: an index must be a constant, not node {k.key!r} "
+                f"(called at {format_site(site)})",
+                node.key,
+                format_site(site),
+            )
+        parent = self._keys[node._i]
+        leaf = parent.rsplit("/", 1)[-1]
+        key = self._next_key(f"{leaf}.{k}" if isinstance(k, (str, int)) else f"{leaf}.{k!r}")
+        idx = self._append(key, GETITEM, None, None, (node, k), None, (node._i,), False, site, self._scope)
+        return Node(self, idx)
+
+    def input(self, name: str, type: Any = Any, default: Any = MISSING) -> Node:
+        """Declare a graph input: a value given to ``plan.run(name=...)``.
+
+        Args:
+            name: the input's name (also its key).
+            type: the annotation values are checked against at run time.
+            default: the value used when ``run()`` gives none; without one the input
+                is required.
+
+        Returns:
+            A Node standing for the input's value.
+
+        Raises:
+            GraphError: for a duplicate name, a name already used as a key, or a
+                default that does not match ``type``.
+        """
+        site = user_frame()
+        where = format_site(site)
+        if not isinstance(name, str) or not name or "/" in name:
+            raise GraphError(
+                Problem(
+                    f"input name must be a non-empty str without '/', got {name!r} (declared at {where})",
+                    call_site=where,
+                )
+            )
+        if name in self._inputs:
+            raise GraphError(
+                Problem(
+                    f"input {name!r} is declared twice (declared again at {where})", key=name, call_site=where
+                )
+            )
+        if name in self._used:
+            raise GraphError(
+                Problem(
+                    f"input {name!r}: the name is already the key of a node (declared at {where})",
+                    key=name,
+                    call_site=where,
+                )
+            )
+        if default is not MISSING and type is not Any:
+            from ._typecheck import describe_mismatch
+
+            msg = describe_mismatch(default, type)
+            if msg is not None:
+                raise GraphError(
+                    Problem(f"input {name!r}: default {msg} (declared at {where})", key=name, call_site=where)
+                )
+        idx = self._append(name, INPUT, None, None, (), None, (), False, site, self._scope)
+        self._inputs[name] = idx
+        self._input_specs[idx] = (type, default)
+        return Node(self, idx)
+
+    def output(self, node: Node, name: str | None = None) -> Node:
+        """Mark ``node`` as an output of the graph, under ``name`` (default: its key).
+
+        Returns:
+            The node, so ``graph.output(total(x))`` reads naturally.
+
+        Raises:
+            GraphError: for a node of another graph or a duplicate output name.
+        """
+        site = user_frame()
+        where = format_site(site)
+        if not isinstance(node, Node):
+            raise GraphError(
+                Problem(
+                    f"output {name!r}: expected a Node, got {_short(node)} (called at {where})",
+                    call_site=where,
+                )
+            )
+        self._own(node, name or node.key, site)
+        out_name = node.key if name is None else name
+        if any(n == out_name for n, _ in self._outputs):
+            raise GraphError(
+                Problem(
+                    f"output {out_name!r} is declared twice (declared again at {where})",
+                    key=out_name,
+                    call_site=where,
+                )
+            )
+        self._outputs.append((out_name, node._i))
+        return node
+
+    # -- sections --------------------------------------------------------------
+    def _call_section(self, section: Section, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Node:
+        site = user_frame()
+        where = format_site(site)
+        sig = section.signature
+        name = section.section_name
+        try:
+            ba = sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise CallError(f"section {name!r}: {exc} (called at {where})", name, where) from None
+        ba.apply_defaults()
+        path = self._next_key(name)
+        self._used.add(path)
+        parent = self._scope
+        defaults = dict(parent.defaults) if parent is not None else {}
+        defaults.update(section.default_options)
+        scope = _Scope(path, name, parent, defaults, section, site)
+        self._sections.append(scope)
+        call_args: list[Any] = []
+        call_kwargs: dict[str, Any] = {}
+        for pname, value in ba.arguments.items():
+            p = sig.parameters[pname]
+            if p.kind is p.VAR_POSITIONAL:
+                call_args.extend(
+                    self._add_param(scope, f"{pname}[{i}]", v, site) for i, v in enumerate(value)
+                )
+            elif p.kind is p.VAR_KEYWORD:
+                for k, v in value.items():
+                    call_kwargs[k] = self._add_param(scope, f"{pname}[{k}]", v, site)
+            elif p.kind is p.KEYWORD_ONLY:
+                call_kwargs[pname] = self._add_param(scope, pname, value, site)
+            else:
+                call_args.append(self._add_param(scope, pname, value, site))
+        self._scope = scope
+        try:
+            ret = section.__wrapped__(*call_args, **call_kwargs)
+        finally:
+            self._scope = parent
+        if ret is None:
+            raise GraphError(
+                Problem(
+                    f"section {path!r} returned None; a section must return its Node(s) (called at {where})",
+                    key=path,
+                    call_site=where,
+                )
+            )
+        args2, _, deps, nested = self._scan((ret,), None, path, site)
+        idx = self._append(path, FINISH, None, None, args2, None, deps, nested, site, parent)
+        scope.finish = idx
+        return SectionNode(self, idx)
+
+    def _add_param(self, scope: _Scope, pname: str, value: Any, site: tuple[str, int]) -> Node:
+        key = f"{scope.path}:{pname}"
+        args, _, deps, nested = self._scan((value,), None, key, site)
+        idx = self._append(key, PARAM, None, None, args, None, deps, nested, site, scope)
+        scope.params[pname] = idx
+        return Node(self, idx)
+
+    # -- ordering ----------------------------------------------------------------
+    def _add_after(self, node: Node, others: tuple[Node, ...]) -> None:
+        site = user_frame()
+        for o in others:
+            if not isinstance(o, Node):
+                raise CallError(
+                    f"node {node.key!r}: after() takes Nodes, got {_short(o)} "
+                    f"(called at {format_site(site)})",
+                    node.key,
+                    format_site(site),
+                )
+            self._own(o, node.key, site)
+            self._after.setdefault(node._i, []).append(o._i)
+
+    # -- compile ---------------------------------------------------------------
+    def compile(self, *, portable: bool = False) -> CompiledGraph:
+        """Validate the graph and freeze it into a :class:`~dagexec.CompiledGraph`.
+
+        Args:
+            portable: also require every task function and constant to pickle
+                (needed to save the plan or run it in processes).
+
+        Returns:
+            The compiled plan.
+
+        Raises:
+            GraphError: listing every problem found (cycles, type mismatches of
+                constants and edges, an empty graph, and with ``portable=True``
+                whatever does not pickle).
+        """
+        from ._compile import compile_graph
+
+        return compile_graph(self, portable=portable)
+
+
+_CONTAINERS = frozenset({list, tuple, dict, set, frozenset})
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    try:
+        r = repr(value)
+    except Exception:
+        r = f"<{type(value).__qualname__}>"
+    return r if len(r) <= limit else r[: limit - 3] + "..."
+
+
+class Node:
+    """One call of a task (or a graph input, or ``node[k]``) inside a graph.
+
+    A Node has no value until the plan runs: it offers ``node[k]``, unpacking
+    (with ``nout`` or a ``tuple[A, B]`` return annotation), ``.key`` and
+    ``.after(*nodes)``, and nothing else.
+    """
+
+    __slots__ = ("_g", "_i")
+
+    _g: Graph
+    _i: int
+
+    def __init__(self, graph: Graph, idx: int) -> None:
+        object.__setattr__(self, "_g", graph)
+        object.__setattr__(self, "_i", idx)
+
+    @property
+    def key(self) -> str:
+        """The node's stable, readable key, e.g. ``"etl/clean-1"``."""
+        return self._g._keys[self._i]
+
+    @property
+    def graph(self) -> Graph:
+        """The graph this node belongs to."""
+        return self._g
+
+    @property
+    def call_site(self) -> str:
+        """``path/to/file.py:14`` where the node was created."""
+        return format_site(self._g._sites[self._i])
+
+    @property
+    def nout(self) -> int | None:
+        """How many values unpacking this node gives, or None when it cannot be unpacked."""
+        g, i = self._g, self._i
+        kind = g._kinds[i]
+        if kind == TASK:
+            opts = g._opts[i]
+            task = g._tasks[i]
+            if opts is not None and opts.nout is not None:
+                return opts.nout
+            return task.meta.tuple_arity if task is not None else None
+        if kind == FINISH:
+            scope = next(s for s in g._sections if s.finish == i)
+            return scope.section.nout if scope.section is not None else None
+        return None
+
+    def after(self, *nodes: Node) -> Node:
+        """Make this node wait for ``nodes`` (ordering only; no value is passed).
+
+        Returns:
+            This node.
+
+        Raises:
+            CallError: when given something other than a Node.
+            GraphError: when a node belongs to another graph.
+        """
+        self._g._add_after(self, nodes)
+        return self
+
+    def __getitem__(self, k: Any) -> Node:
+        return self._g._add_getitem(self, k)
+
+    def __iter__(self) -> Iterator[Node]:
+        n = self.nout
+        if n is None:
+            raise CallError(
+                f"cannot unpack node {self.key!r}: its number of outputs is unknown; "
+                "give the task nout=N or a tuple[A, B] return annotation",
+                self.key,
+            )
+        return iter([self[i] for i in range(n)])
+
+    def __bool__(self) -> bool:
+        raise CallError(
+            f"node {self.key!r} has no truth value: a Node has no value until the plan runs "
+            "(use dx.cond() to branch at run time)",
+            self.key,
+        )
+
+    def __contains__(self, item: object) -> bool:
+        raise CallError(
+            f"'in' is not supported on node {self.key!r}: a Node has no value until the plan runs",
+            self.key,
+        )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise CallError(
+            f"cannot set attribute {name!r} on node {self.key!r}: a Node has no value until the plan runs",
+            self.key,
+        )
+
+    def __reduce__(self) -> Any:
+        raise CallError(
+            f"node {self.key!r} cannot be pickled: compile the graph and pickle the plan",
+            self.key,
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.key!r}>"
+
+
+class SectionNode(Node):
+    """The Node a section call returns: it stands for the section's Finish output."""
+
+    __slots__ = ()
+
+
+def reject_nodes_outside(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Raise when a Node is passed to a task or section called outside any graph."""
+    for a in (*args, *kwargs.values()):
+        if isinstance(a, Node):
+            site = format_site(user_frame())
+            raise GraphError(
+                Problem(
+                    f"{name}() was called outside any graph with node {a.key!r} of graph "
+                    f"{a._g.name!r} (called at {site}); call it inside 'with graph:'",
+                    key=a.key,
+                    call_site=site,
+                )
+            )
+
+
+# ``node[k]`` at run time
+getitem = operator.getitem

@@ -1,0 +1,472 @@
+"""``CompiledGraph``: the frozen plan a run executes.
+
+Layout (every per-node field is a tuple indexed by ``idx``, the node's position in
+topological order)::
+
+    slots:   [0, n)        node values          (idx == slot)
+             [n, n+m)      graph input values
+             [n+m, ...)    constants that outputs resolve to
+
+    keys[idx]        "etl/clean-1"
+    specs[idx]       NodeSpec: what the executing side needs (key, fn, type checks)
+    args[idx]        positional argument template: constants, with _Ref(slot) where
+                     a value goes; fills[idx] lists the (position, slot) pairs
+    kwargs[idx]      keyword template or None; kwfills[idx] its (name, slot) pairs
+    nested[idx]      True when some _Ref sits inside a container (filled by walking)
+    deps[idx]        upstream node idxs (data and after()), unique
+    dependents[idx]  downstream node idxs
+    reads[idx]       slots whose values idx reads (nodes and inputs), unique
+    n_readers[slot]  how many nodes read a slot: its value is released after the last
+
+The run loop only indexes these tuples; it never searches the graph or touches keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._errors import GraphError, Problem
+
+if TYPE_CHECKING:
+    from ._result import RunResult
+    from ._task import Task, TaskOptions
+
+__all__ = ["CompiledGraph", "InputSpec", "NodeInfo", "NodeSpec", "SectionInfo"]
+
+
+class _Ref:
+    """A place in an argument template where the value of ``slot`` goes."""
+
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
+
+    def __repr__(self) -> str:
+        return f"_Ref({self.slot})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_Ref, (self.slot,))
+
+
+_NOCHECK: Any = None
+
+
+class NodeSpec:
+    """What the executing side needs to run one node's trial.
+
+    Attributes:
+        key: the node key (for messages).
+        fn: the function to call.
+        task: the Task (None for ``node[k]`` and section outputs), for pickling by reference.
+        checks: ``(position_or_name, param, annotation)`` triples to type-check, or ().
+        ret: the return annotation to check, or None.
+        timeout: the task's timeout in seconds, or None.
+    """
+
+    __slots__ = ("checks", "fn", "key", "ret", "task", "timeout")
+
+    def __init__(
+        self,
+        key: str,
+        fn: Callable[..., Any],
+        task: Task | None,
+        checks: tuple[tuple[int | str, str, Any], ...],
+        ret: Any,
+        timeout: float | None,
+    ) -> None:
+        self.key = key
+        self.fn = fn
+        self.task = task
+        self.checks = checks
+        self.ret = ret
+        self.timeout = timeout
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self.task is not None:
+            return (_spec_from_task, (self.key, self.task, self.checks, self.ret, self.timeout))
+        return (NodeSpec, (self.key, self.fn, None, self.checks, self.ret, self.timeout))
+
+    def __repr__(self) -> str:
+        return f"<NodeSpec {self.key!r}>"
+
+
+def _spec_from_task(
+    key: str, task: Task, checks: tuple[Any, ...], ret: Any, timeout: float | None
+) -> NodeSpec:
+    return NodeSpec(key, task.__wrapped__, task, checks, ret, timeout)
+
+
+class InputSpec:
+    """A graph input of a plan.
+
+    Attributes:
+        name: the input's name.
+        type: its declared annotation.
+        default: its default, or ``dagexec.MISSING`` when required.
+        required: True when ``run()`` must give it.
+        readers: keys of the nodes that read it.
+    """
+
+    __slots__ = ("default", "name", "readers", "slot", "type")
+
+    def __init__(self, name: str, type: Any, default: Any, slot: int, readers: tuple[str, ...]):
+        self.name = name
+        self.type = type
+        self.default = default
+        self.slot = slot
+        self.readers = readers
+
+    @property
+    def required(self) -> bool:
+        """True when the input has no default."""
+        from ._graph import MISSING
+
+        return self.default is MISSING
+
+    def __repr__(self) -> str:
+        from ._typecheck import format_type
+
+        d = "" if self.required else f" = {self.default!r}"
+        return f"<Input {self.name}: {format_type(self.type)}{d}>"
+
+
+class NodeInfo:
+    """A read-only description of one node of a plan (``plan.nodes``).
+
+    Attributes:
+        key: the node key.
+        idx: its position in the topological order.
+        task: the task name (``"getitem"`` for ``node[k]``, ``"pack"`` for a section output).
+        function: ``module:qualname`` of the function.
+        call_site: ``path/to/file.py:14`` where it was created.
+        section: the path of its innermost section, or ``""``.
+        deps: keys of the nodes it waits for.
+        options: its resolved task options, or None.
+    """
+
+    __slots__ = ("call_site", "deps", "function", "idx", "key", "options", "section", "task")
+
+    def __init__(self, plan: CompiledGraph, idx: int) -> None:
+        self.key = plan._keys[idx]
+        self.idx = idx
+        self.task = plan._task_names[idx]
+        fn = plan._specs[idx].fn
+        self.function = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
+        self.call_site = plan._sites[idx]
+        self.section = plan._section_of[idx]
+        self.deps = tuple(plan._keys[d] for d in plan._deps[idx])
+        self.options = plan._opts[idx]
+
+    def __repr__(self) -> str:
+        return f"<NodeInfo {self.key!r} task={self.task!r}>"
+
+
+class SectionInfo:
+    """One section call of a plan (``plan.sections``).
+
+    Attributes:
+        path: the section's path, e.g. ``"etl-1"`` or ``"nightly/etl"``.
+        name: the section's name.
+        parent: the enclosing section's path, or ``""``.
+        inputs: parameter name -> key of the node or input it receives, or the
+            constant's repr.
+        output: the key (node, input or constant repr) that the section's value is.
+        nodes: keys of the plan's nodes inside it (nested sections included).
+        call_site: where the section was called.
+    """
+
+    __slots__ = ("call_site", "inputs", "name", "nodes", "output", "parent", "path")
+
+    def __init__(
+        self,
+        path: str,
+        name: str,
+        parent: str,
+        inputs: dict[str, str],
+        output: str,
+        nodes: tuple[str, ...],
+        call_site: str,
+    ) -> None:
+        self.path = path
+        self.name = name
+        self.parent = parent
+        self.inputs = inputs
+        self.output = output
+        self.nodes = nodes
+        self.call_site = call_site
+
+    def __repr__(self) -> str:
+        return f"<SectionInfo {self.path!r} with {len(self.nodes)} nodes>"
+
+
+class CompiledGraph:
+    """A validated, immutable, serializable plan: what ``graph.compile()`` returns.
+
+    Run it with :meth:`run`; describe it with :attr:`nodes`, :attr:`inputs`,
+    :attr:`outputs`, :attr:`sections` and :meth:`to_dict`.
+    """
+
+    __slots__ = (
+        "_aliases",
+        "_args",
+        "_consts",
+        "_dependents",
+        "_deps",
+        "_fills",
+        "_fingerprint",
+        "_index",
+        "_inputs",
+        "_keys",
+        "_kwargs",
+        "_kwfills",
+        "_n_readers",
+        "_nested",
+        "_opts",
+        "_outputs",
+        "_pickle_problems",
+        "_reads",
+        "_routes",
+        "_section_of",
+        "_sections",
+        "_sites",
+        "_specs",
+        "_task_names",
+        "name",
+    )
+
+    name: str
+    _keys: tuple[str, ...]
+    _index: dict[str, int]
+    _specs: tuple[NodeSpec, ...]
+    _args: tuple[tuple[Any, ...], ...]
+    _fills: tuple[tuple[tuple[int, int], ...], ...]
+    _kwargs: tuple[dict[str, Any] | None, ...]
+    _kwfills: tuple[tuple[tuple[str, int], ...], ...]
+    _nested: tuple[bool, ...]
+    _deps: tuple[tuple[int, ...], ...]
+    _dependents: tuple[tuple[int, ...], ...]
+    _reads: tuple[tuple[int, ...], ...]
+    _n_readers: tuple[int, ...]
+    _opts: tuple[TaskOptions | None, ...]
+    _routes: tuple[str, ...]
+    _task_names: tuple[str, ...]
+    _sites: tuple[str, ...]
+    _section_of: tuple[str, ...]
+    _inputs: tuple[InputSpec, ...]
+    _outputs: tuple[tuple[str, int], ...]
+    _consts: tuple[Any, ...]
+    _aliases: dict[str, int]
+    _sections: tuple[SectionInfo, ...]
+    _pickle_problems: tuple[Problem, ...]
+    _fingerprint: str | None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a CompiledGraph is immutable")
+
+    def _set(self, **fields: Any) -> None:
+        for k, v in fields.items():
+            object.__setattr__(self, k, v)
+
+    # -- pickling: every field but the cached fingerprint --------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__ if k != "_fingerprint"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._set(**state, _fingerprint=None)
+
+    # -- description ---------------------------------------------------------------
+    def __len__(self) -> int:
+        """Number of nodes that run."""
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"<CompiledGraph {self.name!r}: {len(self._keys)} nodes, fingerprint {self.fingerprint[:12]}>"
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Node keys in topological order."""
+        return self._keys
+
+    @property
+    def nodes(self) -> tuple[NodeInfo, ...]:
+        """Every node, in the compiled topological order."""
+        return tuple(NodeInfo(self, i) for i in range(len(self._keys)))
+
+    @property
+    def inputs(self) -> tuple[InputSpec, ...]:
+        """The graph inputs, in declaration order."""
+        return self._inputs
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The output names, in declaration order."""
+        return tuple(name for name, _ in self._outputs)
+
+    @property
+    def sections(self) -> tuple[SectionInfo, ...]:
+        """Every section call, outer before inner."""
+        return self._sections
+
+    @property
+    def portable(self) -> bool:
+        """True when every task function and constant pickles with cloudpickle."""
+        return not self._pickle_problems
+
+    @property
+    def pickle_problems(self) -> tuple[Problem, ...]:
+        """What does not pickle (empty when :attr:`portable`)."""
+        return self._pickle_problems
+
+    def require_portable(self, why: str) -> None:
+        """Raise unless the plan is portable.
+
+        Raises:
+            GraphError: listing everything that does not pickle.
+        """
+        if self._pickle_problems:
+            problems = list(self._pickle_problems)
+            raise GraphError(
+                problems, what=f"graph {self.name!r} ({why} needs every task and constant to pickle)"
+            )
+
+    @property
+    def fingerprint(self) -> str:
+        """A SHA-256 hex digest of the structure, constants and task code.
+
+        Stable across processes and machines for the same code; computed on first use.
+        """
+        fp = self._fingerprint
+        if fp is None:
+            from ._fingerprint import plan_fingerprint
+
+            fp = plan_fingerprint(self)
+            object.__setattr__(self, "_fingerprint", fp)
+        return fp
+
+    def node(self, key: str) -> NodeInfo:
+        """The :class:`NodeInfo` of ``key``.
+
+        Raises:
+            KeyError: when the plan has no such node.
+        """
+        idx = self._index.get(key)
+        if idx is None:
+            raise KeyError(f"plan {self.name!r} has no node {key!r}")
+        return NodeInfo(self, idx)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able manifest of the plan: no functions, no values."""
+        from ._typecheck import format_type, short_repr
+
+        return {
+            "name": self.name,
+            "fingerprint": self.fingerprint,
+            "inputs": [
+                {
+                    "name": i.name,
+                    "type": format_type(i.type),
+                    "required": i.required,
+                    **({} if i.required else {"default": short_repr(i.default)}),
+                }
+                for i in self._inputs
+            ],
+            "outputs": [{"name": name, "key": self._slot_key(slot)} for name, slot in self._outputs],
+            "nodes": [
+                {
+                    "key": n.key,
+                    "task": n.task,
+                    "function": n.function,
+                    "deps": list(n.deps),
+                    "section": n.section,
+                    "call_site": n.call_site,
+                }
+                for n in self.nodes
+            ],
+            "sections": [
+                {
+                    "path": s.path,
+                    "name": s.name,
+                    "parent": s.parent,
+                    "inputs": dict(s.inputs),
+                    "output": s.output,
+                    "nodes": list(s.nodes),
+                    "call_site": s.call_site,
+                }
+                for s in self._sections
+            ],
+            "portable": self.portable,
+        }
+
+    def _slot_key(self, slot: int) -> str:
+        n = len(self._keys)
+        if slot < n:
+            return self._keys[slot]
+        if slot < n + len(self._inputs):
+            return self._inputs[slot - n].name
+        from ._typecheck import short_repr
+
+        return short_repr(self._consts[slot - n - len(self._inputs)])
+
+    # -- running ---------------------------------------------------------------------
+    def run(
+        self,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        executor: Any = "threads",
+        max_workers: int | None = None,
+        only: Sequence[str] | str | None = None,
+        skip: Sequence[str] | str | None = None,
+        fail_fast: bool = True,
+        keep: Sequence[str] | str | None = None,
+        callbacks: Sequence[Any] = (),
+        progress: bool = False,
+        raise_on_failure: bool = True,
+        **input_values: Any,
+    ) -> RunResult:
+        """Run the plan and return its :class:`~dagexec.RunResult`.
+
+        Args:
+            inputs: graph input values by name (the form that works for any name).
+            executor: ``"serial"``, ``"threads"``, an executor object, a
+                ``concurrent.futures.Executor``, or a mapping from route names
+                (``@task(executor="cpu")``) to those, with ``"default"`` for the rest.
+            max_workers: workers for executors created from a name.
+            only: run just these keys or section paths and what they need.
+            skip: do not run these keys or sections, nor what needs them.
+            fail_fast: on a failure, cancel what has not started (default), or with
+                False keep running branches that do not depend on it.
+            keep: keys (or ``"all"``) whose values stay in the result besides outputs.
+            callbacks: objects with any of ``on_run_start(plan)``,
+                ``on_trial_start(trial)``, ``on_trial_end(trial)``, ``on_run_end(result)``.
+            progress: show a progress bar on stderr.
+            raise_on_failure: raise :class:`~dagexec.RunFailed` when a node failed.
+            **input_values: graph input values by name.
+
+        Returns:
+            The run's result.
+
+        Raises:
+            InputError: for bad inputs, ``only``/``skip`` keys or executors, before
+                anything runs.
+            RunFailed: when a node failed and ``raise_on_failure`` is True.
+            KeyboardInterrupt: on Ctrl-C, after unfinished nodes are marked cancelled.
+        """
+        from ._engine import run_plan
+
+        values = dict(inputs or {})
+        values.update(input_values)
+        return run_plan(
+            self,
+            values,
+            executor=executor,
+            max_workers=max_workers,
+            only=only,
+            skip=skip,
+            fail_fast=fail_fast,
+            keep=keep,
+            callbacks=callbacks,
+            progress=progress,
+            raise_on_failure=raise_on_failure,
+        )

@@ -1,0 +1,116 @@
+"""``RunResult``: what a run returns (and what ``RunFailed.result`` holds)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from ._state import State, Trial
+
+if TYPE_CHECKING:
+    from ._plan import CompiledGraph
+
+__all__ = ["RunResult"]
+
+
+class RunResult:
+    """The states, trials and kept values of one run.
+
+    Attributes:
+        graph: the name of the graph that ran.
+        states: node key -> :class:`State`, for every node of the plan.
+        trials: node key -> the node's :class:`Trial` list, in order.
+        outputs: output name -> value, for the outputs that were computed.
+        start: ``time.time()`` when the run started.
+        duration: seconds the run took.
+    """
+
+    __slots__ = ("_values", "duration", "graph", "outputs", "start", "states", "trials")
+
+    def __init__(
+        self,
+        plan: CompiledGraph,
+        states: dict[str, State],
+        trials: dict[str, list[Trial]],
+        outputs: dict[str, Any],
+        values: dict[str, Any],
+        start: float,
+        duration: float,
+    ) -> None:
+        self.graph = plan.name
+        self.states = states
+        self.trials = trials
+        self.outputs = outputs
+        self._values = values
+        self.start = start
+        self.duration = duration
+
+    @property
+    def ok(self) -> bool:
+        """True when no node failed, was cancelled or was left out by a failure."""
+        bad = (State.FAILED, State.UPSTREAM_FAILED, State.CANCELLED)
+        return not any(s in bad for s in self.states.values())
+
+    @property
+    def output(self) -> Any:
+        """The value of the only output; with several outputs, the dict of them all.
+
+        Raises:
+            KeyError: when the only output was not computed (failed or skipped).
+        """
+        if len(self.outputs) == 1:
+            return next(iter(self.outputs.values()))
+        if not self.outputs and self._values is not None:
+            raise KeyError(f"run of graph {self.graph!r} computed no output (states: {self._counts()})")
+        return dict(self.outputs)
+
+    @property
+    def failed(self) -> list[str]:
+        """Keys of the nodes whose state is ``failed``."""
+        return [k for k, s in self.states.items() if s is State.FAILED]
+
+    def __getitem__(self, key: str) -> Any:
+        """The value of node ``key``, when it was an output or kept (``keep=``).
+
+        Raises:
+            KeyError: naming the key, and why its value is not here.
+        """
+        try:
+            return self._values[key]
+        except KeyError:
+            pass
+        state = self.states.get(key)
+        if state is None:
+            raise KeyError(f"graph {self.graph!r} has no node {key!r}") from None
+        if state is not State.SUCCEEDED:
+            raise KeyError(f"node {key!r} has no value: it {state.value}") from None
+        raise KeyError(
+            f"the value of node {key!r} was released during the run; "
+            f"pass keep=[{key!r}] (or keep='all') to run() to hold it"
+        ) from None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    def _counts(self) -> str:
+        counts = Counter(s.value for s in self.states.values())
+        order = [s.value for s in State]
+        return ", ".join(f"{counts[s]} {s}" for s in order if counts[s])
+
+    def summary(self) -> str:
+        """A short text report: counts by state, then each failed node with its error."""
+        lines = [f"graph {self.graph!r}: {len(self.states)} nodes in {self.duration:.2f} s: {self._counts()}"]
+        for key, state in self.states.items():
+            if state is State.FAILED:
+                trials = self.trials[key]
+                last = trials[-1] if trials else None
+                err = (
+                    "" if last is None or last.error is None else f"{type(last.error).__name__}: {last.error}"
+                )
+                lines.append(
+                    f"  failed {key} after {len(trials)} attempt(s) [{last.state.value if last else '?'}]: {err}"
+                )
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<RunResult {self.graph!r} {'ok' if self.ok else 'failed'}: {self._counts()}>"

@@ -1,0 +1,98 @@
+"""States of nodes and trials, and the Trial record."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+__all__ = ["State", "Trial"]
+
+
+class State(str, enum.Enum):
+    """The state of a node or of a trial.
+
+    Node states: ``pending``, ``running``, ``succeeded``, ``failed``,
+    ``upstream_failed``, ``skipped``, ``cached``, ``cancelled``.
+    Trial states: ``running``, ``succeeded``, ``failed``, ``timed_out``, ``crashed``,
+    ``cancelled``.
+    """
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    UPSTREAM_FAILED = "upstream_failed"
+    SKIPPED = "skipped"
+    CACHED = "cached"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+    CRASHED = "crashed"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def done(self) -> bool:
+        """True for a state that no longer changes."""
+        return self not in (State.PENDING, State.RUNNING)
+
+
+class Trial:
+    """One attempt at running a node's task.
+
+    Attributes:
+        key: the node key.
+        attempt: 1 for the first attempt, 2 for the first retry, and so on.
+        state: ``running`` while it runs, then ``succeeded``, ``failed``, ``timed_out``,
+            ``crashed`` or ``cancelled``.
+        start: ``time.time()`` when the trial began running.
+        end: ``time.time()`` when it stopped, or None while it runs.
+        worker: where it ran (``"master"``, a thread name, ``"pid:1234"``).
+        error: the task's exception, when it could be brought back.
+        traceback: the traceback of the error as text.
+        log: what the task logged and printed (empty when nothing was captured).
+    """
+
+    __slots__ = ("attempt", "end", "error", "key", "log", "start", "state", "traceback", "worker")
+
+    def __init__(
+        self,
+        key: str,
+        attempt: int,
+        state: State = State.RUNNING,
+        start: float = 0.0,
+        end: float | None = None,
+        worker: str = "",
+        error: BaseException | None = None,
+        traceback: str = "",
+        log: str = "",
+    ) -> None:
+        self.key = key
+        self.attempt = attempt
+        self.state = state
+        self.start = start
+        self.end = end
+        self.worker = worker
+        self.error = error
+        self.traceback = traceback
+        self.log = log
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds the trial ran, or None while it runs."""
+        return None if self.end is None else self.end - self.start
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able view: attempt, state, start, end, worker, error, log."""
+        return {
+            "attempt": self.attempt,
+            "state": self.state.value,
+            "start": self.start,
+            "end": self.end,
+            "worker": self.worker,
+            "error": None if self.error is None else f"{type(self.error).__name__}: {self.error}",
+            "log": self.log,
+        }
+
+    def __repr__(self) -> str:
+        return f"<Trial {self.key!r} attempt={self.attempt} {self.state.value}>"

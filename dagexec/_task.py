@@ -1,0 +1,408 @@
+"""``@task``: a plain function plus its options.
+
+A :class:`Task` is a transparent wrapt proxy around the user's function: name,
+docstring, signature and annotations are the function's own.  Called outside any
+:class:`~dagexec.Graph` it is the plain function; called inside one it records a
+Node and runs nothing.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import typing
+from collections.abc import Callable
+from typing import Any, SupportsIndex, TypeVar, overload
+
+import wrapt
+
+from . import _graph
+from ._errors import CallError
+
+__all__ = ["Task", "TaskOptions", "task"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Every task option with its default value (DESIGN §2).
+DEFAULTS: dict[str, Any] = {
+    "name": None,
+    "retries": 0,
+    "retry_delay": 0.0,
+    "retry_backoff": 1.0,
+    "retry_jitter": 0.0,
+    "retry_on": (Exception,),
+    "timeout": None,
+    "executor": None,
+    "cache": True,
+    "typecheck": True,
+    "nout": None,
+    "tags": (),
+    "resources": None,
+}
+
+
+def _check_number(name: str, value: Any, *, minimum: float, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+        bound = "a number" if minimum == float("-inf") else f"a number >= {minimum:g}"
+        raise ValueError(f"task option {name!r} must be {bound}, got {value!r}")
+
+
+def validate_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Check option names and values; return them normalised.
+
+    Raises:
+        TypeError: for an unknown option name.
+        ValueError: for a value the option cannot take.
+    """
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise TypeError(f"unknown task option {unknown[0]!r}; valid options: {', '.join(sorted(DEFAULTS))}")
+    out = dict(options)
+    if "name" in out:
+        name = out["name"]
+        if name is not None and (not isinstance(name, str) or not name or "/" in name):
+            raise ValueError(f"task option 'name' must be a non-empty str without '/', got {name!r}")
+    if "retries" in out:
+        r = out["retries"]
+        if isinstance(r, bool) or not isinstance(r, int) or r < 0:
+            raise ValueError(f"task option 'retries' must be an int >= 0, got {r!r}")
+    if "retry_delay" in out:
+        d = out["retry_delay"]
+        if isinstance(d, (list, tuple)):
+            for x in d:
+                _check_number("retry_delay", x, minimum=0)
+            out["retry_delay"] = tuple(float(x) for x in d)
+        else:
+            _check_number("retry_delay", d, minimum=0)
+    if "retry_backoff" in out:
+        _check_number("retry_backoff", out["retry_backoff"], minimum=0)
+    if "retry_jitter" in out:
+        _check_number("retry_jitter", out["retry_jitter"], minimum=0)
+    if "timeout" in out:
+        t = out["timeout"]
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0):
+            raise ValueError(f"task option 'timeout' must be a number > 0 or None, got {t!r}")
+    if "retry_on" in out:
+        ro = out["retry_on"]
+        if isinstance(ro, type):
+            ro = (ro,)
+        if isinstance(ro, (tuple, list)):
+            if not all(isinstance(x, type) and issubclass(x, BaseException) for x in ro):
+                raise ValueError(f"task option 'retry_on' must be exception types or a predicate, got {ro!r}")
+            ro = tuple(ro)
+        elif not callable(ro):
+            raise ValueError(f"task option 'retry_on' must be exception types or a predicate, got {ro!r}")
+        out["retry_on"] = ro
+    if "executor" in out:
+        e = out["executor"]
+        if e is not None and not isinstance(e, str):
+            raise ValueError(f"task option 'executor' must be a route name (str), got {e!r}")
+    for flag in ("cache", "typecheck"):
+        if flag in out and not isinstance(out[flag], bool):
+            raise ValueError(f"task option {flag!r} must be True or False, got {out[flag]!r}")
+    if "nout" in out:
+        n = out["nout"]
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError(f"task option 'nout' must be an int >= 1 or None, got {n!r}")
+    if "tags" in out:
+        tags = out["tags"]
+        if isinstance(tags, str):
+            tags = (tags,)
+        if not all(isinstance(t, str) for t in tags):
+            raise ValueError(f"task option 'tags' must be strings, got {tags!r}")
+        out["tags"] = tuple(tags)
+    if "resources" in out:
+        res = out["resources"]
+        if res is not None:
+            if not isinstance(res, dict) or not all(
+                isinstance(k, str) and isinstance(v, (int, float)) for k, v in res.items()
+            ):
+                raise ValueError(f"task option 'resources' must map names to numbers, got {res!r}")
+            out["resources"] = dict(res)
+    return out
+
+
+class TaskOptions:
+    """The resolved options of a node's task (defaults, section defaults, own options)."""
+
+    __slots__ = tuple(DEFAULTS)
+
+    name: str
+    retries: int
+    retry_delay: float | tuple[float, ...]
+    retry_backoff: float
+    retry_jitter: float
+    retry_on: tuple[type[BaseException], ...] | Callable[[BaseException], bool]
+    timeout: float | None
+    executor: str | None
+    cache: bool
+    typecheck: bool
+    nout: int | None
+    tags: tuple[str, ...]
+    resources: dict[str, float] | None
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        for k, v in DEFAULTS.items():
+            object.__setattr__(self, k, values.get(k, v))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("TaskOptions is immutable; use task.options(...) for a copy")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options as a dict."""
+        return {k: getattr(self, k) for k in DEFAULTS}
+
+    def __repr__(self) -> str:
+        changed = {k: getattr(self, k) for k, v in DEFAULTS.items() if getattr(self, k) != v}
+        return f"TaskOptions({changed})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TaskOptions, (self.to_dict(),))
+
+
+_NO_HINTS: dict[str, Any] = {}
+
+
+class _Meta:
+    """What a task knows about its function, worked out once per Task."""
+
+    __slots__ = (
+        "has_varargs",
+        "hints",
+        "kwonly",
+        "max_pos",
+        "n_required_pos",
+        "params",
+        "pos_params",
+        "signature",
+        "tuple_arity",
+    )
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        sig = inspect.signature(fn)
+        self.signature = sig
+        self.params = sig.parameters
+        pos: list[str] = []
+        required = 0
+        self.has_varargs = False
+        self.kwonly = False
+        for p in sig.parameters.values():
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                pos.append(p.name)
+                if p.default is p.empty:
+                    required = len(pos)
+            elif p.kind is p.VAR_POSITIONAL:
+                self.has_varargs = True
+            elif p.kind is p.KEYWORD_ONLY and p.default is p.empty:
+                self.kwonly = True  # a required keyword-only parameter
+        self.pos_params = tuple(pos)
+        self.max_pos = len(pos)
+        self.n_required_pos = required
+        self.hints = _type_hints(fn)
+        self.tuple_arity = _tuple_arity(self.hints.get("return"))
+
+
+def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    """Annotations with strings resolved; those that cannot be resolved are left out."""
+    raw = getattr(fn, "__annotations__", None)
+    if not raw:
+        return _NO_HINTS
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:
+        out: dict[str, Any] = {}
+        globalns = getattr(fn, "__globals__", {})
+        for name, ann in raw.items():
+            if isinstance(ann, str):
+                try:
+                    ann = eval(ann, globalns)
+                except Exception:
+                    continue
+            out[name] = ann
+        return out
+
+
+def _tuple_arity(ann: Any) -> int | None:
+    if typing.get_origin(ann) is tuple:
+        args = typing.get_args(ann)
+        if args and Ellipsis not in args and args != ((),):
+            return len(args)
+    return None
+
+
+class Task(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
+    """A function decorated with :func:`task`.
+
+    Calling it inside a :class:`~dagexec.Graph` returns a :class:`~dagexec.Node`;
+    calling it anywhere else runs the function.
+    """
+
+    def __init__(self, fn: Callable[..., Any], options: dict[str, Any]) -> None:
+        if isinstance(fn, Task):
+            options = {**fn._self_explicit, **options}
+            fn = fn.__wrapped__
+        if not callable(fn):
+            raise TypeError(f"@task needs a callable, got {fn!r}")
+        super().__init__(fn)
+        self._self_explicit: dict[str, Any] = validate_options(options)
+        self._self_meta: _Meta | None = None
+        self._self_resolved: dict[int, TaskOptions] = {}
+
+    # -- identity --------------------------------------------------------------
+    @property
+    def fn(self) -> Callable[..., Any]:
+        """The raw function."""
+        return self.__wrapped__  # type: ignore[no-any-return]
+
+    @property
+    def task_name(self) -> str:
+        """The name nodes of this task are keyed by (option ``name`` or ``__name__``)."""
+        name = self._self_explicit.get("name")
+        return name if name else getattr(self.__wrapped__, "__name__", "task")
+
+    @property
+    def explicit_options(self) -> dict[str, Any]:
+        """The options given to this task itself (not the defaults)."""
+        return dict(self._self_explicit)
+
+    @property
+    def meta(self) -> _Meta:
+        """Signature facts, computed on first use."""
+        meta = self._self_meta
+        if meta is None:
+            meta = self._self_meta = _Meta(self.__wrapped__)
+        return meta
+
+    def resolve(self, defaults: dict[str, Any] | None) -> TaskOptions:
+        """The options for a node of this task inside a scope with ``defaults``."""
+        key = id(defaults) if defaults else 0
+        opts = self._self_resolved.get(key)
+        if opts is None:
+            merged = dict(defaults) if defaults else {}
+            merged.pop("name", None)
+            merged.update(self._self_explicit)
+            merged["name"] = self.task_name
+            opts = TaskOptions(merged)
+            self._self_resolved[key] = opts
+        return opts
+
+    def options(self, **overrides: Any) -> Task:
+        """A copy of this task with other options, e.g. ``clean.options(retries=2)``.
+
+        Raises:
+            TypeError: for an unknown option name.
+            ValueError: for a value an option cannot take.
+        """
+        return Task(self.__wrapped__, {**self._self_explicit, **overrides})
+
+    # -- calling ---------------------------------------------------------------
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        graph = _graph.current_graph()
+        if graph is None:
+            _graph.reject_nodes_outside(self.task_name, args, kwargs)
+            return self.__wrapped__(*args, **kwargs)
+        return graph._add_task_call(self, args, kwargs)
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Bind a call against the signature: canonical ``(args, kwargs)``.
+
+        Raises:
+            TypeError: when the signature rejects the call.
+        """
+        meta = self.meta
+        if not kwargs and not meta.kwonly and meta.n_required_pos <= len(args) <= meta.max_pos:
+            return args, kwargs
+        ba = meta.signature.bind(*args, **kwargs)
+        return ba.args, ba.kwargs
+
+    # -- pickling --------------------------------------------------------------
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        fn = self.__wrapped__
+        module = getattr(fn, "__module__", None)
+        qualname = getattr(fn, "__qualname__", "")
+        if module and module != "__main__" and "<" not in qualname and _by_reference(module):
+            obj: Any = sys.modules.get(module)
+            for part in qualname.split("."):
+                obj = getattr(obj, part, None)
+            if obj is self:
+                return (_import_task, (module, qualname))
+        return (_rebuild_task, (fn, self._self_explicit))
+
+    def __copy__(self) -> Task:
+        return Task(self.__wrapped__, self._self_explicit)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Task:
+        return Task(self.__wrapped__, self._self_explicit)
+
+    def __repr__(self) -> str:
+        fn = self.__wrapped__
+        return (
+            f"<Task {self.task_name!r} {getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', '?')}>"
+        )
+
+
+def _by_reference(module: str) -> bool:
+    """Whether cloudpickle would pickle this module's functions by reference."""
+    try:
+        from cloudpickle import cloudpickle as _cp
+    except ImportError:  # pragma: no cover
+        return True
+    registered = getattr(_cp, "_PICKLE_BY_VALUE_MODULES", ())
+    return not any(module == m or module.startswith(m + ".") for m in registered)
+
+
+def _import_task(module: str, qualname: str) -> Task:
+    import importlib
+
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj  # type: ignore[no-any-return]
+
+
+def _rebuild_task(fn: Callable[..., Any], options: dict[str, Any]) -> Task:
+    return Task(fn, options)
+
+
+@overload
+def task(fn: F, /) -> F: ...
+@overload
+def task(fn: None = None, /, **options: Any) -> Callable[[F], F]: ...
+def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    """Make a plain function a task: ``@task`` or ``@task(retries=3, timeout=60)``.
+
+    Args:
+        fn: the function (when used as ``@task`` without parentheses).
+        **options: task options (DESIGN §2): ``name``, ``retries``, ``retry_delay``,
+            ``retry_backoff``, ``retry_jitter``, ``retry_on``, ``timeout``, ``executor``,
+            ``cache``, ``typecheck``, ``nout``, ``tags``, ``resources``.
+
+    Returns:
+        A :class:`Task`, or a decorator making one.
+
+    Raises:
+        TypeError: for an unknown option or a non-callable.
+        ValueError: for a bad option value.
+
+    Example::
+
+        @task(retries=2)
+        def fetch(url: str) -> bytes: ...
+    """
+    if fn is not None:
+        if options:
+            raise TypeError("use @task(**options) or @task, not both")
+        return Task(fn, {})
+    validate_options(options)
+
+    def decorate(f: Callable[..., Any]) -> Task:
+        return Task(f, options)
+
+    return decorate
+
+
+def raise_bad_call(task_name: str, exc: TypeError, key: str, site: str) -> typing.NoReturn:
+    """Turn a signature mismatch into a :class:`CallError` at the user's line."""
+    raise CallError(f"node {key!r}: {exc} in call to {task_name}() (called at {site})", key, site) from None

@@ -1,0 +1,101 @@
+"""Type checks against annotations, with messages that say what was expected."""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+__all__ = ["describe_mismatch", "format_type", "is_plain_class", "static_compatible"]
+
+
+def format_type(ann: Any) -> str:
+    """``list[int]``, ``str``, ``Optional[int]``: an annotation as users write it."""
+    if isinstance(ann, type) and not typing.get_args(ann):
+        if ann.__module__ == "builtins":
+            return ann.__qualname__
+        return f"{ann.__module__}.{ann.__qualname__}"
+    if ann is type(None):
+        return "None"
+    text = repr(ann)
+    return text.replace("typing.", "")
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters."""
+    try:
+        r = repr(value)
+    except Exception:
+        r = f"<{type(value).__qualname__} object>"
+    return r if len(r) <= limit else r[: limit - 3] + "..."
+
+
+def describe_mismatch(value: Any, ann: Any) -> str | None:
+    """None when ``value`` matches ``ann``; otherwise ``"expects X but got T (repr)"``."""
+    if ann is Any:
+        return None
+    import typeguard
+
+    try:
+        typeguard.check_type(
+            value, ann, collection_check_strategy=typeguard.CollectionCheckStrategy.ALL_ITEMS
+        )
+    except typeguard.TypeCheckError as exc:
+        detail = str(exc)
+        got = f"{type(value).__qualname__} {short_repr(value)}"
+        text = f"expects {format_type(ann)} but got {got}"
+        if not detail.startswith(f"{type(value).__qualname__} is not") and not detail.startswith(
+            "value is not"
+        ):
+            text += f" ({detail})"
+        return text
+    except Exception:  # an annotation typeguard cannot check is left unchecked
+        return None
+    return None
+
+
+def is_plain_class(ann: Any) -> bool:
+    """True for a concrete class that is not generic, a protocol or an ABC."""
+    import abc
+
+    if not isinstance(ann, type) or typing.get_args(ann) or ann is Any:
+        return False
+    if getattr(ann, "_is_protocol", False):
+        return False
+    return not isinstance(ann, abc.ABCMeta)
+
+
+def _members(ann: Any) -> tuple[Any, ...] | None:
+    origin = typing.get_origin(ann)
+    import types
+
+    if origin is typing.Union or origin is types.UnionType:
+        return typing.get_args(ann)
+    return None
+
+
+def static_compatible(produced: Any, expected: Any) -> bool:
+    """Whether a producer annotated ``produced`` may feed a parameter ``expected``.
+
+    Only plain classes are judged (DESIGN §12); anything else is accepted here and
+    left to the run-time check.
+    """
+    members = _members(expected)
+    if members is not None:
+        if not all(is_plain_class(m) or m is type(None) for m in members):
+            return True
+        if is_plain_class(produced) or produced is type(None):
+            return any(static_compatible(produced, m) for m in members)
+        return True
+    if produced is None:
+        produced = type(None)
+    if expected is None:
+        expected = type(None)
+    if not (is_plain_class(produced) or produced is type(None)):
+        return True
+    if not (is_plain_class(expected) or expected is type(None)):
+        return True
+    if issubclass(produced, expected):
+        return True
+    if produced is int and expected in (float, complex):
+        return True
+    return produced is float and expected is complex

@@ -1,0 +1,134 @@
+"""The executing side: run one trial of one node and report what happened.
+
+This module is what worker threads and processes run, so it imports little.
+
+A :class:`Call` goes to an executor; an *outcome* comes back.  An outcome is a
+plain tuple, because one is made per trial on the hot path::
+
+    (idx, attempt, ok, value, error, traceback, start, end, worker)
+
+``ok`` is True when ``value`` is the task's return value; otherwise ``error`` is
+the exception (or None when it could not travel) and ``traceback`` its text.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback as _tb
+from time import time
+from typing import Any
+
+__all__ = ["Call", "Outcome", "failed_outcome", "run_call"]
+
+Outcome = tuple[int, int, bool, Any, "BaseException | None", str, float, float, str]
+
+IDX, ATTEMPT, OK, VALUE, ERROR, TRACEBACK, START, END, WORKER = range(9)
+
+
+class Call:
+    """One trial to run: the node's spec, its attempt number and its argument values.
+
+    Attributes:
+        idx: the node's index in the plan.
+        attempt: 1 for the first attempt.
+        spec: the node's :class:`~dagexec._plan.NodeSpec`.
+        args: positional argument values.
+        kwargs: keyword argument values, or None.
+    """
+
+    __slots__ = ("args", "attempt", "idx", "kwargs", "spec")
+
+    def __init__(self, idx: int, attempt: int, spec: Any, args: Any, kwargs: dict[str, Any] | None):
+        self.idx = idx
+        self.attempt = attempt
+        self.spec = spec
+        self.args = args
+        self.kwargs = kwargs
+
+    @property
+    def key(self) -> str:
+        """The node key."""
+        return str(self.spec.key)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Call, (self.idx, self.attempt, self.spec, self.args, self.kwargs))
+
+    def __repr__(self) -> str:
+        return f"<Call {self.spec.key!r} attempt={self.attempt}>"
+
+
+def _check(spec: Any, args: Any, kwargs: dict[str, Any] | None) -> None:
+    from ._errors import TypeCheckError
+    from ._typecheck import describe_mismatch
+
+    for where, pname, ann in spec.checks:
+        value = args[where] if isinstance(where, int) else (kwargs or {})[where]
+        msg = describe_mismatch(value, ann)
+        if msg is not None:
+            raise TypeCheckError(f"node {spec.key!r}: parameter {pname!r} {msg}", spec.key, pname)
+
+
+def _check_return(spec: Any, value: Any) -> None:
+    from ._errors import TypeCheckError
+    from ._typecheck import describe_mismatch
+
+    msg = describe_mismatch(value, spec.ret)
+    if msg is not None:
+        raise TypeCheckError(f"node {spec.key!r}: return value {msg}", spec.key, None)
+
+
+def run_call(call: Call, worker: str | None = None, reraise_interrupt: bool = False) -> Outcome:
+    """Run one trial and return its outcome; never raises for the task's own errors.
+
+    Args:
+        call: what to run.
+        worker: the name to record; default the current thread's name.
+        reraise_interrupt: let ``KeyboardInterrupt`` propagate (when running in the
+            master thread, where it is the user's Ctrl-C).
+
+    Returns:
+        The outcome tuple.
+    """
+    spec = call.spec
+    args = call.args
+    kwargs = call.kwargs
+    start = time()
+    try:
+        if spec.checks:
+            _check(spec, args, kwargs)
+        value = spec.fn(*args, **kwargs) if kwargs else spec.fn(*args)
+        if spec.ret is not None:
+            _check_return(spec, value)
+    except KeyboardInterrupt as exc:
+        if reraise_interrupt:
+            raise
+        return failed_outcome(call, exc, start, worker)
+    except BaseException as exc:
+        return failed_outcome(call, exc, start, worker)
+    return (
+        call.idx,
+        call.attempt,
+        True,
+        value,
+        None,
+        "",
+        start,
+        time(),
+        worker or threading.current_thread().name,
+    )
+
+
+def failed_outcome(call: Call, exc: BaseException, start: float, worker: str | None = None) -> Outcome:
+    """The outcome of a trial that raised ``exc``."""
+    text = "".join(_tb.format_exception(type(exc), exc, exc.__traceback__))
+    return (
+        call.idx,
+        call.attempt,
+        False,
+        None,
+        exc,
+        text,
+        start,
+        time(),
+        worker or threading.current_thread().name,
+    )

@@ -1,0 +1,79 @@
+"""``FuturesExecutor``: any ``concurrent.futures.Executor`` as a dagexec executor.
+
+Trials go through ``executor.submit``; a process pool gets each call as
+cloudpickle bytes, so closures and ``__main__`` functions travel.  The wrapped
+executor belongs to the caller: a run never shuts it down.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable
+from time import time
+from typing import Any
+
+from .._engine import Executor
+from .._worker import Call, Outcome, failed_outcome, run_call
+
+
+def _run_pickled(payload: bytes) -> Outcome:
+    import os
+    import pickle
+
+    call = pickle.loads(payload)
+    return run_call(call, f"pid:{os.getpid()}")
+
+
+class FuturesExecutor(Executor):
+    """Adapts a ``concurrent.futures.Executor``.
+
+    Args:
+        executor: the executor to submit to (not shut down by runs).
+        max_workers: trials in flight at once (default: the executor's own
+            ``_max_workers``, else 32).
+    """
+
+    name = "futures"
+
+    def __init__(self, executor: concurrent.futures.Executor, max_workers: int | None = None) -> None:
+        self._ex = executor
+        self._max = max_workers or int(getattr(executor, "_max_workers", 32) or 32)
+        self._pickle = isinstance(executor, concurrent.futures.ProcessPoolExecutor)
+        self._futures: dict[int, concurrent.futures.Future[Any]] = {}
+
+    @property
+    def capacity(self) -> int:
+        """Trials in flight at once."""
+        return self._max
+
+    def submit(self, call: Call, post: Callable[[Outcome], None]) -> None:
+        """Submit ``call``; its outcome is posted when the future completes."""
+        if self._pickle:
+            import cloudpickle
+
+            fut = self._ex.submit(_run_pickled, cloudpickle.dumps(call))
+        else:
+            fut = self._ex.submit(run_call, call)
+        start = time()
+        self._futures[id(call)] = fut
+
+        def done(f: concurrent.futures.Future[Any]) -> None:
+            mine = self._futures.pop(id(call), None) is not None
+            if f.cancelled():
+                if mine:  # cancelled by someone else: the trial must still end
+                    post(failed_outcome(call, concurrent.futures.CancelledError(), start, "futures"))
+                return
+            exc = f.exception()
+            post(failed_outcome(call, exc, start, "futures") if exc is not None else f.result())
+
+        fut.add_done_callback(done)
+        return None
+
+    def abandon(self, call: Call) -> None:
+        """Cancel the future if it has not started."""
+        fut = self._futures.pop(id(call), None)
+        if fut is not None:
+            fut.cancel()
+
+    def __repr__(self) -> str:
+        return f"FuturesExecutor({self._ex!r})"

@@ -1,0 +1,31 @@
+"""``SerialExecutor``: runs each trial at once, in the master thread.
+
+The fastest executor for tiny tasks and the friendliest to debuggers.  It cannot
+pre-empt a task: a trial that returns after its task's ``timeout`` is marked
+``timed_out`` and its value discarded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .._engine import Executor
+from .._worker import Call, Outcome, run_call
+
+
+class SerialExecutor(Executor):
+    """Runs trials one at a time in the calling thread."""
+
+    name = "serial"
+
+    @property
+    def capacity(self) -> int:
+        """One trial at a time."""
+        return 1
+
+    def submit(self, call: Call, post: Callable[[Outcome], None]) -> Outcome:
+        """Run ``call`` now and return its outcome."""
+        return run_call(call, "master", reraise_interrupt=True)
+
+    def __repr__(self) -> str:
+        return "SerialExecutor()"

@@ -1,0 +1,109 @@
+"""``ThreadExecutor``: a small pool of daemon threads.
+
+Each submission runs in a copy of the submitting thread's ``contextvars`` context
+(as ``dask.threaded`` does).  A thread cannot be stopped from outside: a trial
+past its timeout is abandoned, and the pool starts one more thread so the run
+keeps its capacity; the extra thread leaves once a thread is free again.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .._engine import Executor
+from .._worker import Call, Outcome, run_call
+
+
+class ThreadExecutor(Executor):
+    """Runs trials in up to ``max_workers`` threads.
+
+    Args:
+        max_workers: number of threads (default ``min(32, cpu_count + 4)``).
+
+    Raises:
+        ValueError: when ``max_workers`` is not a positive int.
+    """
+
+    name = "threads"
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        if max_workers is None:
+            max_workers = min(32, (os.cpu_count() or 1) + 4)
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+            raise ValueError(f"max_workers must be an int >= 1, got {max_workers!r}")
+        self._max = max_workers
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._extra = 0  # threads started to stand in for abandoned ones
+        self._shutdown = False
+        self._counter = 0
+
+    @property
+    def capacity(self) -> int:
+        """``max_workers``."""
+        return self._max
+
+    def submit(self, call: Call, post: Callable[[Outcome], None]) -> None:
+        """Queue ``call``; a worker thread posts its outcome."""
+        if self._shutdown:
+            raise RuntimeError("submit after ThreadExecutor.shutdown()")
+        self._q.put((call, post, contextvars.copy_context()))
+        if len(self._threads) < self._max + self._extra:
+            self._start_thread()
+        return None
+
+    def _start_thread(self) -> None:
+        with self._lock:
+            self._counter += 1
+            t = threading.Thread(target=self._work, name=f"dagexec-{self._counter}", daemon=True)
+            self._threads.append(t)
+        t.start()
+
+    def _work(self) -> None:
+        q = self._q
+        me = threading.current_thread()
+        name = me.name
+        while True:
+            item = q.get()
+            if item is None:
+                break
+            call, post, ctx = item
+            out = ctx.run(run_call, call, name)
+            del item, call, ctx
+            post(out)
+            del out
+            if self._extra:
+                with self._lock:
+                    if self._extra:
+                        self._extra -= 1
+                        break
+        with self._lock:
+            if me in self._threads:
+                self._threads.remove(me)
+
+    def abandon(self, call: Call) -> None:
+        """Leave the thread running ``call`` to finish alone; start a stand-in thread."""
+        with self._lock:
+            self._extra += 1
+        self._start_thread()
+
+    def shutdown(self, *, cancel: bool = False) -> None:
+        """Stop the threads; with ``cancel``, do not wait for running trials."""
+        self._shutdown = True
+        with self._lock:
+            threads = list(self._threads)
+        for _ in threads:
+            self._q.put(None)
+        if not cancel:
+            for t in threads:
+                if t is not threading.current_thread():
+                    t.join()
+
+    def __repr__(self) -> str:
+        return f"ThreadExecutor(max_workers={self._max})"
