@@ -11,6 +11,8 @@ import hashlib
 import types
 from typing import TYPE_CHECKING, Any
 
+from ._plan import _Ref
+
 if TYPE_CHECKING:
     from ._plan import CompiledGraph
 
@@ -21,8 +23,6 @@ _SIMPLE = (type(None), bool, int, float, complex, str, bytes)
 
 def value_token(value: Any) -> str:
     """A deterministic text standing for ``value``."""
-    from ._plan import _Ref
-
     t = type(value)
     if t in _SIMPLE:
         return repr(value)
@@ -101,13 +101,20 @@ def plan_fingerprint(plan: CompiledGraph) -> str:
     upd(f"graph:{plan.name}\n".encode())
     for inp in plan._inputs:
         upd(f"input:{inp.name}:{value_token(inp.type)}:{value_token(inp.default)}\n".encode())
+    opts_tokens: dict[int, str] = {}
     for i, key in enumerate(plan._keys):
-        spec = plan._specs[i]
         opts = plan._opts[i]
+        otok = opts_tokens.get(id(opts))
+        if otok is None:
+            otok = value_token(sorted(opts.to_dict().items())) if opts is not None else ""
+            opts_tokens[id(opts)] = otok
+        args = plan._args[i]
+        kwargs = plan._kwargs[i]
+        atok = value_token(args) if args else ""
+        ktok = value_token(kwargs) if kwargs else ""
         upd(
-            f"node:{key}:{code_token(spec.fn)}:{value_token(plan._args[i])}:"
-            f"{plan._fills[i]}:{value_token(plan._kwargs[i])}:{plan._kwfills[i]}:"
-            f"{plan._deps[i]}:{value_token(sorted(opts.to_dict().items(), key=lambda kv: kv[0])) if opts else ''}\n".encode()
+            f"node:{key}:{code_token(plan._specs[i].fn)}:{atok}:{plan._fills[i]}:{ktok}:"
+            f"{plan._kwfills[i]}:{plan._deps[i]}:{otok}\n".encode()
         )
     for name, slot in plan._outputs:
         upd(f"output:{name}:{slot}\n".encode())

@@ -21,6 +21,7 @@ for, so they cost nothing at run time.
 from __future__ import annotations
 
 import contextvars
+import inspect
 import operator
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -38,7 +39,23 @@ __all__ = ["Graph", "Node", "SectionNode", "current_graph"]
 TASK, INPUT, GETITEM, PARAM, FINISH = range(5)
 KIND_NAMES = ("task", "input", "getitem", "param", "finish")
 
-MISSING: Any = type("MISSING", (), {"__repr__": lambda self: "MISSING"})()
+
+class _Missing:
+    """The type of :data:`MISSING`: one instance, pickled by reference."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __reduce__(self) -> str:
+        # by reference, so `default is MISSING` still holds after a plan is
+        # unpickled and its fingerprint does not depend on the process
+        return "MISSING"
+
+
+#: The default of a graph input that has none (the input is required).
+MISSING: Any = _Missing()
 
 _current: contextvars.ContextVar[Graph | None] = contextvars.ContextVar("dagexec_graph", default=None)
 current_graph = _current.get
@@ -261,7 +278,7 @@ class Graph:
         key = self._next_key(name)
         args, kw, deps, nested = self._scan(args, kwargs, key, site)
         scope = self._scope
-        opts = task.resolve(scope.defaults if scope is not None else None)
+        opts = task.resolve(scope.defaults, scope.defaults_key) if scope is not None else task.resolve(None)
         idx = self._append(key, TASK, task, opts, args, kw, deps, nested, site, scope)
         return Node(self, idx)
 
@@ -380,7 +397,22 @@ class Graph:
         defaults = dict(parent.defaults) if parent is not None else {}
         defaults.update(section.default_options)
         scope = _Scope(path, name, parent, defaults, section, site)
+        mark = (len(self._keys), len(self._sections), len(self._outputs))
         self._sections.append(scope)
+        try:
+            return self._trace_section(section, ba, scope, site)
+        except BaseException:
+            self._rollback(*mark)
+            self._used.discard(path)
+            raise
+
+    def _trace_section(
+        self, section: Section, ba: inspect.BoundArguments, scope: _Scope, site: tuple[str, int]
+    ) -> Node:
+        where = format_site(site)
+        sig = section.signature
+        path = scope.path
+        parent = scope.parent
         call_args: list[Any] = []
         call_kwargs: dict[str, Any] = {}
         for pname, value in ba.arguments.items():
@@ -413,6 +445,40 @@ class Graph:
         idx = self._append(path, FINISH, None, None, args2, None, deps, nested, site, parent)
         scope.finish = idx
         return SectionNode(self, idx)
+
+    def _rollback(self, n_nodes: int, n_sections: int, n_outputs: int) -> None:
+        """Forget what a failed section call recorded, so the graph stays whole.
+
+        Key counters are left as they are: a failed call may use up a number.
+        """
+        for key in self._keys[n_nodes:]:
+            self._used.discard(key)
+        for lst in (
+            self._keys,
+            self._kinds,
+            self._tasks,
+            self._opts,
+            self._args,
+            self._kwargs,
+            self._deps,
+            self._nested,
+            self._sites,
+            self._scopes,
+        ):
+            del lst[n_nodes:]
+        del self._sections[n_sections:]
+        del self._outputs[n_outputs:]
+        for name, i in list(self._inputs.items()):
+            if i >= n_nodes:
+                del self._inputs[name]
+                del self._input_specs[i]
+        for i, others in list(self._after.items()):
+            if i >= n_nodes:
+                del self._after[i]
+            else:
+                others[:] = [o for o in others if o < n_nodes]
+                if not others:
+                    del self._after[i]
 
     def _add_param(self, scope: _Scope, pname: str, value: Any, site: tuple[str, int]) -> Node:
         key = f"{scope.path}:{pname}"

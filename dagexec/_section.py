@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable
 from typing import Any, SupportsIndex, TypeVar, overload
 
 import wrapt
 
 from . import _graph
-from ._task import _tuple_arity, _type_hints, validate_options
+from ._task import _by_reference, _import_task, _tuple_arity, _type_hints, validate_options
 
 __all__ = ["Section", "section"]
 
@@ -31,6 +32,11 @@ class Section(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         self._self_nout: int | None = opts.pop("nout", None)
         self._self_defaults: dict[str, Any] = opts
         self._self_signature = inspect.signature(fn)
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        # as for Task: cloudpickle must not take a Section for a plain function
+        return type(self)
 
     @property
     def fn(self) -> Callable[..., Any]:
@@ -102,6 +108,15 @@ class Section(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         return g
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        fn = self.__wrapped__
+        module = getattr(fn, "__module__", None)
+        qualname = getattr(fn, "__qualname__", "")
+        if module and module != "__main__" and "<" not in qualname and _by_reference(module):
+            obj: Any = sys.modules.get(module)
+            for part in qualname.split("."):
+                obj = getattr(obj, part, None)
+            if obj is self:  # the raw function is only reachable through the Section
+                return (_import_task, (module, qualname))
         opts = dict(self._self_defaults)
         opts["name"] = self._self_name
         if self._self_nout is not None:

@@ -248,9 +248,16 @@ class Task(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         super().__init__(fn)
         self._self_explicit: dict[str, Any] = validate_options(options)
         self._self_meta: _Meta | None = None
-        self._self_resolved: dict[int, TaskOptions] = {}
+        self._self_resolved: dict[str, tuple[dict[str, Any] | None, TaskOptions]] = {}
 
     # -- identity --------------------------------------------------------------
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        # The proxy would report the function's class, so cloudpickle would take a
+        # Task for a plain function, pickle that by value and lose the Task (and its
+        # options); reporting Task makes it use __reduce_ex__ below.
+        return type(self)
+
     @property
     def fn(self) -> Callable[..., Any]:
         """The raw function."""
@@ -275,17 +282,35 @@ class Task(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
             meta = self._self_meta = _Meta(self.__wrapped__)
         return meta
 
-    def resolve(self, defaults: dict[str, Any] | None) -> TaskOptions:
-        """The options for a node of this task inside a scope with ``defaults``."""
-        key = id(defaults) if defaults else 0
-        opts = self._self_resolved.get(key)
-        if opts is None:
-            merged = dict(defaults) if defaults else {}
-            merged.pop("name", None)
-            merged.update(self._self_explicit)
-            merged["name"] = self.task_name
-            opts = TaskOptions(merged)
-            self._self_resolved[key] = opts
+    def resolve(self, defaults: dict[str, Any] | None, defaults_key: str | None = None) -> TaskOptions:
+        """The options for a node of this task inside a scope with ``defaults``.
+
+        Args:
+            defaults: the task options the enclosing sections give.
+            defaults_key: a text standing for the content of ``defaults`` (worked
+                out here when not given).
+
+        Returns:
+            The resolved options; the same object for equal ``defaults``.
+        """
+        if not defaults:
+            defaults, key = None, ""
+        elif defaults_key is None:
+            key = repr(sorted(defaults.items()))
+        else:
+            key = defaults_key
+        # keyed by content, not id(): a scope's dict dies with its graph and its
+        # id may come back for other defaults; the equality check covers reprs
+        # that are equal for different values
+        hit = self._self_resolved.get(key)
+        if hit is not None and (hit[0] is defaults or hit[0] == defaults):
+            return hit[1]
+        merged = dict(defaults) if defaults else {}
+        merged.pop("name", None)
+        merged.update(self._self_explicit)
+        merged["name"] = self.task_name
+        opts = TaskOptions(merged)
+        self._self_resolved[key] = (defaults, opts)
         return opts
 
     def options(self, **overrides: Any) -> Task:
@@ -328,6 +353,10 @@ class Task(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
                 obj = getattr(obj, part, None)
             if obj is self:
                 return (_import_task, (module, qualname))
+            if isinstance(obj, Task) and obj.__wrapped__ is fn:
+                # a copy with other options (task.options(...)): the raw function is
+                # only reachable through the module's task (DESIGN §11)
+                return (_import_task_copy, (module, qualname, self._self_explicit))
         return (_rebuild_task, (fn, self._self_explicit))
 
     def __copy__(self) -> Task:
@@ -360,6 +389,10 @@ def _import_task(module: str, qualname: str) -> Task:
     for part in qualname.split("."):
         obj = getattr(obj, part)
     return obj  # type: ignore[no-any-return]
+
+
+def _import_task_copy(module: str, qualname: str, options: dict[str, Any]) -> Task:
+    return Task(_import_task(module, qualname).__wrapped__, options)
 
 
 def _rebuild_task(fn: Callable[..., Any], options: dict[str, Any]) -> Task:

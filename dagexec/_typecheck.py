@@ -10,12 +10,12 @@ __all__ = ["describe_mismatch", "format_type", "is_plain_class", "static_compati
 
 def format_type(ann: Any) -> str:
     """``list[int]``, ``str``, ``Optional[int]``: an annotation as users write it."""
+    if ann is type(None) or ann is None:
+        return "None"
     if isinstance(ann, type) and not typing.get_args(ann):
         if ann.__module__ == "builtins":
             return ann.__qualname__
         return f"{ann.__module__}.{ann.__qualname__}"
-    if ann is type(None):
-        return "None"
     text = repr(ann)
     return text.replace("typing.", "")
 
@@ -43,8 +43,12 @@ def describe_mismatch(value: Any, ann: Any) -> str | None:
         detail = str(exc)
         got = f"{type(value).__qualname__} {short_repr(value)}"
         text = f"expects {format_type(ann)} but got {got}"
-        if not detail.startswith(f"{type(value).__qualname__} is not") and not detail.startswith(
-            "value is not"
+        # a detail that only restates the types, or spans lines (a union's
+        # per-member report), would not fit the one-line message
+        if (
+            not detail.startswith(f"{type(value).__qualname__} is not")
+            and not detail.startswith("value is not")
+            and "\n" not in detail
         ):
             text += f" ({detail})"
         return text
