@@ -1,0 +1,79 @@
+"""Every script in ``examples/`` runs in a fresh interpreter and prints what it should."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+# The exact stdout of each example. A line given as a compiled pattern holds a
+# duration, which varies; every other line must match exactly.
+EXPECTED: dict[str, list[str | re.Pattern[str]]] = {
+    "quickstart.py": [
+        "nodes: fetch_stopwords, word_counts/tokenize, word_counts/count, "
+        "word_counts-1/tokenize, word_counts-1/count, merge, top",
+        "top words:",
+        "  library   3",
+        "  committee 2",
+        "  monday    2",
+        "  new       2",
+        "fetch_stopwords attempt 1: failed stopwords.example: service unavailable, try again",
+        "fetch_stopwords attempt 2: succeeded",
+        re.compile(r"graph 'word-counts': 7 nodes in \d+\.\d\d s: 7 succeeded"),
+        "tokenize('Hello, world'): ['hello', 'world']",
+    ],
+    "sections.py": [
+        "nodes:",
+        "  region/cleaned/parse           section='region/cleaned' retries=1",
+        "  region/cleaned/drop_refunds    section='region/cleaned' retries=1",
+        "  region/total                   section='region' retries=1",
+        "  region-1/cleaned/parse         section='region-1/cleaned' retries=1",
+        "  region-1/cleaned/drop_refunds  section='region-1/cleaned' retries=1",
+        "  region-1/total                 section='region-1' retries=1",
+        "  report                         section='' retries=0",
+        "sections:",
+        "  region           parent='' output='region/total'",
+        "  region/cleaned   parent='region' output='region/cleaned/drop_refunds'",
+        "  region-1         parent='' output='region-1/total'",
+        "  region-1/cleaned parent='region-1' output='region-1/cleaned/drop_refunds'",
+        "report: EU 505.50 | US 449.00 | all 954.50",
+        "only region-1: 449.0",
+        "  ran: ['region-1/cleaned/parse', 'region-1/cleaned/drop_refunds', 'region-1/total']",
+        "skip region/cleaned:",
+        "  succeeded: ['region-1/cleaned/parse', 'region-1/cleaned/drop_refunds', 'region-1/total']",
+        "  skipped: ['region/cleaned/parse', 'region/cleaned/drop_refunds', 'region/total', 'report']",
+        "standalone inputs: ['text'] outputs: ('region',)",
+        "standalone: 449.0",
+        "plain call: 505.5",
+    ],
+}
+
+
+def test_every_example_has_expected_output() -> None:
+    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_runs_and_prints_expected_lines(name: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    expected = EXPECTED[name]
+    assert len(lines) == len(expected), proc.stdout
+    for got, want in zip(lines, expected, strict=True):
+        if isinstance(want, re.Pattern):
+            assert want.fullmatch(got), (got, want.pattern)
+        else:
+            assert got == want
+    assert list(tmp_path.iterdir()) == []
