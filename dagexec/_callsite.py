@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _SKIP_PREFIXES: tuple[str, ...] = (_PKG_DIR,)
@@ -25,14 +26,22 @@ def _is_internal(filename: str) -> bool:
     return hit
 
 
-def user_frame() -> tuple[str, int]:
-    """The (filename, line) of the innermost frame outside dagexec."""
-    f = sys._getframe(1)
+def user_frame(skip: int = 0) -> tuple[str, int]:
+    """The (filename, line) of the innermost frame outside dagexec.
+
+    Args:
+        skip: frames above the caller known to be dagexec's own (a shortcut).
+    """
+    f: Any = sys._getframe(1 + skip)
+    cache = _skip_cache
     while f is not None:
         filename = f.f_code.co_filename
-        if not _is_internal(filename):
+        hit = cache.get(filename)
+        if hit is None:
+            hit = _is_internal(filename)
+        if not hit:
             return filename, f.f_lineno
-        f = f.f_back  # type: ignore[assignment]
+        f = f.f_back
     return "<unknown>", 0
 
 

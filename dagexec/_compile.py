@@ -13,6 +13,7 @@ Steps, each linear in nodes + edges:
 
 from __future__ import annotations
 
+import gc
 import heapq
 import pickle
 from typing import Any
@@ -26,7 +27,7 @@ from ._typecheck import describe_mismatch, format_type, short_repr, static_compa
 __all__ = ["compile_graph"]
 
 # resolution of a graph node: (NODE, new-or-old idx) | (INPUT, input idx) | (CONST, value)
-_NODE, _INPUT, _CONST = 0, 1, 2
+_NODE, _INPUT, _CONST, _TPL = 0, 1, 2, 3
 
 _SIMPLE = frozenset({int, float, str, bytes, bool, type(None), complex})
 
@@ -36,11 +37,9 @@ def _pack(value: Any) -> Any:
     return value
 
 
-def _getitem(obj: Any, k: Any) -> Any:
+def getitem(obj: Any, k: Any) -> Any:
+    """The function of ``node[k]``."""
     return obj[k]
-
-
-_getitem.__qualname__ = _getitem.__name__ = "getitem"
 
 
 def compile_graph(graph: G.Graph, *, portable: bool = False) -> CompiledGraph:
@@ -49,31 +48,52 @@ def compile_graph(graph: G.Graph, *, portable: bool = False) -> CompiledGraph:
     Raises:
         GraphError: listing every problem found.
     """
+    # Compiling allocates a few objects per node and frees none of them: the cyclic
+    # collector would walk the growing heap again and again for nothing (it took
+    # half the time of compiling 100,000 nodes), so it is paused meanwhile.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _compile(graph, portable)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _compile(graph: G.Graph, portable: bool) -> CompiledGraph:
     g = graph
-    n_all = len(g._keys)
-    kinds = g._kinds
-    gdeps = g._deps
+    recs = g._recs
+    gkeys = g._keys
+    n_all = len(recs)
     problems: list[Problem] = []
 
     # 1. resolve markers --------------------------------------------------------
+    # res[i]: (_NODE, i) runs; (_INPUT, i); (_CONST, value); or (_TPL, (container,
+    # deps)) for a section parameter given a container holding Nodes: its readers
+    # rebuild the container themselves.
     res: list[tuple[int, Any]] = [(_CONST, None)] * n_all
     runnable: list[int] = []  # graph idxs that become plan nodes, in creation order
     input_pos = {i: p for p, i in enumerate(g._inputs.values())}
-    for i in range(n_all):
-        kind = kinds[i]
+    has_tpl = False
+    for i, rec in enumerate(recs):
+        kind = rec[0]
         if kind == G.TASK or kind == G.GETITEM:
             res[i] = (_NODE, i)
             runnable.append(i)
         elif kind == G.INPUT:
             res[i] = (_INPUT, i)
-        elif g._nested[i]:  # PARAM or FINISH over a container holding Nodes
-            res[i] = (_NODE, i)
-            runnable.append(i)
         else:
-            value = g._args[i][0]
-            res[i] = res[value._i] if isinstance(value, G.Node) else (_CONST, value)
+            value = rec[3][0]
+            if rec[6] and kind == G.PARAM:
+                res[i] = (_TPL, (value, _tpl_deps(rec[5], res)))
+                has_tpl = True
+            elif rec[6] or (kind == G.FINISH and isinstance(value, G.Node) and res[value._i][0] == _TPL):
+                res[i] = (_NODE, i)  # a section's value built from several Nodes
+                runnable.append(i)
+            else:
+                res[i] = res[value._i] if isinstance(value, G.Node) else (_CONST, value)
 
-    if not any(kinds[i] == G.TASK for i in runnable):
+    if not any(recs[i][0] == G.TASK for i in runnable):
         problems.append(
             Problem(f"graph {g.name!r} is empty: call tasks inside 'with graph:' before compile()")
         )
@@ -83,22 +103,31 @@ def compile_graph(graph: G.Graph, *, portable: bool = False) -> CompiledGraph:
     members = _section_members(g, runnable) if g._after else None
     dep_lists: dict[int, tuple[int, ...]] = {}
     forward = False
+    after = g._after
     for i in runnable:
+        gd = recs[i][5]
+        if len(gd) == 1 and not has_tpl and i not in after:
+            r = res[gd[0]]
+            dep_lists[i] = (r[1],) if r[0] == _NODE else ()
+            continue
         ds: dict[int, None] = {}
-        for d in gdeps[i]:
+        for d in gd:
             r = res[d]
             if r[0] == _NODE:
                 ds[r[1]] = None
-        extra = g._after.get(i)
+            elif r[0] == _TPL:
+                ds.update(dict.fromkeys(r[1][1]))
+        extra = after.get(i)
         if extra:
             assert members is not None
             for d in extra:
-                targets = members.get(d) if kinds[d] == G.FINISH else None
+                is_section = recs[d][0] == G.FINISH
+                targets = members.get(d) if is_section else None
                 if targets is None:
                     r = res[d]
-                    targets = [r[1]] if r[0] == _NODE else []
+                    targets = [r[1]] if r[0] == _NODE else list(r[1][1]) if r[0] == _TPL else []
                 for t in targets:
-                    if t != i or kinds[d] != G.FINISH:
+                    if t != i or not is_section:
                         ds[t] = None
                         if t >= i:
                             forward = True
@@ -121,34 +150,17 @@ def compile_graph(graph: G.Graph, *, portable: bool = False) -> CompiledGraph:
             return pos[r[1]]
         if r[0] == _INPUT:
             return n + input_pos[r[1]]
-        consts.append(r[1])
+        consts.append(r[1][0] if r[0] == _TPL else r[1])
         return n + n_inputs + len(consts) - 1
-
-    # 3 + 4. templates, checks and layout ---------------------------------------------
-    keys: list[str] = []
-    specs: list[NodeSpec] = []
-    args_t: list[tuple[Any, ...]] = []
-    fills_t: list[tuple[tuple[int, int], ...]] = []
-    kwargs_t: list[dict[str, Any] | None] = []
-    kwfills_t: list[tuple[tuple[str, int], ...]] = []
-    nested_t: list[bool] = []
-    deps_t: list[tuple[int, ...]] = []
-    reads_t: list[tuple[int, ...]] = []
-    opts_t: list[Any] = []
-    routes_t: list[str] = []
-    names_t: list[str] = []
-    sites_t: list[str] = []
-    section_t: list[str] = []
-    n_readers = [0] * (n + n_inputs)
-    dependents: list[list[int]] = [[] for _ in range(n)]
-    pickled_fns: dict[int, bool] = {}
-    pickle_problems: list[Problem] = []
-    site_cache: dict[tuple[str, int], str] = {}
 
     def substitute(value: Any) -> Any:
         if isinstance(value, G.Node):
             r = res[value._i]
-            return r[1] if r[0] == _CONST else _Ref(slot_of(r))
+            if r[0] == _CONST:
+                return r[1]
+            if r[0] == _TPL:
+                return substitute(r[1][0])
+            return _Ref(slot_of(r))
         t = type(value)
         if t is list or t is tuple or t is set or t is frozenset:
             return t(substitute(v) for v in value)
@@ -158,32 +170,40 @@ def compile_graph(graph: G.Graph, *, portable: bool = False) -> CompiledGraph:
             return t(*[substitute(v) for v in value])
         return value
 
+    # 3 + 4. templates, checks and layout: one row per node, transposed at the end -----
+    rows: list[tuple[Any, ...]] = []
+    n_readers = [0] * (n + n_inputs)
+    dependents: list[list[int]] = [[] for _ in range(n)]
+    routes_t: list[str] = []
+    pickled_fns: dict[int, bool] = {}
+    pickle_problems: list[Problem] = []
+    site_cache: dict[tuple[str, int], str] = {}
+    simple = _SIMPLE
+    Node = G.Node
+    TASK = G.TASK
+
     for p, gi in enumerate(order):
-        key = g._keys[gi]
-        kind = kinds[gi]
-        site = g._sites[gi]
+        key = gkeys[gi]
+        kind, task, opts, raw_args, raw_kwargs, _, nested, site, scope = recs[gi]
         where = site_cache.get(site)
         if where is None:
             where = site_cache[site] = format_site(site)
-        scope = g._scopes[gi]
-        task = g._tasks[gi]
-        opts = g._opts[gi]
-        raw_args = g._args[gi]
-        raw_kwargs = g._kwargs[gi]
-        nested = g._nested[gi]
+        if has_tpl and not nested:
+            nested = any(res[d][0] == _TPL for d in recs[gi][5])
         fills: list[tuple[int, int]] = []
         reads: dict[int, None] = {}
+        kwfills: tuple[tuple[str, int], ...] = ()
+        kw: dict[str, Any] | None = None
         if nested:
             a = tuple(substitute(v) for v in raw_args)
             kw = {k: substitute(v) for k, v in raw_kwargs.items()} if raw_kwargs else None
             _collect_refs(a, reads)
             if kw:
                 _collect_refs(kw, reads)
-            kwfills: tuple[tuple[str, int], ...] = ()
         else:
             al = list(raw_args)
             for j, v in enumerate(al):
-                if isinstance(v, G.Node):
+                if isinstance(v, Node):
                     r = res[v._i]
                     if r[0] == _CONST:
                         al[j] = r[1]
@@ -193,12 +213,11 @@ def compile_graph(graph: G.Graph, *, portable: bool = False) -> CompiledGraph:
                         fills.append((j, s))
                         reads[s] = None
             a = tuple(al)
-            kw = None
-            kwf: list[tuple[str, int]] = []
             if raw_kwargs:
                 kw = dict(raw_kwargs)
+                kwf: list[tuple[str, int]] = []
                 for name, v in kw.items():
-                    if isinstance(v, G.Node):
+                    if isinstance(v, Node):
                         r = res[v._i]
                         if r[0] == _CONST:
                             kw[name] = r[1]
@@ -207,51 +226,69 @@ def compile_graph(graph: G.Graph, *, portable: bool = False) -> CompiledGraph:
                             kw[name] = None
                             kwf.append((name, s))
                             reads[s] = None
-            kwfills = tuple(kwf)
+                kwfills = tuple(kwf)
         for s in reads:
             n_readers[s] += 1
-        deps = tuple(pos[d] for d in dep_lists[gi])
+        deps = tuple([pos[d] for d in dep_lists[gi]])
         for d in deps:
             dependents[d].append(p)
 
         checks: tuple[tuple[int | str, str, Any], ...] = ()
         ret: Any = None
-        if kind == G.TASK:
+        if kind == TASK:
             assert task is not None and opts is not None
             fn = task.__wrapped__
             tname = opts.name
-            meta = task.meta
-            hints = meta.hints
-            if hints:
-                _check_constants(g, gi, key, where, task, a, kw, raw_args, raw_kwargs, res, problems)
-                if opts.typecheck:
-                    checks, ret = _runtime_checks(meta, len(a), kw)
+            meta = task._self_meta or task.meta
+            if meta.hints and opts.typecheck:
+                _check_constants(g, gi, key, where, task, raw_args, raw_kwargs, res, problems)
+                checks, ret = _runtime_checks(meta, len(a), kw)
             fid = id(fn)
-            if fid not in pickled_fns:
+            ok = pickled_fns.get(fid)
+            if ok is None:
                 pickled_fns[fid] = _pickles(task, key, where, pickle_problems)
-            elif not pickled_fns[fid]:
+            elif not ok:
                 pickle_problems.append(_pickle_problem(key, where, f"task function {_qual(fn)}", None))
-            _check_constant_pickles(key, where, task, a, kw, pickle_problems)
+            for v in a:
+                if type(v) not in simple:
+                    _check_constant_pickles(key, where, task, a, kw, pickle_problems)
+                    break
+            else:
+                if kw:
+                    _check_constant_pickles(key, where, task, a, kw, pickle_problems)
             timeout = opts.timeout
             route = opts.executor or "default"
         elif kind == G.GETITEM:
-            fn, tname, timeout, route = _getitem, "getitem", None, _route_of(opts_t, deps, "default")
+            fn, tname, timeout = getitem, "getitem", None
+            route = routes_t[deps[0]] if deps else "default"
         else:
-            fn, tname, timeout, route = _pack, "pack", None, _route_of(opts_t, deps, "default")
-        keys.append(key)
-        specs.append(NodeSpec(key, fn, task, checks, ret, timeout))
-        args_t.append(a)
-        fills_t.append(tuple(fills))
-        kwargs_t.append(kw)
-        kwfills_t.append(kwfills)
-        nested_t.append(nested)
-        deps_t.append(deps)
-        reads_t.append(tuple(reads))
-        opts_t.append(opts)
+            fn, tname, timeout = _pack, "pack", None
+            route = routes_t[deps[0]] if deps else "default"
         routes_t.append(route)
-        names_t.append(tname)
-        sites_t.append(where)
-        section_t.append(scope.path if scope is not None else "")
+        rows.append(
+            (
+                key,
+                NodeSpec(key, fn, task, checks, ret, timeout),
+                a,
+                tuple(fills),
+                kw,
+                kwfills,
+                nested,
+                deps,
+                tuple(reads),
+                opts,
+                tname,
+                where,
+                scope.path if scope is not None else "",
+            )
+        )
+    if rows:
+        cols = list(zip(*rows, strict=True))
+    else:  # pragma: no cover - an empty graph is rejected above
+        cols = [()] * 13
+    (keys, specs, args_t, fills_t, kwargs_t, kwfills_t, nested_t, deps_t, reads_t, opts_t,
+     names_t, sites_t, section_t) = cols  # fmt: skip
+    del rows
 
     # graph inputs
     inputs: list[InputSpec] = []
@@ -280,13 +317,13 @@ def compile_graph(graph: G.Graph, *, portable: bool = False) -> CompiledGraph:
         if not outputs:
             outputs = [(keys[p], p) for p in range(n) if not has_reader[p]]
 
-    # aliases: section keys (and markers) -> the slot they stand for
+    # aliases: section keys -> the slot they stand for
     aliases: dict[str, int] = {}
-    for scope in g._sections:
-        r = res[scope.finish]
-        if r[0] != _NODE or g._keys[r[1]] != scope.path:
-            aliases[scope.path] = slot_of(r)
-    sections = _section_infos(g, res, pos, keys, section_t, slot_of, n, inputs, consts)
+    for sc in g._sections:
+        r = res[sc.finish]
+        if r[0] != _NODE or gkeys[r[1]] != sc.path:
+            aliases[sc.path] = slot_of(r)
+    sections = _section_infos(g, res, pos, keys, section_t)
 
     if problems:
         raise GraphError(problems, what=f"graph {g.name!r}")
@@ -299,23 +336,23 @@ def compile_graph(graph: G.Graph, *, portable: bool = False) -> CompiledGraph:
     plan = object.__new__(CompiledGraph)
     plan._set(
         name=g.name,
-        _keys=tuple(keys),
+        _keys=keys,
         _index={k: i for i, k in enumerate(keys)},
-        _specs=tuple(specs),
-        _args=tuple(args_t),
-        _fills=tuple(fills_t),
-        _kwargs=tuple(kwargs_t),
-        _kwfills=tuple(kwfills_t),
-        _nested=tuple(nested_t),
-        _deps=tuple(deps_t),
-        _dependents=tuple(tuple(d) for d in dependents),
-        _reads=tuple(reads_t),
+        _specs=specs,
+        _args=args_t,
+        _fills=fills_t,
+        _kwargs=kwargs_t,
+        _kwfills=kwfills_t,
+        _nested=nested_t,
+        _deps=deps_t,
+        _dependents=tuple([tuple(d) for d in dependents]),
+        _reads=reads_t,
         _n_readers=tuple(n_readers),
-        _opts=tuple(opts_t),
+        _opts=opts_t,
         _routes=tuple(routes_t),
-        _task_names=tuple(names_t),
-        _sites=tuple(sites_t),
-        _section_of=tuple(section_t),
+        _task_names=names_t,
+        _sites=sites_t,
+        _section_of=section_t,
         _inputs=tuple(inputs),
         _outputs=tuple(outputs),
         _consts=tuple(consts),
@@ -327,13 +364,16 @@ def compile_graph(graph: G.Graph, *, portable: bool = False) -> CompiledGraph:
     return plan
 
 
-def _route_of(opts_t: list[Any], deps: tuple[int, ...], default: str) -> str:
-    """``node[k]`` and pack nodes run where their first producer's task runs."""
-    for d in deps:
-        o = opts_t[d]
-        if o is not None and o.executor:
-            return str(o.executor)
-    return default
+def _tpl_deps(gdeps: tuple[int, ...], res: list[tuple[int, Any]]) -> tuple[int, ...]:
+    """The runnable nodes a container-valued section parameter reads."""
+    out: dict[int, None] = {}
+    for d in gdeps:
+        r = res[d]
+        if r[0] == _NODE:
+            out[r[1]] = None
+        elif r[0] == _TPL:
+            out.update(dict.fromkeys(r[1][1]))
+    return tuple(out)
 
 
 def _collect_refs(value: Any, reads: dict[int, None]) -> None:
@@ -379,7 +419,7 @@ def _kahn(
     cycle = _find_cycle(left, deps)
     text = " -> ".join(repr(g._keys[i]) for i in cycle)
     first = cycle[0]
-    where = format_site(g._sites[first])
+    where = format_site(g._recs[first][G.R_SITE])
     problems.append(
         Problem(
             f"cycle: {text} (node {g._keys[first]!r} called at {where})", key=g._keys[first], call_site=where
@@ -407,7 +447,7 @@ def _section_members(g: G.Graph, runnable: list[int]) -> dict[int, list[int]]:
     """FINISH idx -> the runnable nodes inside that section (nested ones included)."""
     out: dict[int, list[int]] = {s.finish: [] for s in g._sections}
     for i in runnable:
-        scope = g._scopes[i]
+        scope = g._recs[i][G.R_SCOPE]
         while scope is not None:
             out[scope.finish].append(i)
             scope = scope.parent
@@ -462,8 +502,6 @@ def _check_constants(
     key: str,
     where: str,
     task: Any,
-    a: tuple[Any, ...],
-    kw: dict[str, Any] | None,
     raw_args: tuple[Any, ...],
     raw_kwargs: dict[str, Any] | None,
     res: list[tuple[int, Any]],
@@ -490,6 +528,8 @@ def _check_constants(
                         )
                     )
                 continue
+            if r[0] == _TPL:
+                continue  # a container of Nodes: left to the run-time check
             produced, what = _produced_type(g, r)
             if produced is not _UNKNOWN and not static_compatible(produced, ann):
                 problems.append(
@@ -501,7 +541,7 @@ def _check_constants(
                         call_site=where,
                     )
                 )
-        elif not g._nested[gi] or not _has_node(raw):
+        elif not g._recs[gi][G.R_NESTED] or not _has_node(raw):
             msg = describe_mismatch(raw, ann)
             if msg:
                 problems.append(
@@ -522,8 +562,8 @@ def _produced_type(g: G.Graph, r: tuple[int, Any]) -> tuple[Any, str]:
     if kind == _INPUT:
         typ = g._input_specs[i][0]
         return (typ if typ is not Any else _UNKNOWN), f"input {g._keys[i]!r} is"
-    if g._kinds[i] == G.TASK:
-        task = g._tasks[i]
+    if g._recs[i][G.R_KIND] == G.TASK:
+        task = g._recs[i][G.R_TASK]
         hints = task.meta.hints if task is not None else {}
         if "return" in hints:
             return hints["return"], f"{g._keys[i]!r} returns"
@@ -599,12 +639,8 @@ def _section_infos(
     g: G.Graph,
     res: list[tuple[int, Any]],
     pos: dict[int, int],
-    keys: list[str],
-    section_of: list[str],
-    slot_of: Any,
-    n: int,
-    inputs: list[InputSpec],
-    consts: list[Any],
+    keys: tuple[str, ...],
+    section_of: tuple[str, ...],
 ) -> tuple[SectionInfo, ...]:
     if not g._sections:
         return ()
@@ -614,7 +650,7 @@ def _section_infos(
             return keys[pos[r[1]]]
         if r[0] == _INPUT:
             return g._keys[int(r[1])]
-        return short_repr(r[1])  # a constant
+        return short_repr(r[1][0] if r[0] == _TPL else r[1])  # a constant or a container
 
     members: dict[str, list[str]] = {s.path: [] for s in g._sections}
     for p, path in enumerate(section_of):

@@ -1,10 +1,11 @@
 """``Graph`` and ``Node``: recording task calls without running them.
 
-A Graph stores its nodes as parallel lists indexed by ``idx`` (creation order):
-``_keys``, ``_kinds``, ``_tasks``, ``_opts``, ``_args``, ``_kwargs``, ``_deps``,
-``_nested``, ``_sites``, ``_scopes``.  A :class:`Node` is only ``(graph, idx)``;
-everything it knows lives in those lists, so building 100,000 nodes stays cheap
-and :func:`~dagexec.Graph.compile` reads flat data.
+A Graph stores its nodes in two lists indexed by ``idx`` (creation order):
+``_keys[idx]`` and ``_recs[idx]``, a tuple
+``(kind, task, opts, args, kwargs, deps, nested, site, scope)`` (see the ``R_*``
+indices).  A :class:`Node` is only ``(graph, idx)``; everything it knows lives in
+those lists, so building 100,000 nodes stays cheap and
+:func:`~dagexec.Graph.compile` reads flat data.
 
 Node kinds:
 
@@ -24,7 +25,7 @@ import contextvars
 import inspect
 import operator
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ._callsite import format_site, user_frame
 from ._errors import CallError, GraphError, Problem
@@ -38,6 +39,30 @@ __all__ = ["Graph", "Node", "SectionNode", "current_graph"]
 
 TASK, INPUT, GETITEM, PARAM, FINISH = range(5)
 KIND_NAMES = ("task", "input", "getitem", "param", "finish")
+
+# fields of a node record in Graph._recs
+R_KIND: Final = 0
+R_TASK: Final = 1
+R_OPTS: Final = 2
+R_ARGS: Final = 3
+R_KWARGS: Final = 4
+R_DEPS: Final = 5
+R_NESTED: Final = 6
+R_SITE: Final = 7
+R_SCOPE: Final = 8
+
+#: ``(kind, task, opts, args, kwargs, deps, nested, site, scope)``
+Rec = tuple[
+    int,
+    "Task | None",
+    "TaskOptions | None",
+    tuple[Any, ...],
+    "dict[str, Any] | None",
+    tuple[int, ...],
+    bool,
+    tuple[str, int],
+    "_Scope | None",
+]
 
 
 class _Missing:
@@ -116,15 +141,7 @@ class Graph:
     def __init__(self, name: str = "graph") -> None:
         self.name = name
         self._keys: list[str] = []
-        self._kinds: list[int] = []
-        self._tasks: list[Task | None] = []
-        self._opts: list[TaskOptions | None] = []
-        self._args: list[tuple[Any, ...]] = []
-        self._kwargs: list[dict[str, Any] | None] = []
-        self._deps: list[tuple[int, ...]] = []
-        self._nested: list[bool] = []
-        self._sites: list[tuple[str, int]] = []
-        self._scopes: list[_Scope | None] = []
+        self._recs: list[Rec] = []
         self._after: dict[int, list[int]] = {}
         self._used: set[str] = set()
         self._counts: dict[str, int] = {}
@@ -180,15 +197,7 @@ class Graph:
         idx = len(self._keys)
         self._used.add(key)
         self._keys.append(key)
-        self._kinds.append(kind)
-        self._tasks.append(task)
-        self._opts.append(opts)
-        self._args.append(args)
-        self._kwargs.append(kwargs)
-        self._deps.append(deps)
-        self._nested.append(nested)
-        self._sites.append(site)
-        self._scopes.append(scope)
+        self._recs.append((kind, task, opts, args, kwargs, deps, nested, site, scope))
         return idx
 
     # -- arguments -------------------------------------------------------------
@@ -266,20 +275,41 @@ class Graph:
 
     # -- recording -------------------------------------------------------------
     def _add_task_call(self, task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Node:
-        site = user_frame()
-        name = task.task_name
-        try:
-            args, kwargs = task.bind(args, kwargs)
-        except TypeError as exc:
-            key = self._next_key(name, reserve=False)
-            raise CallError(
-                f"node {key!r}: {exc} (called at {format_site(site)})", key, format_site(site)
-            ) from None
+        # the hot path of building: keep it free of extra calls
+        site = user_frame(2)
+        name = task._self_name
+        meta = task._self_meta or task.meta
+        if kwargs or meta.kwonly or not meta.n_required_pos <= len(args) <= meta.max_pos:
+            try:
+                args, kwargs = task.bind(args, kwargs)
+            except TypeError as exc:
+                key = self._next_key(name, reserve=False)
+                raise CallError(
+                    f"node {key!r}: {exc} (called at {format_site(site)})", key, format_site(site)
+                ) from None
         key = self._next_key(name)
-        args, kw, deps, nested = self._scan(args, kwargs, key, site)
+        deps: tuple[int, ...] | None = None
+        if not kwargs:  # fast path: Nodes and plain constants as positional arguments
+            found: list[int] = []
+            for a in args:
+                if isinstance(a, Node):
+                    if a._g is not self:
+                        self._own(a, key, site)
+                    found.append(a._i)
+                elif type(a) in _CONTAINERS or isinstance(a, (list, tuple, dict)):
+                    break
+            else:
+                deps = tuple(found) if len(found) < 2 else tuple(dict.fromkeys(found))
+                kw: dict[str, Any] | None = None
+                nested = False
+        if deps is None:
+            args, kw, deps, nested = self._scan(args, kwargs, key, site)
         scope = self._scope
         opts = task.resolve(scope.defaults, scope.defaults_key) if scope is not None else task.resolve(None)
-        idx = self._append(key, TASK, task, opts, args, kw, deps, nested, site, scope)
+        idx = len(self._keys)
+        self._used.add(key)
+        self._keys.append(key)
+        self._recs.append((TASK, task, opts, args, kw, deps, nested, site, scope))
         return Node(self, idx)
 
     def _add_getitem(self, node: Node, k: Any) -> Node:
@@ -453,19 +483,8 @@ class Graph:
         """
         for key in self._keys[n_nodes:]:
             self._used.discard(key)
-        for lst in (
-            self._keys,
-            self._kinds,
-            self._tasks,
-            self._opts,
-            self._args,
-            self._kwargs,
-            self._deps,
-            self._nested,
-            self._sites,
-            self._scopes,
-        ):
-            del lst[n_nodes:]
+        del self._keys[n_nodes:]
+        del self._recs[n_nodes:]
         del self._sections[n_sections:]
         del self._outputs[n_outputs:]
         for name, i in list(self._inputs.items()):
@@ -563,16 +582,17 @@ class Node:
     @property
     def call_site(self) -> str:
         """``path/to/file.py:14`` where the node was created."""
-        return format_site(self._g._sites[self._i])
+        return format_site(self._g._recs[self._i][R_SITE])
 
     @property
     def nout(self) -> int | None:
         """How many values unpacking this node gives, or None when it cannot be unpacked."""
         g, i = self._g, self._i
-        kind = g._kinds[i]
+        rec = g._recs[i]
+        kind = rec[R_KIND]
         if kind == TASK:
-            opts = g._opts[i]
-            task = g._tasks[i]
+            opts = rec[R_OPTS]
+            task = rec[R_TASK]
             if opts is not None and opts.nout is not None:
                 return opts.nout
             return task.meta.tuple_arity if task is not None else None
@@ -609,8 +629,7 @@ class Node:
 
     def __bool__(self) -> bool:
         raise CallError(
-            f"node {self.key!r} has no truth value: a Node has no value until the plan runs "
-            "(use dx.cond() to branch at run time)",
+            f"node {self.key!r} has no truth value: a Node has no value until the plan runs",
             self.key,
         )
 

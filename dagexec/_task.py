@@ -247,6 +247,7 @@ class Task(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
             raise TypeError(f"@task needs a callable, got {fn!r}")
         super().__init__(fn)
         self._self_explicit: dict[str, Any] = validate_options(options)
+        self._self_name: str = str(self._self_explicit.get("name") or getattr(fn, "__name__", "task"))
         self._self_meta: _Meta | None = None
         self._self_resolved: dict[str, tuple[dict[str, Any] | None, TaskOptions]] = {}
 
@@ -266,8 +267,7 @@ class Task(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     @property
     def task_name(self) -> str:
         """The name nodes of this task are keyed by (option ``name`` or ``__name__``)."""
-        name = self._self_explicit.get("name")
-        return name if name else getattr(self.__wrapped__, "__name__", "task")
+        return self._self_name
 
     @property
     def explicit_options(self) -> dict[str, Any]:

@@ -604,3 +604,51 @@ def test_node_of_another_graph_passed_to_a_section_is_a_graph_error() -> None:
     plan = graph.compile()
     assert plan.keys == ("inc",)
     assert plan.sections == ()
+
+
+# -- a parameter given a container of Nodes ------------------------------------------------------
+
+
+@dx.task
+def _sum_all(xs: list[int]) -> int:
+    return sum(xs)
+
+
+@dx.task
+def _plus_one(x: int) -> int:
+    return x + 1
+
+
+@dx.section
+def _many(xs: list[int], k: int) -> tuple[int, int]:
+    return _sum_all(xs), _plus_one(k)
+
+
+@dx.section
+def _wraps_many(xs: list[int]) -> tuple[int, int]:
+    return _many(xs, 3)
+
+
+def test_a_container_argument_is_rebuilt_by_its_readers_not_a_plan_node() -> None:
+    with dx.Graph("containers") as graph:
+        a = _plus_one(1)
+        total, more = _wraps_many([a, 5])
+        graph.output(total, "total")
+        graph.output(more, "more")
+        graph.output(_many([total, a], 1), "again")
+    plan = graph.compile()
+    assert plan.keys == (
+        "_plus_one",
+        "_wraps_many/_many/_sum_all",
+        "_wraps_many/_many/_plus_one",
+        "_wraps_many/_many",
+        "_wraps_many.0",
+        "_wraps_many.1",
+        "_many/_sum_all",
+        "_many/_plus_one",
+        "_many",
+    )
+    assert plan.node("_wraps_many/_many/_sum_all").deps == ("_plus_one",)
+    assert plan.node("_many/_sum_all").deps == ("_wraps_many.0", "_plus_one")
+    result = plan.run(executor="serial")
+    assert result.outputs == {"total": 7, "more": 4, "again": (9, 2)}
