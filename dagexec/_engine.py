@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._errors import InputError, Problem, RunFailed, TaskTimeout, TypeCheckError
+from ._errors import GraphError, InputError, Problem, RunFailed, TaskTimeout, TypeCheckError
 from ._state import State, Trial
 from ._worker import Call, Outcome
 
@@ -82,6 +82,8 @@ class Executor:
 
     #: the name used in messages and ``Trial.worker`` prefixes
     name = "executor"
+    #: True when calls travel to other processes: a run on it needs a portable plan
+    needs_pickle = False
 
     @property
     def capacity(self) -> int:
@@ -302,6 +304,8 @@ def run_plan(
         for ex in owned:
             ex.shutdown()
         raise InputError(problems, what=f"run of graph {plan.name!r}")
+    if plan._pickle_problems:
+        _require_portable(plan, execs, route_idx, selected, owned)
     cbs = list(callbacks)
     bar = None
     if progress:
@@ -318,6 +322,25 @@ def run_plan(
     if raise_on_failure and run.failed_order:
         raise _run_failed(result, run)
     return result
+
+
+def _require_portable(
+    plan: CompiledGraph,
+    execs: list[Executor],
+    route_idx: list[int],
+    selected: list[bool],
+    owned: list[Executor],
+) -> None:
+    """Raise GraphError when a node that does not pickle would run on a process executor."""
+    keys = {plan._keys[i] for i in range(len(plan._keys)) if selected[i] and execs[route_idx[i]].needs_pickle}
+    problems = [p for p in plan._pickle_problems if p.key is None or p.key in keys]
+    if keys and problems:
+        for ex in owned:
+            ex.shutdown()
+        raise GraphError(
+            problems,
+            what=f"graph {plan.name!r} (running in processes needs every task and constant to pickle)",
+        )
 
 
 def _kept(plan: CompiledGraph, keep: Sequence[str] | str | None, problems: list[Problem]) -> list[bool]:
@@ -720,15 +743,19 @@ class _Run:
                 self.execs[r].abandon(call)
             except Exception:
                 logger.warning("executor %r failed to abandon %r", self.execs[r], call, exc_info=True)
-            lst = self.trials[i]
-            if lst and lst[-1].attempt == call.attempt and lst[-1].end is None:
-                lst[-1].state = State.CANCELLED
-                lst[-1].end = now
-            else:
-                trial = Trial(self.plan._keys[i], call.attempt, State.CANCELLED, now, now)
-                self.trials[i] = (lst or []) + [trial]
         self.calls.clear()
         for i in range(self.n):
+            if self.state[i] == _RUNNING:
+                # in flight, or interrupted in the master thread (serial): its trial ends cancelled
+                lst = self.trials[i]
+                attempt = self.attempt[i]
+                if lst and lst[-1].attempt == attempt:
+                    if lst[-1].end is None:
+                        lst[-1].state = State.CANCELLED
+                        lst[-1].end = now
+                else:
+                    trial = Trial(self.plan._keys[i], attempt, State.CANCELLED, now, now)
+                    self.trials[i] = (lst or []) + [trial]
             if self.state[i] in (_PENDING, _RUNNING):
                 self.state[i] = _CANCELLED
 

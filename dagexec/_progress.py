@@ -25,9 +25,11 @@ class ProgressBar:
         self._total = total
         self._task: Any = None
         self._failed = 0
+        self._name = ""
 
     def on_run_start(self, plan: Any) -> None:
-        self._task = self._progress.add_task(f"{plan.name}", total=self._total)
+        self._name = str(plan.name)
+        self._task = self._progress.add_task(self._name, total=self._total)
         self._progress.start()
 
     def on_trial_end(self, trial: Any) -> None:
@@ -35,9 +37,7 @@ class ProgressBar:
             self._progress.advance(self._task)
         elif self._task is not None:
             self._failed += 1
-            self._progress.update(
-                self._task, description=f"{trial.key.split('/')[0]} ({self._failed} failed trials)"
-            )
+            self._progress.update(self._task, description=f"{self._name} ({self._failed} failed trials)")
 
     def on_run_end(self, result: Any) -> None:
         self._progress.stop()

@@ -25,7 +25,7 @@ class RunResult:
         duration: seconds the run took.
     """
 
-    __slots__ = ("_values", "duration", "graph", "outputs", "start", "states", "trials")
+    __slots__ = ("_declared", "_values", "duration", "graph", "outputs", "start", "states", "trials")
 
     def __init__(
         self,
@@ -38,6 +38,7 @@ class RunResult:
         duration: float,
     ) -> None:
         self.graph = plan.name
+        self._declared = plan.outputs
         self.states = states
         self.trials = trials
         self.outputs = outputs
@@ -53,14 +54,20 @@ class RunResult:
 
     @property
     def output(self) -> Any:
-        """The value of the only output; with several outputs, the dict of them all.
+        """The value of the plan's output; with several outputs, a dict of those computed.
 
         Raises:
-            KeyError: when the only output was not computed (failed or skipped).
+            KeyError: when the plan has one output and it was not computed, or has
+                several and none was computed.
         """
-        if len(self.outputs) == 1:
-            return next(iter(self.outputs.values()))
-        if not self.outputs and self._values is not None:
+        if len(self._declared) == 1:
+            name = self._declared[0]
+            if name in self.outputs:
+                return self.outputs[name]
+            raise KeyError(
+                f"output {name!r} of graph {self.graph!r} was not computed (states: {self._counts()})"
+            )
+        if not self.outputs:
             raise KeyError(f"run of graph {self.graph!r} computed no output (states: {self._counts()})")
         return dict(self.outputs)
 

@@ -18,7 +18,7 @@ import traceback as _tb
 from time import time
 from typing import Any
 
-__all__ = ["Call", "Outcome", "failed_outcome", "run_call"]
+__all__ = ["Call", "Outcome", "dump_call", "dump_outcome", "failed_outcome", "run_call", "run_pickled"]
 
 Outcome = tuple[int, int, bool, Any, "BaseException | None", str, float, float, str]
 
@@ -132,3 +132,66 @@ def failed_outcome(call: Call, exc: BaseException, start: float, worker: str | N
         time(),
         worker or threading.current_thread().name,
     )
+
+
+# -- trials that travel to other processes as bytes -------------------------------------
+
+
+def _type_name(obj: Any) -> str:
+    t = type(obj)
+    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+
+
+def dump_call(call: Call) -> bytes | Outcome:
+    """``call`` pickled with cloudpickle, or a failed outcome naming what does not pickle."""
+    import cloudpickle
+
+    start = time()
+    try:
+        return cloudpickle.dumps(call)  # type: ignore[no-any-return]
+    except Exception as exc:
+        values = list(call.args) + list((call.kwargs or {}).values())
+        what = "its call"
+        for value in values:
+            try:
+                cloudpickle.dumps(value)
+            except Exception:
+                what = f"an argument of type {_type_name(value)}"
+                break
+        error = _pickling_error(f"node {call.key!r}: {what} cannot be pickled to send it to a process: {exc}")
+        return failed_outcome(call, error, start, "master")
+
+
+def dump_outcome(out: Outcome, key: str) -> bytes:
+    """The outcome pickled with cloudpickle; a result or an exception that does not
+    pickle becomes a failure that does (DESIGN §12)."""
+    import cloudpickle
+
+    try:
+        return cloudpickle.dumps(out)  # type: ignore[no-any-return]
+    except Exception as exc:
+        idx, attempt, ok, value, error, tb, start, end, worker = out
+        if ok:
+            error = _pickling_error(
+                f"node {key!r}: its result of type {_type_name(value)} cannot be pickled: {exc}"
+            )
+        else:
+            from ._errors import RemoteError
+
+            error = RemoteError(_type_name(error), str(error), tb)
+        return cloudpickle.dumps((idx, attempt, False, None, error, tb, start, end, worker))  # type: ignore[no-any-return]
+
+
+def _pickling_error(message: str) -> BaseException:
+    import pickle
+
+    return pickle.PicklingError(message)
+
+
+def run_pickled(payload: bytes) -> bytes:
+    """Run a call made by :func:`dump_call` in a worker process; return its outcome as bytes."""
+    import os
+    import pickle
+
+    call = pickle.loads(payload)
+    return dump_outcome(run_call(call, f"pid:{os.getpid()}"), call.key)

@@ -1,8 +1,10 @@
 """``FuturesExecutor``: any ``concurrent.futures.Executor`` as a dagexec executor.
 
 Trials go through ``executor.submit``; a process pool gets each call as
-cloudpickle bytes, so closures and ``__main__`` functions travel.  The wrapped
-executor belongs to the caller: a run never shuts it down.
+cloudpickle bytes, so closures and ``__main__`` functions travel, and sends each
+outcome back as bytes, so a result or an exception that does not pickle fails
+its trial by name instead of breaking the run.  The wrapped executor belongs to
+the caller: a run never shuts it down.
 """
 
 from __future__ import annotations
@@ -13,15 +15,7 @@ from time import time
 from typing import Any
 
 from .._engine import Executor
-from .._worker import Call, Outcome, failed_outcome, run_call
-
-
-def _run_pickled(payload: bytes) -> Outcome:
-    import os
-    import pickle
-
-    call = pickle.loads(payload)
-    return run_call(call, f"pid:{os.getpid()}")
+from .._worker import Call, Outcome, dump_call, failed_outcome, run_call, run_pickled
 
 
 class FuturesExecutor(Executor):
@@ -39,6 +33,7 @@ class FuturesExecutor(Executor):
         self._ex = executor
         self._max = max_workers or int(getattr(executor, "_max_workers", 32) or 32)
         self._pickle = isinstance(executor, concurrent.futures.ProcessPoolExecutor)
+        self.needs_pickle = self._pickle
         self._futures: dict[int, concurrent.futures.Future[Any]] = {}
 
     @property
@@ -46,12 +41,18 @@ class FuturesExecutor(Executor):
         """Trials in flight at once."""
         return self._max
 
-    def submit(self, call: Call, post: Callable[[Outcome], None]) -> None:
-        """Submit ``call``; its outcome is posted when the future completes."""
-        if self._pickle:
-            import cloudpickle
+    def submit(self, call: Call, post: Callable[[Outcome], None]) -> Outcome | None:
+        """Submit ``call``; its outcome is posted when the future completes.
 
-            fut = self._ex.submit(_run_pickled, cloudpickle.dumps(call))
+        Returns:
+            None, or at once the failed outcome of a call that cannot be pickled.
+        """
+        fut: concurrent.futures.Future[Any]
+        if self._pickle:
+            payload = dump_call(call)
+            if not isinstance(payload, bytes):
+                return payload
+            fut = self._ex.submit(run_pickled, payload)
         else:
             fut = self._ex.submit(run_call, call)
         start = time()
@@ -64,7 +65,18 @@ class FuturesExecutor(Executor):
                     post(failed_outcome(call, concurrent.futures.CancelledError(), start, "futures"))
                 return
             exc = f.exception()
-            post(failed_outcome(call, exc, start, "futures") if exc is not None else f.result())
+            if exc is not None:
+                post(failed_outcome(call, exc, start, "futures"))
+            elif self._pickle:
+                import pickle
+
+                try:
+                    out = pickle.loads(f.result())
+                except Exception as err:  # the trial must still end, or the run would wait forever
+                    out = failed_outcome(call, err, start, "futures")
+                post(out)
+            else:
+                post(f.result())
 
         fut.add_done_callback(done)
         return None

@@ -3,7 +3,8 @@
 Each submission runs in a copy of the submitting thread's ``contextvars`` context
 (as ``dask.threaded`` does).  A thread cannot be stopped from outside: a trial
 past its timeout is abandoned, and the pool starts one more thread so the run
-keeps its capacity; the extra thread leaves once a thread is free again.
+keeps its capacity; the thread that ran the abandoned trial leaves when the trial
+returns.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class ThreadExecutor(Executor):
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._extra = 0  # threads started to stand in for abandoned ones
+        # id -> abandoned call whose thread has not returned (holding the call keeps its id unique)
+        self._abandoned: dict[int, Call] = {}
+        self._busy: dict[threading.Thread, int] = {}  # thread -> id of the call it runs
         self._shutdown = False
         self._counter = 0
 
@@ -74,13 +78,17 @@ class ThreadExecutor(Executor):
             if item is None:
                 break
             call, post, ctx = item
+            cid = id(call)
+            self._busy[me] = cid
             out = ctx.run(run_call, call, name)
             del item, call, ctx
             post(out)
             del out
-            if self._extra:
+            self._busy.pop(me, None)
+            if self._abandoned:
                 with self._lock:
-                    if self._extra:
+                    if self._abandoned.pop(cid, None) is not None:
+                        # a stand-in took this thread's place: leave so capacity is kept
                         self._extra -= 1
                         break
         with self._lock:
@@ -91,18 +99,24 @@ class ThreadExecutor(Executor):
         """Leave the thread running ``call`` to finish alone; start a stand-in thread."""
         with self._lock:
             self._extra += 1
+            self._abandoned[id(call)] = call
         self._start_thread()
 
     def shutdown(self, *, cancel: bool = False) -> None:
-        """Stop the threads; with ``cancel``, do not wait for running trials."""
+        """Stop the threads; with ``cancel``, do not wait for running trials.
+
+        Threads still running an abandoned (timed-out) trial are never waited for:
+        they leave when their task returns.
+        """
         self._shutdown = True
         with self._lock:
             threads = list(self._threads)
+            stuck = {t for t, cid in self._busy.items() if cid in self._abandoned}
         for _ in threads:
             self._q.put(None)
         if not cancel:
             for t in threads:
-                if t is not threading.current_thread():
+                if t is not threading.current_thread() and t not in stuck:
                     t.join()
 
     def __repr__(self) -> str:

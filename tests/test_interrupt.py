@@ -1,0 +1,160 @@
+"""Ctrl-C (DESIGN §5, §12): a real SIGINT to a process running a plan, and a task
+that raises KeyboardInterrupt itself."""
+
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+import dagexec as dx
+from dagexec import State
+from dagexec.executors import FuturesExecutor
+
+CANCELLED = State.CANCELLED
+
+SCRIPT = textwrap.dedent(
+    """
+    import json
+    import sys
+    import threading
+
+    import dagexec as dx
+
+    executor, started = sys.argv[1], sys.argv[2]
+
+    @dx.task
+    def block() -> int:
+        open(started, "w").close()
+        threading.Event().wait(120)  # far longer than the test waits for this process
+        return 1
+
+    @dx.task
+    def inc(x: int) -> int:
+        return x + 1
+
+    class Record:
+        results = []
+
+        def on_run_end(self, result):
+            self.results.append(result)
+
+    with dx.Graph("g") as g:
+        inc(block())
+        inc(1)
+
+    report = {}
+    try:
+        g.compile().run(executor=executor, max_workers=1, callbacks=[Record()])
+    except KeyboardInterrupt:
+        report["raised"] = "KeyboardInterrupt"
+    (result,) = Record.results
+    report["states"] = {k: s.value for k, s in result.states.items()}
+    report["trials"] = {k: [[t.attempt, t.state.value, t.end is not None] for t in ts]
+                        for k, ts in result.trials.items()}
+    print(json.dumps(report))
+    """
+)
+
+
+def wait_for_file(path: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60  # a guard against a hung child, not a timing assertion
+    while not os.path.exists(path):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the task never started"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("executor", ["serial", "threads"])
+def test_sigint_cancels_the_run_and_reraises_keyboard_interrupt(executor, tmp_path):
+    script = tmp_path / "plan.py"
+    script.write_text(SCRIPT)
+    started = str(tmp_path / "started")
+    proc = subprocess.Popen(
+        [sys.executable, str(script), executor, started],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        wait_for_file(started, proc)
+        proc.send_signal(signal.SIGINT)
+        # the task would block for 120 s: ending within 60 s means the interrupt stopped it
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert json.loads(out) == {
+        "raised": "KeyboardInterrupt",
+        "states": {"block": "cancelled", "inc": "cancelled", "inc-1": "cancelled"},
+        "trials": {"block": [[1, "cancelled", True]], "inc": [], "inc-1": []},
+    }
+
+
+@dx.task
+def stop(x: int) -> int:
+    raise KeyboardInterrupt("stop now")
+
+
+@dx.task
+def inc(x: int) -> int:
+    return x + 1
+
+
+@pytest.fixture(scope="module")
+def pools():
+    spawn = multiprocessing.get_context("spawn")
+    with ThreadPoolExecutor(max_workers=1) as threads, ProcessPoolExecutor(1, mp_context=spawn) as processes:
+        yield {"futures-threads": threads, "futures-processes": processes}
+
+
+@pytest.mark.parametrize("kind", ["serial", "threads", "futures-threads", "futures-processes"])
+def test_a_task_raising_keyboard_interrupt_stops_the_run(kind, pools):
+    ended: list[dx.RunResult] = []
+    ran: list[int] = []
+
+    class Record:
+        def on_run_end(self, result: dx.RunResult) -> None:
+            ended.append(result)
+
+    @dx.task
+    def after(x: int) -> int:
+        ran.append(x)
+        return x
+
+    with dx.Graph("g") as g:
+        after(inc(stop(1)))
+        after(inc(2))
+    plan = g.compile()
+    assert plan.keys == ("stop", "inc", "after", "inc-1", "after-1")
+    executor: Any = FuturesExecutor(pools[kind]) if kind.startswith("futures-") else kind
+    with pytest.raises(KeyboardInterrupt):
+        plan.run(executor=executor, max_workers=1, callbacks=[Record()])
+    (result,) = ended
+    assert result.states == {
+        "stop": CANCELLED,
+        "inc": CANCELLED,
+        "after": CANCELLED,
+        "inc-1": CANCELLED,
+        "after-1": CANCELLED,
+    }
+    assert {k: [(t.attempt, t.state) for t in ts] for k, ts in result.trials.items()} == {
+        "stop": [(1, CANCELLED)],
+        "inc": [],
+        "after": [],
+        "inc-1": [],
+        "after-1": [],
+    }
+    assert all(t.end is not None for ts in result.trials.values() for t in ts)
+    assert ran == []
+    assert not result.ok
