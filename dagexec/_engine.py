@@ -431,6 +431,7 @@ class _Run:
         self.route = route_idx
         self.fail_fast = fail_fast
         self.cb = callbacks
+        self.has_cb = bool(callbacks)
         self.state = [_PENDING if s else _SKIPPED for s in selected]
         self.waiting = [len(d) for d in plan._deps]
         self.left = list(plan._n_readers)
@@ -632,7 +633,7 @@ class _Run:
         self.state[i] = _SUCCEEDED
         vals = self.vals
         vals[i] = out[3]
-        if self.cb:
+        if self.has_cb:
             self.cb.call("on_trial_end", self._record(i, out, State.SUCCEEDED, None, ""))
         else:
             lst = self.trials[i]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import inspect
-import sys
 from collections.abc import Callable
 from typing import Any, SupportsIndex, TypeVar, overload
 
 import wrapt
 
 from . import _graph
-from ._task import _by_reference, _import_task, _tuple_arity, _type_hints, validate_options
+from ._task import _import_task, _tuple_arity, _type_hints, module_attribute, validate_options
 
 __all__ = ["Section", "section"]
 
@@ -108,15 +107,10 @@ class Section(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         return g
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
-        fn = self.__wrapped__
-        module = getattr(fn, "__module__", None)
-        qualname = getattr(fn, "__qualname__", "")
-        if module and module != "__main__" and "<" not in qualname and _by_reference(module):
-            obj: Any = sys.modules.get(module)
-            for part in qualname.split("."):
-                obj = getattr(obj, part, None)
-            if obj is self:  # the raw function is only reachable through the Section
-                return (_import_task, (module, qualname))
+        found = module_attribute(self.__wrapped__)
+        if found is not None and found[2] is self:
+            # the raw function is only reachable through the Section
+            return (_import_task, (found[0], found[1]))
         opts = dict(self._self_defaults)
         opts["name"] = self._self_name
         if self._self_nout is not None:

@@ -345,12 +345,9 @@ class Task(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     # -- pickling --------------------------------------------------------------
     def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
         fn = self.__wrapped__
-        module = getattr(fn, "__module__", None)
-        qualname = getattr(fn, "__qualname__", "")
-        if module and module != "__main__" and "<" not in qualname and _by_reference(module):
-            obj: Any = sys.modules.get(module)
-            for part in qualname.split("."):
-                obj = getattr(obj, part, None)
+        found = module_attribute(fn)
+        if found is not None:
+            module, qualname, obj = found
             if obj is self:
                 return (_import_task, (module, qualname))
             if isinstance(obj, Task) and obj.__wrapped__ is fn:
@@ -370,6 +367,20 @@ class Task(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         return (
             f"<Task {self.task_name!r} {getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', '?')}>"
         )
+
+
+def module_attribute(fn: Any) -> tuple[str, str, Any] | None:
+    """``(module, qualname, object)`` found at ``fn``'s module path, when its module
+    is importable by reference; None for ``__main__``, local functions and modules
+    registered with cloudpickle to travel by value."""
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", "")
+    if not module or module == "__main__" or "<" in qualname or not _by_reference(module):
+        return None
+    obj: Any = sys.modules.get(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    return module, qualname, obj
 
 
 def _by_reference(module: str) -> bool:
