@@ -1,0 +1,310 @@
+"""Benchmark dagexec against a plain loop and dask.delayed (DESIGN §9).
+
+Usage (from the repository root)::
+
+    python bench/run.py                    # everything: about 4 minutes on 2 cores
+    python bench/run.py --quick            # smaller graphs, fewer repetitions: a smoke run
+    python bench/run.py --workloads chain,fan --runners plain,dagexec-serial
+    python bench/run.py --one chain dagexec-serial            # one measurement, JSON on stdout
+    python bench/run.py --one chain dagexec-serial --profile  # cProfile of one timed run
+
+Each (workload, runner) pair is measured in a fresh subprocess.  The table goes
+to stdout, the results to ``bench/results/latest.json``; see bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from runners import RUNNERS  # noqa: E402
+from workloads import WORKLOADS  # noqa: E402
+
+FULL_REPS = 5
+QUICK_REPS = 2
+MARK = "@@bench-result "
+
+
+# -- the child: one (workload, runner) pair ------------------------------------------
+
+
+def measure_one(workload: str, runner: str, quick: bool, reps: int) -> dict[str, Any]:
+    wl = WORKLOADS[workload]
+    rn = RUNNERS[runner]
+    dag = wl.make(rn, quick)
+    phases, checksum = wl.measure(rn, dag, reps)
+    return {
+        "workload": workload,
+        "runner": runner,
+        "nodes": len(dag),
+        "phases": phases,
+        "checksum": checksum,
+        "versions": rn.versions(),
+    }
+
+
+def profile_one(workload: str, runner: str, quick: bool, top: int) -> None:
+    """cProfile one run of the main phase (after a warm-up), sorted by tottime."""
+    import cProfile
+    import gc
+    import pstats
+
+    wl = WORKLOADS[workload]
+    rn = RUNNERS[runner]
+    if wl.kind != "run":
+        raise SystemExit(f"--profile works on run workloads, not {workload!r}")
+    dag = wl.make(rn, quick)
+    fn = rn.phases(rn.prepare(dag))["run"]
+    fn()
+    gc.collect()
+    prof = cProfile.Profile()
+    prof.runcall(fn)
+    print(f"cProfile of one run: workload {workload} ({len(dag)} nodes), runner {runner}")
+    pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(top)
+
+
+# -- the parent: every pair, then the table ------------------------------------------
+
+
+def run_child(workload: str, runner: str, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--one", workload, runner, "--reps", str(args.reps)]
+    if args.quick:
+        cmd.append("--quick")
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return {"workload": workload, "runner": runner, "error": f"timeout after {args.timeout:g} s"}
+    wall = time.perf_counter() - t0
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(MARK):
+            res: dict[str, Any] = json.loads(line[len(MARK) :])
+            res["wall_s"] = wall
+            return res
+    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"workload": workload, "runner": runner, "error": f"exit {proc.returncode}: {tail}"}
+
+
+def median(times: list[float]) -> float:
+    return statistics.median(times)
+
+
+def make_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (workload, runner, phase), with overheads and ratios to dask."""
+    by_pair = {(r["workload"], r["runner"]): r for r in results}
+    rows: list[dict[str, Any]] = []
+    for res in results:
+        wl = WORKLOADS[res["workload"]]
+        rn = RUNNERS[res["runner"]]
+        base = {
+            "workload": wl.name,
+            "runner": rn.name if wl.kind == "run" else rn.family,
+            "family": rn.family,
+            "mode": rn.mode,
+        }
+        if "error" in res:
+            rows.append({**base, "phase": "", "error": res["error"]})
+            continue
+        nodes = res["nodes"]
+        plain = by_pair.get((wl.name, "plain"))
+        if plain is not None and "error" in plain:
+            plain = None
+        for phase, times in res["phases"].items():
+            med = median(times)
+            row: dict[str, Any] = {
+                **base,
+                "phase": phase,
+                "nodes": nodes,
+                "median_s": med,
+                "min_s": min(times),
+                "times_s": times,
+            }
+            if wl.kind == "run":
+                if plain is not None:
+                    row["overhead_us"] = (med - median(plain["phases"]["run"])) / nodes * 1e6
+                    if plain["checksum"] != res["checksum"]:
+                        row["error"] = f"checksum {res['checksum']} != plain loop's {plain['checksum']}"
+            else:
+                row["per_node_us"] = med / nodes * 1e6
+            rows.append(row)
+
+    # a dagexec row against the dask rows of the same workload and mode
+    measured = [r for r in rows if "median_s" in r]
+    for row in measured:
+        wl = WORKLOADS[row["workload"]]
+        key = "overhead_us" if wl.kind == "run" else "per_node_us"
+        target = wl.ratio_phases.get(row["phase"])
+        if row["family"] != "dagexec" or target is None or key not in row:
+            continue
+        for other in measured:
+            if (
+                other["workload"] != row["workload"]
+                or other["family"] != "dask"
+                or other["mode"] != row["mode"]
+                or other.get(key, 0) <= 0
+            ):
+                continue
+            if other["phase"] == target:
+                row["ratio_dask"] = row[key] / other[key]
+            elif other["phase"] == f"{target}, optimize_graph=False":
+                row["ratio_dask_noopt"] = row[key] / other[key]
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    head = ["workload", "runner", "nodes", "median s", "µs/task", "÷dask", "÷dask noopt"]
+    lines = []
+    for row in rows:
+        label = row["runner"] if row["phase"] in ("run", "") else f"{row['runner']} [{row['phase']}]"
+        if "median_s" not in row:
+            lines.append([row["workload"], label, "", "", "", "", "", f"ERROR {row['error']}"])
+            continue
+        per = row.get("overhead_us", row.get("per_node_us"))
+        cells = [
+            row["workload"],
+            label,
+            f"{row['nodes']:,}",
+            f"{row['median_s']:.4f}",
+            "-" if per is None else f"{per:.2f}",
+            f"{row['ratio_dask']:.3f}" if "ratio_dask" in row else "",
+            f"{row['ratio_dask_noopt']:.3f}" if "ratio_dask_noopt" in row else "",
+        ]
+        if "error" in row:
+            cells.append(f"ERROR {row['error']}")
+        lines.append(cells)
+    widths = [max(len(h), *(len(c[i]) for c in lines if i < len(c))) for i, h in enumerate(head)]
+    right = {2, 3, 4, 5, 6}
+
+    def fmt(cells: list[str]) -> str:
+        out = []
+        for i, c in enumerate(cells):
+            if i >= len(widths):
+                out.append(c)
+            else:
+                out.append(c.rjust(widths[i]) if i in right else c.ljust(widths[i]))
+        return "  ".join(out).rstrip()
+
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([fmt(head), sep, *(fmt(c) for c in lines)])
+
+
+NOTES = """\
+µs/task: run workloads: (median - plain loop's median) / nodes, the per-task overhead;
+         build workloads: median / nodes (dask is measured on fewer nodes: its build is quadratic).
+÷dask:   the dagexec figure divided by dask's in the same mode (serial ~ dask sync); below 1 is better.
+         'noopt': against dask.compute(..., optimize_graph=False), dask without its graph optimisation."""
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(HERE), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--one", nargs=2, metavar=("WORKLOAD", "RUNNER"), help="measure one pair in this process")
+    p.add_argument("--profile", action="store_true", help="with --one: cProfile one run instead")
+    p.add_argument("--top", type=int, default=25, help="with --profile: entries to print")
+    p.add_argument("--quick", action="store_true", help="smaller graphs, fewer repetitions")
+    p.add_argument("--reps", type=int, help=f"timed repetitions (default {FULL_REPS}, --quick {QUICK_REPS})")
+    p.add_argument("--workloads", help=f"comma-separated, from: {','.join(WORKLOADS)}")
+    p.add_argument("--runners", help=f"comma-separated, from: {','.join(RUNNERS)}")
+    p.add_argument("--timeout", type=float, default=240.0, help="seconds per pair (default 240)")
+    p.add_argument("--out", default=str(HERE / "results" / "latest.json"), help="JSON results file")
+    args = p.parse_args(argv)
+    if args.reps is None:
+        args.reps = QUICK_REPS if args.quick else FULL_REPS
+
+    if args.one:
+        workload, runner = args.one
+        if workload not in WORKLOADS or runner not in RUNNERS:
+            p.error(f"unknown workload or runner; workloads: {list(WORKLOADS)}, runners: {list(RUNNERS)}")
+        if args.profile:
+            profile_one(workload, runner, args.quick, args.top)
+        else:
+            print(MARK + json.dumps(measure_one(workload, runner, args.quick, args.reps)), flush=True)
+        return 0
+
+    workloads = args.workloads.split(",") if args.workloads else list(WORKLOADS)
+    runners = args.runners.split(",") if args.runners else list(RUNNERS)
+    for name in workloads:
+        if name not in WORKLOADS:
+            p.error(f"unknown workload {name!r}; choose from {list(WORKLOADS)}")
+    for name in runners:
+        if name not in RUNNERS:
+            p.error(f"unknown runner {name!r}; choose from {list(RUNNERS)}")
+
+    load_before = os.getloadavg()
+    commit_before = git_commit()
+    t0 = time.perf_counter()
+    results = []
+    for w in workloads:
+        for r in runners:
+            if not WORKLOADS[w].applies_to(RUNNERS[r]):
+                continue
+            res = run_child(w, r, args)
+            results.append(res)
+            status = res.get("error") or ", ".join(
+                f"{ph} {median(ts):.4f} s" for ph, ts in res["phases"].items()
+            )
+            print(f"  {w:<8} {r:<16} {status}", file=sys.stderr, flush=True)
+    total = time.perf_counter() - t0
+
+    rows = make_rows(results)
+    print(format_table(rows))
+    print()
+    print(NOTES)
+    print(
+        f"\n{len(results)} measurements in {total:.0f} s ({'quick' if args.quick else 'full'}, {args.reps} reps)"
+    )
+
+    versions: dict[str, str] = {}
+    for res in results:
+        versions.update(res.get("versions", {}))
+    doc = {
+        "meta": {
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "quick": args.quick,
+            "reps": args.reps,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "commit": commit_before,
+            "commit_after": git_commit(),
+            "versions": versions,
+            "total_s": total,
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+        },
+        "workloads": {w: WORKLOADS[w].description for w in workloads},
+        "rows": rows,
+        "raw": results,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"results written to {out}")
+    return 1 if any("error" in r for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

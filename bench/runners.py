@@ -1,0 +1,191 @@
+"""Runners: one way each of executing a :class:`~shapes.Dag`.
+
+A runner turns a Dag into whatever it runs (:meth:`Runner.prepare`, untimed) and
+offers one or more timed *phases* over it (:meth:`Runner.phases`), each a
+callable returning the checksum (the sum of the sinks' values).  Runners that
+can take part in the build workload also implement :meth:`Runner.build` and,
+when they have a separate compile step, :meth:`Runner.compile`.
+
+To add a runner, subclass :class:`Runner` and add an instance to ``RUNNERS``.
+``family`` groups runners of one library; ``mode`` pairs a dagexec runner with
+the dask runner it is compared to (same mode, family ``dask``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from shapes import Dag, Ref
+
+__all__ = ["RUNNERS", "DagexecRunner", "DaskRunner", "PlainRunner", "Runner"]
+
+
+class Runner:
+    """Base class; see the module docstring."""
+
+    name = ""
+    family = ""
+    mode = ""
+    #: the largest graph :meth:`build` is measured on (None: no cap)
+    max_build_nodes: int | None = None
+
+    def prepare(self, dag: Dag) -> Any:
+        """Everything the timed phases need, made once per process (untimed)."""
+        raise NotImplementedError
+
+    def phases(self, prepared: Any) -> dict[str, Callable[[], Any]]:
+        """Timed phases by name; ``"run"`` is the main one."""
+        return {"run": lambda: self.run(prepared)}
+
+    def run(self, prepared: Any) -> Any:
+        """Run the prepared graph once; return the checksum."""
+        raise NotImplementedError
+
+    def build(self, dag: Dag) -> Any:
+        """Build the runner's graph from ``dag`` (timed by the build workload)."""
+        raise NotImplementedError
+
+    #: ``compile(built) -> runnable``, or None when the library has no such step
+    compile: Callable[[Any], Any] | None = None
+
+    def versions(self) -> dict[str, str]:
+        """Library versions to record with the results."""
+        return {}
+
+
+class PlainRunner(Runner):
+    """The floor: a plain loop calling the same functions in topological order.
+
+    Values live in one list (nodes first, then constants); each step is
+    ``vals[i] = fn(*map(vals.__getitem__, slots))``: the least any DAG
+    interpreter must do.  Nothing is released or recorded.
+    """
+
+    name = "plain"
+    family = "plain"
+    mode = "serial"
+
+    def prepare(self, dag: Dag) -> Any:
+        n = len(dag)
+        consts: list[Any] = []
+        prog = []
+        for i, (fn, args) in enumerate(zip(dag.fns, dag.args, strict=True)):
+            slots = []
+            for a in args:
+                if type(a) is Ref:
+                    slots.append(a.i)
+                else:
+                    slots.append(n + len(consts))
+                    consts.append(a)
+            prog.append((i, fn.__wrapped__, tuple(slots)))
+        return prog, consts, n, dag.sinks
+
+    def run(self, prepared: Any) -> Any:
+        prog, consts, n, sinks = prepared
+        vals: list[Any] = [None] * n + consts
+        get = vals.__getitem__
+        for i, fn, slots in prog:
+            vals[i] = fn(*map(get, slots))
+        return sum(vals[s] for s in sinks)
+
+
+class DagexecRunner(Runner):
+    """``graph.compile()`` then ``plan.run(executor=..., max_workers=...)``."""
+
+    family = "dagexec"
+
+    def __init__(self, executor: str, max_workers: int | None = None) -> None:
+        self.executor = executor
+        self.max_workers = max_workers
+        self.name = f"dagexec-{executor}"
+        self.mode = executor
+
+    def build(self, dag: Dag) -> Any:
+        import dagexec as dx
+
+        nodes: list[Any] = []
+        append = nodes.append
+        with dx.Graph(dag.name) as graph:
+            for fn, args in zip(dag.fns, dag.args, strict=True):
+                append(fn(*[nodes[a.i] if type(a) is Ref else a for a in args]))
+        return graph  # no outputs marked: the sinks are the outputs
+
+    def compile(self, built: Any) -> Any:
+        return built.compile()
+
+    def prepare(self, dag: Dag) -> Any:
+        return self.compile(self.build(dag))
+
+    def run(self, prepared: Any) -> Any:
+        result = prepared.run(executor=self.executor, max_workers=self.max_workers)
+        return sum(result.outputs.values())
+
+    def versions(self) -> dict[str, str]:
+        import dagexec
+
+        return {"dagexec": dagexec.__version__}
+
+
+class DaskRunner(Runner):
+    """``dask.delayed`` of the same functions, ``dask.compute(*sinks, scheduler=...)``.
+
+    Phase ``run`` is ``dask.compute`` as users call it (graph optimisation on, the
+    default); phase ``run, optimize_graph=False`` skips dask's optimisation
+    (culling), which dominates some shapes, to show the scheduler alone.
+    """
+
+    family = "dask"
+    #: building delayed graphs grows quadratically: 100,000 nodes take minutes
+    max_build_nodes = 10_000
+
+    def __init__(self, scheduler: str, num_workers: int | None = None, mode: str | None = None) -> None:
+        self.scheduler = scheduler
+        self.num_workers = num_workers
+        self.name = f"dask-{scheduler}"
+        self.mode = mode or scheduler
+
+    def build(self, dag: Dag) -> Any:
+        from dask import delayed
+
+        wrapped = {id(fn): delayed(fn.__wrapped__, pure=False) for fn in set(dag.fns)}
+        nodes: list[Any] = []
+        append = nodes.append
+        for fn, args in zip(dag.fns, dag.args, strict=True):
+            append(wrapped[id(fn)](*[nodes[a.i] if type(a) is Ref else a for a in args]))
+        return [nodes[s] for s in dag.sinks]
+
+    def prepare(self, dag: Dag) -> Any:
+        return self.build(dag)
+
+    def _compute(self, sinks: list[Any], optimize: bool) -> Any:
+        import dask
+
+        kw: dict[str, Any] = {"scheduler": self.scheduler, "optimize_graph": optimize}
+        if self.num_workers is not None:
+            kw["num_workers"] = self.num_workers
+        return sum(dask.compute(*sinks, **kw))
+
+    def phases(self, prepared: Any) -> dict[str, Callable[[], Any]]:
+        return {
+            "run": lambda: self._compute(prepared, True),
+            "run, optimize_graph=False": lambda: self._compute(prepared, False),
+        }
+
+    def versions(self) -> dict[str, str]:
+        import dask
+
+        return {"dask": dask.__version__}
+
+
+#: every runner by name, in table order
+RUNNERS: dict[str, Runner] = {
+    r.name: r
+    for r in [
+        PlainRunner(),
+        DagexecRunner("serial"),
+        DagexecRunner("threads", 4),
+        DaskRunner("sync", mode="serial"),
+        DaskRunner("threads", 4),
+    ]
+}
