@@ -141,13 +141,15 @@ def _compile(graph: G.Graph, portable: bool) -> CompiledGraph:
     else:
         order = runnable
     n = len(order)
-    pos = {gi: p for p, gi in enumerate(order)}
+    pos = [0] * n_all  # graph idx -> plan idx, for runnable nodes
+    for p, gi in enumerate(order):
+        pos[gi] = p
     n_inputs = len(input_pos)
     consts: list[Any] = []
 
     def slot_of(r: tuple[int, Any]) -> int:
         if r[0] == _NODE:
-            return pos[r[1]]
+            return pos[int(r[1])]
         if r[0] == _INPUT:
             return n + input_pos[r[1]]
         consts.append(r[1][0] if r[0] == _TPL else r[1])
@@ -208,7 +210,7 @@ def _compile(graph: G.Graph, portable: bool) -> CompiledGraph:
                     if r[0] == _CONST:
                         al[j] = r[1]
                     else:
-                        s = slot_of(r)
+                        s = pos[r[1]] if r[0] == _NODE else slot_of(r)
                         al[j] = None
                         fills.append((j, s))
                         reads[s] = None
@@ -638,7 +640,7 @@ def _check_constant_pickles(
 def _section_infos(
     g: G.Graph,
     res: list[tuple[int, Any]],
-    pos: dict[int, int],
+    pos: list[int],
     keys: tuple[str, ...],
     section_of: tuple[str, ...],
 ) -> tuple[SectionInfo, ...]:
@@ -647,7 +649,7 @@ def _section_infos(
 
     def name_of(r: tuple[int, Any]) -> str:
         if r[0] == _NODE:
-            return keys[pos[r[1]]]
+            return keys[pos[int(r[1])]]
         if r[0] == _INPUT:
             return g._keys[int(r[1])]
         return short_repr(r[1][0] if r[0] == _TPL else r[1])  # a constant or a container

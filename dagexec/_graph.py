@@ -279,7 +279,7 @@ class Graph:
         site = user_frame(2)
         name = task._self_name
         meta = task._self_meta or task.meta
-        if kwargs or meta.kwonly or not meta.n_required_pos <= len(args) <= meta.max_pos:
+        if kwargs or meta.kwonly or not meta.n_required_pos <= len(args) <= meta.max_fast:
             try:
                 args, kwargs = task.bind(args, kwargs)
             except TypeError as exc:

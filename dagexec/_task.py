@@ -172,6 +172,7 @@ class _Meta:
         "has_varargs",
         "hints",
         "kwonly",
+        "max_fast",
         "max_pos",
         "n_required_pos",
         "params",
@@ -199,6 +200,8 @@ class _Meta:
                 self.kwonly = True  # a required keyword-only parameter
         self.pos_params = tuple(pos)
         self.max_pos = len(pos)
+        # most positional arguments a call may give and still be bound as is
+        self.max_fast = sys.maxsize if self.has_varargs else len(pos)
         self.n_required_pos = required
         self.hints = _type_hints(fn)
         self.tuple_arity = _tuple_arity(self.hints.get("return"))
@@ -337,7 +340,7 @@ class Task(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
             TypeError: when the signature rejects the call.
         """
         meta = self.meta
-        if not kwargs and not meta.kwonly and meta.n_required_pos <= len(args) <= meta.max_pos:
+        if not kwargs and not meta.kwonly and meta.n_required_pos <= len(args) <= meta.max_fast:
             return args, kwargs
         ba = meta.signature.bind(*args, **kwargs)
         return ba.args, ba.kwargs
