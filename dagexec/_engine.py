@@ -441,7 +441,9 @@ class _Run:
                     for s in plan._reads[i]:
                         self.left[s] -= 1
         self.attempt = [0] * n
-        self.trials: list[list[Trial] | None] = [None] * n
+        # per node: None, its list of Trials, or (start, end, worker) of a first trial that
+        # succeeded without callbacks (cheaper than a Trial; made one in _result)
+        self.trials: list[Any] = [None] * n
         self.calls: dict[int, Call] = {}  # idx -> in-flight call (asynchronous executors)
         self.inflight = [0] * len(execs)
         self.ready: list[list[int]] = [[] for _ in execs]
@@ -585,7 +587,8 @@ class _Run:
         self.cb.call("on_trial_start", trial)
 
     def _record(self, i: int, out: Outcome, state: State, error: BaseException | None, tb: str) -> Trial:
-        lst = self.trials[i]
+        lst: list[Trial] | None = self.trials[i]
+        trial: Trial
         if lst is not None and lst[-1].attempt == out[1] and lst[-1].end is None:
             trial = lst[-1]
             trial.state = state
@@ -621,47 +624,43 @@ class _Run:
                 )
                 self._failed(i, out, State.TIMED_OUT, exc, "")
                 return
-            self._succeeded(i, out)
+            # succeeded: the hot path, kept in this one method
+            self.state[i] = _SUCCEEDED
+            vals = self.vals
+            vals[i] = out[3]
+            if self.has_cb:
+                self.cb.call("on_trial_end", self._record(i, out, State.SUCCEEDED, None, ""))
+            elif self.trials[i] is None:
+                # a first trial that succeeded: (start, end, worker), made a Trial in _result
+                self.trials[i] = (out[6], out[7], out[8])
+            else:
+                self._record(i, out, State.SUCCEEDED, None, "")
+            left = self.left
+            kept = self.kept
+            for s in self.plan._reads[i]:
+                c = left[s] - 1
+                left[s] = c
+                if c == 0 and not kept[s]:
+                    vals[s] = _RELEASED
+            if left[i] == 0 and not kept[i]:
+                vals[i] = _RELEASED
+            if self.stopping:
+                return
+            waiting = self.waiting
+            state = self.state
+            ready = self.ready
+            route = self.route
+            for d in self.plan._dependents[i]:
+                w = waiting[d] - 1
+                waiting[d] = w
+                if w == 0 and state[d] == _PENDING:
+                    ready[route[d]].append(d)
         else:
             err = out[4]
             if isinstance(err, KeyboardInterrupt):
                 self._record(i, out, State.CANCELLED, err, out[5])
                 raise KeyboardInterrupt(f"task of node {spec.key!r} raised KeyboardInterrupt")
             self._failed(i, out, State.FAILED, err, out[5])
-
-    def _succeeded(self, i: int, out: Outcome) -> None:
-        self.state[i] = _SUCCEEDED
-        vals = self.vals
-        vals[i] = out[3]
-        if self.has_cb:
-            self.cb.call("on_trial_end", self._record(i, out, State.SUCCEEDED, None, ""))
-        else:
-            lst = self.trials[i]
-            trial = Trial(self.plan._keys[i], out[1], State.SUCCEEDED, out[6], out[7], out[8])
-            if lst is None:
-                self.trials[i] = [trial]
-            else:
-                lst.append(trial)
-        left = self.left
-        kept = self.kept
-        for s in self.plan._reads[i]:
-            c = left[s] - 1
-            left[s] = c
-            if c == 0 and not kept[s]:
-                vals[s] = _RELEASED
-        if self.left[i] == 0 and not kept[i]:
-            vals[i] = _RELEASED
-        if self.stopping:
-            return
-        waiting = self.waiting
-        state = self.state
-        ready = self.ready
-        route = self.route
-        for d in self.plan._dependents[i]:
-            w = waiting[d] - 1
-            waiting[d] = w
-            if w == 0 and state[d] == _PENDING:
-                ready[route[d]].append(d)
 
     def _failed(self, i: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str) -> None:
         trial = self._record(i, out, tstate, exc, tb)
@@ -767,7 +766,10 @@ class _Run:
         keys = plan._keys
         vals = self.vals
         states = {keys[i]: _STATES[s] for i, s in enumerate(self.state)}
-        trials = {keys[i]: (t or []) for i, t in enumerate(self.trials)}
+        trials = {
+            keys[i]: ([Trial(keys[i], 1, State.SUCCEEDED, *t)] if type(t) is tuple else t or [])
+            for i, t in enumerate(self.trials)
+        }
         outputs: dict[str, Any] = {}
         for name, slot in plan._outputs:
             v = vals[slot]
