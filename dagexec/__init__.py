@@ -30,6 +30,7 @@ from ._errors import (
     RunFailed,
     TaskTimeout,
     TypeCheckError,
+    WorkerCrashed,
 )
 from ._graph import MISSING, Graph, Node, SectionNode, current_graph
 from ._plan import CompiledGraph, InputSpec, NodeInfo, SectionInfo
@@ -65,6 +66,7 @@ __all__ = [
     "TaskOptions",
     "Trial",
     "TypeCheckError",
+    "WorkerCrashed",
     "__version__",
     "current_graph",
     "section",

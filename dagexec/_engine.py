@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._errors import GraphError, InputError, Problem, RunFailed, TaskTimeout, TypeCheckError
+from ._errors import GraphError, InputError, Problem, RunFailed, TaskTimeout, TypeCheckError, WorkerCrashed
 from ._state import State, Trial
 from ._worker import Call, Outcome
 
@@ -382,6 +382,15 @@ def _run_failed(result: RunResult, run: _Run) -> RunFailed:
     return exc
 
 
+def _trial_state(err: BaseException | None) -> State:
+    """The state of a trial that ended with ``err``."""
+    if isinstance(err, TaskTimeout):
+        return State.TIMED_OUT
+    if isinstance(err, WorkerCrashed):
+        return State.CRASHED
+    return State.FAILED
+
+
 def _retry_wait(opts: Any, attempt: int) -> float:
     """Seconds before attempt ``attempt + 1`` (``attempt`` failed)."""
     delay = opts.retry_delay
@@ -660,7 +669,7 @@ class _Run:
             if isinstance(err, KeyboardInterrupt):
                 self._record(i, out, State.CANCELLED, err, out[5])
                 raise KeyboardInterrupt(f"task of node {spec.key!r} raised KeyboardInterrupt")
-            self._failed(i, out, State.FAILED, err, out[5])
+            self._failed(i, out, _trial_state(err), err, out[5])
 
     def _failed(self, i: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str) -> None:
         trial = self._record(i, out, tstate, exc, tb)

@@ -8,6 +8,7 @@
      +-- CallError (TypeError)        a task called wrongly, or a Node asked for a value
      +-- TypeCheckError (TypeError)   a value does not match its annotation at run time
      +-- TaskTimeout (TimeoutError)   a trial ran past its task's timeout
+     +-- WorkerCrashed                the worker process running a trial died
      +-- RemoteError                  a task's exception that could not travel back
      +-- RunFailed                    a run ended with failed nodes; ``.result`` has them all
 
@@ -32,6 +33,7 @@ __all__ = [
     "RunFailed",
     "TaskTimeout",
     "TypeCheckError",
+    "WorkerCrashed",
 ]
 
 
@@ -140,6 +142,26 @@ class TaskTimeout(DagexecError, TimeoutError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.args[0], self.key, self.timeout))
+
+
+class WorkerCrashed(DagexecError):
+    """The worker process running a trial died (a segfault, ``os._exit``, a kill, OOM).
+
+    Attributes:
+        key: the node key.
+        pid: the worker's process id, when known.
+        exitcodes: what the executor reported of the dead workers' exit codes
+            (e.g. ``"{SIGSEGV(-11)}"``), or ``""``.
+    """
+
+    def __init__(self, message: str, key: str | None = None, pid: int | None = None, exitcodes: str = ""):
+        super().__init__(message)
+        self.key = key
+        self.pid = pid
+        self.exitcodes = exitcodes
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.args[0], self.key, self.pid, self.exitcodes))
 
 
 class RemoteError(DagexecError):

@@ -142,23 +142,26 @@ def _type_name(obj: Any) -> str:
     return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
 
 
-def dump_call(call: Call) -> bytes | Outcome:
-    """``call`` pickled with cloudpickle, or a failed outcome naming what does not pickle."""
+def dump_call(call: Call, what: Any = None) -> bytes | Outcome:
+    """``what`` (default: the whole ``call``) pickled with cloudpickle, or a failed
+    outcome of ``call`` naming the argument that does not pickle."""
     import cloudpickle
 
     start = time()
     try:
-        return cloudpickle.dumps(call)  # type: ignore[no-any-return]
+        return cloudpickle.dumps(call if what is None else what)  # type: ignore[no-any-return]
     except Exception as exc:
         values = list(call.args) + list((call.kwargs or {}).values())
-        what = "its call"
+        culprit = "its call"
         for value in values:
             try:
                 cloudpickle.dumps(value)
             except Exception:
-                what = f"an argument of type {_type_name(value)}"
+                culprit = f"an argument of type {_type_name(value)}"
                 break
-        error = _pickling_error(f"node {call.key!r}: {what} cannot be pickled to send it to a process: {exc}")
+        error = _pickling_error(
+            f"node {call.key!r}: {culprit} cannot be pickled to send it to a process: {exc}"
+        )
         return failed_outcome(call, error, start, "master")
 
 

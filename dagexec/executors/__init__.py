@@ -1,6 +1,6 @@
 """Executors run trials; the engine decides what runs.
 
-Names usable as ``run(executor=...)``: ``"serial"``, ``"threads"``.  Any
+Names usable as ``run(executor=...)``: ``"serial"``, ``"threads"``, ``"loky"``.  Any
 :class:`~dagexec.Executor` instance or ``concurrent.futures.Executor`` works too.
 """
 
@@ -11,15 +11,25 @@ from typing import Any
 
 from .._engine import Executor
 from .futures import FuturesExecutor
+from .loky import LokyExecutor
 from .serial import SerialExecutor
 from .threads import ThreadExecutor
 
-__all__ = ["EXECUTORS", "Executor", "FuturesExecutor", "SerialExecutor", "ThreadExecutor", "make_executor"]
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "FuturesExecutor",
+    "LokyExecutor",
+    "SerialExecutor",
+    "ThreadExecutor",
+    "make_executor",
+]
 
 #: executor names -> classes taking ``max_workers=``
 EXECUTORS: dict[str, Any] = {
     "serial": SerialExecutor,
     "threads": ThreadExecutor,
+    "loky": LokyExecutor,
 }
 
 
