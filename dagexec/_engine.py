@@ -32,6 +32,8 @@ import heapq
 import logging
 import queue
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -315,13 +317,38 @@ def run_plan(
         cbs.append(bar)
     run = _Run(plan, input_values, selected, kept, execs, route_idx, fail_fast, _Callbacks(cbs))
     try:
-        result = run.execute()
+        with _sigterm_interrupts():
+            result = run.execute()
     finally:
         for ex in owned:
             ex.shutdown(cancel=run.interrupted)
     if raise_on_failure and run.failed_order:
         raise _run_failed(result, run)
     return result
+
+
+class _sigterm_interrupts:
+    """While a run lasts, SIGTERM stops it as Ctrl-C does (``KeyboardInterrupt``), so
+    workers are stopped and states recorded before the process goes.
+
+    Only in the main thread, and only where SIGTERM has its default action: a
+    handler of the application's own is left alone.
+    """
+
+    def __enter__(self) -> None:
+        self.previous: Any = None
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            self.previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt("the run received SIGTERM")
 
 
 def _require_portable(
