@@ -73,66 +73,84 @@ def compile_graph(graph: G.Graph, *, portable: bool = False) -> CompiledGraph:
 
 
 def _compile(graph: G.Graph, portable: bool) -> CompiledGraph:
-    g = graph
-    recs = g._recs
-    gkeys = g._keys
-    n_all = len(recs)
-    problems: list[Problem] = []
+    c = _Compiler(graph)
+    c.resolve()
+    c.dependencies()
+    c.order()
+    rows = c.layout()
+    return c.freeze(rows, portable)
 
-    # 1. resolve markers --------------------------------------------------------
-    # res[i]: (_NODE, i) runs; (_INPUT, i); (_CONST, value); or (_TPL, (container,
-    # deps)) for a section parameter given a container holding Nodes: its readers
-    # rebuild the container themselves.
-    res: list[tuple[int, Any]] = [(_CONST, None)] * n_all
-    runnable: list[int] = []  # graph idxs that become plan nodes, in creation order
-    input_pos = {i: p for p, i in enumerate(g._inputs.values())}
-    has_tpl = False
-    for i, rec in enumerate(recs):
-        kind = rec[0]
-        if kind == G.TASK or kind == G.GETITEM:
-            res[i] = (_NODE, i)
-            runnable.append(i)
-        elif kind == G.INPUT:
-            res[i] = (_INPUT, i)
-        else:
-            value = rec[3][0]
-            if rec[6] and kind == G.PARAM:
-                res[i] = (_TPL, (value, _tpl_deps(rec[5], res)))
-                has_tpl = True
-            elif rec[6] or (kind == G.FINISH and isinstance(value, G.Node) and res[value._i][0] == _TPL):
-                res[i] = (_NODE, i)  # a section's value built from several Nodes
+
+class _Compiler:
+    """The state of one compile, phase by phase (see the module docstring)."""
+
+    def __init__(self, graph: G.Graph) -> None:
+        self.g = graph
+        self.recs = graph._recs
+        self.problems: list[Problem] = []
+        self.input_pos = {i: p for p, i in enumerate(graph._inputs.values())}
+        self.consts: list[Any] = []
+
+    def fail(self) -> GraphError:
+        return GraphError(self.problems, what=f"graph {self.g.name!r}")
+
+    # 1. markers -----------------------------------------------------------------------
+    def resolve(self) -> None:
+        """``res[i]``: (_NODE, i) runs; (_INPUT, i); (_CONST, value); or (_TPL,
+        (container, deps)) for a section parameter given a container holding Nodes,
+        which its readers rebuild themselves."""
+        recs = self.recs
+        res: list[tuple[int, Any]] = [(_CONST, None)] * len(recs)
+        runnable: list[int] = []  # graph idxs that become plan nodes, in creation order
+        has_tpl = False
+        for i, rec in enumerate(recs):
+            kind = rec[0]
+            if kind == G.TASK or kind == G.GETITEM:
+                res[i] = (_NODE, i)
                 runnable.append(i)
+            elif kind == G.INPUT:
+                res[i] = (_INPUT, i)
             else:
-                res[i] = res[value._i] if isinstance(value, G.Node) else (_CONST, value)
+                value = rec[3][0]
+                if rec[6] and kind == G.PARAM:
+                    res[i] = (_TPL, (value, _tpl_deps(rec[5], res)))
+                    has_tpl = True
+                elif rec[6] or (kind == G.FINISH and isinstance(value, G.Node) and res[value._i][0] == _TPL):
+                    res[i] = (_NODE, i)  # a section's value built from several Nodes
+                    runnable.append(i)
+                else:
+                    res[i] = res[value._i] if isinstance(value, G.Node) else (_CONST, value)
+        if not any(recs[i][0] == G.TASK for i in runnable):
+            self.problems.append(
+                Problem(f"graph {self.g.name!r} is empty: call tasks inside 'with graph:' before compile()")
+            )
+            raise self.fail()
+        self.res = res
+        self.runnable = runnable
+        self.has_tpl = has_tpl
 
-    if not any(recs[i][0] == G.TASK for i in runnable):
-        problems.append(
-            Problem(f"graph {g.name!r} is empty: call tasks inside 'with graph:' before compile()")
-        )
-        raise GraphError(problems, what=f"graph {g.name!r}")
-
-    # dependencies among runnable nodes (graph idxs)
-    members = _section_members(g, runnable) if g._after else None
-    dep_lists: dict[int, tuple[int, ...]] = {}
-    forward = False
-    after = g._after
-    for i in runnable:
-        gd = recs[i][5]
-        if len(gd) == 1 and not has_tpl and i not in after:
-            r = res[gd[0]]
-            dep_lists[i] = (r[1],) if r[0] == _NODE else ()
-            continue
-        ds: dict[int, None] = {}
-        for d in gd:
-            r = res[d]
-            if r[0] == _NODE:
-                ds[r[1]] = None
-            elif r[0] == _TPL:
-                ds.update(dict.fromkeys(r[1][1]))
-        extra = after.get(i)
-        if extra:
-            assert members is not None
-            for d in extra:
+    # 2. dependencies and order ----------------------------------------------------------
+    def dependencies(self) -> None:
+        """``dep_lists[i]``: the runnable nodes runnable ``i`` waits for (graph idxs)."""
+        recs, res, has_tpl = self.recs, self.res, self.has_tpl
+        after = self.g._after
+        members = _section_members(self.g, self.runnable) if after else {}
+        dep_lists: dict[int, tuple[int, ...]] = {}
+        forward = False
+        for i in self.runnable:
+            gd = recs[i][5]
+            if len(gd) == 1 and not has_tpl and i not in after:
+                r = res[gd[0]]
+                dep_lists[i] = (r[1],) if r[0] == _NODE else ()
+                continue
+            ds: dict[int, None] = {}
+            for d in gd:
+                r = res[d]
+                if r[0] == _NODE:
+                    ds[r[1]] = None
+                elif r[0] == _TPL:
+                    ds.update(dict.fromkeys(r[1][1]))
+            for d in after.get(i, ()):
                 is_section = recs[d][0] == G.FINISH
                 targets = members.get(d) if is_section else None
                 if targets is None:
@@ -141,185 +159,262 @@ def _compile(graph: G.Graph, portable: bool) -> CompiledGraph:
                 for t in targets:
                     if t != i or not is_section:
                         ds[t] = None
-                        if t >= i:
-                            forward = True
-        dep_lists[i] = tuple(ds)
+                        forward = forward or t >= i
+            dep_lists[i] = tuple(ds)
+        self.dep_lists = dep_lists
+        self.forward = forward  # an after() edge points to a later node: creation order may not do
 
-    # 2. order -------------------------------------------------------------------------
-    if forward:
-        order = _kahn(g, runnable, dep_lists, problems)
-        if order is None:
-            raise GraphError(problems, what=f"graph {g.name!r}")
-    else:
-        order = runnable
-    n = len(order)
-    pos = [0] * n_all  # graph idx -> plan idx, for runnable nodes
-    for p, gi in enumerate(order):
-        pos[gi] = p
-    n_inputs = len(input_pos)
-    consts: list[Any] = []
+    def order(self) -> None:
+        """Topological order; ``pos[graph idx]`` is the plan idx of a runnable node."""
+        if self.forward:
+            order = _kahn(self.g, self.runnable, self.dep_lists, self.problems)
+            if order is None:
+                raise self.fail()
+        else:
+            order = self.runnable
+        pos = [0] * len(self.recs)
+        for p, gi in enumerate(order):
+            pos[gi] = p
+        self.order_ = order
+        self.pos = pos
+        self.n = len(order)
+        self.n_inputs = len(self.input_pos)
 
-    def slot_of(r: tuple[int, Any]) -> int:
+    def slot_of(self, r: tuple[int, Any]) -> int:
+        """The value slot a resolution reads (constants get a slot of their own)."""
         if r[0] == _NODE:
-            return pos[int(r[1])]
+            return self.pos[int(r[1])]
         if r[0] == _INPUT:
-            return n + input_pos[r[1]]
-        consts.append(r[1][0] if r[0] == _TPL else r[1])
-        return n + n_inputs + len(consts) - 1
+            return self.n + self.input_pos[r[1]]
+        self.consts.append(r[1][0] if r[0] == _TPL else r[1])
+        return self.n + self.n_inputs + len(self.consts) - 1
 
-    def substitute(value: Any) -> Any:
+    def substitute(self, value: Any) -> Any:
+        """A template of ``value``: Nodes inside containers become ``_Ref(slot)``."""
         if isinstance(value, G.Node):
-            r = res[value._i]
+            r = self.res[value._i]
             if r[0] == _CONST:
                 return r[1]
             if r[0] == _TPL:
-                return substitute(r[1][0])
-            return _Ref(slot_of(r))
+                return self.substitute(r[1][0])
+            return _Ref(self.slot_of(r))
         t = type(value)
         if t is list or t is tuple or t is set or t is frozenset:
-            return t(substitute(v) for v in value)
+            return t(self.substitute(v) for v in value)
         if t is dict:
-            return {k: substitute(v) for k, v in value.items()}
+            return {k: self.substitute(v) for k, v in value.items()}
         if isinstance(value, tuple) and hasattr(value, "_fields"):
-            return t(*[substitute(v) for v in value])
+            return t(*[self.substitute(v) for v in value])
         return value
 
-    # 3 + 4. templates, checks and layout: one row per node, transposed at the end -----
-    rows: list[tuple[Any, ...]] = []
-    n_readers = [0] * (n + n_inputs)
-    dependents: list[list[int]] = [[] for _ in range(n)]
-    routes_t: list[str] = []
-    pickled_fns: dict[int, bool] = {}
-    pickle_problems: list[Problem] = []
-    site_cache: dict[tuple[str, int], str] = {}
-    simple = _SIMPLE
-    Node = G.Node
-    TASK = G.TASK
+    # 3. layout --------------------------------------------------------------------------
+    def layout(self) -> list[tuple[Any, ...]]:
+        """One row per plan node, with checks made on the way.
 
-    for p, gi in enumerate(order):
-        key = gkeys[gi]
-        kind, task, opts, raw_args, raw_kwargs, _, nested, site, scope = recs[gi]
-        where = site_cache.get(site)
-        if where is None:
-            where = site_cache[site] = format_site(site)
-        if has_tpl and not nested:
-            nested = any(res[d][0] == _TPL for d in recs[gi][5])
-        fills: list[tuple[int, int]] = []
-        reads: dict[int, None] = {}
-        kwfills: tuple[tuple[str, int], ...] = ()
-        kw: dict[str, Any] | None = None
-        if nested:
-            a = tuple(substitute(v) for v in raw_args)
-            kw = {k: substitute(v) for k, v in raw_kwargs.items()} if raw_kwargs else None
-            _collect_refs(a, reads)
-            if kw:
-                _collect_refs(kw, reads)
-        else:
-            al = list(raw_args)
-            for j, v in enumerate(al):
-                if isinstance(v, Node):
-                    r = res[v._i]
-                    if r[0] == _CONST:
-                        al[j] = r[1]
-                    else:
-                        s = pos[r[1]] if r[0] == _NODE else slot_of(r)
-                        al[j] = None
-                        fills.append((j, s))
-                        reads[s] = None
-            a = tuple(al)
-            if raw_kwargs:
-                kw = dict(raw_kwargs)
-                kwf: list[tuple[str, int]] = []
-                for name, v in kw.items():
+        A row is ``(key, spec, args, fills, kwargs, kwfills, nested, deps, reads,
+        opts, task name, call site, section path)``; :meth:`freeze` transposes them.
+        """
+        g, recs, res, pos, dep_lists = self.g, self.recs, self.res, self.pos, self.dep_lists
+        n = self.n
+        has_tpl = self.has_tpl
+        slot_of = self.slot_of
+        rows: list[tuple[Any, ...]] = []
+        n_readers: list[int] = [0] * (n + self.n_inputs)
+        dependents: list[list[int]] = [[] for _ in range(n)]
+        routes: list[str] = []
+        self.n_readers, self.dependents, self.routes = n_readers, dependents, routes
+        self.pickle_problems: list[Problem] = []
+        self._pickled_fns: dict[int, bool] = {}
+        site_cache: dict[tuple[str, int], str] = {}
+        Node = G.Node
+        TASK = G.TASK
+        for p, gi in enumerate(self.order_):
+            key = g._keys[gi]
+            kind, task, opts, raw_args, raw_kwargs, _, nested, site, scope = recs[gi]
+            where = site_cache.get(site)
+            if where is None:
+                where = site_cache[site] = format_site(site)
+            if has_tpl and not nested:
+                nested = any(res[d][0] == _TPL for d in recs[gi][5])
+            fills: list[tuple[int, int]] = []
+            reads: dict[int, None] = {}
+            kwfills: tuple[tuple[str, int], ...] = ()
+            kw: dict[str, Any] | None = None
+            if nested:
+                a = tuple(self.substitute(v) for v in raw_args)
+                kw = {k: self.substitute(v) for k, v in raw_kwargs.items()} if raw_kwargs else None
+                _collect_refs(a, reads)
+                if kw:
+                    _collect_refs(kw, reads)
+            else:  # the common case, inline: Nodes as direct arguments
+                al = list(raw_args)
+                for j, v in enumerate(al):
                     if isinstance(v, Node):
                         r = res[v._i]
                         if r[0] == _CONST:
-                            kw[name] = r[1]
+                            al[j] = r[1]
                         else:
-                            s = slot_of(r)
-                            kw[name] = None
-                            kwf.append((name, s))
+                            s = pos[r[1]] if r[0] == _NODE else slot_of(r)
+                            al[j] = None
+                            fills.append((j, s))
                             reads[s] = None
-                kwfills = tuple(kwf)
-        for s in reads:
-            n_readers[s] += 1
-        deps = tuple([pos[d] for d in dep_lists[gi]])
-        for d in deps:
-            dependents[d].append(p)
+                a = tuple(al)
+                if raw_kwargs:
+                    kw, kwfills = self._kw_template(raw_kwargs, reads)
+            for s in reads:
+                n_readers[s] += 1
+            deps = tuple([pos[d] for d in dep_lists[gi]])
+            for d in deps:
+                dependents[d].append(p)
+            if kind == TASK:
+                assert task is not None and opts is not None
+                fn = task.__wrapped__
+                tname = opts.name
+                checks, ret = self._task_checks(gi, key, where, task, opts, a, kw)
+                timeout = opts.timeout
+                route = opts.executor or "default"
+            else:  # node[k] and a section's packed value run where their producer runs
+                fn, tname = (getitem, "getitem") if kind == G.GETITEM else (_pack, "pack")
+                checks, ret, timeout = (), None, None
+                route = routes[deps[0]] if deps else "default"
+            routes.append(route)
+            rows.append(
+                (key, NodeSpec(key, fn, task, checks, ret, timeout), a, tuple(fills), kw, kwfills,
+                 nested, deps, tuple(reads), opts, tname, where, scope.path if scope is not None else "")
+            )  # fmt: skip
+        return rows
 
+    def _kw_template(
+        self, raw_kwargs: dict[str, Any], reads: dict[int, None]
+    ) -> tuple[dict[str, Any], tuple[tuple[str, int], ...]]:
+        kw = dict(raw_kwargs)
+        kwf: list[tuple[str, int]] = []
+        for name, v in kw.items():
+            if isinstance(v, G.Node):
+                r = self.res[v._i]
+                if r[0] == _CONST:
+                    kw[name] = r[1]
+                else:
+                    s = self.slot_of(r)
+                    kw[name] = None
+                    kwf.append((name, s))
+                    reads[s] = None
+        return kw, tuple(kwf)
+
+    def _task_checks(
+        self,
+        gi: int,
+        key: str,
+        where: str,
+        task: Any,
+        opts: Any,
+        a: tuple[Any, ...],
+        kw: dict[str, Any] | None,
+    ) -> tuple[tuple[tuple[int | str, str, Any], ...], Any]:
+        """Compile-time checks of one task node; returns its run-time checks."""
         checks: tuple[tuple[int | str, str, Any], ...] = ()
         ret: Any = None
-        if kind == TASK:
-            assert task is not None and opts is not None
-            fn = task.__wrapped__
-            tname = opts.name
-            meta = task._self_meta or task.meta
-            if meta.hints and opts.typecheck:
-                check_constants(g, gi, key, where, task, raw_args, raw_kwargs, res, problems)
-                checks, ret = runtime_checks(meta, len(a), kw)
-            fid = id(fn)
-            ok = pickled_fns.get(fid)
-            if ok is None:
-                pickled_fns[fid] = pickles(task, key, where, pickle_problems)
-            elif not ok:
-                pickle_problems.append(pickle_problem(key, where, f"task function {qual(fn)}", None))
-            for v in a:
-                if type(v) not in simple:
-                    check_constant_pickles(key, where, task, a, kw, pickle_problems)
-                    break
-            else:
-                if kw:
-                    check_constant_pickles(key, where, task, a, kw, pickle_problems)
-            timeout = opts.timeout
-            route = opts.executor or "default"
-        elif kind == G.GETITEM:
-            fn, tname, timeout = getitem, "getitem", None
-            route = routes_t[deps[0]] if deps else "default"
+        meta = task._self_meta or task.meta
+        if meta.hints and opts.typecheck:
+            raw_args, raw_kwargs = self.recs[gi][3], self.recs[gi][4]
+            check_constants(self.g, gi, key, where, task, raw_args, raw_kwargs, self.res, self.problems)
+            checks, ret = runtime_checks(meta, len(a), kw)
+        fn = task.__wrapped__
+        fid = id(fn)
+        ok = self._pickled_fns.get(fid)
+        if ok is None:
+            self._pickled_fns[fid] = pickles(task, key, where, self.pickle_problems)
+        elif not ok:
+            self.pickle_problems.append(pickle_problem(key, where, f"task function {qual(fn)}", None))
+        simple = _SIMPLE
+        for v in a:
+            if type(v) not in simple:
+                check_constant_pickles(key, where, task, a, kw, self.pickle_problems)
+                break
         else:
-            fn, tname, timeout = _pack, "pack", None
-            route = routes_t[deps[0]] if deps else "default"
-        routes_t.append(route)
-        rows.append(
-            (
-                key,
-                NodeSpec(key, fn, task, checks, ret, timeout),
-                a,
-                tuple(fills),
-                kw,
-                kwfills,
-                nested,
-                deps,
-                tuple(reads),
-                opts,
-                tname,
-                where,
-                scope.path if scope is not None else "",
+            if kw:
+                check_constant_pickles(key, where, task, a, kw, self.pickle_problems)
+        return checks, ret
+
+    # 4. the plan ------------------------------------------------------------------------
+    def freeze(self, rows: list[tuple[Any, ...]], portable: bool) -> CompiledGraph:
+        """Transpose the rows into the plan's tuples, with inputs, outputs and sections."""
+        g, n = self.g, self.n
+        cols: list[tuple[Any, ...]] = list(zip(*rows, strict=True))
+        del rows
+        (keys, specs, args_t, fills_t, kwargs_t, kwfills_t, nested_t, deps_t, reads_t, opts_t,
+         names_t, sites_t, section_t) = cols  # fmt: skip
+        inputs = self._inputs(keys, reads_t)
+        outputs = self._outputs(keys, reads_t, deps_t, names_t)
+        aliases: dict[str, int] = {}  # section keys -> the slot they stand for
+        for sc in g._sections:
+            r = self.res[sc.finish]
+            if r[0] != _NODE or g._keys[r[1]] != sc.path:
+                aliases[sc.path] = self.slot_of(r)
+        sections = _section_infos(g, self.res, self.pos, keys, section_t)
+        if self.problems:
+            raise self.fail()
+        if portable and self.pickle_problems:
+            raise GraphError(
+                self.pickle_problems,
+                what=f"graph {g.name!r} (compile(portable=True) needs every task and constant to pickle)",
             )
+        plan = object.__new__(CompiledGraph)
+        plan._set(
+            name=g.name,
+            _keys=keys,
+            _index={k: i for i, k in enumerate(keys)},
+            _specs=specs,
+            _args=args_t,
+            _fills=fills_t,
+            _kwargs=kwargs_t,
+            _kwfills=kwfills_t,
+            _nested=nested_t,
+            _deps=deps_t,
+            _dependents=tuple([tuple(d) for d in self.dependents]),
+            _reads=reads_t,
+            _n_readers=tuple(self.n_readers),
+            _opts=opts_t,
+            _routes=tuple(self.routes),
+            _task_names=names_t,
+            _sites=sites_t,
+            _section_of=section_t,
+            _inputs=inputs,
+            _outputs=outputs,
+            _consts=tuple(self.consts),
+            _aliases=aliases,
+            _sections=sections,
+            _pickle_problems=tuple(self.pickle_problems),
+            _fingerprint=None,
         )
-    if rows:
-        cols = list(zip(*rows, strict=True))
-    else:  # pragma: no cover - an empty graph is rejected above
-        cols = [()] * 13
-    (keys, specs, args_t, fills_t, kwargs_t, kwfills_t, nested_t, deps_t, reads_t, opts_t,
-     names_t, sites_t, section_t) = cols  # fmt: skip
-    del rows
+        assert len(keys) == n
+        return plan
 
-    # graph inputs
-    inputs: list[InputSpec] = []
-    readers_of: dict[int, list[str]] = {}
-    for p in range(n):
-        for s in reads_t[p]:
-            if s >= n:
-                readers_of.setdefault(s, []).append(keys[p])
-    for name, gi in g._inputs.items():
-        typ, default = g._input_specs[gi]
-        slot = n + input_pos[gi]
-        inputs.append(InputSpec(name, typ, default, slot, tuple(readers_of.get(slot, ()))))
+    def _inputs(self, keys: tuple[str, ...], reads_t: tuple[tuple[int, ...], ...]) -> tuple[InputSpec, ...]:
+        n = self.n
+        readers_of: dict[int, list[str]] = {}
+        for p in range(n):
+            for s in reads_t[p]:
+                if s >= n:
+                    readers_of.setdefault(s, []).append(keys[p])
+        out = []
+        for name, gi in self.g._inputs.items():
+            typ, default = self.g._input_specs[gi]
+            slot = n + self.input_pos[gi]
+            out.append(InputSpec(name, typ, default, slot, tuple(readers_of.get(slot, ()))))
+        return tuple(out)
 
-    # outputs: marked ones, or the nodes nobody reads
-    if g._outputs:
-        outputs = [(name, slot_of(res[gi])) for name, gi in g._outputs]
-    else:
+    def _outputs(
+        self,
+        keys: tuple[str, ...],
+        reads_t: tuple[tuple[int, ...], ...],
+        deps_t: tuple[tuple[int, ...], ...],
+        names_t: tuple[str, ...],
+    ) -> tuple[tuple[str, int], ...]:
+        """The marked outputs, or else the nodes nobody reads (``node[k]`` items last)."""
+        if self.g._outputs:
+            return tuple((name, self.slot_of(self.res[gi])) for name, gi in self.g._outputs)
+        n = self.n
         has_reader = [False] * n
         for p in range(n):
             for s in reads_t[p]:
@@ -330,52 +425,7 @@ def _compile(graph: G.Graph, portable: bool) -> CompiledGraph:
         outputs = [(keys[p], p) for p in range(n) if not has_reader[p] and names_t[p] != "getitem"]
         if not outputs:
             outputs = [(keys[p], p) for p in range(n) if not has_reader[p]]
-
-    # aliases: section keys -> the slot they stand for
-    aliases: dict[str, int] = {}
-    for sc in g._sections:
-        r = res[sc.finish]
-        if r[0] != _NODE or gkeys[r[1]] != sc.path:
-            aliases[sc.path] = slot_of(r)
-    sections = _section_infos(g, res, pos, keys, section_t)
-
-    if problems:
-        raise GraphError(problems, what=f"graph {g.name!r}")
-    if portable and pickle_problems:
-        raise GraphError(
-            pickle_problems,
-            what=f"graph {g.name!r} (compile(portable=True) needs every task and constant to pickle)",
-        )
-
-    plan = object.__new__(CompiledGraph)
-    plan._set(
-        name=g.name,
-        _keys=keys,
-        _index={k: i for i, k in enumerate(keys)},
-        _specs=specs,
-        _args=args_t,
-        _fills=fills_t,
-        _kwargs=kwargs_t,
-        _kwfills=kwfills_t,
-        _nested=nested_t,
-        _deps=deps_t,
-        _dependents=tuple([tuple(d) for d in dependents]),
-        _reads=reads_t,
-        _n_readers=tuple(n_readers),
-        _opts=opts_t,
-        _routes=tuple(routes_t),
-        _task_names=names_t,
-        _sites=sites_t,
-        _section_of=section_t,
-        _inputs=tuple(inputs),
-        _outputs=tuple(outputs),
-        _consts=tuple(consts),
-        _aliases=aliases,
-        _sections=sections,
-        _pickle_problems=tuple(pickle_problems),
-        _fingerprint=None,
-    )
-    return plan
+        return tuple(outputs)
 
 
 def _tpl_deps(gdeps: tuple[int, ...], res: list[tuple[int, Any]]) -> tuple[int, ...]:
