@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    python bench/run.py                    # everything: about 4 minutes on 2 cores
+    python bench/run.py                    # everything: about 5-6 minutes on 2 cores
     python bench/run.py --quick            # smaller graphs, fewer repetitions: a smoke run
     python bench/run.py --workloads chain,fan --runners plain,dagexec-serial
     python bench/run.py --one chain dagexec-serial            # one measurement, JSON on stdout
@@ -44,7 +44,7 @@ def measure_one(workload: str, runner: str, quick: bool, reps: int) -> dict[str,
     rn = RUNNERS[runner]
     dag = wl.make(rn, quick)
     phases, checksum = wl.measure(rn, dag, reps)
-    return {
+    res = {
         "workload": workload,
         "runner": runner,
         "nodes": len(dag),
@@ -52,6 +52,10 @@ def measure_one(workload: str, runner: str, quick: bool, reps: int) -> dict[str,
         "checksum": checksum,
         "versions": rn.versions(),
     }
+    info = wl.info()
+    if info:
+        res["info"] = info
+    return res
 
 
 def profile_one(workload: str, runner: str, quick: bool, top: int) -> None:
@@ -120,6 +124,7 @@ def make_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         plain = by_pair.get((wl.name, "plain"))
         if plain is not None and "error" in plain:
             plain = None
+        ideal = wl.ideal_s(nodes)
         for phase, times in res["phases"].items():
             med = median(times)
             row: dict[str, Any] = {
@@ -130,9 +135,15 @@ def make_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "min_s": min(times),
                 "times_s": times,
             }
+            if "info" in res:
+                row["info"] = res["info"]
+            if ideal is not None:
+                row["ideal_s"] = ideal
+                row["ratio_ideal"] = med / ideal
             if wl.kind == "run":
                 if plain is not None:
-                    row["overhead_us"] = (med - median(plain["phases"]["run"])) / nodes * 1e6
+                    if wl.overhead:
+                        row["overhead_us"] = (med - median(plain["phases"]["run"])) / nodes * 1e6
                     if plain["checksum"] != res["checksum"]:
                         row["error"] = f"checksum {res['checksum']} != plain loop's {plain['checksum']}"
             else:
@@ -163,12 +174,12 @@ def make_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    head = ["workload", "runner", "nodes", "median s", "µs/task", "÷dask", "÷dask noopt"]
+    head = ["workload", "runner", "nodes", "median s", "µs/task", "÷dask", "÷dask noopt", "÷ideal"]
     lines = []
     for row in rows:
         label = row["runner"] if row["phase"] in ("run", "") else f"{row['runner']} [{row['phase']}]"
         if "median_s" not in row:
-            lines.append([row["workload"], label, "", "", "", "", "", f"ERROR {row['error']}"])
+            lines.append([row["workload"], label, "", "", "", "", "", "", f"ERROR {row['error']}"])
             continue
         per = row.get("overhead_us", row.get("per_node_us"))
         cells = [
@@ -179,12 +190,13 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             "-" if per is None else f"{per:.2f}",
             f"{row['ratio_dask']:.3f}" if "ratio_dask" in row else "",
             f"{row['ratio_dask_noopt']:.3f}" if "ratio_dask_noopt" in row else "",
+            f"{row['ratio_ideal']:.3f}" if "ratio_ideal" in row else "",
         ]
         if "error" in row:
             cells.append(f"ERROR {row['error']}")
         lines.append(cells)
     widths = [max(len(h), *(len(c[i]) for c in lines if i < len(c))) for i, h in enumerate(head)]
-    right = {2, 3, 4, 5, 6}
+    right = {2, 3, 4, 5, 6, 7}
 
     def fmt(cells: list[str]) -> str:
         out = []
@@ -202,8 +214,10 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 NOTES = """\
 µs/task: run workloads: (median - plain loop's median) / nodes, the per-task overhead;
          build workloads: median / nodes (dask is measured on fewer nodes: its build is quadratic).
+         cpu200: '-', a parallel run has no per-task overhead over a loop; read ÷ideal.
 ÷dask:   the dagexec figure divided by dask's in the same mode (serial ~ dask sync); below 1 is better.
-         'noopt': against dask.compute(..., optimize_graph=False), dask without its graph optimisation."""
+         'noopt': against dask.compute(..., optimize_graph=False), dask without its graph optimisation.
+÷ideal:  cpu200: median / (tasks x 20 ms / 2 cores); 1.15 is DESIGN §9's limit, the plain loop sits near 2."""
 
 
 def git_commit() -> str | None:

@@ -13,9 +13,9 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from tasks import add, inc
+from tasks import add, inc, spin
 
-__all__ = ["SHAPES", "Dag", "Ref", "chain", "fan", "layered"]
+__all__ = ["SHAPES", "Dag", "Ref", "chain", "fan", "independent", "layered"]
 
 
 class Ref:
@@ -84,4 +84,10 @@ def layered(n: int, layers: int = 20, seed: int = 0) -> Dag:
     return Dag("layered", fns, args)
 
 
+def independent(n: int, loops: int) -> Dag:
+    """``n`` independent ``spin(i, loops)`` nodes: every node is a sink."""
+    return Dag("independent", [spin] * n, [(i, loops) for i in range(n)])
+
+
+#: the shapes made from a node count alone
 SHAPES: dict[str, Callable[[int], Dag]] = {"chain": chain, "fan": fan, "layered": layered}

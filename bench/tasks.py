@@ -1,11 +1,18 @@
-"""The no-op tasks every workload is made of.
+"""The tasks every workload is made of.
 
 They are unannotated, so dagexec compiles no type checks for them.  The plain
 loop and dask call the undecorated functions (``inc.__wrapped__``): the very
 function objects dagexec calls.
+
+``inc`` and ``add`` are no-ops, for measuring per-task overhead.  ``spin`` is
+pure-Python CPU work whose length is set by its loop count; :func:`calibrate`
+finds the count that makes one call last a given time on this machine.
 """
 
 from __future__ import annotations
+
+import statistics
+import time
 
 import dagexec as dx
 
@@ -18,3 +25,34 @@ def inc(x):
 @dx.task
 def add(*xs):
     return sum(xs)
+
+
+@dx.task
+def spin(x, loops):
+    # CPython does not optimise the loop away, so its result can be dropped
+    acc = 0
+    for k in range(loops):
+        acc ^= k
+    return x + 1
+
+
+def calibrate(target_s: float, probe_loops: int = 200_000, probes: int = 5) -> tuple[int, float]:
+    """``(loops, seconds)``: the loop count that makes ``spin`` last ``target_s`` here,
+    and the median time of a few calls with that count."""
+    fn = spin.__wrapped__
+    fn(0, probe_loops)  # warm up
+    per_loop = []
+    for _ in range(probes):
+        t0 = time.perf_counter()
+        fn(0, probe_loops)
+        per_loop.append((time.perf_counter() - t0) / probe_loops)
+    loops = max(1, round(target_s / statistics.median(per_loop)))
+    for refine in (True, False):  # correct once with calls of the full length
+        took = []
+        for _ in range(probes):
+            t0 = time.perf_counter()
+            fn(0, loops)
+            took.append(time.perf_counter() - t0)
+        if refine:
+            loops = max(1, round(loops * target_s / statistics.median(took)))
+    return loops, statistics.median(took)

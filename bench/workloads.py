@@ -7,7 +7,8 @@ collector stays enabled while timing).
 
 To add a workload, add an instance to ``WORKLOADS``: a :class:`RunWorkload` for
 "time running an already built graph", a :class:`BuildWorkload` for "time
-building it", or a new :class:`Workload` subclass with its own ``measure``.
+building it", a :class:`CpuWorkload` for "time running tasks of known length
+against the ideal", or a new :class:`Workload` subclass with its own ``measure``.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from collections.abc import Callable
 from typing import Any
 
 from runners import Runner
-from shapes import SHAPES, Dag
+from shapes import SHAPES, Dag, independent
+from tasks import calibrate
 
-__all__ = ["WORKLOADS", "BuildWorkload", "RunWorkload", "Workload", "time_calls"]
+__all__ = ["WORKLOADS", "BuildWorkload", "CpuWorkload", "RunWorkload", "Workload", "time_calls"]
 
 
 def time_calls(fn: Callable[[], Any], reps: int) -> tuple[list[float], Any]:
@@ -44,10 +46,20 @@ class Workload:
     description = ""
     #: phase of this workload -> phase of the dask runner it is compared to
     ratio_phases: dict[str, str] = {}  # noqa: RUF012
+    #: run workloads: whether (median - plain loop's median) / nodes is a per-task overhead
+    overhead = True
 
     def applies_to(self, runner: Runner) -> bool:
         """Whether ``runner`` is measured on this workload."""
         return True
+
+    def info(self) -> dict[str, Any]:
+        """Facts about the graph :meth:`make` made in this process, kept in the results."""
+        return {}
+
+    def ideal_s(self, nodes: int) -> float | None:
+        """The shortest possible run of ``nodes`` nodes, for the ÷ideal column (None: none)."""
+        return None
 
     def size(self, runner: Runner, quick: bool) -> int:
         """The node count asked of the shape for ``runner``."""
@@ -61,17 +73,33 @@ class Workload:
 
 
 class RunWorkload(Workload):
-    """Time running a graph that is already built (and compiled)."""
+    """Time running a graph that is already built (and compiled).
+
+    Measured on the runners whose ``mode`` is in ``modes``, and on the plain loop,
+    which every run workload needs as its floor and its checksum.
+    """
 
     kind = "run"
     ratio_phases = {"run": "run"}  # noqa: RUF012
 
-    def __init__(self, name: str, shape: str, size: int, quick_size: int, description: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        shape: str,
+        size: int,
+        quick_size: int,
+        description: str,
+        modes: tuple[str, ...] = ("serial", "threads"),
+    ) -> None:
         self.name = name
         self.shape = shape
         self._size = size
         self._quick = quick_size
         self.description = description
+        self.modes = modes
+
+    def applies_to(self, runner: Runner) -> bool:
+        return runner.family == "plain" or runner.mode in self.modes
 
     def size(self, runner: Runner, quick: bool) -> int:
         return self._quick if quick else self._size
@@ -86,6 +114,52 @@ class RunWorkload(Workload):
         for phase, fn in runner.phases(prepared).items():
             out[phase], checksum = time_calls(fn, reps)
         return out, checksum
+
+
+class CpuWorkload(RunWorkload):
+    """Time ``size`` independent tasks of ``task_s`` seconds of pure-Python CPU work.
+
+    Each process (each pair runs in its own) first calibrates ``spin``'s loop count
+    to ``task_s`` seconds; the count and the time it measured are kept in the
+    results.  The figure to read is ÷ideal: the median against
+    ``size * task_s / workers``, the time ``workers`` cores need with no overhead at
+    all.  The plain loop runs on one core, so it sits near ``workers`` times the ideal.
+    There is no per-task overhead column: a parallel run is not compared to a loop.
+    """
+
+    overhead = False
+    ratio_phases = {}  # noqa: RUF012
+
+    def __init__(
+        self,
+        name: str,
+        size: int,
+        quick_size: int,
+        task_s: float,
+        workers: int,
+        description: str,
+        modes: tuple[str, ...] = ("processes",),
+    ) -> None:
+        super().__init__(name, "independent", size, quick_size, description, modes)
+        self.task_s = task_s
+        self.workers = workers
+        self._info: dict[str, Any] = {}
+
+    def make(self, runner: Runner, quick: bool) -> Dag:
+        loops, took = calibrate(self.task_s)
+        self._info = {
+            "loops": loops,
+            "task_ms_target": self.task_s * 1e3,
+            "task_ms_calibrated": took * 1e3,
+            "ideal_workers": self.workers,
+        }
+        return independent(self.size(runner, quick), loops)
+
+    def info(self) -> dict[str, Any]:
+        return self._info
+
+    def ideal_s(self, nodes: int) -> float | None:
+        return nodes * self.task_s / self.workers
 
 
 class BuildWorkload(Workload):
@@ -161,6 +235,17 @@ WORKLOADS: dict[str, Workload] = {
         RunWorkload("fan", "fan", 10_000, 1_000, "one source, N independent inc children, one add of all"),
         RunWorkload(
             "layered", "layered", 10_000, 1_000, "20 layers; each node adds 1-3 nodes of the layer before"
+        ),
+        CpuWorkload(
+            "cpu200", 200, 20, 0.020, 2, "independent tasks of ~20 ms of pure-Python CPU work, on 2 processes"
+        ),
+        RunWorkload(
+            "fan-1k",
+            "fan",
+            1_000,
+            200,
+            "one source, 1,000 independent inc children, one add of all: per-task overhead on processes",
+            modes=("processes",),
         ),
         BuildWorkload("build", "layered", 100_000, 10_000, "build (and compile) a layered DAG, not run"),
         BuildWorkload(

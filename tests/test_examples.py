@@ -14,6 +14,17 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # The exact stdout of each example. A line given as a compiled pattern holds a
 # duration, which varies; every other line must match exactly.
 EXPECTED: dict[str, list[str | re.Pattern[str]]] = {
+    "processes.py": [
+        "primes below 100,000: 9592",
+        "  fetch_range ran in a thread",
+        "  count_primes ran in a process",
+        "  total ran in a thread",
+        "fragile: [(1, 'crashed'), (2, 'succeeded')] survived",
+        "  WorkerCrashed: exit codes {EXIT(1)}",
+        "too_slow: failed timed_out (node 'too_slow' timed out after 0.5 s)",
+        "parse: ValueError(\"invalid literal for int() with base 10: 'forty-two'\")",
+        "  last traceback line: ValueError: invalid literal for int() with base 10: 'forty-two'",
+    ],
     "quickstart.py": [
         "nodes: fetch_stopwords, word_counts/tokenize, word_counts/count, "
         "word_counts-1/tokenize, word_counts-1/count, merge, top",
