@@ -102,6 +102,9 @@ class Executor:
     def abandon(self, call: Call) -> None:
         """``call`` ran past its timeout: stop it if the backend can (its outcome is ignored)."""
 
+    def run_ended(self) -> None:
+        """A run that used this executor ended (every executor, owned or not)."""
+
     def shutdown(self, *, cancel: bool = False) -> None:
         """Release the executor's resources; with ``cancel``, do not wait for running work."""
 
@@ -320,6 +323,8 @@ def run_plan(
         with _sigterm_interrupts():
             result = run.execute()
     finally:
+        for ex in execs:
+            ex.run_ended()
         for ex in owned:
             ex.shutdown(cancel=run.interrupted)
     if raise_on_failure and run.failed_order:

@@ -18,7 +18,18 @@ import traceback as _tb
 from time import time
 from typing import Any
 
-__all__ = ["Call", "Outcome", "dump_call", "dump_outcome", "failed_outcome", "run_call", "run_pickled"]
+from ._errors import DagexecError
+
+__all__ = [
+    "Call",
+    "Outcome",
+    "dump_call",
+    "dump_outcome",
+    "failed_outcome",
+    "load_outcome",
+    "run_call",
+    "run_pickled",
+]
 
 Outcome = tuple[int, int, bool, Any, "BaseException | None", str, float, float, str]
 
@@ -183,6 +194,29 @@ def dump_outcome(out: Outcome, key: str) -> bytes:
 
             error = RemoteError(_type_name(error), str(error), tb)
         return cloudpickle.dumps((idx, attempt, False, None, error, tb, start, end, worker))  # type: ignore[no-any-return]
+
+
+class _RemoteTraceback(DagexecError):
+    """Stands as ``__cause__`` of an exception raised in another process: its traceback."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.tb.rstrip()}\n"""'
+
+
+def load_outcome(data: bytes) -> Outcome:
+    """An outcome made by :func:`dump_outcome`, with the remote traceback attached to
+    the task's exception as its ``__cause__`` (as ``concurrent.futures`` does)."""
+    import pickle
+
+    out: Outcome = pickle.loads(data)
+    error = out[4]
+    if error is not None and out[5] and error.__cause__ is None:
+        error.__cause__ = _RemoteTraceback(out[5])
+    return out
 
 
 def _pickling_error(message: str) -> BaseException:

@@ -15,7 +15,7 @@ from time import time
 from typing import Any
 
 from .._engine import Executor
-from .._worker import Call, Outcome, dump_call, failed_outcome, run_call, run_pickled
+from .._worker import Call, Outcome, dump_call, failed_outcome, load_outcome, run_call, run_pickled
 
 
 class FuturesExecutor(Executor):
@@ -68,10 +68,8 @@ class FuturesExecutor(Executor):
             if exc is not None:
                 post(failed_outcome(call, exc, start, "futures"))
             elif self._pickle:
-                import pickle
-
                 try:
-                    out = pickle.loads(f.result())
+                    out = load_outcome(f.result())
                 except Exception as err:  # the trial must still end, or the run would wait forever
                     out = failed_outcome(call, err, start, "futures")
                 post(out)

@@ -29,6 +29,7 @@ Data flow::
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import re
@@ -42,7 +43,7 @@ from typing import Any
 
 from .._engine import Executor
 from .._errors import TaskTimeout, WorkerCrashed
-from .._worker import Call, Outcome, dump_call, dump_outcome, failed_outcome, run_call
+from .._worker import Call, Outcome, dump_call, dump_outcome, failed_outcome, load_outcome, run_call
 
 logger = logging.getLogger("dagexec.executors.loky")
 
@@ -137,6 +138,9 @@ class _Reports:
             self.pids.pop(sid, None)
 
 
+# submission ids, unique in the process: every LokyExecutor shares one report queue
+_sids = itertools.count(1)
+
 _shared_reports: _Reports | None = None
 _shared_lock = threading.Lock()
 
@@ -221,7 +225,6 @@ class LokyExecutor(Executor):
         self._subs: dict[int, _Sub] = {}  # sid -> submission in flight
         self._by_call: dict[int, int] = {}  # id(call) -> sid
         self._blobs: dict[int, tuple[Any, bytes, bytes]] = {}  # id(spec) -> (spec, digest, bytes)
-        self._next_sid = 0
         self._last_pool: Any = None
 
     @property
@@ -262,8 +265,7 @@ class LokyExecutor(Executor):
         if not isinstance(values, bytes):
             return values
         with self._lock:
-            self._next_sid += 1
-            sub = _Sub(self._next_sid, call, post)
+            sub = _Sub(next(_sids), call, post)
             self._subs[sub.sid] = sub
             self._by_call[id(call)] = sub.sid
         self._send(sub, digest, spec_bytes, values)
@@ -294,11 +296,9 @@ class LokyExecutor(Executor):
             return
         exc = fut.exception()
         if exc is None:
-            import pickle
-
             self._forget(sub)
             try:
-                out = pickle.loads(fut.result())
+                out = load_outcome(fut.result())
             except Exception as load_exc:
                 out = failed_outcome(sub.call, load_exc, sub.start, "master")
             sub.post(out)
@@ -395,6 +395,11 @@ class LokyExecutor(Executor):
                     pool.shutdown(wait=True, kill_workers=True)
             except Exception:
                 logger.warning("shutting down loky's executor failed", exc_info=True)
+        self._blobs.clear()
+
+    def run_ended(self) -> None:
+        """Forget the pickled specs: the next run pickles its functions afresh, so a
+        changed global of ``__main__`` is seen."""
         self._blobs.clear()
 
     def __repr__(self) -> str:
