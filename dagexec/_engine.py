@@ -32,13 +32,20 @@ import heapq
 import logging
 import queue
 import random
-import signal
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._errors import GraphError, InputError, Problem, RunFailed, TaskTimeout, TypeCheckError, WorkerCrashed
+from ._errors import InputError, Problem, RunFailed, TaskTimeout, TypeCheckError, WorkerCrashed
+from ._prepare import (
+    as_list,
+    bind_inputs,
+    kept_slots,
+    require_portable,
+    resolve_executors,
+    select,
+    sigterm_interrupts,
+)
 from ._state import State, Trial
 from ._worker import Call, Outcome
 
@@ -115,150 +122,6 @@ class Executor:
         self.shutdown()
 
 
-# -- run set-up: everything checked before any task runs -------------------------------
-
-
-def _as_list(value: Sequence[str] | str | None) -> list[str]:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
-
-
-def _targets(plan: CompiledGraph, names: list[str], what: str, problems: list[Problem]) -> set[int]:
-    out: set[int] = set()
-    sections = {s.path: s for s in plan._sections}
-    for name in names:
-        idx = plan._index.get(name)
-        if idx is not None:
-            out.add(idx)
-        elif name in sections:
-            out.update(plan._index[k] for k in sections[name].nodes)
-            alias = plan._aliases.get(name)
-            if alias is not None and alias < len(plan._keys):
-                out.add(alias)
-        elif name in plan._aliases and plan._aliases[name] < len(plan._keys):
-            out.add(plan._aliases[name])
-        else:
-            problems.append(
-                Problem(
-                    f"{what}: unknown key {name!r}: not a node or section of graph {plan.name!r}", key=name
-                )
-            )
-    return out
-
-
-def _select(plan: CompiledGraph, only: list[str], skip: list[str], problems: list[Problem]) -> list[bool]:
-    """Which nodes run: ``only`` and their ancestors, minus ``skip`` and their descendants."""
-    n = len(plan._keys)
-    only_idx = _targets(plan, only, "only", problems)
-    skip_idx = _targets(plan, skip, "skip", problems)
-    if only:
-        selected = [False] * n
-        stack = list(only_idx)
-        while stack:
-            i = stack.pop()
-            if not selected[i]:
-                selected[i] = True
-                stack.extend(plan._deps[i])
-    else:
-        selected = [True] * n
-    stack = list(skip_idx)
-    seen = [False] * n
-    while stack:
-        i = stack.pop()
-        if not seen[i]:
-            seen[i] = True
-            selected[i] = False
-            stack.extend(plan._dependents[i])
-    return selected
-
-
-def _bind_inputs(
-    plan: CompiledGraph, given: dict[str, Any], selected: list[bool], problems: list[Problem]
-) -> list[Any]:
-    from ._typecheck import describe_mismatch
-
-    known = {i.name for i in plan._inputs}
-    for name in sorted(set(given) - known):
-        valid = ", ".join(repr(k) for k in sorted(known)) or "none"
-        problems.append(Problem(f"unknown input {name!r}; the graph's inputs are: {valid}", key=name))
-    values: list[Any] = []
-    index = plan._index
-    for spec in plan._inputs:
-        if spec.name in given:
-            value = given[spec.name]
-            msg = describe_mismatch(value, spec.type)
-            if msg is not None:
-                problems.append(Problem(f"input {spec.name!r} {msg}", key=spec.name))
-        elif not spec.required:
-            value = spec.default
-        else:
-            readers = [k for k in spec.readers if selected[index[k]]]
-            if readers:
-                needed = ", ".join(repr(k) for k in readers[:5]) + (" ..." if len(readers) > 5 else "")
-                problems.append(Problem(f"missing input {spec.name!r}, needed by {needed}", key=spec.name))
-            value = _RELEASED
-        values.append(value)
-    return values
-
-
-def _resolve_executors(
-    plan: CompiledGraph, executor: Any, max_workers: int | None, selected: list[bool], problems: list[Problem]
-) -> tuple[list[Executor], list[int], list[Executor]]:
-    """(executors, route index per node, the executors the run owns)."""
-    from .executors import make_executor
-
-    owned: list[Executor] = []
-    made: dict[Any, Executor] = {}
-
-    def get(spec: Any, route: str) -> Executor | None:
-        key = spec if isinstance(spec, str) else id(spec)
-        ex = made.get(key)
-        if ex is None:
-            try:
-                ex, own = make_executor(spec, max_workers)
-            except ValueError as exc:
-                problems.append(Problem(f"{exc} (for route {route!r})" if route != "default" else str(exc)))
-                return None
-            made[key] = ex
-            if own:
-                owned.append(ex)
-        return ex
-
-    routes = plan._routes
-    used = sorted({routes[i] for i in range(len(routes)) if selected[i]})
-    execs: list[Executor] = []
-    by_route: dict[str, int] = {}
-    if isinstance(executor, Mapping):
-        for route in used:
-            if route not in executor:
-                keys = [plan._keys[i] for i in range(len(routes)) if routes[i] == route and selected[i]]
-                have = ", ".join(repr(k) for k in executor) or "nothing"
-                problems.append(
-                    Problem(
-                        f"node {keys[0]!r} is routed to executor {route!r}, but the executor mapping "
-                        f"has only {have}",
-                        key=keys[0],
-                    )
-                )
-                continue
-            ex = get(executor[route], route)
-            if ex is not None:
-                if ex not in execs:
-                    execs.append(ex)
-                by_route[route] = execs.index(ex)
-    else:
-        ex = get(executor, "default")
-        if ex is not None:
-            execs.append(ex)
-            by_route = {route: 0 for route in used}
-    route_idx = [by_route.get(r, 0) for r in routes]
-    return execs, route_idx, owned
-
-
-# -- the run ---------------------------------------------------------------------------
-
-
 class _Callbacks:
     """Calls user callbacks; an exception in one is logged, never raised."""
 
@@ -297,20 +160,20 @@ def run_plan(
 ) -> RunResult:
     """Run ``plan``; see :meth:`dagexec.CompiledGraph.run`."""
     problems: list[Problem] = []
-    selected = _select(plan, _as_list(only), _as_list(skip), problems)
-    input_values = _bind_inputs(plan, given, selected, problems)
-    kept = _kept(plan, keep, problems)
+    selected = select(plan, as_list(only), as_list(skip), problems)
+    input_values = bind_inputs(plan, given, selected, problems)
+    kept = kept_slots(plan, keep, problems)
     if max_workers is not None and (
         isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
     ):
         problems.append(Problem(f"max_workers must be an int >= 1, got {max_workers!r}"))
-    execs, route_idx, owned = _resolve_executors(plan, executor, max_workers, selected, problems)
+    execs, route_idx, owned = resolve_executors(plan, executor, max_workers, selected, problems)
     if problems:
         for ex in owned:
             ex.shutdown()
         raise InputError(problems, what=f"run of graph {plan.name!r}")
     if plan._pickle_problems:
-        _require_portable(plan, execs, route_idx, selected, owned)
+        require_portable(plan, execs, route_idx, selected, owned)
     cbs = list(callbacks)
     bar = None
     if progress:
@@ -320,7 +183,7 @@ def run_plan(
         cbs.append(bar)
     run = _Run(plan, input_values, selected, kept, execs, route_idx, fail_fast, _Callbacks(cbs))
     try:
-        with _sigterm_interrupts():
+        with sigterm_interrupts():
             result = run.execute()
     finally:
         for ex in execs:
@@ -330,71 +193,6 @@ def run_plan(
     if raise_on_failure and run.failed_order:
         raise _run_failed(result, run)
     return result
-
-
-class _sigterm_interrupts:
-    """While a run lasts, SIGTERM stops it as Ctrl-C does (``KeyboardInterrupt``), so
-    workers are stopped and states recorded before the process goes.
-
-    Only in the main thread, and only where SIGTERM has its default action: a
-    handler of the application's own is left alone.
-    """
-
-    def __enter__(self) -> None:
-        self.previous: Any = None
-        if threading.current_thread() is not threading.main_thread():
-            return
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            self.previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt("the run received SIGTERM")
-
-
-def _require_portable(
-    plan: CompiledGraph,
-    execs: list[Executor],
-    route_idx: list[int],
-    selected: list[bool],
-    owned: list[Executor],
-) -> None:
-    """Raise GraphError when a node that does not pickle would run on a process executor."""
-    keys = {plan._keys[i] for i in range(len(plan._keys)) if selected[i] and execs[route_idx[i]].needs_pickle}
-    problems = [p for p in plan._pickle_problems if p.key is None or p.key in keys]
-    if keys and problems:
-        for ex in owned:
-            ex.shutdown()
-        raise GraphError(
-            problems,
-            what=f"graph {plan.name!r} (running in processes needs every task and constant to pickle)",
-        )
-
-
-def _kept(plan: CompiledGraph, keep: Sequence[str] | str | None, problems: list[Problem]) -> list[bool]:
-    n_slots = len(plan._keys) + len(plan._inputs)
-    kept = [False] * n_slots
-    for _, slot in plan._outputs:
-        if slot < n_slots:
-            kept[slot] = True
-    if keep == "all":
-        return [True] * n_slots
-    for key in _as_list(keep):
-        idx = plan._index.get(key)
-        if idx is None:
-            idx = plan._aliases.get(key)
-        if idx is None:
-            names = {i.name: i.slot for i in plan._inputs}
-            idx = names.get(key)
-        if idx is None:
-            problems.append(Problem(f"keep: unknown key {key!r}: not a node of graph {plan.name!r}", key=key))
-        elif idx < n_slots:
-            kept[idx] = True
-    return kept
 
 
 def _run_failed(result: RunResult, run: _Run) -> RunFailed:

@@ -1,0 +1,239 @@
+"""Everything a run checks before any task runs (DESIGN §12): which nodes run
+(``only``/``skip``), the graph inputs, ``keep``, the executors and their routes,
+and that a plan going to other processes pickles.  Each collects every problem it
+finds; the engine raises them together as one :class:`~dagexec.InputError`.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._errors import GraphError, Problem
+from ._graph import MISSING
+
+if TYPE_CHECKING:
+    from ._engine import Executor
+    from ._plan import CompiledGraph
+
+__all__ = [
+    "as_list",
+    "bind_inputs",
+    "kept_slots",
+    "require_portable",
+    "resolve_executors",
+    "select",
+    "sigterm_interrupts",
+]
+
+
+def as_list(value: Sequence[str] | str | None) -> list[str]:
+    """``None`` -> ``[]``, ``"k"`` -> ``["k"]``, a sequence -> a list."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _targets(plan: CompiledGraph, names: list[str], what: str, problems: list[Problem]) -> set[int]:
+    """Node idxs named by ``names`` (keys or section paths); unknown names are problems."""
+    out: set[int] = set()
+    sections = {s.path: s for s in plan._sections}
+    for name in names:
+        idx = plan._index.get(name)
+        if idx is not None:
+            out.add(idx)
+        elif name in sections:
+            out.update(plan._index[k] for k in sections[name].nodes)
+            alias = plan._aliases.get(name)
+            if alias is not None and alias < len(plan._keys):
+                out.add(alias)
+        elif name in plan._aliases and plan._aliases[name] < len(plan._keys):
+            out.add(plan._aliases[name])
+        else:
+            problems.append(
+                Problem(
+                    f"{what}: unknown key {name!r}: not a node or section of graph {plan.name!r}", key=name
+                )
+            )
+    return out
+
+
+def select(plan: CompiledGraph, only: list[str], skip: list[str], problems: list[Problem]) -> list[bool]:
+    """Which nodes run: ``only`` and their ancestors, minus ``skip`` and their descendants."""
+    n = len(plan._keys)
+    only_idx = _targets(plan, only, "only", problems)
+    skip_idx = _targets(plan, skip, "skip", problems)
+    if only:
+        selected = [False] * n
+        stack = list(only_idx)
+        while stack:
+            i = stack.pop()
+            if not selected[i]:
+                selected[i] = True
+                stack.extend(plan._deps[i])
+    else:
+        selected = [True] * n
+    stack = list(skip_idx)
+    seen = [False] * n
+    while stack:
+        i = stack.pop()
+        if not seen[i]:
+            seen[i] = True
+            selected[i] = False
+            stack.extend(plan._dependents[i])
+    return selected
+
+
+def bind_inputs(
+    plan: CompiledGraph, given: dict[str, Any], selected: list[bool], problems: list[Problem]
+) -> list[Any]:
+    """The value of every graph input, checked against its type; missing and unknown inputs are problems."""
+    from ._typecheck import describe_mismatch
+
+    known = {i.name for i in plan._inputs}
+    for name in sorted(set(given) - known):
+        valid = ", ".join(repr(k) for k in sorted(known)) or "none"
+        problems.append(Problem(f"unknown input {name!r}; the graph's inputs are: {valid}", key=name))
+    values: list[Any] = []
+    index = plan._index
+    for spec in plan._inputs:
+        if spec.name in given:
+            value = given[spec.name]
+            msg = describe_mismatch(value, spec.type)
+            if msg is not None:
+                problems.append(Problem(f"input {spec.name!r} {msg}", key=spec.name))
+        elif not spec.required:
+            value = spec.default
+        else:
+            readers = [k for k in spec.readers if selected[index[k]]]
+            if readers:
+                needed = ", ".join(repr(k) for k in readers[:5]) + (" ..." if len(readers) > 5 else "")
+                problems.append(Problem(f"missing input {spec.name!r}, needed by {needed}", key=spec.name))
+            value = MISSING
+        values.append(value)
+    return values
+
+
+def resolve_executors(
+    plan: CompiledGraph, executor: Any, max_workers: int | None, selected: list[bool], problems: list[Problem]
+) -> tuple[list[Executor], list[int], list[Executor]]:
+    """(executors, route index per node, the executors the run owns); bad names are problems."""
+    from .executors import make_executor
+
+    owned: list[Executor] = []
+    made: dict[Any, Executor] = {}
+
+    def get(spec: Any, route: str) -> Executor | None:
+        key = spec if isinstance(spec, str) else id(spec)
+        ex = made.get(key)
+        if ex is None:
+            try:
+                ex, own = make_executor(spec, max_workers)
+            except ValueError as exc:
+                problems.append(Problem(f"{exc} (for route {route!r})" if route != "default" else str(exc)))
+                return None
+            made[key] = ex
+            if own:
+                owned.append(ex)
+        return ex
+
+    routes = plan._routes
+    used = sorted({routes[i] for i in range(len(routes)) if selected[i]})
+    execs: list[Executor] = []
+    by_route: dict[str, int] = {}
+    if isinstance(executor, Mapping):
+        for route in used:
+            if route not in executor:
+                keys = [plan._keys[i] for i in range(len(routes)) if routes[i] == route and selected[i]]
+                have = ", ".join(repr(k) for k in executor) or "nothing"
+                problems.append(
+                    Problem(
+                        f"node {keys[0]!r} is routed to executor {route!r}, but the executor mapping "
+                        f"has only {have}",
+                        key=keys[0],
+                    )
+                )
+                continue
+            ex = get(executor[route], route)
+            if ex is not None:
+                if ex not in execs:
+                    execs.append(ex)
+                by_route[route] = execs.index(ex)
+    else:
+        ex = get(executor, "default")
+        if ex is not None:
+            execs.append(ex)
+            by_route = {route: 0 for route in used}
+    route_idx = [by_route.get(r, 0) for r in routes]
+    return execs, route_idx, owned
+
+
+# -- the run ---------------------------------------------------------------------------
+
+
+class sigterm_interrupts:
+    """While a run lasts, SIGTERM stops it as Ctrl-C does (``KeyboardInterrupt``), so
+    workers are stopped and states recorded before the process goes.
+
+    Only in the main thread, and only where SIGTERM has its default action: a
+    handler of the application's own is left alone.
+    """
+
+    def __enter__(self) -> None:
+        self.previous: Any = None
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            self.previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt("the run received SIGTERM")
+
+
+def require_portable(
+    plan: CompiledGraph,
+    execs: list[Executor],
+    route_idx: list[int],
+    selected: list[bool],
+    owned: list[Executor],
+) -> None:
+    """Raise GraphError when a node that does not pickle would run on a process executor."""
+    keys = {plan._keys[i] for i in range(len(plan._keys)) if selected[i] and execs[route_idx[i]].needs_pickle}
+    problems = [p for p in plan._pickle_problems if p.key is None or p.key in keys]
+    if keys and problems:
+        for ex in owned:
+            ex.shutdown()
+        raise GraphError(
+            problems,
+            what=f"graph {plan.name!r} (running in processes needs every task and constant to pickle)",
+        )
+
+
+def kept_slots(plan: CompiledGraph, keep: Sequence[str] | str | None, problems: list[Problem]) -> list[bool]:
+    """Which value slots the run keeps: outputs, and what ``keep`` names."""
+    n_slots = len(plan._keys) + len(plan._inputs)
+    kept = [False] * n_slots
+    for _, slot in plan._outputs:
+        if slot < n_slots:
+            kept[slot] = True
+    if keep == "all":
+        return [True] * n_slots
+    for key in as_list(keep):
+        idx = plan._index.get(key)
+        if idx is None:
+            idx = plan._aliases.get(key)
+        if idx is None:
+            names = {i.name: i.slot for i in plan._inputs}
+            idx = names.get(key)
+        if idx is None:
+            problems.append(Problem(f"keep: unknown key {key!r}: not a node of graph {plan.name!r}", key=key))
+        elif idx < n_slots:
+            kept[idx] = True
+    return kept
