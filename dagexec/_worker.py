@@ -179,10 +179,17 @@ def dump_call(call: Call, what: Any = None) -> bytes | Outcome:
 def dump_outcome(out: Outcome, key: str) -> bytes:
     """The outcome pickled with cloudpickle; a result or an exception that does not
     pickle becomes a failure that does (DESIGN §12)."""
+    import pickle
+
     import cloudpickle
 
     try:
-        return cloudpickle.dumps(out)  # type: ignore[no-any-return]
+        data: bytes = cloudpickle.dumps(out)
+        if not out[2]:
+            # an exception can pickle and still not unpickle (an __init__ that needs
+            # more than its args): find out here, where its type and message are known
+            pickle.loads(data)
+        return data
     except Exception as exc:
         idx, attempt, ok, value, error, tb, start, end, worker = out
         if ok:

@@ -784,7 +784,10 @@ def test_a_route_missing_from_the_mapping_is_an_input_error():
 def test_a_bad_executor_in_the_mapping_names_its_route():
     with pytest.raises(dx.InputError) as info:
         route_plan().run(executor={"default": "serial", "cpu": "nope"})
-    assert str(info.value) == "unknown executor 'nope'; valid names: 'loky', 'serial', 'threads' (for route 'cpu')"
+    assert (
+        str(info.value)
+        == "unknown executor 'nope'; valid names: 'loky', 'serial', 'threads' (for route 'cpu')"
+    )
 
 
 def test_a_route_left_out_by_skip_needs_no_executor():

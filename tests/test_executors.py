@@ -19,7 +19,7 @@ import pytest
 
 import dagexec as dx
 from dagexec import State
-from dagexec.executors import FuturesExecutor
+from dagexec.executors import FuturesExecutor, LokyExecutor
 
 SUCCEEDED = State.SUCCEEDED
 FAILED = State.FAILED
@@ -40,9 +40,11 @@ def process_pool():
         yield pool
 
 
-@pytest.fixture(params=["serial", "threads", "futures-threads", "futures-processes"])
+@pytest.fixture(params=["serial", "threads", "futures-threads", "futures-processes", "loky"])
 def executor(request):
     """The executor under test, as passed to ``run(executor=...)``."""
+    if request.param == "loky":
+        return LokyExecutor(max_workers=2)
     if request.param == "futures-threads":
         return FuturesExecutor(request.getfixturevalue("thread_pool"))
     if request.param == "futures-processes":

@@ -72,7 +72,7 @@ def wait_for_file(path: str, proc: subprocess.Popen[str]) -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.parametrize("executor", ["serial", "threads"])
+@pytest.mark.parametrize("executor", ["serial", "threads", "loky"])
 def test_sigint_cancels_the_run_and_reraises_keyboard_interrupt(executor, tmp_path):
     script = tmp_path / "plan.py"
     script.write_text(SCRIPT)
@@ -118,7 +118,7 @@ def pools():
         yield {"futures-threads": threads, "futures-processes": processes}
 
 
-@pytest.mark.parametrize("kind", ["serial", "threads", "futures-threads", "futures-processes"])
+@pytest.mark.parametrize("kind", ["serial", "threads", "futures-threads", "futures-processes", "loky"])
 def test_a_task_raising_keyboard_interrupt_stops_the_run(kind, pools):
     ended: list[dx.RunResult] = []
     ran: list[int] = []

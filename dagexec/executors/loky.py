@@ -2,26 +2,36 @@
 
 Data flow::
 
-    master (engine)                     loky pool                 worker process
-    submit(call) --payload bytes------> future -----------------> _run_in_worker()
-                                                                    reports (sid, pid) first
-    _Reports thread <----------------- one shared SimpleQueue <----+
-    _done(sid) <----- outcome bytes --- future <-------------------+ outcome bytes
+    master (engine)                        loky pool                worker process
+    submit(call) --task, spec, values----> future ----------------> _run_in_worker()
+                                                                      reports (sid, pid) first
+    _Reports thread <------ one shared pipe, one write per report <---+
+    _done(sid) <---- (ok, outcome bytes) -- future <------------------+ outcome bytes
 
-* A trial travels as bytes: the node's spec (function, type checks) pickled with
-  cloudpickle once per node and run, plus the argument values.  Workers keep the
+* A trial travels as bytes, pickled with cloudpickle: the task function, once per
+  run however many nodes call it; the node's key and type checks, once per node
+  and run; the argument values, once per trial.  Workers keep the functions and
   specs they have unpickled, keyed by digest, so a function is unpickled once per
-  worker, not once per trial.
-* Every trial reports ``(sid, pid)`` when it starts, through one queue shared by
-  all workers (given to them by loky's ``initializer``).  That is how a crash is
-  attributed: when loky reports a dead worker it fails every future in flight;
-  in the done-callback (which loky runs before it kills the surviving workers) a
+  worker, not once per node or trial.
+* What does not unpickle fails its trial with a message naming the node: the task
+  or the arguments (in the worker), the result (in the master).  ``dump_outcome``
+  makes an exception that would not unpickle a ``RemoteError``.
+* loky keeps one reusable executor per thread.  Every pool is asked for from one
+  long-lived thread (``_Keeper``), so the master and the threads that resubmit
+  trials after a crash share one pool, and runs reuse it.
+* Every trial reports ``(sid, pid)`` when it starts, in one write of 16 bytes on a
+  pipe shared by all workers (given to them by loky's ``initializer``).  A pipe
+  write that short is atomic and takes no lock, so a worker killed at any moment
+  cannot leave the pipe unusable for the others.  That is how a crash is
+  attributed: when loky reports a dead worker it fails every future in flight; in
+  the done-callback (which loky runs before it kills the surviving workers) a
   trial whose worker is no longer alive crashed, and any other was a bystander,
   resubmitted to a fresh pool without using an attempt.
 * A task with a ``timeout`` is interrupted inside its worker by ``SIGALRM`` (a
   ``TaskTimeout`` raised in the task, where Python code runs).  The engine marks
   the trial ``timed_out`` at the deadline and abandons it; if the worker is still
-  busy ``grace`` seconds later it is killed, and the pool replaced as for a crash.
+  busy with it ``grace`` seconds later it is killed, and the pool replaced as for
+  a crash.
 * Ctrl-C: the engine abandons what is in flight and shuts down an executor it
   made with ``cancel=True``, which kills the workers at once.
 """
@@ -32,10 +42,14 @@ import hashlib
 import itertools
 import logging
 import os
+import pickle
+import queue
 import re
 import signal
+import struct
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
@@ -49,11 +63,31 @@ logger = logging.getLogger("dagexec.executors.loky")
 
 __all__ = ["LokyExecutor"]
 
+#: a start report, ``(sid, pid)``: shorter than PIPE_BUF, so written at once
+_REPORT = struct.Struct("=qq")
+
+#: what a trial sends besides its values: function digest and bytes, spec digest and bytes
+_Blobs = tuple[bytes, bytes, bytes, bytes]
+
 # -- the worker side ----------------------------------------------------------------
 
-_reports: Any = None  # the queue trials report their pid on, set by _init_worker
-_specs: dict[bytes, Any] = {}  # spec digest -> NodeSpec, in this worker
-_SPEC_CACHE_SIZE = 4096
+_reports: Any = None  # the writing end of the report pipe, set by _init_worker
+_fns: dict[bytes, Callable[..., Any]] = {}  # function digest -> function, in this worker
+_specs: dict[bytes, _Spec] = {}  # spec digest -> spec, in this worker
+_CACHE_SIZE = 4096
+
+
+class _Spec:
+    """A node's spec as a worker rebuilds it: what ``run_call`` reads."""
+
+    __slots__ = ("checks", "fn", "key", "ret", "timeout")
+
+    def __init__(self, key: str, fn: Callable[..., Any], checks: Any, ret: Any, timeout: float | None):
+        self.key = key
+        self.fn = fn
+        self.checks = checks
+        self.ret = ret
+        self.timeout = timeout
 
 
 def _init_worker(reports: Any) -> None:
@@ -68,58 +102,91 @@ def _alarm(key: str, timeout: float) -> Callable[[int, Any], None]:
     return on_alarm
 
 
-def _run_in_worker(sid: int, digest: bytes, spec_bytes: bytes, values: bytes) -> bytes:
-    """Run one trial in a worker process; the outcome comes back as bytes."""
-    import pickle
+def _load_spec(fn_digest: bytes, fn_bytes: bytes, spec_digest: bytes, spec_bytes: bytes) -> _Spec:
+    spec = _specs.get(spec_digest)
+    if spec is None:
+        fn = _fns.get(fn_digest)
+        if fn is None:
+            unwrap, obj = pickle.loads(fn_bytes)
+            fn = obj.__wrapped__ if unwrap else obj
+            if len(_fns) >= _CACHE_SIZE:
+                _fns.clear()
+            _fns[fn_digest] = fn
+        key, checks, ret, timeout = pickle.loads(spec_bytes)
+        spec = _Spec(key, fn, checks, ret, timeout)
+        if len(_specs) >= _CACHE_SIZE:
+            _specs.clear()
+        _specs[spec_digest] = spec
+    return spec
 
+
+def _unloadable(head: tuple[int, int, str], what: str, exc: Exception, start: float, worker: str) -> bytes:
+    idx, attempt, key = head
+    error = pickle.UnpicklingError(
+        f"node {key!r}: {what} cannot be unpickled in its worker: {type(exc).__name__}: {exc}"
+    )
+    error.__cause__ = exc
+    text = "".join(traceback.format_exception(error))
+    return dump_outcome((idx, attempt, False, None, error, text, start, time.time(), worker), key)
+
+
+def _run_in_worker(sid: int, head: tuple[int, int, str], blobs: _Blobs, values: bytes) -> tuple[bool, bytes]:
+    """Run one trial in a worker process: whether the task returned, and its outcome as bytes."""
     pid = os.getpid()
     if _reports is not None:
-        _reports.put((sid, pid))
-    spec = _specs.get(digest)
-    if spec is None:
-        spec = pickle.loads(spec_bytes)
-        if len(_specs) >= _SPEC_CACHE_SIZE:
-            _specs.clear()
-        _specs[digest] = spec
-    idx, attempt, args, kwargs = pickle.loads(values)
-    call = Call(idx, attempt, spec, args, kwargs)
+        _reports.send_bytes(_REPORT.pack(sid, pid))
+    worker = f"pid:{pid}"
+    start = time.time()
+    try:
+        spec = _load_spec(*blobs)
+    except Exception as exc:
+        return False, _unloadable(head, "its task", exc, start, worker)
+    try:
+        args, kwargs = pickle.loads(values)
+    except Exception as exc:
+        return False, _unloadable(head, "its arguments", exc, start, worker)
+    call = Call(head[0], head[1], spec, args, kwargs)
     timeout = spec.timeout
     if timeout is None:
-        return dump_outcome(run_call(call, f"pid:{pid}"), spec.key)
-    previous = signal.signal(signal.SIGALRM, _alarm(spec.key, timeout))
-    signal.setitimer(signal.ITIMER_REAL, timeout)
-    try:
-        out = run_call(call, f"pid:{pid}")
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-    return dump_outcome(out, spec.key)
+        out = run_call(call, worker)
+    else:
+        previous = signal.signal(signal.SIGALRM, _alarm(spec.key, timeout))
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            out = run_call(call, worker)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    return out[2], dump_outcome(out, spec.key)
 
 
 # -- the master side -----------------------------------------------------------------
 
 
 class _Reports:
-    """The one queue of ``(sid, pid)`` start reports, and the thread that reads it."""
+    """The one pipe of ``(sid, pid)`` start reports, and the thread that reads it."""
 
     def __init__(self) -> None:
         from loky.backend.context import get_context
 
-        self.queue = get_context("loky").SimpleQueue()
-        self.pids: dict[int, int] = {}
+        self.reader, self.writer = get_context("loky").Pipe(duplex=False)
+        self.pids: dict[int, int] = {}  # sid -> the pid it started in
+        self.running: dict[int, int] = {}  # pid -> the sid it reported last
         self.cond = threading.Condition()
         self.thread = threading.Thread(target=self._read, name="dagexec-loky-reports", daemon=True)
         self.thread.start()
 
     def _read(self) -> None:
-        get = self.queue.get
+        recv = self.reader.recv_bytes
+        unpack = _REPORT.unpack
         while True:
             try:
-                item = get()
+                sid, pid = unpack(recv())
             except (EOFError, OSError):
                 return
             with self.cond:
-                self.pids[item[0]] = item[1]
+                self.pids[sid] = pid
+                self.running[pid] = sid
                 self.cond.notify_all()
 
     def pid_of(self, sid: int, wait: float) -> int | None:
@@ -133,26 +200,68 @@ class _Reports:
                 self.cond.wait(left)
             return self.pids[sid]
 
+    def running_sid(self, pid: int) -> int | None:
+        """The trial worker ``pid`` started last (and may still be running)."""
+        with self.cond:
+            return self.running.get(pid)
+
     def forget(self, sid: int) -> None:
         with self.cond:
-            self.pids.pop(sid, None)
+            pid = self.pids.pop(sid, None)
+            if pid is not None and self.running.get(pid) == sid:
+                del self.running[pid]
 
 
-# submission ids, unique in the process: every LokyExecutor shares one report queue
+class _Keeper:
+    """The thread every pool is asked for from.
+
+    ``loky.get_reusable_executor`` keeps one executor per calling thread.  Asked from
+    the master, a run's threads that resubmit bystanders would each start a pool of
+    their own (more workers than ``max_workers``, and pools Ctrl-C does not stop);
+    asked from here, every LokyExecutor in the process shares one.
+    """
+
+    def __init__(self) -> None:
+        self.requests: queue.SimpleQueue[tuple[dict[str, Any], Future[Any]]] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._serve, name="dagexec-loky-pool", daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        from loky import get_reusable_executor
+
+        while True:
+            kwargs, fut = self.requests.get()
+            try:
+                fut.set_result(get_reusable_executor(**kwargs))
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+    def pool(self, **kwargs: Any) -> Any:
+        """loky's reusable executor for these arguments (a new one when it broke)."""
+        fut: Future[Any] = Future()
+        self.requests.put((kwargs, fut))
+        return fut.result()
+
+
+# submission ids, unique in the process: every LokyExecutor shares one report pipe
 _sids = itertools.count(1)
 
-_shared_reports: _Reports | None = None
+_shared: tuple[_Reports, _Keeper] | None = None
 _shared_lock = threading.Lock()
 
 
-def _get_reports() -> _Reports:
-    # one queue for the process, so every LokyExecutor passes loky the same
+def _get_shared() -> tuple[_Reports, _Keeper]:
+    # one report pipe for the process, so every LokyExecutor passes loky the same
     # initializer arguments and loky keeps reusing one pool
-    global _shared_reports
+    global _shared
     with _shared_lock:
-        if _shared_reports is None:
-            _shared_reports = _Reports()
-        return _shared_reports
+        if _shared is None:
+            _shared = (_Reports(), _Keeper())
+        return _shared
+
+
+def _get_reports() -> _Reports:
+    return _get_shared()[0]
 
 
 def _alive(pid: int) -> bool:
@@ -185,10 +294,13 @@ class _Sub:
         self.sid = sid
         self.call = call
         self.post = post
-        self.future: Future[bytes] | None = None
+        self.future: Future[tuple[bool, bytes]] | None = None
         self.abandoned = False
         self.free_resubmits = 0
         self.start = time.time()
+
+
+_Payload = tuple[tuple[int, int, str], _Blobs, bytes]
 
 
 class LokyExecutor(Executor):
@@ -224,69 +336,93 @@ class LokyExecutor(Executor):
         self._lock = threading.Lock()
         self._subs: dict[int, _Sub] = {}  # sid -> submission in flight
         self._by_call: dict[int, int] = {}  # id(call) -> sid
-        self._blobs: dict[int, tuple[Any, bytes, bytes]] = {}  # id(spec) -> (spec, digest, bytes)
-        self._last_pool: Any = None
+        # pickled this run: id(task or function) -> (it, digest, bytes), id(spec) -> (spec, blobs)
+        self._fn_blobs: dict[int, tuple[Any, bytes, bytes]] = {}
+        self._spec_blobs: dict[int, tuple[Any, _Blobs]] = {}
+        self._current: Any = None  # the loky pool submissions go to
 
     @property
     def capacity(self) -> int:
         """``max_workers``."""
         return self._max
 
-    def _pool(self) -> Any:
-        from loky import get_reusable_executor
-
-        reports = _get_reports()
-        pool = get_reusable_executor(
-            max_workers=self._max,
-            timeout=self._idle_timeout,
-            initializer=_init_worker,
-            initargs=(reports.queue,),
-        )
-        self._last_pool = pool
+    def _pool(self, fresh: bool = False) -> Any:
+        """The pool to submit to; with ``fresh``, ask loky again (the last one broke)."""
+        pool = self._current
+        if pool is None or fresh:
+            reports, keeper = _get_shared()
+            pool = keeper.pool(
+                max_workers=self._max,
+                timeout=self._idle_timeout,
+                initializer=_init_worker,
+                initargs=(reports.writer,),
+            )
+            self._current = pool
         return pool
 
-    def _spec_blob(self, spec: Any) -> tuple[bytes, bytes]:
-        hit = self._blobs.get(id(spec))
-        if hit is None or hit[0] is not spec:
-            import cloudpickle
+    def _blobs(self, spec: Any) -> _Blobs:
+        hit = self._spec_blobs.get(id(spec))
+        if hit is not None and hit[0] is spec:
+            return hit[1]
+        import cloudpickle
 
-            data = cloudpickle.dumps(spec)
-            hit = (spec, hashlib.sha1(data).digest(), data)
-            self._blobs[id(spec)] = hit
-        return hit[1], hit[2]
+        # the Task, not its raw function: a module's function pickles by reference
+        # only through the Task that stands at its name (DESIGN §11)
+        obj = spec.task if spec.task is not None else spec.fn
+        fn = self._fn_blobs.get(id(obj))
+        if fn is None or fn[0] is not obj:
+            data = cloudpickle.dumps((spec.task is not None, obj))
+            fn = (obj, hashlib.sha1(data).digest(), data)
+            self._fn_blobs[id(obj)] = fn
+        rest = cloudpickle.dumps((spec.key, spec.checks, spec.ret, spec.timeout))
+        blobs = (fn[1], fn[2], hashlib.sha1(fn[1] + rest).digest(), rest)
+        self._spec_blobs[id(spec)] = (spec, blobs)
+        return blobs
 
     def submit(self, call: Call, post: Callable[[Outcome], None]) -> Outcome | None:
         """Send ``call`` to a worker; a failed outcome at once when it does not pickle."""
         try:
-            digest, spec_bytes = self._spec_blob(call.spec)
+            blobs = self._blobs(call.spec)
         except Exception as exc:
             return failed_outcome(call, exc, time.time(), "master")
-        values = dump_call(call, (call.idx, call.attempt, call.args, call.kwargs))
+        values = dump_call(call, (call.args, call.kwargs))
         if not isinstance(values, bytes):
             return values
         with self._lock:
             sub = _Sub(next(_sids), call, post)
             self._subs[sub.sid] = sub
             self._by_call[id(call)] = sub.sid
-        self._send(sub, digest, spec_bytes, values)
+        error = self._send(sub, ((call.idx, call.attempt, call.key), blobs, values))
+        if error is not None:
+            self._forget(sub)
+            return failed_outcome(call, error, sub.start, "master")
         return None
 
-    def _send(self, sub: _Sub, digest: bytes, spec_bytes: bytes, values: bytes) -> None:
-        payload = (digest, spec_bytes, values)
-        for _ in range(3):
+    def _send(self, sub: _Sub, payload: _Payload) -> BaseException | None:
+        """Hand ``sub`` to the pool; the error when no pool would take it."""
+        error: BaseException | None = None
+        for tries in range(5):
             try:
-                fut = self._pool().submit(_run_in_worker, sub.sid, *payload)
-                break
-            except (BrokenProcessPool, RuntimeError):
-                # the pool broke between get_reusable_executor() and submit: take a new one
-                time.sleep(0.05)
-        else:
-            fut = self._pool().submit(_run_in_worker, sub.sid, *payload)
-        sub.future = fut
-        fut.add_done_callback(lambda f, sub=sub, payload=payload: self._done(sub, f, payload))
+                fut = self._pool(fresh=tries > 0).submit(_run_in_worker, sub.sid, *payload)
+            except (BrokenProcessPool, RuntimeError) as exc:
+                # the pool broke or was shut down since loky handed it out: ask again
+                error = exc
+                continue
+            sub.future = fut
+            fut.add_done_callback(lambda f, sub=sub, payload=payload: self._done(sub, f, payload))
+            return None
+        return error
+
+    def _resend(self, sub: _Sub, payload: _Payload) -> None:
+        error = self._send(sub, payload)
+        if error is not None:
+            self._forget(sub)
+            sub.post(failed_outcome(sub.call, error, sub.start, "loky"))
 
     # -- completions (in loky's threads) ---------------------------------------------
-    def _done(self, sub: _Sub, fut: Future[bytes], payload: tuple[bytes, bytes, bytes]) -> None:
+    def _done(self, sub: _Sub, fut: Future[tuple[bool, bytes]], payload: _Payload) -> None:
+        from loky.process_executor import ShutdownExecutorError
+
         if sub.abandoned:
             self._forget(sub)
             return
@@ -296,19 +432,27 @@ class LokyExecutor(Executor):
             return
         exc = fut.exception()
         if exc is None:
-            self._forget(sub)
+            ok, data = fut.result()
             try:
-                out = load_outcome(fut.result())
+                out = load_outcome(data)
             except Exception as load_exc:
-                out = failed_outcome(sub.call, load_exc, sub.start, "master")
+                what = "its result" if ok else "its exception"
+                error = pickle.UnpicklingError(
+                    f"node {sub.call.key!r}: {what} cannot be unpickled: {type(load_exc).__name__}: {load_exc}"
+                )
+                error.__cause__ = load_exc
+                pid = _get_reports().pid_of(sub.sid, wait=0.5)
+                out = failed_outcome(sub.call, error, sub.start, "loky" if pid is None else f"pid:{pid}")
+            self._forget(sub)
             sub.post(out)
-        elif isinstance(exc, BrokenProcessPool):
+        elif isinstance(exc, (BrokenProcessPool, ShutdownExecutorError)):
+            # a dead worker broke the pool, or another executor killed it (Ctrl-C)
             self._broken(sub, exc, payload)
-        else:  # an error of the worker machinery itself, e.g. a spec that does not unpickle
+        else:  # an error of the worker machinery itself
             self._forget(sub)
             sub.post(failed_outcome(sub.call, exc, sub.start, "master"))
 
-    def _broken(self, sub: _Sub, exc: BaseException, payload: tuple[bytes, bytes, bytes]) -> None:
+    def _broken(self, sub: _Sub, exc: BaseException, payload: _Payload) -> None:
         """The pool broke with ``sub`` in flight: it crashed, or it was a bystander."""
         reports = _get_reports()
         pid = reports.pid_of(sub.sid, wait=0.5)
@@ -322,8 +466,9 @@ class LokyExecutor(Executor):
                     sub.call.key,
                     sub.call.attempt,
                 )
-                # resubmit from another thread: this one belongs to the broken pool
-                threading.Thread(target=self._send, args=(sub, *payload), daemon=True).start()
+                # resubmit from another thread: this one belongs to the broken pool,
+                # which the request for a new pool waits to see ended
+                threading.Thread(target=self._resend, args=(sub, payload), daemon=True).start()
                 return
         self._forget(sub)
         found = _EXITCODES.search(str(exc))
@@ -366,10 +511,13 @@ class LokyExecutor(Executor):
         fut = sub.future
         if fut is None or fut.done():
             return
-        pid = _get_reports().pid_of(sub.sid, wait=0)
+        reports = _get_reports()
+        pid = reports.pid_of(sub.sid, wait=0)
         if pid is None:
             fut.cancel()
             return
+        if reports.running_sid(pid) != sub.sid:
+            return  # the worker finished it and started another trial: not ours to stop
         logger.warning(
             "node %r: worker pid %d still busy %g s after its timeout; killing it",
             sub.call.key,
@@ -381,6 +529,12 @@ class LokyExecutor(Executor):
         except ProcessLookupError:
             pass
 
+    def run_ended(self) -> None:
+        """Forget what was pickled: the next run pickles its functions afresh, so a
+        changed global of ``__main__`` is seen."""
+        self._fn_blobs.clear()
+        self._spec_blobs.clear()
+
     def shutdown(self, *, cancel: bool = False) -> None:
         """With ``cancel``, kill the workers at once (Ctrl-C); otherwise leave loky's
         reusable pool to the next run (idle workers leave after ``idle_timeout``)."""
@@ -389,18 +543,13 @@ class LokyExecutor(Executor):
         if cancel:
             for sub in subs:
                 sub.abandoned = True
-            pool = self._last_pool
+            pool = self._current
             try:
                 if pool is not None:
                     pool.shutdown(wait=True, kill_workers=True)
             except Exception:
                 logger.warning("shutting down loky's executor failed", exc_info=True)
-        self._blobs.clear()
-
-    def run_ended(self) -> None:
-        """Forget the pickled specs: the next run pickles its functions afresh, so a
-        changed global of ``__main__`` is seen."""
-        self._blobs.clear()
+        self.run_ended()
 
     def __repr__(self) -> str:
         return f"LokyExecutor(max_workers={self._max})"
