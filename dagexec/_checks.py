@@ -82,16 +82,7 @@ def check_constants(
         if isinstance(raw, G.Node):
             r = res[raw._i]
             if r[0] == CONST:
-                msg = describe_mismatch(r[1], ann)
-                if msg:
-                    problems.append(
-                        Problem(
-                            f"node {key!r}: parameter {pname!r} {msg} (called at {where})",
-                            key=key,
-                            param=pname,
-                            call_site=where,
-                        )
-                    )
+                _check_constant(r[1], ann, key, pname, where, problems)
                 continue
             if r[0] == TPL:
                 continue  # a container of Nodes: left to the run-time check
@@ -107,16 +98,20 @@ def check_constants(
                     )
                 )
         elif not g._recs[gi][G.R_NESTED] or not _has_node(raw):
-            msg = describe_mismatch(raw, ann)
-            if msg:
-                problems.append(
-                    Problem(
-                        f"node {key!r}: parameter {pname!r} {msg} (called at {where})",
-                        key=key,
-                        param=pname,
-                        call_site=where,
-                    )
-                )
+            _check_constant(raw, ann, key, pname, where, problems)
+
+
+def _check_constant(value: Any, ann: Any, key: str, pname: str, where: str, problems: list[Problem]) -> None:
+    msg = describe_mismatch(value, ann)
+    if msg:
+        problems.append(
+            Problem(
+                f"node {key!r}: parameter {pname!r} {msg} (called at {where})",
+                key=key,
+                param=pname,
+                call_site=where,
+            )
+        )
 
 
 _UNKNOWN: Any = object()

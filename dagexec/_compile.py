@@ -113,7 +113,7 @@ class _Compiler:
             else:
                 value = rec[3][0]
                 if rec[6] and kind == G.PARAM:
-                    res[i] = (_TPL, (value, _tpl_deps(rec[5], res)))
+                    res[i] = (_TPL, (value, tuple(_runnable_deps(rec[5], res))))
                     has_tpl = True
                 elif rec[6] or (kind == G.FINISH and isinstance(value, G.Node) and res[value._i][0] == _TPL):
                     res[i] = (_NODE, i)  # a section's value built from several Nodes
@@ -143,13 +143,7 @@ class _Compiler:
                 r = res[gd[0]]
                 dep_lists[i] = (r[1],) if r[0] == _NODE else ()
                 continue
-            ds: dict[int, None] = {}
-            for d in gd:
-                r = res[d]
-                if r[0] == _NODE:
-                    ds[r[1]] = None
-                elif r[0] == _TPL:
-                    ds.update(dict.fromkeys(r[1][1]))
+            ds = _runnable_deps(gd, res)
             for d in after.get(i, ()):
                 is_section = recs[d][0] == G.FINISH
                 targets = members.get(d) if is_section else None
@@ -428,8 +422,9 @@ class _Compiler:
         return tuple(outputs)
 
 
-def _tpl_deps(gdeps: tuple[int, ...], res: list[tuple[int, Any]]) -> tuple[int, ...]:
-    """The runnable nodes a container-valued section parameter reads."""
+def _runnable_deps(gdeps: tuple[int, ...], res: list[tuple[int, Any]]) -> dict[int, None]:
+    """The runnable nodes behind graph nodes ``gdeps`` (through section parameters
+    given containers of Nodes), in order and without repeats."""
     out: dict[int, None] = {}
     for d in gdeps:
         r = res[d]
@@ -437,7 +432,7 @@ def _tpl_deps(gdeps: tuple[int, ...], res: list[tuple[int, Any]]) -> tuple[int, 
             out[r[1]] = None
         elif r[0] == _TPL:
             out.update(dict.fromkeys(r[1][1]))
-    return tuple(out)
+    return out
 
 
 def _collect_refs(value: Any, reads: dict[int, None]) -> None:
