@@ -21,6 +21,7 @@ import logging
 
 from ._engine import Executor
 from ._errors import (
+    ArtifactError,
     CallError,
     DagexecError,
     GraphError,
@@ -43,6 +44,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MISSING",
+    "ArtifactError",
     "CallError",
     "CompiledGraph",
     "DagexecError",

@@ -11,6 +11,7 @@
      +-- WorkerCrashed                the worker process running a trial died
      +-- RemoteError                  a task's exception that could not travel back
      +-- RunFailed                    a run ended with failed nodes; ``.result`` has them all
+     +-- ArtifactError (ValueError)   a saved plan file cannot be loaded; ``.reason`` says why
 
 Each error carries its facts as attributes as well as in its message.
 """
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ._result import RunResult
 
 __all__ = [
+    "ArtifactError",
     "CallError",
     "DagexecError",
     "GraphError",
@@ -195,3 +197,21 @@ class RunFailed(DagexecError):
         super().__init__(message)
         self.result = result
         self.failed = failed
+
+
+class ArtifactError(DagexecError, ValueError):
+    """A saved plan file cannot be loaded (or saved); nothing in it was executed.
+
+    Attributes:
+        reason: a short word for what is wrong, e.g. ``"truncated"``, ``"corrupted"``,
+            ``"foreign"``, ``"unsigned"``, ``"bad-signature"`` (docs/artifacts.md lists them).
+        path: the file concerned.
+    """
+
+    def __init__(self, message: str, reason: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.args[0], self.reason, self.path))
