@@ -22,7 +22,6 @@ for, so they cost nothing at run time.
 from __future__ import annotations
 
 import contextvars
-import inspect
 import operator
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
@@ -411,71 +410,6 @@ class Graph:
         return node
 
     # -- sections --------------------------------------------------------------
-    def _call_section(self, section: Section, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Node:
-        site = user_frame()
-        where = format_site(site)
-        sig = section.signature
-        name = section.section_name
-        try:
-            ba = sig.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise CallError(f"section {name!r}: {exc} (called at {where})", name, where) from None
-        ba.apply_defaults()
-        path = self._next_key(name)
-        self._used.add(path)
-        parent = self._scope
-        defaults = dict(parent.defaults) if parent is not None else {}
-        defaults.update(section.default_options)
-        scope = _Scope(path, name, parent, defaults, section, site)
-        mark = (len(self._keys), len(self._sections), len(self._outputs))
-        self._sections.append(scope)
-        try:
-            return self._trace_section(section, ba, scope, site)
-        except BaseException:
-            self._rollback(*mark)
-            self._used.discard(path)
-            raise
-
-    def _trace_section(
-        self, section: Section, ba: inspect.BoundArguments, scope: _Scope, site: tuple[str, int]
-    ) -> Node:
-        where = format_site(site)
-        sig = section.signature
-        path = scope.path
-        parent = scope.parent
-        call_args: list[Any] = []
-        call_kwargs: dict[str, Any] = {}
-        for pname, value in ba.arguments.items():
-            p = sig.parameters[pname]
-            if p.kind is p.VAR_POSITIONAL:
-                call_args.extend(
-                    self._add_param(scope, f"{pname}[{i}]", v, site) for i, v in enumerate(value)
-                )
-            elif p.kind is p.VAR_KEYWORD:
-                for k, v in value.items():
-                    call_kwargs[k] = self._add_param(scope, f"{pname}[{k}]", v, site)
-            elif p.kind is p.KEYWORD_ONLY:
-                call_kwargs[pname] = self._add_param(scope, pname, value, site)
-            else:
-                call_args.append(self._add_param(scope, pname, value, site))
-        self._scope = scope
-        try:
-            ret = section.__wrapped__(*call_args, **call_kwargs)
-        finally:
-            self._scope = parent
-        if ret is None:
-            raise GraphError(
-                Problem(
-                    f"section {path!r} returned None; a section must return its Node(s) (called at {where})",
-                    key=path,
-                    call_site=where,
-                )
-            )
-        args2, _, deps, nested = self._scan((ret,), None, path, site)
-        idx = self._append(path, FINISH, None, None, args2, None, deps, nested, site, parent)
-        scope.finish = idx
-        return SectionNode(self, idx)
-
     def _rollback(self, n_nodes: int, n_sections: int, n_outputs: int) -> None:
         """Forget what a failed section call recorded, so the graph stays whole.
 
@@ -498,13 +432,6 @@ class Graph:
                 others[:] = [o for o in others if o < n_nodes]
                 if not others:
                     del self._after[i]
-
-    def _add_param(self, scope: _Scope, pname: str, value: Any, site: tuple[str, int]) -> Node:
-        key = f"{scope.path}:{pname}"
-        args, _, deps, nested = self._scan((value,), None, key, site)
-        idx = self._append(key, PARAM, None, None, args, None, deps, nested, site, scope)
-        scope.params[pname] = idx
-        return Node(self, idx)
 
     # -- ordering ----------------------------------------------------------------
     def _add_after(self, node: Node, others: tuple[Node, ...]) -> None:

@@ -9,6 +9,9 @@ from typing import Any, SupportsIndex, TypeVar, overload
 import wrapt
 
 from . import _graph
+from ._callsite import format_site, user_frame
+from ._errors import CallError, GraphError, Problem
+from ._graph import FINISH, PARAM, Graph, Node, SectionNode, _Scope
 from ._task import _import_task, _tuple_arity, _type_hints, module_attribute, validate_options
 
 __all__ = ["Section", "section"]
@@ -69,7 +72,7 @@ class Section(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         if graph is None:
             _graph.reject_nodes_outside(self._self_name, args, kwargs)
             return self.__wrapped__(*args, **kwargs)
-        return graph._call_section(self, args, kwargs)
+        return call_section(graph, self, args, kwargs)
 
     def graph(self, name: str | None = None) -> _graph.Graph:
         """This section alone as a Graph whose inputs are the section's parameters.
@@ -119,6 +122,84 @@ class Section(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
 
     def __repr__(self) -> str:
         return f"<Section {self._self_name!r}>"
+
+
+# -- tracing a section call into a graph ---------------------------------------------
+
+
+def call_section(graph: Graph, section: Section, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Node:
+    """Trace ``section``'s body into ``graph`` in a scope of its own; its SectionNode."""
+    site = user_frame()
+    where = format_site(site)
+    sig = section.signature
+    name = section.section_name
+    try:
+        ba = sig.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise CallError(f"section {name!r}: {exc} (called at {where})", name, where) from None
+    ba.apply_defaults()
+    path = graph._next_key(name)
+    graph._used.add(path)
+    parent = graph._scope
+    defaults = dict(parent.defaults) if parent is not None else {}
+    defaults.update(section.default_options)
+    scope = _Scope(path, name, parent, defaults, section, site)
+    mark = (len(graph._keys), len(graph._sections), len(graph._outputs))
+    graph._sections.append(scope)
+    try:
+        return _trace(graph, section, ba, scope, site)
+    except BaseException:
+        graph._rollback(*mark)
+        graph._used.discard(path)
+        raise
+
+
+def _trace(
+    graph: Graph, section: Section, ba: inspect.BoundArguments, scope: _Scope, site: tuple[str, int]
+) -> Node:
+    where = format_site(site)
+    sig = section.signature
+    path = scope.path
+    parent = scope.parent
+    call_args: list[Any] = []
+    call_kwargs: dict[str, Any] = {}
+    for pname, value in ba.arguments.items():
+        p = sig.parameters[pname]
+        if p.kind is p.VAR_POSITIONAL:
+            call_args.extend(_add_param(graph, scope, f"{pname}[{i}]", v, site) for i, v in enumerate(value))
+        elif p.kind is p.VAR_KEYWORD:
+            for k, v in value.items():
+                call_kwargs[k] = _add_param(graph, scope, f"{pname}[{k}]", v, site)
+        elif p.kind is p.KEYWORD_ONLY:
+            call_kwargs[pname] = _add_param(graph, scope, pname, value, site)
+        else:
+            call_args.append(_add_param(graph, scope, pname, value, site))
+    graph._scope = scope
+    try:
+        ret = section.__wrapped__(*call_args, **call_kwargs)
+    finally:
+        graph._scope = parent
+    if ret is None:
+        raise GraphError(
+            Problem(
+                f"section {path!r} returned None; a section must return its Node(s) (called at {where})",
+                key=path,
+                call_site=where,
+            )
+        )
+    args2, _, deps, nested = graph._scan((ret,), None, path, site)
+    idx = graph._append(path, FINISH, None, None, args2, None, deps, nested, site, parent)
+    scope.finish = idx
+    return SectionNode(graph, idx)
+
+
+def _add_param(graph: Graph, scope: _Scope, pname: str, value: Any, site: tuple[str, int]) -> Node:
+    """The Start marker of one parameter: a Node standing for the argument."""
+    key = f"{scope.path}:{pname}"
+    args, _, deps, nested = graph._scan((value,), None, key, site)
+    idx = graph._append(key, PARAM, None, None, args, None, deps, nested, site, scope)
+    scope.params[pname] = idx
+    return Node(graph, idx)
 
 
 @overload
