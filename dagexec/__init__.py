@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 
+from ._artifact import load, read_header
 from ._engine import Executor
 from ._errors import (
     ArtifactError,
@@ -71,6 +72,8 @@ __all__ = [
     "WorkerCrashed",
     "__version__",
     "current_graph",
+    "load",
+    "read_header",
     "section",
     "task",
 ]

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 from ._errors import GraphError, Problem
 
 if TYPE_CHECKING:
+    from os import PathLike
+
     from ._result import RunResult
     from ._task import Task, TaskOptions
 
@@ -398,6 +400,43 @@ class CompiledGraph:
             ],
             "portable": self.portable,
         }
+
+    def to_dot(self) -> Any:
+        """The plan as a ``graphviz.Digraph``: nodes labelled with key and task, inputs and outputs apart.
+
+        Returns:
+            A ``graphviz.Digraph`` (its ``.source`` is the DOT text; rendering to SVG or
+            PNG needs Graphviz's ``dot`` program).
+
+        Raises:
+            ImportError: when the ``graphviz`` package is not installed.
+        """
+        from ._dot import to_dot
+
+        return to_dot(self)
+
+    def save(self, path: str | PathLike[str], key: bytes | str | None = None) -> None:
+        """Write the plan to ``path`` as an artifact that :func:`dagexec.load` reads back.
+
+        The file is written atomically (a temporary file beside it, then a rename).
+        The code of the user's own modules travels inside it; installed packages
+        travel by reference and are listed as requirements (docs/artifacts.md).
+
+        Args:
+            path: where to write, e.g. ``"etl.dagx"``; an existing file is replaced.
+            key: bytes or str to sign the file with (HMAC-SHA256); None uses the
+                ``DAGEXEC_KEY`` environment variable when it is set, else leaves the
+                file unsigned.
+
+        Raises:
+            GraphError: when the plan is not portable, before anything is written.
+            ArtifactError: (reason ``unpicklable``) when the user's code does not
+                pickle by value; nothing is written.
+            OSError: when the file cannot be written; an existing file is left as it was.
+        """
+        from ._artifact import save
+
+        save(self, path, key)
 
     def _slot_key(self, slot: int) -> str:
         n = len(self._keys)
