@@ -601,7 +601,7 @@ def load(path: str | os.PathLike[str], key: bytes | str | None = None) -> Compil
     Raises:
         ArtifactError: with ``.reason`` one of ``unreadable``, ``empty``, ``foreign``,
             ``format-version``, ``truncated``, ``corrupted``, ``unsigned``,
-            ``bad-signature``, ``python-version``, ``requirements``,
+            ``bad-signature``, ``key-required``, ``python-version``, ``requirements``,
             ``unpickle-failed``, ``not-a-plan`` (docs/artifacts.md).
         TypeError, ValueError: for a key that is not non-empty bytes or str.
     """
@@ -612,8 +612,11 @@ def load(path: str | os.PathLike[str], key: bytes | str | None = None) -> Compil
     where = os.fspath(path)
     header, payload, verified = unpack(_read(where), where, key)
     if header["signed"] and not verified:
-        logger.warning(
-            "%s is signed but no key was given (key= or %s): signature not checked", where, KEY_ENV
+        raise ArtifactError(
+            f"cannot load {where!r}: it is signed and no key was given to verify it "
+            f"(pass key= or set {KEY_ENV})",
+            "key-required",
+            where,
         )
     saved = (header.get("python_version"), header.get("python_implementation"))
     here = (_python_version(), sys.implementation.name)

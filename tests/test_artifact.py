@@ -195,15 +195,18 @@ def test_signed_round_trip_with_key_argument_and_environment(
     assert dx.load(tmp_path / "a.dagx").fingerprint == plan.fingerprint
 
 
-def test_signed_file_loads_without_a_key_and_says_it_was_not_checked(
-    tmp_path: Path, marker: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_signed_file_is_refused_without_a_key_and_not_unpickled(tmp_path: Path, marker: Path) -> None:
     path = tmp_path / "signed.dagx"
     build(marker).save(path, key=b"secret")
-    assert dx.load(path).name == "art"
-    assert [r.getMessage() for r in caplog.records] == [
-        f"{path} is signed but no key was given (key= or DAGEXEC_KEY): signature not checked"
-    ]
+    with pytest.raises(dx.ArtifactError) as info:
+        dx.load(path)
+    assert str(info.value) == (
+        f"cannot load {str(path)!r}: it is signed and no key was given to verify it "
+        "(pass key= or set DAGEXEC_KEY)"
+    )
+    assert info.value.reason == "key-required"
+    assert not marker.exists()
+    assert dx.load(path, key=b"secret").name == "art"
 
 
 def test_saving_leaves_the_pickle_by_value_registry_as_it_was(tmp_path: Path, marker: Path) -> None:

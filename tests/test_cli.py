@@ -573,9 +573,10 @@ def test_a_signed_file_is_checked_with_dagexec_key(project: Path, elsewhere: Pat
         "(a different key signed it, or the file was changed after signing)"
     )
     proc = cli(elsewhere, "run", "plan.dagx", "-i", "n=2", "--no-progress", env=_clean_env())
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.startswith(
-        "dagexec: warning: plan.dagx is signed but no key was given (key= or DAGEXEC_KEY): signature not checked\n"
+    assert proc.returncode == 2
+    assert error_line(proc) == (
+        "dagexec: error: cannot load 'plan.dagx': it is signed and no key was given to verify it "
+        "(pass key= or set DAGEXEC_KEY)"
     )
 
 
