@@ -30,6 +30,7 @@ with its ``reason``::
     payload SHA-256 ...................... corrupted
     key given, file not signed ........... unsigned
     key given, HMAC differs .............. bad-signature
+    no key given, file signed ............ key-required
     Python major.minor, implementation ... python-version
     requirements installed ............... requirements
     unpickle ............................. unpickle-failed, not-a-plan
