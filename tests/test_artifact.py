@@ -25,7 +25,7 @@ import cloudpickle
 import pytest
 
 import dagexec as dx
-from dagexec import _artifact
+from dagexec import _portable
 from dagexec._artifact import pack, unpack
 
 PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -537,11 +537,11 @@ def test_bad_keys_are_refused(tmp_path: Path, marker: Path) -> None:
 
 
 def test_module_kinds() -> None:
-    assert _artifact.module_kind(__name__) == "user"
-    assert _artifact.module_kind("json") == "stdlib"
-    assert _artifact.module_kind("pytest") == "installed"
-    assert _artifact.module_kind("dagexec._plan") == "other"
-    assert _artifact.module_kind("sys") == "other"
+    assert _portable.module_kind(__name__) == "user"
+    assert _portable.module_kind("json") == "stdlib"
+    assert _portable.module_kind("pytest") == "installed"
+    assert _portable.module_kind("dagexec._plan") == "other"
+    assert _portable.module_kind("sys") == "other"
 
 
 # -- another process, another folder ---------------------------------------------------------
