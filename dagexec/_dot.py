@@ -1,19 +1,75 @@
-"""``plan.to_dot()``: a compiled graph as a ``graphviz.Digraph``.
+"""Pictures: graphs, plans and run results as ``graphviz.Digraph`` objects.
 
-One picture node per plan node, labelled with its key and its task; graph inputs
-are ellipses of their own with edges to the nodes that read them; each graph output
-is a ``doubleoctagon`` fed by the node (or input) it is. Picture ids are ``n<idx>``,
-``in<j>`` and ``out<j>``, so keys never need to be valid DOT ids.
+Every picture is drawn from a compiled plan (a :class:`~dagexec.Graph` is compiled
+first, so section markers are already resolved) and, for a run result, from its
+states and trials. The layout of the DOT text::
+
+    digraph <plan name> {
+        graph/node/edge defaults, the title (plus the collapse note)
+        {rank=source  in<j>   one ellipse per graph input      id "input:<name>"
+                      legend  (results only) the state colours id "legend"}
+        n<idx>        one box per node outside any section     id "node:<key>"
+        subgraph cluster_s<k> { one per drawn section, nested  id "section:<path>"
+            n<idx> ... and the clusters of its subsections }
+        s<k>          a collapsed section: one box3d           id "section:<path>"
+        {rank=sink    out<j>  one doubleoctagon per output     id "output:<name>"}
+        edges         one per (source, target) picture node, labelled with the
+                      parameters they feed; after() edges are dashed
+    }
+
+DOT names are short (``n12``) so keys never need to be valid DOT ids; the ``id``
+attribute carries the key, and is what SVG output uses for each ``<g>`` element.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from ._plan import CompiledGraph
+from ._graph import Graph
+from ._plan import CompiledGraph, SectionInfo, _Ref
+from ._result import RunResult
+from ._state import State, Trial
+from ._typecheck import format_type, short_repr
 
-__all__ = ["to_dot"]
+if TYPE_CHECKING:
+    import graphviz
+
+__all__ = ["EXPAND_LIMIT", "STATE_COLOURS", "format_duration", "repr_mimebundle", "to_dot"]
+
+logger = logging.getLogger(__name__)
+
+#: Past this many nodes, sections are collapsed unless ``expand=True``.
+EXPAND_LIMIT = 1000
+
+#: Fill colour of a node of a run result, by state; ``timed_out`` is a failed node
+#: whose last trial timed out.
+STATE_COLOURS: dict[str, str] = {
+    "succeeded": "#b7e1a1",
+    "failed": "#f4a09c",
+    "timed_out": "#f8b862",
+    "upstream_failed": "#f9e08b",
+    "skipped": "#e4e4e4",
+    "cached": "#a9cdf2",
+    "cancelled": "#d6c7ea",
+}
+_PENDING_COLOUR = "#ffffff"
+# a collapsed section takes the colour of the first of these among its nodes
+_WORST_FIRST = "failed timed_out upstream_failed cancelled pending running skipped cached succeeded".split()
+
+_CONST_LINES = 3  # constant arguments listed in a node's label before "+N more"
+_CONST_WIDTH = 24  # characters of each constant's repr
+
+
+def format_duration(seconds: float) -> str:
+    """``0.31 s``, ``12.5 s``, ``125 s``: three significant figures at most."""
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 100:
+        return f"{seconds:.1f} s"
+    return f"{seconds:.0f} s"
 
 
 def _label(*lines: str) -> str:
@@ -23,47 +79,399 @@ def _label(*lines: str) -> str:
     return "\\n".join(graphviz.escape(line) for line in lines)
 
 
-def to_dot(plan: CompiledGraph) -> Any:
-    """Draw ``plan`` as a ``graphviz.Digraph`` (no rendering, no ``dot`` binary needed).
+def _function(fn: Any) -> str:
+    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
+
+
+# -- what to collapse ------------------------------------------------------------------
+def _collapse_map(
+    plan: CompiledGraph, collapse: bool | Sequence[str] | None, expand: bool
+) -> tuple[dict[str, str], bool]:
+    """Section path -> the collapsed section drawn in its place, and whether by default.
+
+    Only sections inside a collapsed one (itself included) are in the map; an outer
+    collapsed section wins over an inner one.
+
+    Raises:
+        ValueError: for ``expand=True`` with a ``collapse`` other than None/False, or
+            an unknown section path.
+    """
+    sections = plan._sections
+    auto = False
+    if expand:
+        if collapse not in (None, False):
+            raise ValueError(
+                f"to_dot(): expand=True draws every node; it cannot go with collapse={collapse!r}"
+            )
+        wanted: set[str] = set()
+    elif collapse is None:
+        auto = len(plan._keys) > EXPAND_LIMIT and bool(sections)
+        wanted = {s.path for s in sections} if auto else set()
+    elif collapse is True or collapse is False:
+        wanted = {s.path for s in sections} if collapse else set()
+    else:
+        paths = [collapse] if isinstance(collapse, str) else list(collapse)
+        known = {s.path for s in sections}
+        unknown = [p for p in paths if p not in known]
+        if unknown:
+            raise ValueError(
+                f"to_dot(): graph {plan.name!r} has no section {unknown[0]!r}; "
+                f"its sections are {sorted(known) if known else 'none'}"
+            )
+        wanted = set(paths)
+    rep: dict[str, str] = {}
+    for s in sections:  # outer before inner
+        outer = rep.get(s.parent)
+        if outer is not None:
+            rep[s.path] = outer
+        elif s.path in wanted:
+            rep[s.path] = s.path
+    return rep, auto
+
+
+# -- edge labels -------------------------------------------------------------------------
+_Names = tuple[list[str], str | None]  # positional parameter names, the *args name
+
+
+def _param_names(fn: Callable[..., Any], cache: dict[int, _Names]) -> _Names:
+    hit = cache.get(id(fn))
+    if hit is None:
+        try:
+            params = list(inspect.signature(fn).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        star = next((p.name for p in params if p.kind is p.VAR_POSITIONAL), None)
+        hit = cache[id(fn)] = (positional, star)
+    return hit
+
+
+def _positional_name(j: int, names: _Names) -> str:
+    positional, star = names
+    if j < len(positional):
+        return positional[j]
+    return star if star is not None else f"arg{j}"
+
+
+def _refs(value: Any, out: list[int]) -> None:
+    if isinstance(value, _Ref):
+        out.append(value.slot)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for v in value:
+            _refs(v, out)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _refs(v, out)
+
+
+def _sort(
+    name: str, value: Any, found: list[int], reads: list[tuple[int, str]], consts: list[tuple[str, Any]]
+) -> None:
+    if found:
+        reads.extend((s, name) for s in found)
+    else:
+        consts.append((name, value))
+
+
+def _reads_and_consts(
+    plan: CompiledGraph, idx: int, cache: dict[int, _Names]
+) -> tuple[list[tuple[int, str]], list[tuple[str, Any]]]:
+    """``(slot, parameter)`` pairs that node ``idx`` reads, and its constant arguments."""
+    spec = plan._specs[idx]
+    args, kwargs = plan._args[idx], plan._kwargs[idx] or {}
+    if spec.task is None:  # node[k] or a section's packed value: no parameters of the user's
+        label = f"[{short_repr(args[1], _CONST_WIDTH)}]" if plan._task_names[idx] == "getitem" else ""
+        return [(s, label) for s in plan._reads[idx]], []
+    names = _param_names(spec.fn, cache)
+    reads: list[tuple[int, str]] = []
+    consts: list[tuple[str, Any]] = []
+    if plan._nested[idx]:
+        for j, a in enumerate(args):
+            found: list[int] = []
+            _refs(a, found)
+            _sort(_positional_name(j, names), a, found, reads, consts)
+        for name, v in kwargs.items():
+            found = []
+            _refs(v, found)
+            _sort(name, v, found, reads, consts)
+        return reads, consts
+    filled = {p for p, _ in plan._fills[idx]}
+    reads = [(s, _positional_name(p, names)) for p, s in plan._fills[idx]]
+    consts = [(_positional_name(j, names), a) for j, a in enumerate(args) if j not in filled]
+    kwfilled = {name for name, _ in plan._kwfills[idx]}
+    reads += [(s, name) for name, s in plan._kwfills[idx]]
+    consts += [(name, v) for name, v in kwargs.items() if name not in kwfilled]
+    return reads, consts
+
+
+def _by_value(inputs: dict[str, str]) -> dict[str, str]:
+    out: dict[str, list[str]] = {}
+    for param, source in inputs.items():
+        out.setdefault(source, []).append(param)
+    return {source: ", ".join(params) for source, params in out.items()}
+
+
+# -- run results --------------------------------------------------------------------------
+def _node_state(state: State, trials: Sequence[Trial]) -> str:
+    if state is State.FAILED and trials and trials[-1].state is State.TIMED_OUT:
+        return "timed_out"
+    return state.value
+
+
+def _run_line(word: str, trials: Sequence[Trial]) -> str:
+    parts = [word]
+    spent = [t.duration for t in trials if t.duration is not None]
+    if spent:
+        parts.append(format_duration(sum(spent)))
+    if len(trials) > 1:
+        parts.append(f"{len(trials)} attempts")
+    return ", ".join(parts)
+
+
+def _legend(states: dict[str, State], trials: dict[str, list[Trial]]) -> str:
+    import html
+
+    counts: dict[str, int] = {}
+    for key, state in states.items():
+        word = _node_state(state, trials.get(key, ()))
+        counts[word] = counts.get(word, 0) + 1
+
+    rows = "".join(
+        f'<tr><td bgcolor="{colour}" width="14"></td>'
+        f'<td align="left">{html.escape(word)} ({counts.get(word, 0)})</td></tr>'
+        for word, colour in STATE_COLOURS.items()
+    )
+    return f'<<table border="0" cellborder="0" cellspacing="2"><tr><td colspan="2"><b>states</b></td></tr>{rows}</table>>'
+
+
+# -- the picture ---------------------------------------------------------------------------
+def to_dot(
+    obj: Graph | CompiledGraph | RunResult,
+    *,
+    collapse: bool | Sequence[str] | None = None,
+    expand: bool = False,
+) -> graphviz.Digraph:
+    """Draw a graph, a plan or a run result as a ``graphviz.Digraph``.
 
     Args:
-        plan: the compiled graph to draw.
+        obj: a :class:`~dagexec.Graph` (compiled first), a
+            :class:`~dagexec.CompiledGraph`, or a :class:`~dagexec.RunResult`
+            (nodes coloured by state, with durations, attempts and a legend).
+        collapse: True to draw each outermost section as one node, False for none,
+            or a list of section paths; None (the default) collapses every section
+            when the plan has more than 1,000 nodes, and the title says so.
+        expand: True to draw every node whatever the size.
 
     Returns:
-        A ``graphviz.Digraph``; ``.source`` is the DOT text.
+        A ``graphviz.Digraph``; ``.source`` is the DOT text, ``.pipe(format="svg")``
+        renders it with Graphviz's ``dot`` program.
 
     Raises:
         ImportError: when the ``graphviz`` package is not installed.
+        GraphError: when ``obj`` is a Graph that does not compile.
+        ValueError: for an unknown section path in ``collapse``, or ``expand=True``
+            with ``collapse``.
     """
     import graphviz
 
-    from ._typecheck import format_type, short_repr
+    states: dict[str, State] | None = None
+    trials: dict[str, list[Trial]] = {}
+    if isinstance(obj, RunResult):
+        plan, states, trials = obj._plan, obj.states, obj.trials
+    elif isinstance(obj, Graph):
+        plan = obj.compile()
+    else:
+        plan = obj
+    rep, auto = _collapse_map(plan, collapse, expand)
+    n, m = len(plan._keys), len(plan._inputs)
+    keys, sections = plan._keys, plan._sections
+    sec_no = {s.path: k for k, s in enumerate(sections)}
 
-    dot = graphviz.Digraph(name=plan.name, graph_attr={"rankdir": "TB", "label": plan.name})
-    dot.attr("node", fontname="Helvetica", fontsize="11")
-    n = len(plan._keys)
-    for idx, key in enumerate(plan._keys):
-        dot.node(f"n{idx}", _label(key, plan._task_names[idx]), shape="box", style="rounded")
-    for j, spec in enumerate(plan._inputs):
-        dot.node(f"in{j}", _label(spec.name, format_type(spec.type)), shape="ellipse", style="dashed")
-    for idx, deps in enumerate(plan._deps):
-        for dep in deps:
-            dot.edge(f"n{dep}", f"n{idx}")
-    index = plan._index
-    for j, spec in enumerate(plan._inputs):
-        for reader in spec.readers:
-            dot.edge(f"in{j}", f"n{index[reader]}")
-    for j, (name, slot) in enumerate(plan._outputs):
-        if slot < n:
-            source: str | None = f"n{slot}"
-            label = _label(name)
-        elif slot < n + len(plan._inputs):
-            source = f"in{slot - n}"
-            label = _label(name)
-        else:
-            source = None
-            label = _label(name, short_repr(plan._consts[slot - n - len(plan._inputs)], 40))
-        dot.node(f"out{j}", label, shape="doubleoctagon")
-        if source is not None:
-            dot.edge(source, f"out{j}")
+    # picture node of each plan node: itself, or the collapsed section it is in
+    where = [rep.get(p, "") if p else "" for p in plan._section_of]
+    names = [f"s{sec_no[w]}" if w else f"n{i}" for i, w in enumerate(where)]
+    hidden = sum(1 for w in where if w)
+    n_collapsed = len({w for w in where if w})
+    big = n - hidden + n_collapsed > EXPAND_LIMIT
+
+    title = [plan.name]
+    if auto:
+        title.append(f"collapsed: {hidden} nodes in {n_collapsed} sections; to_dot(expand=True) draws all")
+    dot = graphviz.Digraph(name=plan.name)
+    dot.attr("graph", label=_label(*title), labelloc="t", rankdir="TB", fontname="Helvetica")
+    if big:
+        # keep dot fast on huge pictures: x positions from the first feasible solution
+        # (network simplex on every long edge's virtual nodes is what takes minutes),
+        # few crossing-reduction passes, straight edges
+        dot.attr("graph", nslimit="0", mclimit="0.05", remincross="false", splines="line")
+    dot.attr("node", fontname="Helvetica", fontsize="11", shape="box", style="rounded")
+    dot.attr("edge", fontname="Helvetica", fontsize="9")
+
+    with dot.subgraph() as ins:
+        ins.attr(rank="source")
+        for j, spec in enumerate(plan._inputs):
+            typ = format_type(spec.type)
+            if not spec.required:
+                typ += f" = {short_repr(spec.default, _CONST_WIDTH)}"
+            ins.node(
+                f"in{j}", _label(spec.name, typ), id=f"input:{spec.name}", shape="ellipse", style="dashed"
+            )
+        if states is not None:
+            ins.node("legend", _legend(states, trials), id="legend", shape="plain", style="")
+
+    # node statements, grouped by the cluster they go in ("" is the top level)
+    body: dict[str, list[tuple[str, dict[str, str]]]] = {}
+    cache: dict[int, _Names] = {}
+    edges: dict[tuple[str, str], list[str]] = {}
+    members: dict[str, list[str]] = {}  # collapsed section path -> its nodes' states
+    # a collapsed section's parameters, by the key (or input name) each one receives
+    params_of = {p: _by_value(sections[sec_no[p]].inputs) for p in set(rep.values())}
+    for idx, key in enumerate(keys):
+        reads, consts = _reads_and_consts(plan, idx, cache)
+        target = names[idx]
+        for slot, param in reads:
+            source = names[slot] if slot < n else f"in{slot - n}" if slot < n + m else ""
+            if source and source != target:
+                if where[idx]:
+                    outer = keys[slot] if slot < n else plan._inputs[slot - n].name
+                    param = params_of[where[idx]].get(outer, param)
+                edges.setdefault((source, target), []).append(param)
+        for dep in plan._deps[idx]:
+            if names[dep] != target:
+                edges.setdefault((names[dep], target), [])
+        word = "" if states is None else _node_state(states[key], trials.get(key, ()))
+        if where[idx]:
+            members.setdefault(where[idx], []).append(word)
+            continue
+        run = None if states is None else (word, trials.get(key, ()))
+        body.setdefault(plan._section_of[idx], []).append((f"n{idx}", _node_box(plan, idx, consts, run)))
+
+    for path, words in members.items():
+        sec = sections[sec_no[path]]
+        body.setdefault(sec.parent, []).append((f"s{sec_no[path]}", _section_box(sec, words, states, trials)))
+
+    _add_sections(dot, sections, rep, body)
+
+    with dot.subgraph() as outs:
+        outs.attr(rank="sink")
+        for j, (name, slot) in enumerate(plan._outputs):
+            lines = [name]
+            if slot >= n + m:
+                lines.append(short_repr(plan._consts[slot - n - m], _CONST_WIDTH))
+            outs.node(f"out{j}", _label(*lines), id=f"output:{name}", shape="doubleoctagon", style="")
+            if slot < n + m:
+                edges.setdefault((names[slot] if slot < n else f"in{slot - n}", f"out{j}"), [])
+
+    _add_edges(dot, edges)
     return dot
+
+
+def _node_box(
+    plan: CompiledGraph, idx: int, consts: list[tuple[str, Any]], run: tuple[str, Sequence[Trial]] | None
+) -> dict[str, str]:
+    """Attributes of node ``idx``'s box; ``run`` is its state word and trials in a result."""
+    key = plan._keys[idx]
+    lines = [key, plan._task_names[idx]]
+    lines += [f"{p}={short_repr(v, _CONST_WIDTH)}" for p, v in consts[:_CONST_LINES]]
+    if len(consts) > _CONST_LINES:
+        lines.append(f"+{len(consts) - _CONST_LINES} more")
+    attrs = {"id": f"node:{key}"}
+    if plan._specs[idx].task is not None:
+        attrs["tooltip"] = _function(plan._specs[idx].fn)
+    if run is not None:
+        lines.append(_run_line(*run))
+        attrs.update(style="rounded,filled", fillcolor=STATE_COLOURS.get(run[0], _PENDING_COLOUR))
+    attrs["label"] = _label(*lines)
+    return attrs
+
+
+def _section_box(
+    sec: SectionInfo, words: list[str], states: dict[str, State] | None, trials: dict[str, list[Trial]]
+) -> dict[str, str]:
+    """Attributes of a collapsed section's box; ``words`` are its nodes' state words."""
+    lines = [sec.path, f"section {sec.name}, {len(words)} nodes"]
+    attrs = {"id": f"section:{sec.path}", "shape": "box3d", "style": ""}
+    if states is not None:
+        present = [w for w in _WORST_FIRST if w in words]
+        lines.append(", ".join(f"{words.count(w)} {w}" for w in present))
+        spent = [t.duration for k in sec.nodes for t in trials.get(k, ()) if t.duration is not None]
+        if spent:
+            lines.append(format_duration(sum(spent)))
+        attrs.update(style="filled", fillcolor=STATE_COLOURS.get(present[0], _PENDING_COLOUR))
+    attrs["label"] = _label(*lines)
+    return attrs
+
+
+def _add_edges(dot: graphviz.Digraph, edges: dict[tuple[str, str], list[str]]) -> None:
+    """One edge per (source, target), labelled with the parameters it feeds."""
+    for (source, target), params in edges.items():
+        label = ", ".join(dict.fromkeys(p for p in params if p))
+        if label:
+            dot.edge(source, target, label=_label(label))
+        elif params or target.startswith("out"):
+            dot.edge(source, target)
+        else:
+            dot.edge(source, target, style="dashed")  # after(): order only, no value
+
+
+def _add_sections(
+    dot: graphviz.Digraph,
+    sections: Iterable[SectionInfo],
+    rep: dict[str, str],
+    body: dict[str, list[tuple[str, dict[str, str]]]],
+) -> None:
+    """Add the top-level nodes, then each drawn section as a cluster, nested."""
+    import graphviz
+
+    children: dict[str, list[tuple[int, SectionInfo]]] = {}
+    for k, s in enumerate(sections):
+        if s.path not in rep and s.nodes:  # a section of markers only has nothing to draw
+            children.setdefault(s.parent, []).append((k, s))
+
+    def fill(graph: graphviz.Digraph, path: str) -> None:
+        for name, attrs in body.get(path, ()):
+            graph.node(name, **attrs)
+        for k, s in children.get(path, ()):
+            cluster = graphviz.Digraph(name=f"cluster_s{k}")
+            cluster.attr(
+                "graph", label=_label(s.path), id=f"section:{s.path}", style="rounded", color="#888888"
+            )
+            fill(cluster, s.path)
+            graph.subgraph(cluster)
+
+    fill(dot, "")
+
+
+def repr_mimebundle(
+    obj: Graph | CompiledGraph | RunResult, include: Any = None, exclude: Any = None
+) -> dict[str, str]:
+    """Jupyter's rich display: the picture as SVG, or ``text/plain`` without ``dot``.
+
+    Returns:
+        ``{"image/svg+xml": ..., "text/plain": repr(obj)}``, the SVG left out when
+        Graphviz's ``dot`` program is missing or fails, or when ``include``/``exclude``
+        ask so.
+
+    Raises:
+        Nothing: a graph that does not compile shows its error as text.
+    """
+    from ._errors import GraphError
+
+    bundle = {"text/plain": repr(obj)}
+    if (include is not None and "image/svg+xml" not in include) or (
+        exclude is not None and "image/svg+xml" in exclude
+    ):
+        return bundle
+    try:
+        import graphviz
+    except ImportError:
+        return bundle
+    try:
+        svg = to_dot(obj).pipe(format="svg", encoding="utf-8")
+    except GraphError as exc:
+        bundle["text/plain"] += f"\n{exc}"
+        return bundle
+    except (graphviz.ExecutableNotFound, graphviz.CalledProcessError) as exc:
+        logger.debug("no SVG for %r: %s", obj, exc)
+        return bundle
+    return {"image/svg+xml": svg, **bundle}

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextvars
 import operator
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from ._callsite import format_site, user_frame
@@ -466,6 +466,32 @@ class Graph:
         from ._compile import compile_graph
 
         return compile_graph(self, portable=portable)
+
+    # -- pictures ----------------------------------------------------------------
+    def to_dot(self, *, collapse: bool | Sequence[str] | None = None, expand: bool = False) -> Any:
+        """The graph as a ``graphviz.Digraph``: the picture of ``self.compile()``'s plan.
+
+        Section markers are resolved at compile time, so the picture is the plan's; see
+        :meth:`dagexec.CompiledGraph.to_dot` for ``collapse`` and ``expand``.
+
+        Returns:
+            A ``graphviz.Digraph``.
+
+        Raises:
+            GraphError: when the graph does not compile.
+            ImportError: when the ``graphviz`` package is not installed.
+            ValueError: for an unknown section path in ``collapse``, or ``expand=True``
+                with ``collapse``.
+        """
+        from ._dot import to_dot
+
+        return to_dot(self, collapse=collapse, expand=expand)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Jupyter's display: the picture as SVG (``text/plain`` with the error when it does not compile)."""
+        from ._dot import repr_mimebundle
+
+        return repr_mimebundle(self, include, exclude)
 
 
 _CONTAINERS = frozenset({list, tuple, dict, set, frozenset})

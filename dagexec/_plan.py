@@ -401,8 +401,15 @@ class CompiledGraph:
             "portable": self.portable,
         }
 
-    def to_dot(self) -> Any:
-        """The plan as a ``graphviz.Digraph``: nodes labelled with key and task, inputs and outputs apart.
+    def to_dot(self, *, collapse: bool | Sequence[str] | None = None, expand: bool = False) -> Any:
+        """The plan as a ``graphviz.Digraph``: nodes labelled with key and task, inputs and
+        outputs apart, sections as nested clusters, edges labelled with the parameter they feed.
+
+        Args:
+            collapse: True to draw each outermost section as one node, False for none,
+                or a list of section paths; None collapses every section when the plan
+                has more than 1,000 nodes (and the picture says so).
+            expand: True to draw every node whatever the size.
 
         Returns:
             A ``graphviz.Digraph`` (its ``.source`` is the DOT text; rendering to SVG or
@@ -410,10 +417,35 @@ class CompiledGraph:
 
         Raises:
             ImportError: when the ``graphviz`` package is not installed.
+            ValueError: for an unknown section path in ``collapse``, or ``expand=True``
+                with ``collapse``.
         """
         from ._dot import to_dot
 
-        return to_dot(self)
+        return to_dot(self, collapse=collapse, expand=expand)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Jupyter's display: the picture as SVG (``text/plain`` without Graphviz's ``dot``)."""
+        from ._dot import repr_mimebundle
+
+        return repr_mimebundle(self, include, exclude)
+
+    def to_html(self, path: str | PathLike[str]) -> None:
+        """Write the plan as one self-contained HTML page: click a node to see its details.
+
+        The page holds the picture as SVG (rendered by Graphviz's ``dot``) and a
+        little JS, and loads nothing from the network (docs/pictures.md).
+
+        Args:
+            path: the file to write, e.g. ``"plan.html"``; an existing file is replaced.
+
+        Raises:
+            RuntimeError: when Graphviz's ``dot`` program is not installed.
+            OSError: when the file cannot be written; an existing file is left as it was.
+        """
+        from ._html import to_html
+
+        to_html(self, path)
 
     def save(self, path: str | PathLike[str], key: bytes | str | None = None) -> None:
         """Write the plan to ``path`` as an artifact that :func:`dagexec.load` reads back.

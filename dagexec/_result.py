@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._state import State, Trial
 
 if TYPE_CHECKING:
+    from os import PathLike
+
     from ._plan import CompiledGraph
 
 __all__ = ["RunResult"]
@@ -25,7 +28,7 @@ class RunResult:
         duration: seconds the run took.
     """
 
-    __slots__ = ("_declared", "_values", "duration", "graph", "outputs", "start", "states", "trials")
+    __slots__ = ("_declared", "_plan", "_values", "duration", "graph", "outputs", "start", "states", "trials")
 
     def __init__(
         self,
@@ -39,6 +42,7 @@ class RunResult:
     ) -> None:
         self.graph = plan.name
         self._declared = plan.outputs
+        self._plan = plan  # for pictures: immutable, and holds no values of the run
         self.states = states
         self.trials = trials
         self.outputs = outputs
@@ -119,5 +123,54 @@ class RunResult:
                 )
         return "\n".join(lines)
 
+    def to_html(self, path: str | PathLike[str]) -> None:
+        """Write the run report as one self-contained HTML page.
+
+        The page shows the graph coloured by state, a timeline of every trial per
+        worker, the errors with their tracebacks and a search box; click a node to
+        see its function, file:line, signature, state, duration, attempts and error.
+        It loads nothing from the network, so it can be attached to a CI job.
+
+        Args:
+            path: the file to write, e.g. ``"report.html"``; an existing file is replaced.
+
+        Raises:
+            RuntimeError: when Graphviz's ``dot`` program is not installed.
+            OSError: when the file cannot be written; an existing file is left as it was.
+        """
+        from ._html import to_html
+
+        to_html(self, path)
+
     def __repr__(self) -> str:
         return f"<RunResult {self.graph!r} {'ok' if self.ok else 'failed'}: {self._counts()}>"
+
+    def to_dot(self, *, collapse: bool | Sequence[str] | None = None, expand: bool = False) -> Any:
+        """The run as a ``graphviz.Digraph``: the plan's picture with nodes coloured by state.
+
+        Each node shows its state, the time its trials ran (``0.31 s``) and, past one,
+        its number of attempts; a failed node whose last trial timed out is
+        ``timed_out``. A legend gives each colour and how many nodes have it.
+
+        Args:
+            collapse: as for :meth:`dagexec.CompiledGraph.to_dot`; a collapsed section
+                takes the colour of its worst state.
+            expand: True to draw every node whatever the size.
+
+        Returns:
+            A ``graphviz.Digraph``.
+
+        Raises:
+            ImportError: when the ``graphviz`` package is not installed.
+            ValueError: for an unknown section path in ``collapse``, or ``expand=True``
+                with ``collapse``.
+        """
+        from ._dot import to_dot
+
+        return to_dot(self, collapse=collapse, expand=expand)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Jupyter's display: the coloured picture as SVG (``text/plain`` without Graphviz's ``dot``)."""
+        from ._dot import repr_mimebundle
+
+        return repr_mimebundle(self, include, exclude)

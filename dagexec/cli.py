@@ -5,7 +5,7 @@
     dagexec compile TARGET -o FILE.dagx        save a compiled graph
     dagexec run FILE.dagx|TARGET [options]     run it, show progress and a summary
     dagexec inspect FILE.dagx                  show a file's header, without unpickling
-    dagexec dot FILE.dagx|TARGET -o OUT        draw it (.dot, .svg, .png)
+    dagexec dot FILE.dagx|TARGET -o OUT        draw it (.dot, .svg, .png, .html)
 
 TARGET is ``module:attr`` or ``path/to/file.py:attr`` naming a Graph, a section, a
 CompiledGraph or a function (no arguments) returning a Graph or a CompiledGraph.
@@ -579,11 +579,7 @@ def _cmd_dot(args: argparse.Namespace) -> int:
     suffix = out.suffix.lower()
     if suffix not in _PICTURES:
         raise UsageError(f"cannot tell the picture format of {args.output!r}; use .dot, .svg, .png or .html")
-    if suffix == ".html":
-        raise UsageError(
-            "HTML pages come with plan.to_html(), which this version does not have; use .dot or .svg"
-        )
-    if suffix in (".svg", ".png") and shutil.which("dot") is None:
+    if suffix in (".svg", ".png", ".html") and shutil.which("dot") is None:
         raise UsageError(
             f"writing {suffix} needs the Graphviz 'dot' program, which is not installed; "
             "install Graphviz (https://graphviz.org/download/) or write .dot"
@@ -591,11 +587,12 @@ def _cmd_dot(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise UsageError(f"cannot write {args.output!r}: no such folder {str(out.parent)!r}")
     plan = _load_plan(args.target)
-    digraph = plan.to_dot()
-    if suffix in (".dot", ".gv"):
-        out.write_text(digraph.source, encoding="utf-8")
+    if suffix == ".html":
+        plan.to_html(out)
+    elif suffix in (".dot", ".gv"):
+        out.write_text(plan.to_dot().source, encoding="utf-8")
     else:
-        out.write_bytes(digraph.pipe(format=suffix[1:]))
+        out.write_bytes(plan.to_dot().pipe(format=suffix[1:]))
     sys.stderr.write(f"wrote {args.output}: graph {plan.name!r}, {len(plan)} nodes\n")
     return EXIT_OK
 
@@ -657,9 +654,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE", help="a saved .dagx file")
     p.set_defaults(func=_cmd_inspect)
 
-    p = sub.add_parser("dot", help="draw a graph as .dot, .svg or .png")
+    p = sub.add_parser("dot", help="draw a graph as .dot, .svg, .png or an .html page")
     p.add_argument("target", metavar="FILE|TARGET", help="a saved .dagx file or module:attr")
-    p.add_argument("-o", "--output", metavar="OUT", required=True, help="OUT.dot, OUT.svg or OUT.png")
+    p.add_argument(
+        "-o", "--output", metavar="OUT", required=True, help="OUT.dot, OUT.svg, OUT.png or OUT.html"
+    )
     p.set_defaults(func=_cmd_dot)
     return parser
 

@@ -420,47 +420,87 @@ def test_dot_writes_the_dot_source(project: Path) -> None:
     assert (project / "sums.dot").read_text() == textwrap.dedent(
         """\
         digraph sums {
-        \tgraph [label=sums rankdir=TB]
-        \tnode [fontname=Helvetica fontsize=11]
-        \tn0 [label="load\\nload" shape=box style=rounded]
-        \tn1 [label="total\\ntotal" shape=box style=rounded]
-        \tn2 [label="odd\\nodd" shape=box style=rounded]
-        \tin0 [label="n\\nint" shape=ellipse style=dashed]
-        \tn0 -> n1
-        \tin0 -> n0
-        \tout0 [label=total shape=doubleoctagon]
+        \tgraph [fontname=Helvetica label=sums labelloc=t rankdir=TB]
+        \tnode [fontname=Helvetica fontsize=11 shape=box style=rounded]
+        \tedge [fontname=Helvetica fontsize=9]
+        \t{
+        \t\trank=source
+        \t\tin0 [label="n\\nint" id="input:n" shape=ellipse style=dashed]
+        \t}
+        \tn0 [label="load\\nload" id="node:load" tooltip="pipe:load"]
+        \tn1 [label="total\\ntotal" id="node:total" tooltip="pipe:total"]
+        \tn2 [label="odd\\nodd" id="node:odd" tooltip="pipe:odd"]
+        \t{
+        \t\trank=sink
+        \t\tout0 [label=total id="output:total" shape=doubleoctagon style=""]
+        \t\tout1 [label=odd id="output:odd" shape=doubleoctagon style=""]
+        \t}
+        \tin0 -> n0 [label=n]
+        \tn0 -> n1 [label=rows]
         \tn1 -> out0
-        \tout1 [label=odd shape=doubleoctagon]
         \tn2 -> out1
         }
         """
     )
 
 
-@pytest.mark.skipif(shutil.which("dot") is not None, reason="Graphviz's dot is installed")
-@pytest.mark.parametrize("name", ["g.svg", "g.png"])
-def test_svg_and_png_without_graphviz_exit_2_saying_to_install_it(project: Path, name: str) -> None:
-    proc = cli(project, "dot", "pipe:sums", "-o", name)
+@pytest.mark.parametrize("name", ["g.svg", "g.png", "g.html"])
+def test_svg_png_and_html_without_graphviz_exit_2_saying_to_install_it(
+    project: Path, tmp_path: Path, name: str
+) -> None:
+    no_dot = tmp_path / "empty-bin"
+    no_dot.mkdir()
+    proc = cli(project, "dot", "pipe:sums", "-o", name, env=_env(PATH=str(no_dot)))
     assert proc.returncode == 2
     suffix = name[1:]
     assert error_line(proc) == (
         f"dagexec: error: writing {suffix} needs the Graphviz 'dot' program, which is not installed; "
         "install Graphviz (https://graphviz.org/download/) or write .dot"
     )
-    assert not (project / name).exists()
+    assert sorted(p.name for p in project.iterdir()) == ["pipe.py"]
 
 
-@pytest.mark.parametrize(
-    ("name", "message"),
-    [
-        ("g.html", "HTML pages come with plan.to_html(), which this version does not have; use .dot or .svg"),
-        ("g.txt", "cannot tell the picture format of 'g.txt'; use .dot, .svg, .png or .html"),
-    ],
+needs_dot = pytest.mark.skipif(
+    shutil.which("dot") is None, reason="needs Graphviz's dot (scripts/test installs it)"
 )
-def test_dot_refuses_other_formats(project: Path, name: str, message: str) -> None:
-    proc = cli(project, "dot", "pipe:sums", "-o", name)
+
+
+@needs_dot
+def test_dot_renders_svg_with_the_dot_program(project: Path) -> None:
+    proc = cli(project, "dot", "pipe:sums", "-o", "sums.svg")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "wrote sums.svg: graph 'sums', 3 nodes\n"
+    svg = (project / "sums.svg").read_text()
+    assert svg.startswith("<?xml")
+    ids = re.findall(r'<g id="([^"]*)" class="node">', svg)
+    assert sorted(ids) == ["input:n", "node:load", "node:odd", "node:total", "output:odd", "output:total"]
+
+
+@needs_dot
+def test_dot_renders_png_with_the_dot_program(project: Path) -> None:
+    proc = cli(project, "dot", "pipe:sums", "-o", "sums.png")
+    assert proc.returncode == 0, proc.stderr
+    assert (project / "sums.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@needs_dot
+def test_dot_writes_an_html_page(project: Path) -> None:
+    proc = cli(project, "dot", "pipe:sums", "-o", "sums.html")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "wrote sums.html: graph 'sums', 3 nodes\n"
+    page = (project / "sums.html").read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert '<g id="node:total" class="node">' in page
+    assert '"function": "pipe:total"' in page
+    assert sorted(p.name for p in project.iterdir()) == ["pipe.py", "sums.html"]
+
+
+def test_dot_refuses_other_formats(project: Path) -> None:
+    proc = cli(project, "dot", "pipe:sums", "-o", "g.txt")
     assert proc.returncode == 2
-    assert error_line(proc) == f"dagexec: error: {message}"
+    assert error_line(proc) == (
+        "dagexec: error: cannot tell the picture format of 'g.txt'; use .dot, .svg, .png or .html"
+    )
 
 
 # -- artifacts: compile, then run, inspect and draw the file elsewhere --------------------

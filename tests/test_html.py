@@ -1,0 +1,323 @@
+"""``plan.to_html()`` and ``result.to_html()``: pages rendered by the real ``dot`` and
+opened in a real headless Chromium (Debian's ``chromium``, driven by Playwright)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import dagexec as dx
+from dagexec._dot import format_duration
+from dagexec._html import to_html
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("dot") is None, reason="needs Graphviz's dot (scripts/test installs it)"
+)
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# as root in a container; without the background-networking flags Chromium tries to
+# reach Google's servers and a closed network refuses it
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+PIPELINE = textwrap.dedent(
+    """\
+    import dagexec as dx
+
+
+    @dx.task
+    def load(n: int) -> list[int]:
+        return list(range(n))
+
+
+    @dx.task
+    def clean(rows: list[int]) -> list[int]:
+        return [r for r in rows if r % 2]
+
+
+    @dx.task(retries=1)
+    def boom(rows: list[int]) -> int:
+        raise ValueError(f"bad rows {rows} </script>")
+
+
+    @dx.section
+    def etl(n: int) -> list[int]:
+        return clean(load(n))
+
+
+    with dx.Graph("report") as graph:
+        n = graph.input("n", int, default=4)
+        graph.output(boom(etl(n)), name="total")
+    """
+)
+LINE_CLEAN = 21  # where etl() calls clean()
+LINE_BOOM = 26  # where the graph calls boom()
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    """The pipeline as module ``html_pipe``, its call sites relative to its folder."""
+    folder = tmp_path_factory.mktemp("pipe")
+    (folder / "html_pipe.py").write_text(PIPELINE)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        spec = importlib.util.spec_from_file_location("html_pipe", folder / "html_pipe.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.plan = module.graph.compile()
+        yield module
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("needs Debian's chromium (scripts/test installs it)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def open_page(browser: Any, path: Path, fragment: str = "") -> Any:
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(path.as_uri() + fragment)
+    page.wait_for_selector("#picture svg")
+    page.js_errors = errors
+    return page
+
+
+def details(page: Any) -> dict[str, str]:
+    """The details panel's shown fields, by name."""
+    shown: dict[str, str] = {}
+    for row in page.query_selector_all("#details .row"):
+        if row.is_visible():
+            field = row.get_attribute("data-field")
+            shown[field] = page.text_content(f"#detail-{field}")
+    return shown
+
+
+def node(key: str) -> str:
+    return f'[id="node:{key}"]'
+
+
+# -- the plan's page ----------------------------------------------------------------------
+def test_clicking_a_node_of_a_plan_page_shows_its_details(
+    pipe: ModuleType, browser: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "plan.html"
+    pipe.plan.to_html(out)
+    page = open_page(browser, out)
+    assert page.is_visible("#details-empty")
+    page.click(node("etl/clean"))
+    assert details(page) == {
+        "key": "etl/clean",
+        "task": "clean",
+        "function": "html_pipe:clean",
+        "call_site": f"html_pipe.py:{LINE_CLEAN}",
+        "signature": "clean(rows: list[int]) -> list[int]",
+        "section": "etl",
+        "deps": "etl/load",
+    }
+    assert not page.is_visible("#details-empty")
+    assert page.get_attribute(node("etl/clean"), "class") == "node selected"
+    assert not page.is_visible("#timeline-section")
+    assert page.js_errors == []
+
+
+def test_plan_page_starts_expanded_and_collapses_sections(
+    pipe: ModuleType, browser: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "plan.html"
+    pipe.plan.to_html(out)
+    page = open_page(browser, out)
+    assert page.is_visible(node("etl/load"))
+    assert page.text_content("#toggle-sections") == "collapse sections"
+    page.click("#toggle-sections")
+    assert not page.is_visible(node("etl/load"))
+    assert page.is_visible('[id="collapsed-section:etl"]')
+    page.click('[id="collapsed-node:boom"]')
+    assert details(page)["key"] == "boom"
+    page.click('[id="collapsed-section:etl"]')  # opens the sections again
+    assert page.is_visible(node("etl/load"))
+    assert page.text_content("#toggle-sections") == "collapse sections"
+    assert page.js_errors == []
+
+
+def test_search_dims_the_nodes_that_do_not_match(pipe: ModuleType, browser: Any, tmp_path: Path) -> None:
+    out = tmp_path / "plan.html"
+    pipe.plan.to_html(out)
+    page = open_page(browser, out)
+    page.fill("#search", "ETL/")
+    assert page.text_content("#search-count") == "2 found"
+    assert page.get_attribute(node("boom"), "class") == "node dim"
+    assert page.get_attribute(node("etl/load"), "class") == "node"
+    page.press("#search", "Enter")
+    assert details(page)["key"] == "etl/load"
+    page.fill("#search", "")
+    assert page.text_content("#search-count") == ""
+    assert page.get_attribute(node("boom"), "class") == "node"
+
+
+# -- the run report -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def failed_run(pipe: ModuleType) -> dx.RunResult:
+    result = pipe.plan.run(executor="serial", raise_on_failure=False)
+    assert {k: s.value for k, s in result.states.items()} == {
+        "etl/load": "succeeded",
+        "etl/clean": "succeeded",
+        "boom": "failed",
+    }
+    return result
+
+
+def test_clicking_a_failed_node_of_a_run_report_shows_state_attempts_and_error(
+    pipe: ModuleType, failed_run: dx.RunResult, browser: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "run.html"
+    failed_run.to_html(out)
+    page = open_page(browser, out)
+    page.click(node("boom"))
+    trials = failed_run.trials["boom"]
+    shown = details(page)
+    traceback = shown.pop("traceback")
+    assert shown == {
+        "key": "boom",
+        "task": "boom",
+        "function": "html_pipe:boom",
+        "call_site": f"html_pipe.py:{LINE_BOOM}",
+        "signature": "boom(rows: list[int]) -> int",
+        "deps": "etl/clean",
+        "state": "failed",
+        "duration": format_duration(sum(t.duration or 0.0 for t in trials)),
+        "attempts": "2",
+        "worker": "master",
+        "error": "ValueError: bad rows [1, 3] </script>",
+    }
+    assert traceback == trials[-1].traceback
+    assert traceback.endswith("ValueError: bad rows [1, 3] </script>\n")
+    assert page.js_errors == []
+
+
+def test_run_report_has_a_timeline_an_error_list_and_a_summary(
+    failed_run: dx.RunResult, browser: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "run.html"
+    failed_run.to_html(out)
+    page = open_page(browser, out)
+    assert page.text_content("#summary") == (
+        f"3 nodes, 1 sections, failed, {format_duration(failed_run.duration)}, 2 succeeded, 1 failed"
+    )
+    bars = page.query_selector_all("#timeline .bar")
+    assert [(b.get_attribute("data-key"), b.get_attribute("class")) for b in bars] == [
+        ("etl/load", "bar st-succeeded"),
+        ("etl/clean", "bar st-succeeded"),
+        ("boom", "bar st-failed"),
+        ("boom", "bar st-failed"),
+    ]
+    assert [e.text_content() for e in page.query_selector_all("#timeline .lane-name")] == ["master"]
+    errors = page.query_selector_all("#errors details")
+    assert [e.query_selector("summary").text_content() for e in errors] == [
+        "boom (failed after 2 attempt(s)): ValueError: bad rows [1, 3] </script>"
+    ]
+    page.click("#errors .error-key")
+    assert details(page)["key"] == "boom"
+    bars[0].click()
+    assert details(page)["key"] == "etl/load"
+    assert page.js_errors == []
+
+
+def test_a_fragment_opens_the_page_on_that_node(
+    failed_run: dx.RunResult, browser: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "run.html"
+    failed_run.to_html(out)
+    page = open_page(browser, out, "#etl%2Fclean")
+    assert details(page)["key"] == "etl/clean"
+
+
+# -- the file -------------------------------------------------------------------------------
+def embedded_data(page: str) -> Any:
+    m = re.search(r'<script type="application/json" id="dagexec-data">(.*?)</script>', page, re.S)
+    assert m is not None
+    return json.loads(m.group(1))
+
+
+def test_pages_load_nothing_from_the_network(
+    pipe: ModuleType, failed_run: dx.RunResult, tmp_path: Path
+) -> None:
+    pipe.plan.to_html(tmp_path / "plan.html")
+    failed_run.to_html(tmp_path / "run.html")
+    for name in ("plan.html", "run.html"):
+        page = (tmp_path / name).read_text()
+        # only the SVG namespace names, which are never fetched
+        assert set(re.findall(r"https?://[^\s\"'<>]*", page)) == {
+            "http://www.w3.org/2000/svg",
+            "http://www.w3.org/1999/xlink",
+        }
+        assert "<!DOCTYPE svg" not in page
+        assert re.search(r"<(link|img|iframe)\b|\bsrc=|@import|url\(", page) is None
+        assert page.count("<script") == 2
+
+
+def test_values_cannot_end_the_embedded_script(failed_run: dx.RunResult, tmp_path: Path) -> None:
+    failed_run.to_html(tmp_path / "run.html")
+    page = (tmp_path / "run.html").read_text()
+    assert page.count("</script>") == 2
+    assert embedded_data(page)["nodes"]["boom"]["error"] == "ValueError: bad rows [1, 3] </script>"
+
+
+def test_an_existing_page_is_replaced_and_no_temporary_file_is_left(pipe: ModuleType, tmp_path: Path) -> None:
+    out = tmp_path / "plan.html"
+    out.write_text("old")
+    pipe.plan.to_html(str(out))
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    assert [p.name for p in tmp_path.iterdir()] == ["plan.html"]
+
+
+def test_without_dot_nothing_is_written_and_the_error_says_to_install_graphviz(
+    pipe: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    with pytest.raises(RuntimeError) as exc:
+        pipe.plan.to_html(tmp_path / "plan.html")
+    assert str(exc.value) == (
+        "writing an HTML page needs Graphviz's 'dot' program, which is not installed; "
+        "install Graphviz (e.g. 'apt-get install graphviz' or 'brew install graphviz')"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["bin"]
+
+
+def test_to_html_draws_only_plans_and_results(pipe: ModuleType, tmp_path: Path) -> None:
+    with pytest.raises(TypeError) as exc:
+        to_html(pipe.graph, tmp_path / "g.html")
+    assert str(exc.value) == "to_html() draws a CompiledGraph or a RunResult, not Graph"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_folder_is_an_oserror(pipe: ModuleType, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        pipe.plan.to_html(tmp_path / "nowhere" / "plan.html")
