@@ -33,7 +33,7 @@ from ._checks import (
     runtime_checks,
 )
 from ._errors import GraphError, Problem
-from ._plan import CompiledGraph, InputSpec, NodeSpec, SectionInfo, _Ref
+from ._plan import CompiledGraph, InputSpec, NodeSpec, SectionInfo, _Ref, collect_refs
 from ._typecheck import short_repr
 
 __all__ = ["compile_graph"]
@@ -237,9 +237,9 @@ class _Compiler:
             if nested:
                 a = tuple(self.substitute(v) for v in raw_args)
                 kw = {k: self.substitute(v) for k, v in raw_kwargs.items()} if raw_kwargs else None
-                _collect_refs(a, reads)
+                collect_refs(a, reads)
                 if kw:
-                    _collect_refs(kw, reads)
+                    collect_refs(kw, reads)
             else:  # the common case, inline: Nodes as direct arguments
                 al = list(raw_args)
                 for j, v in enumerate(al):
@@ -433,17 +433,6 @@ def _runnable_deps(gdeps: tuple[int, ...], res: list[tuple[int, Any]]) -> dict[i
         elif r[0] == _TPL:
             out.update(dict.fromkeys(r[1][1]))
     return out
-
-
-def _collect_refs(value: Any, reads: dict[int, None]) -> None:
-    if type(value) is _Ref:
-        reads[value.slot] = None
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        for v in value:
-            _collect_refs(v, reads)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _collect_refs(v, reads)
 
 
 # -- ordering -------------------------------------------------------------------------

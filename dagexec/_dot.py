@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._graph import Graph
-from ._plan import CompiledGraph, SectionInfo, _Ref
+from ._plan import CompiledGraph, SectionInfo, collect_refs
 from ._result import RunResult
 from ._state import State, Trial
 from ._typecheck import format_type, short_repr
@@ -153,17 +153,6 @@ def _positional_name(j: int, names: _Names) -> str:
     return star if star is not None else f"arg{j}"
 
 
-def _refs(value: Any, out: list[int]) -> None:
-    if isinstance(value, _Ref):
-        out.append(value.slot)
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        for v in value:
-            _refs(v, out)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _refs(v, out)
-
-
 def _sort(
     name: str, value: Any, found: list[int], reads: list[tuple[int, str]], consts: list[tuple[str, Any]]
 ) -> None:
@@ -187,13 +176,13 @@ def _reads_and_consts(
     consts: list[tuple[str, Any]] = []
     if plan._nested[idx]:
         for j, a in enumerate(args):
-            found: list[int] = []
-            _refs(a, found)
-            _sort(_positional_name(j, names), a, found, reads, consts)
+            found: dict[int, None] = {}
+            collect_refs(a, found)
+            _sort(_positional_name(j, names), a, list(found), reads, consts)
         for name, v in kwargs.items():
-            found = []
-            _refs(v, found)
-            _sort(name, v, found, reads, consts)
+            found = {}
+            collect_refs(v, found)
+            _sort(name, v, list(found), reads, consts)
         return reads, consts
     filled = {p for p, _ in plan._fills[idx]}
     reads = [(s, _positional_name(p, names)) for p, s in plan._fills[idx]]

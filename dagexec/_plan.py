@@ -52,6 +52,18 @@ class _Ref:
         return (_Ref, (self.slot,))
 
 
+def collect_refs(value: Any, reads: dict[int, None]) -> None:
+    """Add the slot of every ``_Ref`` inside the template ``value`` to ``reads``, in order."""
+    if type(value) is _Ref:
+        reads[value.slot] = None
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for v in value:
+            collect_refs(v, reads)
+    elif isinstance(value, dict):
+        for v in value.values():
+            collect_refs(v, reads)
+
+
 _NOCHECK: Any = None
 
 
