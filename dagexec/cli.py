@@ -18,28 +18,32 @@ Ctrl-C. Output values go to stdout; progress, the summary and errors go to stder
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect as _inspect
 import json
 import logging
-import math
-import os
 import shutil
 import sys
-import time
-import traceback
-import types
-import typing
-from collections import Counter
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ArtifactError, DagexecError, GraphError, InputError
-from ._state import State, Trial
+from ._cli_report import (
+    LiveDisplay,
+    PlainLog,
+    add_row,
+    print_outputs,
+    print_summary,
+    result_to_json,
+    selected_count,
+)
+from ._cli_targets import (
+    UsageError,
+    load_plan,
+    parse_inputs,
+    resolve_target,
+)
+from ._errors import ArtifactError, GraphError, InputError
 
 if TYPE_CHECKING:
-    from ._plan import CompiledGraph
-    from ._result import RunResult
+    pass
 
 __all__ = ["main"]
 
@@ -48,405 +52,16 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-_TRUE = frozenset({"true", "1", "yes"})
-_FALSE = frozenset({"false", "0", "no"})
-_TB_LINES = 6  # traceback lines shown per failed node
-_LOG_LINES = 5  # log lines shown per failed node
-
-
-class UsageError(DagexecError):
-    """Bad usage, target or input: reported as one ``dagexec: error:`` line, exit code 2."""
-
-
-# -- targets ---------------------------------------------------------------------------
-def _import_target_module(spec: str) -> types.ModuleType:
-    """Import ``module.name`` or ``path/to/file.py``."""
-    if spec.endswith(".py") or "/" in spec or os.sep in spec:
-        path = Path(spec)
-        if not path.is_file():
-            raise UsageError(f"no such file {spec!r}")
-        if path.suffix != ".py":
-            raise UsageError(f"{spec!r} is not a .py file")
-        folder = str(path.resolve().parent)
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-        name = path.stem
-        loaded = sys.modules.get(name)
-        where = getattr(loaded, "__file__", None)
-        if loaded is not None and (where is None or Path(where).resolve() != path.resolve()):
-            raise UsageError(
-                f"cannot import {spec!r} as module {name!r}: that name is already taken by {loaded!r}; "
-                "rename the file"
-            )
-    else:
-        name = spec
-        # the console script does not put the working directory on sys.path; python -m does
-        if os.getcwd() not in sys.path and "" not in sys.path:
-            sys.path.insert(0, os.getcwd())
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
-            raise UsageError(f"cannot import module {name!r}: {exc}") from None
-        raise UsageError(f"importing {spec!r} raised {_describe(exc)}") from None
-    except Exception as exc:
-        raise UsageError(f"importing {spec!r} raised {_describe(exc)}") from None
-
-
-def _describe(exc: BaseException) -> str:
-    """``Type: message (file.py:12)``, the place being the innermost frame."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = ""
-    if frames:
-        last = frames[-1]
-        where = f" ({_relpath(last.filename)}:{last.lineno})"
-    return f"{type(exc).__name__}: {exc}{where}"
-
-
-def _relpath(path: str) -> str:
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return path
-
-
-def _graphs_in(module: types.ModuleType) -> list[str]:
-    from ._graph import Graph
-    from ._plan import CompiledGraph
-    from ._section import Section
-
-    return sorted(
-        name
-        for name, value in vars(module).items()
-        if not name.startswith("_") and isinstance(value, (Graph, CompiledGraph, Section))
-    )
-
-
-def _resolve_target(target: str) -> CompiledGraph:
-    """The compiled graph that ``module:attr`` or ``path/to/file.py:attr`` names."""
-    module_part, sep, attr = target.rpartition(":")
-    if not sep or not module_part or not attr:
-        if target.endswith(".py"):
-            raise UsageError(f"name the graph inside the file: {target}:ATTR")
-        raise UsageError(f"no such file {target!r}; a target reads module:attr or path/to/file.py:attr")
-    module = _import_target_module(module_part)
-    obj: Any = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            found = _graphs_in(module)
-            hint = f"; graphs in it: {', '.join(found)}" if found else ""
-            raise UsageError(f"module {module.__name__!r} has no attribute {attr!r}{hint}") from None
-    return _as_plan(obj, target)
-
-
-def _as_plan(obj: Any, target: str, called: bool = False) -> CompiledGraph:
-    from ._graph import Graph
-    from ._plan import CompiledGraph
-    from ._section import Section
-    from ._task import Task
-
-    if isinstance(obj, CompiledGraph):
-        return obj
-    if isinstance(obj, Graph):
-        return obj.compile()
-    if isinstance(obj, Section):
-        return obj.graph().compile()
-    what = "a Graph, a section, a CompiledGraph or a function returning a Graph"
-    if called:
-        raise UsageError(f"{target}() returned {type(obj).__name__}, not a Graph or a CompiledGraph")
-    if isinstance(obj, Task):
-        raise UsageError(f"{target!r} is a task, not a graph; name {what}")
-    if callable(obj) and not isinstance(obj, type):
-        try:
-            _inspect.signature(obj).bind()
-        except TypeError:
-            raise UsageError(f"{target!r} is a function that needs arguments; name {what}") from None
-        except ValueError:
-            pass
-        try:
-            made = obj()
-        except GraphError:
-            raise
-        except Exception as exc:
-            raise UsageError(f"calling {target}() raised {_describe(exc)}") from None
-        return _as_plan(made, target, called=True)
-    raise UsageError(f"{target!r} is {type(obj).__name__}, not {what}")
-
-
-def _load_plan(target: str) -> CompiledGraph:
-    """A saved file (anything that exists on disk) or a ``module:attr`` target."""
-    path = Path(target)
-    if path.is_file() and path.suffix != ".py":
-        return _load_artifact(path)
-    return _resolve_target(target)
-
-
-def _load_artifact(path: Path) -> CompiledGraph:
-    from ._artifact import load
-
-    return load(path)
-
-
-# -- inputs ------------------------------------------------------------------------------
-def _parse_inputs(plan: CompiledGraph, pairs: list[str]) -> dict[str, Any]:
-    """``-i name=value`` pairs parsed by each input's declared type."""
-    specs = {spec.name: spec for spec in plan.inputs}
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise UsageError(f"-i takes name=value, got {pair!r}")
-        if name in values:
-            raise UsageError(f"input {name!r} is given twice")
-        spec = specs.get(name)
-        # an unknown name is passed on as text: run() reports it with the valid names
-        values[name] = text if spec is None else parse_value(name, text, spec.type)
-    return values
-
-
-def parse_value(name: str, text: str, ann: Any) -> Any:
-    """Parse ``text`` for input ``name`` of type ``ann``.
-
-    ``str`` as is; ``int``, ``float`` and ``bool`` (true/false/1/0/yes/no) parsed;
-    ``Optional[X]`` takes ``null`` for None; paths built from the text; an input
-    without a type takes JSON when the text is JSON, else the text; anything else
-    (containers included) is JSON.
-
-    Raises:
-        UsageError: naming the input and the expected type.
-    """
-    from ._typecheck import format_type
-
-    def bad(why: str = "") -> UsageError:
-        return UsageError(f"input {name!r} expects {format_type(ann)}{why}, got {text!r}")
-
-    if ann is str:
-        return text
-    if ann is bool:
-        low = text.strip().lower()
-        if low in _TRUE:
-            return True
-        if low in _FALSE:
-            return False
-        raise bad(" (true/false, 1/0 or yes/no)")
-    if ann is int or ann is float:
-        try:
-            return ann(text)
-        except ValueError:
-            raise bad() from None
-    if ann is Any or ann is object:
-        try:
-            return json.loads(text)
-        except ValueError:
-            return text
-    if typing.get_origin(ann) in (typing.Union, types.UnionType):
-        members = [a for a in typing.get_args(ann) if a is not type(None)]
-        if len(members) == 1 and len(typing.get_args(ann)) == 2:
-            if text.strip().lower() in ("null", "none"):
-                return None
-            return parse_value(name, text, members[0])
-    if isinstance(ann, type) and issubclass(ann, PurePath):
-        return ann(text)
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise bad(f" as JSON ({exc})") from None
-    origin = typing.get_origin(ann) or ann
-    if isinstance(value, list) and origin in (tuple, set, frozenset):
-        try:
-            value = origin(value)
-        except TypeError:
-            raise bad(f" as JSON ({origin.__name__} items must be hashable)") from None
-    return value
-
-
-# -- progress ----------------------------------------------------------------------------
-def _trial_line(trial: Trial) -> str:
-    text = f"{trial.state.value:<10} {trial.key}"
-    if trial.attempt > 1:
-        text += f" (attempt {trial.attempt})"
-    if trial.duration is not None:
-        text += f" in {trial.duration:.2f} s"
-    if trial.error is not None:
-        text += f": {type(trial.error).__name__}: {trial.error}"
-    return text
-
-
-class _PlainLog:
-    """One line on stderr per finished trial, for logs and pipes."""
-
-    def __init__(self, total: int) -> None:
-        self._start = time.time()
-        self._total = total
-
-    def on_run_start(self, plan: CompiledGraph) -> None:
-        self._start = time.time()
-        sys.stderr.write(f"running graph {plan.name!r} ({self._total} of {len(plan)} nodes)\n")
-        sys.stderr.flush()
-
-    def on_trial_end(self, trial: Trial) -> None:
-        elapsed = time.time() - self._start
-        sys.stderr.write(f"[{elapsed:8.2f} s] {_trial_line(trial)}\n")
-        sys.stderr.flush()
-
-
-class _LiveDisplay:
-    """A rich progress bar with the running nodes, for a terminal."""
-
-    def __init__(self, total: int) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[running]}", style="dim"),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self._total = total
-        self._running: dict[str, None] = {}
-        self._task: Any = None
-
-    def _update(self) -> None:
-        keys = list(self._running)
-        text = ", ".join(keys[:3]) + (f" +{len(keys) - 3}" if len(keys) > 3 else "")
-        self._progress.update(self._task, running=text)
-
-    def on_run_start(self, plan: CompiledGraph) -> None:
-        self._task = self._progress.add_task(plan.name, total=self._total, running="")
-        self._progress.start()
-
-    def on_trial_start(self, trial: Trial) -> None:
-        self._running[trial.key] = None
-        self._update()
-
-    def on_trial_end(self, trial: Trial) -> None:
-        self._running.pop(trial.key, None)
-        if trial.state is State.SUCCEEDED:
-            self._progress.advance(self._task)
-        else:
-            self._progress.console.print(f"[red]{_trial_line(trial)}[/red]", markup=True, highlight=False)
-        self._update()
-
-    def on_run_end(self, result: RunResult) -> None:
-        self._progress.stop()
-
-
-def _selected_count(plan: CompiledGraph, only: list[str], skip: list[str]) -> int:
-    from ._errors import Problem
-    from ._prepare import select
-
-    problems: list[Problem] = []
-    return sum(select(plan, only, skip, problems)) if (only or skip) else len(plan)
-
-
-# -- results -----------------------------------------------------------------------------
-def _jsonable(value: Any) -> Any:
-    """``value`` where JSON holds it (tuples as lists), else its repr."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return repr(value)
-
-
-def result_to_json(result: RunResult) -> dict[str, Any]:
-    """The ``--json`` document of a run (DESIGN §8)."""
-    fields = ("attempt", "state", "start", "end", "error", "log")
-    return {
-        "ok": result.ok,
-        "outputs": {name: _jsonable(value) for name, value in result.outputs.items()},
-        "states": {key: state.value for key, state in result.states.items()},
-        "trials": {
-            key: [{f: t.to_dict()[f] for f in fields} for t in trials]
-            for key, trials in result.trials.items()
-        },
-        "duration": result.duration,
-    }
-
-
-def _tail(text: str, n: int) -> list[str]:
-    return [line for line in text.rstrip().splitlines()[-n:]]
-
-
-def _add_row(table: Any, *cells: str) -> None:
-    """A table row of plain text: brackets in keys, types and errors are not markup."""
-    from rich.text import Text
-
-    table.add_row(*(Text(cell) for cell in cells))
-
-
-def _print_summary(result: RunResult, color: bool) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(stderr=True, no_color=not color, highlight=False)
-    counts = Counter(state.value for state in result.states.values())
-    console.print(f"graph {result.graph!r}: {len(result.states)} nodes in {result.duration:.2f} s")
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column("state")
-    table.add_column("nodes", justify="right")
-    for state in State:
-        if counts[state.value]:
-            _add_row(table, state.value, str(counts[state.value]))
-    console.print(table)
-    failed = result.failed
-    if not failed:
-        return
-    console.print(f"{len(failed)} failed:")
-    bad = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    bad.add_column("node")
-    bad.add_column("attempts", justify="right")
-    bad.add_column("last trial")
-    bad.add_column("error")
-    for key in failed:
-        trials = result.trials.get(key, [])
-        last = trials[-1] if trials else None
-        err = "" if last is None or last.error is None else f"{type(last.error).__name__}: {last.error}"
-        _add_row(bad, key, str(len(trials)), last.state.value if last else "", err)
-    console.print(bad)
-    for key in failed:
-        trials = result.trials.get(key, [])
-        if not trials:
-            continue
-        last = trials[-1]
-        lines = _tail(last.traceback, _TB_LINES)
-        if lines:
-            console.print(f"{key}: traceback (last lines)", style="bold", markup=False)
-            console.print("\n".join("  " + line for line in lines), markup=False)
-        log = _tail(last.log, _LOG_LINES)
-        if log:
-            console.print(f"{key}: log (last lines)", style="bold", markup=False)
-            console.print("\n".join("  " + line for line in log), markup=False)
-
-
-def _print_outputs(result: RunResult) -> None:
-    from ._typecheck import short_repr
-
-    for name, value in result.outputs.items():
-        print(f"{name} = {short_repr(value, 200)}")
-
 
 # -- commands ----------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace) -> int:
-    plan = _load_plan(args.target)
-    inputs = _parse_inputs(plan, args.input)
+    plan = load_plan(args.target)
+    inputs = parse_inputs(plan, args.input)
     callbacks: list[Any] = []
     tty = sys.stderr.isatty()
     if not args.no_progress:
-        total = _selected_count(plan, args.only, args.skip)
-        callbacks.append(_LiveDisplay(total) if tty else _PlainLog(total))
+        total = selected_count(plan, args.only, args.skip)
+        callbacks.append(LiveDisplay(total) if tty else PlainLog(total))
     json_path = Path(args.json) if args.json else None
     if json_path is not None and not json_path.parent.is_dir():
         raise UsageError(f"cannot write --json {args.json!r}: no such folder {str(json_path.parent)!r}")
@@ -461,8 +76,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     if json_path is not None:
         json_path.write_text(json.dumps(result_to_json(result), indent=2) + "\n", encoding="utf-8")
-    _print_summary(result, color=tty)
-    _print_outputs(result)
+    print_summary(result, color=tty)
+    print_outputs(result)
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
@@ -471,7 +86,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
     if Path(args.target).is_file() and not args.target.endswith(".py"):
         raise UsageError(f"compile takes module:attr or path/to/file.py:attr, got the file {args.target!r}")
-    plan = _resolve_target(args.target)
+    plan = resolve_target(args.target)
     out = Path(args.output)
     if not out.parent.is_dir():
         raise UsageError(f"cannot write {args.output!r}: no such folder {str(out.parent)!r}")
@@ -533,7 +148,7 @@ def _print_header(path: Path, header: dict[str, Any]) -> None:
         ("code inside", ", ".join(header.get("by_value") or []) or "-"),
     ]
     for label, value in rows:
-        _add_row(info, label, value)
+        add_row(info, label, value)
     console.print(info)
     console.print()
     requirements = header.get("requirements") or []
@@ -541,7 +156,7 @@ def _print_header(path: Path, header: dict[str, Any]) -> None:
         console.print("[bold]requirements[/bold]: none beyond dagexec")
     reqs = table("requirements", "distribution", "version", "modules") if requirements else None
     for req in requirements:
-        _add_row(
+        add_row(
             reqs, str(req.get("distribution")), str(req.get("version")), ", ".join(req.get("modules") or [])
         )
     if reqs is not None:
@@ -550,17 +165,17 @@ def _print_header(path: Path, header: dict[str, Any]) -> None:
     inputs = table("inputs", "name", "type", "default")
     for spec in manifest.get("inputs", []):
         default = "(required)" if spec.get("required") else str(spec.get("default", ""))
-        _add_row(inputs, str(spec.get("name")), str(spec.get("type")), default)
+        add_row(inputs, str(spec.get("name")), str(spec.get("type")), default)
     console.print(inputs)
     console.print()
     outputs = table("outputs", "name", "node")
     for out in manifest.get("outputs", []):
-        _add_row(outputs, str(out.get("name")), str(out.get("key")))
+        add_row(outputs, str(out.get("name")), str(out.get("key")))
     console.print(outputs)
     console.print()
     nodes = table("nodes", "key", "task", "function", "deps", "call site")
     for node in manifest.get("nodes", []):
-        _add_row(
+        add_row(
             nodes,
             str(node.get("key")),
             str(node.get("task")),
@@ -586,7 +201,7 @@ def _cmd_dot(args: argparse.Namespace) -> int:
         )
     if not out.parent.is_dir():
         raise UsageError(f"cannot write {args.output!r}: no such folder {str(out.parent)!r}")
-    plan = _load_plan(args.target)
+    plan = load_plan(args.target)
     if suffix == ".html":
         plan.to_html(out)
     elif suffix in (".dot", ".gv"):

@@ -1,0 +1,198 @@
+"""What the command line shows of a run: progress (live or plain), the summary
+table, output values and the ``--json`` report."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from ._state import State, Trial
+
+if TYPE_CHECKING:
+    from ._plan import CompiledGraph
+    from ._result import RunResult
+
+
+_TB_LINES = 6  # traceback lines shown per failed node
+_LOG_LINES = 5  # log lines shown per failed node
+
+
+# -- progress ----------------------------------------------------------------------------
+def _trial_line(trial: Trial) -> str:
+    text = f"{trial.state.value:<10} {trial.key}"
+    if trial.attempt > 1:
+        text += f" (attempt {trial.attempt})"
+    if trial.duration is not None:
+        text += f" in {trial.duration:.2f} s"
+    if trial.error is not None:
+        text += f": {type(trial.error).__name__}: {trial.error}"
+    return text
+
+
+class PlainLog:
+    """One line on stderr per finished trial, for logs and pipes."""
+
+    def __init__(self, total: int) -> None:
+        self._start = time.time()
+        self._total = total
+
+    def on_run_start(self, plan: CompiledGraph) -> None:
+        self._start = time.time()
+        sys.stderr.write(f"running graph {plan.name!r} ({self._total} of {len(plan)} nodes)\n")
+        sys.stderr.flush()
+
+    def on_trial_end(self, trial: Trial) -> None:
+        elapsed = time.time() - self._start
+        sys.stderr.write(f"[{elapsed:8.2f} s] {_trial_line(trial)}\n")
+        sys.stderr.flush()
+
+
+class LiveDisplay:
+    """A rich progress bar with the running nodes, for a terminal."""
+
+    def __init__(self, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[running]}", style="dim"),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._total = total
+        self._running: dict[str, None] = {}
+        self._task: Any = None
+
+    def _update(self) -> None:
+        keys = list(self._running)
+        text = ", ".join(keys[:3]) + (f" +{len(keys) - 3}" if len(keys) > 3 else "")
+        self._progress.update(self._task, running=text)
+
+    def on_run_start(self, plan: CompiledGraph) -> None:
+        self._task = self._progress.add_task(plan.name, total=self._total, running="")
+        self._progress.start()
+
+    def on_trial_start(self, trial: Trial) -> None:
+        self._running[trial.key] = None
+        self._update()
+
+    def on_trial_end(self, trial: Trial) -> None:
+        self._running.pop(trial.key, None)
+        if trial.state is State.SUCCEEDED:
+            self._progress.advance(self._task)
+        else:
+            self._progress.console.print(f"[red]{_trial_line(trial)}[/red]", markup=True, highlight=False)
+        self._update()
+
+    def on_run_end(self, result: RunResult) -> None:
+        self._progress.stop()
+
+
+def selected_count(plan: CompiledGraph, only: list[str], skip: list[str]) -> int:
+    """How many nodes a run with ``only``/``skip`` will run (the progress total)."""
+    from ._errors import Problem
+    from ._prepare import select
+
+    problems: list[Problem] = []
+    return sum(select(plan, only, skip, problems)) if (only or skip) else len(plan)
+
+
+# -- results -----------------------------------------------------------------------------
+def _jsonable(value: Any) -> Any:
+    """``value`` where JSON holds it (tuples as lists), else its repr."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return repr(value)
+
+
+def result_to_json(result: RunResult) -> dict[str, Any]:
+    """The ``--json`` document of a run (DESIGN §8)."""
+    fields = ("attempt", "state", "start", "end", "error", "log")
+    return {
+        "ok": result.ok,
+        "outputs": {name: _jsonable(value) for name, value in result.outputs.items()},
+        "states": {key: state.value for key, state in result.states.items()},
+        "trials": {
+            key: [{f: t.to_dict()[f] for f in fields} for t in trials]
+            for key, trials in result.trials.items()
+        },
+        "duration": result.duration,
+    }
+
+
+def _tail(text: str, n: int) -> list[str]:
+    return [line for line in text.rstrip().splitlines()[-n:]]
+
+
+def add_row(table: Any, *cells: str) -> None:
+    """A table row of plain text: brackets in keys, types and errors are not markup."""
+    from rich.text import Text
+
+    table.add_row(*(Text(cell) for cell in cells))
+
+
+def print_summary(result: RunResult, color: bool) -> None:
+    """The summary table on stderr: nodes by state, then each failed node with its error."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True, no_color=not color, highlight=False)
+    counts = Counter(state.value for state in result.states.values())
+    console.print(f"graph {result.graph!r}: {len(result.states)} nodes in {result.duration:.2f} s")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("state")
+    table.add_column("nodes", justify="right")
+    for state in State:
+        if counts[state.value]:
+            add_row(table, state.value, str(counts[state.value]))
+    console.print(table)
+    failed = result.failed
+    if not failed:
+        return
+    console.print(f"{len(failed)} failed:")
+    bad = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    bad.add_column("node")
+    bad.add_column("attempts", justify="right")
+    bad.add_column("last trial")
+    bad.add_column("error")
+    for key in failed:
+        trials = result.trials.get(key, [])
+        last = trials[-1] if trials else None
+        err = "" if last is None or last.error is None else f"{type(last.error).__name__}: {last.error}"
+        add_row(bad, key, str(len(trials)), last.state.value if last else "", err)
+    console.print(bad)
+    for key in failed:
+        trials = result.trials.get(key, [])
+        if not trials:
+            continue
+        last = trials[-1]
+        lines = _tail(last.traceback, _TB_LINES)
+        if lines:
+            console.print(f"{key}: traceback (last lines)", style="bold", markup=False)
+            console.print("\n".join("  " + line for line in lines), markup=False)
+        log = _tail(last.log, _LOG_LINES)
+        if log:
+            console.print(f"{key}: log (last lines)", style="bold", markup=False)
+            console.print("\n".join("  " + line for line in log), markup=False)
+
+
+def print_outputs(result: RunResult) -> None:
+    """Each computed output on stdout as ``name = repr``."""
+    from ._typecheck import short_repr
+
+    for name, value in result.outputs.items():
+        print(f"{name} = {short_repr(value, 200)}")
