@@ -105,8 +105,7 @@ def cli(
     """Run ``python -m dagexec ARGS`` (or the ``dagexec`` script) in ``cwd``."""
     if script:
         exe = Path(sys.executable).parent / "dagexec"
-        if not exe.exists():
-            pytest.skip("the dagexec console script is not installed next to this Python")
+        assert exe.exists(), "the dagexec console script is not installed next to this Python"
         cmd = [str(exe), *args]
     else:
         cmd = [sys.executable, "-m", "dagexec", *args]
@@ -460,9 +459,7 @@ def test_svg_png_and_html_without_graphviz_exit_2_saying_to_install_it(
     assert sorted(p.name for p in project.iterdir()) == ["pipe.py"]
 
 
-needs_dot = pytest.mark.skipif(
-    shutil.which("dot") is None, reason="needs Graphviz's dot (scripts/test installs it)"
-)
+needs_dot = pytest.mark.usefixtures("dot_program")
 
 
 @needs_dot

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -17,7 +16,7 @@ import dagexec as dx
 from dagexec._dot import EXPAND_LIMIT, format_duration
 from dagexec.executors import ThreadExecutor
 
-needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot program")
+needs_dot = pytest.mark.usefixtures("dot_program")
 
 MOD = __name__
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
-import shutil
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +18,8 @@ import dagexec as dx
 from dagexec._dot import format_duration
 from dagexec._html import to_html
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("dot") is None, reason="needs Graphviz's dot (scripts/test installs it)"
-)
+pytestmark = pytest.mark.usefixtures("dot_program")
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # as root in a container; without the background-networking flags Chromium tries to
 # reach Google's servers and a closed network refuses it
 CHROMIUM_ARGS = [
@@ -88,12 +83,11 @@ def pipe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("needs Debian's chromium (scripts/test installs it)")
+def browser(chromium_program: str) -> Iterator[Any]:
+    from playwright import sync_api
+
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=chromium_program, args=CHROMIUM_ARGS)
         yield b
         b.close()
 
