@@ -49,6 +49,13 @@ class Workload:
     #: run workloads: whether (median - plain loop's median) / nodes is a per-task overhead
     overhead = True
 
+    def __init__(self, name: str, shape: str, size: int, quick_size: int, description: str) -> None:
+        self.name = name
+        self.shape = shape
+        self._size = size
+        self._quick = quick_size
+        self.description = description
+
     def applies_to(self, runner: Runner) -> bool:
         """Whether ``runner`` is measured on this workload."""
         return True
@@ -91,11 +98,7 @@ class RunWorkload(Workload):
         description: str,
         modes: tuple[str, ...] = ("serial", "threads"),
     ) -> None:
-        self.name = name
-        self.shape = shape
-        self._size = size
-        self._quick = quick_size
-        self.description = description
+        super().__init__(name, shape, size, quick_size, description)
         self.modes = modes
 
     def applies_to(self, runner: Runner) -> bool:
@@ -182,11 +185,7 @@ class BuildWorkload(Workload):
         description: str,
         families: tuple[str, ...] = ("dagexec", "dask"),
     ) -> None:
-        self.name = name
-        self.shape = shape
-        self._size = size
-        self._quick = quick_size
-        self.description = description
+        super().__init__(name, shape, size, quick_size, description)
         self.families = families
 
     def applies_to(self, runner: Runner) -> bool:

@@ -54,18 +54,9 @@ class LiveDisplay:
     """A rich progress bar with the running nodes, for a terminal."""
 
     def __init__(self, total: int) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from ._progress import make_progress
 
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[running]}", style="dim"),
-            console=Console(stderr=True),
-            transient=True,
-        )
+        self._progress = make_progress(running=True, transient=True)
         self._total = total
         self._running: dict[str, None] = {}
         self._task: Any = None

@@ -7,21 +7,28 @@ from typing import Any
 from ._state import State
 
 
+def make_progress(*, running: bool, transient: bool) -> Any:
+    """A rich ``Progress`` on stderr: name, bar, done/total, elapsed time, and with
+    ``running`` a column for the task field ``running`` (the keys in flight)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns: list[Any] = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ]
+    if running:
+        columns.append(TextColumn("{task.fields[running]}", style="dim"))
+    return Progress(*columns, console=Console(stderr=True), transient=transient)
+
+
 class ProgressBar:
     """A run callback that draws nodes done out of nodes to run."""
 
     def __init__(self, total: int) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
+        self._progress = make_progress(running=False, transient=False)
         self._total = total
         self._task: Any = None
         self._failed = 0
