@@ -380,6 +380,7 @@ class _Compiler:
             _sections=sections,
             _pickle_problems=tuple(self.pickle_problems),
             _fingerprint=None,
+            _links=None,
         )
         assert len(keys) == n
         return plan

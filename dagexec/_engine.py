@@ -47,7 +47,7 @@ from ._prepare import (
     sigterm_interrupts,
 )
 from ._state import State, Trial
-from ._worker import Call, Outcome
+from ._worker import LINK, Batch, BatchDone, Call, Outcome
 
 if TYPE_CHECKING:
     from ._plan import CompiledGraph
@@ -79,6 +79,14 @@ class _Released:
 
 _RELEASED: Any = _Released()
 
+#: a function whose trials took less than this (seconds) is tiny: on executors with
+#: ``batch_tiny``, its ready trials go several to a submission
+TINY_S = 0.002
+#: the most work (by the functions' past times) put in one batch of tiny trials
+BATCH_BUDGET_S = 0.02
+#: the most members of one batch (chains included)
+MAX_BATCH = 256
+
 
 class Executor:
     """Runs trials for the engine; subclass it for a new backend.
@@ -93,6 +101,12 @@ class Executor:
     name = "executor"
     #: True when calls travel to other processes: a run on it needs a portable plan
     needs_pickle = False
+    #: True when the executor takes :meth:`submit_batch`: linear chains of nodes routed
+    #: to it are then fused into one submission
+    batches = False
+    #: True when the engine should also batch tiny ready trials (ones whose function
+    #: took under ``TINY_S`` before) for it: worth it where a submission is costly
+    batch_tiny = False
 
     @property
     def capacity(self) -> int:
@@ -106,8 +120,14 @@ class Executor:
         """
         raise NotImplementedError
 
-    def abandon(self, call: Call) -> None:
-        """``call`` ran past its timeout: stop it if the backend can (its outcome is ignored)."""
+    def submit_batch(self, batch: Batch, post: Callable[[Any], None]) -> BatchDone | None:
+        """Start ``batch`` (only called when :attr:`batches` is True); return its
+        :class:`~dagexec._worker.BatchDone` now, or None and ``post`` it later."""
+        raise NotImplementedError
+
+    def abandon(self, call: Call | Batch) -> None:
+        """``call`` ran past its timeout, or the run was interrupted: stop it if the
+        backend can (its outcome is ignored)."""
 
     def run_ended(self) -> None:
         """A run that used this executor ended (every executor, owned or not)."""
@@ -283,14 +303,23 @@ class _Run:
         # per node: None, its list of Trials, or (start, end, worker) of a first trial that
         # succeeded without callbacks (cheaper than a Trial; made one in _result)
         self.trials: list[Any] = [None] * n
-        self.calls: dict[int, Call] = {}  # idx -> in-flight call (asynchronous executors)
+        self.calls: dict[int, Call | Batch] = {}  # idx -> in-flight call or batch (asynchronous executors)
         self.inflight = [0] * len(execs)
         self.ready: list[list[int]] = [[] for _ in execs]
         self.deadlines: list[tuple[float, int, int]] = []  # (time, idx, attempt)
         self.retries: list[tuple[float, int]] = []  # (time, idx)
-        self.q: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self.q: queue.SimpleQueue[Any] = queue.SimpleQueue()  # Outcome or BatchDone
         self.failed_order: list[int] = []
+        # batching: chain links (None when no executor takes batches), which executors
+        # take batches / tiny batches, per-function seconds per trial, nodes to run alone
+        self.batching = [ex.batches for ex in execs]
+        self.tiny = [ex.batch_tiny and ex.batches for ex in execs]
+        self.links = plan._chain_links() if any(self.batching) else None
+        self.est: dict[Any, float] = {}
+        self.solo: set[int] = set()
+        self.unstarted: dict[int, Trial] = {}  # announced trials of batch members sent back
         self.stopping = False
+        self.stop_time = float("inf")  # when fail_fast stopped the run
         self.interrupted = False
         self.start = 0.0
 
@@ -317,6 +346,7 @@ class _Run:
         for i in range(self.n):
             if self.state[i] == _PENDING:
                 self.state[i] = _CANCELLED
+        self._end_unstarted()
         result = self._result(time.perf_counter() - t0)
         logger.info(
             "run of graph %r ended in %.3f s: %s", plan.name, result.duration, "ok" if result.ok else "failed"
@@ -335,6 +365,8 @@ class _Run:
         caps = [ex.capacity for ex in execs]
         n_exec = len(execs)
         has_cb = bool(self.cb)
+        batching = self.batching
+        observe = any(self.tiny)
         while True:
             for r in range(n_exec):
                 stack = ready[r]
@@ -342,6 +374,11 @@ class _Run:
                 cap = caps[r]
                 while stack and inflight[r] < cap:
                     i = stack.pop()
+                    if batching[r]:
+                        members = self._batch_members(i, r, stack, cap)
+                        if members is not None:
+                            self._submit_batch(members, r, ex)
+                            continue
                     call = make(i)
                     if has_cb:
                         self._trial_started(i, call)
@@ -363,14 +400,17 @@ class _Run:
                 out = q.get(timeout=wait) if wait is None or wait > 0 else q.get_nowait()
             except queue.Empty:
                 out = None
-            if out is not None:
-                finish(out, True)
-                while True:
-                    try:
-                        out = q.get_nowait()
-                    except queue.Empty:
-                        break
+            while out is not None:
+                if type(out) is BatchDone:
+                    self._finish_batch(out, True)
+                else:
+                    if observe:
+                        self._observe(out)
                     finish(out, True)
+                try:
+                    out = q.get_nowait()
+                except queue.Empty:
+                    break
             self._expire()
 
     def _next_wake(self) -> float | None:
@@ -416,14 +456,21 @@ class _Run:
                     kw[name] = vals[s]
         return Call(i, attempt, plan._specs[i], args, kw)
 
-    def _trial_started(self, i: int, call: Call) -> None:
-        trial = Trial(self.plan._keys[i], call.attempt, State.RUNNING, time.time())
+    def _trial_started(self, i: int, call: Call, start: float | None = None) -> None:
+        now = time.time() if start is None else start
+        trial = self.unstarted.pop(i, None) if self.unstarted else None
+        announce = trial is None or trial.attempt != call.attempt
+        if announce:
+            trial = Trial(self.plan._keys[i], call.attempt, State.RUNNING, now)
+        assert trial is not None
+        trial.start = now
         lst = self.trials[i]
         if lst is None:
             self.trials[i] = [trial]
         else:
             lst.append(trial)
-        self.cb.call("on_trial_start", trial)
+        if announce:
+            self.cb.call("on_trial_start", trial)
 
     def _record(self, i: int, out: Outcome, state: State, error: BaseException | None, tb: str) -> Trial:
         lst: list[Trial] | None = self.trials[i]
@@ -443,6 +490,165 @@ class _Run:
             else:
                 lst.append(trial)
         return trial
+
+    # -- batches ----------------------------------------------------------------------
+    def _batch_members(self, i: int, r: int, stack: list[int], cap: int) -> list[int] | None:
+        """The nodes to submit with ``i`` as one batch (``i`` first), or None for ``i`` alone.
+
+        ``i``'s linear chain follows it; on executors with ``batch_tiny``, when ``i``'s
+        function is tiny, more tiny ready nodes from the top of ``stack`` (each with
+        its chain), at most ``BATCH_BUDGET_S`` of work and a fair share of the stack.
+        """
+        solo = self.solo
+        if solo and i in solo:
+            return None
+        members = [i]
+        self._extend_chain(members, r)
+        if self.tiny[r] and stack:
+            specs = self.plan._specs
+            est = self.est
+            spec = specs[i]
+            e = est.get(spec.fn)
+            if e is not None and e < TINY_S and spec.timeout is None:
+                budget = BATCH_BUDGET_S - e
+                limit = min(MAX_BATCH, len(stack) // cap + 1)
+                while stack and len(members) < limit:
+                    j = stack[-1]
+                    spec = specs[j]
+                    e = est.get(spec.fn)
+                    if e is None or e >= TINY_S or spec.timeout is not None or e > budget or j in solo:
+                        break
+                    budget -= e
+                    members.append(stack.pop())
+                    self._extend_chain(members, r)
+        return members if len(members) > 1 else None
+
+    def _extend_chain(self, members: list[int], r: int) -> None:
+        """Append to ``members`` the chain that continues its last node on executor ``r``."""
+        links = self.links
+        assert links is not None
+        route, state, solo = self.route, self.state, self.solo
+        j = links[members[-1]]
+        while j >= 0 and route[j] == r and state[j] == _PENDING and len(members) < MAX_BATCH:
+            if solo and j in solo:
+                return
+            members.append(j)
+            j = links[j]
+
+    def _submit_batch(self, members: list[int], r: int, ex: Executor) -> None:
+        vals, kept, links, make = self.vals, self.kept, self.links, self._make_call
+        assert links is not None
+        calls: list[Call] = []
+        linked: list[bool] = []
+        keep: list[bool] = []
+        prev = -1
+        for j in members:
+            is_link = prev >= 0 and links[prev] == j
+            if is_link:
+                vals[prev] = LINK  # where j reads prev, the worker passes prev's value
+            calls.append(make(j))
+            linked.append(is_link)
+            keep.append(kept[j])
+            prev = j
+        batch = Batch(calls, linked, keep)
+        if self.has_cb:
+            # a chained member's trial starts when its outcome arrives (_finish_batch):
+            # callbacks see what they would see were the chain submitted node by node
+            for call, is_link in zip(calls, linked, strict=True):
+                if not is_link:
+                    self._trial_started(call.idx, call)
+        done = ex.submit_batch(batch, self.q.put)
+        if done is None:
+            self.inflight[r] += 1
+            for j in members:
+                self.calls[j] = batch
+        else:
+            self._finish_batch(done, False)
+
+    def _finish_batch(self, done: BatchDone, async_: bool) -> None:
+        calls = done.batch.calls
+        first = calls[0]
+        i = first.idx
+        if async_:
+            if self.calls.get(i) is not done.batch:
+                return  # an abandoned batch (the run was interrupted) reporting late
+            self.inflight[self.route[i]] -= 1
+            for call in calls:
+                self.calls.pop(call.idx, None)
+        outs = done.outcomes
+        if done.split:
+            logger.info("a batch of %d trials from %r on runs again one by one", len(calls), first.key)
+            for call in calls:
+                self.solo.add(call.idx)
+        elif self.stopping:
+            outs = self._before_stop(done.batch, outs)
+        if len(outs) < len(calls):
+            # members that did not run (or whose outcome was lost with a crashed worker)
+            # are pending again, without using an attempt
+            ran = {out[0] for out in outs}
+            waiting, state, ready, route = self.waiting, self.state, self.ready, self.route
+            for call in calls:
+                if call.idx not in ran:
+                    self._unstart(call)
+            if not self.stopping:
+                for call in reversed(calls):
+                    j = call.idx
+                    if j not in ran and state[j] == _PENDING and waiting[j] == 0:
+                        ready[route[j]].append(j)
+        observe = self.tiny[self.route[i]]
+        finish = self._finish
+        has_cb = self.has_cb
+        linked = done.batch.linked
+        k = 0
+        for out in outs:
+            if observe:
+                self._observe(out)
+            if has_cb:
+                while calls[k].idx != out[0]:
+                    k += 1
+                if linked[k]:
+                    self._trial_started(out[0], calls[k], out[6])
+            finish(out, False)
+
+    def _before_stop(self, batch: Batch, outs: list[Outcome]) -> list[Outcome]:
+        """The outcomes of a batch the master would have seen had its members been
+        submitted one by one: a chain member that started after fail_fast stopped the
+        run would not have been submitted (it counts as not run, and ends cancelled)."""
+        linked = batch.linked
+        pos = {call.idx: k for k, call in enumerate(batch.calls)}
+        stop = self.stop_time
+        kept = []
+        broken = False
+        for out in outs:
+            if linked[pos[out[0]]]:
+                if broken or out[6] >= stop:
+                    broken = True
+                    continue
+            else:
+                broken = False
+            kept.append(out)
+        return kept
+
+    def _unstart(self, call: Call) -> None:
+        """``call`` was submitted in a batch but did not run: its node is pending again."""
+        i = call.idx
+        if self.state[i] != _RUNNING or self.attempt[i] != call.attempt:
+            return
+        self.state[i] = _PENDING
+        self.attempt[i] = call.attempt - 1
+        lst = self.trials[i]
+        if type(lst) is list and lst and lst[-1].attempt == call.attempt and lst[-1].end is None:
+            # callbacks were told it started: when it runs again they are not told twice
+            self.unstarted[i] = lst.pop()
+            if not lst:
+                self.trials[i] = None
+
+    def _observe(self, out: Outcome) -> None:
+        """Keep a running estimate of how long the node's function takes."""
+        fn = self.plan._specs[out[0]].fn
+        took = out[7] - out[6]
+        e = self.est.get(fn)
+        self.est[fn] = took if e is None else (e + took) / 2
 
     # -- completions ----------------------------------------------------------------
     def _finish(self, out: Outcome, async_: bool) -> None:
@@ -502,6 +708,7 @@ class _Run:
             self._failed(i, out, _trial_state(err), err, out[5])
 
     def _failed(self, i: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str) -> None:
+        seen = time.time()
         trial = self._record(i, out, tstate, exc, tb)
         self.cb.call("on_trial_end", trial)
         opts = self.plan._opts[i]
@@ -514,8 +721,10 @@ class _Run:
             )
             if wait > 0:
                 heapq.heappush(self.retries, (time.time() + wait, i))
-            else:
+            elif self.waiting[i] == 0:
                 self.ready[self.route[i]].append(i)
+            # else: a batch member whose chained input was lost with its crashed worker:
+            # it is ready again when that input has been computed again
             return
         logger.warning("node %r %s: %s: %s", key, tstate.value, type(exc).__name__, exc)
         self.state[i] = _FAILED
@@ -524,6 +733,10 @@ class _Run:
         self._upstream_failed(i)
         if self.fail_fast and not self.stopping:
             self.stopping = True
+            self.stop_time = seen
+            for call in self.calls.values():
+                if type(call) is Batch:
+                    call.stopped = True  # a thread running it starts no further member
             for stack in self.ready:
                 for j in stack:
                     self.state[j] = _CANCELLED
@@ -558,6 +771,7 @@ class _Run:
             if self.state[i] != _RUNNING or self.attempt[i] != attempt or i not in self.calls:
                 continue
             call = self.calls.pop(i)
+            assert isinstance(call, Call)  # batch members have no timeout
             r = self.route[i]
             self.inflight[r] -= 1
             self.execs[r].abandon(call)
@@ -571,17 +785,25 @@ class _Run:
         retries = self.retries
         while retries and retries[0][0] <= now:
             _, i = heapq.heappop(retries)
-            if self.state[i] == _PENDING:
+            if self.state[i] == _PENDING and self.waiting[i] == 0:
                 self.ready[self.route[i]].append(i)
 
     def _cancel_all(self) -> None:
         now = time.time()
+        seen: set[int] = set()
         for i, call in list(self.calls.items()):
+            if id(call) in seen:
+                continue  # a batch: abandoned once
+            seen.add(id(call))
             r = self.route[i]
             try:
                 self.execs[r].abandon(call)
             except Exception:
                 logger.warning("executor %r failed to abandon %r", self.execs[r], call, exc_info=True)
+        for batch in {id(c): c for c in self.calls.values() if type(c) is Batch}.values():
+            assert isinstance(batch, Batch)
+            for call in batch.calls[1:]:
+                self._unstart(call)  # which member was running is not known: count the first
         self.calls.clear()
         for i in range(self.n):
             if self.state[i] == _RUNNING:
@@ -597,6 +819,19 @@ class _Run:
                     self.trials[i] = (lst or []) + [trial]
             if self.state[i] in (_PENDING, _RUNNING):
                 self.state[i] = _CANCELLED
+        self._end_unstarted()
+
+    def _end_unstarted(self) -> None:
+        """Trials announced to callbacks whose batch was sent back and which never ran
+        again end ``cancelled``, so every on_trial_start has its on_trial_end."""
+        now = time.time()
+        for i, trial in self.unstarted.items():
+            trial.state = State.CANCELLED
+            trial.end = now
+            lst = self.trials[i]
+            self.trials[i] = [*(lst or []), trial]
+            self.cb.call("on_trial_end", trial)
+        self.unstarted.clear()
 
     def _result(self, duration: float) -> RunResult:
         from ._result import RunResult

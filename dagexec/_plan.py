@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 __all__ = ["CompiledGraph", "InputSpec", "NodeInfo", "NodeSpec", "SectionInfo"]
 
+#: fields computed on first use, never pickled
+_CACHED = frozenset({"_fingerprint", "_links"})
+
 
 class _Ref:
     """A place in an argument template where the value of ``slot`` goes."""
@@ -235,6 +238,7 @@ class CompiledGraph:
         "_keys",
         "_kwargs",
         "_kwfills",
+        "_links",
         "_n_readers",
         "_nested",
         "_opts",
@@ -275,6 +279,7 @@ class CompiledGraph:
     _sections: tuple[SectionInfo, ...]
     _pickle_problems: tuple[Problem, ...]
     _fingerprint: str | None
+    _links: tuple[int, ...] | None
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("a CompiledGraph is immutable")
@@ -283,12 +288,38 @@ class CompiledGraph:
         for k, v in fields.items():
             object.__setattr__(self, k, v)
 
-    # -- pickling: every field but the cached fingerprint --------------------------
+    # -- pickling: every field but the cached fingerprint and links ------------------
     def __getstate__(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__ if k != "_fingerprint"}
+        return {k: getattr(self, k) for k in self.__slots__ if k not in _CACHED}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._set(**state, _fingerprint=None)
+        self._set(**state, _fingerprint=None, _links=None)
+
+    def _chain_links(self) -> tuple[int, ...]:
+        """Per node, the node that continues its linear chain, or -1; computed on first use.
+
+        ``j`` continues ``i`` when ``j`` is ``i``'s only dependent, ``i`` is ``j``'s only
+        dependency, ``j`` reads ``i``'s value (if at all) as a whole argument, not inside
+        a container, and neither has a timeout.  Executors that take batches run such a
+        chain as one submission, the value passed along inside the worker.
+        """
+        links = self._links
+        if links is None:
+            deps, dependents, nested, specs = self._deps, self._dependents, self._nested, self._specs
+            out = [-1] * len(deps)
+            for i, d in enumerate(dependents):
+                if len(d) == 1:
+                    j = d[0]
+                    if (
+                        len(deps[j]) == 1
+                        and not nested[j]
+                        and specs[i].timeout is None
+                        and specs[j].timeout is None
+                    ):
+                        out[i] = j
+            links = tuple(out)
+            object.__setattr__(self, "_links", links)
+        return links
 
     # -- description ---------------------------------------------------------------
     def __len__(self) -> int:

@@ -21,12 +21,16 @@ from typing import Any
 from ._errors import DagexecError
 
 __all__ = [
+    "LINK",
+    "Batch",
+    "BatchDone",
     "Call",
     "Outcome",
     "dump_call",
     "dump_outcome",
     "failed_outcome",
     "load_outcome",
+    "run_batch",
     "run_call",
     "run_pickled",
 ]
@@ -66,6 +70,117 @@ class Call:
 
     def __repr__(self) -> str:
         return f"<Call {self.spec.key!r} attempt={self.attempt}>"
+
+
+class _Link:
+    """Stands in a batch member's arguments for the value of the member before it."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        return "LINK"
+
+    def __repr__(self) -> str:
+        return "LINK"
+
+
+#: where a chained member of a :class:`Batch` takes the value of the member before it
+LINK: Any = _Link()
+
+
+class Batch:
+    """Trials an executor runs as one submission, in order, on one worker.
+
+    A batch holds one or more *segments*: a linear chain of nodes (each reading the
+    one before, fused so the value never leaves the worker), or a tiny trial on its
+    own.  Every member keeps its own trial: its own attempt, start, end and outcome.
+
+    Attributes:
+        calls: the members' calls, in the order they run.
+        linked: per member, True when it continues the member before it: it runs only
+            if that one succeeded, and takes its value where ``LINK`` stands in its
+            arguments.
+        keep: per member, True when the master needs its value even when the next,
+            linked member consumed it (an output, or a ``keep=`` key).
+    """
+
+    __slots__ = ("calls", "keep", "linked", "stopped")
+
+    def __init__(self, calls: list[Call], linked: list[bool], keep: list[bool]) -> None:
+        self.calls = calls
+        self.linked = linked
+        self.keep = keep
+        #: set by the engine when fail_fast stops the run: no further chained member starts
+        self.stopped = False
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Batch, (self.calls, self.linked, self.keep))
+
+    def __repr__(self) -> str:
+        return f"<Batch of {len(self.calls)}: {self.calls[0].key!r} ...>"
+
+
+class BatchDone:
+    """What an executor posts when a batch ends.
+
+    Attributes:
+        batch: the batch.
+        outcomes: the outcomes of the members that ran, in order; a member whose
+            chain broke before it did not run and has none.
+        split: True when the batch could not run as one (its worker died, or it
+            did not pickle): the engine runs its members again, one by one,
+            without using an attempt.
+    """
+
+    __slots__ = ("batch", "outcomes", "split")
+
+    def __init__(self, batch: Batch, outcomes: list[Outcome], split: bool = False) -> None:
+        self.batch = batch
+        self.outcomes = outcomes
+        self.split = split
+
+
+def run_batch(batch: Batch, worker: str | None = None, board: Any = None, slot: int = 0) -> BatchDone:
+    """Run a batch's members in order; never raises for the tasks' own errors.
+
+    A linked member runs only when the member before it succeeded.  A value is
+    sent back only when the master needs it: not when the next member is linked,
+    succeeded and the member is not kept, so a chain's values stay in the worker.
+    With ``board``, the position of each member is written to ``board[slot]``
+    before it runs (so a crash can be charged to the member that caused it).
+    """
+    name = worker or threading.current_thread().name
+    calls, linked, keep = batch.calls, batch.linked, batch.keep
+    outs: list[Outcome] = []
+    prev_ok = False
+    prev: Any = None
+    for k, call in enumerate(calls):
+        if board is not None:
+            board[slot] = k
+        if linked[k]:
+            if not prev_ok or batch.stopped:
+                prev_ok = False
+                continue  # the chain broke before this member: it does not run
+            args = call.args
+            kwargs = call.kwargs
+            if any(a is LINK for a in args):
+                call.args = [prev if a is LINK else a for a in args]
+            if kwargs and any(v is LINK for v in kwargs.values()):
+                call.kwargs = {n: prev if v is LINK else v for n, v in kwargs.items()}
+            prev = None
+            out = run_call(call, name)
+            call.args, call.kwargs = args, kwargs  # hold no value past its last reader
+            if out[2] and not keep[k - 1]:
+                # consumed here, and nobody else reads it: not sent back
+                i, attempt, _, _, _, _, start, end, where = outs[-1]
+                outs[-1] = (i, attempt, True, None, None, "", start, end, where)
+        else:
+            prev = None
+            out = run_call(call, name)
+        prev_ok = out[2]
+        prev = out[3]
+        outs.append(out)
+    return BatchDone(batch, outs)
 
 
 def _check(spec: Any, args: Any, kwargs: dict[str, Any] | None) -> None:

@@ -15,7 +15,7 @@ from time import time
 from typing import Any
 
 from .._engine import Executor
-from .._worker import Call, Outcome, dump_call, failed_outcome, load_outcome, run_call, run_pickled
+from .._worker import Batch, Call, Outcome, dump_call, failed_outcome, load_outcome, run_call, run_pickled
 
 
 class FuturesExecutor(Executor):
@@ -79,7 +79,7 @@ class FuturesExecutor(Executor):
         fut.add_done_callback(done)
         return None
 
-    def abandon(self, call: Call) -> None:
+    def abandon(self, call: Call | Batch) -> None:
         """Cancel the future if it has not started."""
         fut = self._futures.pop(id(call), None)
         if fut is not None:

@@ -38,15 +38,18 @@ Data flow::
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import itertools
 import logging
+import mmap
 import os
 import pickle
 import queue
 import re
 import signal
 import struct
+import tempfile
 import threading
 import time
 import traceback
@@ -57,7 +60,18 @@ from typing import Any
 
 from .._engine import Executor
 from .._errors import TaskTimeout, WorkerCrashed
-from .._worker import Call, Outcome, dump_call, dump_outcome, failed_outcome, load_outcome, run_call
+from .._worker import (
+    Batch,
+    BatchDone,
+    Call,
+    Outcome,
+    dump_call,
+    dump_outcome,
+    failed_outcome,
+    load_outcome,
+    run_batch,
+    run_call,
+)
 
 logger = logging.getLogger("dagexec.executors.loky")
 
@@ -90,9 +104,17 @@ class _Spec:
         self.timeout = timeout
 
 
-def _init_worker(reports: Any) -> None:
-    global _reports
+_progress: Any = None  # the progress board (a memoryview of int64), set by _init_worker
+
+
+def _init_worker(reports: Any, board: str) -> None:
+    global _reports, _progress
     _reports = reports
+    try:
+        with open(board, "r+b") as f:
+            _progress = memoryview(mmap.mmap(f.fileno(), 0)).cast("q")
+    except OSError:
+        _progress = None  # a crash in a batch is then charged to none of its members
 
 
 def _alarm(key: str, timeout: float) -> Callable[[int, Any], None]:
@@ -160,6 +182,56 @@ def _run_in_worker(sid: int, head: tuple[int, int, str], blobs: _Blobs, values: 
     return out[2], dump_outcome(out, spec.key)
 
 
+def _run_batch_in_worker(
+    sid: int,
+    heads: list[tuple[int, int, str]],
+    fns: dict[bytes, bytes],
+    specs: list[tuple[bytes, bytes, bytes]],
+    linked: list[bool],
+    keep: list[bool],
+    values: bytes,
+) -> tuple[bool, Any]:
+    """Run a batch in a worker process: ``(True, outcomes as bytes)``, or
+    ``(False, why)`` when the batch cannot run as one (its members then run alone,
+    where what does not unpickle fails with its node's name)."""
+    pid = os.getpid()
+    if _reports is not None:
+        _reports.send_bytes(_REPORT.pack(sid, pid))
+    try:
+        loaded = [_load_spec(fd, fns[fd], sd, sb) for fd, sd, sb in specs]
+        argl = pickle.loads(values)
+    except Exception as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    calls = [
+        Call(idx, attempt, spec, args, kwargs)
+        for (idx, attempt, _), spec, (args, kwargs) in zip(heads, loaded, argl, strict=True)
+    ]
+    del argl
+    batch = Batch(calls, linked, keep)
+    outs = run_batch(batch, f"pid:{pid}", _progress, sid % _BOARD_SLOTS).outcomes
+    del batch, calls
+    if all(out[2] for out in outs):
+        try:
+            import cloudpickle
+
+            return True, cloudpickle.dumps(outs)
+        except Exception:
+            pass
+    # one at a time: a result or an exception that does not pickle fails its own node,
+    # and the members chained after it count as not run (their input never arrives)
+    keys = {idx: key for idx, _, key in heads}
+    chained = {idx: linked[k] for k, (idx, _, _) in enumerate(heads)}
+    items = []
+    broken = False
+    for out in outs:
+        if broken and chained[out[0]]:
+            continue
+        data = dump_outcome(out, keys[out[0]])
+        broken = out[2] and not pickle.loads(data)[2]
+        items.append(data)
+    return True, items
+
+
 # -- the master side -----------------------------------------------------------------
 
 
@@ -212,6 +284,44 @@ class _Reports:
                 del self.running[pid]
 
 
+#: slots of the progress board: a batch in flight uses slot ``sid % _BOARD_SLOTS``
+_BOARD_SLOTS = 4096
+
+
+class _Board:
+    """The progress board: a small shared file where a worker writes, before each
+    member of a batch, the member's position, so that when the worker dies the
+    master knows which member it was running (the one to charge with the crash).
+
+    A memory write per member costs the worker next to nothing and the master
+    nothing until a crash.  The file lives in ``/dev/shm`` where there is one, and
+    is removed when the process exits.
+    """
+
+    def __init__(self) -> None:
+        where = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        fd, self.path = tempfile.mkstemp(prefix="dagexec-board-", dir=where)
+        try:
+            os.ftruncate(fd, _BOARD_SLOTS * 8)
+            self.view = memoryview(mmap.mmap(fd, _BOARD_SLOTS * 8)).cast("q")
+        finally:
+            os.close(fd)
+        atexit.register(self._remove)
+
+    def _remove(self) -> None:
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+    def clear(self, sid: int) -> None:
+        self.view[sid % _BOARD_SLOTS] = -1
+
+    def running(self, sid: int) -> int:
+        """The position of the member batch ``sid`` started last, or -1."""
+        return int(self.view[sid % _BOARD_SLOTS])
+
+
 class _Keeper:
     """The thread every pool is asked for from.
 
@@ -246,17 +356,17 @@ class _Keeper:
 # submission ids, unique in the process: every LokyExecutor shares one report pipe
 _sids = itertools.count(1)
 
-_shared: tuple[_Reports, _Keeper] | None = None
+_shared: tuple[_Reports, _Keeper, _Board] | None = None
 _shared_lock = threading.Lock()
 
 
-def _get_shared() -> tuple[_Reports, _Keeper]:
+def _get_shared() -> tuple[_Reports, _Keeper, _Board]:
     # one report pipe for the process, so every LokyExecutor passes loky the same
     # initializer arguments and loky keeps reusing one pool
     global _shared
     with _shared_lock:
         if _shared is None:
-            _shared = (_Reports(), _Keeper())
+            _shared = (_Reports(), _Keeper(), _Board())
         return _shared
 
 
@@ -288,11 +398,12 @@ _EXITCODES = re.compile(r"exit codes of the workers are (\{[^}]*\})")
 class _Sub:
     """One submission: a trial handed to loky."""
 
-    __slots__ = ("abandoned", "call", "free_resubmits", "future", "post", "sid", "start")
+    __slots__ = ("abandoned", "batch", "call", "free_resubmits", "future", "post", "sid", "start")
 
-    def __init__(self, sid: int, call: Call, post: Callable[[Outcome], None]) -> None:
+    def __init__(self, sid: int, call: Call, post: Callable[[Any], None], batch: Batch | None = None) -> None:
         self.sid = sid
-        self.call = call
+        self.call = call  # a batch's first member
+        self.batch = batch
         self.post = post
         self.future: Future[tuple[bool, bytes]] | None = None
         self.abandoned = False
@@ -300,7 +411,7 @@ class _Sub:
         self.start = time.time()
 
 
-_Payload = tuple[tuple[int, int, str], _Blobs, bytes]
+_Payload = tuple[Any, ...]
 
 
 class LokyExecutor(Executor):
@@ -318,6 +429,8 @@ class LokyExecutor(Executor):
 
     name = "loky"
     needs_pickle = True
+    batches = True
+    batch_tiny = True
 
     #: how many times a trial is resubmitted for free after crashes it did not
     #: cause, before it is counted as crashed itself
@@ -350,12 +463,12 @@ class LokyExecutor(Executor):
         """The pool to submit to; with ``fresh``, ask loky again (the last one broke)."""
         pool = self._current
         if pool is None or fresh:
-            reports, keeper = _get_shared()
+            reports, keeper, board = _get_shared()
             pool = keeper.pool(
                 max_workers=self._max,
                 timeout=self._idle_timeout,
                 initializer=_init_worker,
-                initargs=(reports.writer,),
+                initargs=(reports.writer, board.path),
             )
             self._current = pool
         return pool
@@ -398,12 +511,41 @@ class LokyExecutor(Executor):
             return failed_outcome(call, error, sub.start, "master")
         return None
 
+    def submit_batch(self, batch: Batch, post: Callable[[BatchDone], None]) -> BatchDone | None:
+        """Send ``batch`` to one worker as one submission: each function and spec once,
+        the argument values in one pickle; split at once when they do not pickle."""
+        calls = batch.calls
+        try:
+            fns: dict[bytes, bytes] = {}
+            specs = []
+            for call in calls:
+                fd, fb, sd, sb = self._blobs(call.spec)
+                fns[fd] = fb
+                specs.append((fd, sd, sb))
+            import cloudpickle
+
+            values = cloudpickle.dumps([(call.args, call.kwargs) for call in calls])
+        except Exception:
+            return BatchDone(batch, [], split=True)
+        heads = [(call.idx, call.attempt, call.key) for call in calls]
+        with self._lock:
+            sub = _Sub(next(_sids), calls[0], post, batch)
+            self._subs[sub.sid] = sub
+            self._by_call[id(batch)] = sub.sid
+        _get_shared()[2].clear(sub.sid)
+        error = self._send(sub, (heads, fns, specs, batch.linked, batch.keep, values))
+        if error is not None:
+            self._forget(sub)
+            return BatchDone(batch, [], split=True)
+        return None
+
     def _send(self, sub: _Sub, payload: _Payload) -> BaseException | None:
         """Hand ``sub`` to the pool; the error when no pool would take it."""
         error: BaseException | None = None
+        fn = _run_in_worker if sub.batch is None else _run_batch_in_worker
         for tries in range(5):
             try:
-                fut = self._pool(fresh=tries > 0).submit(_run_in_worker, sub.sid, *payload)
+                fut = self._pool(fresh=tries > 0).submit(fn, sub.sid, *payload)
             except (BrokenProcessPool, RuntimeError) as exc:
                 # the pool broke or was shut down since loky handed it out: ask again
                 error = exc
@@ -417,7 +559,10 @@ class LokyExecutor(Executor):
         error = self._send(sub, payload)
         if error is not None:
             self._forget(sub)
-            sub.post(failed_outcome(sub.call, error, sub.start, "loky"))
+            if sub.batch is not None:
+                sub.post(BatchDone(sub.batch, [], split=True))
+            else:
+                sub.post(failed_outcome(sub.call, error, sub.start, "loky"))
 
     # -- completions (in loky's threads) ---------------------------------------------
     def _done(self, sub: _Sub, fut: Future[tuple[bool, bytes]], payload: _Payload) -> None:
@@ -428,10 +573,18 @@ class LokyExecutor(Executor):
             return
         if fut.cancelled():
             self._forget(sub)
-            sub.post(failed_outcome(sub.call, RuntimeError("the trial's future was cancelled"), sub.start))
+            if sub.batch is not None:
+                sub.post(BatchDone(sub.batch, [], split=True))
+            else:
+                sub.post(
+                    failed_outcome(sub.call, RuntimeError("the trial's future was cancelled"), sub.start)
+                )
             return
         exc = fut.exception()
-        if exc is None:
+        if exc is None and sub.batch is not None:
+            self._forget(sub)
+            sub.post(self._batch_done(sub, *fut.result()))
+        elif exc is None:
             ok, data = fut.result()
             try:
                 out = load_outcome(data)
@@ -450,7 +603,26 @@ class LokyExecutor(Executor):
             self._broken(sub, exc, payload)
         else:  # an error of the worker machinery itself
             self._forget(sub)
-            sub.post(failed_outcome(sub.call, exc, sub.start, "master"))
+            if sub.batch is not None:
+                sub.post(BatchDone(sub.batch, [], split=True))
+            else:
+                sub.post(failed_outcome(sub.call, exc, sub.start, "master"))
+
+    def _batch_done(self, sub: _Sub, ran: bool, data: Any) -> BatchDone:
+        batch = sub.batch
+        assert batch is not None
+        if not ran:
+            logger.info("a batch from node %r could not be loaded in its worker (%s)", sub.call.key, data)
+            return BatchDone(batch, [], split=True)
+        try:
+            if isinstance(data, bytes):
+                outs: list[Outcome] = pickle.loads(data)
+            else:
+                outs = [load_outcome(item) for item in data]
+        except Exception:
+            logger.info("the outcomes of a batch from node %r did not unpickle", sub.call.key, exc_info=True)
+            return BatchDone(batch, [], split=True)
+        return BatchDone(batch, outs)
 
     def _broken(self, sub: _Sub, exc: BaseException, payload: _Payload) -> None:
         """The pool broke with ``sub`` in flight: it crashed, or it was a bystander."""
@@ -473,28 +645,68 @@ class LokyExecutor(Executor):
         self._forget(sub)
         found = _EXITCODES.search(str(exc))
         codes = found.group(1) if found else ""
+        call = sub.call
+        if sub.batch is not None:
+            k = _get_shared()[2].running(sub.sid)
+            if k < 0:
+                # it died before the batch's first member started: charge none of them
+                sub.post(BatchDone(sub.batch, [], split=True))
+                return
+            call = sub.batch.calls[k]  # the one it was running; the others run again, free
         who = f"its worker process (pid {pid})" if pid is not None else "its worker process"
         error = WorkerCrashed(
-            f"node {sub.call.key!r}: {who} died while running attempt {sub.call.attempt}"
+            f"node {call.key!r}: {who} died while running attempt {call.attempt}"
             + (f"; exit codes of the workers that died: {codes}" if codes else ""),
-            sub.call.key,
+            call.key,
             pid,
             codes,
         )
-        start = sub.start
-        sub.post(
-            (sub.call.idx, sub.call.attempt, False, None, error, str(exc), start, time.time(),
-             f"pid:{pid}" if pid is not None else "loky")
+        out: Outcome = (
+            call.idx, call.attempt, False, None, error, str(exc), sub.start, time.time(),
+            f"pid:{pid}" if pid is not None else "loky",
         )  # fmt: skip
+        if sub.batch is None:
+            sub.post(out)
+        elif k == 0:
+            sub.post(BatchDone(sub.batch, [out]))
+        else:
+            # the members before it ran, but their outcomes died with the worker: run
+            # them again (free) and report them before the crash, as they happened
+            threading.Thread(target=self._rerun_head, args=(sub, k, out), daemon=True).start()
+
+    def _rerun_head(self, sub: _Sub, k: int, crash: Outcome) -> None:
+        batch = sub.batch
+        assert batch is not None
+        keep = list(batch.keep[:k])
+        if batch.linked[k]:
+            keep[k - 1] = True  # the crashed member's input: needed to retry it
+        head = Batch(batch.calls[:k], batch.linked[:k], keep)
+
+        def done(ran: BatchDone) -> None:
+            with self._lock:
+                self._by_call.pop(id(batch), None)
+            if ran.split:
+                sub.post(BatchDone(batch, [], split=True))
+            else:
+                sub.post(BatchDone(batch, [*ran.outcomes, crash]))
+
+        now = self.submit_batch(head, done)
+        if now is not None:
+            done(now)
+            return
+        with self._lock:  # so that abandon(batch) reaches the rerun
+            sid = self._by_call.get(id(head))
+            if sid is not None:
+                self._by_call[id(batch)] = sid
 
     def _forget(self, sub: _Sub) -> None:
         with self._lock:
             self._subs.pop(sub.sid, None)
-            self._by_call.pop(id(sub.call), None)
+            self._by_call.pop(id(sub.call if sub.batch is None else sub.batch), None)
         _get_reports().forget(sub.sid)
 
     # -- timeouts and cancellation -------------------------------------------------------
-    def abandon(self, call: Call) -> None:
+    def abandon(self, call: Call | Batch) -> None:
         """The trial is past its timeout (or the run was interrupted): its outcome is
         ignored, and its worker is killed if it is still busy after ``grace`` s."""
         with self._lock:
