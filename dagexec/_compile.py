@@ -266,14 +266,15 @@ class _Compiler:
                 tname = opts.name
                 checks, ret = self._task_checks(gi, key, where, task, opts, a, kw)
                 timeout = opts.timeout
+                resources = opts.resources
                 route = opts.executor or "default"
             else:  # node[k] and a section's packed value run where their producer runs
                 fn, tname = (getitem, "getitem") if kind == G.GETITEM else (_pack, "pack")
-                checks, ret, timeout = (), None, None
+                checks, ret, timeout, resources = (), None, None, None
                 route = routes[deps[0]] if deps else "default"
             routes.append(route)
             rows.append(
-                (key, NodeSpec(key, fn, task, checks, ret, timeout), a, tuple(fills), kw, kwfills,
+                (key, NodeSpec(key, fn, task, checks, ret, timeout, resources), a, tuple(fills), kw, kwfills,
                  nested, deps, tuple(reads), opts, tname, where, scope.path if scope is not None else "")
             )  # fmt: skip
         return rows

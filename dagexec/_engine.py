@@ -47,7 +47,7 @@ from ._prepare import (
     sigterm_interrupts,
 )
 from ._state import State, Trial
-from ._worker import LINK, Batch, BatchDone, Call, Outcome
+from ._worker import LINK, Batch, BatchDone, Call, Outcome, Remote, failed_outcome
 
 if TYPE_CHECKING:
     from ._plan import CompiledGraph
@@ -107,6 +107,9 @@ class Executor:
     #: True when the engine should also batch tiny ready trials (ones whose function
     #: took under ``TINY_S`` before) for it: worth it where a submission is costly
     batch_tiny = False
+    #: True when trial values may stay where they were made: outcomes then carry
+    #: :class:`~dagexec._worker.Remote` handles, and :meth:`fetch` brings values over
+    keeps_values = False
 
     @property
     def capacity(self) -> int:
@@ -123,6 +126,11 @@ class Executor:
     def submit_batch(self, batch: Batch, post: Callable[[Any], None]) -> BatchDone | None:
         """Start ``batch`` (only called when :attr:`batches` is True); return its
         :class:`~dagexec._worker.BatchDone` now, or None and ``post`` it later."""
+        raise NotImplementedError
+
+    def fetch(self, remotes: list[Remote]) -> list[Any]:
+        """The values behind ``remotes`` (made by this executor), in order; only
+        called when :attr:`keeps_values` is True."""
         raise NotImplementedError
 
     def abandon(self, call: Call | Batch) -> None:
@@ -312,7 +320,9 @@ class _Run:
         self.failed_order: list[int] = []
         # batching: chain links (None when no executor takes batches), which executors
         # take batches / tiny batches, per-function seconds per trial, nodes to run alone
-        self.batching = [ex.batches for ex in execs]
+        # executors that keep values where they were made: values cross over by fetch()
+        self.remote = any(ex.keeps_values for ex in execs)
+        self.batching = [ex.batches and not self.remote for ex in execs]
         self.tiny = [ex.batch_tiny and ex.batches for ex in execs]
         self.links = plan._chain_links() if any(self.batching) else None
         self.est: dict[Any, float] = {}
@@ -367,6 +377,7 @@ class _Run:
         has_cb = bool(self.cb)
         batching = self.batching
         observe = any(self.tiny)
+        remote = self.remote
         while True:
             for r in range(n_exec):
                 stack = ready[r]
@@ -380,6 +391,11 @@ class _Run:
                             self._submit_batch(members, r, ex)
                             continue
                     call = make(i)
+                    if remote:
+                        error = self._localize(call, ex)
+                        if error is not None:
+                            finish(error, False)
+                            continue
                     if has_cb:
                         self._trial_started(i, call)
                     out = ex.submit(call, post)
@@ -455,6 +471,21 @@ class _Run:
                 for name, s in kwf:
                     kw[name] = vals[s]
         return Call(i, attempt, plan._specs[i], args, kw)
+
+    def _localize(self, call: Call, ex: Executor) -> Outcome | None:
+        """Put in ``call`` the values of the Remote handles that ``ex`` does not own;
+        a failed outcome when one cannot be fetched."""
+        try:
+            args = call.args
+            if any(type(a) is Remote and a.owner is not ex for a in args) or self.plan._nested[call.idx]:
+                call.args = [_fetch_in(a, ex) for a in args]
+            kwargs = call.kwargs
+            if kwargs:
+                call.kwargs = {k: _fetch_in(v, ex) for k, v in kwargs.items()}
+        except Exception as exc:
+            logger.warning("node %r: an input value could not be fetched", call.key, exc_info=True)
+            return failed_outcome(call, exc, time.time(), "master")
+        return None
 
     def _trial_started(self, i: int, call: Call, start: float | None = None) -> None:
         now = time.time() if start is None else start
@@ -833,6 +864,33 @@ class _Run:
             self.cb.call("on_trial_end", trial)
         self.unstarted.clear()
 
+    def _fetch_results(self) -> None:
+        """Bring the run's outputs and kept values over from the executors that keep them."""
+        vals, kept, n = self.vals, self.kept, self.n
+        by_owner: dict[int, tuple[Any, list[int]]] = {}
+        for slot in range(len(kept)):
+            v = vals[slot]
+            if (
+                type(v) is Remote
+                and (kept[slot] or slot >= n)
+                and (slot >= n or self.state[slot] == _SUCCEEDED)
+            ):
+                by_owner.setdefault(id(v.owner), (v.owner, []))[1].append(slot)
+        for owner, slots in by_owner.values():
+            try:
+                got = owner.fetch([vals[s] for s in slots])
+            except Exception:
+                logger.warning("values kept by %r could not be fetched", owner, exc_info=True)
+                for s in slots:
+                    vals[s] = _RELEASED
+                continue
+            for s, v in zip(slots, got, strict=True):
+                vals[s] = v
+        for slot in range(len(kept), len(vals)):
+            v = vals[slot]
+            if type(v) is Remote:
+                vals[slot] = v.owner.fetch([v])[0]
+
     def _result(self, duration: float) -> RunResult:
         from ._result import RunResult
 
@@ -844,6 +902,8 @@ class _Run:
             keys[i]: ([Trial(keys[i], 1, State.SUCCEEDED, *t)] if type(t) is tuple else t or [])
             for i, t in enumerate(self.trials)
         }
+        if self.remote:
+            self._fetch_results()
         outputs: dict[str, Any] = {}
         for name, slot in plan._outputs:
             v = vals[slot]
@@ -865,3 +925,16 @@ class _Run:
         self.vals = []
         self.calls = {}
         return RunResult(plan, states, trials, outputs, values, self.start, duration)
+
+
+def _fetch_in(value: Any, ex: Executor) -> Any:
+    """``value`` with every Remote not owned by ``ex`` replaced by its value, walking containers."""
+    t = type(value)
+    if t is Remote:
+        return value if value.owner is ex else value.owner.fetch([value])[0]
+    if t in (list, tuple, set, frozenset):
+        items = [_fetch_in(v, ex) for v in value]
+        return items if t is list else t(items)
+    if t is dict:
+        return {k: _fetch_in(v, ex) for k, v in value.items()}
+    return value

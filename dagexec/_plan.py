@@ -80,9 +80,10 @@ class NodeSpec:
         checks: ``(position_or_name, param, annotation)`` triples to type-check, or ().
         ret: the return annotation to check, or None.
         timeout: the task's timeout in seconds, or None.
+        resources: the task's ``resources`` option (placement on a cluster), or None.
     """
 
-    __slots__ = ("checks", "fn", "key", "ret", "task", "timeout")
+    __slots__ = ("checks", "fn", "key", "resources", "ret", "task", "timeout")
 
     def __init__(
         self,
@@ -92,6 +93,7 @@ class NodeSpec:
         checks: tuple[tuple[int | str, str, Any], ...],
         ret: Any,
         timeout: float | None,
+        resources: dict[str, float] | None = None,
     ) -> None:
         self.key = key
         self.fn = fn
@@ -99,20 +101,29 @@ class NodeSpec:
         self.checks = checks
         self.ret = ret
         self.timeout = timeout
+        self.resources = resources
 
     def __reduce__(self) -> tuple[Any, ...]:
         if self.task is not None:
-            return (_spec_from_task, (self.key, self.task, self.checks, self.ret, self.timeout))
-        return (NodeSpec, (self.key, self.fn, None, self.checks, self.ret, self.timeout))
+            return (
+                _spec_from_task,
+                (self.key, self.task, self.checks, self.ret, self.timeout, self.resources),
+            )
+        return (NodeSpec, (self.key, self.fn, None, self.checks, self.ret, self.timeout, self.resources))
 
     def __repr__(self) -> str:
         return f"<NodeSpec {self.key!r}>"
 
 
 def _spec_from_task(
-    key: str, task: Task, checks: tuple[Any, ...], ret: Any, timeout: float | None
+    key: str,
+    task: Task,
+    checks: tuple[Any, ...],
+    ret: Any,
+    timeout: float | None,
+    resources: dict[str, float] | None = None,
 ) -> NodeSpec:
-    return NodeSpec(key, task.__wrapped__, task, checks, ret, timeout)
+    return NodeSpec(key, task.__wrapped__, task, checks, ret, timeout, resources)
 
 
 class InputSpec:

@@ -23,6 +23,7 @@ from ._errors import DagexecError
 __all__ = [
     "LINK",
     "Batch",
+    "Remote",
     "BatchDone",
     "Call",
     "Outcome",
@@ -70,6 +71,30 @@ class Call:
 
     def __repr__(self) -> str:
         return f"<Call {self.spec.key!r} attempt={self.attempt}>"
+
+
+class Remote:
+    """A value kept where it was made (e.g. in a cluster worker's memory).
+
+    An executor with ``keeps_values`` returns one as a trial's value.  The engine
+    holds it like any value (and drops it when the value is released), passes it
+    as it is to calls on the same executor, and asks the executor for the value
+    itself (``owner.fetch([...])``) only where it is needed elsewhere: in a call on
+    another executor, or as an output or ``keep=`` value of the run.
+
+    Attributes:
+        owner: the executor that keeps the value.
+        ref: the executor's handle on it (e.g. a ``distributed.Future``).
+    """
+
+    __slots__ = ("owner", "ref")
+
+    def __init__(self, owner: Any, ref: Any) -> None:
+        self.owner = owner
+        self.ref = ref
+
+    def __repr__(self) -> str:
+        return f"<Remote {self.ref!r} on {self.owner!r}>"
 
 
 class _Link:
