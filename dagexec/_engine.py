@@ -291,6 +291,15 @@ class _Run:
         self.plan = plan
         n = len(plan._keys)
         self.n = n
+        # the plan's tuples the loop reads per node, one attribute away
+        self.specs = plan._specs
+        self.args = plan._args
+        self.fills = plan._fills
+        self.kwargs = plan._kwargs
+        self.nested = plan._nested
+        self.reads = plan._reads
+        self.dependents = plan._dependents
+        self.timeouts = any(spec.timeout is not None for spec in plan._specs)
         self.vals: list[Any] = [None] * n + input_values + list(plan._consts)
         self.kept = kept
         self.selected = selected
@@ -386,7 +395,7 @@ class _Run:
                 while stack and inflight[r] < cap:
                     i = stack.pop()
                     if batching[r]:
-                        members = self._batch_members(i, r, stack, cap)
+                        members = self._batch_members(i, r, stack)
                         if members is not None:
                             self._submit_batch(members, r, ex)
                             continue
@@ -439,14 +448,14 @@ class _Run:
         return None if t is None else max(0.0, t - time.time())
 
     def _make_call(self, i: int) -> Call:
-        plan = self.plan
         vals = self.vals
         self.state[i] = _RUNNING
         attempt = self.attempt[i] + 1
         self.attempt[i] = attempt
-        if plan._nested[i]:
+        if self.nested[i]:
             from ._fill import fill
 
+            plan = self.plan
             kw = plan._kwargs[i]
             return Call(
                 i,
@@ -455,22 +464,22 @@ class _Run:
                 tuple(fill(a, vals) for a in plan._args[i]),
                 {k: fill(v, vals) for k, v in kw.items()} if kw else None,
             )
-        fills = plan._fills[i]
+        fills = self.fills[i]
         if fills:
-            al = list(plan._args[i])
+            al = list(self.args[i])
             for p, s in fills:
                 al[p] = vals[s]
             args: Any = al
         else:
-            args = plan._args[i]
-        kw = plan._kwargs[i]
+            args = self.args[i]
+        kw = self.kwargs[i]
         if kw is not None:
-            kwf = plan._kwfills[i]
+            kwf = self.plan._kwfills[i]
             if kwf:
                 kw = dict(kw)
                 for name, s in kwf:
                     kw[name] = vals[s]
-        return Call(i, attempt, plan._specs[i], args, kw)
+        return Call(i, attempt, self.specs[i], args, kw)
 
     def _localize(self, call: Call, ex: Executor) -> Outcome | None:
         """Put in ``call`` the values of the Remote handles that ``ex`` does not own;
@@ -523,12 +532,15 @@ class _Run:
         return trial
 
     # -- batches ----------------------------------------------------------------------
-    def _batch_members(self, i: int, r: int, stack: list[int], cap: int) -> list[int] | None:
+    def _batch_members(self, i: int, r: int, stack: list[int]) -> list[int] | None:
         """The nodes to submit with ``i`` as one batch (``i`` first), or None for ``i`` alone.
 
         ``i``'s linear chain follows it; on executors with ``batch_tiny``, when ``i``'s
-        function is tiny, more tiny ready nodes from the top of ``stack`` (each with
-        its chain), at most ``BATCH_BUDGET_S`` of work and a fair share of the stack.
+        function is tiny, more tiny ready nodes from the top of ``stack`` (each with its
+        chain): all of them, up to ``MAX_BATCH`` nodes and ``BATCH_BUDGET_S`` of their
+        past running time.  Tiny work gains nothing from being spread over workers, and
+        each submission costs a round trip, so the batch is not split to share it out;
+        the budget keeps trials of a few milliseconds spread over the workers.
         """
         solo = self.solo
         if solo and i in solo:
@@ -542,8 +554,7 @@ class _Run:
             e = est.get(spec.fn)
             if e is not None and e < TINY_S and spec.timeout is None:
                 budget = BATCH_BUDGET_S - e
-                limit = min(MAX_BATCH, len(stack) // cap + 1)
-                while stack and len(members) < limit:
+                while stack and len(members) < MAX_BATCH:
                     j = stack[-1]
                     spec = specs[j]
                     e = est.get(spec.fn)
@@ -684,24 +695,26 @@ class _Run:
     # -- completions ----------------------------------------------------------------
     def _finish(self, out: Outcome, async_: bool) -> None:
         i = out[0]
-        if self.state[i] != _RUNNING or self.attempt[i] != out[1]:
+        state = self.state
+        if state[i] != _RUNNING or self.attempt[i] != out[1]:
             return  # an abandoned trial (timed out or cancelled) reporting late
         if async_:
             self.inflight[self.route[i]] -= 1
             del self.calls[i]
-        spec = self.plan._specs[i]
         if out[2]:
-            timeout = spec.timeout
-            if timeout is not None and out[7] - out[6] > timeout:
-                exc = TaskTimeout(
-                    f"node {spec.key!r} ran {out[7] - out[6]:.2f} s, past its timeout of {timeout:g} s",
-                    spec.key,
-                    timeout,
-                )
-                self._failed(i, out, State.TIMED_OUT, exc, "")
-                return
+            if self.timeouts:
+                timeout = self.specs[i].timeout
+                if timeout is not None and out[7] - out[6] > timeout:
+                    key = self.specs[i].key
+                    exc = TaskTimeout(
+                        f"node {key!r} ran {out[7] - out[6]:.2f} s, past its timeout of {timeout:g} s",
+                        key,
+                        timeout,
+                    )
+                    self._failed(i, out, State.TIMED_OUT, exc, "")
+                    return
             # succeeded: the hot path, kept in this one method
-            self.state[i] = _SUCCEEDED
+            state[i] = _SUCCEEDED
             vals = self.vals
             vals[i] = out[3]
             if self.has_cb:
@@ -713,7 +726,7 @@ class _Run:
                 self._record(i, out, State.SUCCEEDED, None, "")
             left = self.left
             kept = self.kept
-            for s in self.plan._reads[i]:
+            for s in self.reads[i]:
                 c = left[s] - 1
                 left[s] = c
                 if c == 0 and not kept[s]:
@@ -723,10 +736,9 @@ class _Run:
             if self.stopping:
                 return
             waiting = self.waiting
-            state = self.state
             ready = self.ready
             route = self.route
-            for d in self.plan._dependents[i]:
+            for d in self.dependents[i]:
                 w = waiting[d] - 1
                 waiting[d] = w
                 if w == 0 and state[d] == _PENDING:
@@ -735,7 +747,7 @@ class _Run:
             err = out[4]
             if isinstance(err, KeyboardInterrupt):
                 self._record(i, out, State.CANCELLED, err, out[5])
-                raise KeyboardInterrupt(f"task of node {spec.key!r} raised KeyboardInterrupt")
+                raise KeyboardInterrupt(f"task of node {self.specs[i].key!r} raised KeyboardInterrupt")
             self._failed(i, out, _trial_state(err), err, out[5])
 
     def _failed(self, i: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str) -> None:
@@ -898,10 +910,7 @@ class _Run:
         keys = plan._keys
         vals = self.vals
         states = {keys[i]: _STATES[s] for i, s in enumerate(self.state)}
-        trials = {
-            keys[i]: ([Trial(keys[i], 1, State.SUCCEEDED, *t)] if type(t) is tuple else t or [])
-            for i, t in enumerate(self.trials)
-        }
+        trials = self.trials  # made into Trial lists on first use of result.trials
         if self.remote:
             self._fetch_results()
         outputs: dict[str, Any] = {}

@@ -22,19 +22,29 @@ class RunResult:
     Attributes:
         graph: the name of the graph that ran.
         states: node key -> :class:`State`, for every node of the plan.
-        trials: node key -> the node's :class:`Trial` list, in order.
         outputs: output name -> value, for the outputs that were computed.
         start: ``time.time()`` when the run started.
         duration: seconds the run took.
     """
 
-    __slots__ = ("_declared", "_plan", "_values", "duration", "graph", "outputs", "start", "states", "trials")
+    __slots__ = (
+        "_declared",
+        "_plan",
+        "_raw_trials",
+        "_trials",
+        "_values",
+        "duration",
+        "graph",
+        "outputs",
+        "start",
+        "states",
+    )
 
     def __init__(
         self,
         plan: CompiledGraph,
         states: dict[str, State],
-        trials: dict[str, list[Trial]],
+        trials: dict[str, list[Trial]] | list[Any],
         outputs: dict[str, Any],
         values: dict[str, Any],
         start: float,
@@ -44,11 +54,29 @@ class RunResult:
         self._declared = plan.outputs
         self._plan = plan  # for pictures: immutable, and holds no values of the run
         self.states = states
-        self.trials = trials
+        # the engine's per-node records (made into Trials on first use of .trials): a
+        # list of Trials, None, or (start, end, worker) of a first trial that succeeded
+        self._trials: dict[str, list[Trial]] | None = trials if isinstance(trials, dict) else None
+        self._raw_trials: list[Any] | None = None if isinstance(trials, dict) else trials
         self.outputs = outputs
         self._values = values
         self.start = start
         self.duration = duration
+
+    @property
+    def trials(self) -> dict[str, list[Trial]]:
+        """Node key -> the node's :class:`Trial` list, in order (empty for a node that never ran)."""
+        trials = self._trials
+        if trials is None:
+            keys = self._plan._keys
+            raw = self._raw_trials or []
+            trials = {
+                keys[i]: ([Trial(keys[i], 1, State.SUCCEEDED, *t)] if type(t) is tuple else t or [])
+                for i, t in enumerate(raw)
+            }
+            self._trials = trials
+            self._raw_trials = None
+        return trials
 
     @property
     def ok(self) -> bool:

@@ -491,6 +491,29 @@ def test_tiny_trials_on_loky_go_several_to_a_submission():
     assert all_trial_logs(result) == {key: [(1, SUCCEEDED)] for key in plan.keys}
 
 
+def layered_plan(layers: int, width: int) -> dx.CompiledGraph:
+    """``layers`` layers of ``width`` nodes, each adding two nodes of the layer before."""
+    with dx.Graph("layered") as g:
+        row = [inc(i) for i in range(width)]
+        for _ in range(layers - 1):
+            row = [add(row[k], row[(k + 1) % width]) for k in range(width)]
+        collect(row)
+    return g.compile()
+
+
+def test_every_ready_tiny_trial_goes_in_the_batch():
+    plan = layered_plan(20, 25)
+    expected = plan.run(executor="serial").output
+    executor = RecordingLoky(2)
+    result = plan.run(executor=executor)
+    assert result.output == expected
+    assert all_trial_logs(result) == {key: [(1, SUCCEEDED)] for key in plan.keys}
+    # what is ready goes in one submission, not shared out between the two workers:
+    # 500 nodes in a few dozen submissions, not in one per few nodes
+    assert len(executor.sent) <= len(plan.keys) // 10, str(executor.sizes())
+    assert max(executor.sizes()) >= 20
+
+
 def test_tiny_trials_are_not_batched_on_threads():
     executor = RecordingThreads(2)
     plan = fan_plan(50)
