@@ -2,14 +2,15 @@
 
 Usage (from the repository root)::
 
-    python bench/run.py                    # everything: about 5-6 minutes on 2 cores
+    python bench/run.py                    # everything: about 6.5 minutes on 2 cores
     python bench/run.py --quick            # smaller graphs, fewer repetitions: a smoke run
     python bench/run.py --workloads chain,fan --runners plain,dagexec-serial
     python bench/run.py --one chain dagexec-serial            # one measurement, JSON on stdout
     python bench/run.py --one chain dagexec-serial --profile  # cProfile of one timed run
 
-Each (workload, runner) pair is measured in a fresh subprocess.  The table goes
-to stdout, the results to ``bench/results/latest.json``; see bench/README.md.
+Each (workload, runner) pair is measured in a fresh subprocess.  The table and
+the DESIGN §9 targets go to stdout, the results to ``bench/results/latest.json``;
+see bench/README.md.  The dagexec measured is the one of this checkout.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+# this checkout's dagexec, whatever is installed; worker processes inherit sys.path
+sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from runners import RUNNERS  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
@@ -113,7 +115,7 @@ def make_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rn = RUNNERS[res["runner"]]
         base = {
             "workload": wl.name,
-            "runner": rn.name if wl.kind == "run" else rn.family,
+            "runner": rn.name if wl.kind in ("run", "memory") else rn.family,
             "family": rn.family,
             "mode": rn.mode,
         }
@@ -125,24 +127,27 @@ def make_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if plain is not None and "error" in plain:
             plain = None
         ideal = wl.ideal_s(nodes)
-        for phase, times in res["phases"].items():
-            med = median(times)
+        unit = wl.unit
+        for phase, figures in res["phases"].items():
+            med = median(figures)
             row: dict[str, Any] = {
                 **base,
                 "phase": phase,
                 "nodes": nodes,
-                "median_s": med,
-                "min_s": min(times),
-                "times_s": times,
+                "unit": unit,
+                f"median_{unit}": med,
+                f"min_{unit}": min(figures),
+                f"max_{unit}": max(figures),
+                "times_s" if unit == "s" else f"figures_{unit}": figures,
             }
             if "info" in res:
                 row["info"] = res["info"]
             if ideal is not None:
                 row["ideal_s"] = ideal
                 row["ratio_ideal"] = med / ideal
-            if wl.kind == "run":
+            if wl.kind in ("run", "memory"):
                 if plain is not None:
-                    if wl.overhead:
+                    if wl.kind == "run" and wl.overhead:
                         row["overhead_us"] = (med - median(plain["phases"]["run"])) / nodes * 1e6
                     if plain["checksum"] != res["checksum"]:
                         row["error"] = f"checksum {res['checksum']} != plain loop's {plain['checksum']}"
@@ -173,21 +178,30 @@ def make_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def show(figure: float, unit: str) -> tuple[str, str]:
+    """A figure as the table writes it: (number, unit)."""
+    if unit == "bytes":
+        return f"{figure / 1e6:.1f}", "MB"
+    return f"{figure:.4f}", unit
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
-    head = ["workload", "runner", "nodes", "median s", "µs/task", "÷dask", "÷dask noopt", "÷ideal"]
+    head = ["workload", "runner", "nodes", "median", "unit", "µs/task", "÷dask", "÷dask noopt", "÷ideal"]
     lines = []
     for row in rows:
-        label = row["runner"] if row["phase"] in ("run", "") else f"{row['runner']} [{row['phase']}]"
-        if "median_s" not in row:
-            lines.append([row["workload"], label, "", "", "", "", "", "", f"ERROR {row['error']}"])
+        main = WORKLOADS[row["workload"]].main_phase
+        label = row["runner"] if row["phase"] in (main, "") else f"{row['runner']} [{row['phase']}]"
+        if "unit" not in row:
+            lines.append([row["workload"], label, "", "", "", "", "", "", "", f"ERROR {row['error']}"])
             continue
         per = row.get("overhead_us", row.get("per_node_us"))
+        unit = row["unit"]
         cells = [
             row["workload"],
             label,
             f"{row['nodes']:,}",
-            f"{row['median_s']:.4f}",
-            "-" if per is None else f"{per:.2f}",
+            *show(row[f"median_{unit}"], unit),
+            "" if unit != "s" else "-" if per is None else f"{per:.2f}",
             f"{row['ratio_dask']:.3f}" if "ratio_dask" in row else "",
             f"{row['ratio_dask_noopt']:.3f}" if "ratio_dask_noopt" in row else "",
             f"{row['ratio_ideal']:.3f}" if "ratio_ideal" in row else "",
@@ -196,7 +210,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             cells.append(f"ERROR {row['error']}")
         lines.append(cells)
     widths = [max(len(h), *(len(c[i]) for c in lines if i < len(c))) for i, h in enumerate(head)]
-    right = {2, 3, 4, 5, 6, 7}
+    right = {2, 3, 5, 6, 7, 8}
 
     def fmt(cells: list[str]) -> str:
         out = []
@@ -212,12 +226,96 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 NOTES = """\
+median:  of the repetitions: seconds, or for memory MB (10^6 bytes) above the baseline taken right before.
 µs/task: run workloads: (median - plain loop's median) / nodes, the per-task overhead;
-         build workloads: median / nodes (dask is measured on fewer nodes: its build is quadratic).
+         build, save: median / nodes (dask is measured on fewer nodes: its build is quadratic).
          cpu200: '-', a parallel run has no per-task overhead over a loop; read ÷ideal.
 ÷dask:   the dagexec figure divided by dask's in the same mode (serial ~ dask sync); below 1 is better.
          'noopt': against dask.compute(..., optimize_graph=False), dask without its graph optimisation.
-÷ideal:  cpu200: median / (tasks x 20 ms / 2 cores); 1.15 is DESIGN §9's limit, the plain loop sits near 2."""
+÷ideal:  cpu200: median / (tasks x 20 ms / 2 cores); 1.15 is DESIGN §9's limit, the plain loop sits near 2.
+memory:  peak resident memory, each process's own peak above its baseline, summed over the main process
+         and its worker processes; [peak, main process]: the main process alone; [tracemalloc]: the
+         peak traced by tracemalloc in the main process (Python allocations, every thread)."""
+
+
+# -- DESIGN §9: the figures it asks for, from this run's rows --------------------------
+
+#: (what, workload, runner as in the rows, phase, row key, limit, how the limit reads)
+TARGETS: list[tuple[str, str, str, str, str, float, str]] = [
+    *(
+        ("serial overhead", w, "dagexec-serial", "run", "overhead_us", 3.0, "≤ 3 µs/task")
+        for w in ("chain", "fan", "layered")
+    ),
+    *(
+        ("threads ÷ dask-threads", w, "dagexec-threads", "run", "ratio_dask", 1 / 3, "≤ 0.333")
+        for w in ("chain", "fan", "layered")
+    ),
+    ("loky ÷ ideal", "cpu200", "dagexec-loky", "run", "ratio_ideal", 1.15, "≤ 1.15"),
+    *(
+        ("loky ÷ dask-processes", w, "dagexec-loky", "run", "ratio_dask", 1 / 3, "≤ 0.333")
+        for w in ("fan-1k", "chain-1k", "layered-1k")
+    ),
+    ("build+compile", "build", "dagexec", "build+compile", "median_s", 1.0, "≤ 1 s"),
+    ("build+compile", "build-chain", "dagexec", "build+compile", "median_s", 1.0, "≤ 1 s"),
+    ("save+load", "save", "dagexec", "save+load", "median_s", 0.2, "≤ 0.2 s"),
+    *(
+        ("memory peak", "memory", r, "peak", "median_bytes", 60e6, "≤ 60 MB")
+        for r in ("dagexec-serial", "dagexec-threads", "dagexec-loky")
+    ),
+]
+
+
+def check_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per DESIGN §9 target whose row this run has."""
+    found = {(r["workload"], r["runner"], r["phase"]): r for r in rows if "unit" in r}
+    out = []
+    for what, workload, runner, phase, key, limit, reads in TARGETS:
+        row = found.get((workload, runner, phase))
+        if row is None or key not in row:
+            continue
+        entry = {
+            "target": what,
+            "workload": workload,
+            "runner": runner,
+            "phase": phase,
+            "nodes": row["nodes"],
+            "figure": key,
+            "value": row[key],
+            "limit": limit,
+            "limit_reads": reads,
+            "met": row[key] <= limit,
+        }
+        if "error" in row:
+            entry["error"] = row["error"]
+        out.append(entry)
+    return out
+
+
+def format_targets(targets: list[dict[str, Any]], quick: bool) -> str:
+    lines = []
+    for t in targets:
+        v = t["value"]
+        if t["figure"] == "overhead_us":
+            shown = f"{v:.2f} µs/task"
+        elif t["figure"] == "median_bytes":
+            shown = f"{v / 1e6:.1f} MB"
+        elif t["figure"] == "median_s":
+            shown = f"{v:.3f} s"
+        else:
+            shown = f"{v:.3f}"
+        verdict = "ERROR " + t["error"] if "error" in t else "met" if t["met"] else "NOT met"
+        lines.append(
+            [t["target"], t["workload"], t["runner"], f"{t['nodes']:,}", shown, t["limit_reads"], verdict]
+        )
+    if not lines:
+        return "DESIGN §9 targets: none of their rows in this run"
+    widths = [max(len(c[i]) for c in lines) for i in range(6)]
+    right = {3, 4}
+    out = ["DESIGN §9 targets" + (" (--quick: smaller graphs than the targets are set for)" if quick else "")]
+    for cells in lines:
+        parts = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells[:6])]
+        out.append("  " + "  ".join([*parts, cells[6]]))
+    return "\n".join(out)
 
 
 def git_commit() -> str | None:
@@ -252,6 +350,10 @@ def main(argv: list[str] | None = None) -> int:
         workload, runner = args.one
         if workload not in WORKLOADS or runner not in RUNNERS:
             p.error(f"unknown workload or runner; workloads: {list(WORKLOADS)}, runners: {list(RUNNERS)}")
+        env = WORKLOADS[workload].env
+        if any(os.environ.get(k) != v for k, v in env.items()):
+            # read at interpreter start-up (the allocator's settings): start again with them
+            os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **env})
         if args.profile:
             profile_one(workload, runner, args.quick, args.top)
         else:
@@ -278,17 +380,22 @@ def main(argv: list[str] | None = None) -> int:
             res = run_child(w, r, args)
             results.append(res)
             status = res.get("error") or ", ".join(
-                f"{ph} {median(ts):.4f} s" for ph, ts in res["phases"].items()
+                f"{ph} {' '.join(show(median(ts), WORKLOADS[w].unit))}" for ph, ts in res["phases"].items()
             )
-            print(f"  {w:<8} {r:<16} {status}", file=sys.stderr, flush=True)
+            print(f"  {w:<11} {r:<16} {status}", file=sys.stderr, flush=True)
     total = time.perf_counter() - t0
 
     rows = make_rows(results)
+    targets = check_targets(rows)
     print(format_table(rows))
     print()
     print(NOTES)
+    print()
+    print(format_targets(targets, args.quick))
+    load_after = os.getloadavg()
     print(
-        f"\n{len(results)} measurements in {total:.0f} s ({'quick' if args.quick else 'full'}, {args.reps} reps)"
+        f"\n{len(results)} measurements in {total:.0f} s ({'quick' if args.quick else 'full'}, {args.reps} reps);"
+        f" load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
     )
 
     versions: dict[str, str] = {}
@@ -307,10 +414,11 @@ def main(argv: list[str] | None = None) -> int:
             "versions": versions,
             "total_s": total,
             "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(),
+            "loadavg_after": load_after,
         },
         "workloads": {w: WORKLOADS[w].description for w in workloads},
         "rows": rows,
+        "targets": targets,
         "raw": results,
     }
     out = Path(args.out)

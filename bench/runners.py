@@ -89,6 +89,31 @@ class PlainRunner(Runner):
             vals[i] = fn(*map(get, slots))
         return sum(vals[s] for s in sinks)
 
+    def chain_loop(self, dag: Dag) -> Callable[[], Any]:
+        """The floor for a chain: ``x = fn(x)``, keeping only the current value.
+
+        The generic loop keeps every node's value until it ends: for a chain of big
+        values that is the whole chain, far more than a plain program holds.
+
+        Raises:
+            ValueError: when a node of ``dag`` reads a node other than the one
+                before it.
+        """
+        steps = []
+        for i, (fn, args) in enumerate(zip(dag.fns, dag.args, strict=True)):
+            for a in args:
+                if type(a) is Ref and a.i != i - 1:
+                    raise ValueError(f"{dag!r} is not a chain: node {i} reads node {a.i}")
+            steps.append((fn.__wrapped__, args))
+
+        def loop() -> Any:
+            x = None
+            for fn, args in steps:
+                x = fn(*[x if type(a) is Ref else a for a in args])
+            return x  # the last node: a chain's one sink
+
+        return loop
+
 
 class DagexecRunner(Runner):
     """``graph.compile()`` then ``plan.run(executor=..., max_workers=...)``.

@@ -13,9 +13,9 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from tasks import add, inc, spin
+from tasks import add, check, inc, link, make, spin
 
-__all__ = ["SHAPES", "Dag", "Ref", "chain", "fan", "independent", "layered"]
+__all__ = ["SHAPES", "Dag", "Ref", "bigchain", "chain", "fan", "independent", "layered"]
 
 
 class Ref:
@@ -87,6 +87,15 @@ def layered(n: int, layers: int = 20, seed: int = 0) -> Dag:
 def independent(n: int, loops: int) -> Dag:
     """``n`` independent ``spin(i, loops)`` nodes: every node is a sink."""
     return Dag("independent", [spin] * n, [(i, loops) for i in range(n)])
+
+
+def bigchain(values: int, nbytes: int) -> Dag:
+    """``make(nbytes)``, then ``values - 1`` nodes ``link(prev)``, each a fresh copy of
+    the one before, then ``check(last)``, an int: ``values`` values of ``nbytes``
+    bytes each, values + 1 nodes, one small sink."""
+    fns: list[Any] = [make] + [link] * (values - 1) + [check]
+    args: list[tuple[Any, ...]] = [(nbytes,)] + [(Ref(i - 1),) for i in range(1, values + 1)]
+    return Dag("bigchain", fns, args)
 
 
 #: the shapes made from a node count alone

@@ -7,6 +7,9 @@ function objects dagexec calls.
 ``inc`` and ``add`` are no-ops, for measuring per-task overhead.  ``spin`` is
 pure-Python CPU work whose length is set by its loop count; :func:`calibrate`
 finds the count that makes one call last a given time on this machine.
+``make``, ``link`` and ``check`` make a chain of big values, for measuring peak
+memory: each ``link`` returns a fresh copy of its argument, so while it runs the
+argument and its copy are both alive.
 """
 
 from __future__ import annotations
@@ -34,6 +37,24 @@ def spin(x, loops):
     for k in range(loops):
         acc ^= k
     return x + 1
+
+
+@dx.task
+def make(nbytes):
+    return bytearray(nbytes)
+
+
+@dx.task
+def link(prev):
+    # a copy, not an in-place change: two links are alive while this runs
+    out = bytearray(prev)
+    out[0] = (out[0] + 1) % 256
+    return out
+
+
+@dx.task
+def check(last):
+    return len(last) + last[0]
 
 
 def calibrate(target_s: float, probe_loops: int = 200_000, probes: int = 5) -> tuple[int, float]:

@@ -8,21 +8,35 @@ collector stays enabled while timing).
 To add a workload, add an instance to ``WORKLOADS``: a :class:`RunWorkload` for
 "time running an already built graph", a :class:`BuildWorkload` for "time
 building it", a :class:`CpuWorkload` for "time running tasks of known length
-against the ideal", or a new :class:`Workload` subclass with its own ``measure``.
+against the ideal", or a new :class:`Workload` subclass with its own ``measure``
+(:class:`SaveWorkload` and :class:`MemoryWorkload` are two).  A workload whose
+figures are not seconds sets ``unit`` (``MemoryWorkload``: bytes).
 """
 
 from __future__ import annotations
 
 import gc
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
 
-from runners import Runner
-from shapes import SHAPES, Dag, independent
+from memory import MALLOC_ENV, check_supported, rss_peak, traced_peak
+from runners import PlainRunner, Runner
+from shapes import SHAPES, Dag, bigchain, independent
 from tasks import calibrate
 
-__all__ = ["WORKLOADS", "BuildWorkload", "CpuWorkload", "RunWorkload", "Workload", "time_calls"]
+__all__ = [
+    "WORKLOADS",
+    "BuildWorkload",
+    "CpuWorkload",
+    "MemoryWorkload",
+    "RunWorkload",
+    "SaveWorkload",
+    "Workload",
+    "time_calls",
+]
 
 
 def time_calls(fn: Callable[[], Any], reps: int) -> tuple[list[float], Any]:
@@ -48,6 +62,12 @@ class Workload:
     ratio_phases: dict[str, str] = {}  # noqa: RUF012
     #: run workloads: whether (median - plain loop's median) / nodes is a per-task overhead
     overhead = True
+    #: what the figures of ``measure`` are: "s" (seconds) or "bytes"
+    unit = "s"
+    #: the phase shown in the table under the runner's name alone
+    main_phase = "run"
+    #: environment variables the measuring process must have (run.py sets them)
+    env: dict[str, str] = {}  # noqa: RUF012
 
     def __init__(self, name: str, shape: str, size: int, quick_size: int, description: str) -> None:
         self.name = name
@@ -76,6 +96,7 @@ class Workload:
         raise NotImplementedError
 
     def measure(self, runner: Runner, dag: Dag, reps: int) -> tuple[dict[str, list[float]], Any]:
+        """``({phase: [figure per timed repetition]}, checksum)``."""
         raise NotImplementedError
 
 
@@ -226,6 +247,126 @@ class BuildWorkload(Workload):
         return times, len(dag)
 
 
+class SaveWorkload(Workload):
+    """Time ``plan.save(path)`` and ``dagexec.load(path)`` of a compiled plan.
+
+    The graph is built and compiled untimed; each repetition saves the plan to a
+    file in a temporary directory (removed at the end) and loads it back, timed as
+    ``save``, ``load`` and ``save+load``.  A loaded plan must have as many nodes as
+    the saved one; that count is the checksum.  dagexec only (on its serial runner).
+    """
+
+    kind = "save"
+
+    def applies_to(self, runner: Runner) -> bool:
+        return runner.family == "dagexec" and runner.mode == "serial"
+
+    def size(self, runner: Runner, quick: bool) -> int:
+        return self._quick if quick else self._size
+
+    def make(self, runner: Runner, quick: bool) -> Dag:
+        return SHAPES[self.shape](self.size(runner, quick))
+
+    def measure(self, runner: Runner, dag: Dag, reps: int) -> tuple[dict[str, list[float]], Any]:
+        import dagexec
+
+        plan = runner.prepare(dag)
+        times: dict[str, list[float]] = {"save": [], "load": [], "save+load": []}
+        with tempfile.TemporaryDirectory(prefix="dagexec-bench-") as tmp:
+            path = os.path.join(tmp, "plan.dagx")
+            for rep in range(reps + 1):  # the first is the warm-up
+                gc.collect()
+                t0 = time.perf_counter()
+                plan.save(path)
+                t1 = time.perf_counter()
+                loaded = dagexec.load(path)
+                t2 = time.perf_counter()
+                if len(loaded) != len(plan):
+                    raise RuntimeError(f"loaded plan has {len(loaded)} nodes, saved one {len(plan)}")
+                del loaded
+                os.remove(path)
+                if rep:
+                    times["save"].append(t1 - t0)
+                    times["load"].append(t2 - t1)
+                    times["save+load"].append(t2 - t0)
+        return times, len(plan)
+
+
+class MemoryWorkload(Workload):
+    """Peak memory of running a chain of big values, above the memory in use before.
+
+    The chain (shape ``bigchain``): ``make`` a bytearray of ``nbytes``, ``link``
+    copies of it, each from the one before, then ``check`` the last one (an int:
+    its length plus its first byte, the checksum).  A run that frees each value
+    once the next link has been made holds two values at its peak (DESIGN §5).
+    The plain loop is ``x = link(x)``, which keeps only the current value
+    (:meth:`runners.PlainRunner.chain_loop`).
+
+    After an untimed warm-up run (which starts worker processes), each repetition
+    measures, phase ``peak``, the peak resident memory above each process's
+    baseline taken right before the run, summed over this process and its
+    descendants (:func:`memory.rss_peak`); for process runners ``peak, main
+    process`` is this process's share alone.  Then as many repetitions measure
+    ``tracemalloc``, the peak traced in this process (:func:`memory.traced_peak`).
+    The figures are bytes.  At most ``max_reps`` repetitions per phase: the peaks
+    differ by well under 1% between repetitions, and one run through dask's
+    process scheduler takes seconds.
+    """
+
+    kind = "memory"
+    unit = "bytes"
+    main_phase = "peak"
+    env = MALLOC_ENV
+    max_reps = 3
+
+    def __init__(self, name: str, values: int, quick_values: int, nbytes: int, description: str) -> None:
+        super().__init__(name, "bigchain", values, quick_values, description)
+        self.nbytes = nbytes
+        self._info: dict[str, Any] = {}
+
+    def size(self, runner: Runner, quick: bool) -> int:
+        return self._quick if quick else self._size
+
+    def make(self, runner: Runner, quick: bool) -> Dag:
+        return bigchain(self.size(runner, quick), self.nbytes)
+
+    def info(self) -> dict[str, Any]:
+        return self._info
+
+    def measure(self, runner: Runner, dag: Dag, reps: int) -> tuple[dict[str, list[float]], Any]:
+        check_supported()
+        reps = min(reps, self.max_reps)
+        if isinstance(runner, PlainRunner):
+            fn = runner.chain_loop(dag)
+        else:
+            fn = runner.phases(runner.prepare(dag))["run"]
+        gc.collect()
+        checksum = fn()  # warm-up: worker processes start here, before any baseline
+        peaks: dict[str, list[float]] = {"peak": []}
+        if runner.mode == "processes":
+            peaks["peak, main process"] = []
+        processes = []
+        for _ in range(reps):
+            gc.collect()
+            checksum, procs = rss_peak(fn)
+            peaks["peak"].append(sum(p["peak_bytes"] or 0 for p in procs))
+            if "peak, main process" in peaks:
+                peaks["peak, main process"].append(procs[0]["peak_bytes"])
+            processes.append(procs)
+        peaks["tracemalloc"] = []
+        for _ in range(reps):
+            gc.collect()
+            checksum, traced = traced_peak(fn)
+            peaks["tracemalloc"].append(traced)
+        self._info = {
+            "value_bytes": self.nbytes,
+            "values": len(dag) - 1,
+            "environment": {k: os.environ.get(k) for k in self.env},
+            "processes": processes,
+        }
+        return peaks, checksum
+
+
 #: every workload by name, in table order
 WORKLOADS: dict[str, Workload] = {
     w.name: w
@@ -246,6 +387,22 @@ WORKLOADS: dict[str, Workload] = {
             "one source, 1,000 independent inc children, one add of all: per-task overhead on processes",
             modes=("processes",),
         ),
+        RunWorkload(
+            "chain-1k",
+            "chain",
+            1_000,
+            200,
+            "chain of 1,000 inc: per-task overhead on processes",
+            modes=("processes",),
+        ),
+        RunWorkload(
+            "layered-1k",
+            "layered",
+            1_000,
+            200,
+            "20 layers of 50 nodes, as layered: per-task overhead on processes",
+            modes=("processes",),
+        ),
         BuildWorkload("build", "layered", 100_000, 10_000, "build (and compile) a layered DAG, not run"),
         BuildWorkload(
             "build-chain",
@@ -254,6 +411,16 @@ WORKLOADS: dict[str, Workload] = {
             10_000,
             "build and compile a chain, not run (dagexec only: a 10,000-node dask chain takes ~10 s)",
             families=("dagexec",),
+        ),
+        SaveWorkload(
+            "save", "layered", 10_000, 1_000, "save a compiled layered plan to a file and load it back"
+        ),
+        MemoryWorkload(
+            "memory",
+            50,
+            10,
+            20_000_000,
+            "peak memory of a chain of 20 MB values, each a copy of the one before",
         ),
     ]
 }
