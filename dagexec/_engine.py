@@ -185,6 +185,7 @@ def run_plan(
     callbacks: Sequence[Any],
     progress: bool,
     raise_on_failure: bool,
+    scheduler: str | None = None,
 ) -> RunResult:
     """Run ``plan``; see :meth:`dagexec.CompiledGraph.run`."""
     problems: list[Problem] = []
@@ -195,7 +196,7 @@ def run_plan(
         isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
     ):
         problems.append(Problem(f"max_workers must be an int >= 1, got {max_workers!r}"))
-    execs, route_idx, owned = resolve_executors(plan, executor, max_workers, selected, problems)
+    execs, route_idx, owned = resolve_executors(plan, executor, max_workers, selected, problems, scheduler)
     if problems:
         for ex in owned:
             ex.shutdown()

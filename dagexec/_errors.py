@@ -154,16 +154,26 @@ class WorkerCrashed(DagexecError):
         pid: the worker's process id, when known.
         exitcodes: what the executor reported of the dead workers' exit codes
             (e.g. ``"{SIGSEGV(-11)}"``), or ``""``.
+        worker: the dead worker's address (e.g. a dask worker's
+            ``"tcp://10.0.0.5:40123"``), when the executor knows one, else None.
     """
 
-    def __init__(self, message: str, key: str | None = None, pid: int | None = None, exitcodes: str = ""):
+    def __init__(
+        self,
+        message: str,
+        key: str | None = None,
+        pid: int | None = None,
+        exitcodes: str = "",
+        worker: str | None = None,
+    ):
         super().__init__(message)
         self.key = key
         self.pid = pid
         self.exitcodes = exitcodes
+        self.worker = worker
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.args[0], self.key, self.pid, self.exitcodes))
+        return (type(self), (self.args[0], self.key, self.pid, self.exitcodes, self.worker))
 
 
 class RemoteError(DagexecError):

@@ -541,6 +541,7 @@ class CompiledGraph:
         *,
         executor: Any = "threads",
         max_workers: int | None = None,
+        scheduler: str | None = None,
         only: Sequence[str] | str | None = None,
         skip: Sequence[str] | str | None = None,
         fail_fast: bool = True,
@@ -554,10 +555,15 @@ class CompiledGraph:
 
         Args:
             inputs: graph input values by name (the form that works for any name).
-            executor: ``"serial"``, ``"threads"``, an executor object, a
-                ``concurrent.futures.Executor``, or a mapping from route names
-                (``@task(executor="cpu")``) to those, with ``"default"`` for the rest.
-            max_workers: workers for executors created from a name.
+            executor: ``"serial"``, ``"threads"``, ``"loky"``, ``"dask"``, an
+                executor object, a ``concurrent.futures.Executor``, or a mapping from
+                route names (``@task(executor="cpu")``) to those, with ``"default"``
+                for the rest.
+            max_workers: workers for executors created from a name (for ``"dask"``,
+                the trials in flight on the cluster).
+            scheduler: for ``executor="dask"`` only: the address of the dask
+                scheduler to run on (``"tcp://host:8786"``), through a client the
+                run makes and closes; default: the current client.
             only: run just these keys or section paths and what they need.
             skip: do not run these keys or sections, nor what needs them.
             fail_fast: on a failure, cancel what has not started (default), or with
@@ -573,8 +579,9 @@ class CompiledGraph:
             The run's result.
 
         Raises:
-            InputError: for bad inputs, ``only``/``skip`` keys or executors, before
-                anything runs.
+            InputError: for bad inputs, ``only``/``skip`` keys or executors (also
+                ``"dask"`` with no client to use, or ``scheduler`` with another
+                executor), before anything runs.
             RunFailed: when a node failed and ``raise_on_failure`` is True.
             KeyboardInterrupt: on Ctrl-C, after unfinished nodes are marked cancelled.
         """
@@ -587,6 +594,7 @@ class CompiledGraph:
             values,
             executor=executor,
             max_workers=max_workers,
+            scheduler=scheduler,
             only=only,
             skip=skip,
             fail_fast=fail_fast,

@@ -117,9 +117,15 @@ def bind_inputs(
 
 
 def resolve_executors(
-    plan: CompiledGraph, executor: Any, max_workers: int | None, selected: list[bool], problems: list[Problem]
+    plan: CompiledGraph,
+    executor: Any,
+    max_workers: int | None,
+    selected: list[bool],
+    problems: list[Problem],
+    scheduler: str | None = None,
 ) -> tuple[list[Executor], list[int], list[Executor]]:
-    """(executors, route index per node, the executors the run owns); bad names are problems."""
+    """(executors, route index per node, the executors the run owns); bad names are
+    problems, and so is a ``scheduler`` address that no ``"dask"`` executor takes."""
     from .executors import make_executor
 
     owned: list[Executor] = []
@@ -130,7 +136,7 @@ def resolve_executors(
         ex = made.get(key)
         if ex is None:
             try:
-                ex, own = make_executor(spec, max_workers)
+                ex, own = make_executor(spec, max_workers, scheduler)
             except ValueError as exc:
                 problems.append(Problem(f"{exc} (for route {route!r})" if route != "default" else str(exc)))
                 return None
@@ -166,8 +172,31 @@ def resolve_executors(
         if ex is not None:
             execs.append(ex)
             by_route = {route: 0 for route in used}
+    if scheduler is not None and not isinstance(scheduler, str):
+        problems.append(Problem(f"scheduler must be an address such as 'tcp://host:8786', got {scheduler!r}"))
+    elif scheduler is not None and not _names_dask(executor):
+        problems.append(
+            Problem(
+                f"scheduler={scheduler!r} is used only with executor='dask' (or a route mapped to "
+                f"'dask'), but the run's executor is {_describe(executor)}"
+            )
+        )
     route_idx = [by_route.get(r, 0) for r in routes]
     return execs, route_idx, owned
+
+
+def _names_dask(executor: Any) -> bool:
+    if isinstance(executor, Mapping):
+        return any(isinstance(v, str) and v == "dask" for v in executor.values())
+    return isinstance(executor, str) and executor == "dask"
+
+
+def _describe(executor: Any) -> str:
+    if isinstance(executor, str):
+        return repr(executor)
+    if isinstance(executor, Mapping):
+        return "{" + ", ".join(f"{k!r}: {_describe(v)}" for k, v in executor.items()) + "}"
+    return type(executor).__name__
 
 
 # -- the run ---------------------------------------------------------------------------

@@ -55,6 +55,13 @@ EXIT_INTERRUPTED = 130
 
 # -- commands ----------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.scheduler is not None and args.executor != "dask":
+        raise UsageError("--scheduler is used only with --executor dask")
+    if args.executor == "dask" and args.scheduler is None and not _dask_address_configured():
+        raise UsageError(
+            "--executor dask needs the scheduler's address: --scheduler tcp://host:8786 "
+            "(or the environment variable DASK_SCHEDULER_ADDRESS)"
+        )
     plan = load_plan(args.target)
     inputs = parse_inputs(plan, args.input)
     callbacks: list[Any] = []
@@ -69,6 +76,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         inputs=inputs,
         executor=args.executor,
         max_workers=args.workers,
+        scheduler=args.scheduler,
         only=args.only or None,
         skip=args.skip or None,
         callbacks=callbacks,
@@ -79,6 +87,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print_summary(result, color=tty)
     print_outputs(result)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _dask_address_configured() -> bool:
+    try:
+        import dask
+    except ImportError:
+        return False
+    return bool(dask.config.get("scheduler-address", None))
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
@@ -252,9 +268,19 @@ def _parser() -> argparse.ArgumentParser:
         help="a graph input, parsed by its declared type (JSON for containers); repeat for several",
     )
     p.add_argument(
-        "--executor", choices=("serial", "threads", "loky"), default="threads", help="default: threads"
+        "--executor",
+        choices=("serial", "threads", "loky", "dask"),
+        default="threads",
+        help="default: threads; dask needs --scheduler",
     )
-    p.add_argument("--workers", metavar="N", type=_positive_int, help="number of workers")
+    p.add_argument(
+        "--workers", metavar="N", type=_positive_int, help="number of workers (dask: trials in flight)"
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDR",
+        help="with --executor dask: the dask scheduler's address, e.g. tcp://host:8786",
+    )
     p.add_argument(
         "--only", metavar="KEY", action="append", default=[], help="run KEY and what it needs; repeatable"
     )

@@ -1,0 +1,789 @@
+"""``DaskExecutor``: trials as tasks on a dask.distributed cluster.
+
+dagexec's master loop still decides what runs and when; dask decides where, and
+moves the data.  Data flow::
+
+    master process                      dask scheduler                worker W
+    submit(call) --client.submit(_run_trial, inputs as futures)-->
+                                        places the task near its
+                                        inputs (and its resources) --> _run_trial():
+                                                                         event "started"
+                                                                         run_call()
+                                                                         event "ended" (no value)
+                                                                         the value stays in W
+    _on_trial_event() <------------- events on the executor's topic ---+
+      post((idx, attempt, True, Remote(self, future), ...))
+    _on_cluster_event() <-- "remove-worker" on topic "all" (a worker died)
+
+* **Values stay on the workers.**  A trial's value is its dask task's result; the
+  engine holds it as a ``Remote(self, future)``.  A call on this executor gets the
+  futures of its inputs as arguments (at the top level and inside lists, tuples,
+  dicts and sets), so dask moves a value from worker to worker only when the
+  consumer runs elsewhere.  The run's outputs and ``keep=`` values, and a value
+  that a call on another executor reads, come to the master through ``fetch`` (one
+  ``client.gather``).  When the engine drops the last ``Remote`` of a value its
+  future goes, and dask releases the value.
+* **Outcomes travel as events, not as task results.**  The worker logs a small
+  "ended" event on this executor's topic (start, end and worker; or the pickled
+  error and traceback), which the client hands to ``_on_trial_event`` on its event
+  loop.  A worker sends it before it reports the task finished, on the same
+  connection, so the master never waits for a value to learn that a trial ended.
+  A failed trial's task returns a marker (``_FAILED``) that no consumer is ever
+  given: were dask to recompute it after a loss and fail, a consumer reading it
+  fails by name.
+* **Crashes.**  When a worker dies (not when it is retired), the scheduler logs a
+  ``remove-worker`` event with the tasks the worker was processing.  Those whose
+  "started" event had arrived crashed: they end ``crashed`` with a
+  :class:`~dagexec.WorkerCrashed` naming the node and the worker, and their tasks are
+  cancelled, so dask does not run them again by itself and dagexec's retries decide.
+  Those that had not started (queued on that worker) are bystanders: dask gives them
+  to another worker, and they keep their attempt.
+* **One outcome per trial.**  Whoever takes a trial out of ``_subs`` under the
+  lock (``_claim``) posts its outcome: the "ended" event, a crash, the done-callback
+  of a future that erred or was cancelled, or ``abandon`` (a timeout, Ctrl-C).
+* **The task function** is pickled with cloudpickle once per run (through its
+  ``Task``, so a module's function travels by reference) and workers keep what they
+  have unpickled, keyed by digest.
+
+The executor runs in the master process; workers import this module (so dagexec
+must be installed where they run) but never the master's state.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import itertools
+import logging
+import pickle
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from .._engine import Executor
+from .._errors import WorkerCrashed
+from .._worker import Call, Outcome, Remote, dump_call, dump_outcome, failed_outcome, load_outcome, run_call
+
+logger = logging.getLogger("dagexec.executors.dask")
+
+__all__ = ["DaskExecutor", "IN_FLIGHT_PER_THREAD", "MIN_IN_FLIGHT"]
+
+#: trials in flight per worker thread of the cluster (so a worker has its next trial
+#: at hand when one ends)
+IN_FLIGHT_PER_THREAD = 2
+#: the fewest trials in flight, whatever the cluster's size when the run starts
+MIN_IN_FLIGHT = 4
+
+#: seconds a finished task may wait for its "ended" event before its trial fails
+_LOST_EVENT_S = 10.0
+
+_NO_CLIENT = (
+    "executor 'dask' needs a dask.distributed client, and there is none: make one first "
+    "(distributed.Client(address) or distributed.Client(distributed.LocalCluster())), "
+    "give run() scheduler='tcp://host:8786', or pass DaskExecutor('tcp://host:8786')"
+)
+
+#: what a trial sends besides its values: function digest and bytes, spec digest and bytes
+_Blobs = tuple[bytes, bytes, bytes, bytes]
+#: where, in a call's arguments, an upstream future stands: a position or a name, then
+#: indices or keys into containers
+_Path = tuple[Any, ...]
+
+# -- the worker side ----------------------------------------------------------------
+
+_CACHE_SIZE = 4096
+_fns: dict[bytes, Callable[..., Any]] = {}  # function digest -> function, in this worker
+_specs: dict[bytes, _Spec] = {}  # spec digest -> spec, in this worker
+
+
+class _Spec:
+    """A node's spec as a worker rebuilds it: what ``run_call`` reads."""
+
+    __slots__ = ("checks", "fn", "key", "ret")
+
+    def __init__(self, key: str, fn: Callable[..., Any], checks: Any, ret: Any) -> None:
+        self.key = key
+        self.fn = fn
+        self.checks = checks
+        self.ret = ret
+
+
+class _Failed:
+    """The result of a failed trial's dask task: never given to a consumer."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        return "_FAILED"
+
+    def __repr__(self) -> str:
+        return "<failed trial>"
+
+
+_FAILED: Any = _Failed()
+
+
+class _Discard:
+    """A file that forgets what is written: pickling to it checks that a value pickles."""
+
+    __slots__ = ()
+
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
+_DISCARD = _Discard()
+_PLAIN = (int, float, str, bytes, bool, type(None))
+
+
+def _out_of_band(buffer: Any) -> None:
+    return None  # a buffer (a NumPy array's data) is not copied to check it
+
+
+def _pickle_problem(value: Any) -> Exception | None:
+    """None when ``value`` pickles (as dask will pickle it to move it), else the error."""
+    if type(value) in _PLAIN:
+        return None
+    try:
+        pickle.Pickler(_DISCARD, protocol=5, buffer_callback=_out_of_band).dump(value)
+        return None
+    except Exception:
+        pass
+    import cloudpickle
+
+    try:
+        cloudpickle.CloudPickler(_DISCARD, protocol=5, buffer_callback=_out_of_band).dump(value)
+    except Exception as exc:
+        return exc
+    return None
+
+
+def _load_spec(fn_digest: bytes, fn_bytes: bytes, spec_digest: bytes, spec_bytes: bytes) -> _Spec:
+    spec = _specs.get(spec_digest)
+    if spec is None:
+        fn = _fns.get(fn_digest)
+        if fn is None:
+            unwrap, obj = pickle.loads(fn_bytes)
+            fn = obj.__wrapped__ if unwrap else obj
+            if len(_fns) >= _CACHE_SIZE:
+                _fns.clear()
+            _fns[fn_digest] = fn
+        key, checks, ret = pickle.loads(spec_bytes)
+        spec = _Spec(key, fn, checks, ret)
+        if len(_specs) >= _CACHE_SIZE:
+            _specs.clear()
+        _specs[spec_digest] = spec
+    return spec
+
+
+def _at(args: Any, kwargs: Any, path: _Path) -> Any:
+    """The value at ``path`` in a call's arguments."""
+    value = kwargs[path[0]] if isinstance(path[0], str) else args[path[0]]
+    for step in path[1:]:
+        value = value[step]
+    return value
+
+
+def _run_trial(
+    topic: str,
+    dkey: str,
+    head: tuple[int, int, str],
+    blobs: _Blobs,
+    args: Any,
+    kwargs: dict[str, Any] | None,
+    inputs: list[_Path],
+) -> Any:
+    """Run one trial in a dask worker; its outcome goes out as events, its value stays.
+
+    ``inputs`` are the places in ``args``/``kwargs`` where dask put upstream values.
+    """
+    from distributed import get_worker
+
+    worker = get_worker()
+    where = str(worker.address)
+    worker.log_event(topic, {"k": dkey, "s": 1})
+    idx, attempt, key = head
+    start = time.time()
+    out: Outcome
+    try:
+        spec = _load_spec(*blobs)
+    except Exception as exc:
+        unloadable = pickle.UnpicklingError(
+            f"node {key!r}: its task cannot be unpickled in its worker: {type(exc).__name__}: {exc}"
+        )
+        unloadable.__cause__ = exc
+        out = failed_outcome(Call(idx, attempt, None, (), None), unloadable, start, where)
+    else:
+        call = Call(idx, attempt, spec, args, kwargs)
+        lost = _lost_input(key, args, kwargs, inputs)
+        out = run_call(call, where) if lost is None else failed_outcome(call, lost, start, where)
+        del call
+    if out[2]:
+        problem = _pickle_problem(out[3])
+        if problem is None:
+            worker.log_event(topic, {"k": dkey, "t": [out[6], out[7]], "w": where})
+            return out[3]
+        t = type(out[3])
+        name = t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+        error = pickle.PicklingError(f"node {key!r}: its result of type {name} cannot be pickled: {problem}")
+        out = (idx, attempt, False, None, error, "", out[6], out[7], where)
+    _drop_tracebacks(out[4])
+    worker.log_event(topic, {"k": dkey, "e": dump_outcome(out, key)})
+    return _FAILED
+
+
+def _drop_tracebacks(error: BaseException | None, clear: bool = False) -> None:
+    """Forget the traceback objects of ``error`` and its chain (their text travels);
+    with ``clear``, clear the local variables of their finished frames first.
+
+    distributed makes tracebacks picklable (tblib); rebuilt in the master, their
+    frames would hang on to whatever the master was doing, trials' futures included.
+    """
+    stack = [error]
+    seen: set[int] = set()
+    while stack:
+        exc = stack.pop()
+        if exc is None or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        if clear:
+            traceback.clear_frames(exc.__traceback__)
+        exc.__traceback__ = None
+        stack += [exc.__cause__, exc.__context__]
+
+
+def _lost_input(key: str, args: Any, kwargs: Any, inputs: list[_Path]) -> Exception | None:
+    if any(_at(args, kwargs, path) is _FAILED for path in inputs):
+        return RuntimeError(
+            f"node {key!r}: an input was lost with a dask worker, and dask's recomputation of it failed"
+        )
+    return None
+
+
+# -- the master side -----------------------------------------------------------------
+
+
+class _Sub:
+    """One trial in flight: a dask task, until its outcome is claimed."""
+
+    __slots__ = ("call", "cancel", "future", "out", "post", "start", "started")
+
+    def __init__(self, call: Call, post: Callable[[Outcome], None]) -> None:
+        self.call = call
+        self.post = post
+        self.future: Any = None  # set once client.submit returned
+        self.started = False  # its "started" event arrived
+        self.start = time.time()
+        # an outcome claimed before ``future`` was set: the submitting thread posts it
+        self.out: Outcome | None = None
+        self.cancel = False
+
+
+class _Hub:
+    """The event topics of one client, shared by the executors a run uses on it.
+
+    ``"all"`` tells of dead workers; the trial topic (one per client, so that the
+    events the scheduler keeps stay bounded however many executors and runs there
+    are) carries every trial's "started" and "ended" events.  A client has one
+    handler per topic: a handler of ``"all"`` the application had set is called
+    first, and set back when the last executor leaves.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.topic = f"dagexec-{client.id}"
+        self.members: list[DaskExecutor] = []
+        self.previous: Any = None
+
+    def join(self, ex: DaskExecutor) -> None:
+        if not self.members:
+            previous = getattr(self.client, "_event_handlers", {}).get("all")
+            # the client keeps a handler after unsubscribe_topic: one of an earlier run's
+            # hub is no handler of the application's
+            self.previous = None if isinstance(getattr(previous, "__self__", None), _Hub) else previous
+            self.client.subscribe_topic(self.topic, self.on_trial_event)
+            self.client.subscribe_topic("all", self.on_event)
+        self.members.append(ex)
+
+    def leave(self, ex: DaskExecutor) -> bool:
+        """Whether the hub has no member left (and is unsubscribed)."""
+        if ex in self.members:
+            self.members.remove(ex)
+        if self.members:
+            return False
+        if self.client.status == "running":
+            self.client.unsubscribe_topic(self.topic)
+            if self.previous is not None:
+                self.client.subscribe_topic("all", self.previous)
+            else:
+                self.client.unsubscribe_topic("all")
+        return True
+
+    def on_trial_event(self, event: Any) -> None:
+        for ex in tuple(self.members):
+            if ex._on_trial_event(event[1]):
+                return
+
+    async def on_event(self, event: Any) -> None:
+        previous = self.previous
+        if previous is not None:
+            try:
+                ret = previous(event)
+                if hasattr(ret, "__await__"):
+                    await ret
+            except Exception:
+                logger.warning("the client's own handler of topic 'all' raised", exc_info=True)
+        msg = event[1]
+        if not isinstance(msg, dict) or msg.get("action") != "remove-worker" or msg.get("expected"):
+            return
+        for ex in list(self.members):
+            try:
+                ex._worker_died(str(msg.get("worker")), msg.get("processing-tasks") or ())
+            except Exception:
+                logger.warning("%r failed to handle a dead worker", ex, exc_info=True)
+
+
+_hubs: dict[int, _Hub] = {}  # id(client) -> its hub, while a run uses it
+_hubs_lock = threading.Lock()
+
+
+def _swap(value: Any, owner: Any, path: _Path, found: list[_Path]) -> Any:
+    """``value`` with each Remote of ``owner`` replaced by its future, and the path of
+    each appended to ``found``; a container without one is returned as it is."""
+    t = type(value)
+    if t is Remote:
+        if value.owner is owner:
+            found.append(path)
+            return value.ref
+        return value
+    if t is list or t is tuple:
+        n = len(found)
+        items = [_swap(v, owner, (*path, k), found) for k, v in enumerate(value)]
+        if len(found) == n:
+            return value
+        return items if t is list else tuple(items)
+    if t is dict:
+        n = len(found)
+        swapped = {k: _swap(v, owner, (*path, k), found) for k, v in value.items()}
+        return value if len(found) == n else swapped
+    if t is set or t is frozenset:
+        # members cannot be told apart by position: values held in a set (small,
+        # hashable ones) are brought over instead
+        return t(owner.fetch([v])[0] if type(v) is Remote and v.owner is owner else v for v in value)
+    return value
+
+
+class DaskExecutor(Executor):
+    """Runs trials as tasks on a dask.distributed cluster; values stay on its workers.
+
+    Each trial is one dask task (``pure=False``, dask's ``retries=0``: retries are
+    dagexec's), keyed ``<node key>-a<attempt>-<token>``, given the task's
+    ``resources`` option as dask worker resources.  Inputs made on the cluster
+    reach it as futures, so they move from worker to worker, never through the
+    master; only outputs and ``keep=`` values are gathered.  See
+    ``docs/distributed.md``.
+
+    Args:
+        client_or_address: a ``distributed.Client``; a scheduler address
+            (``"tcp://host:8786"``), for which the executor makes a client of its own
+            and closes it at :meth:`shutdown`; or None for the current client
+            (``distributed.get_client()``), else one to dask's configured
+            ``scheduler-address`` (``DASK_SCHEDULER_ADDRESS``).
+        max_in_flight: trials submitted to the cluster at once (default:
+            ``IN_FLIGHT_PER_THREAD`` per worker thread of the cluster when a run
+            starts, at least ``MIN_IN_FLIGHT``).
+
+    Raises:
+        ValueError: with no client and no address, saying how to make one; for a
+            ``max_in_flight`` that is not an int >= 1.
+        TypeError: for a ``client_or_address`` that is neither.
+        ImportError: when ``distributed`` is not installed.
+        OSError: when the scheduler at the address cannot be reached.
+    """
+
+    name = "dask"
+    needs_pickle = True
+    keeps_values = True
+    batches = False
+
+    def __init__(self, client_or_address: Any = None, *, max_in_flight: int | None = None) -> None:
+        if max_in_flight is not None and (
+            isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1
+        ):
+            raise ValueError(f"max_in_flight must be an int >= 1, got {max_in_flight!r}")
+        import dask
+        import distributed
+
+        # distributed is typed in part: the client is used as Any
+        Client: Any = distributed.Client
+        get_client: Any = distributed.get_client
+        client: Any
+        self._owns_client = False
+        if client_or_address is None:
+            try:
+                client = get_client()
+            except ValueError:
+                address = dask.config.get("scheduler-address", None)
+                if not address:
+                    raise ValueError(_NO_CLIENT) from None
+                client = Client(address, set_as_default=False)
+                self._owns_client = True
+        elif isinstance(client_or_address, str):
+            client = Client(client_or_address, set_as_default=False)
+            self._owns_client = True
+        elif isinstance(client_or_address, Client):
+            client = client_or_address
+        else:
+            raise TypeError(
+                "DaskExecutor takes a distributed.Client or a scheduler address such as "
+                f"'tcp://host:8786', got {type(client_or_address).__name__}"
+            )
+        self._client: Any = client
+        self._max = max_in_flight
+        self._lock = threading.Lock()
+        self._subs: dict[str, _Sub] = {}  # dask key -> trial in flight
+        self._by_call: dict[int, str] = {}  # id(call) -> dask key
+        self._prefix = uuid.uuid4().hex[:8]
+        self._count = itertools.count()
+        self._hub: _Hub | None = None  # set while a run uses the executor
+        # pickled this run: id(task or function) -> (it, digest, bytes), id(spec) -> (spec, blobs)
+        self._fn_blobs: dict[int, tuple[Any, bytes, bytes]] = {}
+        self._spec_blobs: dict[int, tuple[Any, _Blobs]] = {}
+
+    @property
+    def client(self) -> Any:
+        """The ``distributed.Client`` trials are submitted with."""
+        return self._client
+
+    @property
+    def capacity(self) -> int:
+        """``max_in_flight``, or ``IN_FLIGHT_PER_THREAD`` per worker thread of the
+        cluster now (at least ``MIN_IN_FLIGHT``)."""
+        if self._max is not None:
+            return self._max
+        try:
+            threads = int(sum(self._client.nthreads().values()))
+        except Exception:
+            logger.warning("could not count the dask cluster's threads", exc_info=True)
+            threads = 0
+        return max(MIN_IN_FLIGHT, IN_FLIGHT_PER_THREAD * threads)
+
+    # -- subscriptions, for the length of a run -------------------------------------------
+    def _join(self) -> None:
+        client = self._client
+        with _hubs_lock:
+            hub = _hubs.get(id(client))
+            if hub is None or hub.client is not client:
+                hub = _hubs[id(client)] = _Hub(client)
+            hub.join(self)
+        self._hub = hub
+
+    def _leave(self) -> None:
+        hub = self._hub
+        if hub is None:
+            return
+        self._hub = None
+        try:
+            with _hubs_lock:
+                if hub.leave(self) and _hubs.get(id(hub.client)) is hub:
+                    del _hubs[id(hub.client)]
+        except Exception:
+            logger.warning("could not unsubscribe from the dask client's events", exc_info=True)
+
+    # -- submission ----------------------------------------------------------------------
+    def _blobs(self, spec: Any) -> _Blobs:
+        hit = self._spec_blobs.get(id(spec))
+        if hit is not None and hit[0] is spec:
+            return hit[1]
+        import cloudpickle
+
+        # the Task, not its raw function: a module's function pickles by reference
+        # only through the Task that stands at its name (DESIGN §11)
+        obj = spec.task if spec.task is not None else spec.fn
+        fn = self._fn_blobs.get(id(obj))
+        if fn is None or fn[0] is not obj:
+            data = cloudpickle.dumps((spec.task is not None, obj))
+            fn = (obj, hashlib.sha1(data).digest(), data)
+            self._fn_blobs[id(obj)] = fn
+        rest = cloudpickle.dumps((spec.key, spec.checks, spec.ret))
+        blobs = (fn[1], fn[2], hashlib.sha1(fn[1] + rest).digest(), rest)
+        self._spec_blobs[id(spec)] = (spec, blobs)
+        return blobs
+
+    def submit(self, call: Call, post: Callable[[Outcome], None]) -> Outcome | None:
+        """Submit ``call`` as a dask task; a failed outcome at once when it cannot go."""
+        hub = self._hub
+        if hub is None:
+            self._join()
+            hub = self._hub
+            assert hub is not None
+        try:
+            blobs = self._blobs(call.spec)
+            inputs: list[_Path] = []
+            args = call.args
+            if any(type(a) is Remote or type(a) in _CONTAINERS for a in args):
+                args = [_swap(a, self, (k,), inputs) for k, a in enumerate(args)]
+            kwargs = call.kwargs
+            if kwargs:
+                kwargs = {k: _swap(v, self, (k,), inputs) for k, v in kwargs.items()}
+        except Exception as exc:
+            return failed_outcome(call, exc, time.time(), "master")
+        dkey = f"{call.key}-a{call.attempt}-{self._prefix}{next(self._count) & 0xFFFFFFFF:08x}"
+        sub = _Sub(call, post)
+        with self._lock:
+            self._subs[dkey] = sub
+            self._by_call[id(call)] = dkey
+        try:
+            future = self._client.submit(
+                _run_trial,
+                hub.topic,
+                dkey,
+                (call.idx, call.attempt, call.key),
+                blobs,
+                args,
+                kwargs,
+                inputs,
+                key=dkey,
+                pure=False,
+                resources=call.spec.resources or None,
+                retries=0,
+            )
+        except Exception as exc:
+            with self._lock:
+                self._subs.pop(dkey, None)
+                self._by_call.pop(id(call), None)
+            # the frames of the failed submit hold its future (in cycles the collector
+            # would free only later): clear them, so the future and its key go now
+            _drop_tracebacks(exc, clear=True)
+            return self._not_sent(call, args, kwargs, exc)
+        with self._lock:
+            sub.future = future
+            out = sub.out
+        if out is not None:
+            self._deliver(sub, out)
+        else:
+            future.add_done_callback(lambda f, dkey=dkey: self._done(dkey, f))
+        return None
+
+    def _not_sent(self, call: Call, args: Any, kwargs: Any, exc: Exception) -> Outcome:
+        """The failed outcome of a call dask would not take (an argument that does not pickle)."""
+        plain = Call(call.idx, call.attempt, call.spec, _no_futures(args), _no_futures(kwargs))
+        found = dump_call(plain, (plain.args, plain.kwargs))
+        if not isinstance(found, bytes):
+            return found
+        return failed_outcome(call, exc, time.time(), "master")
+
+    # -- outcomes (on the client's event loop, or dask's callback thread) -----------------
+    def _claim(self, dkey: str) -> _Sub | None:
+        with self._lock:
+            sub = self._subs.pop(dkey, None)
+            if sub is not None:
+                self._by_call.pop(id(sub.call), None)
+            return sub
+
+    def _end(self, sub: _Sub, out: Outcome, cancel: bool = False) -> None:
+        """Post the outcome of a claimed trial (or leave it to the submitting thread,
+        when ``client.submit`` has not returned yet); with ``cancel``, cancel its task."""
+        with self._lock:
+            sub.cancel = cancel
+            if sub.future is None:
+                sub.out = out
+                return
+        self._deliver(sub, out)
+
+    def _deliver(self, sub: _Sub, out: Outcome) -> None:
+        if sub.cancel:
+            self._cancel_soon([sub.future])
+        if out[2]:
+            out = (out[0], out[1], True, Remote(self, sub.future), None, "", out[6], out[7], out[8])
+        sub.post(out)
+
+    def _on_trial_event(self, msg: Any) -> bool:
+        """Handle a trial's event; False when the trial is not this executor's."""
+        dkey = msg.get("k")
+        if not isinstance(dkey, str) or not dkey.endswith(self._prefix, -16, -8):
+            return False
+        if "s" in msg:
+            with self._lock:
+                sub = self._subs.get(dkey)
+                if sub is not None:
+                    sub.started = True
+            return True
+        found = self._claim(dkey)
+        if found is None:
+            return True  # abandoned, crashed, or run again by dask after a loss
+        call = found.call
+        if "t" in msg:
+            start, end = msg["t"]
+            out: Outcome = (call.idx, call.attempt, True, None, None, "", start, end, msg.get("w", "dask"))
+        else:
+            try:
+                out = load_outcome(msg["e"])
+            except Exception as exc:
+                error = pickle.UnpicklingError(
+                    f"node {call.key!r}: its exception cannot be unpickled: {type(exc).__name__}: {exc}"
+                )
+                error.__cause__ = exc
+                out = failed_outcome(call, error, found.start, "dask")
+        self._end(found, out)
+        return True
+
+    def _worker_died(self, worker: str, keys: Any) -> None:
+        """A worker died with ``keys`` in processing: the started trials among them crashed."""
+        for dkey in keys:
+            with self._lock:
+                sub = self._subs.get(dkey)
+                if sub is None:
+                    continue
+                if not sub.started:
+                    logger.info("trial %r was queued on dead worker %s: dask runs it elsewhere", dkey, worker)
+                    continue
+            sub = self._claim(dkey)
+            if sub is None:
+                continue
+            call = sub.call
+            error = WorkerCrashed(
+                f"node {call.key!r}: its dask worker {worker} died while running attempt {call.attempt}",
+                call.key,
+                None,
+                "",
+                worker,
+            )
+            logger.warning(
+                "node %r: dask worker %s died while running attempt %d", call.key, worker, call.attempt
+            )
+            out: Outcome = (call.idx, call.attempt, False, None, error, "", sub.start, time.time(), worker)
+            self._end(sub, out, cancel=True)
+
+    def _done(self, dkey: str, future: Any) -> None:
+        """A trial's future is done; an outcome still unclaimed comes from here."""
+        with self._lock:
+            if dkey not in self._subs:
+                return
+        status = future.status
+        if status == "finished":
+            # its "ended" event comes before dask reports it finished: wait a little
+            timer = threading.Timer(_LOST_EVENT_S, self._no_event, args=(dkey,))
+            timer.daemon = True
+            timer.start()
+            return
+        sub = self._claim(dkey)
+        if sub is None:
+            return
+        call = sub.call
+        error: BaseException
+        text = ""
+        if status == "error":
+            try:
+                error = future.exception()
+                tb = future.traceback()
+                text = "".join(traceback.format_exception(type(error), error, tb))
+            except Exception as exc:
+                error = exc
+            if type(error).__name__ == "KilledWorker":
+                error = WorkerCrashed(
+                    f"node {call.key!r}: dask gave up on attempt {call.attempt} after workers died running it",
+                    call.key,
+                )
+        else:
+            error = concurrent.futures.CancelledError(
+                f"node {call.key!r}: its dask task was cancelled (dask future status {status!r})"
+            )
+        self._end(sub, (call.idx, call.attempt, False, None, error, text, sub.start, time.time(), "dask"))
+
+    def _no_event(self, dkey: str) -> None:
+        sub = self._claim(dkey)
+        if sub is None:
+            return
+        call = sub.call
+        error = RuntimeError(
+            f"node {call.key!r}: its dask task finished, but the report of its outcome never arrived"
+        )
+        self._end(sub, failed_outcome(call, error, sub.start, "dask"))
+
+    def _cancel_soon(self, futures: list[Any]) -> None:
+        """Cancel ``futures`` (also if running) without waiting, from any thread."""
+        client = self._client
+
+        async def cancel() -> None:
+            try:
+                await client.cancel(futures, asynchronous=True, force=True)
+            except Exception:
+                logger.info("cancelling dask futures failed", exc_info=True)
+
+        try:
+            client.loop.add_callback(cancel)
+        except Exception:
+            logger.info("cancelling dask futures failed", exc_info=True)
+
+    # -- values ----------------------------------------------------------------------------
+    def fetch(self, remotes: list[Remote]) -> list[Any]:
+        """The values behind ``remotes``, in one ``client.gather``.
+
+        Raises:
+            RuntimeError: for a value dask lost and failed to compute again.
+        """
+        values: list[Any] = self._client.gather([r.ref for r in remotes])
+        for remote, value in zip(remotes, values, strict=True):
+            if value is _FAILED:
+                raise RuntimeError(
+                    f"the value of dask task {remote.ref.key!r} was lost with a worker, "
+                    "and dask's recomputation of it failed"
+                )
+        return values
+
+    # -- the end of a trial, a run, the executor ------------------------------------------------
+    def abandon(self, call: Call | Any) -> None:
+        """Cancel ``call``'s dask task (``force=True``); its outcome is ignored.  A task
+        already running goes on in its worker thread until its function returns."""
+        with self._lock:
+            dkey = self._by_call.get(id(call))
+        sub = self._claim(dkey) if dkey is not None else None
+        if sub is not None and sub.future is not None:
+            self._cancel_soon([sub.future])
+
+    def run_ended(self) -> None:
+        """Unsubscribe from the client's events and forget what was pickled."""
+        self._leave()
+        with self._lock:
+            self._subs.clear()
+            self._by_call.clear()
+        self._fn_blobs.clear()
+        self._spec_blobs.clear()
+
+    def shutdown(self, *, cancel: bool = False) -> None:
+        """End the run's use of the cluster; close the client when the executor made it."""
+        with self._lock:
+            subs = list(self._subs.values())
+        if cancel and subs:
+            self._cancel_soon([s.future for s in subs if s.future is not None])
+        self.run_ended()
+        if self._owns_client:
+            try:
+                self._client.close()
+            except Exception:
+                logger.warning("closing the dask client failed", exc_info=True)
+
+    def __repr__(self) -> str:
+        try:
+            address = self._client.scheduler.address
+        except Exception:
+            address = "?"
+        return f"DaskExecutor({address!r})"
+
+
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+def _no_futures(value: Any) -> Any:
+    """``value`` with dask futures replaced by None (to find what does not pickle)."""
+    if type(value) in (list, tuple):
+        return type(value)(_no_futures(v) for v in value)
+    if type(value) is dict:
+        return {k: _no_futures(v) for k, v in value.items()}
+    if type(value).__name__ == "Future" and type(value).__module__.startswith("distributed"):
+        return None
+    return value
