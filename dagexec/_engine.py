@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 import queue
 import random
 import time
@@ -86,6 +87,8 @@ TINY_S = 0.002
 BATCH_BUDGET_S = 0.02
 #: the most members of one batch (chains included)
 MAX_BATCH = 256
+#: seconds between looks at a trial past its deadline that has not begun to run
+_RECHECK_S = 0.05
 
 
 class Executor:
@@ -132,6 +135,17 @@ class Executor:
         """The values behind ``remotes`` (made by this executor), in order; only
         called when :attr:`keeps_values` is True."""
         raise NotImplementedError
+
+    def started_at(self, call: Call) -> float | None:
+        """When ``call`` began to run, by the master's ``time.time()``; ``math.inf``
+        while it still waits in a queue of the backend's own; None when the executor
+        does not know (the default).
+
+        The engine counts a trial's timeout from this time, or from the trial's
+        submission when it is None: an executor that queues trials of its own (a
+        cluster) says so here, so waiting there does not use up a timeout.
+        """
+        return None
 
     def abandon(self, call: Call | Batch) -> None:
         """``call`` ran past its timeout, or the run was interrupted: stop it if the
@@ -814,14 +828,22 @@ class _Run:
             _, i, attempt = heapq.heappop(deadlines)
             if self.state[i] != _RUNNING or self.attempt[i] != attempt or i not in self.calls:
                 continue
-            call = self.calls.pop(i)
+            call = self.calls[i]
             assert isinstance(call, Call)  # batch members have no timeout
             r = self.route[i]
+            spec = call.spec
+            timeout: float = spec.timeout
+            began = self.execs[r].started_at(call)
+            if began is not None and began + timeout > now:
+                # it began after its submission, or still waits in the executor's queue
+                again = now + _RECHECK_S if began == math.inf else began + timeout
+                heapq.heappush(deadlines, (again, i, attempt))
+                continue
+            del self.calls[i]
             self.inflight[r] -= 1
             self.execs[r].abandon(call)
-            spec = call.spec
-            exc = TaskTimeout(f"node {spec.key!r} timed out after {spec.timeout:g} s", spec.key, spec.timeout)
-            start = now - spec.timeout
+            exc = TaskTimeout(f"node {spec.key!r} timed out after {timeout:g} s", spec.key, timeout)
+            start = now - timeout
             trials = self.trials[i]
             if trials and trials[-1].attempt == attempt:
                 start = trials[-1].start

@@ -1,10 +1,10 @@
 """``DaskExecutor`` on a real ``distributed.LocalCluster``: the semantics of every
 executor, values that stay on the workers, crashes, resources and the command line.
 
-One cluster of two worker processes (one thread each) serves the whole module; a
-third worker, declaring ``resources={"GPU": 1}``, joins it for the tests that ask
-for it.  Tasks live at module level (workers import this module to find them) and
-share state through files in ``tmp_path``.
+One cluster of two worker processes (one thread each, declaring ``resources={"PLAIN": 1}``)
+serves the whole module; a third worker, declaring ``resources={"GPU": 1}``, joins it for
+the tests that ask for it.  Tasks live at module level (workers import this module to find
+them) and share state through files in ``tmp_path``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -45,7 +46,12 @@ BIG = 50_000_000  # bytes of the big intermediate value
 @pytest.fixture(scope="module")
 def cluster():
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        resources={"PLAIN": 1},  # the two first workers: not the GPU one
     ) as cluster:
         yield cluster
 
@@ -392,6 +398,28 @@ def test_a_timed_out_trial_is_abandoned_and_other_work_goes_on(client, dask_ex, 
     assert result.outputs == {"inc-1": 3}
 
 
+@dx.task(resources={"GPU": 1})
+def slow_on_gpu() -> int:
+    time.sleep(1.0)
+    return 1
+
+
+@dx.task(resources={"GPU": 1}, timeout=0.3)
+def quick_on_gpu() -> int:
+    return 2
+
+
+def test_a_timeout_counts_from_the_start_not_from_the_wait_in_dasks_queue(client, gpu, dask_ex):
+    with dx.Graph("g") as g:
+        slow_on_gpu()  # first in plan order: starts first, on the one GPU worker
+        quick_on_gpu()  # waits for it there, far longer than its own timeout
+    result = g.compile().run(executor=dask_ex)
+    assert result.outputs == {"slow_on_gpu": 1, "quick_on_gpu": 2}
+    (slow,), (quick,) = result.trials["slow_on_gpu"], result.trials["quick_on_gpu"]
+    assert (slow.state, quick.state) == (SUCCEEDED, SUCCEEDED)
+    assert quick.start >= slow.end  # it did wait, 1 s, with a timeout of 0.3 s
+
+
 # -- what travels, and where ----------------------------------------------------------------
 
 
@@ -416,7 +444,7 @@ def test_a_big_intermediate_moves_from_worker_to_worker_not_through_the_master(
     record = tmp_path / "unpickled"
     record.touch()
     with dx.Graph("g") as g:
-        size_on_gpu(make_big(str(record)))
+        size_on_gpu(make_big.options(resources={"PLAIN": 1})(str(record)))
     before = received_bytes()
     result = g.compile().run(executor=dask_ex)
     received = received_bytes() - before
@@ -607,3 +635,83 @@ def test_the_command_line_runs_a_saved_plan_on_the_cluster(client, cluster, tmp_
         "dagexec: error: --executor dask needs the scheduler's address: --scheduler tcp://host:8786 "
         "(or the environment variable DASK_SCHEDULER_ADDRESS)\n",
     )
+
+
+INTERRUPTED = textwrap.dedent(
+    """
+    import json
+    import os
+    import sys
+    import time
+
+    import dagexec as dx
+
+    started, gate = sys.argv[1], sys.argv[2]
+
+    @dx.task
+    def block() -> int:
+        open(started, "w").close()
+        while not os.path.exists(gate):  # the test opens the gate when it ends
+            time.sleep(0.01)
+        return 1
+
+    @dx.task
+    def inc(x: int) -> int:
+        return x + 1
+
+    class Record:
+        results = []
+
+        def on_run_end(self, result):
+            self.results.append(result)
+
+    with dx.Graph("g") as g:
+        inc(block())
+        inc(1)
+
+    if __name__ == "__main__":
+        report = {}
+        try:
+            g.compile().run(executor="dask", max_workers=1, callbacks=[Record()])
+        except KeyboardInterrupt:
+            report["raised"] = "KeyboardInterrupt"
+        (result,) = Record.results
+        report["states"] = {k: s.value for k, s in result.states.items()}
+        report["trials"] = {k: [[t.attempt, t.state.value] for t in ts] for k, ts in result.trials.items()}
+        print(json.dumps(report))
+    """
+)
+
+
+def test_sigint_cancels_the_trials_on_the_cluster_and_reraises(client, cluster, tmp_path, gate):
+    script, started = tmp_path / "plan.py", str(tmp_path / "started")
+    script.write_text(INTERRUPTED)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["DASK_SCHEDULER_ADDRESS"] = cluster.scheduler_address
+    clients = set(cluster.scheduler.clients)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), started, gate],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    try:
+        wait_until(lambda: os.path.exists(started) or proc.poll() is not None, "the task to start")
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=GUARD)  # the task would block until the test ends
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert json.loads(out) == {
+        "raised": "KeyboardInterrupt",
+        "states": {"block": "cancelled", "inc": "cancelled", "inc-1": "cancelled"},
+        "trials": {"block": [[1, "cancelled"]], "inc": [], "inc-1": []},
+    }
+    # the run's client is gone, and the scheduler forgot every task of the run
+    wait_until(lambda: set(cluster.scheduler.clients) == clients, "the run's client to close")
+    assert_released(client)

@@ -55,6 +55,7 @@ import concurrent.futures
 import hashlib
 import itertools
 import logging
+import math
 import pickle
 import threading
 import time
@@ -71,11 +72,12 @@ logger = logging.getLogger("dagexec.executors.dask")
 
 __all__ = ["DaskExecutor", "IN_FLIGHT_PER_THREAD", "MIN_IN_FLIGHT"]
 
-#: trials in flight per worker thread of the cluster (so a worker has its next trial
-#: at hand when one ends)
-IN_FLIGHT_PER_THREAD = 2
+#: trials in flight per worker thread of the cluster: enough that dask's scheduler
+#: always has the next trials at hand (each round trip through the master takes
+#: milliseconds); a trial waiting in dask's queues does not use up its timeout
+IN_FLIGHT_PER_THREAD = 16
 #: the fewest trials in flight, whatever the cluster's size when the run starts
-MIN_IN_FLIGHT = 4
+MIN_IN_FLIGHT = 16
 
 #: seconds a finished task may wait for its "ended" event before its trial fails
 _LOST_EVENT_S = 10.0
@@ -269,13 +271,14 @@ def _lost_input(key: str, args: Any, kwargs: Any, inputs: list[_Path]) -> Except
 class _Sub:
     """One trial in flight: a dask task, until its outcome is claimed."""
 
-    __slots__ = ("call", "cancel", "future", "out", "post", "start", "started")
+    __slots__ = ("began", "call", "cancel", "future", "out", "post", "start", "started")
 
     def __init__(self, call: Call, post: Callable[[Outcome], None]) -> None:
         self.call = call
         self.post = post
         self.future: Any = None  # set once client.submit returned
         self.started = False  # its "started" event arrived
+        self.began = math.inf  # when it did, by the master's clock
         self.start = time.time()
         # an outcome claimed before ``future`` was set: the submitting thread posts it
         self.out: Outcome | None = None
@@ -611,6 +614,7 @@ class DaskExecutor(Executor):
                 sub = self._subs.get(dkey)
                 if sub is not None:
                     sub.started = True
+                    sub.began = time.time()
             return True
         found = self._claim(dkey)
         if found is None:
@@ -718,6 +722,14 @@ class DaskExecutor(Executor):
             client.loop.add_callback(cancel)
         except Exception:
             logger.info("cancelling dask futures failed", exc_info=True)
+
+    def started_at(self, call: Call) -> float | None:
+        """When ``call``'s "started" event arrived; ``math.inf`` while its task waits
+        in dask's queues (a timeout counts from the start); None once its outcome is in."""
+        with self._lock:
+            dkey = self._by_call.get(id(call))
+            sub = self._subs.get(dkey) if dkey is not None else None
+            return None if sub is None else sub.began
 
     # -- values ----------------------------------------------------------------------------
     def fetch(self, remotes: list[Remote]) -> list[Any]:
