@@ -14,6 +14,16 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # The exact stdout of each example. A line given as a compiled pattern holds a
 # duration, which varies; every other line must match exactly.
 EXPECTED: dict[str, list[str | re.Pattern[str]]] = {
+    "cluster.py": [
+        "model: model fitted on 120",
+        "  train ran on: gpu",
+        "  each summarise ran where its partition was made: True",
+        "total: 9",
+        "  ran here: ['settings']",
+        "  ran on the cluster: ['scaled', 'scaled-1', 'scaled-2', 'total']",
+        "fragile: [(1, 'crashed'), (2, 'succeeded')] survived",
+        "  WorkerCrashed: node 'fragile': its dask worker <worker> died while running attempt 1",
+    ],
     "processes.py": [
         "primes below 100,000: 9592",
         "  fetch_range ran in a thread",
