@@ -18,7 +18,17 @@ from typing import Any
 
 from shapes import Dag, Ref
 
-__all__ = ["RUNNERS", "DagexecRunner", "DaskProcessesRunner", "DaskRunner", "PlainRunner", "Runner"]
+__all__ = [
+    "RUNNERS",
+    "DagexecDaskRunner",
+    "DagexecRunner",
+    "DaskClusterRunner",
+    "DaskProcessesRunner",
+    "DaskRunner",
+    "PlainRunner",
+    "Runner",
+    "local_cluster_client",
+]
 
 
 class Runner:
@@ -236,6 +246,68 @@ class DaskProcessesRunner(DaskRunner):
         return self.build(dag), {"pool": pool}
 
 
+_client: Any = None
+
+
+def local_cluster_client(workers: int) -> Any:
+    """A client of a ``distributed.LocalCluster`` of ``workers`` single-threaded
+    worker processes on 127.0.0.1, made once per process (the cluster lives as long
+    as the process, which is one measurement).  Starting it is never timed."""
+    global _client
+    if _client is None:
+        from distributed import Client, LocalCluster
+
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
+        _client = Client(cluster)
+        _client.wait_for_workers(workers)
+    return _client
+
+
+class DagexecDaskRunner(DagexecRunner):
+    """``plan.run(executor="dask")`` on a LocalCluster's client (the current one).
+
+    Trials go to the cluster one dask task each, inputs as futures; only the sinks
+    are gathered.  The cluster starts in :meth:`prepare`, untimed.
+    """
+
+    def __init__(self, workers: int) -> None:
+        super().__init__("dask", None, mode="distributed")
+        self.workers = workers
+
+    def prepare(self, dag: Dag) -> Any:
+        local_cluster_client(self.workers)
+        return super().prepare(dag)
+
+    def versions(self) -> dict[str, str]:
+        import distributed
+
+        return {**super().versions(), "distributed": distributed.__version__}
+
+
+class DaskClusterRunner(DaskRunner):
+    """``dask.compute(*sinks, scheduler=client)`` on a LocalCluster of the same size
+    as :class:`DagexecDaskRunner`'s: the same delayed graph, run by dask's
+    distributed scheduler."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__("distributed")
+        self.workers = workers
+
+    def prepare(self, dag: Dag) -> Any:
+        return self.build(dag), {"scheduler": local_cluster_client(self.workers)}
+
+    def versions(self) -> dict[str, str]:
+        import distributed
+
+        return {**super().versions(), "distributed": distributed.__version__}
+
+
 #: every runner by name, in table order
 RUNNERS: dict[str, Runner] = {
     r.name: r
@@ -247,5 +319,7 @@ RUNNERS: dict[str, Runner] = {
         DaskRunner("threads", 4),
         DagexecRunner("loky", 2, mode="processes"),
         DaskProcessesRunner(2),
+        DagexecDaskRunner(2),
+        DaskClusterRunner(2),
     ]
 }

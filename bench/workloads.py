@@ -315,6 +315,11 @@ class MemoryWorkload(Workload):
 
     kind = "memory"
     unit = "bytes"
+
+    def applies_to(self, runner: Runner) -> bool:
+        # not on a cluster: dask's workers keep and spill values by their own memory rules
+        return runner.mode != "distributed"
+
     main_phase = "peak"
     env = MALLOC_ENV
     max_reps = 3
@@ -384,24 +389,24 @@ WORKLOADS: dict[str, Workload] = {
             "fan",
             1_000,
             200,
-            "one source, 1,000 independent inc children, one add of all: per-task overhead on processes",
-            modes=("processes",),
+            "one source, 1,000 independent inc children, one add of all: per-task overhead on processes and a cluster",
+            modes=("processes", "distributed"),
         ),
         RunWorkload(
             "chain-1k",
             "chain",
             1_000,
             200,
-            "chain of 1,000 inc: per-task overhead on processes",
-            modes=("processes",),
+            "chain of 1,000 inc: per-task overhead on processes and a cluster",
+            modes=("processes", "distributed"),
         ),
         RunWorkload(
             "layered-1k",
             "layered",
             1_000,
             200,
-            "20 layers of 50 nodes, as layered: per-task overhead on processes",
-            modes=("processes",),
+            "20 layers of 50 nodes, as layered: per-task overhead on processes and a cluster",
+            modes=("processes", "distributed"),
         ),
         BuildWorkload("build", "layered", 100_000, 10_000, "build (and compile) a layered DAG, not run"),
         BuildWorkload(
