@@ -247,16 +247,8 @@ class BuildWorkload(Workload):
         return times, len(dag)
 
 
-class SaveWorkload(Workload):
-    """Time ``plan.save(path)`` and ``dagexec.load(path)`` of a compiled plan.
-
-    The graph is built and compiled untimed; each repetition saves the plan to a
-    file in a temporary directory (removed at the end) and loads it back, timed as
-    ``save``, ``load`` and ``save+load``.  A loaded plan must have as many nodes as
-    the saved one; that count is the checksum.  dagexec only (on its serial runner).
-    """
-
-    kind = "save"
+class PlanWorkload(Workload):
+    """A workload on a compiled dagexec plan of a shape: dagexec's serial runner only."""
 
     def applies_to(self, runner: Runner) -> bool:
         return runner.family == "dagexec" and runner.mode == "serial"
@@ -266,6 +258,18 @@ class SaveWorkload(Workload):
 
     def make(self, runner: Runner, quick: bool) -> Dag:
         return SHAPES[self.shape](self.size(runner, quick))
+
+
+class SaveWorkload(PlanWorkload):
+    """Time ``plan.save(path)`` and ``dagexec.load(path)`` of a compiled plan.
+
+    The graph is built and compiled untimed; each repetition saves the plan to a
+    file in a temporary directory (removed at the end) and loads it back, timed as
+    ``save``, ``load`` and ``save+load``.  A loaded plan must have as many nodes as
+    the saved one; that count is the checksum.  dagexec only (on its serial runner).
+    """
+
+    kind = "save"
 
     def measure(self, runner: Runner, dag: Dag, reps: int) -> tuple[dict[str, list[float]], Any]:
         import dagexec
@@ -290,6 +294,48 @@ class SaveWorkload(Workload):
                     times["load"].append(t2 - t1)
                     times["save+load"].append(t2 - t0)
         return times, len(plan)
+
+
+class CacheWorkload(PlanWorkload):
+    """The cache's costs on a compiled plan: keys, and runs with and without a cache.
+
+    Phases, each repetition on the serial executor: ``keys`` (every node's cache key,
+    ``plan.cache_keys()``: code digests are memoized per process, so this is the cost
+    in a process that already hashed the functions, as every run after the first);
+    ``run`` (no cache); ``run, filling`` (a run with an empty cache folder: every
+    value written); ``run, all cached`` (the same run again: every node cached, the
+    sinks' values loaded).  The checksum is the sum of the sinks, the same for all
+    three runs.  dagexec only.
+    """
+
+    kind = "cache"
+    main_phase = "run"
+
+    def measure(self, runner: Runner, dag: Dag, reps: int) -> tuple[dict[str, list[float]], Any]:
+        plan = runner.prepare(dag)
+        times: dict[str, list[float]] = {"keys": [], "run": [], "run, filling": [], "run, all cached": []}
+        sums = set()
+        for rep in range(reps + 1):  # the first is the warm-up
+            with tempfile.TemporaryDirectory(prefix="dagexec-bench-cache-") as tmp:
+                gc.collect()
+                t0 = time.perf_counter()
+                plan.cache_keys()
+                t1 = time.perf_counter()
+                plain = plan.run(executor="serial")
+                t2 = time.perf_counter()
+                filled = plan.run(executor="serial", cache=tmp)
+                t3 = time.perf_counter()
+                cached = plan.run(executor="serial", cache=tmp)
+                t4 = time.perf_counter()
+            if set(cached.states.values()) != {"cached"}:
+                raise RuntimeError("the second run with a cache ran nodes")
+            sums |= {sum(r.outputs.values()) for r in (plain, filled, cached)}
+            if rep:
+                for phase, t in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                    times[phase].append(t)
+        if len(sums) != 1:
+            raise RuntimeError(f"runs with and without a cache disagree: {sorted(sums)}")
+        return times, sums.pop()
 
 
 class MemoryWorkload(Workload):
@@ -419,6 +465,13 @@ WORKLOADS: dict[str, Workload] = {
         ),
         SaveWorkload(
             "save", "layered", 10_000, 1_000, "save a compiled layered plan to a file and load it back"
+        ),
+        CacheWorkload(
+            "cache",
+            "layered",
+            10_000,
+            1_000,
+            "a layered plan: cache keys, a run, a run filling an empty cache, a run all cached",
         ),
         MemoryWorkload(
             "memory",

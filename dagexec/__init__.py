@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 
 from ._artifact import load, read_header
+from ._cache import Explanation
 from ._engine import Executor
 from ._errors import (
     ArtifactError,
@@ -39,6 +40,7 @@ from ._plan import CompiledGraph, InputSpec, NodeInfo, SectionInfo
 from ._result import RunResult
 from ._section import Section, section
 from ._state import State, Trial
+from ._store import CacheEntry, CacheStore
 from ._task import Task, TaskOptions, task
 
 __version__ = "0.1.0"
@@ -46,10 +48,13 @@ __version__ = "0.1.0"
 __all__ = [
     "MISSING",
     "ArtifactError",
+    "CacheEntry",
+    "CacheStore",
     "CallError",
     "CompiledGraph",
     "DagexecError",
     "Executor",
+    "Explanation",
     "Graph",
     "GraphError",
     "InputError",

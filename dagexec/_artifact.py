@@ -47,20 +47,19 @@ over the target, so a reader sees the old file or the new one, never a part.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import os
 import pickle
-import secrets
 import struct
 import sys
 from typing import TYPE_CHECKING, Any
 
 from . import _portable
 from ._errors import ArtifactError
+from ._files import write_atomic
 
 if TYPE_CHECKING:
     from ._plan import CompiledGraph
@@ -258,32 +257,6 @@ def _dagexec_version() -> str:
 # -- save, load, read_header -----------------------------------------------------------
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, sync it, and rename it over ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    # mode 0o666 lets the umask decide, as for any file the user creates
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with open(fd, "wb", closefd=True) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if hasattr(os, "O_DIRECTORY"):
-        # make the rename itself durable
-        with contextlib.suppress(OSError):
-            dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-
-
 def save(plan: CompiledGraph, path: str | os.PathLike[str], key: bytes | str | None = None) -> None:
     """Write ``plan`` to ``path`` as an artifact; see :meth:`CompiledGraph.save`."""
     import cloudpickle
@@ -319,7 +292,7 @@ def save(plan: CompiledGraph, path: str | os.PathLike[str], key: bytes | str | N
         ),
         "manifest": manifest,
     }
-    _write_atomic(where, pack(header, payload, k))
+    write_atomic(where, [pack(header, payload, k)], durable=True)
 
 
 def read_header(path: str | os.PathLike[str], key: bytes | str | None = None) -> dict[str, Any]:

@@ -51,14 +51,17 @@ from ._state import State, Trial
 from ._worker import LINK, Batch, BatchDone, Call, Outcome, Remote, failed_outcome
 
 if TYPE_CHECKING:
+    from ._cache import CacheDecision
     from ._plan import CompiledGraph
     from ._result import RunResult
+    from ._store import CacheStore
 
 __all__ = ["Executor", "run_plan"]
 
 logger = logging.getLogger("dagexec.engine")
 
 _PENDING, _RUNNING, _SUCCEEDED, _FAILED, _UPSTREAM_FAILED, _SKIPPED, _CACHED, _CANCELLED = range(8)
+_HAS_VALUE = (_SUCCEEDED, _CACHED)
 _STATES = (
     State.PENDING,
     State.RUNNING,
@@ -200,9 +203,20 @@ def run_plan(
     progress: bool,
     raise_on_failure: bool,
     scheduler: str | None = None,
+    cache: Any = None,
+    resume: bool = False,
 ) -> RunResult:
     """Run ``plan``; see :meth:`dagexec.CompiledGraph.run`."""
     problems: list[Problem] = []
+    store = None
+    try:
+        from ._cache import open_store
+
+        store = open_store(cache)
+    except (TypeError, OSError) as exc:
+        problems.append(Problem(str(exc)))
+    if resume and cache is None:
+        problems.append(Problem("resume=True needs cache=: the folder whose journal the run continues"))
     selected = select(plan, as_list(only), as_list(skip), problems)
     input_values = bind_inputs(plan, given, selected, problems)
     kept = kept_slots(plan, keep, problems)
@@ -217,14 +231,37 @@ def run_plan(
         raise InputError(problems, what=f"run of graph {plan.name!r}")
     if plan._pickle_problems:
         require_portable(plan, execs, route_idx, selected, owned)
+    decision = None
     cbs = list(callbacks)
+    earlier: dict[int, list[Trial]] = {}
+    if store is not None:
+        from ._cache import JournalWriter, decide, earlier_trials, journal_name, node_keys
+
+        try:
+            journal = store.journal(journal_name(plan, input_values))
+            done: frozenset[int] = frozenset()
+            if resume:
+                earlier = earlier_trials(journal.read(), plan._index)
+                done = frozenset(i for i, ts in earlier.items() if ts[-1].state == State.SUCCEEDED)
+            keys = node_keys(plan, input_values, parts=True)
+            decision = decide(plan, store, keys, selected, kept, done=done)
+        except BaseException:
+            for ex in owned:
+                ex.shutdown()
+            raise
+        import uuid
+
+        cbs.insert(0, JournalWriter(journal, uuid.uuid4().hex))
     bar = None
     if progress:
         from ._progress import ProgressBar
 
-        bar = ProgressBar(sum(selected))
+        bar = ProgressBar(sum(decision.runs) if decision is not None else sum(selected))
         cbs.append(bar)
     run = _Run(plan, input_values, selected, kept, execs, route_idx, fail_fast, _Callbacks(cbs))
+    if decision is not None:
+        assert store is not None
+        run.use_cache(store, decision, earlier)
     try:
         with sigterm_interrupts():
             result = run.execute()
@@ -356,6 +393,48 @@ class _Run:
         self.stop_time = float("inf")  # when fail_fast stopped the run
         self.interrupted = False
         self.start = 0.0
+        # the cache (use_cache): per node, whether its value is written to the store
+        self.store: CacheStore | None = None
+        self.cache_keys: Any = None
+        self.saving: list[bool] | None = None
+        self.earlier: dict[int, list[Trial]] = {}
+
+    def use_cache(self, store: CacheStore, decision: CacheDecision, earlier: dict[int, list[Trial]]) -> None:
+        """Mark the nodes the cache serves (or that only cached nodes need) ``cached``,
+        with their loaded values, and those that succeeded in the run being resumed
+        ``succeeded``; the nodes that run write their values to ``store``; ``earlier``
+        trials (of the run being resumed) come first in the result."""
+        state, left, waiting, vals = self.state, self.left, self.waiting, self.vals
+        runs = decision.runs
+        self.earlier = earlier
+        for i in range(self.n):
+            if state[i] != _PENDING or runs[i]:
+                continue
+            state[i] = _SUCCEEDED if i in decision.resumed else _CACHED
+            vals[i] = decision.values.get(i, _RELEASED)
+            for s in self.reads[i]:
+                left[s] -= 1
+            for d in self.dependents[i]:
+                waiting[d] -= 1
+        keys = decision.keys
+        self.store = store
+        self.cache_keys = keys
+        self.saving = [runs[i] and keys.stored[i] and keys.keys[i] is not None for i in range(self.n)]
+
+    def _save(self, i: int, value: Any) -> None:
+        """Write node ``i``'s value to the store (a failure to write is logged, not raised)."""
+        keys = self.cache_keys
+        assert keys is not None and self.store is not None
+        key = keys.keys[i]
+        assert key is not None
+        try:
+            if type(value) is Remote:
+                value = value.owner.fetch([value])[0]
+            meta = {"node": self.plan._keys[i], "graph": self.plan.name, **keys.parts[i]}
+            # written before a dependent runs, which might change the value in place
+            self.store.put(key, value, meta)
+        except Exception:
+            logger.warning("node %r: its value could not be written to the cache", self.plan._keys[i], exc_info=True)
 
     # -- the loop -----------------------------------------------------------------
     def execute(self) -> RunResult:
@@ -593,7 +672,7 @@ class _Run:
             j = links[j]
 
     def _submit_batch(self, members: list[int], r: int, ex: Executor) -> None:
-        vals, kept, links, make = self.vals, self.kept, self.links, self._make_call
+        vals, kept, links, make, saving = self.vals, self.kept, self.links, self._make_call, self.saving
         assert links is not None
         calls: list[Call] = []
         linked: list[bool] = []
@@ -605,7 +684,8 @@ class _Run:
                 vals[prev] = LINK  # where j reads prev, the worker passes prev's value
             calls.append(make(j))
             linked.append(is_link)
-            keep.append(kept[j])
+            # a chained value stays in the worker unless kept, or written to the cache
+            keep.append(kept[j] or (saving is not None and saving[j]))
             prev = j
         batch = Batch(calls, linked, keep)
         if self.has_cb:
@@ -732,6 +812,8 @@ class _Run:
             state[i] = _SUCCEEDED
             vals = self.vals
             vals[i] = out[3]
+            if self.saving is not None and self.saving[i]:
+                self._save(i, out[3])
             if self.has_cb:
                 self.cb.call("on_trial_end", self._record(i, out, State.SUCCEEDED, None, ""))
             elif self.trials[i] is None:
@@ -939,14 +1021,14 @@ class _Run:
         outputs: dict[str, Any] = {}
         for name, slot in plan._outputs:
             v = vals[slot]
-            if v is not _RELEASED and (slot >= self.n or self.state[slot] == _SUCCEEDED):
+            if v is not _RELEASED and (slot >= self.n or self.state[slot] in _HAS_VALUE):
                 outputs[name] = v
         n_slots = len(self.kept)
         values: dict[str, Any] = {}
         for slot in range(n_slots):
             if self.kept[slot]:
                 v = vals[slot]
-                if v is _RELEASED or (slot < self.n and self.state[slot] != _SUCCEEDED):
+                if v is _RELEASED or (slot < self.n and self.state[slot] not in _HAS_VALUE):
                     continue
                 values[keys[slot] if slot < self.n else plan._inputs[slot - self.n].name] = v
         for alias, slot in plan._aliases.items():
@@ -956,6 +1038,12 @@ class _Run:
                 values[alias] = values[keys[slot] if slot < self.n else plan._inputs[slot - self.n].name]
         self.vals = []
         self.calls = {}
+        if self.earlier:
+            trials = list(trials)
+            for i, before in self.earlier.items():
+                t = trials[i]
+                now = [Trial(keys[i], 1, State.SUCCEEDED, *t)] if type(t) is tuple else (t or [])
+                trials[i] = before + now
         return RunResult(plan, states, trials, outputs, values, self.start, duration)
 
 

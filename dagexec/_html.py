@@ -16,17 +16,15 @@ as HTML. The file is written atomically: a temporary file beside it, then a rena
 
 from __future__ import annotations
 
-import contextlib
 import html
 import inspect
 import json
-import os
 import re
-import secrets
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._files import write_atomic
 from ._state import State
 
 if TYPE_CHECKING:
@@ -179,18 +177,6 @@ def _json_for_script(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    # mode 0o666 lets the umask decide, as for any file the user creates
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with open(fd, "w", encoding="utf-8", closefd=True) as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _split(obj: Any) -> tuple[CompiledGraph, RunResult | None]:
@@ -257,7 +243,7 @@ def to_html(obj: CompiledGraph | RunResult, path: str | PathLike[str]) -> None:
         .replace("@@DATA@@", _json_for_script(data))
         .replace("@@JS@@", _JS)
     )
-    _write_atomic(out, page)
+    write_atomic(out, [page.encode("utf-8")])
 
 
 _PAGE = """<!DOCTYPE html>

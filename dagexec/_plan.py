@@ -31,6 +31,7 @@ from ._errors import GraphError, Problem
 if TYPE_CHECKING:
     from os import PathLike
 
+    from ._cache import Explanation
     from ._result import RunResult
     from ._task import Task, TaskOptions
 
@@ -534,6 +535,64 @@ class CompiledGraph:
 
         return short_repr(self._consts[slot - n - len(self._inputs)])
 
+    # -- the cache -----------------------------------------------------------------
+    def cache_keys(self, inputs: Mapping[str, Any] | None = None, **input_values: Any) -> dict[str, str | None]:
+        """Every node's cache key for these graph inputs (None: not cacheable), computed
+        without running anything (``docs/cache.md``).
+
+        Raises:
+            InputError: for missing, unknown or wrongly typed inputs.
+        """
+        from ._cache import node_keys
+
+        values = self._input_values(inputs, input_values, None, None)[0]
+        return dict(zip(self._keys, node_keys(self, values).keys, strict=True))
+
+    def explain(
+        self,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        cache: Any,
+        only: Sequence[str] | str | None = None,
+        skip: Sequence[str] | str | None = None,
+        keep: Sequence[str] | str | None = None,
+        **input_values: Any,
+    ) -> list[Explanation]:
+        """What ``run(cache=cache, ...)`` would do with each node, and why, in plan
+        order; nothing runs and no value is loaded.
+
+        Raises:
+            InputError: for bad inputs, ``only``/``skip`` or ``keep`` keys.
+            TypeError: when ``cache`` is neither a folder nor a CacheStore.
+        """
+        from ._cache import explain, node_keys, open_store
+
+        store = open_store(cache)
+        if store is None:
+            raise TypeError("explain() needs cache=: a folder or a dagexec.CacheStore")
+        values, selected, kept = self._input_values(inputs, input_values, only, skip, keep)
+        return explain(self, store, node_keys(self, values, parts=True), selected, kept)
+
+    def _input_values(
+        self,
+        inputs: Mapping[str, Any] | None,
+        input_values: dict[str, Any],
+        only: Sequence[str] | str | None,
+        skip: Sequence[str] | str | None,
+        keep: Sequence[str] | str | None = None,
+    ) -> tuple[list[Any], list[bool], list[bool]]:
+        from ._errors import InputError
+        from ._prepare import as_list, bind_inputs, kept_slots, select
+
+        problems: list[Problem] = []
+        given = {**(inputs or {}), **input_values}
+        selected = select(self, as_list(only), as_list(skip), problems)
+        values = bind_inputs(self, given, selected, problems)
+        kept = kept_slots(self, keep, problems)
+        if problems:
+            raise InputError(problems, what=f"graph {self.name!r}")
+        return values, selected, kept
+
     # -- running ---------------------------------------------------------------------
     def run(
         self,
@@ -545,6 +604,8 @@ class CompiledGraph:
         only: Sequence[str] | str | None = None,
         skip: Sequence[str] | str | None = None,
         fail_fast: bool = True,
+        cache: Any = None,
+        resume: bool = False,
         keep: Sequence[str] | str | None = None,
         callbacks: Sequence[Any] = (),
         progress: bool = False,
@@ -568,6 +629,12 @@ class CompiledGraph:
             skip: do not run these keys or sections, nor what needs them.
             fail_fast: on a failure, cancel what has not started (default), or with
                 False keep running branches that do not depend on it.
+            cache: a folder or a :class:`~dagexec.CacheStore`: nodes whose cache key
+                is in it are ``cached`` (their values loaded only where needed), the
+                values of the nodes that run are written to it (``docs/cache.md``).
+            resume: with ``cache``, continue the last run of this plan with these
+                inputs from its journal: what succeeded there does not run again (a
+                killed run, or one that failed), and its trials come first in the result.
             keep: keys (or ``"all"``) whose values stay in the result besides outputs.
             callbacks: objects with any of ``on_run_start(plan)``,
                 ``on_trial_start(trial)``, ``on_trial_end(trial)``, ``on_run_end(result)``.
@@ -595,6 +662,8 @@ class CompiledGraph:
             executor=executor,
             max_workers=max_workers,
             scheduler=scheduler,
+            cache=cache,
+            resume=resume,
             only=only,
             skip=skip,
             fail_fast=fail_fast,

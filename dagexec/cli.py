@@ -6,6 +6,8 @@
     dagexec run FILE.dagx|TARGET [options]     run it, show progress and a summary
     dagexec inspect FILE.dagx                  show a file's header, without unpickling
     dagexec dot FILE.dagx|TARGET -o OUT        draw it (.dot, .svg, .png, .html)
+    dagexec diff A B                           nodes added, removed or changed (exit 1 if any)
+    dagexec cache ls|prune DIR                 list or prune a cache folder
 
 TARGET is ``module:attr`` or ``path/to/file.py:attr`` naming a Graph, a section, a
 CompiledGraph or a function (no arguments) returning a Graph or a CompiledGraph.
@@ -62,12 +64,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "--executor dask needs the scheduler's address: --scheduler tcp://host:8786 "
             "(or the environment variable DASK_SCHEDULER_ADDRESS)"
         )
+    if args.dry_run and args.cache is None:
+        raise UsageError("--dry-run needs --cache DIR: it says what the cache would serve")
+    if args.resume and args.cache is None:
+        raise UsageError("--resume needs --cache DIR: the folder whose journal the run continues")
     plan = load_plan(args.target)
     inputs = parse_inputs(plan, args.input)
+    if args.dry_run:
+        return _dry_run(plan, inputs, args)
     callbacks: list[Any] = []
     tty = sys.stderr.isatty()
     if not args.no_progress:
-        total = selected_count(plan, args.only, args.skip)
+        if args.cache is not None:
+            total = sum(e.action == "run" for e in _explain(plan, inputs, args, reasons=False))
+        else:
+            total = selected_count(plan, args.only, args.skip)
         callbacks.append(LiveDisplay(total) if tty else PlainLog(total))
     json_path = Path(args.json) if args.json else None
     if json_path is not None and not json_path.parent.is_dir():
@@ -77,6 +88,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         executor=args.executor,
         max_workers=args.workers,
         scheduler=args.scheduler,
+        cache=args.cache,
+        resume=args.resume,
         only=args.only or None,
         skip=args.skip or None,
         callbacks=callbacks,
@@ -87,6 +100,45 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print_summary(result, color=tty)
     print_outputs(result)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _explain(plan: Any, inputs: dict[str, Any], args: argparse.Namespace, reasons: bool = True) -> list[Any]:
+    from ._cache import decide, explain, node_keys, open_store
+    from ._prepare import as_list, bind_inputs, kept_slots, select
+
+    problems: list[Any] = []
+    selected = select(plan, as_list(args.only), as_list(args.skip), problems)
+    values = bind_inputs(plan, inputs, selected, problems)
+    kept = kept_slots(plan, None, problems)
+    if problems:
+        raise InputError(problems, what=f"run of graph {plan.name!r}")
+    store = open_store(args.cache)
+    assert store is not None
+    if reasons:
+        return explain(plan, store, node_keys(plan, values, parts=True), selected, kept)
+    decision = decide(plan, store, node_keys(plan, values), selected, kept, load=False)
+    return [_Action("run" if r else "") for r in decision.runs]
+
+
+class _Action:
+    __slots__ = ("action",)
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+
+
+def _dry_run(plan: Any, inputs: dict[str, Any], args: argparse.Namespace) -> int:
+    found = _explain(plan, inputs, args)
+    width = max((len(e.key) for e in found), default=0)
+    for e in found:
+        why = "; ".join(e.reasons)
+        print(f"{e.action:<8} {e.key:<{width}}  {why}".rstrip())
+    counts = {a: sum(e.action == a for e in found) for a in ("run", "cached", "skipped")}
+    print(
+        f"{len(found)} nodes: {counts['run']} would run, {counts['cached']} cached"
+        + (f", {counts['skipped']} skipped" if counts["skipped"] else "")
+    )
+    return EXIT_OK
 
 
 def _dask_address_configured() -> bool:
@@ -202,6 +254,66 @@ def _print_header(path: Path, header: dict[str, Any]) -> None:
     console.print(nodes)
 
 
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from ._cache import plan_diff
+
+    a, b = load_plan(args.a), load_plan(args.b)
+    changes = plan_diff(a, b)
+    width = max((len(key) for _, key, _ in changes), default=0)
+    for change, key, details in changes:
+        print(f"{change:<8} {key:<{width}}  {'; '.join(details)}".rstrip())
+    if not changes:
+        print(f"no differences: {len(b)} nodes")
+        return EXIT_OK
+    return EXIT_FAILED
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def _duration(text: str) -> float:
+    unit = _UNITS.get(text[-1:])
+    number = text[:-1] if unit is not None else text
+    try:
+        value = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects a duration such as 30s, 15m, 12h, 7d or 2w, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expects a duration >= 0, got {text!r}")
+    return value * (unit or 1.0)
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    import time
+
+    from ._store import CacheStore
+
+    if not Path(args.dir).is_dir():
+        raise UsageError(f"no such cache folder {args.dir!r}")
+    store = CacheStore(args.dir)
+    if args.action == "prune":
+        removed = store.prune(args.older_than)
+        freed = sum(e.size for e in removed)
+        print(f"removed {len(removed)} entries, {freed:,} bytes")
+        return EXIT_OK
+    now = time.time()
+    entries = store.entries()
+    for e in entries:
+        node = e.meta.get("node", "?")
+        graph = e.meta.get("graph", "?")
+        age = _age(now - e.used)
+        print(f"{e.key[:12]}  {e.size:>12,}  used {age:>4} ago  {graph}:{node}")
+    print(f"{len(entries)} entries, {sum(e.size for e in entries):,} bytes")
+    return EXIT_OK
+
+
+def _age(seconds: float) -> str:
+    for unit in ("w", "d", "h", "m"):
+        if seconds >= _UNITS[unit]:
+            return f"{int(seconds // _UNITS[unit])}{unit}"
+    return f"{int(seconds)}s"
+
+
 _PICTURES = (".dot", ".gv", ".svg", ".png", ".html")
 
 
@@ -287,9 +399,34 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--skip", metavar="KEY", action="append", default=[], help="skip KEY and what needs it; repeatable"
     )
+    p.add_argument("--cache", metavar="DIR", help="serve unchanged nodes from the cache in DIR, and fill it")
+    p.add_argument(
+        "--dry-run", action="store_true", help="with --cache: say what would run and why, run nothing"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --cache: continue the last run of this plan and inputs; what succeeded does not run again",
+    )
     p.add_argument("--json", metavar="FILE", help="write the result as JSON to FILE")
     p.add_argument("--no-progress", action="store_true", help="no progress display nor per-node log")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("diff", help="list the nodes added, removed or changed between two plans")
+    p.add_argument("a", metavar="A", help="a saved .dagx file or module:attr")
+    p.add_argument("b", metavar="B", help="a saved .dagx file or module:attr")
+    p.set_defaults(func=_cmd_diff)
+
+    p = sub.add_parser("cache", help="list or prune a cache folder")
+    p.add_argument("action", choices=("ls", "prune"), help="ls: list the entries; prune: remove entries")
+    p.add_argument("dir", metavar="DIR", help="the cache folder")
+    p.add_argument(
+        "--older-than",
+        metavar="AGE",
+        type=_duration,
+        help="prune: only entries unused for longer than AGE (30s, 15m, 12h, 7d, 2w); default: all",
+    )
+    p.set_defaults(func=_cmd_cache)
 
     p = sub.add_parser("inspect", help="show a saved file's header without loading its code")
     p.add_argument("file", metavar="FILE", help="a saved .dagx file")

@@ -1,0 +1,482 @@
+"""Cache keys of a plan's nodes, and what a run with a cache loads and runs (DESIGN §7).
+
+A node's cache key is a Merkle hash, computed before anything runs::
+
+    key(node) = SHA-256("dagexec-cache-1",
+                        code_digest(its function),        # _codehash: code by value
+                        its argument templates, where each value that flows in is
+                            the key of the node it comes from,
+                            or the token of the graph input's value,
+                        the keys of the nodes it waits for with after())
+
+so a graph input's value reaches only the nodes that depend on it, and a change to a
+function changes the keys of its nodes and of everything downstream.  The node's own
+key (its name) is not part of it: two nodes with the same code, constants and inputs
+share one entry.  A node of a task with ``cache=False`` has no key, and neither has
+anything downstream of it: its value cannot be known before it runs.
+
+What runs (:func:`decide`): a node whose key is in the store is ``cached``; a node
+that is not cached runs when a node that runs needs it, when it is an output or kept,
+or when nothing selected reads it (a sink); every other node (only cached nodes need
+it) is ``cached`` too and does not run.  The values of cached nodes are loaded only
+where a node that runs reads them, or where they are outputs or kept; an entry that
+fails to load is a miss (the store logs it), and the decision is made again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._fingerprint import value_token
+from ._plan import _Ref
+
+if TYPE_CHECKING:
+    from ._plan import CompiledGraph
+    from ._store import CacheStore
+
+__all__ = [
+    "CacheDecision",
+    "Explanation",
+    "JournalWriter",
+    "decide",
+    "earlier_trials",
+    "explain",
+    "journal_name",
+    "node_keys",
+    "open_store",
+    "plan_diff",
+]
+
+_VERSION = b"dagexec-cache-1\0"
+
+
+def open_store(cache: Any) -> CacheStore | None:
+    """A :class:`~dagexec.CacheStore` for ``run(cache=...)``: None, a folder or a store.
+
+    Raises:
+        TypeError: for anything else.
+    """
+    import os
+
+    from ._store import CacheStore
+
+    if cache is None or isinstance(cache, CacheStore):
+        return cache
+    if isinstance(cache, (str, os.PathLike)):
+        return CacheStore(cache)
+    raise TypeError(f"cache must be a folder or a dagexec.CacheStore, got {type(cache).__name__}")
+
+
+@dataclass
+class _Keys:
+    """Per node: its cache key (None: not cacheable) and what went into it."""
+
+    keys: list[str | None]
+    #: per node: whether its value is written to the store (a task with cache=True)
+    stored: list[bool]
+    #: per node: {"code": {function: digest}, "inputs": {name: token digest}, "upstream": {key: cache key}}
+    parts: list[dict[str, Any]] = field(default_factory=list)
+
+
+def node_keys(plan: CompiledGraph, input_values: list[Any], parts: bool = False) -> _Keys:
+    """Every node's cache key, from its code, constants, inputs and upstream keys.
+
+    With ``parts``, also what went into each key, for :func:`explain` and the store.
+    """
+    from ._codehash import code_digest, code_parts, forget
+
+    forget()  # hash the code as it is now: a global may have been rebound since
+    n = len(plan._keys)
+    keys: list[str | None] = [None] * n
+    stored = [False] * n
+    details: list[dict[str, Any]] = []
+    input_tokens: dict[int, str] = {}  # slot -> digest of the input value's token
+    const_tokens: dict[int, str] = {}
+
+    def slot_token(slot: int) -> str | None:
+        if slot < n:
+            return keys[slot]
+        tok = input_tokens.get(slot) if slot < n + len(input_values) else const_tokens.get(slot)
+        if tok is None:
+            if slot < n + len(input_values):
+                value = input_values[slot - n]
+                tok = input_tokens[slot] = hashlib.sha256(value_token(value).encode()).hexdigest()
+            else:
+                value = plan._consts[slot - n - len(input_values)]
+                tok = const_tokens[slot] = hashlib.sha256(value_token(value).encode()).hexdigest()
+        return tok
+
+    for i in range(n):
+        opts = plan._opts[i]
+        cacheable = opts is None or opts.cache
+        stored[i] = opts is not None and opts.cache
+        detail: dict[str, Any] = {}
+        if parts:
+            details.append(detail)
+        if not cacheable:
+            continue
+        reads = plan._reads[i]
+        upstream = [slot_token(s) for s in reads]
+        after = [d for d in plan._deps[i] if d not in reads]
+        if any(t is None for t in upstream) or any(keys[d] is None for d in after):
+            continue  # downstream of a node that is not cacheable
+        fn = plan._specs[i].fn
+        h = hashlib.sha256(_VERSION)
+        h.update(code_digest(fn).encode())
+        h.update(_template_token(plan._args[i], slot_token).encode())
+        kw = plan._kwargs[i]
+        h.update(b"\0" if kw is None else _template_token(kw, slot_token).encode())
+        # values put at top-level places (a template holds None there)
+        for p, s in plan._fills[i]:
+            h.update(f"\0{p}={slot_token(s)}".encode())
+        for name, s in plan._kwfills[i]:
+            h.update(f"\0{name}={slot_token(s)}".encode())
+        for d in after:
+            h.update(b"after:" + (keys[d] or "").encode())
+        keys[i] = h.hexdigest()
+        if parts:
+            detail["code"] = dict(code_parts(fn))
+            detail["inputs"] = {
+                plan._inputs[s - n].name: slot_token(s) for s in reads if n <= s < n + len(input_values)
+            }
+            detail["upstream"] = {plan._keys[s]: keys[s] for s in reads if s < n} | {
+                plan._keys[d]: keys[d] for d in after
+            }
+            detail["constants"] = hashlib.sha256(
+                (_template_token(plan._args[i], _blank) + _template_token(kw, _blank)).encode()
+            ).hexdigest()
+    return _Keys(keys, stored, details)
+
+
+def _blank(slot: int) -> str:
+    return ""
+
+
+def _template_token(value: Any, slot_token: Any) -> str:
+    """``value_token`` of an argument template, each ``_Ref`` replaced by its slot's token."""
+    t = type(value)
+    if t is _Ref:
+        return f"@{slot_token(value.slot)}"
+    if t is list or t is tuple:
+        return f"{t.__name__}({','.join(_template_token(v, slot_token) for v in value)})"
+    if t is dict:
+        return (
+            "dict("
+            + ",".join(f"{value_token(k)}:{_template_token(v, slot_token)}" for k, v in value.items())
+            + ")"
+        )
+    if t is set or t is frozenset:
+        return f"{t.__name__}(" + ",".join(sorted(_template_token(v, slot_token) for v in value)) + ")"
+    return value_token(value)
+
+
+@dataclass
+class CacheDecision:
+    """What a run with a cache does: per node, whether it runs, and loaded values."""
+
+    keys: _Keys
+    #: per node: its key is in the store (and, for loaded ones, the entry was good)
+    hit: list[bool]
+    #: per node: it runs (selected, not cached, and needed)
+    runs: list[bool]
+    #: values of cached nodes that something needs: node idx -> value
+    values: dict[int, Any]
+    #: nodes that succeeded in the run being resumed, not in the store, not run again
+    resumed: frozenset[int] = frozenset()
+
+
+def decide(
+    plan: CompiledGraph,
+    store: CacheStore,
+    keys: _Keys,
+    selected: list[bool],
+    kept: list[bool],
+    load: bool = True,
+    done: frozenset[int] = frozenset(),
+) -> CacheDecision:
+    """Which selected nodes run and which are cached; with ``load``, the values of
+    cached nodes that a running node reads, or that are outputs or kept.
+
+    ``done`` (resume) are nodes that succeeded in the run being resumed: they do not
+    run again unless a node that runs reads their value and the store does not have
+    it (an output that was done and is not stored is left out of the outputs).
+    """
+    n = len(plan._keys)
+    hit = [
+        selected[i] and keys.stored[i] and keys.keys[i] is not None and keys.keys[i] in store
+        for i in range(n)
+    ]
+    finished = [selected[i] and i in done for i in range(n)]
+    values: dict[int, Any] = {}
+    while True:
+        runs = _runs(plan, [h or f for h, f in zip(hit, finished, strict=True)], selected, kept)
+        missed = False
+        for i in range(n):
+            if not (hit[i] or finished[i]) or i in values:
+                continue
+            if not hit[i]:
+                if _read_by_runner(plan, i, runs):
+                    finished[i] = False  # done before, but a node that runs needs its value
+                    missed = True
+                continue  # an output done before and not stored: not run again for its value
+            if not (kept[i] or _read_by_runner(plan, i, runs)):
+                continue
+            if not load:
+                continue
+            key = keys.keys[i]
+            assert key is not None
+            ok, value = store.get(key)
+            if ok:
+                values[i] = value
+            else:
+                hit[i] = finished[i] = False
+                missed = True
+        if not missed:
+            return CacheDecision(
+                keys, hit, runs, values, frozenset(i for i in range(n) if finished[i] and not hit[i])
+            )
+
+
+def _runs(plan: CompiledGraph, hit: list[bool], selected: list[bool], kept: list[bool]) -> list[bool]:
+    n = len(plan._keys)
+    runs = [False] * n
+    dependents = plan._dependents
+    for i in range(n - 1, -1, -1):
+        if not selected[i] or hit[i]:
+            continue  # hit: in the store, or done in the run being resumed
+        users = [d for d in dependents[i] if selected[d]]
+        runs[i] = kept[i] or not users or any(runs[d] for d in users)
+    return runs
+
+
+def _read_by_runner(plan: CompiledGraph, i: int, runs: list[bool]) -> bool:
+    return any(runs[d] and i in plan._reads[d] for d in plan._dependents[i])
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What a run with a cache would do with one node (``plan.explain()``).
+
+    Attributes:
+        key: the node key.
+        action: ``"cached"`` (served from the store, or not needed by anything that
+            runs), ``"run"`` or ``"skipped"`` (left out by ``only``/``skip``).
+        reasons: why it runs: ``"not cached yet"``, ``"code changed: mod:fn"``,
+            ``"input changed: name"``, ``"constants changed"``, ``"upstream will run:
+            key"``, ``"cache=False"``, ``"upstream not cacheable: key"``; for a cached
+            node, ``"in the store"`` or ``"needed only by cached nodes"``.
+        cache_key: the node's cache key, or None when it has none.
+    """
+
+    key: str
+    action: str
+    reasons: tuple[str, ...]
+    cache_key: str | None
+
+    def __str__(self) -> str:
+        why = "; ".join(self.reasons)
+        return f"{self.action:<8} {self.key}" + (f"  ({why})" if why else "")
+
+
+def explain(
+    plan: CompiledGraph, store: CacheStore, keys: _Keys, selected: list[bool], kept: list[bool]
+) -> list[Explanation]:
+    """For every node, what a run would do and why, without running or loading anything."""
+    decision = decide(plan, store, keys, selected, kept, load=False)
+    previous = _latest_entries(store, plan.name)
+    out: list[Explanation] = []
+    n = len(plan._keys)
+    for i in range(n):
+        key = plan._keys[i]
+        ck = keys.keys[i]
+        if not selected[i]:
+            out.append(Explanation(key, "skipped", ("left out by only/skip",), ck))
+            continue
+        if decision.hit[i]:
+            out.append(Explanation(key, "cached", ("in the store",), ck))
+            continue
+        if not decision.runs[i]:
+            out.append(Explanation(key, "cached", ("needed only by cached nodes",), ck))
+            continue
+        out.append(Explanation(key, "run", tuple(_why(plan, i, keys, decision, previous)), ck))
+    return out
+
+
+def _why(
+    plan: CompiledGraph, i: int, keys: _Keys, decision: CacheDecision, previous: dict[str, dict[str, Any]]
+) -> list[str]:
+    opts = plan._opts[i]
+    if opts is not None and not opts.cache:
+        return ["cache=False"]
+    n = len(plan._keys)
+    reasons: list[str] = []
+    if keys.keys[i] is None:
+        for d in plan._deps[i]:
+            if keys.keys[d] is None:
+                reasons.append(f"upstream not cacheable: {plan._keys[d]}")
+        return reasons
+    upstream = [plan._keys[d] for d in plan._deps[i] if decision.runs[d] and d < n]
+    mine = keys.parts[i] if keys.parts else {}
+    before = previous.get(plan._keys[i])
+    if before is not None and mine:
+        old_code, new_code = before.get("code", {}), mine.get("code", {})
+        changed = sorted(f for f in set(old_code) | set(new_code) if old_code.get(f) != new_code.get(f))
+        reasons += [f"code changed: {f}" for f in changed]
+        old_in, new_in = before.get("inputs", {}), mine.get("inputs", {})
+        reasons += [f"input changed: {name}" for name in sorted(new_in) if old_in.get(name) != new_in[name]]
+        if before.get("constants") != mine.get("constants"):
+            reasons.append("constants changed")
+    reasons += [f"upstream will run: {u}" for u in upstream]
+    if not reasons:
+        reasons.append("not cached yet" if before is None or not keys.stored[i] else "not in the store")
+    return reasons
+
+
+def _latest_entries(store: CacheStore, graph: str) -> dict[str, dict[str, Any]]:
+    """Node key -> the meta of the newest entry the graph ``graph`` wrote for it."""
+    latest: dict[str, tuple[float, dict[str, Any]]] = {}
+    for entry in store.entries():
+        meta = entry.meta
+        if meta.get("graph") != graph or not isinstance(meta.get("node"), str):
+            continue
+        node = meta["node"]
+        if node not in latest or entry.created >= latest[node][0]:
+            latest[node] = (entry.created, meta)
+    return {k: v[1] for k, v in latest.items()}
+
+
+def plan_diff(a: CompiledGraph, b: CompiledGraph) -> list[tuple[str, str, tuple[str, ...]]]:
+    """``(change, key, details)`` for each node added, removed or changed from ``a`` to
+    ``b``, in ``b``'s order (removed ones last): ``"added"``, ``"removed"``, or
+    ``"changed"`` with details such as ``"code: mod:fn"``, ``"constants"``,
+    ``"inputs: x, y"`` (what it reads), ``"upstream: key"`` (a node it reads changed)."""
+    sa, sb = _signatures(a), _signatures(b)
+    out: list[tuple[str, str, tuple[str, ...]]] = []
+    changed: set[str] = set()
+    for key, sig in sb.items():
+        old = sa.get(key)
+        if old is None:
+            out.append(("added", key, ()))
+            changed.add(key)
+            continue
+        details: list[str] = []
+        code_a, code_b = old[0], sig[0]
+        details += [f"code: {f}" for f in sorted(set(code_a) | set(code_b)) if code_a.get(f) != code_b.get(f)]
+        if old[1] != sig[1]:
+            details.append("constants")
+        if old[2] != sig[2]:
+            details.append("inputs: " + ", ".join(sig[2]) if sig[2] else "inputs: none")
+        details += [f"upstream: {u}" for u in sig[3] if u in changed or u not in sa]
+        if details:
+            out.append(("changed", key, tuple(details)))
+            changed.add(key)
+    out += [("removed", key, ()) for key in sa if key not in sb]
+    return out
+
+
+def _signatures(
+    plan: CompiledGraph,
+) -> dict[str, tuple[dict[str, str], str, tuple[str, ...], tuple[str, ...]]]:
+    """Per node key: (code parts, constants digest, graph inputs read, nodes read or waited for)."""
+    from ._codehash import code_parts, forget
+
+    forget()
+    n = len(plan._keys)
+    n_in = len(plan._inputs)
+    out = {}
+    for i, key in enumerate(plan._keys):
+        reads = plan._reads[i]
+        consts = _template_token(plan._args[i], _blank) + _template_token(plan._kwargs[i], _blank)
+        out[key] = (
+            dict(code_parts(plan._specs[i].fn)),
+            hashlib.sha256(consts.encode()).hexdigest(),
+            tuple(plan._inputs[s - n].name for s in reads if n <= s < n + n_in),
+            tuple(plan._keys[d] for d in plan._deps[i]),
+        )
+    return out
+
+
+# -- the journal, and resume ----------------------------------------------------------------
+
+
+def journal_name(plan: CompiledGraph, input_values: list[Any]) -> str:
+    """The journal of runs of ``plan`` with these graph inputs: one file per pair."""
+    h = hashlib.sha256(plan.fingerprint.encode())
+    for value in input_values:
+        h.update(b"\0" + value_token(value).encode())
+    return h.hexdigest()[:32]
+
+
+class JournalWriter:
+    """A run callback that appends a record per trial to the run's journal.
+
+    Records: ``{"run", "event": "start", "time"}``, then per ended trial ``{"run",
+    "node", "attempt", "state", "start", "end", "worker", "error", "traceback"}``, and
+    ``{"run", "event": "end", "ok"}`` when the run ends (not after a SIGKILL).
+    """
+
+    def __init__(self, journal: Any, run_id: str) -> None:
+        self.journal = journal
+        self.run_id = run_id
+
+    def _append(self, record: dict[str, Any]) -> None:
+        try:
+            self.journal.append(record)
+        except Exception:
+            import logging
+
+            logging.getLogger("dagexec.cache").warning("could not write to the journal", exc_info=True)
+
+    def on_run_start(self, plan: Any) -> None:
+        import time
+
+        self._append({"run": self.run_id, "event": "start", "time": time.time()})
+
+    def on_trial_end(self, trial: Any) -> None:
+        err = trial.error
+        self._append(
+            {
+                "run": self.run_id,
+                "node": trial.key,
+                "attempt": trial.attempt,
+                "state": trial.state.value,
+                "start": trial.start,
+                "end": trial.end,
+                "worker": trial.worker,
+                "error": None if err is None else [type(err).__qualname__, str(err)],
+                "traceback": trial.traceback,
+            }
+        )
+
+    def on_run_end(self, result: Any) -> None:
+        self._append({"run": self.run_id, "event": "end", "ok": result.ok})
+        self.journal.close()
+
+
+def earlier_trials(records: list[dict[str, Any]], index: dict[str, int]) -> dict[int, list[Any]]:
+    """The trials of the last run in ``records``, per node idx, as :class:`Trial` objects."""
+    from ._errors import RemoteError
+    from ._state import State, Trial
+
+    runs = [r["run"] for r in records if r.get("event") == "start"]
+    if not runs:
+        return {}
+    last = runs[-1]
+    out: dict[int, list[Any]] = {}
+    for r in records:
+        if r.get("run") != last or "node" not in r or r["node"] not in index:
+            continue
+        try:
+            err = r.get("error")
+            error = None if not err else RemoteError(str(err[0]), str(err[1]), str(r.get("traceback") or ""))
+            trial = Trial(
+                r["node"], int(r["attempt"]), State(r["state"]), float(r["start"]),
+                None if r.get("end") is None else float(r["end"]), str(r.get("worker") or ""),
+                error, str(r.get("traceback") or ""),
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError):
+            continue  # a record of another version
+        out.setdefault(index[r["node"]], []).append(trial)
+    return out
