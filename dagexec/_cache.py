@@ -26,7 +26,7 @@ fails to load is a miss (the store logs it), and the decision is made again.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._fingerprint import value_token
@@ -69,85 +69,81 @@ def open_store(cache: Any) -> CacheStore | None:
     raise TypeError(f"cache must be a folder or a dagexec.CacheStore, got {type(cache).__name__}")
 
 
-@dataclass
 class _Keys:
-    """Per node: its cache key (None: not cacheable) and what went into it."""
+    """Per node: its cache key (None: not cacheable), whether its value is stored (a
+    task with ``cache=True``), and, on demand, what went into the key (:meth:`parts`)."""
 
-    keys: list[str | None]
-    #: per node: whether its value is written to the store (a task with cache=True)
-    stored: list[bool]
-    #: per node: {"code": {function: digest}, "inputs": {name: token digest}, "upstream": {key: cache key}}
-    parts: list[dict[str, Any]] = field(default_factory=list)
+    def __init__(self, plan: CompiledGraph, input_values: list[Any]) -> None:
+        n = len(plan._keys)
+        self.plan = plan
+        self.n_inputs = len(input_values)
+        self.input_values = input_values
+        self.keys: list[str | None] = [None] * n
+        self.stored = [False] * n
+        self._tokens: dict[int, str] = {}  # slot of an input or constant -> digest of its value
 
-
-def node_keys(plan: CompiledGraph, input_values: list[Any], parts: bool = False) -> _Keys:
-    """Every node's cache key, from its code, constants, inputs and upstream keys.
-
-    With ``parts``, also what went into each key, for :func:`explain` and the store.
-    """
-    from ._codehash import code_digest, code_parts, forget
-
-    forget()  # hash the code as it is now: a global may have been rebound since
-    n = len(plan._keys)
-    keys: list[str | None] = [None] * n
-    stored = [False] * n
-    details: list[dict[str, Any]] = []
-    input_tokens: dict[int, str] = {}  # slot -> digest of the input value's token
-    const_tokens: dict[int, str] = {}
-
-    def slot_token(slot: int) -> str | None:
+    def token(self, slot: int) -> str | None:
+        """What the value in ``slot`` contributes: a node's key, or a value's digest."""
+        n = len(self.keys)
         if slot < n:
-            return keys[slot]
-        tok = input_tokens.get(slot) if slot < n + len(input_values) else const_tokens.get(slot)
+            return self.keys[slot]
+        tok = self._tokens.get(slot)
         if tok is None:
-            if slot < n + len(input_values):
-                value = input_values[slot - n]
-                tok = input_tokens[slot] = hashlib.sha256(value_token(value).encode()).hexdigest()
+            if slot < n + self.n_inputs:
+                value = self.input_values[slot - n]
             else:
-                value = plan._consts[slot - n - len(input_values)]
-                tok = const_tokens[slot] = hashlib.sha256(value_token(value).encode()).hexdigest()
+                value = self.plan._consts[slot - n - self.n_inputs]
+            tok = self._tokens[slot] = hashlib.sha256(value_token(value).encode()).hexdigest()
         return tok
 
-    for i in range(n):
+    def parts(self, i: int) -> dict[str, Any]:
+        """What went into node ``i``'s key, for :func:`explain` and the store's entries:
+        ``{"code": {function: digest}, "inputs": {name: digest}, "upstream": {key: cache
+        key}, "constants": digest}``."""
+        from ._codehash import code_parts
+
+        plan, n = self.plan, len(self.keys)
+        reads = plan._reads[i]
+        return {
+            "code": dict(code_parts(plan._specs[i].fn)),
+            "inputs": {plan._inputs[s - n].name: self.token(s) for s in reads if n <= s < n + self.n_inputs},
+            "upstream": {plan._keys[d]: self.keys[d] for d in plan._deps[i]},
+            "constants": hashlib.sha256(
+                (_template_token(plan._args[i], _blank) + _template_token(plan._kwargs[i], _blank)).encode()
+            ).hexdigest(),
+        }
+
+
+def node_keys(plan: CompiledGraph, input_values: list[Any]) -> _Keys:
+    """Every node's cache key, from its code, constants, inputs and upstream keys."""
+    from ._codehash import code_digest, forget
+
+    forget()  # hash the code as it is now: a global may have been rebound since
+    out = _Keys(plan, input_values)
+    keys, stored, token = out.keys, out.stored, out.token
+    for i in range(len(keys)):
         opts = plan._opts[i]
-        cacheable = opts is None or opts.cache
         stored[i] = opts is not None and opts.cache
-        detail: dict[str, Any] = {}
-        if parts:
-            details.append(detail)
-        if not cacheable:
+        if opts is not None and not opts.cache:
             continue
         reads = plan._reads[i]
-        upstream = [slot_token(s) for s in reads]
         after = [d for d in plan._deps[i] if d not in reads]
-        if any(t is None for t in upstream) or any(keys[d] is None for d in after):
+        if any(token(s) is None for s in reads) or any(keys[d] is None for d in after):
             continue  # downstream of a node that is not cacheable
-        fn = plan._specs[i].fn
         h = hashlib.sha256(_VERSION)
-        h.update(code_digest(fn).encode())
-        h.update(_template_token(plan._args[i], slot_token).encode())
+        h.update(code_digest(plan._specs[i].fn).encode())
+        h.update(_template_token(plan._args[i], token).encode())
         kw = plan._kwargs[i]
-        h.update(b"\0" if kw is None else _template_token(kw, slot_token).encode())
+        h.update(b"\0" if kw is None else _template_token(kw, token).encode())
         # values put at top-level places (a template holds None there)
         for p, s in plan._fills[i]:
-            h.update(f"\0{p}={slot_token(s)}".encode())
+            h.update(f"\0{p}={token(s)}".encode())
         for name, s in plan._kwfills[i]:
-            h.update(f"\0{name}={slot_token(s)}".encode())
+            h.update(f"\0{name}={token(s)}".encode())
         for d in after:
             h.update(b"after:" + (keys[d] or "").encode())
         keys[i] = h.hexdigest()
-        if parts:
-            detail["code"] = dict(code_parts(fn))
-            detail["inputs"] = {
-                plan._inputs[s - n].name: slot_token(s) for s in reads if n <= s < n + len(input_values)
-            }
-            detail["upstream"] = {plan._keys[s]: keys[s] for s in reads if s < n} | {
-                plan._keys[d]: keys[d] for d in after
-            }
-            detail["constants"] = hashlib.sha256(
-                (_template_token(plan._args[i], _blank) + _template_token(kw, _blank)).encode()
-            ).hexdigest()
-    return _Keys(keys, stored, details)
+    return out
 
 
 def _blank(slot: int) -> str:
@@ -318,7 +314,7 @@ def _why(
                 reasons.append(f"upstream not cacheable: {plan._keys[d]}")
         return reasons
     upstream = [plan._keys[d] for d in plan._deps[i] if decision.runs[d] and d < n]
-    mine = keys.parts[i] if keys.parts else {}
+    mine = keys.parts(i)
     before = previous.get(plan._keys[i])
     if before is not None and mine:
         old_code, new_code = before.get("code", {}), mine.get("code", {})

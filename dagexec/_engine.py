@@ -243,7 +243,7 @@ def run_plan(
             if resume:
                 earlier = earlier_trials(journal.read(), plan._index)
                 done = frozenset(i for i, ts in earlier.items() if ts[-1].state == State.SUCCEEDED)
-            keys = node_keys(plan, input_values, parts=True)
+            keys = node_keys(plan, input_values)
             decision = decide(plan, store, keys, selected, kept, done=done)
         except BaseException:
             for ex in owned:
@@ -430,7 +430,7 @@ class _Run:
         try:
             if type(value) is Remote:
                 value = value.owner.fetch([value])[0]
-            meta = {"node": self.plan._keys[i], "graph": self.plan.name, **keys.parts[i]}
+            meta = {"node": self.plan._keys[i], "graph": self.plan.name, **keys.parts(i)}
             # written before a dependent runs, which might change the value in place
             self.store.put(key, value, meta)
         except Exception:

@@ -571,7 +571,7 @@ class CompiledGraph:
         if store is None:
             raise TypeError("explain() needs cache=: a folder or a dagexec.CacheStore")
         values, selected, kept = self._input_values(inputs, input_values, only, skip, keep)
-        return explain(self, store, node_keys(self, values, parts=True), selected, kept)
+        return explain(self, store, node_keys(self, values), selected, kept)
 
     def _input_values(
         self,

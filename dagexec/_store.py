@@ -194,6 +194,7 @@ class CacheStore:
         """
         self._path = Path(path).absolute()
         self._path.mkdir(parents=True, exist_ok=True)
+        self._values = os.path.join(str(self._path), "values", "")  # entry paths as text: cheap
 
     @property
     def path(self) -> Path:
@@ -203,8 +204,8 @@ class CacheStore:
     def __repr__(self) -> str:
         return f"CacheStore({str(self._path)!r})"
 
-    def _file(self, key: str) -> Path:
-        return self._path / "values" / key[:2] / key[2:]
+    def _file(self, key: str) -> str:
+        return f"{self._values}{key[:2]}{os.sep}{key[2:]}"
 
     def __contains__(self, key: object) -> bool:
         """Whether an entry file for ``key`` exists (cheap: the file is not checked).
@@ -212,7 +213,7 @@ class CacheStore:
         Raises:
             ValueError: when ``key`` is not 64 lowercase hex digits.
         """
-        return self._file(_check_key(key)).is_file()
+        return os.path.isfile(self._file(_check_key(key)))
 
     def get(self, key: str) -> tuple[bool, Any]:
         """The value stored under ``key``: ``(True, value)``, or ``(False, None)`` for a miss.
@@ -241,7 +242,7 @@ class CacheStore:
             os.utime(path)
         return True, value
 
-    def _discard(self, path: Path, ident: os.stat_result | None, reason: str) -> None:
+    def _discard(self, path: str, ident: os.stat_result | None, reason: str) -> None:
         """Log and remove a bad entry file, unless a writer has replaced it since it was read."""
         try:
             now = os.stat(path)
@@ -310,7 +311,7 @@ class CacheStore:
         """Write an entry that :meth:`_pack` made, atomically; False (logged) on failure."""
         path = self._file(_check_key(key))
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
             write_atomic(path, entry)
         except OSError as exc:
             logger.warning("cannot write cache entry %s: %s", path, exc.strerror or exc)

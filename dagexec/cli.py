@@ -115,7 +115,7 @@ def _explain(plan: Any, inputs: dict[str, Any], args: argparse.Namespace, reason
     store = open_store(args.cache)
     assert store is not None
     if reasons:
-        return explain(plan, store, node_keys(plan, values, parts=True), selected, kept)
+        return explain(plan, store, node_keys(plan, values), selected, kept)
     decision = decide(plan, store, node_keys(plan, values), selected, kept, load=False)
     return [_Action("run" if r else "") for r in decision.runs]
 

@@ -624,3 +624,74 @@ def test_a_global_rebound_between_two_runs_changes_the_key(tmp_path):
         assert (result.output, states(result)) == (15, {"scale_by_global": "succeeded"})
     finally:
         FACTOR = 2
+
+
+@dx.task
+def pick(xs: list[int], k: int) -> int:
+    return xs[k]
+
+
+@dx.task
+def length(text: str) -> int:
+    return len(text)
+
+
+def test_explain_gives_every_reason(tmp_path):
+    def build(k: int) -> dx.CompiledGraph:
+        with dx.Graph("e") as g:
+            n = g.input("n", int)
+            xs = load(n)
+            g.output(pick(xs, k), name="picked")
+            g.output(length(report.options(name="side")(total(xs))), name="side")
+        return g.compile()
+
+    plan = build(1)
+    assert str(plan.explain(cache=tmp_path, n=3)[0]) == "run      load  (not cached yet)"
+    found = {e.key: (e.action, e.reasons) for e in plan.explain(cache=tmp_path, n=3)}
+    assert found == {
+        "load": ("run", ("not cached yet",)),
+        "pick": ("run", ("upstream will run: load",)),
+        "total": ("run", ("upstream will run: load",)),
+        "side": ("run", ("cache=False",)),
+        "length": ("run", ("upstream not cacheable: side",)),
+    }
+    plan.run(cache=tmp_path, executor="serial", n=3)
+    found = {e.key: (e.action, e.reasons) for e in build(2).explain(cache=tmp_path, n=4)}
+    assert found == {
+        "load": ("run", ("input changed: n",)),
+        "pick": ("run", ("constants changed", "upstream will run: load")),
+        "total": ("run", ("upstream will run: load",)),
+        "side": ("run", ("cache=False",)),
+        "length": ("run", ("upstream not cacheable: side",)),
+    }
+    store = CacheStore(tmp_path)
+    entry_path(store, plan.cache_keys(n=3)["pick"]).unlink()
+    found = {e.key: (e.action, e.reasons) for e in plan.explain(cache=tmp_path, n=3)}
+    assert found["pick"] == ("run", ("not cached yet",))  # no entry of pick is left in the store
+    assert found["load"] == ("cached", ("in the store",))
+    assert found["total"] == ("cached", ("in the store",))
+    skipped = {e.key: e.action for e in plan.explain(cache=tmp_path, n=3, skip=["side"])}
+    assert skipped == {"load": "cached", "pick": "run", "total": "cached", "side": "skipped", "length": "skipped"}
+
+
+@dx.section
+def summary(n: int) -> int:
+    return total(double(load(n)))
+
+
+def test_a_section_whose_output_is_cached_does_not_run_inside(tmp_path):
+    with dx.Graph("s") as g:
+        g.output(report(summary(g.input("n", int))), name="r")
+    plan = g.compile()
+    run(plan, tmp_path, n=3)
+    store = CacheStore(tmp_path)
+    keys = plan.cache_keys(n=3)
+    for key in ("summary/load", "summary/double"):
+        entry_path(store, keys[key]).unlink()
+    result, ran = run(plan, tmp_path, n=3)
+    assert ran == ["report"]
+    assert {k: s for k, s in states(result).items() if k.startswith("summary/")} == {
+        "summary/load": "cached",
+        "summary/double": "cached",
+        "summary/total": "cached",
+    }
