@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import inspect
 from typing import Any
 
 from . import _graph as G
@@ -222,6 +223,7 @@ class _Compiler:
         site_cache: dict[tuple[str, int], str] = {}
         Node = G.Node
         TASK = G.TASK
+        coros: dict[Any, bool] = {}  # function -> whether it is an async def, asked once each
         for p, gi in enumerate(self.order_):
             key = g._keys[gi]
             kind, task, opts, raw_args, raw_kwargs, _, nested, site, scope = recs[gi]
@@ -273,8 +275,11 @@ class _Compiler:
                 checks, ret, timeout, resources = (), None, None, None
                 route = routes[deps[0]] if deps else "default"
             routes.append(route)
+            coro = coros.get(fn)
+            if coro is None:
+                coro = coros[fn] = inspect.iscoroutinefunction(fn)
             rows.append(
-                (key, NodeSpec(key, fn, task, checks, ret, timeout, resources), a, tuple(fills), kw, kwfills,
+                (key, NodeSpec(key, fn, task, checks, ret, timeout, resources, coro), a, tuple(fills), kw, kwfills,
                  nested, deps, tuple(reads), opts, tname, where, scope.path if scope is not None else "")
             )  # fmt: skip
         return rows

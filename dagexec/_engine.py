@@ -113,6 +113,9 @@ class Executor:
     #: True when the engine should also batch tiny ready trials (ones whose function
     #: took under ``TINY_S`` before) for it: worth it where a submission is costly
     batch_tiny = False
+    #: trials of ``async def`` tasks the executor runs at once besides :attr:`capacity`
+    #: (on an event loop: they wait without holding a worker); 0: they count as any trial
+    async_capacity = 0
     #: True when trial values may stay where they were made: outcomes then carry
     #: :class:`~dagexec._worker.Remote` handles, and :meth:`fetch` brings values over
     keeps_values = False
@@ -355,8 +358,13 @@ class _Run:
         self.vals: list[Any] = [None] * n + input_values + list(plan._consts)
         self.kept = kept
         self.selected = selected
-        self.execs = execs
+        # one lane per executor, and one more per executor that runs async tasks
+        # concurrently (async_capacity): a lane has its own ready stack and capacity
+        self.execs = list(execs)
         self.route = route_idx
+        self.caps = [ex.capacity for ex in execs]
+        if any(spec.coro for spec in plan._specs):
+            self._async_lanes()
         self.fail_fast = fail_fast
         self.cb = callbacks
         self.has_cb = bool(callbacks)
@@ -373,8 +381,8 @@ class _Run:
         # succeeded without callbacks (cheaper than a Trial; made one in _result)
         self.trials: list[Any] = [None] * n
         self.calls: dict[int, Call | Batch] = {}  # idx -> in-flight call or batch (asynchronous executors)
-        self.inflight = [0] * len(execs)
-        self.ready: list[list[int]] = [[] for _ in execs]
+        self.inflight = [0] * len(self.execs)
+        self.ready: list[list[int]] = [[] for _ in self.execs]
         self.deadlines: list[tuple[float, int, int]] = []  # (time, idx, attempt)
         self.retries: list[tuple[float, int]] = []  # (time, idx)
         self.q: queue.SimpleQueue[Any] = queue.SimpleQueue()  # Outcome or BatchDone
@@ -383,8 +391,8 @@ class _Run:
         # take batches / tiny batches, per-function seconds per trial, nodes to run alone
         # executors that keep values where they were made: values cross over by fetch()
         self.remote = any(ex.keeps_values for ex in execs)
-        self.batching = [ex.batches and not self.remote for ex in execs]
-        self.tiny = [ex.batch_tiny and ex.batches for ex in execs]
+        self.batching = [ex.batches and not self.remote and r < len(execs) for r, ex in enumerate(self.execs)]
+        self.tiny = [b and ex.batch_tiny for b, ex in zip(self.batching, self.execs, strict=True)]
         self.links = plan._chain_links() if any(self.batching) else None
         self.est: dict[Any, float] = {}
         self.solo: set[int] = set()
@@ -398,6 +406,21 @@ class _Run:
         self.cache_keys: Any = None
         self.saving: list[bool] | None = None
         self.earlier: dict[int, list[Trial]] = {}
+
+    def _async_lanes(self) -> None:
+        """Route the async tasks of each executor that has ``async_capacity`` to a lane
+        of their own: they count against that capacity, not the executor's threads."""
+        lanes: dict[int, int] = {}
+        route = self.route = list(self.route)
+        for i, spec in enumerate(self.plan._specs):
+            r = route[i]
+            if spec.coro and r < len(self.caps) and self.execs[r].async_capacity:
+                lane = lanes.get(r)
+                if lane is None:
+                    lane = lanes[r] = len(self.execs)
+                    self.execs.append(self.execs[r])
+                    self.caps.append(self.execs[r].async_capacity)
+                route[i] = lane
 
     def use_cache(self, store: CacheStore, decision: CacheDecision, earlier: dict[int, list[Trial]]) -> None:
         """Mark the nodes the cache serves (or that only cached nodes need) ``cached``,
@@ -475,7 +498,7 @@ class _Run:
         post = q.put
         finish = self._finish
         make = self._make_call
-        caps = [ex.capacity for ex in execs]
+        caps = self.caps
         n_exec = len(execs)
         has_cb = bool(self.cb)
         batching = self.batching

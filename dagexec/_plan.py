@@ -82,9 +82,11 @@ class NodeSpec:
         ret: the return annotation to check, or None.
         timeout: the task's timeout in seconds, or None.
         resources: the task's ``resources`` option (placement on a cluster), or None.
+        coro: True when ``fn`` is an ``async def``: the executing side awaits it on an
+            event loop (``docs/dynamic.md``).
     """
 
-    __slots__ = ("checks", "fn", "key", "resources", "ret", "task", "timeout")
+    __slots__ = ("checks", "coro", "fn", "key", "resources", "ret", "task", "timeout")
 
     def __init__(
         self,
@@ -95,6 +97,7 @@ class NodeSpec:
         ret: Any,
         timeout: float | None,
         resources: dict[str, float] | None = None,
+        coro: bool = False,
     ) -> None:
         self.key = key
         self.fn = fn
@@ -103,14 +106,18 @@ class NodeSpec:
         self.ret = ret
         self.timeout = timeout
         self.resources = resources
+        self.coro = coro
 
     def __reduce__(self) -> tuple[Any, ...]:
         if self.task is not None:
             return (
                 _spec_from_task,
-                (self.key, self.task, self.checks, self.ret, self.timeout, self.resources),
+                (self.key, self.task, self.checks, self.ret, self.timeout, self.resources, self.coro),
             )
-        return (NodeSpec, (self.key, self.fn, None, self.checks, self.ret, self.timeout, self.resources))
+        return (
+            NodeSpec,
+            (self.key, self.fn, None, self.checks, self.ret, self.timeout, self.resources, self.coro),
+        )
 
     def __repr__(self) -> str:
         return f"<NodeSpec {self.key!r}>"
@@ -123,8 +130,9 @@ def _spec_from_task(
     ret: Any,
     timeout: float | None,
     resources: dict[str, float] | None = None,
+    coro: bool = False,
 ) -> NodeSpec:
-    return NodeSpec(key, task.__wrapped__, task, checks, ret, timeout, resources)
+    return NodeSpec(key, task.__wrapped__, task, checks, ret, timeout, resources, coro)
 
 
 class InputSpec:
@@ -327,6 +335,8 @@ class CompiledGraph:
                         and not nested[j]
                         and specs[i].timeout is None
                         and specs[j].timeout is None
+                        and not specs[i].coro
+                        and not specs[j].coro
                     ):
                         out[i] = j
             links = tuple(out)

@@ -22,6 +22,8 @@ from ._errors import DagexecError
 
 __all__ = [
     "LINK",
+    "WorkerSpec",
+    "spec_fields",
     "Batch",
     "Remote",
     "BatchDone",
@@ -71,6 +73,28 @@ class Call:
 
     def __repr__(self) -> str:
         return f"<Call {self.spec.key!r} attempt={self.attempt}>"
+
+
+class WorkerSpec:
+    """A node's spec as a worker process rebuilds it: what :func:`run_call` reads."""
+
+    __slots__ = ("checks", "coro", "fn", "key", "ret", "timeout")
+
+    def __init__(
+        self, key: str, fn: Any, checks: Any, ret: Any, timeout: float | None = None, coro: bool = False
+    ) -> None:
+        self.key = key
+        self.fn = fn
+        self.checks = checks
+        self.ret = ret
+        self.timeout = timeout
+        self.coro = coro
+
+
+def spec_fields(spec: Any) -> tuple[Any, ...]:
+    """What a worker needs of a spec besides its function: ``WorkerSpec(key, fn, *rest)``
+    takes them back in this order (``rest`` = this tuple without the key)."""
+    return (spec.key, spec.checks, spec.ret, spec.timeout, spec.coro)
 
 
 class Remote:
@@ -248,6 +272,8 @@ def run_call(call: Call, worker: str | None = None, reraise_interrupt: bool = Fa
         if spec.checks:
             _check(spec, args, kwargs)
         value = spec.fn(*args, **kwargs) if kwargs else spec.fn(*args)
+        if spec.coro:
+            value = _run_coroutine(_awaited(spec, value))
         if spec.ret is not None:
             _check_return(spec, value)
     except KeyboardInterrupt as exc:
@@ -267,6 +293,89 @@ def run_call(call: Call, worker: str | None = None, reraise_interrupt: bool = Fa
         time(),
         worker or threading.current_thread().name,
     )
+
+
+async def run_call_async(call: Call, worker: str) -> Outcome:
+    """:func:`run_call` for an ``async def`` task, on the running event loop: awaits
+    the coroutine (with the task's timeout) without blocking the loop's other trials."""
+    spec = call.spec
+    args = call.args
+    kwargs = call.kwargs
+    start = time()
+    try:
+        if spec.checks:
+            _check(spec, args, kwargs)
+        value = await _awaited(spec, spec.fn(*args, **kwargs) if kwargs else spec.fn(*args))
+        if spec.ret is not None:
+            _check_return(spec, value)
+    except BaseException as exc:
+        return failed_outcome(call, exc, start, worker)
+    return (call.idx, call.attempt, True, value, None, "", start, time(), worker)
+
+
+async def _awaited(spec: Any, coro: Any) -> Any:
+    """Await an async task's coroutine; past the task's timeout, cancel it (its
+    ``finally`` blocks run) and raise :class:`~dagexec.TaskTimeout`."""
+    if spec.timeout is None:
+        return await coro
+    import asyncio
+
+    task = asyncio.ensure_future(coro)
+    try:
+        done, _ = await asyncio.wait((task,), timeout=spec.timeout)
+    except asyncio.CancelledError:  # abandoned (the engine's deadline, Ctrl-C): cancel it too
+        await _cancel(task)
+        raise
+    if not done:
+        await _cancel(task)
+        from ._errors import TaskTimeout
+
+        raise TaskTimeout(f"node {spec.key!r} timed out after {spec.timeout:g} s", spec.key, spec.timeout)
+    return task.result()
+
+
+async def _cancel(task: Any) -> None:
+    """Cancel ``task`` and wait until its cleanup (``finally`` blocks) has run."""
+    import asyncio
+
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):
+        pass  # its cancellation, or what its cleanup raised: the caller has the error
+
+
+_local = threading.local()  # .loop: the event loop of this thread's async trials
+_background: list[Any] = []  # [loop] of the thread that runs coroutines for threads that have a loop running
+_background_lock = threading.Lock()
+
+
+def _run_coroutine(coro: Any) -> Any:
+    """Run ``coro`` to its end from synchronous code: on this thread's own event loop
+    (one per thread, kept between trials), or, when a loop already runs in this thread
+    (a notebook), on a loop thread of dagexec's."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        loop = getattr(_local, "loop", None)
+        if loop is None or loop.is_closed():
+            loop = _local.loop = asyncio.new_event_loop()
+        return loop.run_until_complete(coro)
+    return asyncio.run_coroutine_threadsafe(coro, background_loop()).result()
+
+
+def background_loop() -> Any:
+    """dagexec's event loop thread of this process, started on first use."""
+    with _background_lock:
+        if not _background:
+            import asyncio
+
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="dagexec-async", daemon=True).start()
+            _background.append(loop)
+        return _background[0]
 
 
 def failed_outcome(call: Call, exc: BaseException, start: float, worker: str | None = None) -> Outcome:

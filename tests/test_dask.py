@@ -715,3 +715,19 @@ def test_sigint_cancels_the_trials_on_the_cluster_and_reraises(client, cluster, 
     # the run's client is gone, and the scheduler forgot every task of the run
     wait_until(lambda: set(cluster.scheduler.clients) == clients, "the run's client to close")
     assert_released(client)
+
+
+@dx.task
+async def async_double(x: int) -> int:
+    import asyncio
+
+    await asyncio.sleep(0.001)
+    return 2 * x
+
+
+def test_async_tasks_are_awaited_in_the_dask_workers(dask_ex):
+    with dx.Graph("g") as g:
+        g.output(add(async_double(1), async_double(2)), name="out")
+    result = g.compile().run(executor=dask_ex)
+    assert result.output == 6
+    assert all(t.worker.startswith("tcp://127.0.0.1:") for ts in result.trials.values() for t in ts)

@@ -24,6 +24,11 @@ EXPECTED: dict[str, list[str | re.Pattern[str]]] = {
         "fragile: [(1, 'crashed'), (2, 'succeeded')] survived",
         "  WorkerCrashed: node 'fragile': its dask worker <worker> died while running attempt 1",
     ],
+    "dynamic.py": [
+        "bytes: 104950",
+        "downloads waiting at once, at most: 100 (with 4 threads)",
+        "hang: timed_out (node 'hang' timed out after 0.5 s); cleaned up: ['hang']",
+    ],
     "processes.py": [
         "primes below 100,000: 9592",
         "  fetch_range ran in a thread",

@@ -66,7 +66,18 @@ from typing import Any
 
 from .._engine import Executor
 from .._errors import WorkerCrashed
-from .._worker import Call, Outcome, Remote, dump_call, dump_outcome, failed_outcome, load_outcome, run_call
+from .._worker import (
+    Call,
+    Outcome,
+    Remote,
+    WorkerSpec,
+    dump_call,
+    dump_outcome,
+    failed_outcome,
+    load_outcome,
+    run_call,
+    spec_fields,
+)
 
 logger = logging.getLogger("dagexec.executors.dask")
 
@@ -98,19 +109,7 @@ _Path = tuple[Any, ...]
 
 _CACHE_SIZE = 4096
 _fns: dict[bytes, Callable[..., Any]] = {}  # function digest -> function, in this worker
-_specs: dict[bytes, _Spec] = {}  # spec digest -> spec, in this worker
-
-
-class _Spec:
-    """A node's spec as a worker rebuilds it: what ``run_call`` reads."""
-
-    __slots__ = ("checks", "fn", "key", "ret")
-
-    def __init__(self, key: str, fn: Callable[..., Any], checks: Any, ret: Any) -> None:
-        self.key = key
-        self.fn = fn
-        self.checks = checks
-        self.ret = ret
+_specs: dict[bytes, WorkerSpec] = {}  # spec digest -> spec, in this worker
 
 
 class _Failed:
@@ -163,7 +162,7 @@ def _pickle_problem(value: Any) -> Exception | None:
     return None
 
 
-def _load_spec(fn_digest: bytes, fn_bytes: bytes, spec_digest: bytes, spec_bytes: bytes) -> _Spec:
+def _load_spec(fn_digest: bytes, fn_bytes: bytes, spec_digest: bytes, spec_bytes: bytes) -> WorkerSpec:
     spec = _specs.get(spec_digest)
     if spec is None:
         fn = _fns.get(fn_digest)
@@ -173,8 +172,8 @@ def _load_spec(fn_digest: bytes, fn_bytes: bytes, spec_digest: bytes, spec_bytes
             if len(_fns) >= _CACHE_SIZE:
                 _fns.clear()
             _fns[fn_digest] = fn
-        key, checks, ret = pickle.loads(spec_bytes)
-        spec = _Spec(key, fn, checks, ret)
+        key, *rest = pickle.loads(spec_bytes)
+        spec = WorkerSpec(key, fn, *rest)
         if len(_specs) >= _CACHE_SIZE:
             _specs.clear()
         _specs[spec_digest] = spec
@@ -511,7 +510,7 @@ class DaskExecutor(Executor):
             data = cloudpickle.dumps((spec.task is not None, obj))
             fn = (obj, hashlib.sha1(data).digest(), data)
             self._fn_blobs[id(obj)] = fn
-        rest = cloudpickle.dumps((spec.key, spec.checks, spec.ret))
+        rest = cloudpickle.dumps(spec_fields(spec))
         blobs = (fn[1], fn[2], hashlib.sha1(fn[1] + rest).digest(), rest)
         self._spec_blobs[id(spec)] = (spec, blobs)
         return blobs

@@ -65,12 +65,14 @@ from .._worker import (
     BatchDone,
     Call,
     Outcome,
+    WorkerSpec,
     dump_call,
     dump_outcome,
     failed_outcome,
     load_outcome,
     run_batch,
     run_call,
+    spec_fields,
 )
 
 logger = logging.getLogger("dagexec.executors.loky")
@@ -87,21 +89,8 @@ _Blobs = tuple[bytes, bytes, bytes, bytes]
 
 _reports: Any = None  # the writing end of the report pipe, set by _init_worker
 _fns: dict[bytes, Callable[..., Any]] = {}  # function digest -> function, in this worker
-_specs: dict[bytes, _Spec] = {}  # spec digest -> spec, in this worker
+_specs: dict[bytes, WorkerSpec] = {}  # spec digest -> spec, in this worker
 _CACHE_SIZE = 4096
-
-
-class _Spec:
-    """A node's spec as a worker rebuilds it: what ``run_call`` reads."""
-
-    __slots__ = ("checks", "fn", "key", "ret", "timeout")
-
-    def __init__(self, key: str, fn: Callable[..., Any], checks: Any, ret: Any, timeout: float | None):
-        self.key = key
-        self.fn = fn
-        self.checks = checks
-        self.ret = ret
-        self.timeout = timeout
 
 
 _progress: Any = None  # the progress board (a memoryview of int64), set by _init_worker
@@ -124,7 +113,7 @@ def _alarm(key: str, timeout: float) -> Callable[[int, Any], None]:
     return on_alarm
 
 
-def _load_spec(fn_digest: bytes, fn_bytes: bytes, spec_digest: bytes, spec_bytes: bytes) -> _Spec:
+def _load_spec(fn_digest: bytes, fn_bytes: bytes, spec_digest: bytes, spec_bytes: bytes) -> WorkerSpec:
     spec = _specs.get(spec_digest)
     if spec is None:
         fn = _fns.get(fn_digest)
@@ -134,8 +123,8 @@ def _load_spec(fn_digest: bytes, fn_bytes: bytes, spec_digest: bytes, spec_bytes
             if len(_fns) >= _CACHE_SIZE:
                 _fns.clear()
             _fns[fn_digest] = fn
-        key, checks, ret, timeout = pickle.loads(spec_bytes)
-        spec = _Spec(key, fn, checks, ret, timeout)
+        key, *rest = pickle.loads(spec_bytes)
+        spec = WorkerSpec(key, fn, *rest)
         if len(_specs) >= _CACHE_SIZE:
             _specs.clear()
         _specs[spec_digest] = spec
@@ -169,7 +158,7 @@ def _run_in_worker(sid: int, head: tuple[int, int, str], blobs: _Blobs, values: 
         return False, _unloadable(head, "its arguments", exc, start, worker)
     call = Call(head[0], head[1], spec, args, kwargs)
     timeout = spec.timeout
-    if timeout is None:
+    if timeout is None or spec.coro:  # a coroutine is cancelled at its timeout instead
         out = run_call(call, worker)
     else:
         previous = signal.signal(signal.SIGALRM, _alarm(spec.key, timeout))
@@ -487,7 +476,7 @@ class LokyExecutor(Executor):
             data = cloudpickle.dumps((spec.task is not None, obj))
             fn = (obj, hashlib.sha1(data).digest(), data)
             self._fn_blobs[id(obj)] = fn
-        rest = cloudpickle.dumps((spec.key, spec.checks, spec.ret, spec.timeout))
+        rest = cloudpickle.dumps(spec_fields(spec))
         blobs = (fn[1], fn[2], hashlib.sha1(fn[1] + rest).digest(), rest)
         self._spec_blobs[id(spec)] = (spec, blobs)
         return blobs

@@ -5,11 +5,16 @@ Each submission runs in a copy of the submitting thread's ``contextvars`` contex
 past its timeout is abandoned, and the pool starts one more thread so the run
 keeps its capacity; the thread that ran the abandoned trial leaves when the trial
 returns.
+
+Trials of ``async def`` tasks do not take a thread: they run as tasks on one event
+loop, in a thread of the executor's own, up to ``max_async`` at once; a timeout or
+Ctrl-C cancels the coroutine.
 """
 
 from __future__ import annotations
 
 import contextvars
+import logging
 import os
 import queue
 import threading
@@ -17,7 +22,12 @@ from collections.abc import Callable
 from typing import Any
 
 from .._engine import Executor
-from .._worker import Batch, BatchDone, Call, Outcome, run_batch, run_call
+from .._worker import Batch, BatchDone, Call, Outcome, run_batch, run_call, run_call_async
+
+logger = logging.getLogger("dagexec.executors.threads")
+
+#: seconds shutdown waits for cancelled coroutines to finish their cleanup
+_LOOP_GRACE_S = 10.0
 
 
 class ThreadExecutor(Executor):
@@ -25,20 +35,27 @@ class ThreadExecutor(Executor):
 
     Args:
         max_workers: number of threads (default ``min(32, cpu_count + 4)``).
+        max_async: trials of ``async def`` tasks running at once on the executor's
+            event loop, besides the threads (default 256).
 
     Raises:
-        ValueError: when ``max_workers`` is not a positive int.
+        ValueError: when ``max_workers`` or ``max_async`` is not a positive int.
     """
 
     name = "threads"
     batches = True
 
-    def __init__(self, max_workers: int | None = None) -> None:
+    def __init__(self, max_workers: int | None = None, max_async: int = 256) -> None:
         if max_workers is None:
             max_workers = min(32, (os.cpu_count() or 1) + 4)
-        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-            raise ValueError(f"max_workers must be an int >= 1, got {max_workers!r}")
+        for name, value in (("max_workers", max_workers), ("max_async", max_async)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         self._max = max_workers
+        self._max_async = max_async
+        self._loop: Any = None  # the event loop of async trials, in a thread of its own
+        self._loop_thread: threading.Thread | None = None
+        self._tasks: dict[int, Any] = {}  # id(call) -> its asyncio task, while it runs
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -54,10 +71,19 @@ class ThreadExecutor(Executor):
         """``max_workers``."""
         return self._max
 
+    @property
+    def async_capacity(self) -> int:  # type: ignore[override]
+        """``max_async``: async trials run on the event loop besides the threads."""
+        return self._max_async
+
     def submit(self, call: Call, post: Callable[[Outcome], None]) -> None:
-        """Queue ``call``; a worker thread posts its outcome."""
+        """Queue ``call``; a worker thread posts its outcome (the event loop, for an
+        ``async def`` task)."""
         if self._shutdown:
             raise RuntimeError("submit after ThreadExecutor.shutdown()")
+        if type(call) is Call and call.spec.coro:
+            self._submit_async(call, post)
+            return None
         self._q.put((call, post, contextvars.copy_context()))
         if len(self._threads) < self._max + self._extra:
             self._start_thread()
@@ -101,8 +127,41 @@ class ThreadExecutor(Executor):
             if me in self._threads:
                 self._threads.remove(me)
 
+    def _submit_async(self, call: Call, post: Callable[[Outcome], None]) -> None:
+        import asyncio
+
+        with self._lock:
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.new_event_loop()
+                self._counter += 1
+                name = f"dagexec-async-{self._counter}"
+                t = self._loop_thread = threading.Thread(target=_run_loop, args=(loop,), name=name, daemon=True)
+                t.start()
+        ctx = contextvars.copy_context()
+        cid = id(call)
+
+        def start() -> None:
+            task = ctx.run(loop.create_task, run_call_async(call, threading.current_thread().name))
+            self._tasks[cid] = task
+
+            def done(t: Any) -> None:
+                self._tasks.pop(cid, None)
+                if not t.cancelled():
+                    post(t.result())
+
+            task.add_done_callback(done)
+
+        loop.call_soon_threadsafe(start)
+
     def abandon(self, call: Call | Batch) -> None:
-        """Leave the thread running ``call`` to finish alone; start a stand-in thread."""
+        """Leave the thread running ``call`` to finish alone; start a stand-in thread.
+        An async trial's coroutine is cancelled instead."""
+        if type(call) is Call and call.spec.coro:
+            loop = self._loop
+            if loop is not None:
+                loop.call_soon_threadsafe(lambda: (t := self._tasks.get(id(call))) is not None and t.cancel())
+            return
         with self._lock:
             self._extra += 1
             self._abandoned[id(call)] = call
@@ -115,6 +174,29 @@ class ThreadExecutor(Executor):
         they leave when their task returns.
         """
         self._shutdown = True
+        loop, self._loop = self._loop, None
+        if loop is not None:
+
+            def stop() -> None:
+                import asyncio
+
+                tasks = list(self._tasks.values())
+                for task in tasks:
+                    task.cancel()
+                if not tasks:
+                    loop.stop()
+                    return
+                # stop once the cancelled coroutines have run their cleanup
+                asyncio.gather(*tasks, return_exceptions=True).add_done_callback(lambda _: loop.stop())
+
+            loop.call_soon_threadsafe(stop)
+            # the cancelled coroutines' cleanup runs before the run returns (bounded:
+            # a coroutine that ignores its cancellation is left to its daemon thread)
+            if self._loop_thread is not None:
+                self._loop_thread.join(_LOOP_GRACE_S)
+                if self._loop_thread.is_alive():
+                    logger.warning("async tasks still ran %g s after their cancellation", _LOOP_GRACE_S)
+                self._loop_thread = None
         with self._lock:
             threads = list(self._threads)
             stuck = {t for t, cid in self._busy.items() if cid in self._abandoned}
@@ -127,3 +209,10 @@ class ThreadExecutor(Executor):
 
     def __repr__(self) -> str:
         return f"ThreadExecutor(max_workers={self._max})"
+
+
+def _run_loop(loop: Any) -> None:
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()

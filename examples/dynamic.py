@@ -1,0 +1,81 @@
+"""Dynamic: ``async def`` tasks awaited on an event loop where their trials run.
+
+Run it with ``python examples/dynamic.py``. A hundred "downloads" that each wait
+0.2 s run at once on the threads executor's event loop (they hold no thread while
+they wait), then a coroutine that runs past its timeout is cancelled, and its
+``finally`` block runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import dagexec as dx
+
+
+class Gauge:
+    """How many downloads are waiting at once (the most seen)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = 0
+        self.most = 0
+
+    def enter(self) -> None:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.now -= 1
+
+
+GAUGE = Gauge()
+CLEANED: list[str] = []
+
+
+@dx.task
+async def download(page: int) -> int:
+    """A stand-in for an HTTP request: waits, then returns the page's size."""
+    GAUGE.enter()
+    try:
+        await asyncio.sleep(0.2)
+    finally:
+        GAUGE.leave()
+    return 1_000 + page
+
+
+@dx.task
+def total(sizes: list[int]) -> int:
+    """An ordinary task reading the async tasks' values."""
+    return sum(sizes)
+
+
+@dx.task(timeout=0.5)
+async def hang() -> str:
+    """Runs past its timeout: the coroutine is cancelled and its cleanup runs."""
+    try:
+        await asyncio.sleep(60)
+    finally:
+        CLEANED.append("hang")
+    return "never"
+
+
+def main() -> None:
+    with dx.Graph("pages") as graph:
+        graph.output(total([download(page) for page in range(100)]), name="bytes")
+    result = graph.compile().run(executor="threads", max_workers=4)
+    print("bytes:", result.output)
+    print("downloads waiting at once, at most:", GAUGE.most, "(with 4 threads)")
+
+    with dx.Graph("hanging") as graph:
+        hang()
+    result = graph.compile().run(executor="threads", raise_on_failure=False)
+    trial = result.trials["hang"][0]
+    print("hang:", str(trial.state), f"({trial.error}); cleaned up: {CLEANED}")
+
+
+if __name__ == "__main__":
+    main()
