@@ -21,6 +21,7 @@ import logging
 
 from ._artifact import load, read_header
 from ._cache import Explanation
+from ._cond import cond
 from ._engine import Executor
 from ._errors import (
     ArtifactError,
@@ -76,6 +77,7 @@ __all__ = [
     "TypeCheckError",
     "WorkerCrashed",
     "__version__",
+    "cond",
     "current_graph",
     "load",
     "read_header",

@@ -33,6 +33,7 @@ from ._checks import (
     qual,
     runtime_checks,
 )
+from ._cond import choose
 from ._errors import GraphError, Problem
 from ._plan import CompiledGraph, InputSpec, NodeSpec, SectionInfo, _Ref, collect_refs
 from ._typecheck import short_repr
@@ -53,6 +54,10 @@ def _pack(value: Any) -> Any:
 def getitem(obj: Any, k: Any) -> Any:
     """The function of ``node[k]``."""
     return obj[k]
+
+
+#: the functions of the nodes that are no task's call
+_BUILTIN = {G.GETITEM: (getitem, "getitem"), G.FINISH: (_pack, "pack"), G.SELECT: (choose, "cond")}
 
 
 def compile_graph(graph: G.Graph, *, portable: bool = False) -> CompiledGraph:
@@ -106,7 +111,7 @@ class _Compiler:
         has_tpl = False
         for i, rec in enumerate(recs):
             kind = rec[0]
-            if kind == G.TASK or kind == G.GETITEM:
+            if kind == G.TASK or kind == G.GETITEM or kind == G.SELECT:
                 res[i] = (_NODE, i)
                 runnable.append(i)
             elif kind == G.INPUT:
@@ -271,7 +276,7 @@ class _Compiler:
                 resources = opts.resources
                 route = opts.executor or "default"
             else:  # node[k] and a section's packed value run where their producer runs
-                fn, tname = (getitem, "getitem") if kind == G.GETITEM else (_pack, "pack")
+                fn, tname = _BUILTIN[kind]
                 checks, ret, timeout, resources = (), None, None, None
                 route = routes[deps[0]] if deps else "default"
             routes.append(route)
@@ -384,12 +389,26 @@ class _Compiler:
             _consts=tuple(self.consts),
             _aliases=aliases,
             _sections=sections,
+            _conds=self._conds(),
             _pickle_problems=tuple(self.pickle_problems),
             _fingerprint=None,
             _links=None,
         )
         assert len(keys) == n
         return plan
+
+    def _conds(self) -> tuple[tuple[int, int, tuple[int, ...], tuple[int, ...]], ...]:
+        """Per ``dx.cond``: (its plan idx, its predicate's slot, the plan idxs of the
+        then-branch's nodes, of the otherwise-branch's)."""
+        res, pos = self.res, self.pos
+
+        def nodes(lo: int, hi: int) -> tuple[int, ...]:
+            return tuple(pos[gi] for gi in range(lo, hi) if res[gi][0] == _NODE and res[gi][1] == gi)
+
+        return tuple(
+            (pos[sel], self.slot_of(res[pred]), nodes(lo, mid), nodes(mid, hi))
+            for sel, pred, lo, mid, hi in self.g._conds
+        )
 
     def _inputs(self, keys: tuple[str, ...], reads_t: tuple[tuple[int, ...], ...]) -> tuple[InputSpec, ...]:
         n = self.n

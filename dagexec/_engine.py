@@ -406,6 +406,12 @@ class _Run:
         self.cache_keys: Any = None
         self.saving: list[bool] | None = None
         self.earlier: dict[int, list[Trial]] = {}
+        # dx.cond: predicate node idx -> its conds (select, pred slot, then, otherwise)
+        self.conds: dict[int, list[tuple[int, int, tuple[int, ...], tuple[int, ...]]]] | None = None
+        if plan._conds:
+            self.conds = {}
+            for c in plan._conds:
+                self.conds.setdefault(c[1], []).append(c)
 
     def _async_lanes(self) -> None:
         """Route the async tasks of each executor that has ``async_capacity`` to a lane
@@ -466,6 +472,9 @@ class _Run:
         t0 = time.perf_counter()
         logger.info("run of graph %r: %d nodes", plan.name, sum(self.selected))
         self.cb.call("on_run_start", plan)
+        if self.conds is not None:
+            for slot in [s for s in self.conds if s >= self.n]:  # a graph input or a constant
+                self._choose(slot, self.vals[slot], ready=False)
         for i in range(self.n):
             if self.state[i] == _PENDING and self.waiting[i] == 0:
                 self.ready[self.route[i]].append(i)
@@ -855,6 +864,8 @@ class _Run:
                 vals[i] = _RELEASED
             if self.stopping:
                 return
+            if self.conds is not None and i in self.conds:
+                self._choose(i, out[3])
             waiting = self.waiting
             ready = self.ready
             route = self.route
@@ -907,6 +918,28 @@ class _Run:
             for _, j in self.retries:
                 self.state[j] = _CANCELLED
             self.retries.clear()
+
+    def _choose(self, slot: int, value: Any, ready: bool = True) -> None:
+        """The predicate in ``slot`` has ``value``: skip each of its conds' untaken
+        branch, and what only that branch feeds (the cond itself takes the other)."""
+        if type(value) is Remote:
+            value = value.owner.fetch([value])[0]
+        state, waiting, dependents = self.state, self.waiting, self.dependents
+        for chooser, _, then_nodes, otherwise_nodes in self.conds[slot] if self.conds else ():
+            stack = list(reversed(otherwise_nodes if value else then_nodes))
+            while stack:
+                j = stack.pop()
+                if state[j] != _PENDING:
+                    continue
+                state[j] = _SKIPPED
+                self._release_reads(j)
+                for d in dependents[j]:
+                    if d == chooser:
+                        waiting[d] -= 1
+                        if ready and waiting[d] == 0 and state[d] == _PENDING:
+                            self.ready[self.route[d]].append(d)
+                    else:
+                        stack.append(d)
 
     def _release_reads(self, i: int) -> None:
         left, kept, vals = self.left, self.kept, self.vals

@@ -122,4 +122,6 @@ def plan_fingerprint(plan: CompiledGraph) -> str:
         upd(f"const:{value_token(c)}\n".encode())
     for s in plan._sections:
         upd(f"section:{s.path}:{s.output}:{sorted(s.inputs.items())}\n".encode())
+    for c in plan._conds:
+        upd(f"cond:{c}\n".encode())
     return h.hexdigest()

@@ -13,7 +13,8 @@ Node kinds:
 * ``INPUT``    a graph input, given a value when the plan runs;
 * ``GETITEM``  ``node[k]`` (also what unpacking makes);
 * ``PARAM``    a section's Start marker for one parameter: stands for the argument;
-* ``FINISH``   a section's Finish marker: stands for what the body returned.
+* ``FINISH``   a section's Finish marker: stands for what the body returned;
+* ``SELECT``   a ``dx.cond``: the taken branch's value (``_conds`` holds its branches).
 
 ``PARAM`` and ``FINISH`` are markers: compile resolves them to what they stand
 for, so they cost nothing at run time.
@@ -36,8 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Graph", "Node", "SectionNode", "current_graph"]
 
-TASK, INPUT, GETITEM, PARAM, FINISH = range(5)
-KIND_NAMES = ("task", "input", "getitem", "param", "finish")
+TASK, INPUT, GETITEM, PARAM, FINISH, SELECT = range(6)
+KIND_NAMES = ("task", "input", "getitem", "param", "finish", "select")
 
 # fields of a node record in Graph._recs
 R_KIND: Final = 0
@@ -142,6 +143,8 @@ class Graph:
         self._keys: list[str] = []
         self._recs: list[Rec] = []
         self._after: dict[int, list[int]] = {}
+        # dx.cond calls: (select idx, predicate idx, then-branch start, otherwise start, end)
+        self._conds: list[tuple[int, int, int, int, int]] = []
         self._used: set[str] = set()
         self._counts: dict[str, int] = {}
         self._inputs: dict[str, int] = {}  # input name -> idx
@@ -425,6 +428,7 @@ class Graph:
             if i >= n_nodes:
                 del self._inputs[name]
                 del self._input_specs[i]
+        self._conds[:] = [c for c in self._conds if c[0] < n_nodes]
         for i, others in list(self._after.items()):
             if i >= n_nodes:
                 del self._after[i]

@@ -17,6 +17,8 @@ topological order)::
     dependents[idx]  downstream node idxs
     reads[idx]       slots whose values idx reads (nodes and inputs), unique
     n_readers[slot]  how many nodes read a slot: its value is released after the last
+    conds            per dx.cond: (its idx, the predicate's slot, then-branch idxs,
+                     otherwise-branch idxs); the engine skips the untaken branch
 
 The run loop only indexes these tuples; it never searches the graph or touches keys.
 """
@@ -248,6 +250,7 @@ class CompiledGraph:
     __slots__ = (
         "_aliases",
         "_args",
+        "_conds",
         "_consts",
         "_dependents",
         "_deps",
@@ -297,6 +300,7 @@ class CompiledGraph:
     _consts: tuple[Any, ...]
     _aliases: dict[str, int]
     _sections: tuple[SectionInfo, ...]
+    _conds: tuple[tuple[int, int, tuple[int, ...], tuple[int, ...]], ...]
     _pickle_problems: tuple[Problem, ...]
     _fingerprint: str | None
     _links: tuple[int, ...] | None
@@ -313,7 +317,7 @@ class CompiledGraph:
         return {k: getattr(self, k) for k in self.__slots__ if k not in _CACHED}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._set(**state, _fingerprint=None, _links=None)
+        self._set(**{"_conds": (), **state}, _fingerprint=None, _links=None)  # files from before conds
 
     def _chain_links(self) -> tuple[int, ...]:
         """Per node, the node that continues its linear chain, or -1; computed on first use.

@@ -1,9 +1,10 @@
-"""Dynamic: ``async def`` tasks awaited on an event loop where their trials run.
+"""Dynamic: branching with ``dx.cond``, and ``async def`` tasks.
 
-Run it with ``python examples/dynamic.py``. A hundred "downloads" that each wait
-0.2 s run at once on the threads executor's event loop (they hold no thread while
-they wait), then a coroutine that runs past its timeout is cancelled, and its
-``finally`` block runs.
+Run it with ``python examples/dynamic.py``. First a cond chooses, at run time, how
+to summarise a list by its length: only the chosen branch runs, the other is
+``skipped``. Then a hundred "downloads" that each wait 0.2 s run at once on the
+threads executor's event loop (they hold no thread while they wait), and a
+coroutine that runs past its timeout is cancelled, and its ``finally`` block runs.
 """
 
 from __future__ import annotations
@@ -37,6 +38,27 @@ CLEANED: list[str] = []
 
 
 @dx.task
+def numbers(n: int) -> list[int]:
+    return list(range(n))
+
+
+@dx.task
+def is_long(xs: list[int]) -> bool:
+    return len(xs) > 1_000
+
+
+@dx.task
+def exact_mean(xs: list[int]) -> float:
+    return sum(xs) / len(xs)
+
+
+@dx.task
+def sampled_mean(xs: list[int]) -> float:
+    sample = xs[::100]
+    return sum(sample) / len(sample)
+
+
+@dx.task
 async def download(page: int) -> int:
     """A stand-in for an HTTP request: waits, then returns the page's size."""
     GAUGE.enter()
@@ -64,6 +86,15 @@ async def hang() -> str:
 
 
 def main() -> None:
+    with dx.Graph("means") as graph:
+        xs = numbers(graph.input("n", int))
+        graph.output(dx.cond(is_long(xs), then=lambda: sampled_mean(xs), otherwise=lambda: exact_mean(xs)))
+    plan = graph.compile()
+    for n in (10, 100_000):
+        result = plan.run(n=n, executor="serial")
+        skipped = [k for k, s in result.states.items() if s == dx.State.SKIPPED]
+        print(f"mean of {n}: {result.output} (skipped: {skipped})")
+
     with dx.Graph("pages") as graph:
         graph.output(total([download(page) for page in range(100)]), name="bytes")
     result = graph.compile().run(executor="threads", max_workers=4)

@@ -25,6 +25,8 @@ EXPECTED: dict[str, list[str | re.Pattern[str]]] = {
         "  WorkerCrashed: node 'fragile': its dask worker <worker> died while running attempt 1",
     ],
     "dynamic.py": [
+        "mean of 10: 4.5 (skipped: ['sampled_mean'])",
+        "mean of 100000: 49950.0 (skipped: ['exact_mean'])",
         "bytes: 104950",
         "downloads waiting at once, at most: 100 (with 4 threads)",
         "hang: timed_out (node 'hang' timed out after 0.5 s); cleaned up: ['hang']",
