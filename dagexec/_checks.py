@@ -71,12 +71,13 @@ def check_constants(
     raw_kwargs: dict[str, Any] | None,
     res: list[tuple[int, Any]],
     problems: list[Problem],
+    skip: int = 0,
 ) -> None:
     meta = task.meta
     hints = meta.hints
     for where_, pname in param_names(meta, len(raw_args), raw_kwargs):
         ann = hints.get(pname)
-        if ann is None:
+        if ann is None or (isinstance(where_, int) and where_ < skip):
             continue
         raw = raw_args[where_] if isinstance(where_, int) else (raw_kwargs or {})[where_]
         if isinstance(raw, G.Node):

@@ -111,7 +111,7 @@ class _Compiler:
         has_tpl = False
         for i, rec in enumerate(recs):
             kind = rec[0]
-            if kind == G.TASK or kind == G.GETITEM or kind == G.SELECT:
+            if kind == G.TASK or kind == G.GETITEM or kind == G.SELECT or kind == G.MAP:
                 res[i] = (_NODE, i)
                 runnable.append(i)
             elif kind == G.INPUT:
@@ -126,7 +126,7 @@ class _Compiler:
                     runnable.append(i)
                 else:
                     res[i] = res[value._i] if isinstance(value, G.Node) else (_CONST, value)
-        if not any(recs[i][0] == G.TASK for i in runnable):
+        if not any(recs[i][0] == G.TASK or recs[i][0] == G.MAP for i in runnable):
             self.problems.append(
                 Problem(f"graph {self.g.name!r} is empty: call tasks inside 'with graph:' before compile()")
             )
@@ -227,7 +227,8 @@ class _Compiler:
         self._pickled_fns: dict[int, bool] = {}
         site_cache: dict[tuple[str, int], str] = {}
         Node = G.Node
-        TASK = G.TASK
+        TASK, MAP = G.TASK, G.MAP
+        maps: list[int] = []
         coros: dict[Any, bool] = {}  # function -> whether it is an async def, asked once each
         for p, gi in enumerate(self.order_):
             key = g._keys[gi]
@@ -267,7 +268,7 @@ class _Compiler:
             deps = tuple([pos[d] for d in dep_lists[gi]])
             for d in deps:
                 dependents[d].append(p)
-            if kind == TASK:
+            if kind == TASK or kind == MAP:
                 assert task is not None and opts is not None
                 fn = task.__wrapped__
                 tname = opts.name
@@ -280,6 +281,8 @@ class _Compiler:
                 checks, ret, timeout, resources = (), None, None, None
                 route = routes[deps[0]] if deps else "default"
             routes.append(route)
+            if kind == MAP:
+                maps.append(p)
             coro = coros.get(fn)
             if coro is None:
                 coro = coros[fn] = inspect.iscoroutinefunction(fn)
@@ -287,6 +290,7 @@ class _Compiler:
                 (key, NodeSpec(key, fn, task, checks, ret, timeout, resources, coro), a, tuple(fills), kw, kwfills,
                  nested, deps, tuple(reads), opts, tname, where, scope.path if scope is not None else "")
             )  # fmt: skip
+        self.maps = frozenset(maps)
         return rows
 
     def _kw_template(
@@ -322,7 +326,9 @@ class _Compiler:
         meta = task._self_meta or task.meta
         if meta.hints and opts.typecheck:
             raw_args, raw_kwargs = self.recs[gi][3], self.recs[gi][4]
-            check_constants(self.g, gi, key, where, task, raw_args, raw_kwargs, self.res, self.problems)
+            # a map's first argument is the list of items: each item is checked at run time
+            skip = 1 if self.recs[gi][0] == G.MAP else 0
+            check_constants(self.g, gi, key, where, task, raw_args, raw_kwargs, self.res, self.problems, skip)
             checks, ret = runtime_checks(meta, len(a), kw)
         fn = task.__wrapped__
         fid = id(fn)
@@ -390,6 +396,7 @@ class _Compiler:
             _aliases=aliases,
             _sections=sections,
             _conds=self._conds(),
+            _maps=self.maps,
             _pickle_problems=tuple(self.pickle_problems),
             _fingerprint=None,
             _links=None,

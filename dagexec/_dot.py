@@ -217,6 +217,18 @@ def _run_line(word: str, trials: Sequence[Trial]) -> str:
     return ", ".join(parts)
 
 
+def _items_line(key: str, states: dict[str, State]) -> str:
+    """A map node's items in a run: ``3 items: 2 succeeded, 1 failed``."""
+    prefix = f"{key}["
+    counts: dict[str, int] = {}
+    for k, state in states.items():
+        if k.startswith(prefix) and k.endswith("]") and k[len(prefix) : -1].isdigit():
+            counts[state.value] = counts.get(state.value, 0) + 1
+    n = sum(counts.values())
+    detail = ", ".join(f"{c} {w}" for w, c in counts.items())
+    return f"{n} item{'' if n == 1 else 's'}" + (f": {detail}" if detail else "")
+
+
 def _legend(states: dict[str, State], trials: dict[str, list[Trial]]) -> str:
     import html
 
@@ -333,7 +345,10 @@ def to_dot(
             members.setdefault(where[idx], []).append(word)
             continue
         run = None if states is None else (word, trials.get(key, ()))
-        body.setdefault(plan._section_of[idx], []).append((f"n{idx}", _node_box(plan, idx, consts, run)))
+        box = _node_box(plan, idx, consts, run)
+        if states is not None and idx in plan._maps:
+            box["label"] += "\\n" + _label(_items_line(key, states))
+        body.setdefault(plan._section_of[idx], []).append((f"n{idx}", box))
 
     for path, words in members.items():
         sec = sections[sec_no[path]]
@@ -360,7 +375,7 @@ def _node_box(
 ) -> dict[str, str]:
     """Attributes of node ``idx``'s box; ``run`` is its state word and trials in a result."""
     key = plan._keys[idx]
-    lines = [key, plan._task_names[idx]]
+    lines = [key, f"map: {plan._task_names[idx]}" if idx in plan._maps else plan._task_names[idx]]
     lines += [f"{p}={short_repr(v, _CONST_WIDTH)}" for p, v in consts[:_CONST_LINES]]
     if len(consts) > _CONST_LINES:
         lines.append(f"+{len(consts) - _CONST_LINES} more")

@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._errors import InputError, Problem, RunFailed, TaskTimeout, TypeCheckError, WorkerCrashed
+from ._plan import NodeSpec
 from ._prepare import (
     as_list,
     bind_inputs,
@@ -280,9 +281,9 @@ def run_plan(
 
 def _run_failed(result: RunResult, run: _Run) -> RunFailed:
     failed = [run.plan._keys[i] for i in run.failed_order]
+    errors = [_error_of(result, run, i) for i in run.failed_order[:3]]
     parts = []
-    for key in failed[:3]:
-        err = result.trials[key][-1].error
+    for key, err in zip(failed[:3], errors, strict=True):
         parts.append(f"{key!r} ({type(err).__name__}: {err})" if err is not None else repr(key))
     more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
     noun = "node" if len(failed) == 1 else "nodes"
@@ -291,8 +292,22 @@ def _run_failed(result: RunResult, run: _Run) -> RunFailed:
         result,
         failed,
     )
-    exc.__cause__ = result.trials[failed[0]][-1].error
+    exc.__cause__ = errors[0]
     return exc
+
+
+def _error_of(result: RunResult, run: _Run, i: int) -> BaseException | None:
+    """The error a failed node failed with: its last trial's, or for a map its first
+    failed item's."""
+    trials = result.trials[run.plan._keys[i]]
+    if trials:
+        return trials[-1].error
+    mapped = run.map_runs.get(i)
+    if mapped is not None:
+        for j, state in enumerate(mapped.states):
+            if state == _FAILED and mapped.trials[j]:
+                return mapped.trials[j][-1].error
+    return None
 
 
 def _trial_state(err: BaseException | None) -> State:
@@ -327,6 +342,67 @@ def _should_retry(opts: Any, exc: BaseException | None) -> bool:
     except Exception:
         logger.warning("retry_on predicate %r raised; not retrying", retry_on, exc_info=True)
         return False
+
+
+class _MapRun:
+    """A ``task.map`` node expanded at run time: its items, and each item's trials."""
+
+    __slots__ = (
+        "attempts", "call", "failed", "kwargs", "left", "m", "rest", "specs", "start", "states",
+        "tokens", "trials", "values", "values_in",
+    )  # fmt: skip
+
+    def __init__(self, m: int, call: Call, items: list[Any]) -> None:
+        n = len(items)
+        self.m = m
+        self.call = call
+        self.values_in = items
+        self.rest = tuple(call.args[1:])  # the fixed arguments after the item
+        self.kwargs = call.kwargs
+        self.values: list[Any] = [None] * n
+        self.attempts = [0] * n
+        self.states = [_PENDING] * n
+        self.trials: list[list[Trial]] = [[] for _ in range(n)]
+        self.specs: dict[int, NodeSpec] = {}
+        self.tokens: list[int] = []
+        self.left = n
+        self.failed = False
+        self.start = time.time()
+
+    def item_key(self, j: int) -> str:
+        return f"{self.call.spec.key}[{j}]"
+
+    def spec(self, j: int) -> NodeSpec:
+        """The map's spec under item ``j``'s key (messages and workers name the item)."""
+        spec = self.specs.get(j)
+        if spec is None:
+            s = self.call.spec
+            spec = NodeSpec(self.item_key(j), s.fn, s.task, s.checks, s.ret, s.timeout, s.resources, s.coro)
+            self.specs[j] = spec
+        return spec
+
+    def record(self, j: int, out: Outcome, state: State, error: BaseException | None, tb: str) -> Trial:
+        lst = self.trials[j]
+        if lst and lst[-1].attempt == out[1] and lst[-1].end is None:
+            trial = lst[-1]
+            trial.state, trial.start, trial.end, trial.worker = state, out[6], out[7], out[8]
+            trial.error, trial.traceback = error, tb
+        else:
+            trial = Trial(self.item_key(j), out[1], state, out[6], out[7], out[8], error, tb)
+            lst.append(trial)
+        return trial
+
+    def end_all(self, now: float, key: str) -> None:
+        """The run ended (stopped, or interrupted): items not ended are cancelled."""
+        for j, st in enumerate(self.states):
+            if st == _RUNNING:
+                lst = self.trials[j]
+                if lst and lst[-1].end is None:
+                    lst[-1].state, lst[-1].end = State.CANCELLED, now
+                else:
+                    lst.append(Trial(self.item_key(j), self.attempts[j], State.CANCELLED, now, now))
+            if st in (_PENDING, _RUNNING):
+                self.states[j] = _CANCELLED
 
 
 class _Run:
@@ -406,6 +482,11 @@ class _Run:
         self.cache_keys: Any = None
         self.saving: list[bool] | None = None
         self.earlier: dict[int, list[Trial]] = {}
+        # task.map: map node idx -> its expansion; item token (< 0) -> (expansion, item)
+        self.maps = plan._maps
+        self.map_runs: dict[int, _MapRun] = {}
+        self.items: dict[int, tuple[_MapRun, int]] = {}
+        self.next_token = -1
         # dx.cond: predicate node idx -> its conds (select, pred slot, then, otherwise)
         self.conds: dict[int, list[tuple[int, int, tuple[int, ...], tuple[int, ...]]]] | None = None
         if plan._conds:
@@ -491,6 +572,11 @@ class _Run:
         for i in range(self.n):
             if self.state[i] == _PENDING:
                 self.state[i] = _CANCELLED
+        now = time.time()
+        for run in self.map_runs.values():
+            run.end_all(now, self.plan._keys[run.m])
+            if self.state[run.m] == _RUNNING:  # fail_fast stopped it: items were cancelled
+                self.state[run.m] = _FAILED if run.failed else _CANCELLED
         self._end_unstarted()
         result = self._result(time.perf_counter() - t0)
         logger.info(
@@ -513,6 +599,7 @@ class _Run:
         batching = self.batching
         observe = any(self.tiny)
         remote = self.remote
+        maps = self.maps
         while True:
             for r in range(n_exec):
                 stack = ready[r]
@@ -520,6 +607,12 @@ class _Run:
                 cap = caps[r]
                 while stack and inflight[r] < cap:
                     i = stack.pop()
+                    if maps and (i < 0 or i in maps):
+                        if i < 0:
+                            self._submit_item(i, r, ex)
+                        else:
+                            self._expand(i, stack)
+                        continue
                     if batching[r]:
                         members = self._batch_members(i, r, stack)
                         if members is not None:
@@ -612,7 +705,8 @@ class _Run:
         a failed outcome when one cannot be fetched."""
         try:
             args = call.args
-            if any(type(a) is Remote and a.owner is not ex for a in args) or self.plan._nested[call.idx]:
+            i = call.idx if call.idx >= 0 else self.items[call.idx][0].m  # an item: its map's
+            if any(type(a) is Remote and a.owner is not ex for a in args) or self.plan._nested[i]:
                 call.args = [_fetch_in(a, ex) for a in args]
             kwargs = call.kwargs
             if kwargs:
@@ -814,7 +908,8 @@ class _Run:
 
     def _observe(self, out: Outcome) -> None:
         """Keep a running estimate of how long the node's function takes."""
-        fn = self.plan._specs[out[0]].fn
+        i = out[0]
+        fn = self.plan._specs[i if i >= 0 else self.items[i][0].m].fn
         took = out[7] - out[6]
         e = self.est.get(fn)
         self.est[fn] = took if e is None else (e + took) / 2
@@ -822,6 +917,9 @@ class _Run:
     # -- completions ----------------------------------------------------------------
     def _finish(self, out: Outcome, async_: bool) -> None:
         i = out[0]
+        if i < 0:
+            self._finish_item(out, async_)
+            return
         state = self.state
         if state[i] != _RUNNING or self.attempt[i] != out[1]:
             return  # an abandoned trial (timed out or cancelled) reporting late
@@ -906,18 +1004,200 @@ class _Run:
         self._release_reads(i)
         self._upstream_failed(i)
         if self.fail_fast and not self.stopping:
-            self.stopping = True
-            self.stop_time = seen
-            for call in self.calls.values():
-                if type(call) is Batch:
-                    call.stopped = True  # a thread running it starts no further member
-            for stack in self.ready:
-                for j in stack:
-                    self.state[j] = _CANCELLED
-                stack.clear()
-            for _, j in self.retries:
-                self.state[j] = _CANCELLED
-            self.retries.clear()
+            self._stop(seen)
+
+    def _stop(self, seen: float) -> None:
+        """fail_fast: let what runs finish, cancel what is ready or waiting to retry."""
+        self.stopping = True
+        self.stop_time = seen
+        for call in self.calls.values():
+            if type(call) is Batch:
+                call.stopped = True  # a thread running it starts no further member
+        for stack in self.ready:
+            for j in stack:
+                self._cancel(j)
+            stack.clear()
+        for _, j in self.retries:
+            self._cancel(j)
+        self.retries.clear()
+
+    # -- task.map: one trial per item -------------------------------------------------------
+    def _cancel(self, i: int) -> None:
+        """A ready or retrying node, or item (``i < 0``), that a stop leaves unrun."""
+        if i >= 0:
+            self.state[i] = _CANCELLED
+        else:
+            run, j = self.items[i]
+            run.states[j] = _CANCELLED
+
+    def _expand(self, m: int, stack: list[int]) -> None:
+        """Map node ``m`` is ready: one item token per item onto ``stack`` (item 0 on top)."""
+        call = self._make_call(m)  # its values filled in; args[0] is the list of items
+        self.state[m] = _RUNNING
+        try:
+            items = call.args[0]
+            if type(items) is Remote:
+                items = items.owner.fetch([items])[0]
+            items = list(items)
+        except Exception as exc:
+            error = TypeError(f"node {call.key!r}: map needs a list of items, got {type(call.args[0]).__name__}")
+            error.__cause__ = exc
+            self._failed(m, failed_outcome(call, error, time.time(), "master"), State.FAILED, error, "")
+            return
+        run = _MapRun(m, call, items)
+        self.map_runs[m] = run
+        if not items:
+            self._map_end(run)
+            return
+        for j in range(len(items)):
+            token = self.next_token
+            self.next_token -= 1
+            run.tokens.append(token)
+            self.items[token] = (run, j)
+        stack.extend(reversed(run.tokens))
+
+    def _submit_item(self, token: int, r: int, ex: Executor) -> None:
+        run, j = self.items[token]
+        attempt = run.attempts[j] = run.attempts[j] + 1
+        call = Call(token, attempt, run.spec(j), (run.values_in[j], *run.rest), run.kwargs)
+        if self.remote:
+            error = self._localize(call, ex)
+            if error is not None:
+                run.states[j] = _RUNNING
+                self._finish_item(error, False)
+                return
+        run.states[j] = _RUNNING
+        if self.has_cb:
+            trial = Trial(call.spec.key, attempt, State.RUNNING, time.time())
+            run.trials[j].append(trial)
+            self.cb.call("on_trial_start", trial)
+        out = ex.submit(call, self.q.put)
+        if out is None:
+            self.inflight[r] += 1
+            self.calls[token] = call
+            timeout = call.spec.timeout
+            if timeout is not None:
+                heapq.heappush(self.deadlines, (time.time() + timeout, token, attempt))
+        else:
+            self._finish_item(out, False)
+
+    def _finish_item(self, out: Outcome, async_: bool) -> None:
+        found = self.items.get(out[0])
+        if found is None:
+            return
+        run, j = found
+        if run.states[j] != _RUNNING or run.attempts[j] != out[1]:
+            return  # abandoned (timed out or cancelled), reporting late
+        if async_:
+            self.inflight[self.route[run.m]] -= 1
+            self.calls.pop(out[0], None)
+        if out[2]:
+            run.values[j] = out[3]
+            run.states[j] = _SUCCEEDED
+            trial = run.record(j, out, State.SUCCEEDED, None, "")
+            if self.has_cb:
+                self.cb.call("on_trial_end", trial)
+            run.left -= 1
+            if run.left == 0:
+                self._map_end(run)
+            return
+        err = out[4]
+        if isinstance(err, KeyboardInterrupt):
+            run.record(j, out, State.CANCELLED, err, out[5])
+            raise KeyboardInterrupt(f"task of item {run.spec(j).key!r} raised KeyboardInterrupt")
+        self._item_failed(run, j, out, _trial_state(err), err, out[5])
+
+    def _expire_item(self, token: int, attempt: int, now: float) -> None:
+        run, j = self.items[token]
+        call = self.calls.get(token)
+        if run.states[j] != _RUNNING or run.attempts[j] != attempt or call is None:
+            return
+        assert isinstance(call, Call)
+        r = self.route[run.m]
+        timeout: float = call.spec.timeout
+        began = self.execs[r].started_at(call)
+        if began is not None and began + timeout > now:
+            heapq.heappush(self.deadlines, (now + _RECHECK_S if began == math.inf else began + timeout, token, attempt))
+            return
+        del self.calls[token]
+        self.inflight[r] -= 1
+        self.execs[r].abandon(call)
+        exc = TaskTimeout(f"node {call.key!r} timed out after {timeout:g} s", call.key, timeout)
+        lst = run.trials[j]
+        start = lst[-1].start if lst and lst[-1].attempt == attempt else now - timeout
+        self._item_failed(run, j, (token, attempt, False, None, exc, "", start, now, ""), State.TIMED_OUT, exc, "")
+
+    def _item_failed(
+        self, run: _MapRun, j: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str
+    ) -> None:
+        seen = time.time()
+        trial = run.record(j, out, tstate, exc, tb)
+        self.cb.call("on_trial_end", trial)
+        opts = self.plan._opts[run.m]
+        key = trial.key
+        if opts is not None and out[1] <= opts.retries and not self.stopping and _should_retry(opts, exc):
+            wait = _retry_wait(opts, out[1])
+            run.states[j] = _PENDING
+            logger.info("item %r: attempt %d %s (%s); retrying in %.3g s", key, out[1], tstate.value, exc, wait)
+            if wait > 0:
+                heapq.heappush(self.retries, (time.time() + wait, run.tokens[j]))
+            else:
+                self.ready[self.route[run.m]].append(run.tokens[j])
+            return
+        logger.warning("item %r %s: %s: %s", key, tstate.value, type(exc).__name__, exc)
+        run.states[j] = _FAILED
+        run.failed = True
+        run.left -= 1
+        if self.fail_fast and not self.stopping:
+            self._stop(seen)
+        if run.left == 0:
+            self._map_end(run)
+
+    def _map_end(self, run: _MapRun) -> None:
+        """Every item of a map ended: the map node succeeds with the list of values, or
+        fails (its dependents upstream_failed) when an item failed."""
+        m = run.m
+        if run.failed:
+            self.state[m] = _FAILED
+            self.failed_order.append(m)
+            self._release_reads(m)
+            self._upstream_failed(m)
+            return
+        values = run.values
+        run.values = []
+        self.state[m] = _SUCCEEDED
+        self.vals[m] = values
+        if self.saving is not None and self.saving[m]:
+            self._save(m, values)
+        self._release_reads(m)
+        if self.left[m] == 0 and not self.kept[m]:
+            self.vals[m] = _RELEASED
+        if self.stopping:
+            return
+        if self.conds is not None and m in self.conds:
+            self._choose(m, values)
+        for d in self.dependents[m]:
+            w = self.waiting[d] - 1
+            self.waiting[d] = w
+            if w == 0 and self.state[d] == _PENDING:
+                self.ready[self.route[d]].append(d)
+
+    def _with_items(self, states: dict[str, State], raw: list[Any]) -> tuple[dict[str, State], dict[str, list[Trial]]]:
+        """States and trials with each map's items after the map node itself."""
+        keys = self.plan._keys
+        out_states: dict[str, State] = {}
+        out_trials: dict[str, list[Trial]] = {}
+        for i, key in enumerate(keys):
+            out_states[key] = states[key]
+            t = raw[i]
+            out_trials[key] = [Trial(key, 1, State.SUCCEEDED, *t)] if type(t) is tuple else (t or [])
+            run = self.map_runs.get(i)
+            if run is not None:
+                for j in range(len(run.states)):
+                    item_key = run.item_key(j)
+                    out_states[item_key] = _STATES[run.states[j]]
+                    out_trials[item_key] = run.trials[j]
+        return out_states, out_trials
 
     def _choose(self, slot: int, value: Any, ready: bool = True) -> None:
         """The predicate in ``slot`` has ``value``: skip each of its conds' untaken
@@ -964,6 +1244,9 @@ class _Run:
         deadlines = self.deadlines
         while deadlines and deadlines[0][0] <= now:
             _, i, attempt = heapq.heappop(deadlines)
+            if i < 0:
+                self._expire_item(i, attempt, now)
+                continue
             if self.state[i] != _RUNNING or self.attempt[i] != attempt or i not in self.calls:
                 continue
             call = self.calls[i]
@@ -989,7 +1272,11 @@ class _Run:
         retries = self.retries
         while retries and retries[0][0] <= now:
             _, i = heapq.heappop(retries)
-            if self.state[i] == _PENDING and self.waiting[i] == 0:
+            if i < 0:
+                run, j = self.items[i]
+                if run.states[j] == _PENDING:
+                    self.ready[self.route[run.m]].append(i)
+            elif self.state[i] == _PENDING and self.waiting[i] == 0:
                 self.ready[self.route[i]].append(i)
 
     def _cancel_all(self) -> None:
@@ -999,7 +1286,7 @@ class _Run:
             if id(call) in seen:
                 continue  # a batch: abandoned once
             seen.add(id(call))
-            r = self.route[i]
+            r = self.route[i if i >= 0 else self.items[i][0].m]
             try:
                 self.execs[r].abandon(call)
             except Exception:
@@ -1009,8 +1296,12 @@ class _Run:
             for call in batch.calls[1:]:
                 self._unstart(call)  # which member was running is not known: count the first
         self.calls.clear()
+        for run in self.map_runs.values():
+            run.end_all(now, self.plan._keys[run.m])
         for i in range(self.n):
-            if self.state[i] == _RUNNING:
+            if self.state[i] == _RUNNING and i in self.map_runs:
+                self.state[i] = _FAILED if self.map_runs[i].failed else _CANCELLED
+            elif self.state[i] == _RUNNING:
                 # in flight, or interrupted in the master thread (serial): its trial ends cancelled
                 lst = self.trials[i]
                 attempt = self.attempt[i]
@@ -1071,7 +1362,9 @@ class _Run:
         keys = plan._keys
         vals = self.vals
         states = {keys[i]: _STATES[s] for i, s in enumerate(self.state)}
-        trials = self.trials  # made into Trial lists on first use of result.trials
+        trials: Any = self.trials  # made into Trial lists on first use of result.trials
+        if self.map_runs:
+            states, trials = self._with_items(states, trials)
         if self.remote:
             self._fetch_results()
         outputs: dict[str, Any] = {}

@@ -124,4 +124,6 @@ def plan_fingerprint(plan: CompiledGraph) -> str:
         upd(f"section:{s.path}:{s.output}:{sorted(s.inputs.items())}\n".encode())
     for c in plan._conds:
         upd(f"cond:{c}\n".encode())
+    if plan._maps:
+        upd(f"maps:{sorted(plan._maps)}\n".encode())
     return h.hexdigest()

@@ -14,7 +14,8 @@ Node kinds:
 * ``GETITEM``  ``node[k]`` (also what unpacking makes);
 * ``PARAM``    a section's Start marker for one parameter: stands for the argument;
 * ``FINISH``   a section's Finish marker: stands for what the body returned;
-* ``SELECT``   a ``dx.cond``: the taken branch's value (``_conds`` holds its branches).
+* ``SELECT``   a ``dx.cond``: the taken branch's value (``_conds`` holds its branches);
+* ``MAP``      ``task.map(items, **fixed)``: a task call per item, made at run time.
 
 ``PARAM`` and ``FINISH`` are markers: compile resolves them to what they stand
 for, so they cost nothing at run time.
@@ -37,8 +38,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Graph", "Node", "SectionNode", "current_graph"]
 
-TASK, INPUT, GETITEM, PARAM, FINISH, SELECT = range(6)
-KIND_NAMES = ("task", "input", "getitem", "param", "finish", "select")
+TASK, INPUT, GETITEM, PARAM, FINISH, SELECT, MAP = range(7)
+KIND_NAMES = ("task", "input", "getitem", "param", "finish", "select", "map")
 
 # fields of a node record in Graph._recs
 R_KIND: Final = 0
@@ -312,6 +313,32 @@ class Graph:
         self._used.add(key)
         self._keys.append(key)
         self._recs.append((TASK, task, opts, args, kw, deps, nested, site, scope))
+        return Node(self, idx)
+
+    def _add_map_call(self, task: Task, items: Any, fixed: dict[str, Any]) -> Node:
+        """Record ``task.map(items, **fixed)``: a TASK record whose first argument is the
+        list of items (each item call takes one of them there)."""
+        site = user_frame(2)
+        name = task._self_name
+        try:
+            args, kwargs = task.bind((items,), fixed)
+        except TypeError as exc:
+            key = self._next_key(name, reserve=False)
+            raise CallError(
+                f"node {key!r}: map: {exc} (called at {format_site(site)})", key, format_site(site)
+            ) from None
+        key = self._next_key(name)
+        if not isinstance(items, (Node, list, tuple)):
+            raise CallError(
+                f"node {key!r}: map takes a Node or a list of items, got {_short(items)} "
+                f"(called at {format_site(site)})",
+                key,
+                format_site(site),
+            )
+        args, kw, deps, nested = self._scan(args, kwargs, key, site)
+        scope = self._scope
+        opts = task.resolve(scope.defaults, scope.defaults_key) if scope is not None else task.resolve(None)
+        idx = self._append(key, MAP, task, opts, args, kw, deps, nested, site, scope)
         return Node(self, idx)
 
     def _add_getitem(self, node: Node, k: Any) -> Node:

@@ -19,6 +19,8 @@ topological order)::
     n_readers[slot]  how many nodes read a slot: its value is released after the last
     conds            per dx.cond: (its idx, the predicate's slot, then-branch idxs,
                      otherwise-branch idxs); the engine skips the untaken branch
+    maps             idxs of task.map nodes: args[idx][0] is the list of items, and
+                     the engine makes one trial per item
 
 The run loop only indexes these tuples; it never searches the graph or touches keys.
 """
@@ -262,6 +264,7 @@ class CompiledGraph:
         "_kwargs",
         "_kwfills",
         "_links",
+        "_maps",
         "_n_readers",
         "_nested",
         "_opts",
@@ -301,6 +304,7 @@ class CompiledGraph:
     _aliases: dict[str, int]
     _sections: tuple[SectionInfo, ...]
     _conds: tuple[tuple[int, int, tuple[int, ...], tuple[int, ...]], ...]
+    _maps: frozenset[int]
     _pickle_problems: tuple[Problem, ...]
     _fingerprint: str | None
     _links: tuple[int, ...] | None
@@ -317,7 +321,8 @@ class CompiledGraph:
         return {k: getattr(self, k) for k in self.__slots__ if k not in _CACHED}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._set(**{"_conds": (), **state}, _fingerprint=None, _links=None)  # files from before conds
+        # files from before conds and maps
+        self._set(**{"_conds": (), "_maps": frozenset(), **state}, _fingerprint=None, _links=None)
 
     def _chain_links(self) -> tuple[int, ...]:
         """Per node, the node that continues its linear chain, or -1; computed on first use.
@@ -330,6 +335,7 @@ class CompiledGraph:
         links = self._links
         if links is None:
             deps, dependents, nested, specs = self._deps, self._dependents, self._nested, self._specs
+            maps = self._maps
             out = [-1] * len(deps)
             for i, d in enumerate(dependents):
                 if len(d) == 1:
@@ -341,6 +347,8 @@ class CompiledGraph:
                         and specs[j].timeout is None
                         and not specs[i].coro
                         and not specs[j].coro
+                        and i not in maps
+                        and j not in maps
                     ):
                         out[i] = j
             links = tuple(out)

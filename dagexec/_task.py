@@ -333,6 +333,27 @@ class Task(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
             return self.__wrapped__(*args, **kwargs)
         return graph._add_task_call(self, args, kwargs)
 
+    def map(self, items: Any, **fixed: Any) -> Any:
+        """One trial per item: the task called with each item as its first argument.
+
+        Inside a graph, returns a Node for the list of results, in item order;
+        ``items`` is a Node whose value is a list (known only at run time) or a list.
+        The other parameters are given by name in ``fixed`` (Nodes or constants), the
+        same for every item.  Each item is its own trial, key ``task[k]``: retried,
+        timed out and recorded on its own (``docs/dynamic.md``).  Outside a graph, the
+        plain list comprehension ``[fn(item, **fixed) for item in items]``.
+
+        Raises:
+            CallError: when the task's signature rejects ``(item, **fixed)``.
+        """
+        from ._graph import current_graph
+
+        graph = current_graph()
+        if graph is None:
+            fn = self.__wrapped__
+            return [fn(item, **fixed) for item in items]
+        return graph._add_map_call(self, items, fixed)
+
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Bind a call against the signature: canonical ``(args, kwargs)``.
 

@@ -1,6 +1,8 @@
-"""Dynamic: branching with ``dx.cond``, and ``async def`` tasks.
+"""Dynamic: ``task.map`` over a list known at run time, ``dx.cond``, ``async def`` tasks.
 
-Run it with ``python examples/dynamic.py``. First a cond chooses, at run time, how
+Run it with ``python examples/dynamic.py``. First a map makes one trial per word of
+a sentence that is known only when the graph runs, and one item fails. Then a cond
+chooses, at run time, how
 to summarise a list by its length: only the chosen branch runs, the other is
 ``skipped``. Then a hundred "downloads" that each wait 0.2 s run at once on the
 threads executor's event loop (they hold no thread while they wait), and a
@@ -35,6 +37,18 @@ class Gauge:
 
 GAUGE = Gauge()
 CLEANED: list[str] = []
+
+
+@dx.task
+def words(text: str) -> list[str]:
+    return text.split()
+
+
+@dx.task
+def shout(word: str, marks: int = 1) -> str:
+    if not word.isalpha():
+        raise ValueError(f"not a word: {word!r}")
+    return word.upper() + "!" * marks
 
 
 @dx.task
@@ -86,6 +100,13 @@ async def hang() -> str:
 
 
 def main() -> None:
+    with dx.Graph("shouts") as graph:
+        graph.output(shout.map(words(graph.input("text", str)), marks=2), name="shouted")
+    plan = graph.compile()
+    print("shouted:", plan.run(text="maps run at run time", executor="threads").output)
+    result = plan.run(text="one 2 three", executor="threads", fail_fast=False, raise_on_failure=False)
+    print("items:", {k: str(s) for k, s in result.states.items() if k.startswith("shout[")})
+
     with dx.Graph("means") as graph:
         xs = numbers(graph.input("n", int))
         graph.output(dx.cond(is_long(xs), then=lambda: sampled_mean(xs), otherwise=lambda: exact_mean(xs)))

@@ -731,3 +731,12 @@ def test_async_tasks_are_awaited_in_the_dask_workers(dask_ex):
     result = g.compile().run(executor=dask_ex)
     assert result.output == 6
     assert all(t.worker.startswith("tcp://127.0.0.1:") for ts in result.trials.values() for t in ts)
+
+
+def test_a_map_runs_each_item_as_a_dask_task(dask_ex):
+    with dx.Graph("g") as g:
+        g.output(total(inc.map([1, 2, 3])), name="out")
+    result = g.compile().run(executor=dask_ex)
+    assert result.output == 9
+    assert [k for k in result.trials if k.startswith("inc[")] == ["inc[0]", "inc[1]", "inc[2]"]
+    assert all(result.trials[f"inc[{j}]"][0].worker.startswith("tcp://") for j in range(3))

@@ -25,6 +25,8 @@ EXPECTED: dict[str, list[str | re.Pattern[str]]] = {
         "  WorkerCrashed: node 'fragile': its dask worker <worker> died while running attempt 1",
     ],
     "dynamic.py": [
+        "shouted: ['MAPS!!', 'RUN!!', 'AT!!', 'RUN!!', 'TIME!!']",
+        "items: {'shout[0]': 'succeeded', 'shout[1]': 'failed', 'shout[2]': 'succeeded'}",
         "mean of 10: 4.5 (skipped: ['sampled_mean'])",
         "mean of 100000: 49950.0 (skipped: ['exact_mean'])",
         "bytes: 104950",

@@ -1,0 +1,243 @@
+"""``task.map``: one trial per item of a list known at run time (DESIGN §10; docs/dynamic.md)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+import dagexec as dx
+from dagexec import State
+
+SUCCEEDED, FAILED, UPSTREAM_FAILED, CANCELLED = (
+    State.SUCCEEDED,
+    State.FAILED,
+    State.UPSTREAM_FAILED,
+    State.CANCELLED,
+)
+
+
+@dx.task
+def numbers(n: int) -> list[int]:
+    return list(range(n))
+
+
+@dx.task
+def square(x: int, plus: int = 0) -> int:
+    return x * x + plus
+
+
+@dx.task
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+
+@dx.task
+def picky(x: int) -> int:
+    if x == 2:
+        raise ValueError(f"not {x}")
+    return x
+
+
+def squares() -> dx.CompiledGraph:
+    with dx.Graph("m") as g:
+        n = g.input("n", int)
+        plus = g.input("plus", int, default=0)
+        mapped = square.map(numbers(n), plus=plus)
+        g.output(mapped, name="squares")
+        g.output(total(mapped), name="total")
+    return g.compile()
+
+
+@pytest.mark.parametrize("executor", ["serial", "threads", "loky"])
+@pytest.mark.parametrize("n", [0, 1, 7])
+def test_a_map_over_a_runtime_list_equals_a_list_comprehension(executor, n):
+    result = squares().run(n=n, plus=3, executor=executor, max_workers=2)
+    expected = [x * x + 3 for x in range(n)]
+    assert result.outputs == {"squares": expected, "total": sum(expected)}
+    assert [k for k in result.states if k.startswith("square")] == ["square"] + [
+        f"square[{j}]" for j in range(n)
+    ]
+    assert set(result.states.values()) == {SUCCEEDED}
+    assert result.trials["square"] == []  # the map node runs nothing itself: its items do
+    assert [len(result.trials[f"square[{j}]"]) for j in range(n)] == [1] * n
+
+
+def test_a_map_over_a_list_written_in_the_call_with_nodes_in_it():
+    with dx.Graph("g") as g:
+        a = square(3)
+        g.output(square.map([1, a, 2], plus=square(1)), name="v")
+    assert g.compile().run(executor="threads").output == [2, 82, 5]
+
+
+def test_outside_a_graph_map_is_the_list_comprehension():
+    assert square.map([1, 2, 3], plus=1) == [2, 5, 10]
+
+
+def test_an_item_that_fails_fails_its_map_and_what_needs_it_but_not_the_other_items():
+    with dx.Graph("g") as g:
+        mapped = picky.map(numbers(4))
+        total(mapped)
+        square(5)
+    result = g.compile().run(executor="threads", fail_fast=False, raise_on_failure=False)
+    assert dict(result.states) == {
+        "numbers": SUCCEEDED,
+        "picky": FAILED,
+        "picky[0]": SUCCEEDED,
+        "picky[1]": SUCCEEDED,
+        "picky[2]": FAILED,
+        "picky[3]": SUCCEEDED,
+        "total": UPSTREAM_FAILED,
+        "square": SUCCEEDED,
+    }
+    assert str(result.trials["picky[2]"][0].error) == "not 2"
+    with pytest.raises(dx.RunFailed, match=r"1 node of graph 'g' failed: 'picky'"):
+        g.compile().run(executor="serial", fail_fast=False)
+
+
+def test_fail_fast_cancels_the_items_not_started():
+    with dx.Graph("g") as g:
+        picky.map(numbers(6))
+    result = g.compile().run(executor="serial", raise_on_failure=False)
+    assert [result.states[f"picky[{j}]"] for j in range(6)] == [
+        SUCCEEDED, SUCCEEDED, FAILED, CANCELLED, CANCELLED, CANCELLED,
+    ]  # fmt: skip
+    assert result.states["picky"] == FAILED
+    assert result.trials["picky[4]"] == []
+
+
+def test_each_item_is_retried_on_its_own(tmp_path):
+    marks = tmp_path / "marks"
+
+    @dx.task(retries=2)
+    def flaky(x: int) -> int:
+        with open(marks, "a") as f:
+            f.write(f"{x}\n")
+        if x == 1 and marks.read_text().split().count("1") < 3:
+            raise OSError("again")
+        return x * 10
+
+    with dx.Graph("g") as g:
+        g.output(flaky.map([0, 1, 2]), name="v")
+    result = g.compile().run(executor="serial")
+    assert result.output == [0, 10, 20]
+    log = {k: [(t.attempt, t.state) for t in ts] for k, ts in result.trials.items()}
+    assert log == {
+        "flaky": [],
+        "flaky[0]": [(1, SUCCEEDED)],
+        "flaky[1]": [(1, FAILED), (2, FAILED), (3, SUCCEEDED)],
+        "flaky[2]": [(1, SUCCEEDED)],
+    }
+
+
+@dx.task(timeout=0.3)
+def sleepy(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@pytest.mark.parametrize("executor", ["threads", "loky"])
+def test_an_item_past_its_timeout_is_timed_out_alone(executor):
+    with dx.Graph("g") as g:
+        sleepy.map([0.0, 5.0, 0.0])
+    result = g.compile().run(executor=executor, max_workers=3, fail_fast=False, raise_on_failure=False)
+    assert [result.states[f"sleepy[{j}]"] for j in range(3)] == [SUCCEEDED, FAILED, SUCCEEDED]
+    trial = result.trials["sleepy[1]"][0]
+    assert (trial.state, str(trial.error)) == (State.TIMED_OUT, "node 'sleepy[1]' timed out after 0.3 s")
+
+
+def test_each_item_is_type_checked_by_its_key():
+    with dx.Graph("g") as g:
+        square.map([1, "two", 3])
+    result = g.compile().run(executor="serial", fail_fast=False, raise_on_failure=False)
+    assert (
+        str(result.trials["square[1]"][0].error)
+        == "node 'square[1]': parameter 'x' expects int but got str 'two'"
+    )
+    assert result.states["square[2]"] == SUCCEEDED
+
+
+@dx.section
+def squares_of(n: int) -> int:
+    return total(square.map(numbers(n)))
+
+
+def test_a_map_in_a_section_has_its_path_in_its_item_keys():
+    with dx.Graph("g") as g:
+        squares_of(g.input("n", int))
+    result = g.compile().run(n=3, executor="threads")
+    assert result.output == 5
+    assert [k for k in result.states if "[" in k] == [
+        "squares_of/square[0]",
+        "squares_of/square[1]",
+        "squares_of/square[2]",
+    ]
+
+
+def test_bad_map_calls_are_errors_at_the_call():
+    with dx.Graph("g") as g:
+        with pytest.raises(
+            dx.CallError, match=r"node 'square': map: got an unexpected keyword argument 'nope'"
+        ):
+            square.map([1], nope=2)
+        with pytest.raises(dx.CallError, match=r"node 'square': map takes a Node or a list of items, got 5"):
+            square.map(5)
+    with dx.Graph("g") as g:
+        square.map(square(2))  # a Node whose value is an int, not a list
+    result = g.compile().run(executor="serial", raise_on_failure=False)
+    assert result.states["square-1"] == FAILED
+    assert str(result.trials["square-1"][0].error) == "node 'square-1': map needs a list of items, got int"
+
+
+def test_a_map_is_cached_as_one_value(tmp_path: Path):
+    plan = squares()
+    first = plan.run(n=4, executor="serial", cache=tmp_path)
+    again = plan.run(n=4, executor="serial", cache=tmp_path)
+    assert again.outputs == first.outputs
+    assert set(again.states.values()) == {State.CACHED}
+    other = plan.run(n=5, executor="serial", cache=tmp_path)
+    assert other.outputs["total"] == 30 and other.states["square[4]"] == SUCCEEDED
+
+
+def test_a_saved_plan_with_a_map_runs_the_same(tmp_path):
+    plan = squares()
+    plan.save(tmp_path / "m.dagx")
+    assert dx.load(tmp_path / "m.dagx").run(n=3, executor="serial").outputs == {
+        "squares": [0, 1, 4],
+        "total": 5,
+    }
+
+
+def test_callbacks_see_each_item_start_and_end():
+    seen: list[tuple[str, str]] = []
+
+    class Record:
+        def on_trial_start(self, trial: dx.Trial) -> None:
+            seen.append(("start", trial.key))
+
+        def on_trial_end(self, trial: dx.Trial) -> None:
+            seen.append((trial.state.value, trial.key))
+
+    with dx.Graph("g") as g:
+        square.map(numbers(2))
+    g.compile().run(executor="serial", callbacks=[Record()])
+    assert seen == [
+        ("start", "numbers"), ("succeeded", "numbers"),
+        ("start", "square[0]"), ("succeeded", "square[0]"),
+        ("start", "square[1]"), ("succeeded", "square[1]"),
+    ]  # fmt: skip
+
+
+def test_a_map_draws_as_one_node_with_its_items_counted(tmp_path):
+    with dx.Graph("g") as g:
+        picky.map([0, 1, 2, 3])
+    plan = g.compile()
+    assert 'label="picky\\nmap: picky\\nx=[0, 1, 2, 3]"' in plan.to_dot().source
+    result = plan.run(executor="serial", fail_fast=False, raise_on_failure=False)
+    source = result.to_dot().source
+    assert "\\nfailed\\n4 items: 3 succeeded, 1 failed" in source
+    assert source.count('id="node:') == 1  # the items are not nodes of the picture
+    page = tmp_path / "run.html"
+    result.to_html(page)
+    assert "picky[2]" in page.read_text()  # the report lists each item's trial
