@@ -608,10 +608,12 @@ class _Run:
                 while stack and inflight[r] < cap:
                     i = stack.pop()
                     if maps and (i < 0 or i in maps):
-                        if i < 0:
-                            self._submit_item(i, r, ex)
-                        else:
+                        if i >= 0:
                             self._expand(i, stack)
+                        elif batching[r] and (chunk := self._item_chunk(i, r, stack)) is not None:
+                            self._submit_item_chunk(chunk, r, ex)
+                        else:
+                            self._submit_item(i, r, ex)
                         continue
                     if batching[r]:
                         members = self._batch_members(i, r, stack)
@@ -835,7 +837,7 @@ class _Run:
         if async_:
             if self.calls.get(i) is not done.batch:
                 return  # an abandoned batch (the run was interrupted) reporting late
-            self.inflight[self.route[i]] -= 1
+            self.inflight[self._route_of(i)] -= 1
             for call in calls:
                 self.calls.pop(call.idx, None)
         outs = done.outcomes
@@ -856,9 +858,13 @@ class _Run:
             if not self.stopping:
                 for call in reversed(calls):
                     j = call.idx
-                    if j not in ran and state[j] == _PENDING and waiting[j] == 0:
+                    if j < 0:
+                        run, k = self.items[j]
+                        if j not in ran and run.states[k] == _PENDING:
+                            ready[route[run.m]].append(j)
+                    elif j not in ran and state[j] == _PENDING and waiting[j] == 0:
                         ready[route[j]].append(j)
-        observe = self.tiny[self.route[i]]
+        observe = self.tiny[self._route_of(i)]
         finish = self._finish
         has_cb = self.has_cb
         linked = done.batch.linked
@@ -892,9 +898,24 @@ class _Run:
             kept.append(out)
         return kept
 
+    def _route_of(self, i: int) -> int:
+        """The lane of node ``i``, or of the map of item token ``i``."""
+        return self.route[i if i >= 0 else self.items[i][0].m]
+
     def _unstart(self, call: Call) -> None:
         """``call`` was submitted in a batch but did not run: its node is pending again."""
         i = call.idx
+        if i < 0:  # an item: pending again, its announced trial ended
+            run, j = self.items[i]
+            if run.states[j] == _RUNNING and run.attempts[j] == call.attempt:
+                run.states[j] = _PENDING
+                run.attempts[j] = call.attempt - 1
+                lst = run.trials[j]
+                if lst and lst[-1].attempt == call.attempt and lst[-1].end is None:
+                    trial = lst.pop()
+                    trial.state, trial.end = State.CANCELLED, time.time()
+                    self.cb.call("on_trial_end", trial)
+            return
         if self.state[i] != _RUNNING or self.attempt[i] != call.attempt:
             return
         self.state[i] = _PENDING
@@ -1056,21 +1077,60 @@ class _Run:
             self.items[token] = (run, j)
         stack.extend(reversed(run.tokens))
 
-    def _submit_item(self, token: int, r: int, ex: Executor) -> None:
+    def _item_call(self, token: int) -> Call:
+        """The next trial of an item: its state running, its attempt counted, its start
+        announced to callbacks."""
         run, j = self.items[token]
         attempt = run.attempts[j] = run.attempts[j] + 1
-        call = Call(token, attempt, run.spec(j), (run.values_in[j], *run.rest), run.kwargs)
-        if self.remote:
-            error = self._localize(call, ex)
-            if error is not None:
-                run.states[j] = _RUNNING
-                self._finish_item(error, False)
-                return
         run.states[j] = _RUNNING
+        call = Call(token, attempt, run.spec(j), (run.values_in[j], *run.rest), run.kwargs)
         if self.has_cb:
             trial = Trial(call.spec.key, attempt, State.RUNNING, time.time())
             run.trials[j].append(trial)
             self.cb.call("on_trial_start", trial)
+        return call
+
+    def _item_chunk(self, token: int, r: int, stack: list[int]) -> list[int] | None:
+        """Items to submit with ``token`` as one batch: the map's ``chunksize``, or where
+        the executor batches tiny trials, as many as fit ``BATCH_BUDGET_S`` of their
+        function's past running time; None for ``token`` alone."""
+        run = self.items[token][0]
+        spec = self.plan._specs[run.m]
+        opts = self.plan._opts[run.m]
+        if spec.timeout is not None or (self.solo and token in self.solo):
+            return None
+        size = opts.chunksize if opts is not None else None
+        if size is None:
+            e = self.est.get(spec.fn)
+            if not self.tiny[r] or e is None or e >= TINY_S:
+                return None
+            size = min(MAX_BATCH, max(1, int(BATCH_BUDGET_S / max(e, 1e-6))))
+        members = [token]
+        while len(members) < size and stack and stack[-1] < 0 and self.items[stack[-1]][0] is run:
+            if self.solo and stack[-1] in self.solo:
+                break
+            members.append(stack.pop())
+        return members if len(members) > 1 else None
+
+    def _submit_item_chunk(self, tokens: list[int], r: int, ex: Executor) -> None:
+        calls = [self._item_call(t) for t in tokens]
+        batch = Batch(calls, [False] * len(calls), [True] * len(calls))
+        done = ex.submit_batch(batch, self.q.put)
+        if done is None:
+            self.inflight[r] += 1
+            for t in tokens:
+                self.calls[t] = batch
+        else:
+            self._finish_batch(done, False)
+
+    def _submit_item(self, token: int, r: int, ex: Executor) -> None:
+        call = self._item_call(token)
+        attempt = call.attempt
+        if self.remote:
+            error = self._localize(call, ex)
+            if error is not None:
+                self._finish_item(error, False)
+                return
         out = ex.submit(call, self.q.put)
         if out is None:
             self.inflight[r] += 1

@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "nout": None,
     "tags": (),
     "resources": None,
+    "chunksize": None,
 }
 
 
@@ -102,6 +103,10 @@ def validate_options(options: dict[str, Any]) -> dict[str, Any]:
     for flag in ("cache", "typecheck"):
         if flag in out and not isinstance(out[flag], bool):
             raise ValueError(f"task option {flag!r} must be True or False, got {out[flag]!r}")
+    if "chunksize" in out:
+        c = out["chunksize"]
+        if c is not None and (isinstance(c, bool) or not isinstance(c, int) or c < 1):
+            raise ValueError(f"task option 'chunksize' must be an int >= 1 or None, got {c!r}")
     if "nout" in out:
         n = out["nout"]
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
@@ -142,6 +147,7 @@ class TaskOptions:
     nout: int | None
     tags: tuple[str, ...]
     resources: dict[str, float] | None
+    chunksize: int | None
 
     def __init__(self, values: dict[str, Any]) -> None:
         for k, v in DEFAULTS.items():
@@ -445,7 +451,7 @@ def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         fn: the function (when used as ``@task`` without parentheses).
         **options: task options (DESIGN §2): ``name``, ``retries``, ``retry_delay``,
             ``retry_backoff``, ``retry_jitter``, ``retry_on``, ``timeout``, ``executor``,
-            ``cache``, ``typecheck``, ``nout``, ``tags``, ``resources``.
+            ``cache``, ``typecheck``, ``nout``, ``tags``, ``resources``, ``chunksize``.
 
     Returns:
         A :class:`Task`, or a decorator making one.

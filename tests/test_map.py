@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -241,3 +242,46 @@ def test_a_map_draws_as_one_node_with_its_items_counted(tmp_path):
     page = tmp_path / "run.html"
     result.to_html(page)
     assert "picky[2]" in page.read_text()  # the report lists each item's trial
+
+
+@pytest.mark.parametrize("executor", ["threads", "loky"])
+def test_chunksize_sends_items_in_chunks_and_keeps_each_items_trial(executor):
+    with dx.Graph("g") as g:
+        g.output(square.options(chunksize=4).map(numbers(8)), name="v")
+    result = g.compile().run(executor=executor, max_workers=2)
+    assert result.output == [x * x for x in range(8)]
+    trials = [result.trials[f"square[{j}]"] for j in range(8)]
+    assert [len(t) for t in trials] == [1] * 8
+    # a chunk runs in one worker, its items one after the other
+    for chunk in (trials[0:4], trials[4:8]):
+        assert len({t[0].worker for t in chunk}) == 1
+        assert all(a[0].end <= b[0].start for a, b in itertools.pairwise(chunk))
+
+
+def test_a_failing_item_in_a_chunk_fails_alone_and_is_retried_alone(tmp_path):
+    marks = tmp_path / "marks"
+
+    @dx.task(retries=1, chunksize=3)
+    def once_bad(x: int) -> int:
+        with open(marks, "a") as f:
+            f.write(f"{x}\n")
+        if x == 1 and marks.read_text().split().count("1") == 1:
+            raise OSError("first time")
+        return x
+
+    with dx.Graph("g") as g:
+        g.output(once_bad.map([0, 1, 2]), name="v")
+    result = g.compile().run(executor="threads")
+    assert result.output == [0, 1, 2]
+    assert [(t.attempt, t.state) for t in result.trials["once_bad[1]"]] == [(1, FAILED), (2, SUCCEEDED)]
+    assert [len(result.trials[f"once_bad[{j}]"]) for j in (0, 2)] == [1, 1]
+
+
+def test_tiny_items_are_chunked_on_processes_without_being_asked():
+    with dx.Graph("g") as g:
+        g.output(total(square.map(numbers(300))), name="v")
+    result = g.compile().run(executor="loky", max_workers=2)
+    assert result.output == sum(x * x for x in range(300))
+    workers = [result.trials[f"square[{j}]"][0].worker for j in range(300)]
+    runs = sum(1 for a, b in itertools.pairwise(workers) if a != b)
+    assert runs < 150  # consecutive items share their worker: they went in chunks

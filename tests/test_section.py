@@ -112,6 +112,7 @@ DEFAULT_OPTIONS = {
     "nout": None,
     "tags": (),
     "resources": None,
+    "chunksize": None,
 }
 
 

@@ -59,6 +59,7 @@ DEFAULT_OPTIONS = {
     "nout": None,
     "tags": (),
     "resources": None,
+    "chunksize": None,
 }
 
 
@@ -203,7 +204,7 @@ def test_task_options_are_immutable() -> None:
 
 
 VALID = (
-    "cache, executor, name, nout, resources, retries, retry_backoff, retry_delay, "
+    "cache, chunksize, executor, name, nout, resources, retries, retry_backoff, retry_delay, "
     "retry_jitter, retry_on, tags, timeout, typecheck"
 )
 
@@ -244,6 +245,7 @@ def test_unknown_option_in_options_is_a_type_error() -> None:
         ({"cache": 1}, "task option 'cache' must be True or False, got 1"),
         ({"typecheck": "yes"}, "task option 'typecheck' must be True or False, got 'yes'"),
         ({"nout": 0}, "task option 'nout' must be an int >= 1 or None, got 0"),
+        ({"chunksize": 0}, "task option 'chunksize' must be an int >= 1 or None, got 0"),
         ({"nout": True}, "task option 'nout' must be an int >= 1 or None, got True"),
         ({"tags": ("a", 1)}, "task option 'tags' must be strings, got ('a', 1)"),
         (
