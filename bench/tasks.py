@@ -31,6 +31,16 @@ def add(*xs):
 
 
 @dx.task
+def span(n):
+    return list(range(n))
+
+
+@dx.task
+def total(xs):
+    return sum(xs)
+
+
+@dx.task
 def spin(x, loops):
     # CPython does not optimise the loop away, so its result can be dropped
     acc = 0

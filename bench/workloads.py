@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from memory import MALLOC_ENV, check_supported, rss_peak, traced_peak
-from runners import PlainRunner, Runner
+from runners import DagexecRunner, DaskProcessesRunner, DaskRunner, PlainRunner, Runner
 from shapes import SHAPES, Dag, bigchain, independent
 from tasks import calibrate
 
@@ -338,6 +338,78 @@ class CacheWorkload(PlanWorkload):
         return times, sums.pop()
 
 
+class MapWorkload(Workload):
+    """``inc`` over a list of ``size`` ints known only at run time, then their sum.
+
+    dagexec: ``total(inc.map(span(n)))``, one trial per item; on loky three phases:
+    ``run`` (tiny items chunked by themselves), ``run, chunksize=1`` (no chunks) and
+    ``run, chunksize=100``.  dask: ``dask.bag.from_sequence(range(n)).map(inc).sum()``
+    on the runner's scheduler (its default partitions).  plain: ``sum(inc(x) for x in
+    range(n))``.  µs/task is per item, over the plain loop.
+    """
+
+    kind = "run"
+    ratio_phases = {"run": "run"}  # noqa: RUF012
+
+    def applies_to(self, runner: Runner) -> bool:
+        return runner.name in (
+            "plain", "dagexec-serial", "dagexec-threads", "dagexec-loky", "dask-sync", "dask-threads",
+            "dask-processes",
+        )  # fmt: skip
+
+    def size(self, runner: Runner, quick: bool) -> int:
+        return self._quick if quick else self._size
+
+    def make(self, runner: Runner, quick: bool) -> Dag:
+        return independent(self.size(runner, quick), 0)  # only its length is used
+
+    def measure(self, runner: Runner, dag: Dag, reps: int) -> tuple[dict[str, list[float]], Any]:
+        from tasks import inc, span, total
+
+        n = len(dag)
+        phases: dict[str, Callable[[], Any]]
+        if runner.family == "plain":
+            fn = inc.__wrapped__
+            phases = {"run": lambda: sum(fn(x) for x in range(n))}
+        elif runner.family == "dagexec":
+            import dagexec as dx
+
+            assert isinstance(runner, DagexecRunner)
+            ex, workers = runner.executor, runner.max_workers
+
+            def plan(chunksize: int | None) -> Any:
+                with dx.Graph("map") as g:
+                    task = inc.options(chunksize=chunksize) if chunksize else inc
+                    g.output(total(task.map(span(n))), name="total")
+                return g.compile()
+
+            def timed(p: Any) -> Callable[[], Any]:
+                return lambda: p.run(executor=ex, max_workers=workers).output
+
+            phases = {"run": timed(plan(None))}
+            if ex == "loky":
+                phases["run, chunksize=1"] = timed(plan(1))
+                phases["run, chunksize=100"] = timed(plan(100))
+        else:
+            import dask
+            import dask.bag as db
+
+            assert isinstance(runner, DaskRunner)
+            kw: dict[str, Any] = {"scheduler": runner.scheduler}
+            if runner.num_workers is not None:
+                kw["num_workers"] = runner.num_workers
+            if isinstance(runner, DaskProcessesRunner):
+                kw["pool"] = runner.prepare(dag)[1]["pool"]
+            fn = inc.__wrapped__
+            bag = db.from_sequence(range(n)).map(fn).sum()
+            phases = {"run": lambda: dask.compute(bag, **kw)[0]}
+        out: dict[str, list[float]] = {}
+        checksum = None
+        for phase, call in phases.items():
+            out[phase], checksum = time_calls(call, reps)
+        return out, checksum
+
+
 class MemoryWorkload(Workload):
     """Peak memory of running a chain of big values, above the memory in use before.
 
@@ -465,6 +537,13 @@ WORKLOADS: dict[str, Workload] = {
         ),
         SaveWorkload(
             "save", "layered", 10_000, 1_000, "save a compiled layered plan to a file and load it back"
+        ),
+        MapWorkload(
+            "map",
+            "independent",
+            10_000,
+            1_000,
+            "inc over 10,000 items known at run time (a map), then their sum",
         ),
         CacheWorkload(
             "cache",
