@@ -348,8 +348,8 @@ class _MapRun:
     """A ``task.map`` node expanded at run time: its items, and each item's trials."""
 
     __slots__ = (
-        "attempts", "call", "failed", "kwargs", "left", "m", "rest", "specs", "start", "states",
-        "tokens", "trials", "values", "values_in",
+        "attempts", "call", "chained", "failed", "kwargs", "left", "m", "rest", "specs", "start",
+        "states", "tokens", "trials", "upstream", "values", "values_in",
     )  # fmt: skip
 
     def __init__(self, m: int, call: Call, items: list[Any]) -> None:
@@ -367,6 +367,8 @@ class _MapRun:
         self.tokens: list[int] = []
         self.left = n
         self.failed = False
+        self.upstream = False  # an item of the map it is chained to failed
+        self.chained: list[_MapRun] = []  # maps over this one's list, item by item
         self.start = time.time()
 
     def item_key(self, j: int) -> str:
@@ -1070,12 +1072,55 @@ class _Run:
         if not items:
             self._map_end(run)
             return
-        for j in range(len(items)):
+        self._tokens(run)
+        stack.extend(reversed(run.tokens))
+        self._chain(run)
+
+    def _tokens(self, run: _MapRun) -> None:
+        for j in range(len(run.states)):
             token = self.next_token
             self.next_token -= 1
             run.tokens.append(token)
             self.items[token] = (run, j)
-        stack.extend(reversed(run.tokens))
+
+    def _chain(self, source: _MapRun) -> None:
+        """Expand now each map over ``source``'s own list that waits for nothing else:
+        its item k becomes ready when ``source``'s item k has succeeded (item by item,
+        not map by map), and fails upstream when that one failed."""
+        a = source.m
+        for b in self.dependents[a]:
+            if (
+                b not in self.maps
+                or self.state[b] != _PENDING
+                or self.waiting[b] != 1
+                or self.nested[b]
+                or (0, a) not in self.fills[b]
+            ):
+                continue
+            call = self._make_call(b)
+            self.state[b] = _RUNNING
+            run = _MapRun(b, call, [None] * len(source.states))
+            self.map_runs[b] = run
+            self._tokens(run)
+            source.chained.append(run)
+            self._chain(run)
+
+    def _chained_item(self, source: _MapRun, j: int, ok: bool) -> None:
+        """``source``'s item ``j`` ended: the same item of each map chained to it is ready
+        (``ok``), or fails upstream, and so do the items chained to that one."""
+        for run in source.chained:
+            if run.states[j] != _PENDING:
+                continue
+            if ok:
+                run.values_in[j] = source.values[j]
+                self.ready[self.route[run.m]].append(run.tokens[j])
+                continue
+            run.states[j] = _UPSTREAM_FAILED
+            run.upstream = True
+            run.left -= 1
+            self._chained_item(run, j, False)
+            if run.left == 0:
+                self._map_end(run)
 
     def _item_call(self, token: int) -> Call:
         """The next trial of an item: its state running, its attempt counted, its start
@@ -1157,6 +1202,8 @@ class _Run:
             trial = run.record(j, out, State.SUCCEEDED, None, "")
             if self.has_cb:
                 self.cb.call("on_trial_end", trial)
+            if run.chained and not self.stopping:
+                self._chained_item(run, j, True)
             run.left -= 1
             if run.left == 0:
                 self._map_end(run)
@@ -1208,6 +1255,8 @@ class _Run:
         run.states[j] = _FAILED
         run.failed = True
         run.left -= 1
+        if run.chained:
+            self._chained_item(run, j, False)
         if self.fail_fast and not self.stopping:
             self._stop(seen)
         if run.left == 0:
@@ -1217,9 +1266,10 @@ class _Run:
         """Every item of a map ended: the map node succeeds with the list of values, or
         fails (its dependents upstream_failed) when an item failed."""
         m = run.m
-        if run.failed:
-            self.state[m] = _FAILED
-            self.failed_order.append(m)
+        if run.failed or run.upstream:
+            self.state[m] = _FAILED if run.failed else _UPSTREAM_FAILED
+            if run.failed:
+                self.failed_order.append(m)
             self._release_reads(m)
             self._upstream_failed(m)
             return

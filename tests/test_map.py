@@ -285,3 +285,43 @@ def test_tiny_items_are_chunked_on_processes_without_being_asked():
     workers = [result.trials[f"square[{j}]"][0].worker for j in range(300)]
     runs = sum(1 for a, b in itertools.pairwise(workers) if a != b)
     assert runs < 150  # consecutive items share their worker: they went in chunks
+
+
+@dx.task
+def halve(x: int) -> float:
+    return x / 2
+
+
+def test_a_map_over_a_map_runs_item_by_item():
+    with dx.Graph("g") as g:
+        g.output(halve.map(square.map(numbers(4))), name="v")
+    result = g.compile().run(executor="serial")
+    assert result.output == [0.0, 0.5, 2.0, 4.5]
+    first = {k: ts[0] for k, ts in result.trials.items() if "[" in k}
+    # depth first: halve[0] runs as soon as square[0] is done, before square[1]
+    assert first["halve[0]"].start <= first["square[1]"].start
+    assert first["halve[2]"].start <= first["square[3]"].start
+
+
+@pytest.mark.parametrize("executor", ["serial", "threads", "loky"])
+def test_a_failed_item_fails_only_its_own_chain_of_items(executor):
+    with dx.Graph("g") as g:
+        mapped = halve.map(picky.map(numbers(4)))
+        g.output(total.options(name="sum_halves")(mapped), name="sum")
+        g.output(square(3), name="other")
+    result = g.compile().run(executor=executor, max_workers=2, fail_fast=False, raise_on_failure=False)
+    assert {k: s for k, s in result.states.items() if k.startswith(("picky", "halve", "sum"))} == {
+        "picky": FAILED,
+        "picky[0]": SUCCEEDED,
+        "picky[1]": SUCCEEDED,
+        "picky[2]": FAILED,
+        "picky[3]": SUCCEEDED,
+        "halve": UPSTREAM_FAILED,
+        "halve[0]": SUCCEEDED,
+        "halve[1]": SUCCEEDED,
+        "halve[2]": UPSTREAM_FAILED,
+        "halve[3]": SUCCEEDED,
+        "sum_halves": UPSTREAM_FAILED,
+    }
+    assert result.trials["halve[2]"] == []
+    assert result.outputs == {"other": 9}
