@@ -476,3 +476,21 @@ def earlier_trials(records: list[dict[str, Any]], index: dict[str, int]) -> dict
             continue  # a record of another version
         out.setdefault(index[r["node"]], []).append(trial)
     return out
+
+
+def item_keys(fn: Any, rest: tuple[Any, ...], kwargs: dict[str, Any] | None, items: list[Any]) -> list[str]:
+    """The cache key of each item of a ``task.map``: the task's code, the fixed
+    arguments' values and the item's value (items are known only at run time, so their
+    keys are made then, from values)."""
+    from ._codehash import code_digest
+
+    base = hashlib.sha256(b"dagexec-item-1\0")
+    base.update(code_digest(fn).encode())
+    base.update(value_token(rest).encode())
+    base.update(value_token(dict(sorted((kwargs or {}).items()))).encode())
+    out = []
+    for item in items:
+        h = base.copy()
+        h.update(b"\0" + value_token(item).encode())
+        out.append(h.hexdigest())
+    return out

@@ -348,7 +348,7 @@ class _MapRun:
     """A ``task.map`` node expanded at run time: its items, and each item's trials."""
 
     __slots__ = (
-        "attempts", "call", "chained", "failed", "kwargs", "left", "m", "rest", "specs", "start",
+        "attempts", "call", "chained", "failed", "keys", "kwargs", "left", "m", "rest", "specs", "start",
         "states", "tokens", "trials", "upstream", "values", "values_in",
     )  # fmt: skip
 
@@ -369,6 +369,7 @@ class _MapRun:
         self.failed = False
         self.upstream = False  # an item of the map it is chained to failed
         self.chained: list[_MapRun] = []  # maps over this one's list, item by item
+        self.keys: list[str | None] | None = None  # each item's cache key, with a cache
         self.start = time.time()
 
     def item_key(self, j: int) -> str:
@@ -1073,8 +1074,43 @@ class _Run:
             self._map_end(run)
             return
         self._tokens(run)
-        stack.extend(reversed(run.tokens))
         self._chain(run)
+        if self.saving is not None and self.saving[m]:
+            self._cached_items(run)
+            if run.left == 0:
+                self._map_end(run)
+                return
+        stack.extend(reversed([t for j, t in enumerate(run.tokens) if run.states[j] == _PENDING]))
+
+    def _cached_items(self, run: _MapRun) -> None:
+        """With a cache: items whose entry is in the store are ``cached`` (their values
+        loaded), and the items chained to them ready; the others are written when done."""
+        from ._cache import item_keys
+
+        assert self.store is not None
+        try:
+            run.keys = list(item_keys(run.call.spec.fn, run.rest, run.kwargs, run.values_in))
+        except Exception:
+            logger.warning("map %r: its items' cache keys could not be made", run.call.key, exc_info=True)
+            return
+        for j in range(len(run.keys)):
+            self._cached_item(run, j)
+
+    def _cached_item(self, run: _MapRun, j: int) -> bool:
+        """Serve item ``j`` from the store if its entry is there (and what is chained to it)."""
+        assert self.store is not None and run.keys is not None
+        key = run.keys[j]
+        if key is None or key not in self.store:
+            return False
+        ok, value = self.store.get(key)
+        if not ok:
+            return False
+        run.values[j] = value
+        run.states[j] = _CACHED
+        run.left -= 1
+        if run.chained:
+            self._chained_item(run, j, True)
+        return True
 
     def _tokens(self, run: _MapRun) -> None:
         for j in range(len(run.states)):
@@ -1113,6 +1149,11 @@ class _Run:
                 continue
             if ok:
                 run.values_in[j] = source.values[j]
+                if self.saving is not None and self.saving[run.m] and self._chained_key(run, j):
+                    if self._cached_item(run, j):
+                        if run.left == 0:
+                            self._map_end(run)
+                        continue
                 self.ready[self.route[run.m]].append(run.tokens[j])
                 continue
             run.states[j] = _UPSTREAM_FAILED
@@ -1199,6 +1240,8 @@ class _Run:
         if out[2]:
             run.values[j] = out[3]
             run.states[j] = _SUCCEEDED
+            if run.keys is not None:
+                self._save_item(run, j, out[3])
             trial = run.record(j, out, State.SUCCEEDED, None, "")
             if self.has_cb:
                 self.cb.call("on_trial_end", trial)
@@ -1213,6 +1256,32 @@ class _Run:
             run.record(j, out, State.CANCELLED, err, out[5])
             raise KeyboardInterrupt(f"task of item {run.spec(j).key!r} raised KeyboardInterrupt")
         self._item_failed(run, j, out, _trial_state(err), err, out[5])
+
+    def _chained_key(self, run: _MapRun, j: int) -> bool:
+        """Make the cache key of a chained map's item ``j``, now that its value is known."""
+        from ._cache import item_keys
+
+        if run.keys is None:
+            run.keys = [None] * len(run.states)
+        try:
+            run.keys[j] = item_keys(run.call.spec.fn, run.rest, run.kwargs, [run.values_in[j]])[0]
+        except Exception:
+            logger.warning("item %r: its cache key could not be made", run.item_key(j), exc_info=True)
+            return False
+        return True
+
+    def _save_item(self, run: _MapRun, j: int, value: Any) -> None:
+        assert self.store is not None and run.keys is not None
+        key = run.keys[j]
+        if key is None:
+            return
+        try:
+            if type(value) is Remote:
+                value = value.owner.fetch([value])[0]
+            meta = {"node": run.item_key(j), "graph": self.plan.name}
+            self.store.put(key, value, meta)
+        except Exception:
+            logger.warning("item %r: its value could not be written to the cache", run.item_key(j), exc_info=True)
 
     def _expire_item(self, token: int, attempt: int, now: float) -> None:
         run, j = self.items[token]

@@ -325,3 +325,38 @@ def test_a_failed_item_fails_only_its_own_chain_of_items(executor):
     }
     assert result.trials["halve[2]"] == []
     assert result.outputs == {"other": 9}
+
+
+def test_items_are_cached_one_by_one(tmp_path, monkeypatch):
+    calls = tmp_path / "calls"
+    monkeypatch.setenv("MAP_CALLS", str(calls))
+
+    @dx.task
+    def noted(x: int) -> int:
+        import os
+
+        with open(os.environ["MAP_CALLS"], "a") as f:
+            f.write(f"{x}\n")
+        return x * 3
+
+    @dx.task
+    def listed(xs: list[int]) -> list[int]:
+        return xs
+
+    with dx.Graph("g") as g:
+        tripled = noted.map(listed(g.input("xs", list[int])))
+        g.output(halve.map(tripled), name="halves")
+    plan = g.compile()
+    assert plan.run(xs=[1, 2, 3], executor="serial", cache=tmp_path / "c").output == [1.5, 3.0, 4.5]
+    assert calls.read_text().split() == ["1", "2", "3"]
+    result = plan.run(xs=[1, 2, 4], executor="serial", cache=tmp_path / "c")
+    assert result.output == [1.5, 3.0, 6.0]
+    assert calls.read_text().split() == ["1", "2", "3", "4"]  # only the new item ran
+    assert {k: s for k, s in result.states.items() if "[" in k} == {
+        "noted[0]": State.CACHED,
+        "noted[1]": State.CACHED,
+        "noted[2]": SUCCEEDED,
+        "halve[0]": State.CACHED,
+        "halve[1]": State.CACHED,
+        "halve[2]": SUCCEEDED,
+    }
