@@ -40,6 +40,7 @@ from ._graph import MISSING, Graph, Node, SectionNode, current_graph
 from ._plan import CompiledGraph, InputSpec, NodeInfo, SectionInfo
 from ._result import RunResult
 from ._section import Section, section
+from ._shell import CommandFailed, CommandResult, shell
 from ._state import State, Trial
 from ._store import CacheEntry, CacheStore
 from ._task import Task, TaskOptions, task
@@ -52,6 +53,8 @@ __all__ = [
     "CacheEntry",
     "CacheStore",
     "CallError",
+    "CommandFailed",
+    "CommandResult",
     "CompiledGraph",
     "DagexecError",
     "Executor",
@@ -82,6 +85,7 @@ __all__ = [
     "load",
     "read_header",
     "section",
+    "shell",
     "task",
 ]
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 _TB_LINES = 6  # traceback lines shown per failed node
-_LOG_LINES = 5  # log lines shown per failed node
+_LOG_LINES = 20  # log lines shown per failed node (its tail)
 
 
 # -- progress ----------------------------------------------------------------------------

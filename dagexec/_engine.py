@@ -37,6 +37,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._capture import install as install_capture
+from ._capture import uninstall as uninstall_capture
 from ._errors import InputError, Problem, RunFailed, TaskTimeout, TypeCheckError, WorkerCrashed
 from ._plan import NodeSpec
 from ._prepare import (
@@ -266,10 +268,12 @@ def run_plan(
     if decision is not None:
         assert store is not None
         run.use_cache(store, decision, earlier)
+    install_capture()  # trial logs: for the length of the run (again: sys.stdout may be another)
     try:
         with sigterm_interrupts():
             result = run.execute()
     finally:
+        uninstall_capture()
         for ex in execs:
             ex.run_ended()
         for ex in owned:
@@ -389,9 +393,9 @@ class _MapRun:
         if lst and lst[-1].attempt == out[1] and lst[-1].end is None:
             trial = lst[-1]
             trial.state, trial.start, trial.end, trial.worker = state, out[6], out[7], out[8]
-            trial.error, trial.traceback = error, tb
+            trial.error, trial.traceback, trial.log = error, tb, out[9]
         else:
-            trial = Trial(self.item_key(j), out[1], state, out[6], out[7], out[8], error, tb)
+            trial = Trial(self.item_key(j), out[1], state, out[6], out[7], out[8], error, tb, out[9])
             lst.append(trial)
         return trial
 
@@ -457,7 +461,7 @@ class _Run:
                         self.left[s] -= 1
         self.attempt = [0] * n
         # per node: None, its list of Trials, or (start, end, worker) of a first trial that
-        # succeeded without callbacks (cheaper than a Trial; made one in _result)
+        # succeeded without callbacks and without a log (cheaper than a Trial; made one in _result)
         self.trials: list[Any] = [None] * n
         self.calls: dict[int, Call | Batch] = {}  # idx -> in-flight call or batch (asynchronous executors)
         self.inflight = [0] * len(self.execs)
@@ -748,8 +752,9 @@ class _Run:
             trial.worker = out[8]
             trial.error = error
             trial.traceback = tb
+            trial.log = out[9]
         else:
-            trial = Trial(self.plan._keys[i], out[1], state, out[6], out[7], out[8], error, tb)
+            trial = Trial(self.plan._keys[i], out[1], state, out[6], out[7], out[8], error, tb, out[9])
             if lst is None:
                 self.trials[i] = [trial]
             else:
@@ -970,8 +975,9 @@ class _Run:
                 self._save(i, out[3])
             if self.has_cb:
                 self.cb.call("on_trial_end", self._record(i, out, State.SUCCEEDED, None, ""))
-            elif self.trials[i] is None:
-                # a first trial that succeeded: (start, end, worker), made a Trial in _result
+            elif self.trials[i] is None and not out[9]:
+                # a first trial that succeeded and left no log: (start, end, worker), made a
+                # Trial in _result (one with a log is recorded as a Trial now)
                 self.trials[i] = (out[6], out[7], out[8])
             else:
                 self._record(i, out, State.SUCCEEDED, None, "")
@@ -1301,7 +1307,8 @@ class _Run:
         exc = TaskTimeout(f"node {call.key!r} timed out after {timeout:g} s", call.key, timeout)
         lst = run.trials[j]
         start = lst[-1].start if lst and lst[-1].attempt == attempt else now - timeout
-        self._item_failed(run, j, (token, attempt, False, None, exc, "", start, now, ""), State.TIMED_OUT, exc, "")
+        out: Outcome = (token, attempt, False, None, exc, "", start, now, "", "")
+        self._item_failed(run, j, out, State.TIMED_OUT, exc, "")
 
     def _item_failed(
         self, run: _MapRun, j: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str
@@ -1447,7 +1454,7 @@ class _Run:
             trials = self.trials[i]
             if trials and trials[-1].attempt == attempt:
                 start = trials[-1].start
-            self._failed(i, (i, attempt, False, None, exc, "", start, now, ""), State.TIMED_OUT, exc, "")
+            self._failed(i, (i, attempt, False, None, exc, "", start, now, "", ""), State.TIMED_OUT, exc, "")
         retries = self.retries
         while retries and retries[0][0] <= now:
             _, i = heapq.heappop(retries)
@@ -1459,6 +1466,13 @@ class _Run:
                 self.ready[self.route[i]].append(i)
 
     def _cancel_all(self) -> None:
+        from ._worker import interrupt_hooks
+
+        for hook in interrupt_hooks:  # commands run by trials in this process's threads
+            try:
+                hook()
+            except Exception:
+                logger.warning("an interrupt hook %r failed", hook, exc_info=True)
         now = time.time()
         seen: set[int] = set()
         for i, call in list(self.calls.items()):

@@ -283,13 +283,7 @@ class Graph:
         name = task._self_name
         meta = task._self_meta or task.meta
         if kwargs or meta.kwonly or not meta.n_required_pos <= len(args) <= meta.max_fast:
-            try:
-                args, kwargs = task.bind(args, kwargs)
-            except TypeError as exc:
-                key = self._next_key(name, reserve=False)
-                raise CallError(
-                    f"node {key!r}: {exc} (called at {format_site(site)})", key, format_site(site)
-                ) from None
+            args, kwargs = self._bind(task, args, kwargs, site, "")
         key = self._next_key(name)
         deps: tuple[int, ...] | None = None
         if not kwargs:  # fast path: Nodes and plain constants as positional arguments
@@ -315,19 +309,24 @@ class Graph:
         self._recs.append((TASK, task, opts, args, kw, deps, nested, site, scope))
         return Node(self, idx)
 
+    def _bind(
+        self, task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], site: tuple[str, int], what: str
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """``task.bind``, its TypeError made a CallError naming the node to be and the call site."""
+        try:
+            return task.bind(args, kwargs)
+        except TypeError as exc:
+            key = self._next_key(task._self_name, reserve=False)
+            raise CallError(
+                f"node {key!r}: {what}{exc} (called at {format_site(site)})", key, format_site(site)
+            ) from None
+
     def _add_map_call(self, task: Task, items: Any, fixed: dict[str, Any]) -> Node:
         """Record ``task.map(items, **fixed)``: a TASK record whose first argument is the
         list of items (each item call takes one of them there)."""
         site = user_frame(2)
-        name = task._self_name
-        try:
-            args, kwargs = task.bind((items,), fixed)
-        except TypeError as exc:
-            key = self._next_key(name, reserve=False)
-            raise CallError(
-                f"node {key!r}: map: {exc} (called at {format_site(site)})", key, format_site(site)
-            ) from None
-        key = self._next_key(name)
+        args, kwargs = self._bind(task, (items,), fixed, site, "map: ")
+        key = self._next_key(task._self_name)
         if not isinstance(items, (Node, list, tuple)):
             raise CallError(
                 f"node {key!r}: map takes a Node or a list of items, got {_short(items)} "

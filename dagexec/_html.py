@@ -60,6 +60,22 @@ def _error_text(trial: Trial | None) -> str:
     return f"{type(trial.error).__name__}: {trial.error}"
 
 
+def _logs(key: str, trials: list[Trial], result: RunResult) -> str:
+    """The node's log: its one trial's, or each trial's (a map's: each item's) under a
+    header line naming it; "" when none logged anything."""
+    every = list(trials)
+    j = 0
+    while f"{key}[{j}]" in result.trials:  # a map's items
+        every.extend(result.trials[f"{key}[{j}]"])
+        j += 1
+    if len(every) == 1:
+        return every[0].log
+    parts = [
+        f"--- {t.key} attempt {t.attempt} ({t.state.value}) ---\n{t.log.rstrip()}" for t in every if t.log
+    ]
+    return "\n".join(parts)
+
+
 def _node_details(plan: CompiledGraph, result: RunResult | None) -> dict[str, dict[str, Any]]:
     details: dict[str, dict[str, Any]] = {}
     for info in plan.nodes:
@@ -84,7 +100,7 @@ def _node_details(plan: CompiledGraph, result: RunResult | None) -> dict[str, di
                 worker=last.worker if last is not None else "",
                 error=_error_text(last),
                 traceback=last.traceback if last is not None else "",
-                log=last.log if last is not None else "",
+                log=_logs(info.key, trials, result),
                 trials=[
                     {
                         "attempt": t.attempt,
@@ -92,6 +108,7 @@ def _node_details(plan: CompiledGraph, result: RunResult | None) -> dict[str, di
                         "duration": _duration(t.duration),
                         "worker": t.worker,
                         "error": _error_text(t),
+                        "log": t.log,
                     }
                     for t in trials
                 ],
@@ -442,6 +459,11 @@ _JS = r"""
       msg.textContent = " (" + d.state + " after " + d.attempts + " attempt(s)): " + d.error;
       pre.textContent = d.traceback || d.error;
       sum.appendChild(k); sum.appendChild(msg); det.appendChild(sum); det.appendChild(pre);
+      if (d.log) {
+        var log = document.createElement("pre");
+        log.className = "error-log"; log.textContent = "log:\n" + d.log;
+        det.appendChild(log);
+      }
       box.appendChild(det);
     });
     if (!n) { box.textContent = "No errors."; }

@@ -56,6 +56,7 @@ class RunResult:
         self.states = states
         # the engine's per-node records (made into Trials on first use of .trials): a
         # list of Trials, None, or (start, end, worker) of a first trial that succeeded
+        # and left no log
         self._trials: dict[str, list[Trial]] | None = trials if isinstance(trials, dict) else None
         self._raw_trials: list[Any] | None = None if isinstance(trials, dict) else trials
         self.outputs = outputs

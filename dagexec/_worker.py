@@ -5,23 +5,31 @@ This module is what worker threads and processes run, so it imports little.
 A :class:`Call` goes to an executor; an *outcome* comes back.  An outcome is a
 plain tuple, because one is made per trial on the hot path::
 
-    (idx, attempt, ok, value, error, traceback, start, end, worker)
+    (idx, attempt, ok, value, error, traceback, start, end, worker, log)
 
 ``ok`` is True when ``value`` is the task's return value; otherwise ``error`` is
 the exception (or None when it could not travel) and ``traceback`` its text.
+``log`` is what the task logged and printed while it ran (see :mod:`._capture`),
+"" when nothing was, and for the outcomes the master makes itself.
 """
 
 from __future__ import annotations
 
 import threading
 import traceback as _tb
+from threading import get_ident as _ident
 from time import time
 from typing import Any
 
+from ._capture import CURRENT as _CURRENT
+from ._capture import install_for_good as _install_for_good
+from ._capture import log_text as _log_text
 from ._errors import DagexecError
 
 __all__ = [
     "LINK",
+    "install_worker_capture",
+    "interrupt_hooks",
     "WorkerSpec",
     "spec_fields",
     "Batch",
@@ -38,9 +46,16 @@ __all__ = [
     "run_pickled",
 ]
 
-Outcome = tuple[int, int, bool, Any, "BaseException | None", str, float, float, str]
+#: called in the master when a run is interrupted (Ctrl-C): each stops what trials
+#: started outside Python in this process (``dx.shell`` registers its commands' killer)
+interrupt_hooks: list[Any] = []
 
-IDX, ATTEMPT, OK, VALUE, ERROR, TRACEBACK, START, END, WORKER = range(9)
+_get_slot = _CURRENT.get
+_set_slot = _CURRENT.set
+
+Outcome = tuple[int, int, bool, Any, "BaseException | None", str, float, float, str, str]
+
+IDX, ATTEMPT, OK, VALUE, ERROR, TRACEBACK, START, END, WORKER, LOG = range(10)
 
 
 class Call:
@@ -221,8 +236,8 @@ def run_batch(batch: Batch, worker: str | None = None, board: Any = None, slot: 
             call.args, call.kwargs = args, kwargs  # hold no value past its last reader
             if out[2] and not keep[k - 1]:
                 # consumed here, and nobody else reads it: not sent back
-                i, attempt, _, _, _, _, start, end, where = outs[-1]
-                outs[-1] = (i, attempt, True, None, None, "", start, end, where)
+                i, attempt, _, _, _, _, start, end, where, log = outs[-1]
+                outs[-1] = (i, attempt, True, None, None, "", start, end, where, log)
         else:
             prev = None
             out = run_call(call, name)
@@ -267,21 +282,31 @@ def run_call(call: Call, worker: str | None = None, reraise_interrupt: bool = Fa
     spec = call.spec
     args = call.args
     kwargs = call.kwargs
+    slot = _get_slot()
+    if slot is None or slot[1] != _ident():
+        slot = [None, _ident()]  # this context's first trial in this thread (see _capture)
+        _set_slot(slot)
+    buf: list[Any] = []  # what the task logs and prints
     start = time()
     try:
         if spec.checks:
             _check(spec, args, kwargs)
-        value = spec.fn(*args, **kwargs) if kwargs else spec.fn(*args)
-        if spec.coro:
-            value = _run_coroutine(_awaited(spec, value))
+        outer = slot[0]  # a trial that runs this one (a nested run) gets its slot back
+        slot[0] = buf
+        try:
+            value = spec.fn(*args, **kwargs) if kwargs else spec.fn(*args)
+            if spec.coro:
+                value = _run_coroutine(_awaited(spec, value))
+        finally:
+            slot[0] = outer
         if spec.ret is not None:
             _check_return(spec, value)
     except KeyboardInterrupt as exc:
         if reraise_interrupt:
             raise
-        return failed_outcome(call, exc, start, worker)
+        return failed_outcome(call, exc, start, worker, _log_text(buf))
     except BaseException as exc:
-        return failed_outcome(call, exc, start, worker)
+        return failed_outcome(call, exc, start, worker, _log_text(buf))
     return (
         call.idx,
         call.attempt,
@@ -292,6 +317,7 @@ def run_call(call: Call, worker: str | None = None, reraise_interrupt: bool = Fa
         start,
         time(),
         worker or threading.current_thread().name,
+        _log_text(buf) if buf else "",
     )
 
 
@@ -301,16 +327,22 @@ async def run_call_async(call: Call, worker: str) -> Outcome:
     spec = call.spec
     args = call.args
     kwargs = call.kwargs
+    buf: list[Any] = []  # this coroutine's own: each asyncio task runs in a context of its own
     start = time()
     try:
         if spec.checks:
             _check(spec, args, kwargs)
-        value = await _awaited(spec, spec.fn(*args, **kwargs) if kwargs else spec.fn(*args))
+        token = _CURRENT.set([buf, _ident()])
+        try:
+            value = await _awaited(spec, spec.fn(*args, **kwargs) if kwargs else spec.fn(*args))
+        finally:
+            _CURRENT.reset(token)
         if spec.ret is not None:
             _check_return(spec, value)
     except BaseException as exc:
-        return failed_outcome(call, exc, start, worker)
-    return (call.idx, call.attempt, True, value, None, "", start, time(), worker)
+        return failed_outcome(call, exc, start, worker, _log_text(buf))
+    log = _log_text(buf) if buf else ""
+    return (call.idx, call.attempt, True, value, None, "", start, time(), worker, log)
 
 
 async def _awaited(spec: Any, coro: Any) -> Any:
@@ -378,8 +410,10 @@ def background_loop() -> Any:
         return _background[0]
 
 
-def failed_outcome(call: Call, exc: BaseException, start: float, worker: str | None = None) -> Outcome:
-    """The outcome of a trial that raised ``exc``."""
+def failed_outcome(
+    call: Call, exc: BaseException, start: float, worker: str | None = None, log: str = ""
+) -> Outcome:
+    """The outcome of a trial that raised ``exc``, with what it logged and printed."""
     text = "".join(_tb.format_exception(type(exc), exc, exc.__traceback__))
     return (
         call.idx,
@@ -391,6 +425,7 @@ def failed_outcome(call: Call, exc: BaseException, start: float, worker: str | N
         start,
         time(),
         worker or threading.current_thread().name,
+        log,
     )
 
 
@@ -440,7 +475,7 @@ def dump_outcome(out: Outcome, key: str) -> bytes:
             pickle.loads(data)
         return data
     except Exception as exc:
-        idx, attempt, ok, value, error, tb, start, end, worker = out
+        idx, attempt, ok, value, error, tb, start, end, worker, log = out
         if ok:
             error = _pickling_error(
                 f"node {key!r}: its result of type {_type_name(value)} cannot be pickled: {exc}"
@@ -449,7 +484,7 @@ def dump_outcome(out: Outcome, key: str) -> bytes:
             from ._errors import RemoteError
 
             error = RemoteError(_type_name(error), str(error), tb)
-        return cloudpickle.dumps((idx, attempt, False, None, error, tb, start, end, worker))  # type: ignore[no-any-return]
+        return cloudpickle.dumps((idx, attempt, False, None, error, tb, start, end, worker, log))  # type: ignore[no-any-return]
 
 
 class _RemoteTraceback(DagexecError):
@@ -481,10 +516,15 @@ def _pickling_error(message: str) -> BaseException:
     return pickle.PicklingError(message)
 
 
+#: a worker process's capture of trial logs, installed for its lifetime (before its first trial)
+install_worker_capture = _install_for_good
+
+
 def run_pickled(payload: bytes) -> bytes:
     """Run a call made by :func:`dump_call` in a worker process; return its outcome as bytes."""
     import os
     import pickle
 
+    _install_for_good()
     call = pickle.loads(payload)
     return dump_outcome(run_call(call, f"pid:{os.getpid()}"), call.key)

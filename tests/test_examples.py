@@ -44,6 +44,14 @@ EXPECTED: dict[str, list[str | re.Pattern[str]]] = {
         "parse: ValueError(\"invalid literal for int() with base 10: 'forty-two'\")",
         "  last traceback line: ValueError: invalid literal for int() with base 10: 'forty-two'",
     ],
+    "shell_pipeline.py": [
+        "checksum is 64 hex digits: True",
+        "lines: 30",
+        "ran: ['make10', 'make20', 'make30', 'tar', 'sha256sum', 'checksum_of', 'count']",
+        "failed: node 'convert': command \"sh -c echo 'no such input' >&2; exit 2\" exited with 2; "
+        "stderr (last lines):",
+        "no such input",
+    ],
     "quickstart.py": [
         "nodes: fetch_stopwords, word_counts/tokenize, word_counts/count, "
         "word_counts-1/tokenize, word_counts-1/count, merge, top",

@@ -74,6 +74,7 @@ from .._worker import (
     dump_call,
     dump_outcome,
     failed_outcome,
+    install_worker_capture,
     load_outcome,
     run_call,
     spec_fields,
@@ -204,6 +205,7 @@ def _run_trial(
     from distributed import get_worker
 
     worker = get_worker()
+    install_worker_capture()
     where = str(worker.address)
     worker.log_event(topic, {"k": dkey, "s": 1})
     idx, attempt, key = head
@@ -225,12 +227,15 @@ def _run_trial(
     if out[2]:
         problem = _pickle_problem(out[3])
         if problem is None:
-            worker.log_event(topic, {"k": dkey, "t": [out[6], out[7]], "w": where})
+            event = {"k": dkey, "t": [out[6], out[7]], "w": where}
+            if out[9]:
+                event["l"] = out[9]
+            worker.log_event(topic, event)
             return out[3]
         t = type(out[3])
         name = t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
         error = pickle.PicklingError(f"node {key!r}: its result of type {name} cannot be pickled: {problem}")
-        out = (idx, attempt, False, None, error, "", out[6], out[7], where)
+        out = (idx, attempt, False, None, error, "", out[6], out[7], where, out[9])
     _drop_tracebacks(out[4])
     worker.log_event(topic, {"k": dkey, "e": dump_outcome(out, key)})
     return _FAILED
@@ -600,7 +605,7 @@ class DaskExecutor(Executor):
         if sub.cancel:
             self._cancel_soon([sub.future])
         if out[2]:
-            out = (out[0], out[1], True, Remote(self, sub.future), None, "", out[6], out[7], out[8])
+            out = (out[0], out[1], True, Remote(self, sub.future), None, "", out[6], out[7], out[8], out[9])
         sub.post(out)
 
     def _on_trial_event(self, msg: Any) -> bool:
@@ -621,7 +626,8 @@ class DaskExecutor(Executor):
         call = found.call
         if "t" in msg:
             start, end = msg["t"]
-            out: Outcome = (call.idx, call.attempt, True, None, None, "", start, end, msg.get("w", "dask"))
+            w, log = msg.get("w", "dask"), msg.get("l", "")
+            out: Outcome = (call.idx, call.attempt, True, None, None, "", start, end, w, log)
         else:
             try:
                 out = load_outcome(msg["e"])
@@ -658,7 +664,8 @@ class DaskExecutor(Executor):
             logger.warning(
                 "node %r: dask worker %s died while running attempt %d", call.key, worker, call.attempt
             )
-            out: Outcome = (call.idx, call.attempt, False, None, error, "", sub.start, time.time(), worker)
+            now = time.time()
+            out: Outcome = (call.idx, call.attempt, False, None, error, "", sub.start, now, worker, "")
             self._end(sub, out, cancel=True)
 
     def _done(self, dkey: str, future: Any) -> None:
@@ -695,7 +702,7 @@ class DaskExecutor(Executor):
             error = concurrent.futures.CancelledError(
                 f"node {call.key!r}: its dask task was cancelled (dask future status {status!r})"
             )
-        self._end(sub, (call.idx, call.attempt, False, None, error, text, sub.start, time.time(), "dask"))
+        self._end(sub, (call.idx, call.attempt, False, None, error, text, sub.start, time.time(), "dask", ""))
 
     def _no_event(self, dkey: str) -> None:
         sub = self._claim(dkey)

@@ -69,6 +69,7 @@ from .._worker import (
     dump_call,
     dump_outcome,
     failed_outcome,
+    install_worker_capture,
     load_outcome,
     run_batch,
     run_call,
@@ -138,7 +139,7 @@ def _unloadable(head: tuple[int, int, str], what: str, exc: Exception, start: fl
     )
     error.__cause__ = exc
     text = "".join(traceback.format_exception(error))
-    return dump_outcome((idx, attempt, False, None, error, text, start, time.time(), worker), key)
+    return dump_outcome((idx, attempt, False, None, error, text, start, time.time(), worker, ""), key)
 
 
 def _run_in_worker(sid: int, head: tuple[int, int, str], blobs: _Blobs, values: bytes) -> tuple[bool, bytes]:
@@ -146,6 +147,7 @@ def _run_in_worker(sid: int, head: tuple[int, int, str], blobs: _Blobs, values: 
     pid = os.getpid()
     if _reports is not None:
         _reports.send_bytes(_REPORT.pack(sid, pid))
+    install_worker_capture()
     worker = f"pid:{pid}"
     start = time.time()
     try:
@@ -186,6 +188,7 @@ def _run_batch_in_worker(
     pid = os.getpid()
     if _reports is not None:
         _reports.send_bytes(_REPORT.pack(sid, pid))
+    install_worker_capture()
     try:
         loaded = [_load_spec(fd, fns[fd], sd, sb) for fd, sd, sb in specs]
         argl = pickle.loads(values)
@@ -652,7 +655,7 @@ class LokyExecutor(Executor):
         )
         out: Outcome = (
             call.idx, call.attempt, False, None, error, str(exc), sub.start, time.time(),
-            f"pid:{pid}" if pid is not None else "loky",
+            f"pid:{pid}" if pid is not None else "loky", "",
         )  # fmt: skip
         if sub.batch is None:
             sub.post(out)
