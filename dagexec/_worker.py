@@ -28,6 +28,9 @@ from ._errors import DagexecError
 
 __all__ = [
     "LINK",
+    "Blobs",
+    "SpecPickler",
+    "load_spec",
     "install_worker_capture",
     "interrupt_hooks",
     "WorkerSpec",
@@ -110,6 +113,79 @@ def spec_fields(spec: Any) -> tuple[Any, ...]:
     """What a worker needs of a spec besides its function: ``WorkerSpec(key, fn, *rest)``
     takes them back in this order (``rest`` = this tuple without the key)."""
     return (spec.key, spec.checks, spec.ret, spec.timeout, spec.coro)
+
+
+#: what a trial sends to a worker process besides its values: function digest and
+#: bytes, spec digest and bytes (see :class:`SpecPickler` and :func:`load_spec`)
+Blobs = tuple[bytes, bytes, bytes, bytes]
+
+
+class SpecPickler:
+    """The master side of sending specs to worker processes: each task function is
+    pickled with cloudpickle once per run (through its ``Task``, so that a module's
+    function travels by reference, DESIGN §11), each spec's other fields once; both
+    with a digest by which workers keep what they have unpickled (:func:`load_spec`).
+    """
+
+    def __init__(self) -> None:
+        self._fns: dict[int, tuple[Any, bytes, bytes]] = {}  # id(task or fn) -> (it, digest, bytes)
+        self._specs: dict[int, tuple[Any, Blobs]] = {}  # id(spec) -> (spec, blobs)
+
+    def blobs(self, spec: Any) -> Blobs:
+        """``(function digest, function bytes, spec digest, spec bytes)`` of ``spec``.
+
+        Raises:
+            Exception: whatever cloudpickle raises for what does not pickle.
+        """
+        hit = self._specs.get(id(spec))
+        if hit is not None and hit[0] is spec:
+            return hit[1]
+        import hashlib
+
+        import cloudpickle
+
+        obj = spec.task if spec.task is not None else spec.fn
+        fn = self._fns.get(id(obj))
+        if fn is None or fn[0] is not obj:
+            data = cloudpickle.dumps((spec.task is not None, obj))
+            fn = (obj, hashlib.sha1(data).digest(), data)
+            self._fns[id(obj)] = fn
+        rest = cloudpickle.dumps(spec_fields(spec))
+        blobs = (fn[1], fn[2], hashlib.sha1(fn[1] + rest).digest(), rest)
+        self._specs[id(spec)] = (spec, blobs)
+        return blobs
+
+    def clear(self) -> None:
+        """Forget what was pickled (a run ended: the next sees changed globals)."""
+        self._fns.clear()
+        self._specs.clear()
+
+
+_CACHE_SIZE = 4096
+_loaded_fns: dict[bytes, Any] = {}  # function digest -> function, in this worker process
+_loaded_specs: dict[bytes, WorkerSpec] = {}  # spec digest -> spec, in this worker process
+
+
+def load_spec(fn_digest: bytes, fn_bytes: bytes, spec_digest: bytes, spec_bytes: bytes) -> WorkerSpec:
+    """The worker side of :class:`SpecPickler`: a spec, unpickled the first time its
+    digest is seen and kept (up to 4,096 functions and specs, then started over)."""
+    import pickle
+
+    spec = _loaded_specs.get(spec_digest)
+    if spec is None:
+        fn = _loaded_fns.get(fn_digest)
+        if fn is None:
+            unwrap, obj = pickle.loads(fn_bytes)
+            fn = obj.__wrapped__ if unwrap else obj
+            if len(_loaded_fns) >= _CACHE_SIZE:
+                _loaded_fns.clear()
+            _loaded_fns[fn_digest] = fn
+        key, *rest = pickle.loads(spec_bytes)
+        spec = WorkerSpec(key, fn, *rest)
+        if len(_loaded_specs) >= _CACHE_SIZE:
+            _loaded_specs.clear()
+        _loaded_specs[spec_digest] = spec
+    return spec
 
 
 class Remote:

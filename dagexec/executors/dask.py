@@ -52,7 +52,6 @@ must be installed where they run) but never the master's state.
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import itertools
 import logging
 import math
@@ -67,17 +66,18 @@ from typing import Any
 from .._engine import Executor
 from .._errors import WorkerCrashed
 from .._worker import (
+    Blobs,
     Call,
     Outcome,
     Remote,
-    WorkerSpec,
+    SpecPickler,
     dump_call,
     dump_outcome,
     failed_outcome,
     install_worker_capture,
     load_outcome,
+    load_spec,
     run_call,
-    spec_fields,
 )
 
 logger = logging.getLogger("dagexec.executors.dask")
@@ -100,17 +100,12 @@ _NO_CLIENT = (
     "give run() scheduler='tcp://host:8786', or pass DaskExecutor('tcp://host:8786')"
 )
 
-#: what a trial sends besides its values: function digest and bytes, spec digest and bytes
-_Blobs = tuple[bytes, bytes, bytes, bytes]
 #: where, in a call's arguments, an upstream future stands: a position or a name, then
 #: indices or keys into containers
 _Path = tuple[Any, ...]
 
 # -- the worker side ----------------------------------------------------------------
 
-_CACHE_SIZE = 4096
-_fns: dict[bytes, Callable[..., Any]] = {}  # function digest -> function, in this worker
-_specs: dict[bytes, WorkerSpec] = {}  # spec digest -> spec, in this worker
 
 
 class _Failed:
@@ -163,24 +158,6 @@ def _pickle_problem(value: Any) -> Exception | None:
     return None
 
 
-def _load_spec(fn_digest: bytes, fn_bytes: bytes, spec_digest: bytes, spec_bytes: bytes) -> WorkerSpec:
-    spec = _specs.get(spec_digest)
-    if spec is None:
-        fn = _fns.get(fn_digest)
-        if fn is None:
-            unwrap, obj = pickle.loads(fn_bytes)
-            fn = obj.__wrapped__ if unwrap else obj
-            if len(_fns) >= _CACHE_SIZE:
-                _fns.clear()
-            _fns[fn_digest] = fn
-        key, *rest = pickle.loads(spec_bytes)
-        spec = WorkerSpec(key, fn, *rest)
-        if len(_specs) >= _CACHE_SIZE:
-            _specs.clear()
-        _specs[spec_digest] = spec
-    return spec
-
-
 def _at(args: Any, kwargs: Any, path: _Path) -> Any:
     """The value at ``path`` in a call's arguments."""
     value = kwargs[path[0]] if isinstance(path[0], str) else args[path[0]]
@@ -193,7 +170,7 @@ def _run_trial(
     topic: str,
     dkey: str,
     head: tuple[int, int, str],
-    blobs: _Blobs,
+    blobs: Blobs,
     args: Any,
     kwargs: dict[str, Any] | None,
     inputs: list[_Path],
@@ -212,7 +189,7 @@ def _run_trial(
     start = time.time()
     out: Outcome
     try:
-        spec = _load_spec(*blobs)
+        spec = load_spec(*blobs)
     except Exception as exc:
         unloadable = pickle.UnpicklingError(
             f"node {key!r}: its task cannot be unpickled in its worker: {type(exc).__name__}: {exc}"
@@ -457,8 +434,7 @@ class DaskExecutor(Executor):
         self._count = itertools.count()
         self._hub: _Hub | None = None  # set while a run uses the executor
         # pickled this run: id(task or function) -> (it, digest, bytes), id(spec) -> (spec, blobs)
-        self._fn_blobs: dict[int, tuple[Any, bytes, bytes]] = {}
-        self._spec_blobs: dict[int, tuple[Any, _Blobs]] = {}
+        self._pickler = SpecPickler()  # task functions and specs, pickled once per run
 
     @property
     def client(self) -> Any:
@@ -501,25 +477,6 @@ class DaskExecutor(Executor):
             logger.warning("could not unsubscribe from the dask client's events", exc_info=True)
 
     # -- submission ----------------------------------------------------------------------
-    def _blobs(self, spec: Any) -> _Blobs:
-        hit = self._spec_blobs.get(id(spec))
-        if hit is not None and hit[0] is spec:
-            return hit[1]
-        import cloudpickle
-
-        # the Task, not its raw function: a module's function pickles by reference
-        # only through the Task that stands at its name (DESIGN §11)
-        obj = spec.task if spec.task is not None else spec.fn
-        fn = self._fn_blobs.get(id(obj))
-        if fn is None or fn[0] is not obj:
-            data = cloudpickle.dumps((spec.task is not None, obj))
-            fn = (obj, hashlib.sha1(data).digest(), data)
-            self._fn_blobs[id(obj)] = fn
-        rest = cloudpickle.dumps(spec_fields(spec))
-        blobs = (fn[1], fn[2], hashlib.sha1(fn[1] + rest).digest(), rest)
-        self._spec_blobs[id(spec)] = (spec, blobs)
-        return blobs
-
     def submit(self, call: Call, post: Callable[[Outcome], None]) -> Outcome | None:
         """Submit ``call`` as a dask task; a failed outcome at once when it cannot go."""
         hub = self._hub
@@ -528,7 +485,7 @@ class DaskExecutor(Executor):
             hub = self._hub
             assert hub is not None
         try:
-            blobs = self._blobs(call.spec)
+            blobs = self._pickler.blobs(call.spec)
             inputs: list[_Path] = []
             args = call.args
             if any(type(a) is Remote or type(a) in _CONTAINERS for a in args):
@@ -769,8 +726,7 @@ class DaskExecutor(Executor):
         with self._lock:
             self._subs.clear()
             self._by_call.clear()
-        self._fn_blobs.clear()
-        self._spec_blobs.clear()
+        self._pickler.clear()
 
     def shutdown(self, *, cancel: bool = False) -> None:
         """End the run's use of the cluster; close the client when the executor made it."""

@@ -39,7 +39,6 @@ Data flow::
 from __future__ import annotations
 
 import atexit
-import hashlib
 import itertools
 import logging
 import mmap
@@ -63,17 +62,18 @@ from .._errors import TaskTimeout, WorkerCrashed
 from .._worker import (
     Batch,
     BatchDone,
+    Blobs,
     Call,
     Outcome,
-    WorkerSpec,
+    SpecPickler,
     dump_call,
     dump_outcome,
     failed_outcome,
     install_worker_capture,
     load_outcome,
+    load_spec,
     run_batch,
     run_call,
-    spec_fields,
 )
 
 logger = logging.getLogger("dagexec.executors.loky")
@@ -83,15 +83,10 @@ __all__ = ["LokyExecutor"]
 #: a start report, ``(sid, pid)``: shorter than PIPE_BUF, so written at once
 _REPORT = struct.Struct("=qq")
 
-#: what a trial sends besides its values: function digest and bytes, spec digest and bytes
-_Blobs = tuple[bytes, bytes, bytes, bytes]
 
 # -- the worker side ----------------------------------------------------------------
 
 _reports: Any = None  # the writing end of the report pipe, set by _init_worker
-_fns: dict[bytes, Callable[..., Any]] = {}  # function digest -> function, in this worker
-_specs: dict[bytes, WorkerSpec] = {}  # spec digest -> spec, in this worker
-_CACHE_SIZE = 4096
 
 
 _progress: Any = None  # the progress board (a memoryview of int64), set by _init_worker
@@ -114,24 +109,6 @@ def _alarm(key: str, timeout: float) -> Callable[[int, Any], None]:
     return on_alarm
 
 
-def _load_spec(fn_digest: bytes, fn_bytes: bytes, spec_digest: bytes, spec_bytes: bytes) -> WorkerSpec:
-    spec = _specs.get(spec_digest)
-    if spec is None:
-        fn = _fns.get(fn_digest)
-        if fn is None:
-            unwrap, obj = pickle.loads(fn_bytes)
-            fn = obj.__wrapped__ if unwrap else obj
-            if len(_fns) >= _CACHE_SIZE:
-                _fns.clear()
-            _fns[fn_digest] = fn
-        key, *rest = pickle.loads(spec_bytes)
-        spec = WorkerSpec(key, fn, *rest)
-        if len(_specs) >= _CACHE_SIZE:
-            _specs.clear()
-        _specs[spec_digest] = spec
-    return spec
-
-
 def _unloadable(head: tuple[int, int, str], what: str, exc: Exception, start: float, worker: str) -> bytes:
     idx, attempt, key = head
     error = pickle.UnpicklingError(
@@ -142,7 +119,7 @@ def _unloadable(head: tuple[int, int, str], what: str, exc: Exception, start: fl
     return dump_outcome((idx, attempt, False, None, error, text, start, time.time(), worker, ""), key)
 
 
-def _run_in_worker(sid: int, head: tuple[int, int, str], blobs: _Blobs, values: bytes) -> tuple[bool, bytes]:
+def _run_in_worker(sid: int, head: tuple[int, int, str], blobs: Blobs, values: bytes) -> tuple[bool, bytes]:
     """Run one trial in a worker process: whether the task returned, and its outcome as bytes."""
     pid = os.getpid()
     if _reports is not None:
@@ -151,7 +128,7 @@ def _run_in_worker(sid: int, head: tuple[int, int, str], blobs: _Blobs, values: 
     worker = f"pid:{pid}"
     start = time.time()
     try:
-        spec = _load_spec(*blobs)
+        spec = load_spec(*blobs)
     except Exception as exc:
         return False, _unloadable(head, "its task", exc, start, worker)
     try:
@@ -190,7 +167,7 @@ def _run_batch_in_worker(
         _reports.send_bytes(_REPORT.pack(sid, pid))
     install_worker_capture()
     try:
-        loaded = [_load_spec(fd, fns[fd], sd, sb) for fd, sd, sb in specs]
+        loaded = [load_spec(fd, fns[fd], sd, sb) for fd, sd, sb in specs]
         argl = pickle.loads(values)
     except Exception as exc:
         return False, f"{type(exc).__name__}: {exc}"
@@ -442,8 +419,7 @@ class LokyExecutor(Executor):
         self._subs: dict[int, _Sub] = {}  # sid -> submission in flight
         self._by_call: dict[int, int] = {}  # id(call) -> sid
         # pickled this run: id(task or function) -> (it, digest, bytes), id(spec) -> (spec, blobs)
-        self._fn_blobs: dict[int, tuple[Any, bytes, bytes]] = {}
-        self._spec_blobs: dict[int, tuple[Any, _Blobs]] = {}
+        self._pickler = SpecPickler()  # task functions and specs, pickled once per run
         self._current: Any = None  # the loky pool submissions go to
 
     @property
@@ -465,29 +441,10 @@ class LokyExecutor(Executor):
             self._current = pool
         return pool
 
-    def _blobs(self, spec: Any) -> _Blobs:
-        hit = self._spec_blobs.get(id(spec))
-        if hit is not None and hit[0] is spec:
-            return hit[1]
-        import cloudpickle
-
-        # the Task, not its raw function: a module's function pickles by reference
-        # only through the Task that stands at its name (DESIGN §11)
-        obj = spec.task if spec.task is not None else spec.fn
-        fn = self._fn_blobs.get(id(obj))
-        if fn is None or fn[0] is not obj:
-            data = cloudpickle.dumps((spec.task is not None, obj))
-            fn = (obj, hashlib.sha1(data).digest(), data)
-            self._fn_blobs[id(obj)] = fn
-        rest = cloudpickle.dumps(spec_fields(spec))
-        blobs = (fn[1], fn[2], hashlib.sha1(fn[1] + rest).digest(), rest)
-        self._spec_blobs[id(spec)] = (spec, blobs)
-        return blobs
-
     def submit(self, call: Call, post: Callable[[Outcome], None]) -> Outcome | None:
         """Send ``call`` to a worker; a failed outcome at once when it does not pickle."""
         try:
-            blobs = self._blobs(call.spec)
+            blobs = self._pickler.blobs(call.spec)
         except Exception as exc:
             return failed_outcome(call, exc, time.time(), "master")
         values = dump_call(call, (call.args, call.kwargs))
@@ -511,7 +468,7 @@ class LokyExecutor(Executor):
             fns: dict[bytes, bytes] = {}
             specs = []
             for call in calls:
-                fd, fb, sd, sb = self._blobs(call.spec)
+                fd, fb, sd, sb = self._pickler.blobs(call.spec)
                 fns[fd] = fb
                 specs.append((fd, sd, sb))
             import cloudpickle
@@ -736,8 +693,7 @@ class LokyExecutor(Executor):
     def run_ended(self) -> None:
         """Forget what was pickled: the next run pickles its functions afresh, so a
         changed global of ``__main__`` is seen."""
-        self._fn_blobs.clear()
-        self._spec_blobs.clear()
+        self._pickler.clear()
 
     def shutdown(self, *, cancel: bool = False) -> None:
         """With ``cancel``, kill the workers at once (Ctrl-C); otherwise leave loky's
