@@ -1334,6 +1334,7 @@ class _Run:
         if run.chained:
             self._chained_item(run, j, False)
         if self.fail_fast and not self.stopping:
+            self._map_failed(run.m)  # at once, like any node: items in flight still report
             self._stop(seen)
         if run.left == 0:
             self._map_end(run)
@@ -1342,10 +1343,13 @@ class _Run:
         """Every item of a map ended: the map node succeeds with the list of values, or
         fails (its dependents upstream_failed) when an item failed."""
         m = run.m
-        if run.failed or run.upstream:
-            self.state[m] = _FAILED if run.failed else _UPSTREAM_FAILED
-            if run.failed:
-                self.failed_order.append(m)
+        if self.state[m] != _RUNNING:
+            return  # failed already (fail_fast)
+        if run.failed:
+            self._map_failed(m)
+            return
+        if run.upstream:
+            self.state[m] = _UPSTREAM_FAILED
             self._release_reads(m)
             self._upstream_failed(m)
             return
@@ -1367,6 +1371,12 @@ class _Run:
             self.waiting[d] = w
             if w == 0 and self.state[d] == _PENDING:
                 self.ready[self.route[d]].append(d)
+
+    def _map_failed(self, m: int) -> None:
+        self.state[m] = _FAILED
+        self.failed_order.append(m)
+        self._release_reads(m)
+        self._upstream_failed(m)
 
     def _with_items(self, states: dict[str, State], raw: list[Any]) -> tuple[dict[str, State], dict[str, list[Trial]]]:
         """States and trials with each map's items after the map node itself."""

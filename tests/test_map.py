@@ -99,8 +99,12 @@ def test_an_item_that_fails_fails_its_map_and_what_needs_it_but_not_the_other_it
 
 def test_fail_fast_cancels_the_items_not_started():
     with dx.Graph("g") as g:
-        picky.map(numbers(6))
-    result = g.compile().run(executor="serial", raise_on_failure=False)
+        total(picky.map(numbers(6)))
+    with pytest.raises(dx.RunFailed) as info:
+        g.compile().run(executor="serial")
+    assert str(info.value) == "1 node of graph 'g' failed: 'picky' (ValueError: not 2)"
+    assert info.value.result.states["total"] == UPSTREAM_FAILED
+    result = info.value.result
     assert [result.states[f"picky[{j}]"] for j in range(6)] == [
         SUCCEEDED, SUCCEEDED, FAILED, CANCELLED, CANCELLED, CANCELLED,
     ]  # fmt: skip
