@@ -551,7 +551,9 @@ class _Run:
             # written before a dependent runs, which might change the value in place
             self.store.put(key, value, meta)
         except Exception:
-            logger.warning("node %r: its value could not be written to the cache", self.plan._keys[i], exc_info=True)
+            logger.warning(
+                "node %r: its value could not be written to the cache", self.plan._keys[i], exc_info=True
+            )
 
     # -- the loop -----------------------------------------------------------------
     def execute(self) -> RunResult:
@@ -1070,7 +1072,9 @@ class _Run:
                 items = items.owner.fetch([items])[0]
             items = list(items)
         except Exception as exc:
-            error = TypeError(f"node {call.key!r}: map needs a list of items, got {type(call.args[0]).__name__}")
+            error = TypeError(
+                f"node {call.key!r}: map needs a list of items, got {type(call.args[0]).__name__}"
+            )
             error.__cause__ = exc
             self._failed(m, failed_outcome(call, error, time.time(), "master"), State.FAILED, error, "")
             return
@@ -1243,6 +1247,15 @@ class _Run:
         if async_:
             self.inflight[self.route[run.m]] -= 1
             self.calls.pop(out[0], None)
+        timeout = run.call.spec.timeout
+        if out[2] and timeout is not None and out[7] - out[6] > timeout:
+            # an executor that cannot stop a trial (serial) let it finish past its timeout
+            key = run.item_key(j)
+            exc = TaskTimeout(
+                f"node {key!r} ran {out[7] - out[6]:.2f} s, past its timeout of {timeout:g} s", key, timeout
+            )
+            self._item_failed(run, j, out, State.TIMED_OUT, exc, "")
+            return
         if out[2]:
             run.values[j] = out[3]
             run.states[j] = _SUCCEEDED
@@ -1287,7 +1300,9 @@ class _Run:
             meta = {"node": run.item_key(j), "graph": self.plan.name}
             self.store.put(key, value, meta)
         except Exception:
-            logger.warning("item %r: its value could not be written to the cache", run.item_key(j), exc_info=True)
+            logger.warning(
+                "item %r: its value could not be written to the cache", run.item_key(j), exc_info=True
+            )
 
     def _expire_item(self, token: int, attempt: int, now: float) -> None:
         run, j = self.items[token]
@@ -1299,7 +1314,9 @@ class _Run:
         timeout: float = call.spec.timeout
         began = self.execs[r].started_at(call)
         if began is not None and began + timeout > now:
-            heapq.heappush(self.deadlines, (now + _RECHECK_S if began == math.inf else began + timeout, token, attempt))
+            heapq.heappush(
+                self.deadlines, (now + _RECHECK_S if began == math.inf else began + timeout, token, attempt)
+            )
             return
         del self.calls[token]
         self.inflight[r] -= 1
@@ -1321,7 +1338,9 @@ class _Run:
         if opts is not None and out[1] <= opts.retries and not self.stopping and _should_retry(opts, exc):
             wait = _retry_wait(opts, out[1])
             run.states[j] = _PENDING
-            logger.info("item %r: attempt %d %s (%s); retrying in %.3g s", key, out[1], tstate.value, exc, wait)
+            logger.info(
+                "item %r: attempt %d %s (%s); retrying in %.3g s", key, out[1], tstate.value, exc, wait
+            )
             if wait > 0:
                 heapq.heappush(self.retries, (time.time() + wait, run.tokens[j]))
             else:
@@ -1378,7 +1397,9 @@ class _Run:
         self._release_reads(m)
         self._upstream_failed(m)
 
-    def _with_items(self, states: dict[str, State], raw: list[Any]) -> tuple[dict[str, State], dict[str, list[Trial]]]:
+    def _with_items(
+        self, states: dict[str, State], raw: list[Any]
+    ) -> tuple[dict[str, State], dict[str, list[Trial]]]:
         """States and trials with each map's items after the map node itself."""
         keys = self.plan._keys
         out_states: dict[str, State] = {}

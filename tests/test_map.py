@@ -364,3 +364,14 @@ def test_items_are_cached_one_by_one(tmp_path, monkeypatch):
         "halve[1]": State.CACHED,
         "halve[2]": SUCCEEDED,
     }
+
+
+def test_on_serial_an_item_that_ran_past_its_timeout_is_timed_out_after_the_fact():
+    with dx.Graph("g") as g:
+        sleepy.map([0.0, 0.5])
+    result = g.compile().run(executor="serial", fail_fast=False, raise_on_failure=False)
+    assert (result.states["sleepy[0]"], result.states["sleepy[1]"]) == (SUCCEEDED, FAILED)
+    trial = result.trials["sleepy[1]"][0]
+    assert trial.state == State.TIMED_OUT
+    assert str(trial.error).startswith("node 'sleepy[1]' ran 0.5")
+    assert str(trial.error).endswith(" s, past its timeout of 0.3 s")
