@@ -352,7 +352,7 @@ class _MapRun:
     """A ``task.map`` node expanded at run time: its items, and each item's trials."""
 
     __slots__ = (
-        "attempts", "call", "chained", "failed", "keys", "kwargs", "left", "m", "rest", "specs", "start",
+        "attempts", "call", "chained", "failed", "keys", "kwargs", "left", "m", "rest", "specs",
         "states", "tokens", "trials", "upstream", "values", "values_in",
     )  # fmt: skip
 
@@ -374,7 +374,6 @@ class _MapRun:
         self.upstream = False  # an item of the map it is chained to failed
         self.chained: list[_MapRun] = []  # maps over this one's list, item by item
         self.keys: list[str | None] | None = None  # each item's cache key, with a cache
-        self.start = time.time()
 
     def item_key(self, j: int) -> str:
         return f"{self.call.spec.key}[{j}]"
@@ -399,7 +398,7 @@ class _MapRun:
             lst.append(trial)
         return trial
 
-    def end_all(self, now: float, key: str) -> None:
+    def end_all(self, now: float) -> None:
         """The run ended (stopped, or interrupted): items not ended are cancelled."""
         for j, st in enumerate(self.states):
             if st == _RUNNING:
@@ -583,7 +582,7 @@ class _Run:
                 self.state[i] = _CANCELLED
         now = time.time()
         for run in self.map_runs.values():
-            run.end_all(now, self.plan._keys[run.m])
+            run.end_all(now)
             if self.state[run.m] == _RUNNING:  # fail_fast stopped it: items were cancelled
                 self.state[run.m] = _FAILED if run.failed else _CANCELLED
         self._end_unstarted()
@@ -1015,14 +1014,10 @@ class _Run:
         seen = time.time()
         trial = self._record(i, out, tstate, exc, tb)
         self.cb.call("on_trial_end", trial)
-        opts = self.plan._opts[i]
         key = self.plan._keys[i]
-        if opts is not None and out[1] <= opts.retries and not self.stopping and _should_retry(opts, exc):
-            wait = _retry_wait(opts, out[1])
+        wait = self._retry_wait(i, out, tstate, exc, key)
+        if wait is not None:
             self.state[i] = _PENDING
-            logger.info(
-                "node %r: attempt %d %s (%s); retrying in %.3g s", key, out[1], tstate.value, exc, wait
-            )
             if wait > 0:
                 heapq.heappush(self.retries, (time.time() + wait, i))
             elif self.waiting[i] == 0:
@@ -1037,6 +1032,19 @@ class _Run:
         self._upstream_failed(i)
         if self.fail_fast and not self.stopping:
             self._stop(seen)
+
+    def _retry_wait(
+        self, i: int, out: Outcome, tstate: State, exc: BaseException | None, key: str
+    ) -> float | None:
+        """Seconds before node ``i`` (or its item ``key``) is tried again after the trial
+        ``out``; None when its retries are spent, its error is not retried, or the run is
+        stopping."""
+        opts = self.plan._opts[i]
+        if opts is None or out[1] > opts.retries or self.stopping or not _should_retry(opts, exc):
+            return None
+        wait = _retry_wait(opts, out[1])
+        logger.info("node %r: attempt %d %s (%s); retrying in %.3g s", key, out[1], tstate.value, exc, wait)
+        return wait
 
     def _stop(self, seen: float) -> None:
         """fail_fast: let what runs finish, cancel what is ready or waiting to retry."""
@@ -1304,28 +1312,27 @@ class _Run:
                 "item %r: its value could not be written to the cache", run.item_key(j), exc_info=True
             )
 
-    def _expire_item(self, token: int, attempt: int, now: float) -> None:
-        run, j = self.items[token]
-        call = self.calls.get(token)
-        if run.states[j] != _RUNNING or run.attempts[j] != attempt or call is None:
-            return
-        assert isinstance(call, Call)
-        r = self.route[run.m]
+    def _stop_if_past(self, i: int, attempt: int, now: float) -> TaskTimeout | None:
+        """Trial ``i`` (a node, or an item token) reached its deadline: its TaskTimeout,
+        once it is taken from its executor (abandoned); None when it is not past its
+        timeout after all (it started after its submission, or still waits in the
+        executor's queue: looked at again then), or no longer in flight."""
+        call = self.calls.get(i)
+        if call is None:
+            return None
+        assert isinstance(call, Call)  # batch members have no timeout
+        r = self._route_of(i)
         timeout: float = call.spec.timeout
         began = self.execs[r].started_at(call)
         if began is not None and began + timeout > now:
             heapq.heappush(
-                self.deadlines, (now + _RECHECK_S if began == math.inf else began + timeout, token, attempt)
+                self.deadlines, (now + _RECHECK_S if began == math.inf else began + timeout, i, attempt)
             )
-            return
-        del self.calls[token]
+            return None
+        del self.calls[i]
         self.inflight[r] -= 1
         self.execs[r].abandon(call)
-        exc = TaskTimeout(f"node {call.key!r} timed out after {timeout:g} s", call.key, timeout)
-        lst = run.trials[j]
-        start = lst[-1].start if lst and lst[-1].attempt == attempt else now - timeout
-        out: Outcome = (token, attempt, False, None, exc, "", start, now, "", "")
-        self._item_failed(run, j, out, State.TIMED_OUT, exc, "")
+        return TaskTimeout(f"node {call.key!r} timed out after {timeout:g} s", call.key, timeout)
 
     def _item_failed(
         self, run: _MapRun, j: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str
@@ -1333,20 +1340,16 @@ class _Run:
         seen = time.time()
         trial = run.record(j, out, tstate, exc, tb)
         self.cb.call("on_trial_end", trial)
-        opts = self.plan._opts[run.m]
         key = trial.key
-        if opts is not None and out[1] <= opts.retries and not self.stopping and _should_retry(opts, exc):
-            wait = _retry_wait(opts, out[1])
+        wait = self._retry_wait(run.m, out, tstate, exc, key)
+        if wait is not None:
             run.states[j] = _PENDING
-            logger.info(
-                "item %r: attempt %d %s (%s); retrying in %.3g s", key, out[1], tstate.value, exc, wait
-            )
             if wait > 0:
                 heapq.heappush(self.retries, (time.time() + wait, run.tokens[j]))
             else:
                 self.ready[self.route[run.m]].append(run.tokens[j])
             return
-        logger.warning("item %r %s: %s: %s", key, tstate.value, type(exc).__name__, exc)
+        logger.warning("node %r %s: %s: %s", key, tstate.value, type(exc).__name__, exc)
         run.states[j] = _FAILED
         run.failed = True
         run.left -= 1
@@ -1462,30 +1465,25 @@ class _Run:
         while deadlines and deadlines[0][0] <= now:
             _, i, attempt = heapq.heappop(deadlines)
             if i < 0:
-                self._expire_item(i, attempt, now)
+                run, j = self.items[i]
+                if run.states[j] != _RUNNING or run.attempts[j] != attempt:
+                    continue
+                trials: Any = run.trials[j]
+            else:
+                if self.state[i] != _RUNNING or self.attempt[i] != attempt:
+                    continue
+                trials = self.trials[i]
+            exc = self._stop_if_past(i, attempt, now)
+            if exc is None:
                 continue
-            if self.state[i] != _RUNNING or self.attempt[i] != attempt or i not in self.calls:
-                continue
-            call = self.calls[i]
-            assert isinstance(call, Call)  # batch members have no timeout
-            r = self.route[i]
-            spec = call.spec
-            timeout: float = spec.timeout
-            began = self.execs[r].started_at(call)
-            if began is not None and began + timeout > now:
-                # it began after its submission, or still waits in the executor's queue
-                again = now + _RECHECK_S if began == math.inf else began + timeout
-                heapq.heappush(deadlines, (again, i, attempt))
-                continue
-            del self.calls[i]
-            self.inflight[r] -= 1
-            self.execs[r].abandon(call)
-            exc = TaskTimeout(f"node {spec.key!r} timed out after {timeout:g} s", spec.key, timeout)
-            start = now - timeout
-            trials = self.trials[i]
-            if trials and trials[-1].attempt == attempt:
+            start = now - (exc.timeout or 0.0)
+            if type(trials) is list and trials and trials[-1].attempt == attempt:
                 start = trials[-1].start
-            self._failed(i, (i, attempt, False, None, exc, "", start, now, "", ""), State.TIMED_OUT, exc, "")
+            out: Outcome = (i, attempt, False, None, exc, "", start, now, "", "")
+            if i < 0:
+                self._item_failed(run, j, out, State.TIMED_OUT, exc, "")
+            else:
+                self._failed(i, out, State.TIMED_OUT, exc, "")
         retries = self.retries
         while retries and retries[0][0] <= now:
             _, i = heapq.heappop(retries)
@@ -1521,7 +1519,7 @@ class _Run:
                 self._unstart(call)  # which member was running is not known: count the first
         self.calls.clear()
         for run in self.map_runs.values():
-            run.end_all(now, self.plan._keys[run.m])
+            run.end_all(now)
         for i in range(self.n):
             if self.state[i] == _RUNNING and i in self.map_runs:
                 self.state[i] = _FAILED if self.map_runs[i].failed else _CANCELLED
