@@ -108,9 +108,7 @@ class _Keys:
             "code": dict(code_parts(plan._specs[i].fn)),
             "inputs": {plan._inputs[s - n].name: self.token(s) for s in reads if n <= s < n + self.n_inputs},
             "upstream": {plan._keys[d]: self.keys[d] for d in plan._deps[i]},
-            "constants": hashlib.sha256(
-                (_template_token(plan._args[i], _blank) + _template_token(plan._kwargs[i], _blank)).encode()
-            ).hexdigest(),
+            "constants": _constants_digest(plan, i),
         }
 
 
@@ -148,6 +146,12 @@ def node_keys(plan: CompiledGraph, input_values: list[Any]) -> _Keys:
 
 def _blank(slot: int) -> str:
     return ""
+
+
+def _constants_digest(plan: CompiledGraph, i: int) -> str:
+    """A digest of the constants written in node ``i``'s call (what flows in left out)."""
+    text = _template_token(plan._args[i], _blank) + _template_token(plan._kwargs[i], _blank)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _template_token(value: Any, slot_token: Any) -> str:
@@ -384,10 +388,9 @@ def _signatures(
     out = {}
     for i, key in enumerate(plan._keys):
         reads = plan._reads[i]
-        consts = _template_token(plan._args[i], _blank) + _template_token(plan._kwargs[i], _blank)
         out[key] = (
             dict(code_parts(plan._specs[i].fn)),
-            hashlib.sha256(consts.encode()).hexdigest(),
+            _constants_digest(plan, i),
             tuple(plan._inputs[s - n].name for s in reads if n <= s < n + n_in),
             tuple(plan._keys[d] for d in plan._deps[i]),
         )

@@ -76,7 +76,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     tty = sys.stderr.isatty()
     if not args.no_progress:
         if args.cache is not None:
-            total = sum(e.action == "run" for e in _explain(plan, inputs, args, reasons=False))
+            total = _would_run(plan, inputs, args)
         else:
             total = selected_count(plan, args.only, args.skip)
         callbacks.append(LiveDisplay(total) if tty else PlainLog(total))
@@ -102,33 +102,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
-def _explain(plan: Any, inputs: dict[str, Any], args: argparse.Namespace, reasons: bool = True) -> list[Any]:
-    from ._cache import decide, explain, node_keys, open_store
-    from ._prepare import as_list, bind_inputs, kept_slots, select
+def _would_run(plan: Any, inputs: dict[str, Any], args: argparse.Namespace) -> int:
+    """How many nodes a run with ``--cache`` would run (nothing is loaded)."""
+    from ._cache import decide, node_keys, open_store
 
-    problems: list[Any] = []
-    selected = select(plan, as_list(args.only), as_list(args.skip), problems)
-    values = bind_inputs(plan, inputs, selected, problems)
-    kept = kept_slots(plan, None, problems)
-    if problems:
-        raise InputError(problems, what=f"run of graph {plan.name!r}")
+    values, selected, kept = plan._input_values(inputs, {}, args.only or None, args.skip or None)
     store = open_store(args.cache)
-    assert store is not None
-    if reasons:
-        return explain(plan, store, node_keys(plan, values), selected, kept)
-    decision = decide(plan, store, node_keys(plan, values), selected, kept, load=False)
-    return [_Action("run" if r else "") for r in decision.runs]
-
-
-class _Action:
-    __slots__ = ("action",)
-
-    def __init__(self, action: str) -> None:
-        self.action = action
+    assert store is not None  # --cache was given
+    return sum(decide(plan, store, node_keys(plan, values), selected, kept, load=False).runs)
 
 
 def _dry_run(plan: Any, inputs: dict[str, Any], args: argparse.Namespace) -> int:
-    found = _explain(plan, inputs, args)
+    found = plan.explain(inputs, cache=args.cache, only=args.only or None, skip=args.skip or None)
     width = max((len(e.key) for e in found), default=0)
     for e in found:
         why = "; ".join(e.reasons)
