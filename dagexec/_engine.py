@@ -174,7 +174,9 @@ class Executor:
 
 
 class _Callbacks:
-    """Calls user callbacks; an exception in one is logged, never raised."""
+    """Calls user callbacks; an exception in one is logged at WARNING with its
+    traceback, never raised: ``SystemExit`` and ``GeneratorExit`` included.  Only
+    ``KeyboardInterrupt`` goes through, to stop the run as Ctrl-C does."""
 
     __slots__ = ("_cbs",)
 
@@ -191,7 +193,9 @@ class _Callbacks:
                 continue
             try:
                 fn(arg)
-            except Exception:
+            except KeyboardInterrupt:
+                raise
+            except BaseException:
                 logger.warning("callback %r raised in %s; the run goes on", cb, method, exc_info=True)
 
 

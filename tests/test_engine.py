@@ -1205,6 +1205,45 @@ def test_a_callback_that_raises_is_logged_at_warning_and_the_run_goes_on(executo
     assert "Traceback (most recent call last):" in caplog.text
 
 
+@pytest.mark.parametrize("exc_type", [SystemExit, GeneratorExit])
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_a_callback_raising_systemexit_or_generatorexit_does_not_break_the_run(executor, exc_type, caplog):
+    class Exits:
+        def __repr__(self) -> str:
+            return "<Exits>"
+
+        def on_run_start(self, plan: Any) -> None:
+            raise exc_type("start")
+
+        def on_trial_end(self, trial: Any) -> None:
+            raise exc_type("trial end")
+
+        def on_run_end(self, result: Any) -> None:
+            raise exc_type("end")
+
+    rec = Recorder()
+    with caplog.at_level(logging.WARNING, logger="dagexec"):
+        result = diamond_plan().run(n=1, executor=executor, callbacks=[Exits(), rec])
+    assert (result.ok, result.output) == (True, 7)
+    assert rec.events[0] == ("run_start", "g") and rec.events[-1] == ("run_end", True)
+    warnings = [(r.levelno, r.getMessage(), type(r.exc_info[1])) for r in caplog.records if r.exc_info]
+    assert warnings[0] == (logging.WARNING, "callback <Exits> raised in on_run_start; the run goes on", exc_type)
+    assert warnings[-1] == (logging.WARNING, "callback <Exits> raised in on_run_end; the run goes on", exc_type)
+    assert len(warnings) == 2 + 6
+    assert "Traceback (most recent call last):" in caplog.text
+
+
+def test_a_callback_raising_keyboardinterrupt_stops_the_run():
+    class Interrupts:
+        def on_trial_end(self, trial: Any) -> None:
+            raise KeyboardInterrupt("stop")
+
+    rec = Recorder()
+    with pytest.raises(KeyboardInterrupt, match=r"^stop$"):
+        diamond_plan().run(n=1, executor="serial", callbacks=[Interrupts(), rec])
+    assert rec.events[-1] == ("run_end", False)
+
+
 def test_callbacks_may_define_only_some_methods():
     class OnlyEnd:
         def __init__(self) -> None:
