@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from ._result import RunResult
     from ._store import CacheStore
 
-__all__ = ["Executor", "run_plan"]
+__all__ = ["Executor", "crashed_outcome", "run_plan"]
 
 logger = logging.getLogger("dagexec.engine")
 
@@ -85,6 +85,21 @@ class _Released:
 
 
 _RELEASED: Any = _Released()
+
+
+def crashed_outcome(call: Call, error: BaseException, start: float, what: str) -> Outcome:
+    """The outcome of a trial that its backend lost or refused (``what`` says which):
+    ``crashed``, its error a :class:`~dagexec.WorkerCrashed` naming the backend's
+    ``error``, which is its ``__cause__``; retried like any crash."""
+    crash = WorkerCrashed(f"node {call.key!r}: {what}: {type(error).__name__}: {error}", call.key)
+    crash.__cause__ = error
+    return failed_outcome(call, crash, start, "master")
+
+
+def _refused(call: Call, ex: Executor, error: Exception) -> Outcome:
+    logger.warning("executor %r raised in submit for node %r", ex, call.key, exc_info=error)
+    return crashed_outcome(call, error, time.time(), f"executor {ex.name!r} refused the trial")
+
 
 #: a function whose trials took less than this (seconds) is tiny: on executors with
 #: ``batch_tiny``, its ready trials go several to a submission
@@ -131,7 +146,10 @@ class Executor:
     def submit(self, call: Call, post: Callable[[Outcome], None]) -> Outcome | None:
         """Start ``call``; return its outcome now, or None and ``post`` it later.
 
-        ``post`` may be called from any thread, exactly once per call.
+        ``post`` may be called from any thread, exactly once per call.  It never
+        raises: where the backend refuses the work (a broken pool, a closed client),
+        it returns :func:`crashed_outcome` with the backend's error.  The engine
+        treats an exception raised here the same way.
         """
         raise NotImplementedError
 
@@ -278,13 +296,25 @@ def run_plan(
             result = run.execute()
     finally:
         uninstall_capture()
-        for ex in execs:
-            ex.run_ended()
-        for ex in owned:
-            ex.shutdown(cancel=run.interrupted)
+        _end_executors(execs, owned, run.interrupted)
     if raise_on_failure and run.failed_order:
         raise _run_failed(result, run)
     return result
+
+
+def _end_executors(execs: list[Executor], owned: list[Executor], interrupted: bool) -> None:
+    """Tell every executor the run ended and shut down those the run made; an
+    executor that raises is logged, so the run's result is never lost to it."""
+    for ex in execs:
+        try:
+            ex.run_ended()
+        except Exception:
+            logger.warning("executor %r raised in run_ended", ex, exc_info=True)
+    for ex in owned:
+        try:
+            ex.shutdown(cancel=interrupted)
+        except Exception:
+            logger.warning("executor %r raised in shutdown", ex, exc_info=True)
 
 
 def _run_failed(result: RunResult, run: _Run) -> RunFailed:
@@ -640,7 +670,10 @@ class _Run:
                             continue
                     if has_cb:
                         self._trial_started(i, call)
-                    out = ex.submit(call, post)
+                    try:
+                        out = ex.submit(call, post)
+                    except Exception as exc:
+                        out = _refused(call, ex, exc)
                     if out is None:
                         inflight[r] += 1
                         self.calls[i] = call
@@ -835,13 +868,21 @@ class _Run:
             for call, is_link in zip(calls, linked, strict=True):
                 if not is_link:
                     self._trial_started(call.idx, call)
-        done = ex.submit_batch(batch, self.q.put)
+        done = self._send_batch(batch, ex)
         if done is None:
             self.inflight[r] += 1
             for j in members:
                 self.calls[j] = batch
         else:
             self._finish_batch(done, False)
+
+    def _send_batch(self, batch: Batch, ex: Executor) -> BatchDone | None:
+        """``ex.submit_batch(batch)``; where it raises, the first member crashed and
+        the others did not run (they go again without using an attempt)."""
+        try:
+            return ex.submit_batch(batch, self.q.put)
+        except Exception as exc:
+            return BatchDone(batch, [_refused(batch.calls[0], ex, exc)])
 
     def _finish_batch(self, done: BatchDone, async_: bool) -> None:
         calls = done.batch.calls
@@ -1223,7 +1264,7 @@ class _Run:
     def _submit_item_chunk(self, tokens: list[int], r: int, ex: Executor) -> None:
         calls = [self._item_call(t) for t in tokens]
         batch = Batch(calls, [False] * len(calls), [True] * len(calls))
-        done = ex.submit_batch(batch, self.q.put)
+        done = self._send_batch(batch, ex)
         if done is None:
             self.inflight[r] += 1
             for t in tokens:
@@ -1239,7 +1280,10 @@ class _Run:
             if error is not None:
                 self._finish_item(error, False)
                 return
-        out = ex.submit(call, self.q.put)
+        try:
+            out = ex.submit(call, self.q.put)
+        except Exception as exc:
+            out = _refused(call, ex, exc)
         if out is None:
             self.inflight[r] += 1
             self.calls[token] = call
@@ -1327,7 +1371,11 @@ class _Run:
         assert isinstance(call, Call)  # batch members have no timeout
         r = self._route_of(i)
         timeout: float = call.spec.timeout
-        began = self.execs[r].started_at(call)
+        try:
+            began = self.execs[r].started_at(call)
+        except Exception:
+            logger.warning("executor %r raised in started_at", self.execs[r], exc_info=True)
+            began = None
         if began is not None and began + timeout > now:
             heapq.heappush(
                 self.deadlines, (now + _RECHECK_S if began == math.inf else began + timeout, i, attempt)
@@ -1335,7 +1383,10 @@ class _Run:
             return None
         del self.calls[i]
         self.inflight[r] -= 1
-        self.execs[r].abandon(call)
+        try:
+            self.execs[r].abandon(call)
+        except Exception:
+            logger.warning("executor %r failed to abandon %r", self.execs[r], call, exc_info=True)
         return TaskTimeout(f"node {call.key!r} timed out after {timeout:g} s", call.key, timeout)
 
     def _item_failed(

@@ -1227,8 +1227,16 @@ def test_a_callback_raising_systemexit_or_generatorexit_does_not_break_the_run(e
     assert (result.ok, result.output) == (True, 7)
     assert rec.events[0] == ("run_start", "g") and rec.events[-1] == ("run_end", True)
     warnings = [(r.levelno, r.getMessage(), type(r.exc_info[1])) for r in caplog.records if r.exc_info]
-    assert warnings[0] == (logging.WARNING, "callback <Exits> raised in on_run_start; the run goes on", exc_type)
-    assert warnings[-1] == (logging.WARNING, "callback <Exits> raised in on_run_end; the run goes on", exc_type)
+    assert warnings[0] == (
+        logging.WARNING,
+        "callback <Exits> raised in on_run_start; the run goes on",
+        exc_type,
+    )
+    assert warnings[-1] == (
+        logging.WARNING,
+        "callback <Exits> raised in on_run_end; the run goes on",
+        exc_type,
+    )
     assert len(warnings) == 2 + 6
     assert "Traceback (most recent call last):" in caplog.text
 

@@ -488,3 +488,83 @@ def test_a_plan_that_does_not_pickle_is_refused_before_anything_runs(process_poo
     assert plan.run(executor="serial").ok
     assert plan.run(executor={"default": "serial", "cpu": process_pool}).ok
     assert plan.run(executor=process_pool, skip=["guarded"]).ok
+
+
+# -- the executor boundary: submit never loses a run (DESIGN §12) ---------------------------
+
+CRASHED = State.CRASHED
+
+
+@dx.task(retries=2)
+def die() -> int:
+    os._exit(1)
+
+
+def test_a_worker_dying_in_a_process_pool_crashes_its_trial_and_the_run_returns():
+    with dx.Graph("g") as g:
+        g.output(die(), name="v")
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        result = g.compile().run(executor=pool, raise_on_failure=False)
+    assert (result.ok, result.states, result.outputs) == (False, {"die": FAILED}, {})
+    assert trial_log(result, "die") == [(1, CRASHED), (2, CRASHED), (3, CRASHED)]
+    errors = [t.error for t in result.trials["die"]]
+    assert all(
+        type(e) is dx.WorkerCrashed and type(e.__cause__).__name__ == "BrokenProcessPool" for e in errors
+    )
+    assert [str(e) for e in errors] == [
+        "node 'die': the worker running it was lost: BrokenProcessPool: A process in the process pool was "
+        "terminated abruptly while the future was running or pending.",
+        *["node 'die': ProcessPoolExecutor refused the trial: BrokenProcessPool: A child process terminated "
+          "abruptly, the process pool is not usable anymore"] * 2,
+    ]  # fmt: skip
+
+
+class Refusing(dx.Executor):
+    """A third-party executor whose backend is gone: every method that can raise does."""
+
+    name = "refusing"
+
+    def __init__(self, batches: bool = False) -> None:
+        self.batches = batches
+        self.submitted = 0
+
+    def submit(self, call: Any, post: Any) -> Any:
+        self.submitted += 1
+        raise ConnectionError("backend gone")
+
+    def submit_batch(self, batch: Any, post: Any) -> Any:
+        self.submitted += 1
+        raise ConnectionError("backend gone")
+
+    def run_ended(self) -> None:
+        raise RuntimeError("cannot say goodbye")
+
+
+def test_a_third_party_executor_whose_submit_raises_crashes_the_trial_and_the_run_returns():
+    ex = Refusing()
+    with dx.Graph("g") as g:
+        g.output(inc.options(retries=1)(1), name="v")
+    result = g.compile().run(executor=ex, raise_on_failure=False)
+    assert (result.ok, result.states, ex.submitted) == (False, {"inc": FAILED}, 2)
+    assert trial_log(result, "inc") == [(1, CRASHED), (2, CRASHED)]
+    error = result.trials["inc"][-1].error
+    assert type(error) is dx.WorkerCrashed and type(error.__cause__) is ConnectionError
+    assert str(error) == "node 'inc': executor 'refusing' refused the trial: ConnectionError: backend gone"
+    with pytest.raises(dx.RunFailed) as info:
+        g.compile().run(executor=Refusing())
+    assert str(info.value) == (
+        "1 node of graph 'g' failed: 'inc' (WorkerCrashed: node 'inc': executor 'refusing' refused the trial: "
+        "ConnectionError: backend gone)"
+    )
+    assert info.value.result.states == {"inc": FAILED}
+
+
+def test_a_third_party_executor_whose_submit_batch_raises_crashes_the_first_member():
+    ex = Refusing(batches=True)
+    with dx.Graph("g") as g:
+        g.output(add(inc(inc(1)), 5), name="v")
+    result = g.compile().run(executor=ex, raise_on_failure=False)
+    assert result.states == {"inc": FAILED, "inc-1": UPSTREAM_FAILED, "add": UPSTREAM_FAILED}
+    assert ex.submitted == 1
+    assert trial_log(result, "inc") == [(1, CRASHED)]
+    assert (result.trials["inc-1"], result.trials["add"]) == ([], [])

@@ -5,6 +5,13 @@ cloudpickle bytes, so closures and ``__main__`` functions travel, and sends each
 outcome back as bytes, so a result or an exception that does not pickle fails
 its trial by name instead of breaking the run.  The wrapped executor belongs to
 the caller: a run never shuts it down.
+
+A backend that refuses work (``submit`` raising: a ``ProcessPoolExecutor`` broken by
+a dead worker, an executor shut down) or loses it (a future failing with
+``BrokenExecutor``) makes the trial ``crashed``, its error a ``WorkerCrashed`` whose
+cause is the backend's error; it is retried like any crash.  A stdlib process pool
+stays broken once a worker died, and fails every trial it held: the retries of a
+run on it crash too, until the node fails and the run returns its result.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from collections.abc import Callable
 from time import time
 from typing import Any
 
-from .._engine import Executor
+from .._engine import Executor, crashed_outcome
 from .._worker import Batch, Call, Outcome, dump_call, failed_outcome, load_outcome, run_call, run_pickled
 
 
@@ -45,17 +52,21 @@ class FuturesExecutor(Executor):
         """Submit ``call``; its outcome is posted when the future completes.
 
         Returns:
-            None, or at once the failed outcome of a call that cannot be pickled.
+            None, or at once the failed outcome of a call that cannot be pickled, or
+            the crashed outcome of one the wrapped executor refused.
         """
         fut: concurrent.futures.Future[Any]
-        if self._pickle:
-            payload = dump_call(call)
-            if not isinstance(payload, bytes):
-                return payload
-            fut = self._ex.submit(run_pickled, payload)
-        else:
-            fut = self._ex.submit(run_call, call)
         start = time()
+        try:
+            if self._pickle:
+                payload = dump_call(call)
+                if not isinstance(payload, bytes):
+                    return payload
+                fut = self._ex.submit(run_pickled, payload)
+            else:
+                fut = self._ex.submit(run_call, call)
+        except Exception as exc:
+            return crashed_outcome(call, exc, start, f"{type(self._ex).__name__} refused the trial")
         self._futures[id(call)] = fut
 
         def done(f: concurrent.futures.Future[Any]) -> None:
@@ -65,7 +76,9 @@ class FuturesExecutor(Executor):
                     post(failed_outcome(call, concurrent.futures.CancelledError(), start, "futures"))
                 return
             exc = f.exception()
-            if exc is not None:
+            if isinstance(exc, concurrent.futures.BrokenExecutor):
+                post(crashed_outcome(call, exc, start, "the worker running it was lost"))
+            elif exc is not None:
                 post(failed_outcome(call, exc, start, "futures"))
             elif self._pickle:
                 try:
