@@ -13,7 +13,11 @@ so a graph input's value reaches only the nodes that depend on it, and a change 
 function changes the keys of its nodes and of everything downstream.  The node's own
 key (its name) is not part of it: two nodes with the same code, constants and inputs
 share one entry.  A node of a task with ``cache=False`` has no key, and neither has
-anything downstream of it: its value cannot be known before it runs.
+anything downstream of it: its value cannot be known before it runs.  Nor has a node
+whose key would need a value that does not pickle (a graph input, a constant, or
+what its code refers to: a connection, a lock): such values have no stable token,
+and two of them must never share a key; ``_Keys.why`` says which value it was, and
+what depends on the node has no key either.
 
 What runs (:func:`decide`): a node whose key is in the store is ``cached``; a node
 that is not cached runs when a node that runs needs it, when it is an output or kept,
@@ -26,10 +30,11 @@ fails to load is a miss (the store logs it), and the decision is made again.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._fingerprint import value_token
+from ._fingerprint import NoToken, value_token
 from ._plan import _Ref
 
 if TYPE_CHECKING:
@@ -44,9 +49,11 @@ __all__ = [
     "earlier_trials",
     "explain",
     "journal_name",
+    "log_uncached",
     "node_keys",
     "open_store",
     "plan_diff",
+    "value_key",
 ]
 
 _VERSION = b"dagexec-cache-1\0"
@@ -69,9 +76,33 @@ def open_store(cache: Any) -> CacheStore | None:
     raise TypeError(f"cache must be a folder or a dagexec.CacheStore, got {type(cache).__name__}")
 
 
+def value_key(value: Any) -> str:
+    """The token of a value in cache keys: ``value_token`` made strict, with functions
+    counted by their code by value (closures and what they call included).
+
+    Raises:
+        NoToken: for a value that does not pickle, or code that refers to one.
+    """
+    return value_token(value, strict=True, code=_code_key)
+
+
+def _code_key(fn: Any) -> str:
+    from ._codehash import code_digest
+
+    return "code:" + code_digest(fn)
+
+
+def _constant_key(value: Any) -> str:
+    try:
+        return value_key(value)
+    except NoToken as exc:
+        raise NoToken(f"a constant argument: {exc}") from None
+
+
 class _Keys:
     """Per node: its cache key (None: not cacheable), whether its value is stored (a
-    task with ``cache=True``), and, on demand, what went into the key (:meth:`parts`)."""
+    task with ``cache=True``), why it has no key where a value it needs has no token
+    (:attr:`why`), and, on demand, what went into the key (:meth:`parts`)."""
 
     def __init__(self, plan: CompiledGraph, input_values: list[Any]) -> None:
         n = len(plan._keys)
@@ -80,21 +111,39 @@ class _Keys:
         self.input_values = input_values
         self.keys: list[str | None] = [None] * n
         self.stored = [False] * n
-        self._tokens: dict[int, str] = {}  # slot of an input or constant -> digest of its value
+        #: per node: why its key could not be made (a value without a token), else None
+        self.why: list[str | None] = [None] * n
+        self._tokens: dict[int, str | NoToken] = {}  # slot of an input or constant -> digest
 
     def token(self, slot: int) -> str | None:
-        """What the value in ``slot`` contributes: a node's key, or a value's digest."""
+        """What the value in ``slot`` contributes: a node's key, or a value's digest.
+
+        Raises:
+            NoToken: for a graph input or constant that does not pickle, naming it.
+        """
         n = len(self.keys)
         if slot < n:
             return self.keys[slot]
         tok = self._tokens.get(slot)
         if tok is None:
-            if slot < n + self.n_inputs:
-                value = self.input_values[slot - n]
-            else:
-                value = self.plan._consts[slot - n - self.n_inputs]
-            tok = self._tokens[slot] = hashlib.sha256(value_token(value).encode()).hexdigest()
+            tok = self._tokens[slot] = self._value_token(slot)
+        if type(tok) is NoToken:
+            raise NoToken(str(tok))
+        assert isinstance(tok, str)
         return tok
+
+    def _value_token(self, slot: int) -> str | NoToken:
+        n = len(self.keys)
+        if slot < n + self.n_inputs:
+            value = self.input_values[slot - n]
+            what = f"input {self.plan._inputs[slot - n].name}"
+        else:
+            value = self.plan._consts[slot - n - self.n_inputs]
+            what = "a constant argument"
+        try:
+            return hashlib.sha256(value_key(value).encode()).hexdigest()
+        except NoToken as exc:
+            return NoToken(f"{what}: {exc}")
 
     def parts(self, i: int) -> dict[str, Any]:
         """What went into node ``i``'s key, for :func:`explain` and the store's entries:
@@ -118,30 +167,59 @@ def node_keys(plan: CompiledGraph, input_values: list[Any]) -> _Keys:
 
     forget()  # hash the code as it is now: a global may have been rebound since
     out = _Keys(plan, input_values)
-    keys, stored, token = out.keys, out.stored, out.token
+    keys, stored = out.keys, out.stored
     for i in range(len(keys)):
         opts = plan._opts[i]
         stored[i] = opts is not None and opts.cache
         if opts is not None and not opts.cache:
             continue
-        reads = plan._reads[i]
-        after = [d for d in plan._deps[i] if d not in reads]
-        if any(token(s) is None for s in reads) or any(keys[d] is None for d in after):
-            continue  # downstream of a node that is not cacheable
-        h = hashlib.sha256(_VERSION)
-        h.update(code_digest(plan._specs[i].fn).encode())
-        h.update(_template_token(plan._args[i], token).encode())
-        kw = plan._kwargs[i]
-        h.update(b"\0" if kw is None else _template_token(kw, token).encode())
-        # values put at top-level places (a template holds None there)
-        for p, s in plan._fills[i]:
-            h.update(f"\0{p}={token(s)}".encode())
-        for name, s in plan._kwfills[i]:
-            h.update(f"\0{name}={token(s)}".encode())
-        for d in after:
-            h.update(b"after:" + (keys[d] or "").encode())
-        keys[i] = h.hexdigest()
+        try:
+            keys[i] = merkle_key(plan, i, keys, out.token, code_digest, _constant_key)
+        except NoToken as exc:
+            out.why[i] = str(exc)
     return out
+
+
+def merkle_key(
+    plan: CompiledGraph,
+    i: int,
+    keys: list[str | None],
+    token: Callable[[int], str | None],
+    code: Callable[[Any], str],
+    constant: Callable[[Any], str],
+) -> str | None:
+    """Node ``i``'s key from ``keys`` (those of the nodes before it), ``token`` (of a
+    value slot), ``code`` (of its function) and ``constant`` (of a value written in
+    its call); None when a node it reads or waits for has no key."""
+    n = len(keys)
+    reads = plan._reads[i]
+    after = [d for d in plan._deps[i] if d not in reads]
+    if any(s < n and keys[s] is None for s in reads) or any(keys[d] is None for d in after):
+        return None  # downstream of a node that is not cacheable
+    h = hashlib.sha256(_VERSION)
+    h.update(code(plan._specs[i].fn).encode())
+    h.update(_template_token(plan._args[i], token, constant).encode())
+    kw = plan._kwargs[i]
+    h.update(b"\0" if kw is None else _template_token(kw, token, constant).encode())
+    # values put at top-level places (a template holds None there)
+    for p, s in plan._fills[i]:
+        h.update(f"\0{p}={token(s)}".encode())
+    for name, s in plan._kwfills[i]:
+        h.update(f"\0{name}={token(s)}".encode())
+    for d in after:
+        h.update(b"after:" + (keys[d] or "").encode())
+    return h.hexdigest()
+
+
+def log_uncached(plan: CompiledGraph, keys: _Keys, selected: list[bool]) -> None:
+    """Say at WARNING, once per node, why a selected node has no cache key of its own
+    (a value it needs does not pickle): it runs every time, and so does what needs it."""
+    import logging
+
+    log = logging.getLogger("dagexec.cache")
+    for i, why in enumerate(keys.why):
+        if why is not None and selected[i]:
+            log.warning("node %r is not cached: it has no cache key: %s", plan._keys[i], why)
 
 
 def _blank(slot: int) -> str:
@@ -150,26 +228,33 @@ def _blank(slot: int) -> str:
 
 def _constants_digest(plan: CompiledGraph, i: int) -> str:
     """A digest of the constants written in node ``i``'s call (what flows in left out)."""
-    text = _template_token(plan._args[i], _blank) + _template_token(plan._kwargs[i], _blank)
+    text = _template_token(plan._args[i], _blank, value_token) + _template_token(
+        plan._kwargs[i], _blank, value_token
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _template_token(value: Any, slot_token: Any) -> str:
-    """``value_token`` of an argument template, each ``_Ref`` replaced by its slot's token."""
+def _template_token(value: Any, slot_token: Any, leaf: Callable[[Any], str]) -> str:
+    """The token of an argument template: each ``_Ref`` replaced by its slot's token,
+    containers walked as the graph builder walks them (namedtuples included), and
+    every other value given by ``leaf``."""
     t = type(value)
     if t is _Ref:
         return f"@{slot_token(value.slot)}"
     if t is list or t is tuple:
-        return f"{t.__name__}({','.join(_template_token(v, slot_token) for v in value)})"
+        return f"{t.__name__}({','.join(_template_token(v, slot_token, leaf) for v in value)})"
     if t is dict:
         return (
             "dict("
-            + ",".join(f"{value_token(k)}:{_template_token(v, slot_token)}" for k, v in value.items())
+            + ",".join(f"{leaf(k)}:{_template_token(v, slot_token, leaf)}" for k, v in value.items())
             + ")"
         )
     if t is set or t is frozenset:
-        return f"{t.__name__}(" + ",".join(sorted(_template_token(v, slot_token) for v in value)) + ")"
-    return value_token(value)
+        return f"{t.__name__}(" + ",".join(sorted(_template_token(v, slot_token, leaf) for v in value)) + ")"
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple
+        items = ",".join(_template_token(v, slot_token, leaf) for v in value)
+        return f"{t.__module__}.{t.__qualname__}({items})"
+    return leaf(value)
 
 
 @dataclass
@@ -200,8 +285,9 @@ def decide(
     cached nodes that a running node reads, or that are outputs or kept.
 
     ``done`` (resume) are nodes that succeeded in the run being resumed: they do not
-    run again unless a node that runs reads their value and the store does not have
-    it (an output that was done and is not stored is left out of the outputs).
+    run again unless their value is needed (a node that runs reads it, or it is an
+    output or kept) and the store does not give it back (never written, pruned since,
+    or damaged): then they run again, so no output is ever left out.
     """
     n = len(plan._keys)
     hit = [
@@ -217,10 +303,10 @@ def decide(
             if not (hit[i] or finished[i]) or i in values:
                 continue
             if not hit[i]:
-                if _read_by_runner(plan, i, runs):
-                    finished[i] = False  # done before, but a node that runs needs its value
+                if kept[i] or _read_by_runner(plan, i, runs):
+                    finished[i] = False  # done before, but its value is needed and not stored
                     missed = True
-                continue  # an output done before and not stored: not run again for its value
+                continue
             if not (kept[i] or _read_by_runner(plan, i, runs)):
                 continue
             if not load:
@@ -265,8 +351,10 @@ class Explanation:
             runs), ``"run"`` or ``"skipped"`` (left out by ``only``/``skip``).
         reasons: why it runs: ``"not cached yet"``, ``"code changed: mod:fn"``,
             ``"input changed: name"``, ``"constants changed"``, ``"upstream will run:
-            key"``, ``"cache=False"``, ``"upstream not cacheable: key"``; for a cached
-            node, ``"in the store"`` or ``"needed only by cached nodes"``.
+            key"``, ``"cache=False"``, ``"upstream not cacheable: key"``, ``"no cache
+            key: input conn: app.Conn does not pickle"`` (a value the key needs has no
+            stable token: the input, constant or code reference, and its type); for a
+            cached node, ``"in the store"`` or ``"needed only by cached nodes"``.
         cache_key: the node's cache key, or None when it has none.
     """
 
@@ -313,6 +401,8 @@ def _why(
     n = len(plan._keys)
     reasons: list[str] = []
     if keys.keys[i] is None:
+        if keys.why[i] is not None:
+            return [f"no cache key: {keys.why[i]}"]
         for d in plan._deps[i]:
             if keys.keys[d] is None:
                 reasons.append(f"upstream not cacheable: {plan._keys[d]}")
@@ -401,10 +491,19 @@ def _signatures(
 
 
 def journal_name(plan: CompiledGraph, input_values: list[Any]) -> str:
-    """The journal of runs of ``plan`` with these graph inputs: one file per pair."""
+    """The journal of runs of ``plan`` with these graph inputs: one file per pair.
+
+    Raises:
+        NoToken: for a graph input that does not pickle (naming it): runs with such
+            inputs cannot be told apart, so they have no journal and cannot resume.
+    """
     h = hashlib.sha256(plan.fingerprint.encode())
-    for value in input_values:
-        h.update(b"\0" + value_token(value).encode())
+    for inp, value in zip(plan._inputs, input_values, strict=True):
+        try:
+            token = value_key(value)
+        except NoToken as exc:
+            raise NoToken(f"input {inp.name}: {exc}") from None
+        h.update(b"\0" + token.encode())
     return h.hexdigest()[:32]
 
 
@@ -481,19 +580,29 @@ def earlier_trials(records: list[dict[str, Any]], index: dict[str, int]) -> dict
     return out
 
 
-def item_keys(fn: Any, rest: tuple[Any, ...], kwargs: dict[str, Any] | None, items: list[Any]) -> list[str]:
+def item_keys(
+    fn: Any, rest: tuple[Any, ...], kwargs: dict[str, Any] | None, items: list[Any]
+) -> list[str | None]:
     """The cache key of each item of a ``task.map``: the task's code, the fixed
     arguments' values and the item's value (items are known only at run time, so their
-    keys are made then, from values)."""
+    keys are made then, from values); None for an item that does not pickle.
+
+    Raises:
+        NoToken: when the code or a fixed argument does not pickle (no item has a key).
+    """
     from ._codehash import code_digest
 
     base = hashlib.sha256(b"dagexec-item-1\0")
     base.update(code_digest(fn).encode())
-    base.update(value_token(rest).encode())
-    base.update(value_token(dict(sorted((kwargs or {}).items()))).encode())
-    out = []
+    base.update(value_key(rest).encode())
+    base.update(value_key(dict(sorted((kwargs or {}).items()))).encode())
+    out: list[str | None] = []
     for item in items:
         h = base.copy()
-        h.update(b"\0" + value_token(item).encode())
+        try:
+            h.update(b"\0" + value_key(item).encode())
+        except NoToken:
+            out.append(None)
+            continue
         out.append(h.hexdigest())
     return out

@@ -52,6 +52,12 @@ Rules:
   stand for. The numbering depends on the code only, cycles (recursion, a method
   reaching its class) end, and swapping which helper a name or a list slot refers to
   changes the digest.
+- A value that does not pickle (a lock, a connection) has no stable digest: the
+  function that refers to it (by a global, a closure cell, a default, or through an
+  object it reaches) gets a *problem* naming the function, the reference and the
+  type, and :func:`code_digest` raises :class:`~dagexec._fingerprint.NoToken` with
+  it, so such code never has a cache key (two locks would otherwise look the same).
+  :func:`code_parts` still lists the function, for ``diff``.
 - Stability: no ``id()``, file path, line number or set iteration order is hashed,
   so digests are the same across processes, machines, folders and
   ``PYTHONHASHSEED`` values.
@@ -70,7 +76,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from ._fingerprint import value_token
+from ._fingerprint import NoToken, value_token
 from ._portable import INSTALLED, STDLIB, USER, _distribution_of, module_kind
 from ._task import Task
 
@@ -81,20 +87,27 @@ _WALKED = (list, tuple, dict, set, frozenset, types.ModuleType)
 _VALUE, _DAGEXEC = "value", "dagexec"
 
 
-def code_digest(fn: Callable[..., Any]) -> str:
+def code_digest(fn: Callable[..., Any], strict: bool = True) -> str:
     """Hex SHA-256 standing for ``fn``'s code by value and everything it reaches.
 
     Args:
         fn: a function, :class:`~dagexec.Task`, bound method, ``functools.partial``
             or other callable.
+        strict: raise when the code refers to a value that does not pickle; with
+            False, such values count by their type alone (``diff`` compares plans so).
 
     Returns:
         64 hex digits, equal for code that computes the same (see the module rules).
 
     Raises:
+        NoToken: with ``strict``, naming the first reference to a value that does not
+            pickle (``"mod:fn reads global lock: _thread.lock does not pickle"``).
         RecursionError: for values nested deeper than the interpreter's recursion limit.
     """
-    return _root(fn)[0]
+    digest, _, problems = _root(fn)
+    if strict and problems:
+        raise NoToken(problems[0])
+    return digest
 
 
 def code_parts(fn: Callable[..., Any]) -> tuple[tuple[str, str], ...]:
@@ -126,22 +139,24 @@ def forget() -> None:
 class _Node:
     """One function or class hashed by value."""
 
-    __slots__ = ("edges", "name", "own")
+    __slots__ = ("edges", "name", "own", "problems")
 
-    def __init__(self, name: str, own: str, edges: list[Any]) -> None:
+    def __init__(self, name: str, own: str, edges: list[Any], problems: list[str]) -> None:
         self.name = name  # "module:qualname", for code_parts only
         self.own = own  # hex digest of its own code, with @k placeholders for edges
         self.edges = edges  # the reached objects @0, @1, ... stand for
+        self.problems = problems  # references to values that do not pickle
 
 
+_Parts = tuple[tuple[str, str], ...]
 _nodes: dict[int, tuple[Any, _Node]] = {}
-_roots: dict[int, tuple[Any, str, tuple[tuple[str, str], ...]]] = {}
+_roots: dict[int, tuple[Any, str, _Parts, tuple[str, ...]]] = {}
 
 
-def _root(fn: Any) -> tuple[str, tuple[tuple[str, str], ...]]:
+def _root(fn: Any) -> tuple[str, _Parts, tuple[str, ...]]:
     hit = _roots.get(id(fn))
     if hit is not None and hit[0] is fn:
-        return hit[1], hit[2]
+        return hit[1], hit[2], hit[3]
     start = _unwrap(fn)
     order, index, lines = [start], {id(start): 0}, []
     for obj in order:  # grows while iterating: breadth-first numbering
@@ -152,9 +167,11 @@ def _root(fn: Any) -> tuple[str, tuple[tuple[str, str], ...]]:
                 order.append(target)
         lines.append(f"{node.own} {','.join(str(index[id(t)]) for t in node.edges)}")
     digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
-    parts = tuple(sorted({(n.name, n.own) for n in map(_node, order)}))
-    _roots[id(fn)] = (fn, digest, parts)
-    return digest, parts
+    nodes = [_node(obj) for obj in order]
+    parts = tuple(sorted({(n.name, n.own) for n in nodes}))
+    problems = tuple(p for n in nodes for p in n.problems)
+    _roots[id(fn)] = (fn, digest, parts, problems)
+    return digest, parts, problems
 
 
 def _node(obj: Any) -> _Node:
@@ -169,15 +186,16 @@ def _node(obj: Any) -> _Node:
         t = type(obj)
         module = getattr(obj, "__module__", None) or t.__module__
         name = f"{module}:{getattr(obj, '__qualname__', t.__qualname__)} <{t.__name__}>"
-        ctx = _Context(frozenset())
-        node = _Node(name, _sha("value", ctx.ref(obj)), ctx.edges)
+        ctx = _Context(frozenset(), name.partition(" ")[0])
+        node = _Node(name, _sha("value", ctx.ref(obj)), ctx.edges, ctx.problems)
     _nodes[id(obj)] = (obj, node)
     return node
 
 
 def _function_node(fn: types.FunctionType) -> _Node:
     code = fn.__code__
-    ctx = _Context(_names(code))
+    me = f"{fn.__module__}:{fn.__qualname__}"
+    ctx = _Context(_names(code), f"{me} has a default")
     lines = [_code_token(code), "defaults:" + ctx.ref(fn.__defaults__ or ())]
     lines.append("kwdefaults:" + ctx.ref(dict(sorted((fn.__kwdefaults__ or {}).items()))))
     for name, cell in zip(code.co_freevars, fn.__closure__ or (), strict=True):
@@ -186,20 +204,26 @@ def _function_node(fn: types.FunctionType) -> _Node:
         except ValueError:  # a cell not yet assigned
             lines.append(f"closure:{name}:empty")
         else:
+            ctx.where = f"{me} closes over {name}"
             lines.append(f"closure:{name}={ctx.ref(contents)}")
     g = fn.__globals__
-    lines.extend(f"global:{name}={ctx.ref(g[name])}" for name in sorted(ctx.names) if name in g)
-    return _Node(f"{fn.__module__}:{fn.__qualname__}", _sha("function", *lines), ctx.edges)
+    for name in sorted(ctx.names):
+        if name in g:
+            ctx.where = f"{me} reads global {name}"
+            lines.append(f"global:{name}={ctx.ref(g[name])}")
+    return _Node(me, _sha("function", *lines), ctx.edges, ctx.problems)
 
 
 def _class_node(cls: type) -> _Node:
-    ctx = _Context(frozenset())
+    me = f"{cls.__module__}:{cls.__qualname__}"
+    ctx = _Context(frozenset(), me)
     lines = ["bases:" + ctx.ref(cls.__bases__)]
     for name, value in sorted(vars(cls).items()):
         made_by_python = name[:1] == "_" and name[-1:] == "_"
         if not made_by_python or callable(value) or isinstance(value, _DESCRIPTORS):
+            ctx.where = f"{me} has attribute {name}"
             lines.append(f"{name}={ctx.ref(value)}")
-    return _Node(f"{cls.__module__}:{cls.__qualname__}", _sha("class", *lines), ctx.edges)
+    return _Node(me, _sha("class", *lines), ctx.edges, ctx.problems)
 
 
 _DESCRIPTORS = (staticmethod, classmethod, property, functools.cached_property)
@@ -235,15 +259,27 @@ def _sha(*lines: str) -> str:
 
 
 class _Context:
-    """The edges met while working out one node's own digest."""
+    """The edges met while working out one node's own digest, and the references to
+    values that do not pickle (its problems)."""
 
-    __slots__ = ("active", "edges", "index", "names")
+    __slots__ = ("active", "edges", "index", "names", "problems", "where")
 
-    def __init__(self, names: frozenset[str]) -> None:
+    def __init__(self, names: frozenset[str], where: str = "") -> None:
         self.names = names  # attributes of by-value modules to follow
         self.edges: list[Any] = []
         self.index: dict[int, int] = {}  # id(edge) -> its k; the edges list keeps them alive
         self.active: set[int] = set()  # containers, modules and objects being walked
+        self.problems: list[str] = []
+        self.where = where  # the reference being walked, for problems
+
+    def value(self, v: Any) -> str:
+        """``value_token(v)``; a value that does not pickle is a problem (and counts
+        by its type)."""
+        try:
+            return value_token(v, strict=True)
+        except NoToken as exc:
+            self.problems.append(f"{self.where}: {exc}")
+            return value_token(v)
 
     def edge(self, obj: Any) -> str:
         k = self.index.get(id(obj))
@@ -283,7 +319,7 @@ class _Context:
         try:
             reduced = v.__reduce_ex__(4)
         except Exception:
-            return f"object({self.ref(t)},{value_token(v)})"
+            return f"object({self.ref(t)},{self.value(v)})"
         if isinstance(reduced, str):
             return f"object({self.ref(t)},{reduced})"
         state = [*reduced[:3], *(None if x is None else list(x) for x in reduced[3:5])]
@@ -321,8 +357,8 @@ class _Context:
             return f"{type(v).__name__}:{v.__name__}"  # a __slots__ entry
         if callable(v):
             t = type(v)
-            return f"{_by_reference(_kind(t.__module__), t.__module__, t.__qualname__)}|{value_token(v)}"
-        return value_token(v)
+            return f"{_by_reference(_kind(t.__module__), t.__module__, t.__qualname__)}|{self.value(v)}"
+        return self.value(v)
 
 
 def _unwrap(fn: Any) -> Any:

@@ -263,23 +263,14 @@ def run_plan(
     cbs = list(callbacks)
     earlier: dict[int, list[Trial]] = {}
     if store is not None:
-        from ._cache import JournalWriter, decide, earlier_trials, journal_name, node_keys
-
         try:
-            journal = store.journal(journal_name(plan, input_values))
-            done: frozenset[int] = frozenset()
-            if resume:
-                earlier = earlier_trials(journal.read(), plan._index)
-                done = frozenset(i for i, ts in earlier.items() if ts[-1].state == State.SUCCEEDED)
-            keys = node_keys(plan, input_values)
-            decision = decide(plan, store, keys, selected, kept, done=done)
+            decision, earlier, writer = _plan_cache(plan, store, input_values, selected, kept, resume)
         except BaseException:
             for ex in owned:
                 ex.shutdown()
             raise
-        import uuid
-
-        cbs.insert(0, JournalWriter(journal, uuid.uuid4().hex))
+        if writer is not None:
+            cbs.insert(0, writer)
     bar = None
     if progress:
         from ._progress import ProgressBar
@@ -300,6 +291,45 @@ def run_plan(
     if raise_on_failure and run.failed_order:
         raise _run_failed(result, run)
     return result
+
+
+def _plan_cache(
+    plan: CompiledGraph,
+    store: CacheStore,
+    input_values: list[Any],
+    selected: list[bool],
+    kept: list[bool],
+    resume: bool,
+) -> tuple[CacheDecision, dict[int, list[Trial]], Any]:
+    """What the cache serves and what runs, the trials of the run being resumed, and
+    the callback that writes this run's journal (None when a graph input does not
+    pickle: such runs cannot be told apart, so they keep no journal).
+
+    Raises:
+        InputError: for ``resume`` with a graph input that does not pickle.
+    """
+    import uuid
+
+    from ._cache import JournalWriter, decide, earlier_trials, journal_name, log_uncached, node_keys
+    from ._fingerprint import NoToken
+
+    earlier: dict[int, list[Trial]] = {}
+    done: frozenset[int] = frozenset()
+    writer = None
+    try:
+        journal = store.journal(journal_name(plan, input_values))
+    except NoToken as exc:
+        if resume:
+            problem = f"resume=True needs graph inputs that pickle, to find the run it continues: {exc}"
+            raise InputError([Problem(problem)], what=f"run of graph {plan.name!r}") from None
+    else:
+        writer = JournalWriter(journal, uuid.uuid4().hex)
+        if resume:
+            earlier = earlier_trials(journal.read(), plan._index)
+            done = frozenset(i for i, ts in earlier.items() if ts[-1].state == State.SUCCEEDED)
+    keys = node_keys(plan, input_values)
+    log_uncached(plan, keys, selected)
+    return decide(plan, store, keys, selected, kept, done=done), earlier, writer
 
 
 def _end_executors(execs: list[Executor], owned: list[Executor], interrupted: bool) -> None:

@@ -3,12 +3,18 @@
 Stable across processes, machines and ``PYTHONHASHSEED``: file paths and line
 numbers are left out, sets are hashed in sorted order, and objects without a
 stable form are hashed by their pickled bytes.
+
+A value that does not pickle has no token of its own: ``value_token`` then gives
+one text per type (enough to tell plans apart), and ``value_token(..., strict=True)``
+raises :class:`NoToken` instead.  Cache keys are strict: two such values must never
+share a key, so a node whose key would need one is not cached (``_cache``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import types
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._plan import _Ref
@@ -16,33 +22,60 @@ from ._plan import _Ref
 if TYPE_CHECKING:
     from ._plan import CompiledGraph
 
-__all__ = ["code_token", "plan_fingerprint", "value_token"]
+__all__ = ["NoToken", "code_token", "plan_fingerprint", "type_name", "value_token"]
 
 _SIMPLE = (type(None), bool, int, float, complex, str, bytes)
 
 
-def value_token(value: Any) -> str:
-    """A deterministic text standing for ``value``."""
+class NoToken(Exception):
+    """A value has no stable token (it does not pickle); the message says which
+    value and its type, e.g. ``"input conn: app.Conn does not pickle"``."""
+
+
+def type_name(value: Any) -> str:
+    """``module.qualname`` of ``value``'s type (``builtins.`` left out)."""
+    t = type(value)
+    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+
+
+def value_token(value: Any, strict: bool = False, code: Callable[[Any], str] | None = None) -> str:
+    """A deterministic text standing for ``value``.
+
+    Args:
+        value: any value; containers are walked.
+        strict: raise :class:`NoToken` for a value that does not pickle, instead of
+            giving every such value of a type the same text.
+        code: the token of a function met on the way (default :func:`code_token`,
+            its own code alone).
+    """
     t = type(value)
     if t in _SIMPLE:
         return repr(value)
     if t is _Ref:
         return f"@{value.slot}"
     if t is list or t is tuple:
-        return f"{t.__name__}({','.join(value_token(v) for v in value)})"
+        return f"{t.__name__}({','.join(value_token(v, strict, code) for v in value)})"
     if t is dict:
-        return "dict(" + ",".join(f"{value_token(k)}:{value_token(v)}" for k, v in value.items()) + ")"
+        return (
+            "dict("
+            + ",".join(
+                f"{value_token(k, strict, code)}:{value_token(v, strict, code)}" for k, v in value.items()
+            )
+            + ")"
+        )
     if t is set or t is frozenset:
-        return f"{t.__name__}(" + ",".join(sorted(value_token(v) for v in value)) + ")"
+        return f"{t.__name__}(" + ",".join(sorted(value_token(v, strict, code) for v in value)) + ")"
     if isinstance(value, type):
         return f"class:{value.__module__}.{value.__qualname__}"
     if callable(value) and hasattr(value, "__code__"):
-        return code_token(value)
+        return (code or code_token)(value)
     try:
         import cloudpickle
 
         return f"{t.__module__}.{t.__qualname__}:" + hashlib.sha256(cloudpickle.dumps(value)).hexdigest()
     except Exception:
+        if strict:
+            raise NoToken(f"{type_name(value)} does not pickle") from None
         return f"{t.__module__}.{t.__qualname__}:unpicklable"
 
 
