@@ -44,11 +44,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CacheDecision",
     "Explanation",
-    "JournalWriter",
     "decide",
-    "earlier_trials",
     "explain",
-    "journal_name",
     "log_uncached",
     "node_keys",
     "open_store",
@@ -438,146 +435,11 @@ def _latest_entries(store: CacheStore, graph: str) -> dict[str, dict[str, Any]]:
 
 
 def plan_diff(a: CompiledGraph, b: CompiledGraph) -> list[tuple[str, str, tuple[str, ...]]]:
-    """``(change, key, details)`` for each node added, removed or changed from ``a`` to
-    ``b``, in ``b``'s order (removed ones last): ``"added"``, ``"removed"``, or
-    ``"changed"`` with details such as ``"code: mod:fn"``, ``"constants"``,
-    ``"inputs: x, y"`` (what it reads), ``"upstream: key"`` (a node it reads changed)."""
-    sa, sb = _signatures(a), _signatures(b)
-    out: list[tuple[str, str, tuple[str, ...]]] = []
-    changed: set[str] = set()
-    for key, sig in sb.items():
-        old = sa.get(key)
-        if old is None:
-            out.append(("added", key, ()))
-            changed.add(key)
-            continue
-        details: list[str] = []
-        code_a, code_b = old[0], sig[0]
-        details += [f"code: {f}" for f in sorted(set(code_a) | set(code_b)) if code_a.get(f) != code_b.get(f)]
-        if old[1] != sig[1]:
-            details.append("constants")
-        if old[2] != sig[2]:
-            details.append("inputs: " + ", ".join(sig[2]) if sig[2] else "inputs: none")
-        details += [f"upstream: {u}" for u in sig[3] if u in changed or u not in sa]
-        if details:
-            out.append(("changed", key, tuple(details)))
-            changed.add(key)
-    out += [("removed", key, ()) for key in sa if key not in sb]
-    return out
+    """The nodes added, removed, or whose cache key changed from ``a`` to ``b``, and
+    which part changed: see :func:`dagexec._diff.plan_diff`."""
+    from ._diff import plan_diff
 
-
-def _signatures(
-    plan: CompiledGraph,
-) -> dict[str, tuple[dict[str, str], str, tuple[str, ...], tuple[str, ...]]]:
-    """Per node key: (code parts, constants digest, graph inputs read, nodes read or waited for)."""
-    from ._codehash import code_parts, forget
-
-    forget()
-    n = len(plan._keys)
-    n_in = len(plan._inputs)
-    out = {}
-    for i, key in enumerate(plan._keys):
-        reads = plan._reads[i]
-        out[key] = (
-            dict(code_parts(plan._specs[i].fn)),
-            _constants_digest(plan, i),
-            tuple(plan._inputs[s - n].name for s in reads if n <= s < n + n_in),
-            tuple(plan._keys[d] for d in plan._deps[i]),
-        )
-    return out
-
-
-# -- the journal, and resume ----------------------------------------------------------------
-
-
-def journal_name(plan: CompiledGraph, input_values: list[Any]) -> str:
-    """The journal of runs of ``plan`` with these graph inputs: one file per pair.
-
-    Raises:
-        NoToken: for a graph input that does not pickle (naming it): runs with such
-            inputs cannot be told apart, so they have no journal and cannot resume.
-    """
-    h = hashlib.sha256(plan.fingerprint.encode())
-    for inp, value in zip(plan._inputs, input_values, strict=True):
-        try:
-            token = value_key(value)
-        except NoToken as exc:
-            raise NoToken(f"input {inp.name}: {exc}") from None
-        h.update(b"\0" + token.encode())
-    return h.hexdigest()[:32]
-
-
-class JournalWriter:
-    """A run callback that appends a record per trial to the run's journal.
-
-    Records: ``{"run", "event": "start", "time"}``, then per ended trial ``{"run",
-    "node", "attempt", "state", "start", "end", "worker", "error", "traceback"}``, and
-    ``{"run", "event": "end", "ok"}`` when the run ends (not after a SIGKILL).
-    """
-
-    def __init__(self, journal: Any, run_id: str) -> None:
-        self.journal = journal
-        self.run_id = run_id
-
-    def _append(self, record: dict[str, Any]) -> None:
-        try:
-            self.journal.append(record)
-        except Exception:
-            import logging
-
-            logging.getLogger("dagexec.cache").warning("could not write to the journal", exc_info=True)
-
-    def on_run_start(self, plan: Any) -> None:
-        import time
-
-        self._append({"run": self.run_id, "event": "start", "time": time.time()})
-
-    def on_trial_end(self, trial: Any) -> None:
-        err = trial.error
-        self._append(
-            {
-                "run": self.run_id,
-                "node": trial.key,
-                "attempt": trial.attempt,
-                "state": trial.state.value,
-                "start": trial.start,
-                "end": trial.end,
-                "worker": trial.worker,
-                "error": None if err is None else [type(err).__qualname__, str(err)],
-                "traceback": trial.traceback,
-            }
-        )
-
-    def on_run_end(self, result: Any) -> None:
-        self._append({"run": self.run_id, "event": "end", "ok": result.ok})
-        self.journal.close()
-
-
-def earlier_trials(records: list[dict[str, Any]], index: dict[str, int]) -> dict[int, list[Any]]:
-    """The trials of the last run in ``records``, per node idx, as :class:`Trial` objects."""
-    from ._errors import RemoteError
-    from ._state import State, Trial
-
-    runs = [r["run"] for r in records if r.get("event") == "start"]
-    if not runs:
-        return {}
-    last = runs[-1]
-    out: dict[int, list[Any]] = {}
-    for r in records:
-        if r.get("run") != last or "node" not in r or r["node"] not in index:
-            continue
-        try:
-            err = r.get("error")
-            error = None if not err else RemoteError(str(err[0]), str(err[1]), str(r.get("traceback") or ""))
-            trial = Trial(
-                r["node"], int(r["attempt"]), State(r["state"]), float(r["start"]),
-                None if r.get("end") is None else float(r["end"]), str(r.get("worker") or ""),
-                error, str(r.get("traceback") or ""),
-            )  # fmt: skip
-        except (KeyError, TypeError, ValueError):
-            continue  # a record of another version
-        out.setdefault(index[r["node"]], []).append(trial)
-    return out
+    return plan_diff(a, b)
 
 
 def item_keys(

@@ -236,13 +236,6 @@ def run_plan(
 ) -> RunResult:
     """Run ``plan``; see :meth:`dagexec.CompiledGraph.run`."""
     problems: list[Problem] = []
-    store = None
-    try:
-        from ._cache import open_store
-
-        store = open_store(cache)
-    except (TypeError, OSError) as exc:
-        problems.append(Problem(str(exc)))
     if resume and cache is None:
         problems.append(Problem("resume=True needs cache=: the folder whose journal the run continues"))
     selected = select(plan, as_list(only), as_list(skip), problems)
@@ -259,6 +252,16 @@ def run_plan(
         raise InputError(problems, what=f"run of graph {plan.name!r}")
     if plan._pickle_problems:
         require_portable(plan, execs, route_idx, selected, owned)
+    store = None
+    if cache is not None:  # opened once nothing else can stop the run: it makes the folder
+        from ._cache import open_store
+
+        try:
+            store = open_store(cache)
+        except (TypeError, OSError) as exc:
+            for ex in owned:
+                ex.shutdown()
+            raise InputError(Problem(str(exc)), what=f"run of graph {plan.name!r}") from None
     decision = None
     cbs = list(callbacks)
     earlier: dict[int, list[Trial]] = {}
@@ -310,8 +313,9 @@ def _plan_cache(
     """
     import uuid
 
-    from ._cache import JournalWriter, decide, earlier_trials, journal_name, log_uncached, node_keys
+    from ._cache import decide, log_uncached, node_keys
     from ._fingerprint import NoToken
+    from ._journal import JournalWriter, earlier_trials, journal_name
 
     earlier: dict[int, list[Trial]] = {}
     done: frozenset[int] = frozenset()

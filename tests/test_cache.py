@@ -470,7 +470,7 @@ def test_diff_lists_nodes_added_removed_and_changed(tmp_path):
         ["changed", "scaled", "upstream:", "clean"],
         ["changed", "total", "upstream:", "scaled"],
         ["added", "load-1"],
-        ["changed", "size", "upstream:", "load-1"],
+        ["changed", "size", "upstream:", "load-1;", "no", "longer", "reads:", "load"],
     ]
 
 
