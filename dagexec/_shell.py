@@ -2,32 +2,40 @@
 
 A command runs where its trial runs, in a process group of its own (a new session),
 so that a timeout or Ctrl-C can stop it with everything it started: SIGTERM to the
-group, then SIGKILL after a grace period.  Its arguments are never parsed by a shell
-unless ``shell=True``.
+group, then SIGKILL after a grace period; it also dies with its job (the process
+that started it), and what it leaves running when it exits is stopped.  How a
+running command is kept, read and stopped is :mod:`._command`'s; this module holds
+the API: arguments (never parsed by a shell unless ``shell=True``; ``bytes`` passed
+as they are), the environment (the caller's, without ``DAGEXEC_KEY``), the value and
+the errors.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import threading
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+from ._command import GRACE_S, Command, CommandOutput, kill_running
 from ._errors import DagexecError, TaskTimeout
-from ._worker import interrupt_hooks
 
-__all__ = ["CommandFailed", "CommandResult", "kill_running", "run_command", "shell"]
+__all__ = [
+    "CommandFailed",
+    "CommandOutput",
+    "CommandResult",
+    "GRACE_S",
+    "kill_running",
+    "run_command",
+    "shell",
+]
 
-#: seconds between SIGTERM and SIGKILL to a command's process group
-GRACE_S = 2.0
 #: lines of stderr an error quotes
 STDERR_LINES = 20
-
-_running: dict[int, subprocess.Popen[bytes]] = {}  # pid -> command running in this process
-_lock = threading.Lock()
+#: bytes of each output (stdout, stderr) a command's value holds by default
+MAX_OUTPUT = 64 << 20
+#: what a command's environment never inherits (it may still be given in ``env=``)
+WITHHELD = ("DAGEXEC_KEY",)
 
 
 class CommandFailed(DagexecError):
@@ -65,6 +73,7 @@ def shell(
     shell: bool = False,
     check: bool = True,
     output: str = "stdout",
+    max_output: int | None = MAX_OUTPUT,
     **options: Any,
 ) -> Any:
     """A command as a task: inside a graph a Node (its value the command's stdout as
@@ -72,22 +81,30 @@ def shell(
 
     Args:
         argv: the program and its arguments; items may be Nodes or graph inputs (their
-            values become arguments, turned to text with ``str``, never parsed by a
-            shell). A string only with ``shell=True``: then ``/bin/sh -c argv``.
+            values become arguments, never parsed by a shell: ``str`` and ``bytes``
+            as they are, paths with ``os.fspath``, anything else with ``str``). A
+            string only with ``shell=True``: then ``/bin/sh -c argv``.
         name: the node's name (its key), default ``"shell"``.
         timeout: seconds; past them the command's process group gets SIGTERM, then
             SIGKILL ``GRACE_S`` later, and the trial is ``timed_out``.
         env: variables laid over the inherited environment (values may be Nodes).
+            The inherited environment never holds ``DAGEXEC_KEY``: a command gets
+            it only from ``env=``.
         cwd: the working directory (may be a Node).
         shell: run a string through ``/bin/sh -c``.
         check: a non-zero exit fails the trial with :class:`CommandFailed` (default).
         output: ``"stdout"`` (the value is stdout as text) or ``"result"`` (a
             :class:`CommandResult` of returncode, stdout and stderr).
+        max_output: bytes of each output held in memory (default 64 MiB; None: no
+            bound). Past them the output goes whole to a file, and the value is the
+            text of its first ``max_output`` bytes, a :class:`CommandOutput` whose
+            ``.path`` names the file (the trial's log says so too).
         **options: other task options (``retries``, ``executor``, ``tags``, ``cache``
             (default False: commands act on the world), ...).
 
     Raises:
-        ValueError: for a bad ``output``, or a string ``argv`` without ``shell=True``.
+        ValueError: for a bad ``output`` or ``max_output``, or a string ``argv``
+            without ``shell=True``.
     """
     from ._graph import current_graph
     from ._task import task
@@ -95,11 +112,17 @@ def shell(
     if output not in ("stdout", "result"):
         raise ValueError(f"shell(): output must be 'stdout' or 'result', got {output!r}")
     if isinstance(argv, str) and not shell:
-        raise ValueError("shell(): a command line as one string needs shell=True; or give a list of arguments")
+        raise ValueError(
+            "shell(): a command line as one string needs shell=True; or give a list of arguments"
+        )
     if shell and not isinstance(argv, str):
         raise ValueError("shell(): with shell=True give the command line as one string")
+    if max_output is not None and (type(max_output) is not int or max_output < 0):
+        raise ValueError(
+            f"shell(): max_output must be a number of bytes (an int >= 0) or None, got {max_output!r}"
+        )
     graph = current_graph()
-    args = (argv, env, cwd, shell, check, output, timeout)
+    args = (argv, env, cwd, shell, check, output, timeout, max_output)
     if graph is None:
         return run_command(*args, node=name)
     options.setdefault("cache", False)
@@ -115,95 +138,65 @@ def run_command(
     check: bool,
     output: str,
     timeout: float | None,
+    max_output: int | None = MAX_OUTPUT,
     node: str = "shell",
 ) -> Any:
     """Run one command to its end (the function of a ``dx.shell`` node)."""
-    cmd: Any = argv if use_shell else [os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in argv]
-    full_env = None if env is None else {**os.environ, **{k: str(v) for k, v in env.items()}}
-    proc = subprocess.Popen(
-        cmd,
-        shell=use_shell,
-        env=full_env,
-        cwd=None if cwd is None else os.fspath(cwd),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # its own process group: stopped with all it started
+    cmd: Any = argv if use_shell else [_argument(a) for a in argv]
+    command = Command(
+        cmd, command_env(env), None if cwd is None else os.fspath(cwd), use_shell, max_output, node
     )
-    with _lock:
-        _running[proc.pid] = proc
     try:
         try:
-            out, err = proc.communicate(timeout=timeout)
+            returncode = command.run(timeout)
         except subprocess.TimeoutExpired:
-            _stop(proc)
+            command.stop()
             raise TaskTimeout(
                 f"node {node!r}: command {_show(cmd)} ran past its timeout of {timeout:g} s; "
                 "its process group was stopped",
                 node,
                 timeout,
             ) from None
-        except BaseException:  # Ctrl-C in this thread, or anything else: nothing is left
-            _stop(proc)
+        except BaseException:  # Ctrl-C in this thread, a worker's alarm, anything: nothing is left
+            command.stop()
             raise
     finally:
-        with _lock:
-            _running.pop(proc.pid, None)
-    stdout = out.decode("utf-8", "replace")
-    stderr = err.decode("utf-8", "replace")
-    if check and proc.returncode != 0:
-        tail = "\n".join(stderr.rstrip("\n").splitlines()[-STDERR_LINES:])
+        command.close()
+    if check and returncode != 0:
+        tail = command.err.last_lines(STDERR_LINES)
         raise CommandFailed(
-            f"node {node!r}: command {_show(cmd)} exited with {proc.returncode}"
+            f"node {node!r}: command {_show(cmd)} exited with {returncode}"
             + (f"; stderr (last lines):\n{tail}" if tail else "; no stderr"),
-            proc.returncode,
-            stderr,
+            returncode,
+            command.err.text(),
         )
-    return stdout if output == "stdout" else CommandResult(proc.returncode, stdout, stderr)
+    if output == "stdout":
+        command.err.data.clear()
+        return command.out.text()
+    return CommandResult(returncode, command.out.text(), command.err.text())
+
+
+def command_env(env: Mapping[str, Any] | None) -> dict[Any, Any]:
+    """A command's whole environment: this process's without ``WITHHELD``, with
+    ``env`` laid over it."""
+    full: dict[Any, Any] = {k: v for k, v in os.environ.items() if k not in WITHHELD}
+    for key, value in (env or {}).items():
+        full[key] = _argument(value)
+    return full
+
+
+def _argument(value: Any) -> Any:
+    """An argument (or variable) as the operating system takes it: text and bytes as
+    they are, a path by ``os.fspath``, anything else by ``str``."""
+    if isinstance(value, (str, bytes)):
+        return value
+    if isinstance(value, bytearray):
+        return bytes(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return str(value)
 
 
 def _show(cmd: Any) -> str:
-    text = cmd if isinstance(cmd, str) else " ".join(cmd)
+    text = cmd if isinstance(cmd, str) else " ".join(os.fsdecode(a) for a in cmd)
     return repr(text if len(text) <= 120 else text[:117] + "...")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the command's process group; SIGKILL to what is left of it after
-    ``GRACE_S`` (or at once once the group is empty); the command is reaped."""
-    _signal_group(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + GRACE_S
-    while time.monotonic() < deadline:
-        proc.poll()  # reap the leader, so that an empty group reads as empty
-        if not _group_alive(proc.pid):
-            break
-        time.sleep(0.02)
-    _signal_group(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def kill_running() -> None:
-    """Stop every command running in this process (a run interrupted by Ctrl-C)."""
-    with _lock:
-        procs = list(_running.values())
-    for proc in procs:
-        _stop(proc)
-
-
-interrupt_hooks.append(kill_running)
