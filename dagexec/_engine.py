@@ -1717,4 +1717,6 @@ def _fetch_in(value: Any, ex: Executor) -> Any:
         return items if t is list else t(items)
     if t is dict:
         return {k: _fetch_in(v, ex) for k, v in value.items()}
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple, as the graph builder walks it
+        return t(*[_fetch_in(v, ex) for v in value])
     return value

@@ -336,19 +336,22 @@ _hubs_lock = threading.Lock()
 
 def _swap(value: Any, owner: Any, path: _Path, found: list[_Path]) -> Any:
     """``value`` with each Remote of ``owner`` replaced by its future, and the path of
-    each appended to ``found``; a container without one is returned as it is."""
+    each appended to ``found``; a container without one is returned as it is.
+
+    Containers are walked as the graph builder walks them: lists, tuples, dicts, sets
+    and namedtuples (dask puts a future's value back inside a namedtuple too)."""
     t = type(value)
     if t is Remote:
         if value.owner is owner:
             found.append(path)
             return value.ref
         return value
-    if t is list or t is tuple:
+    if t is list or t is tuple or _is_namedtuple(value):
         n = len(found)
         items = [_swap(v, owner, (*path, k), found) for k, v in enumerate(value)]
         if len(found) == n:
             return value
-        return items if t is list else tuple(items)
+        return items if t is list else tuple(items) if t is tuple else t(*items)
     if t is dict:
         n = len(found)
         swapped = {k: _swap(v, owner, (*path, k), found) for k, v in value.items()}
@@ -488,7 +491,7 @@ class DaskExecutor(Executor):
             blobs = self._pickler.blobs(call.spec)
             inputs: list[_Path] = []
             args = call.args
-            if any(type(a) is Remote or type(a) in _CONTAINERS for a in args):
+            if any(type(a) is Remote or type(a) in _CONTAINERS or _is_namedtuple(a) for a in args):
                 args = [_swap(a, self, (k,), inputs) for k, a in enumerate(args)]
             kwargs = call.kwargs
             if kwargs:
@@ -752,10 +755,16 @@ class DaskExecutor(Executor):
 _CONTAINERS = (list, tuple, dict, set, frozenset)
 
 
+def _is_namedtuple(value: Any) -> bool:
+    return isinstance(value, tuple) and hasattr(value, "_fields")
+
+
 def _no_futures(value: Any) -> Any:
     """``value`` with dask futures replaced by None (to find what does not pickle)."""
     if type(value) in (list, tuple):
         return type(value)(_no_futures(v) for v in value)
+    if _is_namedtuple(value):
+        return type(value)(*[_no_futures(v) for v in value])
     if type(value) is dict:
         return {k: _no_futures(v) for k, v in value.items()}
     if type(value).__name__ == "Future" and type(value).__module__.startswith("distributed"):
