@@ -63,7 +63,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from .._engine import Executor
+from .._engine import Executor, crashed_outcome
 from .._errors import WorkerCrashed
 from .._worker import (
     Blobs,
@@ -536,12 +536,13 @@ class DaskExecutor(Executor):
         return None
 
     def _not_sent(self, call: Call, args: Any, kwargs: Any, exc: Exception) -> Outcome:
-        """The failed outcome of a call dask would not take (an argument that does not pickle)."""
+        """The outcome of a call dask would not take: failed, naming the argument that
+        does not pickle; else crashed, with the client's error (a closed client)."""
         plain = Call(call.idx, call.attempt, call.spec, _no_futures(args), _no_futures(kwargs))
         found = dump_call(plain, (plain.args, plain.kwargs))
         if not isinstance(found, bytes):
             return found
-        return failed_outcome(call, exc, time.time(), "master")
+        return crashed_outcome(call, exc, time.time(), "the dask client refused the trial")
 
     # -- outcomes (on the client's event loop, or dask's callback thread) -----------------
     def _claim(self, dkey: str) -> _Sub | None:
