@@ -4,6 +4,9 @@ Run it with ``python examples/shell_pipeline.py``. In a temporary folder, three
 commands each write a file (they run at once on threads), ``tar`` packs the three,
 ``sha256sum`` checksums the archive, and a Python task reads the checksum from the
 command's stdout. A command that fails shows its exit code and the end of its stderr.
+Then: a trial's log holds a command's stdout and stderr lines; an output past
+``max_output`` bytes is cut, whole in a file the value names; and a command that
+leaves a process behind ends when it exits, that process stopped with it.
 """
 
 from __future__ import annotations
@@ -55,6 +58,20 @@ def main() -> None:
         graph.compile().run(executor="serial")
     except dx.RunFailed as exc:
         print("failed:", exc.__cause__)
+
+    with dx.Graph("chatty") as graph:
+        dx.shell(["sh", "-c", "echo 3 files synced; echo 'warning: 1 file skipped' >&2"], name="sync")
+    result = graph.compile().run(executor="serial")
+    print("value:", repr(result.output))
+    print("log:", result.trials["sync"][-1].log.splitlines())
+
+    big = dx.shell(["seq", "1", "100000"], max_output=1000)  # outside a graph: runs at once
+    print(
+        f"kept {len(big)} of {big.size} bytes; all of them in a file: {os.path.getsize(big.path) == big.size}"
+    )
+    os.unlink(big.path)
+
+    print("ends when it exits, not with its sleep:", repr(dx.shell(["sh", "-c", "sleep 60 & echo started"])))
 
 
 if __name__ == "__main__":

@@ -51,6 +51,10 @@ EXPECTED: dict[str, list[str | re.Pattern[str]]] = {
         "failed: node 'convert': command \"sh -c echo 'no such input' >&2; exit 2\" exited with 2; "
         "stderr (last lines):",
         "no such input",
+        "value: '3 files synced\\n'",
+        "log: ['3 files synced', 'warning: 1 file skipped']",
+        "kept 1000 of 588895 bytes; all of them in a file: True",
+        "ends when it exits, not with its sleep: 'started\\n'",
     ],
     "quickstart.py": [
         "nodes: fetch_stopwords, word_counts/tokenize, word_counts/count, "
