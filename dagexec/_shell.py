@@ -43,7 +43,9 @@ class CommandFailed(DagexecError):
 
     Attributes:
         returncode: the exit code (negative: killed by that signal).
-        stderr: the command's standard error, as text.
+        stderr: the command's standard error, as text: its first ``max_output``
+            bytes (a :class:`CommandOutput` naming the file that holds all of it
+            when it was longer).
     """
 
     def __init__(self, message: str, returncode: int = 1, stderr: str = "") -> None:
@@ -56,7 +58,8 @@ class CommandFailed(DagexecError):
 
 
 class CommandResult(NamedTuple):
-    """What ``dx.shell(..., output="result")`` gives: the exit code and both outputs."""
+    """What ``dx.shell(..., output="result")`` gives: the exit code and both outputs
+    (each its first ``max_output`` bytes: see :class:`CommandOutput`)."""
 
     returncode: int
     stdout: str
