@@ -155,7 +155,9 @@ class Executor:
 
     def submit_batch(self, batch: Batch, post: Callable[[Any], None]) -> BatchDone | None:
         """Start ``batch`` (only called when :attr:`batches` is True); return its
-        :class:`~dagexec._worker.BatchDone` now, or None and ``post`` it later."""
+        :class:`~dagexec._worker.BatchDone` now, or None and ``post`` it later.  Where
+        it raises, the engine counts the first member ``crashed`` and runs the others
+        again without using an attempt."""
         raise NotImplementedError
 
     def fetch(self, remotes: list[Remote]) -> list[Any]:
@@ -317,6 +319,7 @@ def _plan_cache(
     from ._fingerprint import NoToken
     from ._journal import JournalWriter, earlier_trials, journal_name
 
+    keys = node_keys(plan, input_values)  # first: it forgets the code digests of earlier runs
     earlier: dict[int, list[Trial]] = {}
     done: frozenset[int] = frozenset()
     writer = None
@@ -331,7 +334,6 @@ def _plan_cache(
         if resume:
             earlier = earlier_trials(journal.read(), plan._index)
             done = frozenset(i for i, ts in earlier.items() if ts[-1].state == State.SUCCEEDED)
-    keys = node_keys(plan, input_values)
     log_uncached(plan, keys, selected)
     return decide(plan, store, keys, selected, kept, done=done), earlier, writer
 
