@@ -24,7 +24,9 @@ that is not cached runs when a node that runs needs it, when it is an output or 
 or when nothing selected reads it (a sink); every other node (only cached nodes need
 it) is ``cached`` too and does not run.  The values of cached nodes are loaded only
 where a node that runs reads them, or where they are outputs or kept; an entry that
-fails to load is a miss (the store logs it), and the decision is made again.
+fails to load is a miss (the store logs it), and the decision is made again.  In a
+resumed run, nodes that the last run finished (``_journal``) count as done: one runs
+again only where its value is needed and the store does not give it back.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ __all__ = [
     "decide",
     "explain",
     "log_uncached",
+    "merkle_key",
     "node_keys",
     "open_store",
     "plan_diff",
