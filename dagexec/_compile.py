@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 import heapq
 import inspect
+import itertools
 from typing import Any
 
 from . import _graph as G
@@ -28,6 +29,7 @@ from ._checks import (
     TPL,
     check_constant_pickles,
     check_constants,
+    check_map_items,
     pickle_problem,
     pickles,
     qual,
@@ -167,7 +169,7 @@ class _Compiler:
     def order(self) -> None:
         """Topological order; ``pos[graph idx]`` is the plan idx of a runnable node."""
         if self.forward:
-            order = _kahn(self.g, self.runnable, self.dep_lists, self.problems)
+            order = _kahn(self.g, self.runnable, self.dep_lists, self.problems, self.res)
             if order is None:
                 raise self.fail()
         else:
@@ -224,7 +226,7 @@ class _Compiler:
         routes: list[str] = []
         self.n_readers, self.dependents, self.routes = n_readers, dependents, routes
         self.pickle_problems: list[Problem] = []
-        self._pickled_fns: dict[int, bool] = {}
+        self._pickled_fns: dict[int, str | None] = {}  # id(fn) -> what stops it pickling, or None
         site_cache: dict[tuple[str, int], str] = {}
         Node = G.Node
         TASK, MAP = G.TASK, G.MAP
@@ -326,17 +328,22 @@ class _Compiler:
         meta = task._self_meta or task.meta
         if meta.hints and opts.typecheck:
             raw_args, raw_kwargs = self.recs[gi][3], self.recs[gi][4]
-            # a map's first argument is the list of items: each item is checked at run time
+            # a map's first argument is the list of items: each item is checked on its own
             skip = 1 if self.recs[gi][0] == G.MAP else 0
             check_constants(self.g, gi, key, where, task, raw_args, raw_kwargs, self.res, self.problems, skip)
+            if skip:
+                check_map_items(self.g, key, where, task, raw_args[0], self.res, self.problems)
             checks, ret = runtime_checks(meta, len(a), kw)
         fn = task.__wrapped__
         fid = id(fn)
-        ok = self._pickled_fns.get(fid)
-        if ok is None:
+        if fid not in self._pickled_fns:
             self._pickled_fns[fid] = pickles(task, key, where, self.pickle_problems)
-        elif not ok:
-            self.pickle_problems.append(pickle_problem(key, where, f"task function {qual(fn)}", None))
+        else:
+            because = self._pickled_fns[fid]
+            if because is not None:  # the same function again: named, without the error twice
+                self.pickle_problems.append(
+                    pickle_problem(key, where, f"task function {qual(fn)}", None, because)
+                )
         simple = _SIMPLE
         for v in a:
             if type(v) not in simple:
@@ -472,7 +479,11 @@ def _runnable_deps(gdeps: tuple[int, ...], res: list[tuple[int, Any]]) -> dict[i
 
 
 def _kahn(
-    g: G.Graph, runnable: list[int], deps: dict[int, tuple[int, ...]], problems: list[Problem]
+    g: G.Graph,
+    runnable: list[int],
+    deps: dict[int, tuple[int, ...]],
+    problems: list[Problem],
+    res: list[tuple[int, Any]],
 ) -> list[int] | None:
     """Stable topological order (smallest creation idx first), or None on a cycle."""
     waiting = {i: len(deps[i]) for i in runnable}
@@ -495,14 +506,43 @@ def _kahn(
     left = {i for i in runnable if waiting[i] > 0}
     cycle = _find_cycle(left, deps)
     text = " -> ".join(repr(g._keys[i]) for i in cycle)
-    first = cycle[0]
-    where = format_site(g._recs[first][G.R_SITE])
-    problems.append(
-        Problem(
-            f"cycle: {text} (node {g._keys[first]!r} called at {where})", key=g._keys[first], call_site=where
-        )
-    )
+    closing = _after_calls(g, cycle, runnable, res)
+    if closing:
+        key, where = closing[0][0], closing[0][2]
+        how = ", ".join(f"{k!r}.after({o!r}) called at {w}" for k, o, w in closing)
+        problems.append(Problem(f"cycle: {text} (closed by {how})", key=key, call_site=where))
+    else:  # pragma: no cover - after() is the one way to make a cycle (DESIGN §12)
+        first = cycle[0]
+        where = format_site(g._recs[first][G.R_SITE])
+        problems.append(
+            Problem(f"cycle: {text} (node {g._keys[first]!r} called at {where})", key=g._keys[first],
+                    call_site=where)
+        )  # fmt: skip
     return None
+
+
+def _after_calls(
+    g: G.Graph, cycle: list[int], runnable: list[int], res: list[tuple[int, Any]]
+) -> list[tuple[str, str, str]]:
+    """The ``node.after(other)`` calls that make edges of ``cycle`` (in data-flow
+    order), as ``(node key, other key, call site)``: where the user closed the cycle.
+    ``other`` stands for what :meth:`_Compiler.dependencies` made of it: a section's
+    nodes, or the node a marker resolves to."""
+    members = _section_members(g, runnable) if g._sections else {}
+    out: list[tuple[str, str, str]] = []
+    for upstream, waiting in itertools.pairwise(cycle):
+        for other in g._after.get(waiting, ()):
+            r = res[other]
+            if g._recs[other][G.R_KIND] == G.FINISH:
+                targets = members.get(other, [])
+            else:
+                targets = [r[1]] if r[0] == _NODE else list(r[1][1]) if r[0] == _TPL else []
+            if upstream in targets:
+                site = g._after_sites.get((waiting, other))
+                if site is not None:
+                    out.append((g._keys[waiting], g._keys[other], format_site(site)))
+                    break
+    return out
 
 
 def _find_cycle(left: set[int], deps: dict[int, tuple[int, ...]]) -> list[int]:

@@ -6,6 +6,7 @@
      +-- GraphError (ValueError)      building or compiling a graph went wrong
      +-- InputError (ValueError)      bad arguments to CompiledGraph.run()
      +-- CallError (TypeError)        a task called wrongly, or a Node asked for a value
+     +-- NodeAttributeError (AttributeError)  an attribute asked of a Node, which has none
      +-- TypeCheckError (TypeError)   a value does not match its annotation at run time
      +-- TaskTimeout (TimeoutError)   a trial ran past its task's timeout
      +-- WorkerCrashed                the worker process running a trial died
@@ -30,6 +31,7 @@ __all__ = [
     "DagexecError",
     "GraphError",
     "InputError",
+    "NodeAttributeError",
     "Problem",
     "RemoteError",
     "RunFailed",
@@ -120,6 +122,20 @@ class CallError(DagexecError, TypeError):
         super().__init__(message)
         self.key = key
         self.call_site = call_site
+
+
+class NodeAttributeError(DagexecError, AttributeError):
+    """An attribute was asked of a Node, which has no value until the plan runs.
+
+    Attributes:
+        key: the node key.
+        name: the attribute asked for.
+    """
+
+    def __init__(self, message: str, key: str, name: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.name = name
 
 
 class TypeCheckError(DagexecError, TypeError):

@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import contextvars
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from ._callsite import format_site, user_frame
-from ._errors import CallError, GraphError, Problem
+from ._errors import CallError, GraphError, NodeAttributeError, Problem
 
 if TYPE_CHECKING:
+    import inspect
+
     from ._plan import CompiledGraph
     from ._section import Section
     from ._task import Task, TaskOptions
@@ -94,6 +96,7 @@ class _Scope:
         "call_site",
         "defaults",
         "defaults_key",
+        "depth",
         "finish",
         "name",
         "params",
@@ -118,6 +121,7 @@ class _Scope:
         self.defaults_key = repr(sorted(defaults.items())) if defaults else ""
         self.section = section
         self.call_site = call_site
+        self.depth: int = parent.depth + 1 if parent is not None else 1  # sections around it, itself included
         self.params: dict[str, int] = {}  # parameter name -> PARAM node idx
         self.finish = -1  # FINISH node idx, once the body returned
 
@@ -144,6 +148,8 @@ class Graph:
         self._keys: list[str] = []
         self._recs: list[Rec] = []
         self._after: dict[int, list[int]] = {}
+        # (waiting idx, awaited idx) -> where node.after() was called, for cycle reports
+        self._after_sites: dict[tuple[int, int], tuple[str, int]] = {}
         # dx.cond calls: (select idx, predicate idx, then-branch start, otherwise start, end)
         self._conds: list[tuple[int, int, int, int, int]] = []
         self._used: set[str] = set()
@@ -153,6 +159,7 @@ class Graph:
         self._outputs: list[tuple[str, int]] = []
         self._sections: list[_Scope] = []
         self._scope: _Scope | None = None
+        self._section_depth = 0  # the deepest section opened since the outermost one began
         self._tokens: list[contextvars.Token[Graph | None]] = []
 
     # -- context manager -------------------------------------------------------
@@ -215,38 +222,58 @@ class Graph:
                 )
             )
 
-    def _walk(self, value: Any, deps: dict[int, None], key: str, site: tuple[str, int]) -> tuple[Any, bool]:
-        """Copy containers, collecting the Nodes inside; return (copy, has_nodes)."""
+    def _walk(
+        self, value: Any, deps: dict[int, None], key: str, site: tuple[str, int], depth: int = 1
+    ) -> tuple[Any, bool]:
+        """Copy containers, collecting the Nodes inside; return (copy, has_nodes).
+
+        ``depth`` is the nesting level of ``value``; past :data:`MAX_NESTING` raises
+        :class:`_TooDeep` (the caller names the parameter)."""
         if isinstance(value, Node):
             self._own(value, key, site)
             deps[value._i] = None
             return value, True
         t = type(value)
         if t is list or t is tuple or t is set or t is frozenset:
+            if depth > MAX_NESTING:
+                raise _TooDeep
             found = False
             items = []
             for v in value:
-                c, f = self._walk(v, deps, key, site)
+                c, f = self._walk(v, deps, key, site, depth + 1)
                 items.append(c)
                 found = found or f
             return t(items), found
         if t is dict:
+            if depth > MAX_NESTING:
+                raise _TooDeep
             found = False
             out = {}
             for k, v in value.items():
-                c, f = self._walk(v, deps, key, site)
+                c, f = self._walk(v, deps, key, site, depth + 1)
                 out[k] = c
                 found = found or f
             return out, found
         if isinstance(value, tuple) and hasattr(value, "_fields"):  # namedtuple
-            items2 = [self._walk(v, deps, key, site) for v in value]
+            if depth > MAX_NESTING:
+                raise _TooDeep
+            items2 = [self._walk(v, deps, key, site, depth + 1) for v in value]
             return t(*[c for c, _ in items2]), any(f for _, f in items2)
         return value, False
 
     def _scan(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any] | None, key: str, site: tuple[str, int]
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any] | None,
+        key: str,
+        site: tuple[str, int],
+        params: Sequence[str] = (),
+        label: str = "an argument",
     ) -> tuple[tuple[Any, ...], dict[str, Any] | None, tuple[int, ...], bool]:
-        """Find dependencies: ``(args, kwargs, deps, nested)``; containers are copied."""
+        """Find dependencies: ``(args, kwargs, deps, nested)``; containers are copied.
+
+        ``params`` name the positional arguments and ``label`` the others, in the
+        error a container nested too deep raises."""
         deps: dict[int, None] = {}
         nested = False
         new_args: list[Any] | None = None
@@ -255,7 +282,12 @@ class Graph:
                 self._own(a, key, site)
                 deps[a._i] = None
             elif type(a) in _CONTAINERS or isinstance(a, (list, tuple, dict)):
-                c, found = self._walk(a, deps, key, site)
+                try:
+                    c, found = self._walk(a, deps, key, site)
+                except _TooDeep:
+                    raise _too_deep(
+                        key, f"parameter {params[i]!r}" if i < len(params) else label, site
+                    ) from None
                 nested = nested or found
                 if new_args is None:
                     new_args = list(args)
@@ -269,7 +301,10 @@ class Graph:
                     self._own(a, key, site)
                     deps[a._i] = None
                 elif type(a) in _CONTAINERS or isinstance(a, (list, tuple, dict)):
-                    c, found = self._walk(a, deps, key, site)
+                    try:
+                        c, found = self._walk(a, deps, key, site)
+                    except _TooDeep:
+                        raise _too_deep(key, f"parameter {name!r}", site) from None
                     nested = nested or found
                     kwargs[name] = c
         else:
@@ -300,7 +335,7 @@ class Graph:
                 kw: dict[str, Any] | None = None
                 nested = False
         if deps is None:
-            args, kw, deps, nested = self._scan(args, kwargs, key, site)
+            args, kw, deps, nested = self._scan(args, kwargs, key, site, meta.pos_params)
         scope = self._scope
         opts = task.resolve(scope.defaults, scope.defaults_key) if scope is not None else task.resolve(None)
         idx = len(self._keys)
@@ -317,8 +352,9 @@ class Graph:
             return task.bind(args, kwargs)
         except TypeError as exc:
             key = self._next_key(task._self_name, reserve=False)
+            why = unknown_keywords(task._self_name, task.meta.params, kwargs) or str(exc)
             raise CallError(
-                f"node {key!r}: {what}{exc} (called at {format_site(site)})", key, format_site(site)
+                f"node {key!r}: {what}{why} (called at {format_site(site)})", key, format_site(site)
             ) from None
 
     def _add_map_call(self, task: Task, items: Any, fixed: dict[str, Any]) -> Node:
@@ -334,7 +370,7 @@ class Graph:
                 key,
                 format_site(site),
             )
-        args, kw, deps, nested = self._scan(args, kwargs, key, site)
+        args, kw, deps, nested = self._scan(args, kwargs, key, site, task.meta.pos_params)
         scope = self._scope
         opts = task.resolve(scope.defaults, scope.defaults_key) if scope is not None else task.resolve(None)
         idx = self._append(key, MAP, task, opts, args, kw, deps, nested, site, scope)
@@ -368,8 +404,9 @@ class Graph:
             A Node standing for the input's value.
 
         Raises:
-            GraphError: for a duplicate name, a name already used as a key, or a
-                default that does not match ``type``.
+            GraphError: for a duplicate name, a name already used as a key, a
+                default that does not match ``type``, or one nested deeper than
+                :data:`MAX_NESTING`.
         """
         site = user_frame()
         where = format_site(site)
@@ -402,6 +439,15 @@ class Graph:
                 raise GraphError(
                     Problem(f"input {name!r}: default {msg} (declared at {where})", key=name, call_site=where)
                 )
+        if default is not MISSING and nesting_exceeds(default):
+            raise GraphError(
+                Problem(
+                    f"input {name!r}: the default holds containers nested more than {MAX_NESTING} deep, "
+                    f"the most dagexec walks to check, pickle and hash constants (declared at {where})",
+                    key=name,
+                    call_site=where,
+                )
+            )
         idx = self._append(name, INPUT, None, None, (), None, (), False, site, self._scope)
         self._inputs[name] = idx
         self._input_specs[idx] = (type, default)
@@ -462,6 +508,8 @@ class Graph:
                 others[:] = [o for o in others if o < n_nodes]
                 if not others:
                     del self._after[i]
+        for edge in [e for e in self._after_sites if e[0] >= n_nodes or e[1] >= n_nodes]:
+            del self._after_sites[edge]
 
     # -- ordering ----------------------------------------------------------------
     def _add_after(self, node: Node, others: tuple[Node, ...]) -> None:
@@ -476,6 +524,7 @@ class Graph:
                 )
             self._own(o, node.key, site)
             self._after.setdefault(node._i, []).append(o._i)
+            self._after_sites.setdefault((node._i, o._i), site)
 
     # -- compile ---------------------------------------------------------------
     def compile(self, *, portable: bool = False) -> CompiledGraph:
@@ -525,6 +574,51 @@ class Graph:
 
 
 _CONTAINERS = frozenset({list, tuple, dict, set, frozenset})
+
+#: How deep containers may nest in a constant (a task or section argument, an input's
+#: default) and, with ``run(cache=...)``, in a graph input's value.  dagexec walks such
+#: values recursively to find Nodes, and type-checks, pickles and hashes them, each
+#: taking a Python frame or two per level: at this depth they all stay well inside
+#: Python's default recursion limit (1,000), wherever the graph is built.  Deeper
+#: values raise GraphError (InputError for an input) naming the depth, never a
+#: RecursionError; build them inside a task instead.
+MAX_NESTING: Final = 200
+
+
+class _TooDeep(Exception):
+    """Raised by ``Graph._walk`` past :data:`MAX_NESTING`; turned into a GraphError."""
+
+
+def _too_deep(key: str, what: str, site: tuple[str, int]) -> GraphError:
+    where = format_site(site)
+    return GraphError(
+        Problem(
+            f"node {key!r}: {what} holds containers nested more than {MAX_NESTING} deep, the most "
+            "dagexec walks to find Nodes and to check, pickle and hash constants; build such a value "
+            f"inside a task (called at {where})",
+            key=key,
+            call_site=where,
+        )
+    )
+
+
+def nesting_exceeds(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether containers (list, tuple, set, frozenset, dict values) nest in ``value``
+    deeper than ``limit`` (``[[1]]`` is 2 deep); iterative, so any depth is measured."""
+    if not isinstance(value, _NESTING):
+        return False
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        for c in v.values() if isinstance(v, dict) else v:
+            if isinstance(c, _NESTING):
+                if depth >= limit:
+                    return True
+                stack.append((c, depth + 1))
+    return False
+
+
+_NESTING = (list, tuple, set, frozenset, dict)
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -628,6 +722,26 @@ class Node:
             self.key,
         )
 
+    def __getattr__(self, name: str) -> Any:
+        # only reached for names a Node does not have; private and dunder names are
+        # what libraries probe (``_repr_html_``, ``__array__``): a plain, cheap miss
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise NodeAttributeError(
+            f"node {self.key!r} has no attribute {name!r}: a Node has no value until the plan runs; "
+            "use the value's attributes and methods inside a task (a Node offers only .key, "
+            ".after(), node[k] and unpacking)",
+            self.key,
+            name,
+        )
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise CallError(
+            f"node {self.key!r} is not callable: a Node has no value until the plan runs; "
+            "call its value inside a task",
+            self.key,
+        )
+
     def __reduce__(self) -> Any:
         raise CallError(
             f"node {self.key!r} cannot be pickled: compile the graph and pickle the plan",
@@ -638,10 +752,93 @@ class Node:
         return f"<{type(self).__name__} {self.key!r}>"
 
 
+def _no_operator(symbol: str, hint: str) -> Any:
+    """A Node method that refuses operator ``symbol`` (DESIGN §12: a Node offers no operators)."""
+
+    def refuse(self: Node, *other: Any) -> Any:
+        raise CallError(
+            f"{symbol!r} is not supported on node {self.key!r}: a Node has no value until the plan runs; {hint}",
+            self.key,
+        )
+
+    refuse.__name__ = f"refuse_{symbol}"
+    return refuse
+
+
+_COMPARE = (
+    "compare inside a task, which receives the value itself, and branch on that task's Node "
+    "with dx.cond(pred, then=..., otherwise=...)"
+)
+_COMPUTE = "compute it inside a task, which receives the value itself"
+
+# Comparisons and arithmetic would stand for a lazy call without a readable key
+# (DESIGN §12); == and != keep their identity meaning, so Nodes still work in sets,
+# dicts and ``in`` tests of lists.
+for _symbol, _names, _hint in (
+    ("<", ("__lt__",), _COMPARE),
+    ("<=", ("__le__",), _COMPARE),
+    (">", ("__gt__",), _COMPARE),
+    (">=", ("__ge__",), _COMPARE),
+    ("+", ("__add__", "__radd__", "__pos__"), _COMPUTE),
+    ("-", ("__sub__", "__rsub__", "__neg__"), _COMPUTE),
+    ("*", ("__mul__", "__rmul__"), _COMPUTE),
+    ("/", ("__truediv__", "__rtruediv__"), _COMPUTE),
+    ("//", ("__floordiv__", "__rfloordiv__"), _COMPUTE),
+    ("%", ("__mod__", "__rmod__"), _COMPUTE),
+    ("**", ("__pow__", "__rpow__"), _COMPUTE),
+    ("@", ("__matmul__", "__rmatmul__"), _COMPUTE),
+    ("&", ("__and__", "__rand__"), _COMPUTE),
+    ("|", ("__or__", "__ror__"), _COMPUTE),
+    ("^", ("__xor__", "__rxor__"), _COMPUTE),
+    ("<<", ("__lshift__", "__rlshift__"), _COMPUTE),
+    (">>", ("__rshift__", "__rrshift__"), _COMPUTE),
+    ("~", ("__invert__",), _COMPUTE),
+    ("abs()", ("__abs__",), _COMPUTE),
+    ("divmod()", ("__divmod__", "__rdivmod__"), _COMPUTE),
+    ("round()", ("__round__",), _COMPUTE),
+    ("int()", ("__int__", "__index__"), _COMPUTE),
+    ("float()", ("__float__",), _COMPUTE),
+    ("complex()", ("__complex__",), _COMPUTE),
+    ("len()", ("__len__",), "take its length inside a task (to unpack a Node, give its task nout=N)"),
+):
+    for _name in _names:
+        setattr(Node, _name, _no_operator(_symbol, _hint))
+del _symbol, _names, _hint, _name
+
+
 class SectionNode(Node):
     """The Node a section call returns: it stands for the section's Finish output."""
 
     __slots__ = ()
+
+
+def unknown_keywords(
+    name: str, params: Mapping[str, inspect.Parameter], kwargs: Mapping[str, Any]
+) -> str | None:
+    """``unknown parameter 'factr' (did you mean 'factor'?); scale() takes x, factor``,
+    or None when every keyword names a parameter (or the function takes ``**kwargs``)."""
+    import difflib
+
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    unknown = [k for k in kwargs if k not in params]
+    if not unknown:
+        return None  # e.g. a positional-only parameter given by name: Python's message says it
+    named = [n for n, p in params.items() if p.kind not in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL)]
+    text = (
+        f"unknown parameter {unknown[0]!r}"
+        if len(unknown) == 1
+        else ("unknown parameters " + ", ".join(repr(k) for k in unknown))
+    )
+    close = difflib.get_close_matches(unknown[0], named, n=1)
+    if close:
+        text += f" (did you mean {close[0]!r}?)"
+    shown: list[str] = []
+    for n, p in params.items():
+        if p.kind is p.KEYWORD_ONLY and not any(s.startswith("*") for s in shown):
+            shown.append("*")
+        shown.append(f"*{n}" if p.kind is p.VAR_POSITIONAL else n)
+    return f"{text}; {name}() takes {', '.join(shown) or 'no parameters'}"
 
 
 def reject_nodes_outside(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

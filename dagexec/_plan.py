@@ -670,14 +670,32 @@ class CompiledGraph:
         Raises:
             InputError: for bad inputs, ``only``/``skip`` keys or executors (also
                 ``"dask"`` with no client to use, or ``scheduler`` with another
-                executor), before anything runs.
+                executor), or any argument of the wrong type (``inputs`` that is not
+                a mapping, ``fail_fast="no"``, ``cache=""``, ...), before anything
+                is made or runs.
             RunFailed: when a node failed and ``raise_on_failure`` is True.
             KeyboardInterrupt: on Ctrl-C, after unfinished nodes are marked cancelled.
         """
         from ._engine import run_plan
+        from ._prepare import check_run_arguments
 
-        values = dict(inputs or {})
-        values.update(input_values)
+        flags = {
+            "fail_fast": fail_fast,
+            "resume": resume,
+            "progress": progress,
+            "raise_on_failure": raise_on_failure,
+        }
+        values = check_run_arguments(
+            self,
+            inputs,
+            input_values,
+            only=only,
+            skip=skip,
+            keep=keep,
+            callbacks=callbacks,
+            cache=cache,
+            flags=flags,
+        )
         return run_plan(
             self,
             values,

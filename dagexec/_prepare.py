@@ -9,10 +9,11 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ._errors import GraphError, Problem
-from ._graph import MISSING
+from ._errors import GraphError, InputError, Problem
+from ._graph import MAX_NESTING, MISSING, nesting_exceeds
 
 if TYPE_CHECKING:
     from ._engine import Executor
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "as_list",
     "bind_inputs",
+    "check_run_arguments",
     "kept_slots",
     "require_portable",
     "resolve_executors",
@@ -239,10 +241,16 @@ def require_portable(
     if keys and problems:
         for ex in owned:
             ex.shutdown()
+        if len(problems) == 1:  # the message is the problem's own: the advice goes there
+            problems = [replace(problems[0], message=f"{problems[0].message}; {_IN_PROCESS}")]
         raise GraphError(
             problems,
-            what=f"graph {plan.name!r} (running in processes needs every task and constant to pickle)",
+            what=f"graph {plan.name!r} (running in processes needs every task and constant to pickle; "
+            f"{_IN_PROCESS})",
         )
+
+
+_IN_PROCESS = 'executor="threads" or "serial" runs in this process, where nothing is pickled'
 
 
 def kept_slots(plan: CompiledGraph, keep: Sequence[str] | str | None, problems: list[Problem]) -> list[bool]:
@@ -266,3 +274,109 @@ def kept_slots(plan: CompiledGraph, keep: Sequence[str] | str | None, problems: 
         elif idx < n_slots:
             kept[idx] = True
     return kept
+
+
+# -- the types of run()'s arguments ----------------------------------------------------
+
+_HOOKS = ("on_run_start", "on_trial_start", "on_trial_end", "on_run_end")
+_ANY_HOOK = "an on_run_start, on_trial_start, on_trial_end or on_run_end method"
+
+
+def check_run_arguments(
+    plan: CompiledGraph,
+    inputs: Any,
+    input_values: dict[str, Any],
+    *,
+    only: Any,
+    skip: Any,
+    keep: Any,
+    callbacks: Any,
+    cache: Any,
+    flags: dict[str, Any],
+) -> dict[str, Any]:
+    """The graph input values ``run(inputs, **input_values)`` gives, once every argument
+    of ``run()`` has the type it needs; the checks of their values (keys, inputs,
+    executors) follow in the engine.
+
+    Raises:
+        InputError: naming each argument of the wrong type, before anything is made
+            (a cache folder, an executor) or run.
+    """
+    problems: list[Problem] = []
+    given = dict(input_values)
+    if inputs is not None:
+        if isinstance(inputs, Mapping) and all(isinstance(k, str) for k in inputs):
+            given = {**inputs, **input_values}
+        else:
+            problems.append(
+                Problem(f"inputs must be a mapping of input names (str) to values, got {_got(inputs)}")
+            )
+    for name, value in (("only", only), ("skip", skip)):
+        _check_keys(name, value, "a key, a section path or a list of them", problems)
+    if keep != "all":
+        _check_keys("keep", keep, "a key, a list of keys or 'all'", problems)
+    _check_callbacks(callbacks, problems)
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            problems.append(Problem(f"{name} must be True or False, got {_got(value)}"))
+    _check_cache(cache, given, problems)
+    if problems:
+        raise InputError(problems, what=f"run of graph {plan.name!r}")
+    return given
+
+
+def _got(value: Any) -> str:
+    from ._typecheck import short_repr
+
+    return "None" if value is None else f"{type(value).__qualname__} {short_repr(value)}"
+
+
+def _check_keys(name: str, value: Any, what: str, problems: list[Problem]) -> None:
+    if value is None or isinstance(value, str):
+        return
+    if not isinstance(value, (Sequence, set, frozenset)) or isinstance(value, (bytes, bytearray)):
+        problems.append(Problem(f"{name} must be {what}, got {_got(value)}"))
+        return
+    for i, k in enumerate(value):
+        if not isinstance(k, str):
+            problems.append(Problem(f"{name}[{i}] must be a key (str), got {_got(k)}"))
+
+
+def _check_callbacks(callbacks: Any, problems: list[Problem]) -> None:
+    if not isinstance(callbacks, Sequence) or isinstance(callbacks, (str, bytes, bytearray)):
+        problems.append(
+            Problem(f"callbacks must be a list of objects, each with {_ANY_HOOK}, got {_got(callbacks)}")
+        )
+        return
+    for i, cb in enumerate(callbacks):
+        if not any(callable(getattr(cb, hook, None)) for hook in _HOOKS):
+            problems.append(Problem(f"callbacks[{i}] must have {_ANY_HOOK}, got {_got(cb)}"))
+
+
+def _check_cache(cache: Any, given: dict[str, Any], problems: list[Problem]) -> None:
+    import os
+
+    from ._store import CacheStore
+
+    if cache is None:
+        return
+    if isinstance(cache, CacheStore):
+        pass
+    elif not isinstance(cache, (str, os.PathLike)) or not os.fspath(cache):
+        got = (
+            "'' (an empty path: the working directory would become the store)"
+            if cache == ""
+            else type(cache).__name__
+        )
+        problems.append(Problem(f"cache must be a folder or a dagexec.CacheStore, got {got}"))
+        return
+    # a cache key hashes every graph input's value, walking it recursively
+    for name in sorted(given):
+        if nesting_exceeds(given[name]):
+            problems.append(
+                Problem(
+                    f"input {name!r} holds containers nested more than {MAX_NESTING} deep, the most "
+                    "dagexec hashes into cache keys; run without cache=, or make the value inside a task",
+                    key=name,
+                )
+            )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import sys
+import threading
 from collections.abc import Callable
 from typing import Any, SupportsIndex, TypeVar, overload
 
@@ -72,7 +74,26 @@ class Section(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         if graph is None:
             _graph.reject_nodes_outside(self._self_name, args, kwargs)
             return self.__wrapped__(*args, **kwargs)
-        return call_section(graph, self, args, kwargs)
+        # Sections nest by the user's own recursion (module docstring): the helpers
+        # return before the body is called and after it returned, and the recursion
+        # limit grows by what this call adds to the stack while the body runs.
+        scope, mark, call_args, call_kwargs = _open_scope(graph, self, args, kwargs)
+        graph._scope = scope
+        grow = _FRAMES_PER_CALL if scope.depth <= _GROWN_LEVELS else 0
+        _grow_recursion_limit(grow)
+        try:
+            ret = self.__wrapped__(*call_args, **call_kwargs)
+            graph._scope = scope.parent
+            return _close_scope(graph, scope, ret)
+        except BaseException as exc:
+            graph._scope = scope.parent
+            graph._rollback(*mark)
+            graph._used.discard(scope.path)
+            if isinstance(exc, RecursionError) and scope.parent is None:
+                raise _too_deep(graph, scope) or exc from None
+            raise
+        finally:
+            _grow_recursion_limit(-grow)
 
     def graph(self, name: str | None = None) -> _graph.Graph:
         """This section alone as a Graph whose inputs are the section's parameters.
@@ -127,8 +148,11 @@ class Section(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
 # -- tracing a section call into a graph ---------------------------------------------
 
 
-def call_section(graph: Graph, section: Section, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Node:
-    """Trace ``section``'s body into ``graph`` in a scope of its own; its SectionNode."""
+def _open_scope(
+    graph: Graph, section: Section, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[_Scope, tuple[int, int, int], list[Any], dict[str, Any]]:
+    """Bind a section call and open its scope in ``graph``: ``(scope, rollback mark,
+    the body's arguments, its keyword arguments)``, each parameter a Start marker."""
     site = user_frame()
     where = format_site(site)
     sig = section.signature
@@ -136,7 +160,8 @@ def call_section(graph: Graph, section: Section, args: tuple[Any, ...], kwargs: 
     try:
         ba = sig.bind(*args, **kwargs)
     except TypeError as exc:
-        raise CallError(f"section {name!r}: {exc} (called at {where})", name, where) from None
+        why = _graph.unknown_keywords(name, sig.parameters, kwargs) or exc
+        raise CallError(f"section {name!r}: {why} (called at {where})", name, where) from None
     ba.apply_defaults()
     path = graph._next_key(name)
     graph._used.add(path)
@@ -144,42 +169,39 @@ def call_section(graph: Graph, section: Section, args: tuple[Any, ...], kwargs: 
     defaults = dict(parent.defaults) if parent is not None else {}
     defaults.update(section.default_options)
     scope = _Scope(path, name, parent, defaults, section, site)
+    if parent is None or scope.depth > graph._section_depth:
+        graph._section_depth = scope.depth
     mark = (len(graph._keys), len(graph._sections), len(graph._outputs))
     graph._sections.append(scope)
     try:
-        return _trace(graph, section, ba, scope, site)
+        call_args: list[Any] = []
+        call_kwargs: dict[str, Any] = {}
+        for pname, value in ba.arguments.items():
+            p = sig.parameters[pname]
+            if p.kind is p.VAR_POSITIONAL:
+                call_args.extend(
+                    _add_param(graph, scope, f"{pname}[{i}]", v, site) for i, v in enumerate(value)
+                )
+            elif p.kind is p.VAR_KEYWORD:
+                for k, v in value.items():
+                    call_kwargs[k] = _add_param(graph, scope, f"{pname}[{k}]", v, site)
+            elif p.kind is p.KEYWORD_ONLY:
+                call_kwargs[pname] = _add_param(graph, scope, pname, value, site)
+            else:
+                call_args.append(_add_param(graph, scope, pname, value, site))
     except BaseException:
         graph._rollback(*mark)
         graph._used.discard(path)
         raise
+    return scope, mark, call_args, call_kwargs
 
 
-def _trace(
-    graph: Graph, section: Section, ba: inspect.BoundArguments, scope: _Scope, site: tuple[str, int]
-) -> Node:
-    where = format_site(site)
-    sig = section.signature
+def _close_scope(graph: Graph, scope: _Scope, ret: Any) -> Node:
+    """Record the Finish marker of ``scope`` over what its body returned: the SectionNode."""
     path = scope.path
-    parent = scope.parent
-    call_args: list[Any] = []
-    call_kwargs: dict[str, Any] = {}
-    for pname, value in ba.arguments.items():
-        p = sig.parameters[pname]
-        if p.kind is p.VAR_POSITIONAL:
-            call_args.extend(_add_param(graph, scope, f"{pname}[{i}]", v, site) for i, v in enumerate(value))
-        elif p.kind is p.VAR_KEYWORD:
-            for k, v in value.items():
-                call_kwargs[k] = _add_param(graph, scope, f"{pname}[{k}]", v, site)
-        elif p.kind is p.KEYWORD_ONLY:
-            call_kwargs[pname] = _add_param(graph, scope, pname, value, site)
-        else:
-            call_args.append(_add_param(graph, scope, pname, value, site))
-    graph._scope = scope
-    try:
-        ret = section.__wrapped__(*call_args, **call_kwargs)
-    finally:
-        graph._scope = parent
+    site = scope.call_site
     if ret is None:
+        where = format_site(site)
         raise GraphError(
             Problem(
                 f"section {path!r} returned None; a section must return its Node(s) (called at {where})",
@@ -187,8 +209,8 @@ def _trace(
                 call_site=where,
             )
         )
-    args2, _, deps, nested = graph._scan((ret,), None, path, site)
-    idx = graph._append(path, FINISH, None, None, args2, None, deps, nested, site, parent)
+    args2, _, deps, nested = graph._scan((ret,), None, path, site, label="the value it returns")
+    idx = graph._append(path, FINISH, None, None, args2, None, deps, nested, site, scope.parent)
     scope.finish = idx
     return SectionNode(graph, idx)
 
@@ -196,10 +218,49 @@ def _trace(
 def _add_param(graph: Graph, scope: _Scope, pname: str, value: Any, site: tuple[str, int]) -> Node:
     """The Start marker of one parameter: a Node standing for the argument."""
     key = f"{scope.path}:{pname}"
-    args, _, deps, nested = graph._scan((value,), None, key, site)
+    args, _, deps, nested = graph._scan((value,), None, key, site, (pname,))
     idx = graph._append(key, PARAM, None, None, args, None, deps, nested, site, scope)
     scope.params[pname] = idx
     return Node(graph, idx)
+
+
+#: What a section call adds to the stack while its body runs, as Python counts it for
+#: the recursion limit: calling the proxy (a C slot) and ``Section.__call__``.
+_FRAMES_PER_CALL = 2
+#: The section levels whose calls grow the limit: past them (about 1,000 levels at the
+#: default limit) the stack is the user's to raise.  Unbounded growth would let a
+#: raised limit reach C stack a plain RecursionError protects (a segfault past
+#: ~10,000 levels).
+_GROWN_LEVELS = 1000
+_limit_lock = threading.Lock()
+
+
+def _grow_recursion_limit(by: int) -> None:
+    """Move the recursion limit by ``by``: relative and under a lock, so section calls in
+    several threads undo exactly what they did."""
+    if by:
+        with _limit_lock:
+            sys.setrecursionlimit(sys.getrecursionlimit() + by)
+
+
+def _too_deep(graph: Graph, scope: _Scope) -> GraphError | None:
+    """The error for a RecursionError met while tracing sections nested deep enough to
+    be the cause (past a tenth of the recursion limit); None when they are not, and the
+    user's own recursion is to blame."""
+    limit = sys.getrecursionlimit() - _FRAMES_PER_CALL  # this call's growth is not undone yet
+    deepest = graph._section_depth
+    if deepest <= limit // 10:
+        return None
+    where = format_site(scope.call_site)
+    return GraphError(
+        Problem(
+            f"section {scope.path!r}: sections nested {deepest} deep, with what their bodies call, "
+            f"exceed Python's recursion limit ({limit}); nest less, or raise the limit with "
+            f"sys.setrecursionlimit() (called at {where})",
+            key=scope.path,
+            call_site=where,
+        )
+    )
 
 
 @overload

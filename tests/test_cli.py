@@ -382,7 +382,10 @@ def test_a_graph_error_at_compile_exits_2(project: Path) -> None:
     )
     proc = cli(project, "run", "cyclic:graph")
     assert proc.returncode == 2
-    assert error_line(proc) == "dagexec: error: cycle: 'f' -> 'f-1' -> 'f' (node 'f' called at cyclic.py:9)"
+    assert error_line(proc) == (
+        "dagexec: error: cycle: 'f' -> 'f-1' -> 'f' "
+        "(closed by 'f-1'.after('f') called at cyclic.py:12, 'f'.after('f-1') called at cyclic.py:11)"
+    )
 
 
 @pytest.mark.parametrize(

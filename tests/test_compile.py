@@ -245,40 +245,42 @@ def test_a_graph_with_only_inputs_is_empty() -> None:
 
 def test_a_cycle_through_after_is_reported_as_its_path() -> None:
     with dx.Graph("cyclic") as graph:
-        line = _next_line()
         a = make_int()
         b = inc(a)
         c = inc(b)
+        line = _next_line()
         a.after(c)
     with pytest.raises(dx.GraphError) as exc_info:
         graph.compile()
     assert str(exc_info.value) == (
-        f"cycle: 'make_int' -> 'inc' -> 'inc-1' -> 'make_int' (node 'make_int' called at {_site(line)})"
+        "cycle: 'make_int' -> 'inc' -> 'inc-1' -> 'make_int' "
+        f"(closed by 'make_int'.after('inc-1') called at {_site(line)})"
     )
-    assert exc_info.value.key == "make_int"
+    assert (exc_info.value.key, exc_info.value.call_site) == ("make_int", _site(line))
 
 
 def test_a_node_after_itself_is_a_cycle() -> None:
     with dx.Graph("self") as graph:
-        line = _next_line()
         a = make_int()
+        line = _next_line()
         a.after(a)
     with pytest.raises(dx.GraphError) as exc_info:
         graph.compile()
-    assert str(exc_info.value) == f"cycle: 'make_int' -> 'make_int' (node 'make_int' called at {_site(line)})"
+    assert str(exc_info.value) == (
+        f"cycle: 'make_int' -> 'make_int' (closed by 'make_int'.after('make_int') called at {_site(line)})"
+    )
 
 
 def test_a_cycle_between_two_nodes() -> None:
     with dx.Graph("two") as graph:
-        line = _next_line()
         a = make_int()
         b = inc(a)
+        line = _next_line()
         a.after(b)
     with pytest.raises(dx.GraphError) as exc_info:
         graph.compile()
-    assert (
-        str(exc_info.value)
-        == f"cycle: 'make_int' -> 'inc' -> 'make_int' (node 'make_int' called at {_site(line)})"
+    assert str(exc_info.value) == (
+        f"cycle: 'make_int' -> 'inc' -> 'make_int' (closed by 'make_int'.after('inc') called at {_site(line)})"
     )
 
 
@@ -497,14 +499,15 @@ def test_a_task_closing_over_a_lock_makes_the_plan_not_portable() -> None:
             "guarded",
             None,
             _site(line),
-            f"node 'guarded': task function {fn} cannot be pickled: "
-            f"TypeError: cannot pickle '_thread.lock' object (called at {_site(line)})",
+            f"node 'guarded': task function {fn} cannot be pickled because of its closure variable "
+            f"'lock' (a _thread.lock): TypeError: cannot pickle '_thread.lock' object (called at {_site(line)})",
         ),
         (
             "guarded-1",
             None,
             _site(line + 1),
-            f"node 'guarded-1': task function {fn} cannot be pickled (called at {_site(line + 1)})",
+            f"node 'guarded-1': task function {fn} cannot be pickled because of its closure variable "
+            f"'lock' (a _thread.lock) (called at {_site(line + 1)})",
         ),
         (
             "want_any",
@@ -529,8 +532,8 @@ def test_compile_portable_raises_listing_what_does_not_pickle() -> None:
     fn = f"{__name__}:_locked_task.<locals>.guarded"
     assert str(exc_info.value) == (
         "2 problems in graph 'local' (compile(portable=True) needs every task and constant to pickle):\n"
-        f"- node 'guarded': task function {fn} cannot be pickled: "
-        f"TypeError: cannot pickle '_thread.lock' object (called at {_site(line)})\n"
+        f"- node 'guarded': task function {fn} cannot be pickled because of its closure variable 'lock' "
+        f"(a _thread.lock): TypeError: cannot pickle '_thread.lock' object (called at {_site(line)})\n"
         f"- node 'want_any': parameter 'v': constant [1, {{'lock': {lock!r}}}] cannot be pickled: "
         f"TypeError: cannot pickle '_thread.lock' object (called at {_site(line + 1)})"
     )

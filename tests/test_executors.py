@@ -479,8 +479,9 @@ def test_a_plan_that_does_not_pickle_is_refused_before_anything_runs(process_poo
     assert str(info.value) == problem.message
     assert re.fullmatch(
         r"node 'guarded': task function test_executors:test_a_plan_that_does_not_pickle_is_refused_before_"
-        r"anything_runs\.<locals>\.guarded cannot be pickled: TypeError: cannot pickle '_thread\.lock' object "
-        r"\(called at .*test_executors\.py:\d+\)",
+        r"anything_runs\.<locals>\.guarded cannot be pickled because of its closure variable 'lock' \(a _thread\.lock\): "
+        r"TypeError: cannot pickle '_thread\.lock' object \(called at .*test_executors\.py:\d+\); "
+        r'executor="threads" or "serial" runs in this process, where nothing is pickled',
         str(info.value),
     )
     assert not Path(path).exists()
