@@ -1,5 +1,8 @@
-"""Checks made at compile time: constants and edges against annotations, the
-run-time checks each node needs, and what does not pickle (DESIGN §4, §12)."""
+"""Checks made at compile time: constants and edges against annotations (also the
+items of a map over a list known at compile time, one problem per map), the
+run-time checks each node needs, and what does not pickle, naming the part of a
+task that stops it (closure variable, global, default, attribute, option) as
+DESIGN §12 asks (DESIGN §4, §12)."""
 
 from __future__ import annotations
 

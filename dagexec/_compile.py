@@ -6,8 +6,9 @@ Steps, each linear in nodes + edges:
    or a constant; a FINISH over a container of Nodes becomes a small "pack" node;
 2. order the runnable nodes topologically (creation order already is one unless
    ``after()`` points forward; then Kahn's algorithm, stable on creation order);
-3. validate, collecting every problem: cycles, constants against annotations,
-   edges between plain classes, an empty graph; record what does not pickle;
+3. validate, collecting every problem: cycles (reported at the ``after()`` calls
+   that closed them), constants and constant map items against annotations, edges
+   between plain classes, an empty graph; record what does not pickle;
 4. lay the plan out as flat tuples (see ``_plan``).
 """
 

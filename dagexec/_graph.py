@@ -19,6 +19,18 @@ Node kinds:
 
 ``PARAM`` and ``FINISH`` are markers: compile resolves them to what they stand
 for, so they cost nothing at run time.
+
+A Node offers ``node[k]``, unpacking, ``.key`` and ``.after()`` (DESIGN §12):
+comparisons, arithmetic and other operators raise :class:`~dagexec.CallError`,
+an unknown public attribute :class:`~dagexec.NodeAttributeError`, each saying
+that a Node has no value until the plan runs and what to write instead.  ``==``
+and hashing keep their identity meaning, so Nodes work in sets, dicts and ``in``.
+
+Arguments are walked recursively to find Nodes in containers, up to
+:data:`MAX_NESTING` levels: past it the call is a GraphError naming the depth,
+so no later step (checks, pickling, hashing, filling templates) meets a
+RecursionError.  ``after()`` records where it was called, so a cycle is reported
+at the call that closed it.
 """
 
 from __future__ import annotations
@@ -634,7 +646,8 @@ class Node:
 
     A Node has no value until the plan runs: it offers ``node[k]``, unpacking
     (with ``nout`` or a ``tuple[A, B]`` return annotation), ``.key`` and
-    ``.after(*nodes)``, and nothing else.
+    ``.after(*nodes)``, and nothing else.  Operators raise :class:`CallError` and
+    unknown attributes :class:`NodeAttributeError` (an ``AttributeError``), saying so.
     """
 
     __slots__ = ("_g", "_i")

@@ -2,6 +2,12 @@
 (``only``/``skip``), the graph inputs, ``keep``, the executors and their routes,
 and that a plan going to other processes pickles.  Each collects every problem it
 finds; the engine raises them together as one :class:`~dagexec.InputError`.
+
+First of all, :func:`check_run_arguments` checks that every argument of ``run()``
+has the type it needs (a mapping of inputs, keys, callbacks, True/False flags, a
+cache folder or store) and raises its own InputError, so the checks above always
+get values they can read; a graph input nested more than ``MAX_NESTING`` deep is
+refused there when a cache would hash it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,18 @@
-"""``@section``: a reusable subgraph that is one Node to the outside."""
+"""``@section``: a reusable subgraph that is one Node to the outside.
+
+Sections nest by the user's own recursion: a section's body calls the next
+section.  While a body runs, only ``Section.__call__`` and the body are on the
+stack (binding the call and recording its markers happen in helpers that have
+returned), and Python counts two levels for the call itself (the proxy's C slot
+and ``__call__``).  So that sections nest as deep as plain function calls would,
+each call grows the recursion limit by those two while its body runs, for the
+first 1,000 levels (past them, growing it further would let a raised limit reach
+C stack that RecursionError protects).  At the default limit of 1,000 that is
+about 900 levels.  A RecursionError met while sections are nested more than a
+tenth of the limit deep becomes a GraphError naming the depth and
+``sys.setrecursionlimit()``; a shallower one is the user's own recursion and is
+left as it is.  Either way the graph is rolled back whole.
+"""
 
 from __future__ import annotations
 
