@@ -23,6 +23,7 @@ from ._artifact import load, read_header
 from ._cache import Explanation
 from ._cond import cond
 from ._engine import Executor
+from ._envelope import SigningKeyError
 from ._errors import (
     ArtifactError,
     CallError,
@@ -74,6 +75,7 @@ __all__ = [
     "Section",
     "SectionInfo",
     "SectionNode",
+    "SigningKeyError",
     "State",
     "TaskTimeout",
     "Task",

@@ -8,7 +8,7 @@ signature and a cloudpickle payload.  Integers are big-endian::
     0                4  magic b"DAGX"
     4                2  format version (uint16), FORMAT_VERSION
     6                4  header length H (uint32)
-    10               H  header: a UTF-8 JSON object (HEADER FIELDS below)
+    10               H  header: a UTF-8 JSON object (the fields read_header lists)
     10+H            32  header digest: SHA-256 of bytes [0, 10+H)
     42+H             S  signature, S = 32 when header["signed"] else 0:
                         HMAC-SHA256(key, bytes [0, 42+H) + payload)
@@ -16,21 +16,28 @@ signature and a cloudpickle payload.  Integers are big-endian::
                         N = header["payload_length"], SHA-256 in header["payload_sha256"]
     42+H+S+N            end of file: nothing may follow the payload
 
-``load`` reads the whole file and checks it front to back before the unpickler sees
-a byte of the payload; the first check that fails raises :class:`ArtifactError`
-with its ``reason``::
+The layout is the file envelope's (``dagexec/_envelope.py``), shared with cache
+entries and repro bundles; this module adds the magic, the header's own fields (each
+checked for its type, so a hostile header is ``corrupted``, never a crash) and the
+messages.  ``load`` reads the regular file at ``path``, never past its size, and
+checks it front to back before the unpickler sees a byte of the payload; the first
+check that fails raises :class:`ArtifactError` with its ``reason``::
 
-    read the file ........................ unreadable
+    key= or DAGEXEC_KEY set but empty .... empty-key
+    open, read the file .................. unreadable
+    a folder, FIFO, device, socket ....... not-regular
     0 bytes .............................. empty
     magic ................................ foreign     (a prefix of the magic: truncated)
     format version ....................... format-version
     prefix, header, digest present ....... truncated
-    header digest, header JSON ........... corrupted
+    header digest, JSON, field types ..... corrupted
     signature, payload present ........... truncated   (bytes after it: corrupted)
     payload SHA-256 ...................... corrupted
     key given, file not signed ........... unsigned
+    signatures required, none ............ unsigned    (require_signed, DAGEXEC_REQUIRE_SIGNED)
     key given, HMAC differs .............. bad-signature
     no key given, file signed ............ key-required
+    expect_graph, expect_fingerprint ..... unexpected-plan
     Python major.minor, implementation ... python-version
     requirements installed ............... requirements
     unpickle ............................. unpickle-failed, not-a-plan
@@ -42,24 +49,26 @@ travels inside the payload; everything else travels by reference.  The pickler
 records the module of every class, function and module object it meets; those from
 installed distributions become the header's ``requirements``.  The bytes are
 written to a temporary file in the target's folder, flushed to disk and renamed
-over the target, so a reader sees the old file or the new one, never a part.
+over the target, so a reader sees the old file or the new one, never a part; the
+temporary files of the same target that killed writers left, unchanged for ten
+minutes, are removed first.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
 import os
 import pickle
-import struct
+import re
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from . import _envelope as envelope
 from . import _portable
+from ._envelope import KEY_ENV, REQUIRE_ENV, EnvelopeError, SigningKeyError
 from ._errors import ArtifactError
-from ._files import write_atomic
+from ._files import remove_stale_temps, write_atomic
 
 if TYPE_CHECKING:
     from ._plan import CompiledGraph
@@ -70,31 +79,94 @@ logger = logging.getLogger(__name__)
 
 MAGIC = b"DAGX"
 FORMAT_VERSION = 1
-_PREFIX = struct.Struct(">4sHI")  # magic, format version, header length
-_DIGEST = 32  # SHA-256 of prefix + header
-_SIGNATURE = 32  # HMAC-SHA256
-KEY_ENV = "DAGEXEC_KEY"
-
-# Header fields that ``pack`` fills in; the rest describe the plan and its origin.
-_REQUIRED = {"payload_length": int, "payload_sha256": str, "signed": bool}
 
 
-# -- keys ----------------------------------------------------------------------------
+# -- the header's own fields ---------------------------------------------------------
+# Checked before anything else reads them (inspect prints them, load uses them), so a
+# header of valid checksums but hostile content is ``corrupted``, never a crash.
 
 
-def _resolve_key(key: bytes | str | None) -> bytes | None:
-    """``key`` as bytes, else the ``DAGEXEC_KEY`` variable's, else None."""
-    if key is None:
-        key = os.environ.get(KEY_ENV) or None
-        if key is None:
-            return None
-    if isinstance(key, str):
-        key = key.encode("utf-8")
-    if not isinstance(key, (bytes, bytearray)):
-        raise TypeError(f"key must be bytes or str, got {type(key).__name__}")
-    if not key:
-        raise ValueError("key must not be empty")
-    return bytes(key)
+def _is_str(value: Any) -> bool:
+    return type(value) is str
+
+
+def _is_opt_str(value: Any) -> bool:
+    return value is None or type(value) is str
+
+
+def _is_strs(value: Any) -> bool:
+    return type(value) is list and all(type(v) is str for v in value)
+
+
+def _records(**fields: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """A check of a list of JSON objects holding ``fields`` (``default`` may be absent)."""
+
+    def check(value: Any) -> bool:
+        return type(value) is list and all(
+            type(item) is dict
+            and all(test(item[name]) if name in item else name == "default" for name, test in fields.items())
+            for item in value
+        )
+
+    return check
+
+
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
+_MANIFEST: dict[str, Callable[[Any], bool]] = {
+    "inputs": _records(name=_is_str, type=_is_str, required=lambda v: type(v) is bool, default=_is_str),
+    "outputs": _records(name=_is_str, key=_is_str),
+    "nodes": _records(
+        key=_is_str, task=_is_str, function=_is_str, deps=_is_strs, section=_is_opt_str, call_site=_is_opt_str
+    ),
+    "sections": lambda v: type(v) is list,
+}
+_FIELDS: dict[str, Callable[[Any], bool]] = {
+    "dagexec_version": _is_str,
+    "python_version": _is_str,
+    "python_implementation": _is_str,
+    "cloudpickle_version": _is_str,
+    "graph": _is_str,
+    "fingerprint": lambda v: type(v) is str and _FINGERPRINT.fullmatch(v) is not None,
+    "node_count": lambda v: type(v) is int and v >= 0,
+    "requirements": _records(
+        distribution=_is_str,
+        version=_is_str,
+        modules=lambda v: _is_strs(v) and all(_MODULE.fullmatch(m) for m in v),
+    ),
+    "by_value": _is_strs,
+    "manifest": lambda v: type(v) is dict and all(test(v.get(k)) for k, test in _MANIFEST.items()),
+}
+
+
+def _bad_field(header: dict[str, Any]) -> str | None:
+    return next((name for name, test in _FIELDS.items() if not test(header.get(name))), None)
+
+
+_CORRUPTED = " (the file is corrupted)"
+_FORMAT = envelope.Format(
+    MAGIC,
+    FORMAT_VERSION,
+    noun="a dagexec artifact",
+    kind="artifact",
+    bad_field=_bad_field,
+    messages={
+        "format-version": "it is in artifact format {version}, and this dagexec reads format {current}; "
+        "load it with the dagexec version that saved it, or save the plan again",
+        "header-digest": "the header does not match its SHA-256 checksum" + _CORRUPTED,
+        "header-json": "the header is not valid JSON: {error}" + _CORRUPTED,
+        "header-object": "the header is not a JSON object" + _CORRUPTED,
+        "header-field": "the header's {field!r} is missing or invalid" + _CORRUPTED,
+        "trailing": "the file has {extra} bytes after the payload" + _CORRUPTED,
+        "payload-digest": "the payload does not match its SHA-256 checksum" + _CORRUPTED,
+        "unsigned": f"the artifact is not signed, but a key is set (key= or {KEY_ENV}); "
+        "save the plan again with that key to sign it",
+        "unsigned-required": "the artifact is not signed, and only signed files are loaded here "
+        f"(require_signed=True, --require-signed or {REQUIRE_ENV}); "
+        f"save the plan with a key (key= or {KEY_ENV}) to sign it",
+        "key-required": f"it is signed and no key was given to verify it (pass key= or set {KEY_ENV})",
+    },
+)
 
 
 # -- the byte layout -------------------------------------------------------------------
@@ -107,27 +179,31 @@ def pack(header: dict[str, Any], payload: bytes, key: bytes | str | None = None)
     ``key``; every other field of ``header`` is written as given.
 
     Raises:
-        TypeError, ValueError: for a key that is not non-empty bytes or str.
+        SigningKeyError: for a key (or ``DAGEXEC_KEY``) that is set but empty.
+        TypeError: for a key that is not bytes or str.
     """
-    k = _resolve_key(key)
-    fields = dict(header)
-    fields["payload_length"] = len(payload)
-    fields["payload_sha256"] = hashlib.sha256(payload).hexdigest()
-    fields["signed"] = k is not None
-    text = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    head = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(text)) + text
-    head += hashlib.sha256(head).digest()
-    parts = [head]
-    if k is not None:
-        mac = hmac.new(k, head, hashlib.sha256)
-        mac.update(payload)
-        parts.append(mac.digest())
-    parts.append(payload)
-    return b"".join(parts)
+    return b"".join(envelope.pack(_FORMAT, header, payload, envelope.resolve_key(key)))
+
+
+def _refusal(err: EnvelopeError, path: str) -> ArtifactError:
+    """The ArtifactError for ``err``; raise it from ``err.__cause__ or err``."""
+    refused = ArtifactError(f"cannot load {path!r}: {err.message}", err.reason, path)
+    return refused
+
+
+def _key(key: bytes | str | None, path: str) -> bytes | None:
+    try:
+        return envelope.resolve_key(key)
+    except SigningKeyError as exc:
+        raise ArtifactError(f"cannot load {path!r}: {exc}", "empty-key", path) from exc
 
 
 def unpack(
-    data: bytes, path: str = "<bytes>", key: bytes | str | None = None
+    data: bytes,
+    path: str = "<bytes>",
+    key: bytes | str | None = None,
+    require_signed: bool = False,
+    refuse_unverified: bool = False,
 ) -> tuple[dict[str, Any], memoryview, bool]:
     """Check an artifact's bytes and split them into header, payload and whether a key
     verified the signature.
@@ -136,109 +212,24 @@ def unpack(
 
     Raises:
         ArtifactError: ``empty``, ``foreign``, ``format-version``, ``truncated``,
-            ``corrupted``, ``unsigned`` or ``bad-signature``.
-        TypeError, ValueError: for a key that is not non-empty bytes or str.
+            ``corrupted``, ``unsigned``, ``bad-signature``, ``empty-key``, and with
+            ``refuse_unverified`` ``key-required``.
+        TypeError: for a key that is not bytes or str.
     """
-    k = _resolve_key(key)
-    check = _Check(path, len(data))
-    header, end = _header(data, check)
-    start = end + _DIGEST + (_SIGNATURE if header["signed"] else 0)
-    total = start + header["payload_length"]
-    if check.size < total:
-        raise check.truncated(total, exact=True)
-    if check.size > total:
-        raise check.fail(
-            "corrupted", f"the file has {check.size - total} bytes after the payload (the file is corrupted)"
-        )
-    view = memoryview(data)
-    payload = view[start:]
-    if hashlib.sha256(payload).hexdigest() != header["payload_sha256"]:
-        raise check.fail(
-            "corrupted", "the payload does not match its SHA-256 checksum (the file is corrupted)"
-        )
-    if k is None:
-        return header, payload, False
-    if not header["signed"]:
-        raise check.fail(
-            "unsigned",
-            f"the artifact is not signed, but a key is set (key= or {KEY_ENV}); "
-            "save the plan again with that key to sign it",
-        )
-    mac = hmac.new(k, view[: end + _DIGEST], hashlib.sha256)
-    mac.update(payload)
-    if not hmac.compare_digest(mac.digest(), view[end + _DIGEST : start]):
-        raise check.fail(
-            "bad-signature",
-            "the signature does not match the key "
-            "(a different key signed it, or the file was changed after signing)",
-        )
-    return header, payload, True
-
-
-class _Check:
-    """Makes the ArtifactErrors of one file."""
-
-    def __init__(self, path: str, size: int) -> None:
-        self.path = path
-        self.size = size
-
-    def fail(self, reason: str, what: str) -> ArtifactError:
-        return ArtifactError(f"cannot load {self.path!r}: {what}", reason, self.path)
-
-    def truncated(self, need: int, exact: bool) -> ArtifactError:
-        at_least = "" if exact else "at least "
-        return self.fail(
-            "truncated", f"the file is truncated: it has {self.size} bytes but needs {at_least}{need}"
-        )
-
-
-def _header(data: bytes, check: _Check) -> tuple[dict[str, Any], int]:
-    """The checked header of ``data`` and where it ends (where its digest starts)."""
-    size = check.size
-    if size == 0:
-        raise check.fail("empty", "the file is empty")
-    if not data.startswith(MAGIC):
-        if MAGIC.startswith(data[: len(MAGIC)]):
-            raise check.truncated(_PREFIX.size, exact=False)
-        raise check.fail("foreign", f"not a dagexec artifact (it does not start with {MAGIC!r})")
-    if size < len(MAGIC) + 2:
-        raise check.truncated(_PREFIX.size, exact=False)
-    (version,) = struct.unpack_from(">H", data, len(MAGIC))
-    if version != FORMAT_VERSION:
-        raise check.fail(
-            "format-version",
-            f"it is in artifact format {version}, and this dagexec reads format {FORMAT_VERSION}; "
-            "load it with the dagexec version that saved it, or save the plan again",
-        )
-    if size < _PREFIX.size:
-        raise check.truncated(_PREFIX.size, exact=False)
-    _, _, hlen = _PREFIX.unpack_from(data)
-    end = _PREFIX.size + hlen
-    if size < end + _DIGEST:
-        raise check.truncated(end + _DIGEST, exact=False)
-    if not hmac.compare_digest(hashlib.sha256(data[:end]).digest(), data[end : end + _DIGEST]):
-        raise check.fail(
-            "corrupted", "the header does not match its SHA-256 checksum (the file is corrupted)"
-        )
+    k = _key(key, path)
     try:
-        header = json.loads(data[_PREFIX.size : end].decode("utf-8"))
-    except ValueError as exc:
-        raise check.fail("corrupted", f"the header is not valid JSON: {exc}") from exc
-    if not isinstance(header, dict):
-        raise check.fail("corrupted", "the header is not a JSON object")
-    for name, typ in _REQUIRED.items():
-        value = header.get(name)
-        if type(value) is not typ or (isinstance(value, int) and value < 0):
-            raise check.fail("corrupted", f"the header's {name!r} is missing or invalid")
-    return header, end
+        opened = envelope.unpack(_FORMAT, data, k, require_signed, refuse_unverified)
+    except EnvelopeError as err:
+        raise _refusal(err, path) from (err.__cause__ or err)
+    return opened.header, opened.payload, opened.verified
 
 
 def _read(path: str) -> bytes:
+    """The bytes of the regular file ``path``, never more than its size."""
     try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise ArtifactError(f"cannot load {path!r}: {exc.strerror or exc}", "unreadable", path) from exc
+        return envelope.read_regular(path)[0]
+    except EnvelopeError as err:
+        raise _refusal(err, path) from (err.__cause__ or err)
 
 
 # -- what this Python is ---------------------------------------------------------------
@@ -262,8 +253,11 @@ def save(plan: CompiledGraph, path: str | os.PathLike[str], key: bytes | str | N
     import cloudpickle
 
     where = os.fspath(path)
+    try:
+        k = envelope.resolve_key(key)
+    except SigningKeyError as exc:
+        raise SigningKeyError(f"cannot save graph {plan.name!r} to {where!r}: {exc}", exc.source) from exc
     plan.require_portable("save()")
-    k = _resolve_key(key)
     # the fingerprint pickles some constants: take it before user modules go by value
     manifest = plan.to_dict()
     modules: set[str] = set()
@@ -292,11 +286,15 @@ def save(plan: CompiledGraph, path: str | os.PathLike[str], key: bytes | str | N
         ),
         "manifest": manifest,
     }
-    write_atomic(where, [pack(header, payload, k)], durable=True)
+    remove_stale_temps(where)
+    write_atomic(where, envelope.pack(_FORMAT, header, payload, k), durable=True)
 
 
 def read_header(path: str | os.PathLike[str], key: bytes | str | None = None) -> dict[str, Any]:
     """Read and check an artifact's header without unpickling anything.
+
+    Safe on any file: nothing in it runs, only a regular file is read, and every field
+    is checked for its type before it is returned.
 
     Args:
         path: the artifact.
@@ -312,49 +310,115 @@ def read_header(path: str | os.PathLike[str], key: bytes | str | None = None) ->
         code is inside) and ``manifest`` (:meth:`CompiledGraph.to_dict` at save time).
 
     Raises:
-        ArtifactError: when the file is unreadable, empty, foreign, of another format
-            version, truncated, corrupted, unsigned while a key is set, or wrongly signed.
+        ArtifactError: when the file is unreadable, not a regular file, empty, foreign,
+            of another format version, truncated, corrupted, unsigned while a key is
+            set, or wrongly signed, or when the key is set but empty (``empty-key``).
+        TypeError: for a key that is not bytes or str.
     """
     where = os.fspath(path)
-    header, _, verified = unpack(_read(where), where, key)
+    k = _key(key, where)
+    header, _, verified = unpack(_read(where), where, k)
     return {"format_version": FORMAT_VERSION, **header, "verified": verified}
 
 
-def load(path: str | os.PathLike[str], key: bytes | str | None = None) -> CompiledGraph:
+def load(
+    path: str | os.PathLike[str],
+    key: bytes | str | None = None,
+    *,
+    require_signed: bool = False,
+    expect_graph: str | None = None,
+    expect_fingerprint: str | None = None,
+) -> CompiledGraph:
     """Load a plan saved with :meth:`CompiledGraph.save`.
 
     Loading runs code from the file: only load artifacts you trust, and sign them.
-    Every check happens before a byte of the payload is unpickled.
+    Every check happens before a byte of the payload is unpickled.  A signature says
+    who made the file, not which plan it holds: pin that with ``expect_graph`` or
+    ``expect_fingerprint`` (docs/artifacts.md).
 
     Args:
-        path: the artifact.
+        path: the artifact, a regular file.
         key: bytes or str; when given, or when ``DAGEXEC_KEY`` is set, the file must
             be signed with it.
+        require_signed: refuse an unsigned file even without a key (so does the
+            environment variable ``DAGEXEC_REQUIRE_SIGNED=1``, whatever this says).
+        expect_graph: refuse a file whose plan has another name.
+        expect_fingerprint: refuse a file whose plan has another fingerprint
+            (64 hex digits, as ``plan.fingerprint`` and ``dagexec inspect`` give it).
 
     Returns:
         The plan.
 
     Raises:
-        ArtifactError: with ``.reason`` one of ``unreadable``, ``empty``, ``foreign``,
-            ``format-version``, ``truncated``, ``corrupted``, ``unsigned``,
-            ``bad-signature``, ``key-required``, ``python-version``, ``requirements``,
-            ``unpickle-failed``, ``not-a-plan`` (docs/artifacts.md).
-        TypeError, ValueError: for a key that is not non-empty bytes or str.
+        ArtifactError: with ``.reason`` one of ``unreadable``, ``not-regular``, ``empty``,
+            ``foreign``, ``format-version``, ``truncated``, ``corrupted``, ``unsigned``,
+            ``bad-signature``, ``key-required``, ``empty-key``, ``unexpected-plan``,
+            ``python-version``, ``requirements``, ``unpickle-failed``, ``not-a-plan``
+            (docs/artifacts.md).
+        TypeError: for a key that is not bytes or str.
+        ValueError: for an ``expect_fingerprint`` that is not 64 hex digits.
     """
-    import cloudpickle
-
     from ._plan import CompiledGraph
 
     where = os.fspath(path)
-    header, payload, verified = unpack(_read(where), where, key)
-    if header["signed"] and not verified:
+    want = _expected_fingerprint(expect_fingerprint)
+    k = _key(key, where)
+    required = envelope.signatures_required(require_signed)
+    header, payload, _ = unpack(_read(where), where, k, required, refuse_unverified=True)
+    _check_expected(header, where, expect_graph, want)
+    _check_python(header, where)
+    try:
+        plan = pickle.loads(payload)
+    except Exception as exc:
         raise ArtifactError(
-            f"cannot load {where!r}: it is signed and no key was given to verify it "
-            f"(pass key= or set {KEY_ENV})",
-            "key-required",
+            f"cannot load {where!r}: unpickling the plan failed: {type(exc).__name__}: {exc}",
+            "unpickle-failed",
+            where,
+        ) from exc
+    if not isinstance(plan, CompiledGraph):
+        raise ArtifactError(
+            f"cannot load {where!r}: its payload is a {type(plan).__name__}, not a CompiledGraph",
+            "not-a-plan",
             where,
         )
-    saved = (header.get("python_version"), header.get("python_implementation"))
+    # the plan as saved: constants of classes that came by value pickle to other
+    # bytes here, and would hash differently if the fingerprint were taken again
+    object.__setattr__(plan, "_fingerprint", header["fingerprint"])
+    return plan
+
+
+def _expected_fingerprint(expect: str | None) -> str | None:
+    if expect is None:
+        return None
+    if not isinstance(expect, str) or not _FINGERPRINT.fullmatch(expect.lower()):
+        raise ValueError(
+            f"expect_fingerprint must be 64 hex digits (a plan's fingerprint), got {expect!r:.80}"
+        )
+    return expect.lower()
+
+
+def _check_expected(header: dict[str, Any], where: str, graph: str | None, fingerprint: str | None) -> None:
+    """Refuse a file that holds another plan than the one expected (before unpickling)."""
+    if graph is not None and header["graph"] != graph:
+        raise ArtifactError(
+            f"cannot load {where!r}: it holds graph {header['graph']!r}, and graph {graph!r} is expected",
+            "unexpected-plan",
+            where,
+        )
+    if fingerprint is not None and header["fingerprint"] != fingerprint:
+        raise ArtifactError(
+            f"cannot load {where!r}: it holds the plan of fingerprint {header['fingerprint']}, "
+            f"and fingerprint {fingerprint} is expected",
+            "unexpected-plan",
+            where,
+        )
+
+
+def _check_python(header: dict[str, Any], where: str) -> None:
+    """Refuse a file this Python cannot unpickle; warn of other versions of what it uses."""
+    import cloudpickle
+
+    saved = (header["python_version"], header["python_implementation"])
     here = (_python_version(), sys.implementation.name)
     if saved != here:
         raise ArtifactError(
@@ -378,30 +442,10 @@ def load(path: str | os.PathLike[str], key: bytes | str | None = None) -> Compil
         ("dagexec_version", _dagexec_version()),
         ("cloudpickle_version", cloudpickle.__version__),
     ):
-        if header.get(field) != mine:
+        if header[field] != mine:
             logger.warning(
-                "%s was saved with %s %s; this is %s", where, field.split("_")[0], header.get(field), mine
+                "%s was saved with %s %s; this is %s", where, field.split("_")[0], header[field], mine
             )
-    try:
-        plan = pickle.loads(payload)
-    except Exception as exc:
-        raise ArtifactError(
-            f"cannot load {where!r}: unpickling the plan failed: {type(exc).__name__}: {exc}",
-            "unpickle-failed",
-            where,
-        ) from exc
-    if not isinstance(plan, CompiledGraph):
-        raise ArtifactError(
-            f"cannot load {where!r}: its payload is a {type(plan).__name__}, not a CompiledGraph",
-            "not-a-plan",
-            where,
-        )
-    fingerprint = header.get("fingerprint")
-    if isinstance(fingerprint, str) and len(fingerprint) == 64:
-        # the plan as saved: constants of classes that came by value pickle to other
-        # bytes here, and would hash differently if the fingerprint were taken again
-        object.__setattr__(plan, "_fingerprint", fingerprint)
-    return plan
 
 
 def _python_name(version: Any, implementation: Any) -> str:

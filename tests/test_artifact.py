@@ -530,9 +530,14 @@ def test_bad_keys_are_refused(tmp_path: Path, marker: Path) -> None:
     with pytest.raises(TypeError) as type_error:
         plan.save(tmp_path / "a.dagx", key=123)  # type: ignore[arg-type]
     assert str(type_error.value) == "key must be bytes or str, got int"
-    with pytest.raises(ValueError) as value_error:
+    with pytest.raises(dx.SigningKeyError) as value_error:
         plan.save(tmp_path / "a.dagx", key=b"")
-    assert str(value_error.value) == "key must not be empty"
+    assert isinstance(value_error.value, (dx.DagexecError, ValueError))
+    assert str(value_error.value) == (
+        f"cannot save graph 'art' to {str(tmp_path / 'a.dagx')!r}: the key is empty; "
+        "pass the signing key, or key=None"
+    )
+    assert value_error.value.source == "key="
     assert sorted(os.listdir(tmp_path)) == []
 
 

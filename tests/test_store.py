@@ -116,7 +116,7 @@ def test_entry_files_are_named_by_their_key(tmp_path: Path) -> None:
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
         f"values/{K1[:2]}/{K1[2:]}"
     ]
-    assert entry_file(store, K1).read_bytes()[:6] == b"DXCE\x00\x01"
+    assert entry_file(store, K1).read_bytes()[:6] == b"DXCE\x00\x02"
 
 
 @pytest.mark.parametrize(
@@ -275,8 +275,8 @@ DAMAGE: dict[str, tuple[Any, Any]] = {
         lambda d, h: "not a cache entry (it does not start with b'DXCE')",
     ),
     "format-version": (
-        lambda d, h, o: d[:4] + b"\x00\x02" + d[6:],
-        lambda d, h: "it is in entry format 2, and this dagexec reads format 1",
+        lambda d, h, o: d[:4] + b"\x00\x01" + d[6:],
+        lambda d, h: "it is in entry format 1, and this dagexec reads format 2",
     ),
     "another-keys-entry": (lambda d, h, o: o, lambda d, h: f"it holds the entry of key {K2!r}"),
 }
