@@ -128,11 +128,24 @@ def _tail(text: str, n: int) -> list[str]:
     return [line for line in text.rstrip().splitlines()[-n:]]
 
 
+def printable(text: str, newlines: bool = False) -> str:
+    """``text`` safe for a terminal: each control or invisible formatting character
+    (escape sequences, bidirectional overrides, and newlines unless ``newlines``)
+    written as its Python escape, e.g. ``\\x1b``."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if ch.isprintable() or (newlines and ch == "\n") else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
+
+
 def add_row(table: Any, *cells: str) -> None:
-    """A table row of plain text: brackets in keys, types and errors are not markup."""
+    """A table row of plain text: brackets in keys, types and errors are not markup,
+    and control characters are shown escaped (:func:`printable`)."""
     from rich.text import Text
 
-    table.add_row(*(Text(cell) for cell in cells))
+    table.add_row(*(Text(printable(cell)) for cell in cells))
 
 
 def print_summary(result: RunResult, color: bool) -> None:

@@ -145,18 +145,49 @@ def _as_plan(obj: Any, target: str, called: bool = False) -> CompiledGraph:
     raise UsageError(f"{target!r} is {type(obj).__name__}, not {what}")
 
 
-def load_plan(target: str) -> CompiledGraph:
-    """A saved file (anything that exists on disk) or a ``module:attr`` target."""
+def load_plan(
+    target: str,
+    require_signed: bool = False,
+    expect_graph: str | None = None,
+    expect_fingerprint: str | None = None,
+) -> CompiledGraph:
+    """A saved file (anything that exists on disk) or a ``module:attr`` target.
+
+    A saved file is checked by :func:`dagexec.load` with these arguments, before
+    anything in it runs.  When signatures are required (``require_signed``, or
+    ``DAGEXEC_REQUIRE_SIGNED``), a target that is not a saved file is refused: its
+    code cannot be signed.  A target's plan must match ``expect_graph`` and
+    ``expect_fingerprint`` too.
+
+    Raises:
+        ArtifactError: for a saved file that is refused.
+        UsageError: for a bad target, or one that is refused.
+    """
+    from ._artifact import load
+    from ._envelope import REQUIRE_ENV, signatures_required
+
     path = Path(target)
     if path.is_file() and path.suffix != ".py":
-        return _load_artifact(path)
-    return resolve_target(target)
-
-
-def _load_artifact(path: Path) -> CompiledGraph:
-    from ._artifact import load
-
-    return load(path)
+        return load(
+            path,
+            require_signed=require_signed,
+            expect_graph=expect_graph,
+            expect_fingerprint=expect_fingerprint,
+        )
+    if signatures_required(require_signed):
+        raise UsageError(
+            f"only signed files are run here (--require-signed or {REQUIRE_ENV}), "
+            f"and {target!r} is not a saved file; compile it and sign it with DAGEXEC_KEY"
+        )
+    plan = resolve_target(target)
+    if expect_graph is not None and plan.name != expect_graph:
+        raise UsageError(f"{target!r} is graph {plan.name!r}, and graph {expect_graph!r} is expected")
+    if expect_fingerprint is not None and plan.fingerprint != expect_fingerprint.lower():
+        raise UsageError(
+            f"{target!r} is the plan of fingerprint {plan.fingerprint}, "
+            f"and fingerprint {expect_fingerprint.lower()} is expected"
+        )
+    return plan
 
 
 # -- inputs ------------------------------------------------------------------------------

@@ -22,10 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._cli_report import (
     LiveDisplay,
@@ -33,6 +34,7 @@ from ._cli_report import (
     add_row,
     print_outputs,
     print_summary,
+    printable,
     result_to_json,
     selected_count,
 )
@@ -42,10 +44,8 @@ from ._cli_targets import (
     parse_inputs,
     resolve_target,
 )
+from ._envelope import SigningKeyError
 from ._errors import ArtifactError, GraphError, InputError
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["main"]
 
@@ -68,7 +68,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--dry-run needs --cache DIR: it says what the cache would serve")
     if args.resume and args.cache is None:
         raise UsageError("--resume needs --cache DIR: the folder whose journal the run continues")
-    plan = load_plan(args.target)
+    plan = load_plan(args.target, args.require_signed, args.expect_graph, args.expect_fingerprint)
     inputs = parse_inputs(plan, args.input)
     if args.dry_run:
         return _dry_run(plan, inputs, args)
@@ -175,11 +175,12 @@ def _print_header(path: Path, header: dict[str, Any]) -> None:
     from rich import box
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console(highlight=False)
 
     def table(title: str, *columns: str) -> Table:
-        console.print(f"[bold]{title}[/bold]")
+        console.print(Text(printable(title), style="bold"))
         t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
         for col in columns:
             t.add_column(col)
@@ -206,7 +207,7 @@ def _print_header(path: Path, header: dict[str, Any]) -> None:
     console.print()
     requirements = header.get("requirements") or []
     if not requirements:
-        console.print("[bold]requirements[/bold]: none beyond dagexec")
+        console.print(Text("requirements", style="bold"), ": none beyond dagexec", sep="")
     reqs = table("requirements", "distribution", "version", "modules") if requirements else None
     for req in requirements:
         add_row(
@@ -262,7 +263,9 @@ def _duration(text: str) -> float:
     try:
         value = float(number)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expects a duration such as 30s, 15m, 12h, 7d or 2w, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expects a duration such as 30s, 15m, 12h, 7d or 2w, got {text!r}"
+        ) from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expects a duration >= 0, got {text!r}")
     return value * (unit or 1.0)
@@ -275,7 +278,8 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
     if not Path(args.dir).is_dir():
         raise UsageError(f"no such cache folder {args.dir!r}")
-    store = CacheStore(args.dir)
+    # listing and pruning read headers only, never a value: no key is needed
+    store = CacheStore(args.dir, require_signed=False)
     if args.action == "prune":
         removed = store.prune(args.older_than)
         freed = sum(e.size for e in removed)
@@ -284,10 +288,9 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     now = time.time()
     entries = store.entries()
     for e in entries:
-        node = e.meta.get("node", "?")
-        graph = e.meta.get("graph", "?")
-        age = _age(now - e.used)
-        print(f"{e.key[:12]}  {e.size:>12,}  used {age:>4} ago  {graph}:{node}")
+        node, graph = (e.meta.get(f) for f in ("node", "graph"))
+        where = f"{graph if isinstance(graph, str) else '?'}:{node if isinstance(node, str) else '?'}"
+        print(f"{e.key[:12]}  {e.size:>12,}  used {_age(now - e.used):>4} ago  {printable(where)}")
     print(f"{len(entries)} entries, {sum(e.size for e in entries):,} bytes")
     return EXIT_OK
 
@@ -334,6 +337,12 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expects an int >= 1, got {text!r}")
     return value
+
+
+def _fingerprint(text: str) -> str:
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        raise argparse.ArgumentTypeError(f"expects a plan's fingerprint, 64 hex digits, got {text!r}")
+    return text.lower()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -395,6 +404,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", metavar="FILE", help="write the result as JSON to FILE")
     p.add_argument("--no-progress", action="store_true", help="no progress display nor per-node log")
+    p.add_argument(
+        "--require-signed",
+        action="store_true",
+        help="run only a saved file signed with DAGEXEC_KEY (as DAGEXEC_REQUIRE_SIGNED=1 does)",
+    )
+    p.add_argument("--expect-graph", metavar="NAME", help="refuse a saved file whose graph has another name")
+    p.add_argument(
+        "--expect-fingerprint",
+        metavar="HEX",
+        type=_fingerprint,
+        help="refuse a saved file whose plan has another fingerprint (64 hex digits, see inspect)",
+    )
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("diff", help="list the nodes added, removed or changed between two plans")
@@ -431,7 +452,7 @@ class _Formatter(logging.Formatter):
         text = f"dagexec: {record.levelname.lower()}: {record.getMessage()}"
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
-        return text
+        return printable(text, newlines=True)
 
 
 def _not_a_node_failure(record: logging.LogRecord) -> bool:
@@ -442,7 +463,8 @@ def _not_a_node_failure(record: logging.LogRecord) -> bool:
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"dagexec: error: {message}\n")
+    # messages may quote a hostile file: its escape sequences never reach the terminal
+    sys.stderr.write(f"dagexec: error: {printable(message, newlines=True)}\n")
     sys.stderr.flush()
 
 
@@ -473,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     log.addHandler(handler)
     try:
         code: int = args.func(args)
-    except (UsageError, ArtifactError, GraphError, InputError) as exc:
+    except (UsageError, ArtifactError, GraphError, InputError, SigningKeyError) as exc:
         _error(str(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -680,3 +680,258 @@ def test_bad_files_and_folders_exit_2(project: Path, args: list[str], message: s
     proc = cli(project, *args)
     assert proc.returncode == 2
     assert error_line(proc) == f"dagexec: error: {message}"
+
+
+# -- keys, required signatures, pinned plans ----------------------------------------------
+def test_an_empty_dagexec_key_exits_2_for_every_command_that_loads_or_saves(
+    project: Path, elsewhere: Path
+) -> None:
+    compiled(project, elsewhere)
+    empty = _clean_env(DAGEXEC_KEY="")
+    reason = (
+        "DAGEXEC_KEY is set but empty (what a secret that is not available expands to); "
+        "set it to the signing key, or unset it"
+    )
+    for command in (
+        ["run", "plan.dagx", "-i", "n=2"],
+        ["inspect", "plan.dagx"],
+        ["dot", "plan.dagx", "-o", "g.dot"],
+    ):
+        proc = cli(elsewhere, *command, env=empty)
+        assert proc.returncode == 2, (command, proc.stderr)
+        assert error_line(proc) == f"dagexec: error: cannot load 'plan.dagx': {reason}"
+        assert proc.stdout == ""
+    proc = cli(project, "compile", "pipe:sums", "-o", "again.dagx", env=_env(DAGEXEC_KEY=""))
+    assert proc.returncode == 2
+    assert error_line(proc) == f"dagexec: error: cannot save graph 'sums' to 'again.dagx': {reason}"
+    assert not (project / "again.dagx").exists()
+    proc = cli(project, "run", "pipe:sums", "-i", "n=2", "--cache", "c", env=_env(DAGEXEC_KEY=""))
+    assert proc.returncode == 2
+    assert error_line(proc) == f"dagexec: error: {reason}"
+
+
+def test_require_signed_refuses_unsigned_files_and_targets(project: Path, elsewhere: Path) -> None:
+    compiled(project, elsewhere)
+    unsigned = (
+        "dagexec: error: cannot load 'plan.dagx': the artifact is not signed, and only signed files are "
+        "loaded here (require_signed=True, --require-signed or DAGEXEC_REQUIRE_SIGNED); "
+        "save the plan with a key (key= or DAGEXEC_KEY) to sign it"
+    )
+    proc = cli(elsewhere, "run", "plan.dagx", "-i", "n=2", "--require-signed", env=_clean_env())
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert error_line(proc) == unsigned
+    required = _clean_env(DAGEXEC_REQUIRE_SIGNED="1")
+    for command in (
+        ["run", "plan.dagx", "-i", "n=2"],
+        ["dot", "plan.dagx", "-o", "g.dot"],
+        ["diff", "plan.dagx", "plan.dagx"],
+    ):
+        proc = cli(elsewhere, *command, env=required)
+        assert (proc.returncode, proc.stdout) == (2, ""), command
+        assert error_line(proc) == unsigned
+    proc = cli(project, "run", "pipe:sums", "-i", "n=2", "--require-signed")
+    assert proc.returncode == 2
+    assert error_line(proc) == (
+        "dagexec: error: only signed files are run here (--require-signed or DAGEXEC_REQUIRE_SIGNED), "
+        "and 'pipe:sums' is not a saved file; compile it and sign it with DAGEXEC_KEY"
+    )
+
+
+def test_require_signed_runs_a_file_signed_with_dagexec_key(project: Path, elsewhere: Path) -> None:
+    compiled(project, elsewhere, DAGEXEC_KEY="s3cret")
+    proc = cli(
+        elsewhere, "run", "plan.dagx", "-i", "n=4", "--require-signed", env=_clean_env(DAGEXEC_KEY="s3cret")
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "total = 6\nodd = {1}\n"
+    proc = cli(elsewhere, "run", "plan.dagx", "-i", "n=4", env=_clean_env(DAGEXEC_REQUIRE_SIGNED="1"))
+    assert proc.returncode == 2
+    assert error_line(proc) == (
+        "dagexec: error: cannot load 'plan.dagx': it is signed and no key was given to verify it "
+        "(pass key= or set DAGEXEC_KEY)"
+    )
+
+
+def _fingerprint_of(path: Path) -> str:
+    header = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import dagexec, json; print(dagexec.read_header({str(path)!r})['fingerprint'])",
+        ],
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+    )
+    return header.stdout.strip()
+
+
+def test_expect_graph_and_fingerprint_refuse_a_signed_file_of_another_plan(
+    project: Path, elsewhere: Path
+) -> None:
+    path = compiled(project, elsewhere, DAGEXEC_KEY="k")
+    fingerprint = _fingerprint_of(path)
+    key = _clean_env(DAGEXEC_KEY="k")
+    other = "0" * 64
+    cases = [
+        (["--expect-graph", "etl"], "it holds graph 'sums', and graph 'etl' is expected"),
+        (
+            ["--expect-fingerprint", other],
+            f"it holds the plan of fingerprint {fingerprint}, and fingerprint {other} is expected",
+        ),
+    ]
+    for flags, why in cases:
+        proc = cli(elsewhere, "run", "plan.dagx", "-i", "n=2", "--json", "r.json", *flags, env=key)
+        assert (proc.returncode, proc.stdout) == (2, "")
+        assert error_line(proc) == f"dagexec: error: cannot load 'plan.dagx': {why}"
+        assert not (elsewhere / "r.json").exists()  # nothing ran
+    proc = cli(
+        elsewhere,
+        "run",
+        "plan.dagx",
+        "-i",
+        "n=2",
+        "--no-progress",
+        "--expect-graph",
+        "sums",
+        "--expect-fingerprint",
+        fingerprint.upper(),
+        env=key,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "total = 1\nodd = {1}\n"
+
+
+def test_expectations_apply_to_targets_and_a_bad_fingerprint_is_bad_usage(project: Path) -> None:
+    proc = cli(project, "run", "pipe:sums", "-i", "n=2", "--expect-graph", "etl")
+    assert proc.returncode == 2
+    assert error_line(proc) == "dagexec: error: 'pipe:sums' is graph 'sums', and graph 'etl' is expected"
+    proc = cli(project, "run", "pipe:sums", "--expect-fingerprint", "abc")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == (
+        "dagexec run: error: argument --expect-fingerprint: expects a plan's fingerprint, 64 hex digits, got 'abc'"
+    )
+
+
+# -- inspect on hostile files: valid checksums around a hostile header ------------------------
+def _craft(src: Path, dst: Path, header_text: bytes) -> Path:
+    """``dst``: ``src``'s payload behind ``header_text``, with a correct header digest."""
+    import hashlib
+    import struct
+
+    data = src.read_bytes()
+    (hlen,) = struct.unpack_from(">I", data, 6)
+    payload = data[10 + hlen + 32 :]
+    head = struct.pack(">4sHI", b"DAGX", 1, len(header_text)) + header_text
+    dst.write_bytes(head + hashlib.sha256(head).digest() + payload)
+    return dst
+
+
+def _header_of(path: Path) -> dict[str, object]:
+    import struct
+
+    data = path.read_bytes()
+    (hlen,) = struct.unpack_from(">I", data, 6)
+    return json.loads(data[10 : 10 + hlen])  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("manifest", []),
+        ("manifest", {"inputs": "n", "outputs": [], "nodes": [], "sections": []}),
+        ("by_value", [1, 2]),
+        ("requirements", "numpy"),
+        ("requirements", [{"distribution": "x", "version": "1", "modules": ["os; import evil"]}]),
+        ("node_count", "3"),
+        ("graph", None),
+        ("fingerprint", "short"),
+        ("signed", "yes"),
+    ],
+)
+def test_inspect_refuses_a_header_field_of_the_wrong_type(
+    project: Path, elsewhere: Path, field: str, value: object
+) -> None:
+    path = compiled(project, elsewhere)
+    header = _header_of(path)
+    header[field] = value
+    _craft(path, elsewhere / "bad.dagx", json.dumps(header).encode())
+    for command in (["inspect", "bad.dagx"], ["run", "bad.dagx"]):
+        proc = cli(elsewhere, *command, env=_clean_env())
+        assert (proc.returncode, proc.stdout) == (2, "")
+        assert error_line(proc) == (
+            f"dagexec: error: cannot load 'bad.dagx': the header's {field!r} is missing or invalid "
+            "(the file is corrupted)"
+        )
+
+
+def test_inspect_refuses_a_header_nested_200000_deep(project: Path, elsewhere: Path) -> None:
+    path = compiled(project, elsewhere)
+    text = json.dumps(_header_of(path)).encode()
+    deep = text[:-1] + b', "x": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    _craft(path, elsewhere / "deep.dagx", deep)
+    proc = cli(elsewhere, "inspect", "deep.dagx", env=_clean_env())
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert error_line(proc) == (
+        "dagexec: error: cannot load 'deep.dagx': the header is not valid JSON: it nests too deeply "
+        "(the file is corrupted)"
+    )
+
+
+def test_inspect_shows_control_characters_of_a_hostile_header_escaped(project: Path, elsewhere: Path) -> None:
+    path = compiled(project, elsewhere)
+    header = _header_of(path)
+    evil = "\x1b]0;owned\x07\x1b[2J\u202eevil[bold]"
+    header["graph"] = evil
+    header["by_value"] = ["pipe\x1b[31m"]
+    manifest = header["manifest"]
+    assert isinstance(manifest, dict)
+    manifest["nodes"][0]["key"] = "load\x1b[1A\r"
+    _craft(path, elsewhere / "evil\x1b[31m.dagx", json.dumps(header).encode())
+    proc = cli(elsewhere, "inspect", "evil\x1b[31m.dagx", env=_clean_env())
+    assert proc.returncode == 0, proc.stderr
+    assert not any(ch in proc.stdout for ch in "\x1b\x07\r\u202e")
+    lines = [line.rstrip() for line in proc.stdout.splitlines()]
+    assert lines[0] == "evil\\x1b[31m.dagx"
+    assert "graph         \\x1b]0;owned\\x07\\x1b[2J\\u202eevil[bold]" in lines
+    assert "code inside   pipe\\x1b[31m" in lines
+    assert any(line.startswith("load\\x1b[1A\\r ") for line in lines)
+    proc = cli(elsewhere, "run", "evil\x1b[31m.dagx", "--expect-graph", "sums", env=_clean_env())
+    assert proc.returncode == 2
+    assert "\x1b" not in proc.stderr
+    assert error_line(proc) == (
+        "dagexec: error: cannot load 'evil\\x1b[31m.dagx': it holds graph "
+        "'\\x1b]0;owned\\x07\\x1b[2J\\u202eevil[bold]', and graph 'sums' is expected"
+    )
+
+
+# -- cache prune never follows a link --------------------------------------------------------
+def test_cache_prune_leaves_what_a_symlinked_shard_points_to(project: Path, tmp_path: Path) -> None:
+    cache, outside = tmp_path / "cache", tmp_path / "outside"
+    proc = cli(project, "run", "pipe:sums", "-i", "n=3", "--cache", str(cache), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    outside.mkdir()
+    victims = [outside / ("a" * 62), outside / "thesis.tex"]
+    for v in victims:
+        v.write_text("precious")
+    (cache / "values" / "aa").symlink_to(outside, target_is_directory=True)
+    proc = cli(tmp_path, "cache", "prune", str(cache))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("removed 3 entries, ")
+    assert proc.stderr == (
+        f"dagexec: warning: cache store {cache}: ignored values/aa, a symbolic link "
+        "(the store never follows links)\n"
+    )
+    assert [v.read_text() for v in victims] == ["precious", "precious"]
+
+
+def test_cache_ls_shows_control_characters_escaped(tmp_path: Path) -> None:
+    import hashlib
+
+    from dagexec._store import CacheStore
+
+    store = CacheStore(tmp_path / "cache", key=None, require_signed=False)
+    store.put(hashlib.sha256(b"x").hexdigest(), 1, {"graph": "g\x1b[2J", "node": ["not", "text"]})
+    proc = cli(tmp_path, "cache", "ls", str(store.path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].endswith("g\\x1b[2J:?")
