@@ -538,6 +538,9 @@ class CompiledGraph:
                 file unsigned.
 
         Raises:
+            SigningKeyError: when ``key``, or ``DAGEXEC_KEY``, is set but empty (what a
+                missing CI secret expands to); nothing is written.
+            TypeError: when ``key`` is not bytes or str.
             GraphError: when the plan is not portable, before anything is written.
             ArtifactError: (reason ``unpicklable``) when the user's code does not
                 pickle by value; nothing is written.
