@@ -7,13 +7,18 @@ in a session of its own, whose only job is to kill the command's group when the
 process that started the command (the *starter*: the master on serial and threads,
 a worker on loky) dies without saying goodbye::
 
-    starter (the trial's process)             the command's session and group
-    Command.start() --Popen, new session----> leader (argv) --> what it starts ...
-        |  holds the write end of a pipe                ^
-        +--Popen, new session--> guard (sh)             |
-                                 reads the pipe:        |
-                                 a line: stand down     |
-                                 EOF (starter died) ----+ kill -s KILL -- -pgid
+    starter (the trial's process)
+    1. Popen, new session ------------> guard (sh), its stdin the pipe's read end:
+    2. Popen, new session, its stdin       line 1: the command's group
+       the pipe's write end ----------> leader: sh writes its pid (the group) to
+                                           the pipe, then execs argv, stdin /dev/null
+                                           --> what the command starts ...
+    3. ... the command ends ...            line 2: stand down, and exit
+    the starter holds the write end:       the end of the pipe after line 1 (the
+    its death is the pipe's end            starter died): kill -s KILL -- -group
+
+The leader itself tells the guard its group before it runs the command, so there is
+no moment at which a starter's death would leave a command unguarded.
 
 The pipe, not ``PR_SET_PDEATHSIG``, ties the command to its job: the kernel closes a
 dead process's descriptors whatever killed it (SIGKILL, the OOM killer, a ``killpg``
@@ -66,8 +71,11 @@ CHUNK = 1 << 16
 #: bytes of stderr kept apart for an error message's last lines
 TAIL = 1 << 16
 
-# the guard: a line on fd $2 means "stand down"; its end (the starter died): kill group $1
-_GUARD = 'read -r _ <&"$2" || kill -s KILL -- "-$1"'
+# the guard, reading its stdin: a first line, the command's group; a second, "stand
+# down"; the end of the pipe after the first line (the starter died): SIGKILL to that group
+_GUARD = 'read -r group && { read -r _ || { [ -n "$group" ] && kill -s KILL -- "-$group"; }; }'
+# the leader: its pid (its group's id) to the guard, then the command, which keeps no end of the pipe
+_LEADER = 'echo "$$" >&0 && exec "$@" </dev/null'
 
 _running: dict[int, Command] = {}  # pid -> command running in this process
 _lock = threading.Lock()
@@ -217,43 +225,55 @@ class Command:
         self.node = node
         self.out = _Sink("stdout", max_output, log, node, tail=False)
         self.err = _Sink("stderr", max_output, log, node, tail=True)
-        self.proc = subprocess.Popen(
-            cmd,
-            shell=use_shell,
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # its own group: stopped with all it started
-        )
-        self.pgid = self.proc.pid
-        self.guard: subprocess.Popen[bytes] | None = None
         self.goodbye = -1
+        self.guard = self._start_guard()  # first: ready before the command can run
+        argv = ["/bin/sh", "-c", cmd] if use_shell else list(cmd)
         try:
-            self._start_guard()
+            self.proc = subprocess.Popen(
+                ["/bin/sh", "-c", _LEADER, "dagexec-shell", *argv],
+                env=env,
+                cwd=cwd,
+                stdin=self.goodbye,  # the leader writes its group there, then takes /dev/null
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # its own group: stopped with all it started
+            )
         except BaseException:
-            self.stop()
-            self.close()
+            self._dismiss_guard(b"")  # the end of the pipe before a group: nothing to kill
             raise
+        self.pgid = self.proc.pid
         with _lock:
             _running[self.pgid] = self
         _watch_parent()
 
-    def _start_guard(self) -> None:
-        read, self.goodbye = os.pipe()  # both ends close on exec: only the guard gets one
+    def _start_guard(self) -> subprocess.Popen[bytes]:
+        read, self.goodbye = os.pipe()  # both ends close on exec: only the guard and the leader get one
         try:
-            self.guard = subprocess.Popen(
-                ["/bin/sh", "-c", _GUARD, "dagexec-guard", str(self.pgid), str(read)],
+            return subprocess.Popen(
+                ["/bin/sh", "-c", _GUARD, "dagexec-guard"],
                 env={},
-                stdin=subprocess.DEVNULL,
+                stdin=read,  # not a descriptor of its own: sh redirects only 0 to 9
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                pass_fds=(read,),
                 start_new_session=True,  # beyond the reach of a killpg of the master's group
             )
+        except BaseException:
+            os.close(self.goodbye)
+            raise
         finally:
             os.close(read)
+
+    def _dismiss_guard(self, farewell: bytes) -> None:
+        """Tell the guard to stand down (``farewell``, then the end of the pipe), and reap it."""
+        if self.goodbye >= 0:
+            try:
+                if farewell:
+                    os.write(self.goodbye, farewell)
+            except OSError:
+                pass  # the guard is gone already: nothing to tell it
+            os.close(self.goodbye)
+            self.goodbye = -1
+        self.guard.wait()
 
     def run(self, timeout: float | None) -> int:
         """Read the outputs until the command has exited (and its pipes are drained),
@@ -338,15 +358,7 @@ class Command:
                 pipe.close()
         self.out.close()
         self.err.close()
-        if self.goodbye >= 0:
-            try:
-                os.write(self.goodbye, b"\n")
-            except OSError:
-                pass  # the guard is gone already: nothing to tell it
-            os.close(self.goodbye)
-            self.goodbye = -1
-        if self.guard is not None:
-            self.guard.wait()
+        self._dismiss_guard(b"\n")
 
 
 def _pidfd(pid: int) -> int | None:

@@ -12,7 +12,9 @@ the errors.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -120,6 +122,8 @@ def shell(
         )
     if shell and not isinstance(argv, str):
         raise ValueError("shell(): with shell=True give the command line as one string")
+    if isinstance(argv, (list, tuple)) and not argv:
+        raise ValueError("shell(): argv is empty; give at least the program to run")
     if max_output is not None and (type(max_output) is not int or max_output < 0):
         raise ValueError(
             f"shell(): max_output must be a number of bytes (an int >= 0) or None, got {max_output!r}"
@@ -146,9 +150,11 @@ def run_command(
 ) -> Any:
     """Run one command to its end (the function of a ``dx.shell`` node)."""
     cmd: Any = argv if use_shell else [_argument(a) for a in argv]
-    command = Command(
-        cmd, command_env(env), None if cwd is None else os.fspath(cwd), use_shell, max_output, node
-    )
+    full_env = command_env(env)
+    folder = None if cwd is None else os.fspath(cwd)
+    if not use_shell:
+        find_program(cmd, full_env, folder)
+    command = Command(cmd, full_env, folder, use_shell, max_output, node)
     try:
         try:
             returncode = command.run(timeout)
@@ -177,6 +183,29 @@ def run_command(
         command.err.data.clear()
         return command.out.text()
     return CommandResult(returncode, command.out.text(), command.err.text())
+
+
+def find_program(cmd: list[Any], env: Mapping[Any, Any], cwd: Any) -> None:
+    """Raise what ``subprocess`` raises for a program that cannot be run: the command
+    starts under a ``/bin/sh`` that would report it only as exit code 127 or 126.
+
+    Raises:
+        ValueError: for an empty argv.
+        FileNotFoundError: no such program (on ``env``'s ``PATH``, or at its path).
+        PermissionError: a program that is not executable.
+    """
+    if not cmd:
+        raise ValueError("shell(): argv is empty; give at least the program to run")
+    program = os.fsdecode(cmd[0])
+    if os.sep in program:
+        path = os.path.join(os.fsdecode(cwd) if cwd is not None else os.getcwd(), program)
+        found = path if os.path.exists(path) else None
+    else:
+        found = shutil.which(program, mode=os.F_OK, path=os.fsdecode(env.get("PATH", os.defpath)))
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+    if os.path.isdir(found) or not os.access(found, os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), program)
 
 
 def command_env(env: Mapping[str, Any] | None) -> dict[Any, Any]:

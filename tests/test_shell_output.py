@@ -144,3 +144,26 @@ def test_a_command_does_not_inherit_dagexec_key(executor, monkeypatch):
     result = g.compile().run(executor=executor)
     assert result.outputs == {"plain": "unset 1\n", "given": "given\n"}
     assert dx.shell(["sh", "-c", 'echo "${DAGEXEC_KEY-unset}"']) == "unset\n"
+
+
+def test_a_program_that_cannot_run_is_the_error_subprocess_gives(tmp_path):
+    with pytest.raises(FileNotFoundError) as missing:
+        dx.shell(["no-such-program-here"])
+    assert str(missing.value) == "[Errno 2] No such file or directory: 'no-such-program-here'"
+    script = tmp_path / "script.sh"
+    script.write_text("echo never\n")
+    with pytest.raises(PermissionError) as denied:
+        dx.shell(["./script.sh"], cwd=tmp_path)
+    assert str(denied.value) == "[Errno 13] Permission denied: './script.sh'"
+    script.chmod(0o755)
+    assert dx.shell(["./script.sh"], cwd=tmp_path) == "never\n"
+    with pytest.raises(ValueError) as empty, dx.Graph("g"):
+        dx.shell([])  # at the call, in a graph too
+    assert str(empty.value) == "shell(): argv is empty; give at least the program to run"
+
+
+def test_a_program_is_looked_up_on_the_path_the_command_is_given(tmp_path):
+    (tmp_path / "hello-dagexec").write_text("#!/bin/sh\necho from $0\n")
+    (tmp_path / "hello-dagexec").chmod(0o755)
+    path = f"{tmp_path}{os.pathsep}{os.environ['PATH']}"
+    assert dx.shell(["hello-dagexec"], env={"PATH": path}) == f"from {tmp_path}/hello-dagexec\n"
