@@ -177,14 +177,6 @@ def _not_followed(exc: OSError, what: str) -> _NotAnEntry:
     return _NotAnEntry(f"{what} cannot be opened: {exc.strerror or exc}")
 
 
-def _mode_name(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    return "not a regular file"
-
-
 class CacheStore:
     """A folder of checksummed, content-addressed values and run journals (DESIGN §7).
 

@@ -4,7 +4,7 @@
 
     dagexec compile TARGET -o FILE.dagx        save a compiled graph
     dagexec run FILE.dagx|TARGET [options]     run it, show progress and a summary
-    dagexec inspect FILE.dagx                  show a file's header, without unpickling
+    dagexec inspect FILE.dagx                  show a file's header, without unpickling (safe on any file)
     dagexec dot FILE.dagx|TARGET -o OUT        draw it (.dot, .svg, .png, .html)
     dagexec diff A B                           nodes added, removed or changed (exit 1 if any)
     dagexec cache ls|prune DIR                 list or prune a cache folder
@@ -15,6 +15,12 @@ CompiledGraph or a function (no arguments) returning a Graph or a CompiledGraph.
 Exit codes: 0 success, 1 a task failed, 2 bad usage, a bad target, bad inputs or a bad
 artifact (one ``dagexec: error: ...`` message on stderr, never a traceback), 130 on
 Ctrl-C. Output values go to stdout; progress, the summary and errors go to stderr.
+
+What the command prints from a file (a header, a cache entry's meta, a message quoting
+either) goes through ``printable``: a hostile file cannot write escape sequences to the
+terminal.  ``run --require-signed`` (or ``DAGEXEC_REQUIRE_SIGNED``) and
+``--expect-graph``/``--expect-fingerprint`` are checked by ``load_plan`` before any code
+of the file or target runs.
 """
 
 from __future__ import annotations
