@@ -354,34 +354,46 @@ def _end_executors(execs: list[Executor], owned: list[Executor], interrupted: bo
 
 
 def _run_failed(result: RunResult, run: _Run) -> RunFailed:
-    failed = [run.plan._keys[i] for i in run.failed_order]
-    errors = [_error_of(result, run, i) for i in run.failed_order[:3]]
-    parts = []
-    for key, err in zip(failed[:3], errors, strict=True):
-        parts.append(f"{key!r} ({type(err).__name__}: {err})" if err is not None else repr(key))
-    more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
-    noun = "node" if len(failed) == 1 else "nodes"
-    exc = RunFailed(
-        f"{len(failed)} {noun} of graph {run.plan.name!r} failed: {', '.join(parts)}{more}",
-        result,
-        failed,
-    )
-    exc.__cause__ = errors[0]
+    """The run's RunFailed: the failed nodes in the order they failed, each map's
+    failed items (``inv[2]``) before the map itself, the first few with their errors."""
+    keys = run.plan._keys
+    failed: list[str] = []
+    parts: list[str] = []
+    errors: list[BaseException | None] = []
+    n_items = 0
+    for k, i in enumerate(run.failed_order):
+        mapped = run.map_runs.get(i)
+        items = [] if mapped is None else [mapped.item_key(j) for j in mapped.failed_items]
+        n_items += len(items)
+        failed += items
+        failed.append(keys[i])
+        if k >= 3:
+            continue
+        for item in items[:3]:
+            errors.append(_last_error(result, item))
+            parts.append(_named(item, errors[-1]))
+        if mapped is not None and items:
+            parts.append(f"{keys[i]!r} ({len(items)} of {len(mapped.states)} items failed)")
+        else:
+            errors.append(_last_error(result, keys[i]))
+            parts.append(_named(keys[i], errors[-1]))
+    nodes = len(run.failed_order)
+    more = f" and {nodes - 3} more" if nodes > 3 else ""
+    what = f"{nodes} node{'' if nodes == 1 else 's'}"
+    if n_items:
+        what += f" and {n_items} map item{'' if n_items == 1 else 's'}"
+    exc = RunFailed(f"{what} of graph {run.plan.name!r} failed: {', '.join(parts)}{more}", result, failed)
+    exc.__cause__ = errors[0] if errors else None
     return exc
 
 
-def _error_of(result: RunResult, run: _Run, i: int) -> BaseException | None:
-    """The error a failed node failed with: its last trial's, or for a map its first
-    failed item's."""
-    trials = result.trials[run.plan._keys[i]]
-    if trials:
-        return trials[-1].error
-    mapped = run.map_runs.get(i)
-    if mapped is not None:
-        for j, state in enumerate(mapped.states):
-            if state == _FAILED and mapped.trials[j]:
-                return mapped.trials[j][-1].error
-    return None
+def _last_error(result: RunResult, key: str) -> BaseException | None:
+    trials = result.trials.get(key)
+    return trials[-1].error if trials else None
+
+
+def _named(key: str, err: BaseException | None) -> str:
+    return f"{key!r} ({type(err).__name__}: {err})" if err is not None else repr(key)
 
 
 def _trial_state(err: BaseException | None) -> State:
@@ -422,8 +434,8 @@ class _MapRun:
     """A ``task.map`` node expanded at run time: its items, and each item's trials."""
 
     __slots__ = (
-        "attempts", "call", "chained", "failed", "keys", "kwargs", "left", "m", "rest", "specs",
-        "states", "tokens", "trials", "upstream", "values", "values_in",
+        "attempts", "call", "chained", "failed", "failed_items", "keys", "kwargs", "left", "m",
+        "rest", "specs", "states", "tokens", "trials", "upstream", "values", "values_in",
     )  # fmt: skip
 
     def __init__(self, m: int, call: Call, items: list[Any]) -> None:
@@ -441,6 +453,7 @@ class _MapRun:
         self.tokens: list[int] = []
         self.left = n
         self.failed = False
+        self.failed_items: list[int] = []  # the items that failed, in the order they did
         self.upstream = False  # an item of the map it is chained to failed
         self.chained: list[_MapRun] = []  # maps over this one's list, item by item
         self.keys: list[str | None] | None = None  # each item's cache key, with a cache
@@ -654,7 +667,9 @@ class _Run:
         for run in self.map_runs.values():
             run.end_all(now)
             if self.state[run.m] == _RUNNING:  # fail_fast stopped it: items were cancelled
-                self.state[run.m] = _FAILED if run.failed else _CANCELLED
+                self.state[run.m] = _CANCELLED
+                if run.failed:  # an item in flight when another node stopped the run failed
+                    self._map_failed(run.m)
         self._end_unstarted()
         result = self._result(time.perf_counter() - t0)
         logger.info(
@@ -1443,6 +1458,7 @@ class _Run:
         logger.warning("node %r %s: %s: %s", key, tstate.value, type(exc).__name__, exc)
         run.states[j] = _FAILED
         run.failed = True
+        run.failed_items.append(j)
         run.left -= 1
         if run.chained:
             self._chained_item(run, j, False)
@@ -1706,7 +1722,10 @@ class _Run:
                 t = trials[i]
                 now = [Trial(keys[i], 1, State.SUCCEEDED, *t)] if type(t) is tuple else (t or [])
                 trials[i] = before + now
-        return RunResult(plan, states, trials, outputs, values, self.start, duration)
+        items = {
+            keys[m]: [run.item_key(j) for j in range(len(run.states))] for m, run in self.map_runs.items()
+        }
+        return RunResult(plan, states, trials, outputs, values, self.start, duration, items)
 
 
 def _fetch_in(value: Any, ex: Executor) -> Any:

@@ -216,7 +216,8 @@ class RunFailed(DagexecError):
 
     Attributes:
         result: the :class:`~dagexec.RunResult` with every state and trial.
-        failed: the keys of the failed nodes, in the order they failed.
+        failed: the keys of the failed nodes, in the order they failed, each
+            ``task.map`` node preceded by its failed items (``inv[2]``).
     """
 
     def __init__(self, message: str, result: RunResult, failed: list[str]) -> None:

@@ -113,8 +113,34 @@ def _node_details(plan: CompiledGraph, result: RunResult | None) -> dict[str, di
                     for t in trials
                 ],
             )
+            if info.key in result._items:
+                d.update(_map_details(info.key, trials, result))
         details[info.key] = d
     return details
+
+
+def _map_details(key: str, trials: list[Trial], result: RunResult) -> dict[str, Any]:
+    """A map node's items: how many in each state, and each failed item with its
+    attempts, error and traceback; a map that ran no trial of its own shows no
+    ``attempts`` of its own."""
+    from ._dot import _items_line
+
+    items = result._items[key]
+    failed = [k for k in items if result.states[k] is State.FAILED]
+    d: dict[str, Any] = {"items": _items_line(key, result.states)}
+    if failed:
+        d["failed_items"] = "\n".join(result._failure_line(k) for k in failed)
+    if trials:
+        return d  # its own trial failed (no list of items to map over): its own record stands
+    d["attempts"] = None
+    if failed:
+        d["error"] = result._failure_line(key).partition(": ")[2]
+        d["traceback"] = "\n".join(
+            f"--- {k} attempt {t.attempt} ({t.state.value}) ---\n{t.traceback.rstrip()}"
+            for k in failed
+            for t in result.trials[k][-1:]
+        )
+    return d
 
 
 def _timeline(result: RunResult) -> list[dict[str, Any]]:
@@ -141,13 +167,19 @@ def _timeline(result: RunResult) -> list[dict[str, Any]]:
 def _summary(plan: CompiledGraph, result: RunResult | None) -> dict[str, Any]:
     if result is None:
         return {"nodes": len(plan), "sections": len(plan.sections)}
-    counts = Counter(s.value for s in result.states.values())
+    counts = Counter(s.value for k, s in result.states.items() if not result._is_item(k))
+    item_counts = Counter(result.states[k].value for keys in result._items.values() for k in keys)
     return {
         "nodes": len(plan),
         "sections": len(plan.sections),
         "ok": result.ok,
         "duration": _duration(result.duration),
         "counts": {s.value: counts[s.value] for s in State if counts[s.value]},
+        # the maps' items, apart from the nodes: None when no map ran
+        "items": {s.value: item_counts[s.value] for s in State if item_counts[s.value]}
+        if result._items
+        else None,
+        "n_items": sum(len(keys) for keys in result._items.values()),
     }
 
 
@@ -192,8 +224,6 @@ def _render_svg(digraph: Any) -> str:
 def _json_for_script(data: Any) -> str:
     # "<" escaped so that no "</script>" or "<!--" inside a value can end the block
     return json.dumps(data, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
-
-
 
 
 def _split(obj: Any) -> tuple[CompiledGraph, RunResult | None]:
@@ -296,8 +326,10 @@ _PAGE = """<!DOCTYPE html>
 <div class="row" data-field="state"><dt>state</dt><dd id="detail-state"></dd></div>
 <div class="row" data-field="duration"><dt>duration</dt><dd id="detail-duration"></dd></div>
 <div class="row" data-field="attempts"><dt>attempts</dt><dd id="detail-attempts"></dd></div>
+<div class="row" data-field="items"><dt>items</dt><dd id="detail-items"></dd></div>
 <div class="row" data-field="worker"><dt>worker</dt><dd id="detail-worker"></dd></div>
 <div class="row" data-field="error"><dt>error</dt><dd id="detail-error"></dd></div>
+<div class="row" data-field="failed_items"><dt>failed items</dt><dd><pre id="detail-failed_items"></pre></dd></div>
 <div class="row" data-field="traceback"><dt>traceback</dt><dd><pre id="detail-traceback"></pre></dd></div>
 <div class="row" data-field="log"><dt>log</dt><dd><pre id="detail-log"></pre></dd></div>
 </dl>
@@ -384,6 +416,8 @@ _JS = r"""
   function text(id, value) { document.getElementById(id).textContent = value; }
 
   function select(key) {
+    var item = /^(.*)\[\d+\]$/.exec(key);
+    if (!data.nodes[key] && item) { key = item[1]; }  // a map's item: its map node
     var d = data.nodes[key];
     if (!d) { return; }
     document.querySelectorAll(".selected").forEach(function (e) { e.classList.remove("selected"); });
@@ -414,7 +448,13 @@ _JS = r"""
       parts.push(s.duration);
       Object.keys(s.counts).forEach(function (k) { parts.push(s.counts[k] + " " + k); });
     }
-    text("summary", parts.join(", "));
+    var line = parts.join(", ");
+    if (s.items) {  // a map's items are counted apart from the nodes
+      var items = Object.keys(s.items).map(function (k) { return s.items[k] + " " + k; });
+      line += " \u00b7 " + s.n_items + " map item" + (s.n_items === 1 ? "" : "s") +
+        (items.length ? ": " + items.join(", ") : "");
+    }
+    text("summary", line);
   }
 
   function timeline() {
@@ -456,8 +496,9 @@ _JS = r"""
       det.className = "error"; det.dataset.key = key;
       k.className = "error-key"; k.textContent = key;
       k.addEventListener("click", function (ev) { ev.preventDefault(); select(key); });
-      msg.textContent = " (" + d.state + " after " + d.attempts + " attempt(s)): " + d.error;
-      pre.textContent = d.traceback || d.error;
+      var tried = d.attempts === null || d.attempts === undefined ? "" : " after " + d.attempts + " attempt(s)";
+      msg.textContent = " (" + d.state + tried + "): " + d.error;
+      pre.textContent = (d.failed_items ? d.failed_items + "\n\n" : "") + (d.traceback || d.error);
       sum.appendChild(k); sum.appendChild(msg); det.appendChild(sum); det.appendChild(pre);
       if (d.log) {
         var log = document.createElement("pre");

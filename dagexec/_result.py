@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._state import State, Trial
@@ -21,7 +21,8 @@ class RunResult:
 
     Attributes:
         graph: the name of the graph that ran.
-        states: node key -> :class:`State`, for every node of the plan.
+        states: node key -> :class:`State`, for every node of the plan, each
+            ``task.map`` node followed by its items (``inv[0]``, ``inv[1]``, ...).
         outputs: output name -> value, for the outputs that were computed.
         start: ``time.time()`` when the run started.
         duration: seconds the run took.
@@ -29,6 +30,7 @@ class RunResult:
 
     __slots__ = (
         "_declared",
+        "_items",
         "_plan",
         "_raw_trials",
         "_trials",
@@ -49,6 +51,7 @@ class RunResult:
         values: dict[str, Any],
         start: float,
         duration: float,
+        items: dict[str, list[str]] | None = None,
     ) -> None:
         self.graph = plan.name
         self._declared = plan.outputs
@@ -63,6 +66,7 @@ class RunResult:
         self._values = values
         self.start = start
         self.duration = duration
+        self._items = items or {}  # map node key -> its items' keys, for the maps that ran
 
     @property
     def trials(self) -> dict[str, list[Trial]]:
@@ -106,8 +110,24 @@ class RunResult:
 
     @property
     def failed(self) -> list[str]:
-        """Keys of the nodes whose state is ``failed``."""
-        return [k for k, s in self.states.items() if s is State.FAILED]
+        """Keys of the nodes and map items whose state is ``failed``, in plan order,
+        each map's failed items (``inv[2]``) before the map itself."""
+        out: list[str] = []
+        for key, state in self.states.items():
+            if key in self._items:
+                out += [k for k in self._items[key] if self.states[k] is State.FAILED]
+                if state is State.FAILED:
+                    out.append(key)
+            elif state is State.FAILED and not self._is_item(key):
+                out.append(key)
+        return out
+
+    def _is_item(self, key: str) -> bool:
+        """True for the key of a map's item (``inv[2]``)."""
+        if not self._items or not key.endswith("]"):
+            return False
+        head, _, j = key[:-1].rpartition("[")
+        return head in self._items and j.isdigit() and int(j) < len(self._items[head])
 
     def __getitem__(self, key: str) -> Any:
         """The value of node ``key``, when it was an output or kept (``keep=``).
@@ -133,23 +153,36 @@ class RunResult:
         return key in self._values
 
     def _counts(self) -> str:
-        counts = Counter(s.value for s in self.states.values())
-        order = [s.value for s in State]
-        return ", ".join(f"{counts[s]} {s}" for s in order if counts[s])
+        """Nodes by state; then, when maps ran, their items by state, apart:
+        ``1 succeeded, 1 failed · 4 map items: 3 succeeded, 1 failed``."""
+        nodes = _by_state(s for k, s in self.states.items() if not self._is_item(k))
+        if not self._items:
+            return nodes
+        n = sum(len(keys) for keys in self._items.values())
+        items = _by_state(self.states[k] for keys in self._items.values() for k in keys)
+        return f"{nodes} · {n} map item{'' if n == 1 else 's'}" + (f": {items}" if items else "")
+
+    def _n_nodes(self) -> int:
+        return len(self.states) - sum(len(keys) for keys in self._items.values())
+
+    def _failure_line(self, key: str) -> str:
+        """What failed at ``key``, in one line: ``inv[2] after 2 attempt(s) [failed]:
+        ZeroDivisionError: division by zero``, or for a map whose items failed
+        ``inv (map): 1 of 4 items failed``."""
+        trials = self.trials.get(key, [])
+        items = self._items.get(key)
+        if not trials and items:
+            bad = sum(1 for k in items if self.states[k] is State.FAILED)
+            return f"{key} (map): {bad} of {len(items)} items failed"
+        last = trials[-1] if trials else None
+        err = "" if last is None or last.error is None else f": {type(last.error).__name__}: {last.error}"
+        return f"{key} after {len(trials)} attempt(s) [{last.state.value if last else '?'}]{err}"
 
     def summary(self) -> str:
-        """A short text report: counts by state, then each failed node with its error."""
-        lines = [f"graph {self.graph!r}: {len(self.states)} nodes in {self.duration:.2f} s: {self._counts()}"]
-        for key, state in self.states.items():
-            if state is State.FAILED:
-                trials = self.trials[key]
-                last = trials[-1] if trials else None
-                err = (
-                    "" if last is None or last.error is None else f"{type(last.error).__name__}: {last.error}"
-                )
-                lines.append(
-                    f"  failed {key} after {len(trials)} attempt(s) [{last.state.value if last else '?'}]: {err}"
-                )
+        """A short text report: counts by state (a map's items counted apart), then each
+        failed node with its error and attempts, a map's failed items before the map."""
+        lines = [f"graph {self.graph!r}: {self._n_nodes()} nodes in {self.duration:.2f} s: {self._counts()}"]
+        lines += [f"  failed {self._failure_line(key)}" for key in self.failed]
         return "\n".join(lines)
 
     def to_html(self, path: str | PathLike[str]) -> None:
@@ -203,3 +236,9 @@ class RunResult:
         from ._dot import repr_mimebundle
 
         return repr_mimebundle(self, include, exclude)
+
+
+def _by_state(states: Iterable[State]) -> str:
+    """``2 succeeded, 1 failed``: how many of ``states`` are in each state, in State order."""
+    counts = Counter(s.value for s in states)
+    return ", ".join(f"{counts[s.value]} {s.value}" for s in State if counts[s.value])

@@ -315,3 +315,93 @@ def test_to_html_draws_only_plans_and_results(pipe: ModuleType, tmp_path: Path) 
 def test_a_missing_folder_is_an_oserror(pipe: ModuleType, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         pipe.plan.to_html(tmp_path / "nowhere" / "plan.html")
+
+
+# -- a map whose items failed -----------------------------------------------------------------
+@dx.task
+def numbers(n: int) -> list[int]:
+    return list(range(n))
+
+
+@dx.task(retries=1)
+def inv(x: int) -> float:
+    if x % 3 == 2:
+        raise ZeroDivisionError(f"no inverse for {x}")
+    return 1 / x if x else 0.0
+
+
+@dx.task
+def add_up(xs: list[float]) -> float:
+    return sum(xs)
+
+
+@pytest.fixture(scope="module")
+def map_run() -> dx.RunResult:
+    with dx.Graph("maps") as g:
+        add_up(inv.map(numbers(6)))  # items 2 and 5 fail, after a retry each
+    result = g.compile().run(executor="serial", fail_fast=False, raise_on_failure=False)
+    assert result.failed == ["inv[2]", "inv[5]", "inv"]
+    return result
+
+
+def test_a_failed_map_shows_its_failed_items_in_its_panel_and_the_error_list(
+    map_run: dx.RunResult, browser: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "map.html"
+    map_run.to_html(out)
+    page = open_page(browser, out)
+    page.click(node("inv"))
+    shown = details(page)
+    traceback = shown.pop("traceback")
+    info = next(n for n in map_run._plan.nodes if n.key == "inv")
+    assert shown == {
+        "key": "inv",
+        "task": "inv",
+        "function": info.function,
+        "call_site": info.call_site,
+        "signature": "inv(x: int) -> float",
+        "deps": "numbers",
+        "state": "failed",
+        "items": "6 items: 4 succeeded, 2 failed",
+        "error": "2 of 6 items failed",
+        "failed_items": (
+            "inv[2] after 2 attempt(s) [failed]: ZeroDivisionError: no inverse for 2\n"
+            "inv[5] after 2 attempt(s) [failed]: ZeroDivisionError: no inverse for 5"
+        ),
+    }  # no "attempts": the map ran no trial of its own, its items did
+    two, five = map_run.trials["inv[2]"][-1], map_run.trials["inv[5]"][-1]
+    assert traceback == (
+        f"--- inv[2] attempt 2 (failed) ---\n{two.traceback.rstrip()}\n"
+        f"--- inv[5] attempt 2 (failed) ---\n{five.traceback.rstrip()}"
+    )
+    errors = page.query_selector_all("#errors details")
+    assert [e.query_selector("summary").text_content() for e in errors] == [
+        "inv (failed): 2 of 6 items failed"
+    ]
+    expanded = errors[0].query_selector("pre").text_content()
+    assert expanded == (
+        "inv[2] after 2 attempt(s) [failed]: ZeroDivisionError: no inverse for 2\n"
+        "inv[5] after 2 attempt(s) [failed]: ZeroDivisionError: no inverse for 5\n\n"
+        f"{traceback}"
+    )
+    page.click(node("numbers"))
+    item_bars = [
+        b for b in page.query_selector_all("#timeline .bar") if b.get_attribute("data-key") == "inv[5]"
+    ]
+    assert len(item_bars) == 2  # its two attempts
+    item_bars[0].click()  # an item's bar opens its map's panel
+    assert details(page)["key"] == "inv"
+    assert page.js_errors == []
+
+
+def test_the_header_counts_nodes_and_map_items_apart(
+    map_run: dx.RunResult, browser: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "map.html"
+    map_run.to_html(out)
+    page = open_page(browser, out)
+    assert page.text_content("#summary") == (
+        f"3 nodes, failed, {format_duration(map_run.duration)}, 1 succeeded, 1 failed, 1 upstream_failed"
+        " · 6 map items: 4 succeeded, 2 failed"
+    )
+    assert page.js_errors == []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import re
+import threading
 import time
 from pathlib import Path
 
@@ -93,8 +95,12 @@ def test_an_item_that_fails_fails_its_map_and_what_needs_it_but_not_the_other_it
         "square": SUCCEEDED,
     }
     assert str(result.trials["picky[2]"][0].error) == "not 2"
-    with pytest.raises(dx.RunFailed, match=r"1 node of graph 'g' failed: 'picky'"):
+    with pytest.raises(dx.RunFailed) as info:
         g.compile().run(executor="serial", fail_fast=False)
+    assert str(info.value) == (
+        "1 node and 1 map item of graph 'g' failed: 'picky[2]' (ValueError: not 2), 'picky' (1 of 4 items failed)"
+    )
+    assert info.value.failed == ["picky[2]", "picky"]
 
 
 def test_fail_fast_cancels_the_items_not_started():
@@ -102,7 +108,11 @@ def test_fail_fast_cancels_the_items_not_started():
         total(picky.map(numbers(6)))
     with pytest.raises(dx.RunFailed) as info:
         g.compile().run(executor="serial")
-    assert str(info.value) == "1 node of graph 'g' failed: 'picky' (ValueError: not 2)"
+    assert str(info.value) == (
+        "1 node and 1 map item of graph 'g' failed: 'picky[2]' (ValueError: not 2), 'picky' (1 of 6 items failed)"
+    )
+    assert info.value.failed == ["picky[2]", "picky"]
+    assert info.value.__cause__ is info.value.result.trials["picky[2]"][0].error
     assert info.value.result.states["total"] == UPSTREAM_FAILED
     result = info.value.result
     assert [result.states[f"picky[{j}]"] for j in range(6)] == [
@@ -110,6 +120,153 @@ def test_fail_fast_cancels_the_items_not_started():
     ]  # fmt: skip
     assert result.states["picky"] == FAILED
     assert result.trials["picky[4]"] == []
+
+
+@dx.task(retries=1)
+def inv(x: int) -> float:
+    if x % 3 == 2:
+        raise ZeroDivisionError(f"no inverse for {x}")
+    return 1 / x if x else 0.0
+
+
+@dx.task
+def broken(x: int) -> int:
+    raise KeyError(x)
+
+
+def failing_maps() -> dx.CompiledGraph:
+    """``inv`` fails its items 2, 5, 8 and 11 (each after a retry); ``broken`` is a plain node."""
+    with dx.Graph("g") as g:
+        total(inv.map(numbers(12)))
+        broken(7)
+        square(2)
+    return g.compile()
+
+
+@pytest.mark.parametrize("executor", ["serial", "threads"])
+def test_a_failed_map_item_is_named_before_its_map_in_run_failed(executor):
+    with pytest.raises(dx.RunFailed) as info:
+        failing_maps().run(executor=executor, fail_fast=False, max_workers=2)
+    failed = info.value.failed
+    # the maps' items in the order they failed, then the map: which comes first with
+    # threads depends on the order trials end
+    assert sorted(failed) == sorted(["inv[2]", "inv[5]", "inv[8]", "inv[11]", "inv", "broken"])
+    assert failed.index("inv") == failed.index("inv[11]") + 1
+    if executor == "serial":  # one trial at a time: plan order
+        assert failed == ["inv[2]", "inv[5]", "inv[8]", "inv[11]", "inv", "broken"]
+        assert str(info.value) == (
+            "2 nodes and 4 map items of graph 'g' failed: "
+            "'inv[2]' (ZeroDivisionError: no inverse for 2), "
+            "'inv[5]' (ZeroDivisionError: no inverse for 5), "
+            "'inv[8]' (ZeroDivisionError: no inverse for 8), "
+            "'inv' (4 of 12 items failed), 'broken' (KeyError: 7)"
+        )
+    result = info.value.result
+    assert info.value.__cause__ is result.trials[failed[0]][-1].error
+    assert result.failed == ["inv[2]", "inv[5]", "inv[8]", "inv[11]", "inv", "broken"]
+    first, *rest = result.summary().splitlines()
+    assert re.fullmatch(
+        r"graph 'g': 5 nodes in \d+\.\d\d s: 2 succeeded, 2 failed, 1 upstream_failed"
+        r" · 12 map items: 8 succeeded, 4 failed",
+        first,
+    )
+    assert rest == [
+        "  failed inv[2] after 2 attempt(s) [failed]: ZeroDivisionError: no inverse for 2",
+        "  failed inv[5] after 2 attempt(s) [failed]: ZeroDivisionError: no inverse for 5",
+        "  failed inv[8] after 2 attempt(s) [failed]: ZeroDivisionError: no inverse for 8",
+        "  failed inv[11] after 2 attempt(s) [failed]: ZeroDivisionError: no inverse for 11",
+        "  failed inv (map): 4 of 12 items failed",
+        "  failed broken after 1 attempt(s) [failed]: KeyError: 7",
+    ]
+    assert repr(result) == (
+        "<RunResult 'g' failed: 2 succeeded, 2 failed, 1 upstream_failed"
+        " · 12 map items: 8 succeeded, 4 failed>"
+    )
+
+
+def test_a_map_failing_fast_names_its_item_and_never_zero_attempts():
+    with pytest.raises(dx.RunFailed) as info:
+        failing_maps().run(executor="serial")
+    assert str(info.value) == (
+        "1 node and 1 map item of graph 'g' failed: "
+        "'inv[2]' (ZeroDivisionError: no inverse for 2), 'inv' (1 of 12 items failed)"
+    )
+    assert info.value.failed == ["inv[2]", "inv"]
+    summary = info.value.result.summary()
+    assert "0 attempt(s)" not in summary
+    assert summary.splitlines()[1:] == [
+        "  failed inv[2] after 2 attempt(s) [failed]: ZeroDivisionError: no inverse for 2",
+        "  failed inv (map): 1 of 12 items failed",
+    ]
+    assert summary.splitlines()[0].endswith(
+        ": 1 succeeded, 1 failed, 1 upstream_failed, 2 cancelled"
+        " · 12 map items: 2 succeeded, 1 failed, 9 cancelled"
+    )
+
+
+def test_past_three_failed_nodes_the_message_counts_the_rest():
+    with dx.Graph("g") as g:
+        for _ in range(3):
+            broken(1)
+        inv.map([2, 5])
+    with pytest.raises(dx.RunFailed) as info:
+        g.compile().run(executor="serial", fail_fast=False)
+    assert str(info.value) == (
+        "4 nodes and 2 map items of graph 'g' failed: 'broken' (KeyError: 1), "
+        "'broken-1' (KeyError: 1), 'broken-2' (KeyError: 1) and 1 more"
+    )
+    assert info.value.failed == ["broken", "broken-1", "broken-2", "inv[0]", "inv[1]", "inv"]
+
+
+def test_a_map_that_cannot_expand_fails_with_its_own_trial():
+    with dx.Graph("g") as g:
+        picky.map(square(3))  # an int, not a list
+    with pytest.raises(dx.RunFailed) as info:
+        g.compile().run(executor="serial")
+    assert str(info.value) == (
+        "1 node of graph 'g' failed: 'picky' (TypeError: node 'picky': map needs a list of items, got int)"
+    )
+    assert info.value.failed == ["picky"]
+    assert info.value.result.summary().splitlines()[1:] == [
+        "  failed picky after 1 attempt(s) [failed]: TypeError: node 'picky': map needs a list of items, got int"
+    ]
+
+
+def test_an_item_failing_after_another_node_stopped_the_run_still_names_its_map():
+    started, stopped = threading.Event(), threading.Event()
+
+    @dx.task
+    def first_to_fail() -> int:
+        assert started.wait(30)
+        raise RuntimeError("stop")
+
+    @dx.task
+    def late(x: int) -> int:
+        if x == 0:
+            started.set()
+            assert stopped.wait(30)
+            raise ValueError("late")
+        return x
+
+    class WhenStopped:
+        def on_trial_end(self, trial: dx.Trial) -> None:
+            if trial.key == "first_to_fail":
+                stopped.set()
+
+    with dx.Graph("g") as g:
+        first_to_fail()
+        late.map([0, 1, 2])
+    with pytest.raises(dx.RunFailed) as info:
+        g.compile().run(executor="threads", max_workers=2, callbacks=[WhenStopped()])
+    assert info.value.failed == ["first_to_fail", "late[0]", "late"]
+    assert str(info.value) == (
+        "2 nodes and 1 map item of graph 'g' failed: 'first_to_fail' (RuntimeError: stop), "
+        "'late[0]' (ValueError: late), 'late' (1 of 3 items failed)"
+    )
+    states = info.value.result.states
+    assert [states[k] for k in ("late", "late[0]", "late[1]", "late[2]")] == [
+        FAILED, FAILED, CANCELLED, CANCELLED,
+    ]  # fmt: skip
 
 
 def test_each_item_is_retried_on_its_own(tmp_path):
