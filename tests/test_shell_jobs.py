@@ -20,9 +20,10 @@ GUARD = 30.0  # seconds before a wait is a failure (never a timing assertion)
 
 MASTER = textwrap.dedent(
     """
-    import sys
+    import os, sys
     import dagexec as dx
 
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(20)]  # descriptors past 9 in use
     with dx.Graph("g") as g:
         dx.shell(sys.argv[2:], name="hang")
     g.compile().run(executor=sys.argv[1])
