@@ -1,19 +1,19 @@
 """Trial logs: what a task logged and printed while it ran, its own lines only.
 
-The executing side (:func:`~dagexec._worker.run_call`) puts a fresh buffer in the
-context's *slot* around the task's own call and takes it out after, so every context
-(a thread's, or one asyncio task's) writes to its own trial's buffer::
+The executing side (:func:`~dagexec._worker.run_call`) sets a fresh *slot* holding
+a fresh buffer in the context around the task's own call, so every context (a
+thread's, or one asyncio task's) writes to its own trial's buffer::
 
     print(...) --> sys.stdout = _Tee --+--> the original stream (always)
                                        +--> the slot's buffer (when one is set)
     logger.warning(...) --> root logger --> _Handler --> the slot's buffer
 
-:data:`CURRENT` is a ``ContextVar`` holding a slot, ``[buffer or None, thread id]``.
-Setting and resetting a ContextVar costs more than a tiny task's whole trial, so a
-synchronous trial sets it only when its context has no slot of its own thread (a
-context copied from another thread's shares that thread's slot), then swaps the
-buffer in and out of the slot.  An ``async def`` trial always sets a slot of its
-own: the coroutines of one event loop share a thread, not a context.
+:data:`CURRENT` is a ``ContextVar`` holding a slot, ``[buffer or None]``, one per
+trial.  When the trial ends its slot is *closed* (its buffer taken out) and the
+variable reset.  A thread the task started in a copy of its context holds the
+trial's slot: what it writes while the trial runs is the trial's, what it writes
+after goes to the streams only, never into a later trial's log (which has a slot
+of its own).
 
 In the master the hooks are in place while a run runs (:func:`install` at its start,
 :func:`uninstall` at its end, counted, so concurrent runs share them): afterwards the
@@ -37,7 +37,7 @@ __all__ = ["CURRENT", "LOG_LIMIT", "current", "install", "install_for_good", "lo
 #: characters of text a trial's log keeps: its last ones
 LOG_LIMIT = 65536
 
-#: this context's slot: ``[the running trial's buffer or None, the id of the thread that made it]``
+#: this context's slot: ``[the running trial's buffer, or None once the trial ended]``
 CURRENT: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("dagexec_trial_log", default=None)
 
 # a buffer is compacted (joined, and cut to LOG_LIMIT) when it holds this many texts

@@ -211,27 +211,34 @@ def _describe(executor: Any) -> str:
 
 
 class sigterm_interrupts:
-    """While a run lasts, SIGTERM stops it as Ctrl-C does (``KeyboardInterrupt``), so
-    workers are stopped and states recorded before the process goes.
+    """While a run lasts, SIGTERM and SIGHUP (a closed terminal, a dropped ssh
+    session) stop it as Ctrl-C does (``KeyboardInterrupt``), so workers and commands
+    are stopped and states recorded before the process goes.
 
-    Only in the main thread, and only where SIGTERM has its default action: a
-    handler of the application's own is left alone.
+    Only in the main thread, and only for a signal that has its default action: a
+    handler of the application's own, or an ignored SIGHUP (``nohup``), is left
+    alone.  The previous handlers come back when the run ends.
     """
 
     def __enter__(self) -> None:
-        self.previous: Any = None
+        self.previous: dict[int, Any] = {}
         if threading.current_thread() is not threading.main_thread():
             return
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            self.previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        for sig in _STOPPING:
+            if signal.getsignal(sig) is signal.SIG_DFL:
+                self.previous[sig] = signal.signal(sig, _raise_interrupt)
 
     def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+#: the signals that stop a run as Ctrl-C does
+_STOPPING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt("the run received SIGTERM")
+    raise KeyboardInterrupt(f"the run received {signal.Signals(signum).name}")
 
 
 def require_portable(

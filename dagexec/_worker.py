@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import threading
 import traceback as _tb
-from threading import get_ident as _ident
 from time import time
 from typing import Any
 
@@ -25,6 +24,7 @@ from ._capture import CURRENT as _CURRENT
 from ._capture import install_for_good as _install_for_good
 from ._capture import log_text as _log_text
 from ._errors import DagexecError
+from ._proctree import stop_started_since as _stop_processes_since
 
 __all__ = [
     "LINK",
@@ -53,8 +53,8 @@ __all__ = [
 #: started outside Python in this process (``dx.shell`` registers its commands' killer)
 interrupt_hooks: list[Any] = []
 
-_get_slot = _CURRENT.get
 _set_slot = _CURRENT.set
+_reset_slot = _CURRENT.reset
 
 Outcome = tuple[int, int, bool, Any, "BaseException | None", str, float, float, str, str]
 
@@ -350,7 +350,8 @@ def run_call(call: Call, worker: str | None = None, reraise_interrupt: bool = Fa
         call: what to run.
         worker: the name to record; default the current thread's name.
         reraise_interrupt: let ``KeyboardInterrupt`` propagate (when running in the
-            master thread, where it is the user's Ctrl-C).
+            master thread, where it is the user's Ctrl-C), once the processes
+            the trial started (the master's children started since) are killed.
 
     Returns:
         The outcome tuple.
@@ -358,27 +359,25 @@ def run_call(call: Call, worker: str | None = None, reraise_interrupt: bool = Fa
     spec = call.spec
     args = call.args
     kwargs = call.kwargs
-    slot = _get_slot()
-    if slot is None or slot[1] != _ident():
-        slot = [None, _ident()]  # this context's first trial in this thread (see _capture)
-        _set_slot(slot)
     buf: list[Any] = []  # what the task logs and prints
     start = time()
     try:
         if spec.checks:
             _check(spec, args, kwargs)
-        outer = slot[0]  # a trial that runs this one (a nested run) gets its slot back
-        slot[0] = buf
+        slot: list[Any] = [buf]  # this trial's own (see _capture)
+        token = _set_slot(slot)
         try:
             value = spec.fn(*args, **kwargs) if kwargs else spec.fn(*args)
             if spec.coro:
                 value = _run_coroutine(_awaited(spec, value))
         finally:
-            slot[0] = outer
+            slot[0] = None  # closed: what the task's threads write from now on is no trial's
+            _reset_slot(token)  # a trial that runs this one (a nested run) gets its slot back
         if spec.ret is not None:
             _check_return(spec, value)
     except KeyboardInterrupt as exc:
         if reraise_interrupt:
+            _stop_processes_since(start)  # what this trial started in the master
             raise
         return failed_outcome(call, exc, start, worker, _log_text(buf))
     except BaseException as exc:
@@ -408,10 +407,12 @@ async def run_call_async(call: Call, worker: str) -> Outcome:
     try:
         if spec.checks:
             _check(spec, args, kwargs)
-        token = _CURRENT.set([buf, _ident()])
+        slot: list[Any] = [buf]
+        token = _CURRENT.set(slot)
         try:
             value = await _awaited(spec, spec.fn(*args, **kwargs) if kwargs else spec.fn(*args))
         finally:
+            slot[0] = None
             _CURRENT.reset(token)
         if spec.ret is not None:
             _check_return(spec, value)

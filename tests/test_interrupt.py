@@ -53,8 +53,9 @@ SCRIPT = textwrap.dedent(
     report = {}
     try:
         g.compile().run(executor=executor, max_workers=1, callbacks=[Record()])
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         report["raised"] = "KeyboardInterrupt"
+        report["message"] = str(exc)
     (result,) = Record.results
     report["states"] = {k: s.value for k, s in result.states.items()}
     report["trials"] = {k: [[t.attempt, t.state.value, t.end is not None] for t in ts]
@@ -72,8 +73,8 @@ def wait_for_file(path: str, proc: subprocess.Popen[str]) -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.parametrize("executor", ["serial", "threads", "loky"])
-def test_sigint_cancels_the_run_and_reraises_keyboard_interrupt(executor, tmp_path):
+def run_until_signalled(executor: str, sig: int, tmp_path: Any) -> tuple[int, str, str]:
+    """Run SCRIPT in a subprocess, send it ``sig`` once its task runs; its exit code and output."""
     script = tmp_path / "plan.py"
     script.write_text(SCRIPT)
     started = str(tmp_path / "started")
@@ -86,19 +87,67 @@ def test_sigint_cancels_the_run_and_reraises_keyboard_interrupt(executor, tmp_pa
     )
     try:
         wait_for_file(started, proc)
-        proc.send_signal(signal.SIGINT)
-        # the task would block for 120 s: ending within 60 s means the interrupt stopped it
+        proc.send_signal(sig)
+        # the task would block for 120 s: ending within 60 s means the signal stopped it
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 0, err
-    assert json.loads(out) == {
-        "raised": "KeyboardInterrupt",
-        "states": {"block": "cancelled", "inc": "cancelled", "inc-1": "cancelled"},
-        "trials": {"block": [[1, "cancelled", True]], "inc": [], "inc-1": []},
-    }
+    return proc.returncode, out, err
+
+
+CANCELLED_RUN = {
+    "raised": "KeyboardInterrupt",
+    "states": {"block": "cancelled", "inc": "cancelled", "inc-1": "cancelled"},
+    "trials": {"block": [[1, "cancelled", True]], "inc": [], "inc-1": []},
+}
+
+
+@pytest.mark.parametrize("executor", ["serial", "threads", "loky"])
+def test_sigint_cancels_the_run_and_reraises_keyboard_interrupt(executor, tmp_path):
+    code, out, err = run_until_signalled(executor, signal.SIGINT, tmp_path)
+    assert code == 0, err
+    assert json.loads(out) == {**CANCELLED_RUN, "message": ""}
+
+
+@pytest.mark.parametrize("executor", ["serial", "threads", "loky"])
+def test_sighup_stops_the_run_as_ctrl_c_does(executor, tmp_path):
+    # a closed terminal or a dropped ssh session: the master cleans up instead of dying at once
+    code, out, err = run_until_signalled(executor, signal.SIGHUP, tmp_path)
+    assert code == 0, err
+    assert json.loads(out) == {**CANCELLED_RUN, "message": "the run received SIGHUP"}
+
+
+def test_sighup_and_sigterm_get_their_handlers_back_and_an_ignored_sighup_stays_ignored():
+    seen: list[Any] = []
+
+    @dx.task
+    def look() -> int:
+        seen.append((signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)))
+        return 1
+
+    with dx.Graph("g") as g:
+        look()
+    plan = g.compile()
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == (
+        signal.SIG_DFL,
+        signal.SIG_DFL,
+    )
+    plan.run(executor="serial")
+    during_term, during_hup = seen.pop()
+    assert during_term is during_hup and callable(during_term)  # dagexec's, while the run lasts
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == (
+        signal.SIG_DFL,
+        signal.SIG_DFL,
+    )
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+    try:
+        plan.run(executor="serial")
+        assert seen.pop()[1] is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 @dx.task

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import os
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -320,3 +322,65 @@ def test_after_a_run_the_root_logger_and_the_streams_are_as_they_were():
     assert g.compile().run(executor="threads").trials["noisy"][0].log == "hello\n"
     assert logging.getLogger().handlers == handlers  # basicConfig() after a run works as ever
     assert (sys.stdout, sys.stderr) == (out, err)
+
+
+# -- a thread the task leaves behind ----------------------------------------------------------
+def _line_count(path: str) -> int:
+    try:
+        with open(path) as f:
+            return f.read().count("\n")
+    except FileNotFoundError:
+        return 0
+
+
+@dx.task
+def start_ticker(folder: str) -> int:
+    """Start a thread, in a copy of this trial's context, that prints until told to stop."""
+    ticks, stop = os.path.join(folder, "ticks"), os.path.join(folder, "stop")
+    first = threading.Event()
+
+    def tick() -> None:
+        k = 0
+        while not os.path.exists(stop) and k < 100_000:
+            print(f"tick {k}")
+            with open(ticks, "a") as f:
+                f.write(f"{k}\n")
+            first.set()
+            k += 1
+            threading.Event().wait(0.002)
+
+    threading.Thread(target=contextvars.copy_context().run, args=(tick,), daemon=True).start()
+    assert first.wait(GUARD)
+    print("started")
+    return 1
+
+
+@dx.task
+def while_it_ticks(x: int, folder: str) -> int:
+    """Run (in the same thread or worker as start_ticker) while its thread prints 3 more lines."""
+    ticks = os.path.join(folder, "ticks")
+    seen = _line_count(ticks)
+    deadline = time.monotonic() + GUARD
+    while _line_count(ticks) < seen + 3:
+        assert time.monotonic() < deadline, "the thread stopped printing"
+        time.sleep(0.002)
+    print("second")
+    open(os.path.join(folder, "stop"), "w").close()
+    return x + 1
+
+
+@pytest.mark.parametrize("executor", ["serial", "threads", "loky"])
+def test_a_thread_that_outlives_its_trial_writes_into_no_later_trial_s_log(
+    executor: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with dx.Graph("ticker") as g:
+        g.output(while_it_ticks(start_ticker(str(tmp_path)), str(tmp_path)), "y")
+    result = g.compile().run(executor=executor, max_workers=1)
+    assert result.output == 2
+    (first,), (second,) = result.trials["start_ticker"], result.trials["while_it_ticks"]
+    assert first.worker == second.worker  # the same thread or process: the one whose slot was shared
+    assert second.log == "second\n"
+    lines = first.log.splitlines()
+    assert "started" in lines
+    ticks = [line for line in lines if line != "started"]
+    assert ticks == [f"tick {k}" for k in range(len(ticks))] and ticks  # its thread's lines while it ran

@@ -2,7 +2,9 @@
 
 The fastest executor for tiny tasks and the friendliest to debuggers.  It cannot
 pre-empt a task: a trial that returns after its task's ``timeout`` is marked
-``timed_out`` and its value discarded.
+``timed_out`` and its value discarded.  On Ctrl-C the processes the trial started
+are killed with what they started (:func:`~dagexec._worker.run_call` does it, as
+it runs the trial with ``reraise_interrupt``).
 """
 
 from __future__ import annotations

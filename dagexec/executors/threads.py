@@ -6,6 +6,12 @@ past its timeout is abandoned, and the pool starts one more thread so the run
 keeps its capacity; the thread that ran the abandoned trial leaves when the trial
 returns.
 
+On Ctrl-C the processes that running trials started are killed (the master's
+children started since the oldest of those trials began, see
+:mod:`dagexec._proctree`); a trial abandoned at its timeout keeps its processes,
+since which of the master's children are its own cannot be told while other
+trials run.
+
 Trials of ``async def`` tasks do not take a thread: they run as tasks on one event
 loop, in a thread of the executor's own, up to ``max_async`` at once; a timeout or
 Ctrl-C cancels the coroutine.
@@ -19,10 +25,12 @@ import os
 import queue
 import threading
 from collections.abc import Callable
+from time import time
 from typing import Any
 
 from .._engine import Executor
-from .._worker import Batch, BatchDone, Call, Outcome, run_batch, run_call, run_call_async
+from .._proctree import RUNNING, stop_interrupted
+from .._worker import Batch, BatchDone, Call, Outcome, interrupt_hooks, run_batch, run_call, run_call_async
 
 logger = logging.getLogger("dagexec.executors.threads")
 
@@ -105,6 +113,7 @@ class ThreadExecutor(Executor):
         q = self._q
         me = threading.current_thread()
         name = me.name
+        ident = threading.get_ident()
         while True:
             item = q.get()
             if item is None:
@@ -112,7 +121,9 @@ class ThreadExecutor(Executor):
             call, post, ctx = item
             cid = id(call)
             self._busy[me] = cid
+            RUNNING[ident] = time()
             out = ctx.run(run_batch if type(call) is Batch else run_call, call, name)
+            RUNNING.pop(ident, None)
             del item, call, ctx
             post(out)
             del out
@@ -136,7 +147,9 @@ class ThreadExecutor(Executor):
                 loop = self._loop = asyncio.new_event_loop()
                 self._counter += 1
                 name = f"dagexec-async-{self._counter}"
-                t = self._loop_thread = threading.Thread(target=_run_loop, args=(loop,), name=name, daemon=True)
+                t = self._loop_thread = threading.Thread(
+                    target=_run_loop, args=(loop,), name=name, daemon=True
+                )
                 t.start()
         ctx = contextvars.copy_context()
         cid = id(call)
@@ -209,6 +222,10 @@ class ThreadExecutor(Executor):
 
     def __repr__(self) -> str:
         return f"ThreadExecutor(max_workers={self._max})"
+
+
+if stop_interrupted not in interrupt_hooks:
+    interrupt_hooks.append(stop_interrupted)  # after dx.shell's, which gives commands a grace period
 
 
 def _run_loop(loop: Any) -> None:
