@@ -75,17 +75,19 @@ def start_master(
     own; returns it once the command runs, with every descendant it has then."""
     script = tmp_path / "master.py"
     script.write_text(MASTER)
-    master = subprocess.Popen(
-        [sys.executable, str(script), executor, *argv],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # a group of its own, for killpg
-    )
+    errors = tmp_path / "stderr"
+    with open(errors, "wb") as err:
+        master = subprocess.Popen(
+            [sys.executable, str(script), executor, *argv],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,  # a group of its own, for killpg
+        )
     root = psutil.Process(master.pid)
 
     def command_running() -> list[psutil.Process] | None:
-        assert master.poll() is None, "the master ended early"
+        assert master.poll() is None, f"the master ended early: {errors.read_text()}"
         family = root.children(recursive=True)
         return family if running(argv, family) else None
 
