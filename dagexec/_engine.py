@@ -39,7 +39,16 @@ from typing import TYPE_CHECKING, Any
 
 from ._capture import install as install_capture
 from ._capture import uninstall as uninstall_capture
-from ._errors import InputError, Problem, RunFailed, TaskTimeout, TypeCheckError, WorkerCrashed
+from ._errors import (
+    InputError,
+    MutationError,
+    Problem,
+    RunFailed,
+    TaskTimeout,
+    TypeCheckError,
+    WorkerCrashed,
+)
+from ._mutation import MutationCheck
 from ._plan import NodeSpec
 from ._prepare import (
     as_list,
@@ -235,6 +244,7 @@ def run_plan(
     scheduler: str | None = None,
     cache: Any = None,
     resume: bool = False,
+    check_mutation: bool = False,
 ) -> RunResult:
     """Run ``plan``; see :meth:`dagexec.CompiledGraph.run`."""
     problems: list[Problem] = []
@@ -282,7 +292,12 @@ def run_plan(
 
         bar = ProgressBar(sum(decision.runs) if decision is not None else sum(selected))
         cbs.append(bar)
-    run = _Run(plan, input_values, selected, kept, execs, route_idx, fail_fast, _Callbacks(cbs))
+    specs = None
+    if check_mutation:
+        from ._mutation import checked_specs
+
+        specs = checked_specs(plan)
+    run = _Run(plan, input_values, selected, kept, execs, route_idx, fail_fast, _Callbacks(cbs), specs)
     if decision is not None:
         assert store is not None
         run.use_cache(store, decision, earlier)
@@ -418,7 +433,7 @@ def _retry_wait(opts: Any, attempt: int) -> float:
 
 
 def _should_retry(opts: Any, exc: BaseException | None) -> bool:
-    if exc is None or isinstance(exc, TypeCheckError):
+    if exc is None or isinstance(exc, (TypeCheckError, MutationError)):
         return exc is None
     retry_on = opts.retry_on
     if isinstance(retry_on, tuple):
@@ -466,7 +481,10 @@ class _MapRun:
         spec = self.specs.get(j)
         if spec is None:
             s = self.call.spec
-            spec = NodeSpec(self.item_key(j), s.fn, s.task, s.checks, s.ret, s.timeout, s.resources, s.coro)
+            fn = s.fn
+            if type(fn) is MutationCheck:  # run(check_mutation=True): the item's own check
+                fn = fn.for_item(j, self.item_key(j))
+            spec = NodeSpec(self.item_key(j), fn, s.task, s.checks, s.ret, s.timeout, s.resources, s.coro)
             self.specs[j] = spec
         return spec
 
@@ -507,12 +525,14 @@ class _Run:
         route_idx: list[int],
         fail_fast: bool,
         callbacks: _Callbacks,
+        specs: tuple[NodeSpec, ...] | None = None,
     ) -> None:
         self.plan = plan
         n = len(plan._keys)
         self.n = n
-        # the plan's tuples the loop reads per node, one attribute away
-        self.specs = plan._specs
+        # the plan's tuples the loop reads per node, one attribute away; the specs are
+        # the plan's, or with check_mutation=True each task's inside its MutationCheck
+        self.specs = plan._specs if specs is None else specs
         self.args = plan._args
         self.fills = plan._fills
         self.kwargs = plan._kwargs
@@ -777,7 +797,7 @@ class _Run:
             return Call(
                 i,
                 attempt,
-                plan._specs[i],
+                self.specs[i],
                 tuple(fill(a, vals) for a in plan._args[i]),
                 {k: fill(v, vals) for k, v in kw.items()} if kw else None,
             )
@@ -1203,7 +1223,7 @@ class _Run:
 
         assert self.store is not None
         try:
-            run.keys = list(item_keys(run.call.spec.fn, run.rest, run.kwargs, run.values_in))
+            run.keys = list(item_keys(self.plan._specs[run.m].fn, run.rest, run.kwargs, run.values_in))
         except Exception:
             logger.warning("map %r: its items' cache keys could not be made", run.call.key, exc_info=True)
             return
@@ -1390,7 +1410,7 @@ class _Run:
         if run.keys is None:
             run.keys = [None] * len(run.states)
         try:
-            run.keys[j] = item_keys(run.call.spec.fn, run.rest, run.kwargs, [run.values_in[j]])[0]
+            run.keys[j] = item_keys(self.plan._specs[run.m].fn, run.rest, run.kwargs, [run.values_in[j]])[0]
         except Exception:
             logger.warning("item %r: its cache key could not be made", run.item_key(j), exc_info=True)
             return False

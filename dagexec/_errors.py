@@ -8,6 +8,7 @@
      +-- CallError (TypeError)        a task called wrongly, or a Node asked for a value
      +-- NodeAttributeError (AttributeError)  an attribute asked of a Node, which has none
      +-- TypeCheckError (TypeError)   a value does not match its annotation at run time
+     +-- MutationError                a task changed an argument in place (run(check_mutation=True))
      +-- TaskTimeout (TimeoutError)   a trial ran past its task's timeout
      +-- WorkerCrashed                the worker process running a trial died
      +-- RemoteError                  a task's exception that could not travel back
@@ -31,6 +32,7 @@ __all__ = [
     "DagexecError",
     "GraphError",
     "InputError",
+    "MutationError",
     "NodeAttributeError",
     "Problem",
     "RemoteError",
@@ -148,6 +150,26 @@ class TypeCheckError(DagexecError, TypeError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.args[0], self.key, self.param))
+
+
+class MutationError(DagexecError):
+    """A task changed one of its arguments in place (seen by ``run(check_mutation=True)``).
+
+    Attributes:
+        key: the node (or map item) whose trial changed it.
+        param: the parameter's name.
+        producer: where the value came from: ``node 'load'``, ``graph input 'path'``,
+            ``a constant``, ...
+    """
+
+    def __init__(self, message: str, key: str, param: str, producer: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.param = param
+        self.producer = producer
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.args[0], self.key, self.param, self.producer))
 
 
 class TaskTimeout(DagexecError, TimeoutError):

@@ -635,6 +635,7 @@ class CompiledGraph:
         callbacks: Sequence[Any] = (),
         progress: bool = False,
         raise_on_failure: bool = True,
+        check_mutation: bool = False,
         **input_values: Any,
     ) -> RunResult:
         """Run the plan and return its :class:`~dagexec.RunResult`.
@@ -665,6 +666,11 @@ class CompiledGraph:
                 ``on_trial_start(trial)``, ``on_trial_end(trial)``, ``on_run_end(result)``.
             progress: show a progress bar on stderr.
             raise_on_failure: raise :class:`~dagexec.RunFailed` when a node failed.
+            check_mutation: digest every argument before and after each trial, where
+                the trial runs, and fail a trial that changed one in place with
+                :class:`~dagexec.MutationError` (naming the node, the parameter and
+                where the value came from); values that do not pickle are not
+                checked.  Off by default: it costs a pickling of each argument twice.
             **input_values: graph input values by name.
 
         Returns:
@@ -687,6 +693,7 @@ class CompiledGraph:
             "resume": resume,
             "progress": progress,
             "raise_on_failure": raise_on_failure,
+            "check_mutation": check_mutation,
         }
         values = check_run_arguments(
             self,
@@ -714,4 +721,5 @@ class CompiledGraph:
             callbacks=callbacks,
             progress=progress,
             raise_on_failure=raise_on_failure,
+            check_mutation=check_mutation,
         )

@@ -58,7 +58,7 @@ EXPECTED_BLOCKS: dict[str, int] = {
     "docs/performance.md": 0,
     "docs/pictures.md": 3,
     "docs/processes.md": 11,
-    "docs/running.md": 9,
+    "docs/running.md": 10,
     "docs/shell.md": 1,
 }
 
