@@ -1,7 +1,8 @@
 """LokyExecutor (DESIGN §5, §12) with real worker processes and real faults.
 
 Workers die by ``os._exit``, ``SIGKILL`` and a segfault; tasks sleep past their
-timeout in Python and in C; Ctrl-C and SIGTERM reach a master in a subprocess.
+timeout in Python and in C; Ctrl-C, SIGTERM and SIGHUP reach a master in a
+subprocess, and a master killed outright leaves neither workers nor its board.
 Tasks live at module level (workers import this module to find them) and
 synchronise through files in ``tmp_path``: a task that must be running when a
 fault happens writes a file, and the faulting task waits for it.  Every wait is
@@ -24,6 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 import dagexec as dx
@@ -694,7 +696,7 @@ def test_main_module_functions_closures_and_lambdas_travel_to_workers(tmp_path):
     assert all(re.fullmatch(r"pid:\d+", w) for w in report["workers"])
 
 
-# -- Ctrl-C and SIGTERM ------------------------------------------------------------------------------
+# -- Ctrl-C, SIGTERM and SIGHUP -----------------------------------------------------------------------
 
 INTERRUPT_SCRIPT = textwrap.dedent(
     """
@@ -766,11 +768,12 @@ def marked_processes(marker: str) -> list[int]:
     [
         (signal.SIGINT, "master", "name"),
         (signal.SIGTERM, "master", "name"),
+        (signal.SIGHUP, "master", "name"),  # a closed terminal, a dropped ssh session
         (signal.SIGINT, "group", "name"),  # a terminal's Ctrl-C reaches the workers too
         (signal.SIGINT, "master", "instance"),  # an executor the run does not own
     ],
 )
-def test_ctrl_c_and_sigterm_cancel_the_run_and_leave_no_process(sig, target, how, tmp_path):
+def test_ctrl_c_sigterm_and_sighup_cancel_the_run_and_leave_no_process(sig, target, how, tmp_path):
     script = tmp_path / "plan.py"
     script.write_text(INTERRUPT_SCRIPT)
     started = tmp_path / "started"
@@ -814,3 +817,115 @@ def test_ctrl_c_and_sigterm_cancel_the_run_and_leave_no_process(sig, target, how
     workers = {int(name) for name in os.listdir(started)}
     assert proc.pid not in workers
     wait_until(lambda: not marked_processes(marker), "every process of the run to end")
+
+
+# -- a master killed outright --------------------------------------------------------------------
+
+KILLED_SCRIPT = textwrap.dedent(
+    """
+    import os
+    import sys
+    import threading
+
+    import dagexec as dx
+
+    @dx.task
+    def block(n: int) -> int:
+        open(os.path.join(sys.argv[1], str(os.getpid())), "w").close()
+        threading.Event().wait(120)  # far longer than the test waits for this process
+        return n
+
+    @dx.task
+    def inc(n: int) -> int:
+        return n + 1
+
+    if __name__ == "__main__":
+        with dx.Graph("g") as g:
+            if sys.argv[2] == "block":
+                block(1)
+                block(2)
+            else:
+                g.output(inc(1), "y")
+        print(g.compile().run(executor="loky", max_workers=2).outputs)
+    """
+)
+
+
+def boards_of(pid: int) -> list[Path]:
+    return sorted(Path("/dev/shm").glob(f"dagexec-board-{pid}-*"))
+
+
+def test_a_killed_master_s_workers_stop_and_the_next_start_removes_its_board(tmp_path):
+    script = tmp_path / "plan.py"
+    script.write_text(KILLED_SCRIPT)
+    started = tmp_path / "started"
+    started.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "DAGEXEC_KEY"}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(started), "block"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=env,
+        start_new_session=True,
+    )
+    decoy = Path("/dev/shm") / f"dagexec-board-{os.getpid()}-decoy"  # a live owner: left alone
+    decoy.touch()
+    try:
+        wait_until(lambda: len(os.listdir(started)) == 2 or proc.poll() is not None, "both tasks to start")
+        assert proc.poll() is None, proc.communicate()
+        workers = [psutil.Process(int(name)) for name in os.listdir(started)]
+        assert [p.ppid() for p in workers] == [proc.pid, proc.pid]
+        assert len(boards_of(proc.pid)) == 1
+        proc.kill()  # SIGKILL: the master cleans up nothing
+        proc.wait()
+        # a worker that went on would run its task for 120 s: gone within the guard, it was stopped
+        wait_until(
+            lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers),
+            "the workers of the killed master to stop",
+        )
+        assert len(boards_of(proc.pid)) == 1  # nothing removed it yet
+        after = subprocess.run(
+            [sys.executable, str(script), str(started), "inc"],
+            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=GUARD,
+        )  # fmt: skip
+        assert (after.returncode, after.stdout) == (0, "{'y': 2}\n"), after.stderr
+        assert boards_of(proc.pid) == []
+        assert decoy.exists()
+    finally:
+        decoy.unlink()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+KEY_SCRIPT = textwrap.dedent(
+    """
+    import json
+    import os
+    import subprocess
+
+    import dagexec as dx
+
+    @dx.task
+    def look() -> list:
+        child = subprocess.run(["sh", "-c", "echo ${DAGEXEC_KEY-unset}"], capture_output=True, text=True)
+        return [os.environ.get("DAGEXEC_KEY"), child.stdout.strip()]
+
+    if __name__ == "__main__":
+        with dx.Graph("g") as g:
+            g.output(look(), "seen")
+        print(json.dumps([os.environ.get("DAGEXEC_KEY"), g.compile().run(executor="loky", max_workers=1).output]))
+    """
+)
+
+
+def test_loky_workers_and_what_their_tasks_start_do_not_get_dagexec_key(tmp_path):
+    script = tmp_path / "plan.py"
+    script.write_text(KEY_SCRIPT)
+    env = dict(os.environ, DAGEXEC_KEY="s3cret-key")
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=GUARD
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == ["s3cret-key", [None, "unset"]]

@@ -46,7 +46,9 @@ import os
 import pickle
 import queue
 import re
+import select
 import signal
+import stat
 import struct
 import tempfile
 import threading
@@ -59,6 +61,7 @@ from typing import Any
 
 from .._engine import Executor
 from .._errors import TaskTimeout, WorkerCrashed
+from .._proctree import children, kill_trees
 from .._worker import (
     Batch,
     BatchDone,
@@ -94,12 +97,35 @@ _progress: Any = None  # the progress board (a memoryview of int64), set by _ini
 
 def _init_worker(reports: Any, board: str) -> None:
     global _reports, _progress
+    os.environ.pop("DAGEXEC_KEY", None)  # a worker signs and checks nothing: tasks never see the key
     _reports = reports
     try:
         with open(board, "r+b") as f:
             _progress = memoryview(mmap.mmap(f.fileno(), 0)).cast("q")
     except OSError:
         _progress = None  # a crash in a batch is then charged to none of its members
+    threading.Thread(target=_watch_master, args=(os.getppid(),), name="dagexec-watchdog", daemon=True).start()
+
+
+#: seconds between two looks at the worker's parent, where it cannot be waited on
+_WATCH_S = 0.25
+
+
+def _watch_master(master: int) -> None:
+    """In a worker: wait for the master (the worker's parent) to die, then kill the
+    processes the running trial started and end the worker.  A master killed with
+    ``SIGKILL`` cannot stop its workers; without this they would run their trials
+    to the end, and a ``--resume`` started at once would run them a second time."""
+    try:
+        fd = os.pidfd_open(master)
+    except (AttributeError, OSError):  # no pidfd (before Linux 5.3): poll instead
+        fd = -1
+    if fd >= 0 and os.getppid() == master:
+        select.select([fd], [], [])  # readable once the master has exited
+    while os.getppid() == master:
+        time.sleep(_WATCH_S)
+    kill_trees(children(os.getpid()))
+    os._exit(1)
 
 
 def _alarm(key: str, timeout: float) -> Callable[[int, Any], None]:
@@ -268,8 +294,9 @@ class _Board:
     """
 
     def __init__(self) -> None:
-        where = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        fd, self.path = tempfile.mkstemp(prefix="dagexec-board-", dir=where)
+        where = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+        _remove_stale_boards(where)
+        fd, self.path = tempfile.mkstemp(prefix=f"dagexec-board-{os.getpid()}-", dir=where)
         try:
             os.ftruncate(fd, _BOARD_SLOTS * 8)
             self.view = memoryview(mmap.mmap(fd, _BOARD_SLOTS * 8)).cast("q")
@@ -289,6 +316,31 @@ class _Board:
     def running(self, sid: int) -> int:
         """The position of the member batch ``sid`` started last, or -1."""
         return int(self.view[sid % _BOARD_SLOTS])
+
+
+_BOARD_NAME = re.compile(r"dagexec-board-(\d+)-\w+")
+
+
+def _remove_stale_boards(folder: str) -> None:
+    """Remove the boards that processes killed before their exit left in ``folder``:
+    only dagexec's, only this user's, only when the pid in the name is dead."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    uid = os.getuid()
+    for name in names:
+        found = _BOARD_NAME.fullmatch(name)
+        if found is None or _alive(int(found.group(1))):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            info = os.lstat(path)
+            if info.st_uid == uid and stat.S_ISREG(info.st_mode):
+                os.unlink(path)
+                logger.info("removed %s, left by process %s", path, found.group(1))
+        except OSError:
+            continue
 
 
 class _Keeper:
@@ -685,10 +737,7 @@ class LokyExecutor(Executor):
             pid,
             self._grace,
         )
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_trees([pid])  # the worker and the processes its trial started
 
     def run_ended(self) -> None:
         """Forget what was pickled: the next run pickles its functions afresh, so a
