@@ -59,6 +59,7 @@ EXPECTED_BLOCKS: dict[str, int] = {
     "docs/pictures.md": 3,
     "docs/processes.md": 11,
     "docs/running.md": 10,
+    "docs/security.md": 1,
     "docs/shell.md": 1,
 }
 
