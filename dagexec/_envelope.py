@@ -51,7 +51,8 @@ that is not available expands to).  :func:`signatures_required` reads
 
 Reading: :func:`read_regular` reads a regular file and nothing else (a FIFO would
 block, ``/dev/zero`` would never end), opened without blocking, and never past the
-size ``fstat`` gave.  This module imports nothing of dagexec but its errors.
+size ``fstat`` gave; :func:`open_regular` is how it opens one, and how run journals
+open theirs to append.  This module imports nothing of dagexec but its errors.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ __all__ = [
     "Format",
     "Opened",
     "SigningKeyError",
+    "open_regular",
     "pack",
     "parse_header",
     "read_head",
@@ -378,9 +380,9 @@ def unpack(
 
 # -- regular files, bounded reads ----------------------------------------------------------
 
-_OPEN_FLAGS = (
-    os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-)
+_COMMON_FLAGS = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+_OPEN_FLAGS = os.O_RDONLY | _COMMON_FLAGS
+_APPEND_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | _COMMON_FLAGS
 _FILETYPES = (
     (stat.S_ISDIR, "a folder"),
     (stat.S_ISFIFO, "a named pipe (FIFO)"),
@@ -396,19 +398,33 @@ def _filetype(mode: int) -> str:
     return next((name for test, name in _FILETYPES if test(mode)), "not a regular file")
 
 
-def _open_regular(path: str, dir_fd: int | None, follow_symlinks: bool) -> tuple[int, os.stat_result]:
-    """A descriptor of the regular file ``path`` and its stat; the caller closes it.
+def open_regular(
+    path: str, dir_fd: int | None = None, follow_symlinks: bool = True, *, append: bool = False
+) -> tuple[int, os.stat_result]:
+    """A descriptor of the regular file ``path`` (relative to ``dir_fd`` when given) and
+    its stat; the caller closes it.
 
     The file is checked before it is opened (opening some devices has effects) and again
     after (it may have been swapped); it is opened without blocking (a FIFO would wait
-    for a writer).
+    for a writer).  ``append``: opened to read and append, made (mode 0o666 less the
+    umask) when missing.
+
+    Raises:
+        EnvelopeError: ``unreadable`` (the ``OSError`` is the ``__cause__``; a missing
+            file's is a ``FileNotFoundError``) or ``not-regular``.
     """
+    flags = _APPEND_FLAGS if append else _OPEN_FLAGS
+    flags |= 0 if follow_symlinks else getattr(os, "O_NOFOLLOW", 0)
     try:
-        before = os.stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
-        if not stat.S_ISREG(before.st_mode):
-            raise _ANY.fail("not-regular", filetype=_filetype(before.st_mode))
-        flags = _OPEN_FLAGS | (0 if follow_symlinks else getattr(os, "O_NOFOLLOW", 0))
-        fd = os.open(path, flags, dir_fd=dir_fd)
+        try:
+            before = os.stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+        except FileNotFoundError:
+            if not append:
+                raise
+        else:
+            if not stat.S_ISREG(before.st_mode):
+                raise _ANY.fail("not-regular", filetype=_filetype(before.st_mode))
+        fd = os.open(path, flags, 0o666, dir_fd=dir_fd)
     except OSError as exc:
         raise _ANY.fail("unreadable", error=exc.strerror or exc) from exc
     try:
@@ -443,7 +459,7 @@ def read_regular(
         EnvelopeError: ``unreadable`` (the ``OSError`` is the ``__cause__``; a missing
             file's is a ``FileNotFoundError``) or ``not-regular``.
     """
-    fd, st = _open_regular(path, dir_fd, follow_symlinks)
+    fd, st = open_regular(path, dir_fd, follow_symlinks)
     try:
         return _read_upto(fd, st.st_size), st
     except OSError as exc:
@@ -461,7 +477,7 @@ def read_head(
     Raises:
         EnvelopeError: as :func:`read_regular` and :func:`parse_header` do.
     """
-    fd, st = _open_regular(path, dir_fd, follow_symlinks)
+    fd, st = open_regular(path, dir_fd, follow_symlinks)
     try:
         data = _read_upto(fd, min(PREFIX.size, st.st_size))
         if len(data) == PREFIX.size and data.startswith(fmt.magic):

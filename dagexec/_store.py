@@ -1,4 +1,4 @@
-"""The on-disk cache store and the run journals of ``plan.run(cache="dir")`` (DESIGN §7, §10).
+"""The on-disk cache store of ``plan.run(cache="dir")`` (DESIGN §7, §10).
 
 A store is a folder; nothing else (no server, no index file) holds its state::
 
@@ -33,9 +33,9 @@ ones without checking their signature: its folder must be trusted, because an en
 is a pickle and unpickling runs code.  HMACs are computed only when a key is set.
 
 **Links.**  The store never follows a symbolic link below its own folder: ``values``,
-each shard folder and each entry are opened with ``O_NOFOLLOW`` relative to their
-parent's descriptor, so neither ``get``, ``put`` nor ``prune`` reads, writes or
-removes anything outside the store.  Only regular files are read, and never past the
+each shard folder and each entry (and ``journal`` and each journal file) are opened
+with ``O_NOFOLLOW`` relative to their parent's descriptor, so neither ``get``,
+``put``, ``prune`` nor a journal reads, writes or removes anything outside the store.  Only regular files are read, and never past the
 size they had when opened.
 
 ``get`` checks the file front to back (magic, version, header digest, header, length,
@@ -55,17 +55,13 @@ makes it a miss.  An entry's last use is its file's mtime, which ``put`` and
 every successful ``get`` set; ``prune`` removes by it, and removes nothing but entry
 files and the store's own temporary files.
 
-A journal is append-only JSON lines.  ``Journal.append`` writes a whole line with one
-``os.write`` on a descriptor opened with ``O_APPEND`` and does not fsync: a record is
-in the kernel once ``append`` returns, so it survives a SIGKILL of the process, but
-not a power cut.  A journal has one writer (one run); ``read`` skips a torn last line.
+``journal(name)`` gives a run journal of the store (``dagexec/_journal.py``), reached
+the same way: folders by ``_folders.open_folder``, files by ``_envelope.open_regular``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import json
 import logging
 import os
 import pickle
@@ -75,14 +71,17 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _envelope as envelope
 from ._envelope import KEY_ENV, REQUIRE_ENV, EnvelopeError, SigningKeyError
 from ._files import write_atomic
+from ._folders import FolderRefused, open_folder
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "CacheEntry", "CacheStore", "Journal"]
+if TYPE_CHECKING:
+    from ._journal import Journal
+
+__all__ = ["FORMAT_VERSION", "MAGIC", "CacheEntry", "CacheStore"]
 
 logger = logging.getLogger("dagexec.cache")
 
@@ -93,10 +92,6 @@ _NAME = re.compile(r"[0-9a-f]{1,128}")
 _SHARD = re.compile(r"[0-9a-f]{2}")
 _ENTRY = re.compile(r"[0-9a-f]{62}")
 _TEMP = re.compile(r"\.[0-9a-f]{62}\.[0-9a-f]{12}\.tmp")
-_DIR_FLAGS = (
-    os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-)
-_NOT_FOLLOWED = (errno.ELOOP, errno.ENOTDIR)  # a link (or a file) where a folder must be
 
 
 def _bad_field(header: dict[str, Any]) -> str | None:
@@ -162,19 +157,6 @@ def _check_key(key: object) -> str:
 def _type_name(value: Any) -> str:
     cls = type(value)
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _open_dir(name: str, dir_fd: int | None = None) -> int:
-    """A descriptor of the folder ``name``, never through a symbolic link."""
-    return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
-
-
-def _not_followed(exc: OSError, what: str) -> _NotAnEntry:
-    if exc.errno in _NOT_FOLLOWED:
-        return _NotAnEntry(
-            f"{what} is not a folder but a symbolic link or a file (the store never follows links)"
-        )
-    return _NotAnEntry(f"{what} cannot be opened: {exc.strerror or exc}")
 
 
 class CacheStore:
@@ -269,28 +251,12 @@ class CacheStore:
 
         Raises:
             FileNotFoundError: when a folder on the way is missing (and not ``create``).
-            _NotAnEntry: when a link or a file stands where a folder must be.
-            OSError: when a folder cannot be made or opened.
+            FolderRefused: when a link or a file stands where a folder must be.
+            OSError: when a folder cannot be made.
         """
-        if create:
-            with contextlib.suppress(FileExistsError):
-                os.makedirs(self._values, exist_ok=True)
+        values = open_folder(self._values, create=create, what="values")
         try:
-            values = _open_dir(self._values)
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
-            raise _not_followed(exc, "values") from exc
-        try:
-            if create:
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(shard, dir_fd=values)
-            try:
-                fd = _open_dir(shard, values)
-            except FileNotFoundError:
-                raise
-            except OSError as exc:
-                raise _not_followed(exc, f"values{os.sep}{shard}") from exc
+            fd = open_folder(shard, values, create=create, what=f"values{os.sep}{shard}")
         finally:
             os.close(values)
         try:
@@ -417,9 +383,6 @@ class CacheStore:
         try:
             with self._shard(key[:2], create=True) as shard:
                 write_atomic(key[2:], entry, dir_fd=shard)
-        except _NotAnEntry as exc:
-            logger.warning("cannot write cache entry %s: %s", self._file(key), exc)
-            return False
         except OSError as exc:
             logger.warning("cannot write cache entry %s: %s", self._file(key), exc.strerror or exc)
             return False
@@ -430,11 +393,11 @@ class CacheStore:
         ``(shard descriptor, name, "")`` of every temporary file; links are not
         followed (each is logged), and anything else is not the store's and is skipped."""
         try:
-            values = _open_dir(self._values)
+            values = open_folder(self._values, what="values")
         except FileNotFoundError:
             return
-        except OSError as exc:
-            logger.warning("cache store %s: %s", self._path, _not_followed(exc, "values"))
+        except FolderRefused as exc:
+            logger.warning("cache store %s: %s", self._path, exc)
             return
         try:
             for shard_entry in sorted(os.scandir(values), key=lambda e: e.name):
@@ -447,7 +410,7 @@ class CacheStore:
 
     def _walk_shard(self, values: int, shard: str) -> Iterator[tuple[int, str, str]]:
         try:
-            fd = _open_dir(shard, values)
+            fd = open_folder(shard, values)
         except OSError:
             return  # replaced since it was listed
         try:
@@ -520,93 +483,8 @@ class CacheStore:
         Raises:
             ValueError: when ``name`` is not 1 to 128 lowercase hex digits.
         """
+        from ._journal import Journal
+
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ValueError(f"a journal name must be 1 to 128 lowercase hex digits, got {name!r:.80}")
         return Journal(self._path / "journal" / f"{name}.jsonl")
-
-
-class Journal:
-    """An append-only file of JSON records, one a line, that survives a killed writer.
-
-    Use it as a context manager, or call :meth:`close`, to release its descriptor.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._fd: int | None = None  # opened by the first append, kept open until close()
-
-    @property
-    def path(self) -> Path:
-        """The journal's file."""
-        return self._path
-
-    def __repr__(self) -> str:
-        return f"Journal({str(self._path)!r})"
-
-    def append(self, record: Mapping[str, Any]) -> None:
-        """Add ``record`` as one line, written by one ``os.write`` (no fsync; module docstring).
-
-        Raises:
-            TypeError, ValueError: when ``record`` holds something JSON cannot write.
-            OSError: when the file cannot be opened or written.
-        """
-        line = (json.dumps(dict(record), separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
-        if self._fd is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self._path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
-            self._fd = fd
-            # a writer killed mid-line left a torn line: end it, so that this record starts a line
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                os.write(fd, b"\n")
-        written = os.write(self._fd, line)
-        if written != len(line):
-            raise OSError(f"journal {self._path}: wrote {written} of {len(line)} bytes (is the disk full?)")
-
-    def read(self) -> list[dict[str, Any]]:
-        """Every complete record, in order; a missing file reads as ``[]``.
-
-        A torn last line, or a line that is not a JSON object, is skipped with a WARNING.
-
-        Raises:
-            OSError: when the file exists but cannot be read.
-        """
-        try:
-            data = self._path.read_bytes()
-        except FileNotFoundError:
-            return []
-        lines = data.split(b"\n")
-        tail = lines.pop()  # b"" when the file ends with a newline
-        if tail:
-            logger.warning(
-                "journal %s: ignored its torn last line (%d bytes, no newline)", self._path, len(tail)
-            )
-        records = []
-        for number, line in enumerate(lines, 1):
-            try:
-                record = json.loads(line.decode("utf-8"))
-            except ValueError:
-                record = None
-            if isinstance(record, dict):
-                records.append(record)
-            else:
-                logger.warning("journal %s: ignored line %d, which is not a JSON object", self._path, number)
-        return records
-
-    def close(self) -> None:
-        """Close the journal's descriptor; a later append opens it again."""
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)
-
-    def __enter__(self) -> Journal:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()

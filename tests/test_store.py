@@ -1,4 +1,4 @@
-"""The cache store and the run journal (dagexec/_store.py, DESIGN §7, §10).
+"""The cache store (dagexec/_store.py, DESIGN §7, §10); its journals are in test_journal.py.
 
 Damaged entries are made from real entry files, cut or edited byte by byte; the
 concurrency and crash tests use real processes, synchronized on files.
@@ -10,7 +10,6 @@ import dataclasses
 import hashlib
 import logging
 import os
-import signal
 import struct
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from dagexec._store import CacheEntry, CacheStore, Journal
+from dagexec._store import CacheEntry, CacheStore
 
 ROOT = Path(__file__).resolve().parent.parent
 K1, K2, K3 = (hashlib.sha256(s).hexdigest() for s in (b"one", b"two", b"three"))
@@ -417,106 +416,3 @@ def test_processes_putting_and_getting_at_once_never_see_a_partial_entry(tmp_pat
     assert store.get(K3) == (True, (K3, 59 % 3))
     assert sorted(e.meta["node"] for e in store.entries()) == ["a", "b", "shared"]
     assert temp_files(store) == []
-
-
-# -- journal ------------------------------------------------------------------------------------
-
-
-def test_journal_appends_records_and_reads_them_in_order(tmp_path: Path) -> None:
-    store = CacheStore(tmp_path)
-    journal = store.journal("0a1b")
-    assert journal.path == tmp_path / "journal" / "0a1b.jsonl"
-    assert repr(journal) == f"Journal({str(journal.path)!r})"
-    assert journal.read() == []
-    with journal:
-        journal.append({"node": "etl/clean", "state": "done", "attempt": 1})
-        journal.append({"node": "etl/load", "state": "failed", "error": "ValueError: é"})
-    assert journal.path.read_text("utf-8") == (
-        '{"node":"etl/clean","state":"done","attempt":1}\n'
-        '{"node":"etl/load","state":"failed","error":"ValueError: é"}\n'
-    )
-    with store.journal("0a1b") as again:
-        again.append({"node": "etl/load", "state": "done"})
-        assert again.read() == [
-            {"node": "etl/clean", "state": "done", "attempt": 1},
-            {"node": "etl/load", "state": "failed", "error": "ValueError: é"},
-            {"node": "etl/load", "state": "done"},
-        ]
-    assert store.journal("ff").read() == []
-
-
-@pytest.mark.parametrize("name", ["", "run-1", "ABCD", "../x", "a" * 129])
-def test_a_journal_name_that_is_not_hex_is_a_value_error(tmp_path: Path, name: str) -> None:
-    with pytest.raises(ValueError) as e:
-        CacheStore(tmp_path).journal(name)
-    assert e.value.args == (f"a journal name must be 1 to 128 lowercase hex digits, got {name!r:.80}",)
-
-
-def test_journal_ignores_a_torn_last_line_with_a_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    store = CacheStore(tmp_path)
-    with store.journal("01") as journal:
-        journal.append({"i": 0})
-        journal.append({"i": 1})
-    with open(journal.path, "ab") as f:
-        f.write(b'{"i": 2, "na')
-    caplog.set_level(logging.WARNING, "dagexec.cache")
-    assert journal.read() == [{"i": 0}, {"i": 1}]
-    assert warnings(caplog) == [f"journal {journal.path}: ignored its torn last line (12 bytes, no newline)"]
-    caplog.clear()
-    # the next writer ends the torn line before its first record
-    with store.journal("01") as journal:
-        journal.append({"i": 3})
-    assert journal.read() == [{"i": 0}, {"i": 1}, {"i": 3}]
-    assert warnings(caplog) == [f"journal {journal.path}: ignored line 3, which is not a JSON object"]
-
-
-JOURNAL_WRITER = """
-import sys
-from pathlib import Path
-from dagexec._store import CacheStore
-journal = CacheStore(sys.argv[1]).journal("c0ffee")
-i = 0
-while True:
-    journal.append({"i": i, "node": f"etl/n-{i}", "pad": "x" * (i % 300)})
-    i += 1
-    if i == 500:
-        Path(sys.argv[2]).touch()
-"""
-
-
-def test_journal_of_a_sigkilled_writer_reads_as_its_complete_records(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    store, ready = CacheStore(tmp_path / "cache"), tmp_path / "ready"
-    writer = run_python(JOURNAL_WRITER, str(store.path), str(ready))
-    try:
-        wait_for(ready)
-    finally:
-        writer.send_signal(signal.SIGKILL)
-        writer.communicate(timeout=60)
-    assert writer.returncode == -signal.SIGKILL
-    caplog.set_level(logging.WARNING, "dagexec.cache")
-    records = store.journal("c0ffee").read()
-    assert len(records) >= 500
-    assert records == [{"i": i, "node": f"etl/n-{i}", "pad": "x" * (i % 300)} for i in range(len(records))]
-    # a kill inside a write that crosses a page may leave a torn last line, never more
-    torn = f"journal {store.journal('c0ffee').path}: ignored its torn last line ("
-    assert len(warnings(caplog)) <= 1
-    assert all(m.startswith(torn) for m in warnings(caplog))
-    with store.journal("c0ffee") as journal:
-        journal.append({"resumed": True})
-    assert journal.read()[-1] == {"resumed": True}
-    assert len(journal.read()) == len(records) + 1
-
-
-def test_a_closed_journal_opens_again_on_append(tmp_path: Path) -> None:
-    journal = CacheStore(tmp_path).journal("ab")
-    journal.close()
-    journal.append({"a": 1})
-    journal.close()
-    journal.close()
-    journal.append({"a": 2})
-    del journal
-    assert Journal(tmp_path / "journal" / "ab.jsonl").read() == [{"a": 1}, {"a": 2}]
