@@ -43,7 +43,7 @@ from ._graph import MISSING, Graph, Node, SectionNode, current_graph
 from ._plan import CompiledGraph, InputSpec, NodeInfo, SectionInfo
 from ._result import RunResult
 from ._section import Section, section
-from ._shell import CommandFailed, CommandResult, shell
+from ._shell import CommandFailed, CommandOutput, CommandResult, shell
 from ._state import State, Trial
 from ._store import CacheEntry, CacheStore
 from ._task import Task, TaskOptions, task
@@ -57,6 +57,7 @@ __all__ = [
     "CacheStore",
     "CallError",
     "CommandFailed",
+    "CommandOutput",
     "CommandResult",
     "CompiledGraph",
     "DagexecError",

@@ -32,7 +32,7 @@ import logging
 import sys
 from typing import Any
 
-__all__ = ["CURRENT", "LOG_LIMIT", "current", "install", "install_for_good", "log_text", "uninstall"]
+__all__ = ["CURRENT", "LOG_LIMIT", "append", "current", "install", "install_for_good", "log_text", "uninstall"]
 
 #: characters of text a trial's log keeps: its last ones
 LOG_LIMIT = 65536
@@ -46,7 +46,8 @@ _COMPACT_AT = 256
 _FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
-def _append(buf: list[Any], text: str) -> None:
+def append(buf: list[Any], text: str) -> None:
+    """Add ``text`` to a trial's log buffer, keeping it within LOG_LIMIT."""
     buf.append(text)
     if len(buf) >= _COMPACT_AT or len(text) > LOG_LIMIT:
         _compact(buf)
@@ -94,7 +95,7 @@ class _Tee:
         slot = CURRENT.get()
         buf = None if slot is None else slot[0]
         if buf is not None and text:
-            _append(buf, str(text))
+            append(buf, str(text))
         stream = self._stream
         if stream is None:  # pythonw: no console, print() writes nowhere
             return len(text)
@@ -137,7 +138,7 @@ class _Handler(logging.Handler):
         name = record.name
         if buf is not None and name != "dagexec" and not name.startswith("dagexec."):
             try:
-                _append(buf, self.format(record) + "\n")
+                append(buf, self.format(record) + "\n")
             except Exception:
                 self.handleError(record)
         if not self._others(record):

@@ -150,14 +150,14 @@ class _Sink:
         if cut == 0:
             cut = len(text)  # a line longer than the log: its end is what stays
         self.partial = text[cut:]
-        _capture._append(self.log, text[:cut])
+        _capture.append(self.log, text[:cut])
 
     def close(self) -> None:
         """The output is complete: the last partial line to the log, the file closed."""
         if self.log is not None:
             rest = self.partial + self.decoder.decode(b"", final=True)
             if rest:
-                _capture._append(self.log, rest + "\n")
+                _capture.append(self.log, rest + "\n")
             self.partial = ""
         if self.file is not None:
             self.file.close()
@@ -169,7 +169,7 @@ class _Sink:
             )
             logger.warning("node %r: %s", self.node, note.strip())
             if self.log is not None:
-                _capture._append(self.log, note)
+                _capture.append(self.log, note)
 
     def text(self) -> str:
         """The text kept in memory (a :class:`CommandOutput` when it was cut); the
