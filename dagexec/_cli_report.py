@@ -155,14 +155,19 @@ def print_summary(result: RunResult, color: bool) -> None:
     from rich.table import Table
 
     console = Console(stderr=True, no_color=not color, highlight=False)
-    counts = Counter(state.value for state in result.states.values())
-    console.print(f"graph {result.graph!r}: {len(result.states)} nodes in {result.duration:.2f} s")
+    # a task.map's items are counted apart from the nodes
+    counts = Counter(s.value for k, s in result.states.items() if not result._is_item(k))
+    items = Counter(result.states[k].value for keys in result._items.values() for k in keys)
+    console.print(f"graph {result.graph!r}: {result._n_nodes()} nodes in {result.duration:.2f} s")
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     table.add_column("state")
     table.add_column("nodes", justify="right")
+    if result._items:
+        table.add_column("map items", justify="right")
     for state in State:
-        if counts[state.value]:
-            add_row(table, state.value, str(counts[state.value]))
+        if counts[state.value] or items[state.value]:
+            cells = [str(counts[state.value])] + ([str(items[state.value])] if result._items else [])
+            add_row(table, state.value, *cells)
     console.print(table)
     failed = result.failed
     if not failed:
@@ -177,6 +182,9 @@ def print_summary(result: RunResult, color: bool) -> None:
         trials = result.trials.get(key, [])
         last = trials[-1] if trials else None
         err = "" if last is None or last.error is None else f"{type(last.error).__name__}: {last.error}"
+        if not trials and key in result._items:  # a map: its items ran, it did not
+            add_row(bad, key, "", "map", result._failure_line(key).partition(": ")[2])
+            continue
         add_row(bad, key, str(len(trials)), last.state.value if last else "", err)
     console.print(bad)
     for key in failed:

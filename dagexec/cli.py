@@ -100,6 +100,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         skip=args.skip or None,
         callbacks=callbacks,
         raise_on_failure=False,
+        check_mutation=args.check_mutation,
     )
     if json_path is not None:
         json_path.write_text(json.dumps(result_to_json(result), indent=2) + "\n", encoding="utf-8")
@@ -410,6 +411,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", metavar="FILE", help="write the result as JSON to FILE")
     p.add_argument("--no-progress", action="store_true", help="no progress display nor per-node log")
+    p.add_argument(
+        "--check-mutation",
+        action="store_true",
+        help="fail a trial whose task changed one of its arguments in place (docs/running.md)",
+    )
     p.add_argument(
         "--require-signed",
         action="store_true",

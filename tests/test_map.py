@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -532,3 +535,56 @@ def test_on_serial_an_item_that_ran_past_its_timeout_is_timed_out_after_the_fact
     assert trial.state == State.TIMED_OUT
     assert str(trial.error).startswith("node 'sleepy[1]' ran 0.5")
     assert str(trial.error).endswith(" s, past its timeout of 0.3 s")
+
+
+MAP_PIPE = """
+import dagexec as dx
+
+
+@dx.task
+def numbers(n: int) -> list[int]:
+    return list(range(n))
+
+
+@dx.task(retries=1)
+def inv(x: int) -> float:
+    return 1 / (x - 2)
+
+
+@dx.task
+def total(xs: list[float]) -> float:
+    return sum(xs)
+
+
+with dx.Graph("g") as graph:
+    total(inv.map(numbers(4)))
+"""
+
+
+def test_the_command_line_report_counts_items_apart_and_names_the_failed_item(tmp_path):
+    (tmp_path / "map_pipe.py").write_text(MAP_PIPE)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DAGEXEC_KEY")}
+    env["COLUMNS"] = "200"
+    proc = subprocess.run(
+        [sys.executable, "-m", "dagexec", "run", "map_pipe:graph", "--executor", "serial", "--no-progress"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    lines = [line.rstrip() for line in proc.stderr.splitlines()]
+    assert re.fullmatch(r"graph 'g': 3 nodes in \d+\.\d\d s", lines[0])
+    assert [line.split() for line in lines[1:7]] == [
+        ["state", "nodes", "map", "items"],
+        [lines[2].strip()],  # the rule under the header
+        ["succeeded", "1", "2"],
+        ["failed", "1", "1"],
+        ["upstream_failed", "1", "0"],
+        ["cancelled", "0", "1"],
+    ]
+    assert lines[7] == "2 failed:"
+    assert lines[10].split(None, 3) == ["inv[2]", "2", "failed", "ZeroDivisionError: division by zero"]
+    assert lines[11].split(None, 2) == ["inv", "map", "1 of 4 items failed"]  # no attempts of its own
+    assert "0 attempt" not in proc.stderr

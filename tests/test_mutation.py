@@ -4,7 +4,11 @@ trial, on every executor (DESIGN §12 "Mutation"; docs/running.md, Executors).""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import psutil
 import pytest
@@ -293,3 +297,41 @@ def test_the_check_leaves_cache_keys_as_they_are(tmp_path):
         "load-1": "cached",
         "count": "cached",
     }
+
+
+CHANGING = """
+import dagexec as dx
+
+
+@dx.task
+def load(n: int) -> list[int]:
+    return list(range(n))
+
+
+@dx.task
+def grow(rows: list[int]) -> int:
+    rows.append(99)
+    return len(rows)
+
+
+with dx.Graph("cli") as graph:
+    graph.output(grow(load(3)), name="n")
+"""
+
+
+def run_cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DAGEXEC_KEY")}
+    env["COLUMNS"] = "250"
+    cmd = [sys.executable, "-m", "dagexec", "run", "changing:graph", "--no-progress", *args]
+    return subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_dagexec_run_check_mutation_fails_the_run(tmp_path):
+    (tmp_path / "changing.py").write_text(CHANGING)
+    plain = run_cli(tmp_path)
+    assert (plain.returncode, plain.stdout) == (0, "n = 4\n")
+    checked = run_cli(tmp_path, "--check-mutation", "--executor", "loky", "--workers", "1")
+    assert (checked.returncode, checked.stdout) == (1, "")
+    message = MESSAGE.format(key="grow", param="rows", producer="node 'load'")
+    row = next(line for line in checked.stderr.splitlines() if line.startswith("grow "))
+    assert row.split(None, 3) == ["grow", "1", "failed", f"MutationError: {message}"]
