@@ -35,8 +35,8 @@ is a pickle and unpickling runs code.  HMACs are computed only when a key is set
 **Links.**  The store never follows a symbolic link below its own folder: ``values``,
 each shard folder and each entry (and ``journal`` and each journal file) are opened
 with ``O_NOFOLLOW`` relative to their parent's descriptor, so neither ``get``,
-``put``, ``prune`` nor a journal reads, writes or removes anything outside the store.  Only regular files are read, and never past the
-size they had when opened.
+``put``, ``prune`` nor a journal reads, writes or removes anything outside the store.
+Only regular files are read, and never past the size they had when opened.
 
 ``get`` checks the file front to back (magic, version, header digest, header, length,
 payload SHA-256, signature, key) before the unpickler sees a byte.  A file failing any
@@ -55,8 +55,8 @@ makes it a miss.  An entry's last use is its file's mtime, which ``put`` and
 every successful ``get`` set; ``prune`` removes by it, and removes nothing but entry
 files and the store's own temporary files.
 
-``journal(name)`` gives a run journal of the store (``dagexec/_journal.py``), reached
-the same way: folders by ``_folders.open_folder``, files by ``_envelope.open_regular``.
+``journal(name)`` is a run journal (``dagexec/_journal.py``), reached the same way:
+folders by ``_folders.open_folder``, files by ``_envelope.open_regular``.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ from ._folders import FolderRefused, open_folder
 if TYPE_CHECKING:
     from ._journal import Journal
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "CacheEntry", "CacheStore"]
+__all__ = ["FORMAT_VERSION", "MAGIC", "CacheEntry", "CacheStore", "key_problem"]
 
 logger = logging.getLogger("dagexec.cache")
 
@@ -142,11 +142,6 @@ class _BadEntry(Exception):
     """Why an entry file cannot be used (internal: never leaves this module)."""
 
 
-class _NotAnEntry(Exception):
-    """Something that is not an entry file stands where one would (a link, a FIFO, a
-    folder): logged and left alone (internal)."""
-
-
 def _check_key(key: object) -> str:
     if not isinstance(key, str) or not _KEY.fullmatch(key):
         shown = repr(key) if len(repr(key)) <= 80 else repr(key)[:77] + "..."
@@ -157,6 +152,29 @@ def _check_key(key: object) -> str:
 def _type_name(value: Any) -> str:
     cls = type(value)
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _store_key(key: bytes | str | None, require_signed: bool | None) -> bytes | None:
+    """The key a store opened with ``key`` and ``require_signed`` signs with (see CacheStore)."""
+    resolved = envelope.resolve_key(key)
+    required = envelope.signatures_required() if require_signed is None else require_signed
+    if required and resolved is None:
+        raise SigningKeyError(
+            f"signed files are required ({REQUIRE_ENV}) and no key is set: a cache store without a key "
+            f"neither signs nor checks its entries; set {KEY_ENV} or pass CacheStore(path, key=...)",
+            REQUIRE_ENV,
+        )
+    return resolved
+
+
+def key_problem() -> str | None:
+    """Why ``CacheStore(path)`` cannot open here (``DAGEXEC_KEY`` set but empty, or
+    signatures required and no key), or None: checked before a run with a cache."""
+    try:
+        _store_key(None, None)
+    except SigningKeyError as exc:
+        return str(exc)
+    return None
 
 
 class CacheStore:
@@ -196,14 +214,7 @@ class CacheStore:
             TypeError: when ``key`` is not bytes or str.
             OSError: when the folder cannot be made.
         """
-        self._key = envelope.resolve_key(key)
-        required = envelope.signatures_required() if require_signed is None else require_signed
-        if required and self._key is None:
-            raise SigningKeyError(
-                f"signed files are required ({REQUIRE_ENV}) and no key is set: a cache store without a key "
-                f"neither signs nor checks its entries; set {KEY_ENV} or pass CacheStore(path, key=...)",
-                REQUIRE_ENV,
-            )
+        self._key = _store_key(key, require_signed)
         self._path = Path(path).absolute()
         self._path.mkdir(parents=True, exist_ok=True)
         self._values = os.path.join(str(self._path), "values")
@@ -281,8 +292,6 @@ class CacheStore:
                 return self._get(shard, key)
         except FileNotFoundError:
             return False, None
-        except _NotAnEntry as exc:
-            logger.warning("cannot use cache entry %s: %s", self._file(key), exc)
         except OSError as exc:
             logger.warning("cannot use cache entry %s: %s", self._file(key), exc.strerror or exc)
         return False, None
@@ -294,8 +303,11 @@ class CacheStore:
         except EnvelopeError as err:
             if isinstance(err.__cause__, FileNotFoundError):
                 return False, None
-            if err.check == "not-regular":
-                raise _NotAnEntry(f"{err.message}; it is left as it is") from err
+            if err.check == "not-regular":  # a link, a FIFO, a folder: not the store's to remove
+                logger.warning(
+                    "cannot use cache entry %s: %s; it is left as it is", self._file(key), err.message
+                )
+                return False, None
             self._discard(shard, key, None, f"it cannot be read: {err.message}")
             return False, None
         try:

@@ -24,7 +24,7 @@ import pytest
 
 import dagexec as dx
 from dagexec._artifact import unpack as unpack_artifact
-from dagexec._store import CacheStore
+from dagexec._store import CacheStore, key_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 K1, K2 = (hashlib.sha256(s).hexdigest() for s in (b"one", b"two"))
@@ -452,6 +452,26 @@ def test_an_empty_key_or_required_signatures_without_a_key_refuse_to_open_a_stor
     )
     assert CacheStore(tmp_path, key=b"k").signed is True
     assert CacheStore(tmp_path, require_signed=False).signed is False
+
+
+def test_key_problem_says_why_a_store_without_key_cannot_open_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert key_problem() is None
+    monkeypatch.setenv("DAGEXEC_KEY", "")
+    assert key_problem() == (
+        "DAGEXEC_KEY is set but empty (what a secret that is not available expands to); "
+        "set it to the signing key, or unset it"
+    )
+    monkeypatch.delenv("DAGEXEC_KEY")
+    monkeypatch.setenv("DAGEXEC_REQUIRE_SIGNED", "1")
+    assert key_problem() == (
+        "signed files are required (DAGEXEC_REQUIRE_SIGNED) and no key is set: a cache store without a "
+        "key neither signs nor checks its entries; set DAGEXEC_KEY or pass CacheStore(path, key=...)"
+    )
+    monkeypatch.setenv("DAGEXEC_KEY", "k")
+    assert key_problem() is None
+    assert not any(tmp_path.iterdir())  # it opens nothing
 
 
 def test_a_store_with_a_key_is_not_pickled(tmp_path: Path) -> None:
