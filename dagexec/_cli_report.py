@@ -1,5 +1,10 @@
 """What the command line shows of a run: progress (live or plain), the summary
-table, output values and the ``--json`` report."""
+table, output values and the ``--json`` report; and what ``inspect`` shows of a file.
+
+Tables and reports are drawn by rich to the terminal's width; where the stream is not
+a terminal (a pipe, a file, a CI log) nothing is wrapped, whatever ``COLUMNS`` says,
+so that each error and each traceback line stays one line that ``grep`` finds
+(:func:`console`)."""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ import math
 import sys
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ._state import State, Trial
 
@@ -18,6 +24,16 @@ if TYPE_CHECKING:
 
 _TB_LINES = 6  # traceback lines shown per failed node
 _LOG_LINES = 20  # log lines shown per failed node (its tail)
+_NO_WRAP = 1_000_000  # the width of a console that is not a terminal: no line is that long
+
+
+def console(stderr: bool, color: bool = False) -> Any:
+    """A rich Console on stderr or stdout: the terminal's width on a terminal, else one
+    that wraps no line."""
+    tty = (sys.stderr if stderr else sys.stdout).isatty()
+    from rich.console import Console
+
+    return Console(stderr=stderr, no_color=not color, highlight=False, width=None if tty else _NO_WRAP)
 
 
 # -- progress ----------------------------------------------------------------------------
@@ -151,14 +167,13 @@ def add_row(table: Any, *cells: str) -> None:
 def print_summary(result: RunResult, color: bool) -> None:
     """The summary table on stderr: nodes by state, then each failed node with its error."""
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(stderr=True, no_color=not color, highlight=False)
+    out = console(stderr=True, color=color)
     # a task.map's items are counted apart from the nodes
     counts = Counter(s.value for k, s in result.states.items() if not result._is_item(k))
     items = Counter(result.states[k].value for keys in result._items.values() for k in keys)
-    console.print(f"graph {result.graph!r}: {result._n_nodes()} nodes in {result.duration:.2f} s")
+    out.print(f"graph {result.graph!r}: {result._n_nodes()} nodes in {result.duration:.2f} s")
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     table.add_column("state")
     table.add_column("nodes", justify="right")
@@ -168,11 +183,11 @@ def print_summary(result: RunResult, color: bool) -> None:
         if counts[state.value] or items[state.value]:
             cells = [str(counts[state.value])] + ([str(items[state.value])] if result._items else [])
             add_row(table, state.value, *cells)
-    console.print(table)
+    out.print(table)
     failed = result.failed
     if not failed:
         return
-    console.print(f"{len(failed)} failed:")
+    out.print(f"{len(failed)} failed:")
     bad = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     bad.add_column("node")
     bad.add_column("attempts", justify="right")
@@ -186,7 +201,7 @@ def print_summary(result: RunResult, color: bool) -> None:
             add_row(bad, key, "", "map", result._failure_line(key).partition(": ")[2])
             continue
         add_row(bad, key, str(len(trials)), last.state.value if last else "", err)
-    console.print(bad)
+    out.print(bad)
     for key in failed:
         trials = result.trials.get(key, [])
         if not trials:
@@ -194,17 +209,97 @@ def print_summary(result: RunResult, color: bool) -> None:
         last = trials[-1]
         lines = _tail(last.traceback, _TB_LINES)
         if lines:
-            console.print(f"{key}: traceback (last lines)", style="bold", markup=False)
-            console.print("\n".join("  " + line for line in lines), markup=False)
+            out.print(f"{key}: traceback (last lines)", style="bold", markup=False)
+            out.print("\n".join("  " + line for line in lines), markup=False)
         log = _tail(last.log, _LOG_LINES)
         if log:
-            console.print(f"{key}: log (last lines)", style="bold", markup=False)
-            console.print("\n".join("  " + line for line in log), markup=False)
+            out.print(f"{key}: log (last lines)", style="bold", markup=False)
+            out.print("\n".join("  " + line for line in log), markup=False)
 
 
-def print_outputs(result: RunResult) -> None:
-    """Each computed output on stdout as ``name = repr``."""
+def print_outputs(result: RunResult, file: TextIO) -> None:
+    """Each computed output as ``name = repr``, on ``file`` (stdout, or stderr when
+    stdout holds a document)."""
     from ._typecheck import short_repr
 
     for name, value in result.outputs.items():
-        print(f"{name} = {short_repr(value, 200)}")
+        file.write(f"{name} = {short_repr(value, 200)}\n")
+
+
+# -- inspect -----------------------------------------------------------------------------
+def _signature_state(header: dict[str, Any]) -> str:
+    if not header.get("signed"):
+        return "unsigned"
+    if header.get("verified"):
+        return "signed, verified with DAGEXEC_KEY"
+    return "signed, not verified (set DAGEXEC_KEY to check it)"
+
+
+def print_header(path: Path, header: dict[str, Any]) -> None:
+    """What ``dagexec inspect`` shows of a saved file's header, on stdout; every text
+    from the file goes through :func:`printable`."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    screen = console(stderr=False)
+
+    def table(title: str, *columns: str) -> Table:
+        screen.print(Text(printable(title), style="bold"))
+        t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+        for col in columns:
+            t.add_column(col)
+        return t
+
+    manifest: dict[str, Any] = header.get("manifest") or {}
+    python = f"{header.get('python_implementation', '')} {header.get('python_version', '')}".strip()
+    info = table(f"{path}", "field", "value")
+    rows = [
+        ("graph", str(header.get("graph"))),
+        ("nodes", str(header.get("node_count", len(manifest.get("nodes", []))))),
+        ("fingerprint", str(header.get("fingerprint"))),
+        ("signature", _signature_state(header)),
+        ("format", str(header.get("format_version"))),
+        ("dagexec", str(header.get("dagexec_version"))),
+        ("python", python),
+        ("cloudpickle", str(header.get("cloudpickle_version"))),
+        ("payload", f"{header.get('payload_length')} bytes, sha256 {header.get('payload_sha256')}"),
+        ("code inside", ", ".join(header.get("by_value") or []) or "-"),
+    ]
+    for label, value in rows:
+        add_row(info, label, value)
+    screen.print(info)
+    screen.print()
+    requirements = header.get("requirements") or []
+    if not requirements:
+        screen.print(Text("requirements", style="bold"), ": none beyond dagexec", sep="")
+    reqs = table("requirements", "distribution", "version", "modules") if requirements else None
+    for req in requirements:
+        add_row(
+            reqs, str(req.get("distribution")), str(req.get("version")), ", ".join(req.get("modules") or [])
+        )
+    if reqs is not None:
+        screen.print(reqs)
+    screen.print()
+    inputs = table("inputs", "name", "type", "default")
+    for spec in manifest.get("inputs", []):
+        default = "(required)" if spec.get("required") else str(spec.get("default", ""))
+        add_row(inputs, str(spec.get("name")), str(spec.get("type")), default)
+    screen.print(inputs)
+    screen.print()
+    outputs = table("outputs", "name", "node")
+    for out in manifest.get("outputs", []):
+        add_row(outputs, str(out.get("name")), str(out.get("key")))
+    screen.print(outputs)
+    screen.print()
+    nodes = table("nodes", "key", "task", "function", "deps", "call site")
+    for node in manifest.get("nodes", []):
+        add_row(
+            nodes,
+            str(node.get("key")),
+            str(node.get("task")),
+            str(node.get("function")),
+            ", ".join(node.get("deps", [])),
+            str(node.get("call_site")),
+        )
+    screen.print(nodes)

@@ -1,12 +1,19 @@
 """The command line's targets (``module:attr``, ``file.py:attr``, saved files) and
-``-i name=value`` inputs parsed by each input's declared type."""
+``-i name=value`` inputs parsed by each input's declared type, and the values of other
+options (durations, counts, fingerprints).
+
+A value read as JSON may nest containers at most ``MAX_NESTING`` deep (the most
+dagexec walks, hashes and pickles, DESIGN §12): deeper text is refused as bad usage
+before anything runs, never left to a ``RecursionError`` in the parser or later."""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import inspect as _inspect
 import json
 import os
+import re
 import sys
 import traceback
 import types
@@ -15,6 +22,7 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from ._errors import DagexecError, GraphError
+from ._graph import MAX_NESTING, nesting_exceeds
 
 if TYPE_CHECKING:
     from ._plan import CompiledGraph
@@ -240,7 +248,7 @@ def parse_value(name: str, text: str, ann: Any) -> Any:
             raise bad() from None
     if ann is Any or ann is object:
         try:
-            return json.loads(text)
+            return _json(name, text)
         except ValueError:
             return text
     if typing.get_origin(ann) in (typing.Union, types.UnionType):
@@ -252,7 +260,7 @@ def parse_value(name: str, text: str, ann: Any) -> Any:
     if isinstance(ann, type) and issubclass(ann, PurePath):
         return ann(text)
     try:
-        value = json.loads(text)
+        value = _json(name, text)
     except ValueError as exc:
         raise bad(f" as JSON ({exc})") from None
     origin = typing.get_origin(ann) or ann
@@ -262,3 +270,68 @@ def parse_value(name: str, text: str, ann: Any) -> Any:
         except TypeError:
             raise bad(f" as JSON ({origin.__name__} items must be hashable)") from None
     return value
+
+
+def _json(name: str, text: str) -> Any:
+    """``text`` parsed as JSON for input ``name``.
+
+    Raises:
+        ValueError: when it is not JSON.
+        UsageError: when its containers nest more than ``MAX_NESTING`` deep.
+    """
+    try:
+        value = json.loads(text)
+        too_deep = nesting_exceeds(value)
+    except RecursionError:  # the parser's own limit, far past MAX_NESTING
+        too_deep = True
+    if too_deep:
+        raise UsageError(
+            f"input {name!r} holds containers nested more than {MAX_NESTING} deep, the most dagexec "
+            "reads from -i; make such a value inside a task"
+        )
+    return value
+
+
+# -- option values -----------------------------------------------------------------------
+UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}  # seconds per unit
+
+
+def duration(text: str) -> float:
+    """``30s``, ``15m``, ``12h``, ``7d``, ``2w`` or plain seconds, as seconds (an argparse type)."""
+    unit = UNITS.get(text[-1:])
+    number = text[:-1] if unit is not None else text
+    try:
+        value = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expects a duration such as 30s, 15m, 12h, 7d or 2w, got {text!r}"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expects a duration >= 0, got {text!r}")
+    return value * (unit or 1.0)
+
+
+def age(seconds: float) -> str:
+    """``seconds`` in its largest whole unit: ``3d``, ``40m``, ``5s``."""
+    for unit in ("w", "d", "h", "m"):
+        if seconds >= UNITS[unit]:
+            return f"{int(seconds // UNITS[unit])}{unit}"
+    return f"{int(seconds)}s"
+
+
+def positive_int(text: str) -> int:
+    """An int >= 1 (an argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects an int >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expects an int >= 1, got {text!r}")
+    return value
+
+
+def fingerprint(text: str) -> str:
+    """A plan's fingerprint, 64 hex digits, lowercased (an argparse type)."""
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        raise argparse.ArgumentTypeError(f"expects a plan's fingerprint, 64 hex digits, got {text!r}")
+    return text.lower()

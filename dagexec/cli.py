@@ -28,16 +28,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+from ._cli_output import STDOUT, check_destination, stdout_for_document, write_document
 from ._cli_report import (
     LiveDisplay,
     PlainLog,
-    add_row,
+    print_header,
     print_outputs,
     print_summary,
     printable,
@@ -46,8 +46,12 @@ from ._cli_report import (
 )
 from ._cli_targets import (
     UsageError,
+    age,
+    duration,
+    fingerprint,
     load_plan,
     parse_inputs,
+    positive_int,
     resolve_target,
 )
 from ._envelope import SigningKeyError
@@ -60,9 +64,15 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
+#: ``--workers`` for loky is cut to this many processes per CPU (with a warning)
+MAX_PROCESSES_PER_CPU = 4
+
+logger = logging.getLogger(__name__)
+
 
 # -- commands ----------------------------------------------------------------------------
-def _cmd_run(args: argparse.Namespace) -> int:
+def _check_run_usage(args: argparse.Namespace) -> None:
+    """The checks of ``run``'s options that need neither the plan nor its code."""
     if args.scheduler is not None and args.executor != "dask":
         raise UsageError("--scheduler is used only with --executor dask")
     if args.executor == "dask" and args.scheduler is None and not _dask_address_configured():
@@ -72,40 +82,69 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
     if args.dry_run and args.cache is None:
         raise UsageError("--dry-run needs --cache DIR: it says what the cache would serve")
+    if args.dry_run and args.json is not None:
+        raise UsageError("--dry-run writes no --json: nothing runs")
     if args.resume and args.cache is None:
         raise UsageError("--resume needs --cache DIR: the folder whose journal the run continues")
-    plan = load_plan(args.target, args.require_signed, args.expect_graph, args.expect_fingerprint)
-    inputs = parse_inputs(plan, args.input)
-    if args.dry_run:
-        return _dry_run(plan, inputs, args)
-    callbacks: list[Any] = []
-    tty = sys.stderr.isatty()
-    if not args.no_progress:
-        if args.cache is not None:
-            total = _would_run(plan, inputs, args)
-        else:
-            total = selected_count(plan, args.only, args.skip)
-        callbacks.append(LiveDisplay(total) if tty else PlainLog(total))
-    json_path = Path(args.json) if args.json else None
-    if json_path is not None and not json_path.parent.is_dir():
-        raise UsageError(f"cannot write --json {args.json!r}: no such folder {str(json_path.parent)!r}")
-    result = plan.run(
-        inputs=inputs,
-        executor=args.executor,
-        max_workers=args.workers,
-        scheduler=args.scheduler,
-        cache=args.cache,
-        resume=args.resume,
-        only=args.only or None,
-        skip=args.skip or None,
-        callbacks=callbacks,
-        raise_on_failure=False,
-        check_mutation=args.check_mutation,
-    )
-    if json_path is not None:
-        json_path.write_text(json.dumps(result_to_json(result), indent=2) + "\n", encoding="utf-8")
-    print_summary(result, color=tty)
-    print_outputs(result)
+    from ._store import key_problem
+
+    if args.cache is not None and (why := key_problem()) is not None:
+        raise UsageError(f"--cache {args.cache!r}: {why}")
+    if args.json is not None:
+        check_destination(args.json, "--json")
+    if args.executor == "loky" and args.workers is not None:
+        args.workers = _capped_processes(args.workers)
+
+
+def _capped_processes(workers: int) -> int:
+    """``--workers`` for an executor of processes, at most MAX_PROCESSES_PER_CPU per CPU."""
+    from loky import cpu_count
+
+    cpus: int = cpu_count()
+    cap = MAX_PROCESSES_PER_CPU * cpus
+    if workers <= cap:
+        return workers
+    logger.warning(
+        "--workers %d is more than %d processes per CPU (%d CPU%s here): %d loky workers start",
+        workers, MAX_PROCESSES_PER_CPU, cpus, "" if cpus == 1 else "s", cap,
+    )  # fmt: skip
+    return cap
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    _check_run_usage(args)
+    to_stdout = args.json == STDOUT
+    with stdout_for_document(to_stdout) as document:
+        plan = load_plan(args.target, args.require_signed, args.expect_graph, args.expect_fingerprint)
+        inputs = parse_inputs(plan, args.input)
+        if args.dry_run:
+            return _dry_run(plan, inputs, args)
+        callbacks: list[Any] = []
+        tty = sys.stderr.isatty()
+        if not args.no_progress:
+            if args.cache is not None:
+                total = _would_run(plan, inputs, args)
+            else:
+                total = selected_count(plan, args.only, args.skip)
+            callbacks.append(LiveDisplay(total) if tty else PlainLog(total))
+        result = plan.run(
+            inputs=inputs,
+            executor=args.executor,
+            max_workers=args.workers,
+            scheduler=args.scheduler,
+            cache=args.cache,
+            resume=args.resume,
+            only=args.only or None,
+            skip=args.skip or None,
+            callbacks=callbacks,
+            raise_on_failure=False,
+            check_mutation=args.check_mutation,
+        )
+        if args.json is not None:
+            data = json.dumps(result_to_json(result), indent=2) + "\n"
+            write_document(args.json, data.encode("utf-8"), document)
+        print_summary(result, color=tty)
+        print_outputs(result, sys.stderr if to_stdout else sys.stdout)
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
@@ -166,85 +205,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise UsageError(f"no such file {args.file!r}")
-    _print_header(path, read_header(path))
+    print_header(path, read_header(path))
     return EXIT_OK
-
-
-def _signature_state(header: dict[str, Any]) -> str:
-    if not header.get("signed"):
-        return "unsigned"
-    if header.get("verified"):
-        return "signed, verified with DAGEXEC_KEY"
-    return "signed, not verified (set DAGEXEC_KEY to check it)"
-
-
-def _print_header(path: Path, header: dict[str, Any]) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    console = Console(highlight=False)
-
-    def table(title: str, *columns: str) -> Table:
-        console.print(Text(printable(title), style="bold"))
-        t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-        for col in columns:
-            t.add_column(col)
-        return t
-
-    manifest: dict[str, Any] = header.get("manifest") or {}
-    python = f"{header.get('python_implementation', '')} {header.get('python_version', '')}".strip()
-    info = table(f"{path}", "field", "value")
-    rows = [
-        ("graph", str(header.get("graph"))),
-        ("nodes", str(header.get("node_count", len(manifest.get("nodes", []))))),
-        ("fingerprint", str(header.get("fingerprint"))),
-        ("signature", _signature_state(header)),
-        ("format", str(header.get("format_version"))),
-        ("dagexec", str(header.get("dagexec_version"))),
-        ("python", python),
-        ("cloudpickle", str(header.get("cloudpickle_version"))),
-        ("payload", f"{header.get('payload_length')} bytes, sha256 {header.get('payload_sha256')}"),
-        ("code inside", ", ".join(header.get("by_value") or []) or "-"),
-    ]
-    for label, value in rows:
-        add_row(info, label, value)
-    console.print(info)
-    console.print()
-    requirements = header.get("requirements") or []
-    if not requirements:
-        console.print(Text("requirements", style="bold"), ": none beyond dagexec", sep="")
-    reqs = table("requirements", "distribution", "version", "modules") if requirements else None
-    for req in requirements:
-        add_row(
-            reqs, str(req.get("distribution")), str(req.get("version")), ", ".join(req.get("modules") or [])
-        )
-    if reqs is not None:
-        console.print(reqs)
-    console.print()
-    inputs = table("inputs", "name", "type", "default")
-    for spec in manifest.get("inputs", []):
-        default = "(required)" if spec.get("required") else str(spec.get("default", ""))
-        add_row(inputs, str(spec.get("name")), str(spec.get("type")), default)
-    console.print(inputs)
-    console.print()
-    outputs = table("outputs", "name", "node")
-    for out in manifest.get("outputs", []):
-        add_row(outputs, str(out.get("name")), str(out.get("key")))
-    console.print(outputs)
-    console.print()
-    nodes = table("nodes", "key", "task", "function", "deps", "call site")
-    for node in manifest.get("nodes", []):
-        add_row(
-            nodes,
-            str(node.get("key")),
-            str(node.get("task")),
-            str(node.get("function")),
-            ", ".join(node.get("deps", [])),
-            str(node.get("call_site")),
-        )
-    console.print(nodes)
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
@@ -259,23 +221,6 @@ def _cmd_diff(args: argparse.Namespace) -> int:
         print(f"no differences: {len(b)} nodes")
         return EXIT_OK
     return EXIT_FAILED
-
-
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-
-
-def _duration(text: str) -> float:
-    unit = _UNITS.get(text[-1:])
-    number = text[:-1] if unit is not None else text
-    try:
-        value = float(number)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expects a duration such as 30s, 15m, 12h, 7d or 2w, got {text!r}"
-        ) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expects a duration >= 0, got {text!r}")
-    return value * (unit or 1.0)
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
@@ -297,61 +242,51 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     for e in entries:
         node, graph = (e.meta.get(f) for f in ("node", "graph"))
         where = f"{graph if isinstance(graph, str) else '?'}:{node if isinstance(node, str) else '?'}"
-        print(f"{e.key[:12]}  {e.size:>12,}  used {_age(now - e.used):>4} ago  {printable(where)}")
+        print(f"{e.key[:12]}  {e.size:>12,}  used {age(now - e.used):>4} ago  {printable(where)}")
     print(f"{len(entries)} entries, {sum(e.size for e in entries):,} bytes")
     return EXIT_OK
 
 
-def _age(seconds: float) -> str:
-    for unit in ("w", "d", "h", "m"):
-        if seconds >= _UNITS[unit]:
-            return f"{int(seconds // _UNITS[unit])}{unit}"
-    return f"{int(seconds)}s"
-
-
-_PICTURES = (".dot", ".gv", ".svg", ".png", ".html")
+_FORMATS = {".dot": "dot", ".gv": "dot", ".svg": "svg", ".png": "png", ".html": "html"}
 
 
 def _cmd_dot(args: argparse.Namespace) -> int:
-    out = Path(args.output)
-    suffix = out.suffix.lower()
-    if suffix not in _PICTURES:
-        raise UsageError(f"cannot tell the picture format of {args.output!r}; use .dot, .svg, .png or .html")
-    if suffix in (".svg", ".png", ".html") and shutil.which("dot") is None:
+    fmt = args.format or (_FORMATS.get(Path(args.output).suffix.lower()) if args.output != STDOUT else "dot")
+    if fmt is None:
         raise UsageError(
-            f"writing {suffix} needs the Graphviz 'dot' program, which is not installed; "
+            f"cannot tell the picture format of {args.output!r}; use .dot, .svg, .png or .html, or --format"
+        )
+    if fmt != "dot" and shutil.which("dot") is None:
+        raise UsageError(
+            f"writing .{fmt} needs the Graphviz 'dot' program, which is not installed; "
             "install Graphviz (https://graphviz.org/download/) or write .dot"
         )
-    if not out.parent.is_dir():
-        raise UsageError(f"cannot write {args.output!r}: no such folder {str(out.parent)!r}")
-    plan = load_plan(args.target)
-    if suffix == ".html":
-        plan.to_html(out)
-    elif suffix in (".dot", ".gv"):
-        out.write_text(plan.to_dot().source, encoding="utf-8")
-    else:
-        out.write_bytes(plan.to_dot().pipe(format=suffix[1:]))
-    sys.stderr.write(f"wrote {args.output}: graph {plan.name!r}, {len(plan)} nodes\n")
+    check_destination(args.output)
+    with stdout_for_document(args.output == STDOUT) as document:
+        plan = load_plan(args.target)
+        if fmt == "html":
+            data = _html_page(plan)
+        elif fmt == "dot":
+            data = plan.to_dot().source.encode("utf-8")
+        else:
+            data = plan.to_dot().pipe(format=fmt)
+        write_document(args.output, data, document)
+    where = "standard output" if args.output == STDOUT else args.output
+    sys.stderr.write(f"wrote {where}: graph {plan.name!r}, {len(plan)} nodes\n")
     return EXIT_OK
 
 
+def _html_page(plan: Any) -> bytes:
+    """The bytes of ``plan.to_html()``'s page (it writes only files)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="dagexec-") as folder:
+        page = Path(folder) / "plan.html"
+        plan.to_html(page)
+        return page.read_bytes()
+
+
 # -- parser ------------------------------------------------------------------------------
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expects an int >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expects an int >= 1, got {text!r}")
-    return value
-
-
-def _fingerprint(text: str) -> str:
-    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
-        raise argparse.ArgumentTypeError(f"expects a plan's fingerprint, 64 hex digits, got {text!r}")
-    return text.lower()
-
-
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -387,7 +322,10 @@ def _parser() -> argparse.ArgumentParser:
         help="default: threads; dask needs --scheduler",
     )
     p.add_argument(
-        "--workers", metavar="N", type=_positive_int, help="number of workers (dask: trials in flight)"
+        "--workers",
+        metavar="N",
+        type=positive_int,
+        help=f"number of workers (dask: trials in flight; loky: at most {MAX_PROCESSES_PER_CPU} per CPU)",
     )
     p.add_argument(
         "--scheduler",
@@ -409,7 +347,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --cache: continue the last run of this plan and inputs; what succeeded does not run again",
     )
-    p.add_argument("--json", metavar="FILE", help="write the result as JSON to FILE")
+    p.add_argument(
+        "--json", metavar="FILE", help="write the result as JSON to FILE; - writes it to standard output"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress display nor per-node log")
     p.add_argument(
         "--check-mutation",
@@ -425,7 +365,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--expect-fingerprint",
         metavar="HEX",
-        type=_fingerprint,
+        type=fingerprint,
         help="refuse a saved file whose plan has another fingerprint (64 hex digits, see inspect)",
     )
     p.set_defaults(func=_cmd_run)
@@ -441,7 +381,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--older-than",
         metavar="AGE",
-        type=_duration,
+        type=duration,
         help="prune: only entries unused for longer than AGE (30s, 15m, 12h, 7d, 2w); default: all",
     )
     p.set_defaults(func=_cmd_cache)
@@ -453,7 +393,16 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dot", help="draw a graph as .dot, .svg, .png or an .html page")
     p.add_argument("target", metavar="FILE|TARGET", help="a saved .dagx file or module:attr")
     p.add_argument(
-        "-o", "--output", metavar="OUT", required=True, help="OUT.dot, OUT.svg, OUT.png or OUT.html"
+        "-o",
+        "--output",
+        metavar="OUT",
+        required=True,
+        help="OUT.dot, OUT.svg, OUT.png or OUT.html; - writes to standard output",
+    )
+    p.add_argument(
+        "--format",
+        choices=tuple(sorted(set(_FORMATS.values()))),
+        help="the picture's format; default: from OUT's suffix, dot for -",
     )
     p.set_defaults(func=_cmd_dot)
     return parser

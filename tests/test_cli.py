@@ -499,7 +499,7 @@ def test_dot_refuses_other_formats(project: Path) -> None:
     proc = cli(project, "dot", "pipe:sums", "-o", "g.txt")
     assert proc.returncode == 2
     assert error_line(proc) == (
-        "dagexec: error: cannot tell the picture format of 'g.txt'; use .dot, .svg, .png or .html"
+        "dagexec: error: cannot tell the picture format of 'g.txt'; use .dot, .svg, .png or .html, or --format"
     )
 
 
@@ -707,7 +707,8 @@ def test_an_empty_dagexec_key_exits_2_for_every_command_that_loads_or_saves(
     assert not (project / "again.dagx").exists()
     proc = cli(project, "run", "pipe:sums", "-i", "n=2", "--cache", "c", env=_env(DAGEXEC_KEY=""))
     assert proc.returncode == 2
-    assert error_line(proc) == f"dagexec: error: {reason}"
+    assert error_line(proc) == f"dagexec: error: --cache 'c': {reason}"
+    assert not (project / "c").exists()  # refused before the store's folder is made
 
 
 def test_require_signed_refuses_unsigned_files_and_targets(project: Path, elsewhere: Path) -> None:
