@@ -369,7 +369,7 @@ def _check_callbacks(callbacks: Any, problems: list[Problem]) -> None:
 def _check_cache(cache: Any, given: dict[str, Any], problems: list[Problem]) -> None:
     import os
 
-    from ._store import CacheStore
+    from ._store import CacheStore, key_problem
 
     if cache is None:
         return
@@ -383,6 +383,8 @@ def _check_cache(cache: Any, given: dict[str, Any], problems: list[Problem]) -> 
         )
         problems.append(Problem(f"cache must be a folder or a dagexec.CacheStore, got {got}"))
         return
+    elif (why := key_problem()) is not None:
+        problems.append(Problem(f"cache: {why}"))
     # a cache key hashes every graph input's value, walking it recursively
     for name in sorted(given):
         if nesting_exceeds(given[name]):
