@@ -1,6 +1,5 @@
 """run(cache=...) refuses a store it could not open safely, before anything runs or is made."""
 
-
 from __future__ import annotations
 
 from pathlib import Path
