@@ -379,9 +379,9 @@ def run_call(call: Call, worker: str | None = None, reraise_interrupt: bool = Fa
         if reraise_interrupt:
             _stop_processes_since(start)  # what this trial started in the master
             raise
-        return failed_outcome(call, exc, start, worker, _log_text(buf))
+        return failed_outcome(call, _from_task(exc, spec.fn), start, worker, _log_text(buf))
     except BaseException as exc:
-        return failed_outcome(call, exc, start, worker, _log_text(buf))
+        return failed_outcome(call, _from_task(exc, spec.fn), start, worker, _log_text(buf))
     return (
         call.idx,
         call.attempt,
@@ -394,6 +394,42 @@ def run_call(call: Call, worker: str | None = None, reraise_interrupt: bool = Fa
         worker or threading.current_thread().name,
         _log_text(buf) if buf else "",
     )
+
+
+def _code_of(fn: Any) -> Any:
+    """The code object a call of ``fn`` runs first, or None (a builtin)."""
+    import functools
+
+    for _ in range(8):  # a partial of a bound method of ...: a few layers at most
+        if isinstance(fn, functools.partial):
+            fn = fn.func
+        elif hasattr(fn, "__func__"):  # a bound method
+            fn = fn.__func__
+        else:
+            break
+    code = getattr(fn, "__code__", None)
+    if code is None:  # an object with a __call__ method
+        call = type(fn).__dict__.get("__call__") if callable(fn) else None
+        code = getattr(call, "__code__", None)
+    return code
+
+
+def _from_task(exc: BaseException, fn: Any) -> BaseException:
+    """``exc`` with its traceback starting at the task function's own frame: the
+    frames of the trial machinery above it (:func:`run_call`, an event loop) are
+    left out, the task's own calls below it kept.  Where no frame is the task's (a
+    failed type check, a builtin), this module's frames at the top are left out.
+    """
+    tb = exc.__traceback__
+    code = _code_of(fn)
+    at = tb
+    while at is not None and at.tb_frame.f_code is not code:
+        at = at.tb_next
+    if at is None:
+        at = tb
+        while at is not None and at.tb_frame.f_code.co_filename == __file__:
+            at = at.tb_next
+    return exc.with_traceback(at)
 
 
 async def run_call_async(call: Call, worker: str) -> Outcome:
@@ -417,7 +453,7 @@ async def run_call_async(call: Call, worker: str) -> Outcome:
         if spec.ret is not None:
             _check_return(spec, value)
     except BaseException as exc:
-        return failed_outcome(call, exc, start, worker, _log_text(buf))
+        return failed_outcome(call, _from_task(exc, spec.fn), start, worker, _log_text(buf))
     log = _log_text(buf) if buf else ""
     return (call.idx, call.attempt, True, value, None, "", start, time(), worker, log)
 
@@ -468,11 +504,13 @@ def _run_coroutine(coro: Any) -> Any:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        loop = getattr(_local, "loop", None)
-        if loop is None or loop.is_closed():
-            loop = _local.loop = asyncio.new_event_loop()
-        return loop.run_until_complete(coro)
-    return asyncio.run_coroutine_threadsafe(coro, background_loop()).result()
+        pass  # none: run it here, outside this handler (the task's errors get no context of ours)
+    else:
+        return asyncio.run_coroutine_threadsafe(coro, background_loop()).result()
+    loop = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _local.loop = asyncio.new_event_loop()
+    return loop.run_until_complete(coro)
 
 
 def background_loop() -> Any:

@@ -11,6 +11,7 @@ import pickle
 import re
 import threading
 import time
+import traceback
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,15 @@ def twice(x: int) -> int:
 @dx.task
 def explode(x: int) -> int:
     raise ValueError(f"bad value {x}")
+
+
+def raise_deep(x: int) -> int:
+    raise ValueError(f"deep value {x}")
+
+
+@dx.task
+def explode_deep(x: int) -> int:
+    return raise_deep(x) + 1
 
 
 @dx.task
@@ -220,6 +230,37 @@ def test_failure_brings_back_the_exception_and_its_traceback(executor):
     assert 'raise ValueError(f"bad value {x}")' in trial.traceback
     assert trial.traceback.endswith("ValueError: bad value 3\n")
     assert result.outputs == {"inc-2": 11}
+
+
+SOURCE = Path(__file__).read_text().splitlines()
+FRAME = re.compile(r'  File "(.*)", line (\d+), in (\w+)$')
+
+
+def line_of(statement: str) -> int:
+    """The line number of ``statement`` (a whole line, indentation included) in this file."""
+    return SOURCE.index(statement) + 1
+
+
+def test_a_remote_traceback_starts_at_the_task_function(executor):
+    with dx.Graph("g") as g:
+        explode_deep(4)
+    with pytest.raises(dx.RunFailed) as info:
+        g.compile().run(executor=executor)
+    cause = info.value.__cause__
+    (trial,) = info.value.result.trials["explode_deep"]
+    here = explode_deep.__wrapped__.__code__.co_filename
+    call, rise = line_of("    return raise_deep(x) + 1"), line_of('    raise ValueError(f"deep value {x}")')
+    assert trial.traceback.splitlines()[:2] == [
+        "Traceback (most recent call last):",
+        f'  File "{here}", line {call}, in explode_deep',
+    ]
+    found = [m.groups() for m in map(FRAME.match, trial.traceback.splitlines()) if m]
+    assert found == [(here, str(call), "explode_deep"), (here, str(rise), "raise_deep")]
+    assert trial.traceback.endswith("ValueError: deep value 4\n")
+    # what printing the RunFailed shows of the task's error: the same frames
+    remote = cause.__cause__  # the remote traceback of an error from another process
+    shown = remote.tb if remote is not None else "".join(traceback.format_exception(cause))
+    assert shown == trial.traceback
 
 
 def test_system_exit_in_a_task_fails_its_trial(executor):
