@@ -12,6 +12,7 @@ refused there when a cache would hash it.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Mapping, Sequence
@@ -218,15 +219,23 @@ class sigterm_interrupts:
     Only in the main thread, and only for a signal that has its default action: a
     handler of the application's own, or an ignored SIGHUP (``nohup``), is left
     alone.  The previous handlers come back when the run ends.
+
+    The handler acts only in the process that installed it.  A process forked while
+    the run lasts (a ``ProcessPoolExecutor`` worker under the fork start method, a
+    task's own ``os.fork``) inherits it; there the signal does what it did before,
+    it ends the process, so a pool that terminates its workers does not make each
+    print a ``KeyboardInterrupt`` traceback, and a worker that gets SIGTERM dies of it
+    (a crash of its trial) instead of failing its trial with ``KeyboardInterrupt``.
     """
 
     def __enter__(self) -> None:
         self.previous: dict[int, Any] = {}
         if threading.current_thread() is not threading.main_thread():
             return
+        handler = _interrupt_in(os.getpid())
         for sig in _STOPPING:
             if signal.getsignal(sig) is signal.SIG_DFL:
-                self.previous[sig] = signal.signal(sig, _raise_interrupt)
+                self.previous[sig] = signal.signal(sig, handler)
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self.previous.items():
@@ -237,8 +246,18 @@ class sigterm_interrupts:
 _STOPPING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"the run received {signal.Signals(signum).name}")
+def _interrupt_in(master: int) -> Any:
+    """The handler of the stopping signals for a run in process ``master``."""
+
+    def stop_run(signum: int, frame: Any) -> None:
+        if os.getpid() != master:
+            # a process forked from the master: the default action, as if never installed
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise KeyboardInterrupt(f"the run received {signal.Signals(signum).name}")
+
+    return stop_run
 
 
 def require_portable(

@@ -207,3 +207,85 @@ def test_a_task_raising_keyboard_interrupt_stops_the_run(kind, pools):
     assert all(t.end is not None for ts in result.trials.values() for t in ts)
     assert ran == []
     assert not result.ok
+
+
+FORKED_POOL_SCRIPT = textwrap.dedent(
+    """
+    import json
+    import multiprocessing
+    import os
+    import sys
+    import threading
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    import dagexec as dx
+    from dagexec.executors import FuturesExecutor
+
+    started, ready = sys.argv[1], sys.argv[2]
+
+    @dx.task
+    def block() -> int:
+        with open(started + ".tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.rename(started + ".tmp", started)
+        threading.Event().wait(120)  # far longer than the test waits for this process
+        return 1
+
+    workers = []
+
+    def note_workers():
+        # once the task runs, every worker of the pool is forked: keep their Process objects
+        while not os.path.exists(started):
+            time.sleep(0.01)
+        workers.extend(multiprocessing.active_children())
+        open(ready, "w").close()
+
+    with dx.Graph("g") as g:
+        block()
+
+    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
+    threading.Thread(target=note_workers, daemon=True).start()
+    result = g.compile().run(executor=FuturesExecutor(pool), raise_on_failure=False)
+    pool.shutdown()
+    print(json.dumps({
+        "trials": [[t.attempt, t.state.value] for t in result.trials["block"]],
+        "error": type(result.trials["block"][-1].error).__name__,
+        "exit codes": sorted(p.exitcode for p in workers),
+    }))
+    """
+)
+
+
+def test_a_forked_pool_worker_dies_of_sigterm_without_a_keyboard_interrupt(tmp_path):
+    # the run's SIGTERM handler is inherited by workers forked while it lasts: there it
+    # must end the process, as SIGTERM did before, not raise KeyboardInterrupt
+    script = tmp_path / "plan.py"
+    script.write_text(FORKED_POOL_SCRIPT)
+    started, ready = str(tmp_path / "started"), str(tmp_path / "ready")
+    proc = subprocess.Popen(
+        [sys.executable, str(script), started, ready],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        wait_for_file(ready, proc)
+        with open(started) as f:
+            worker = int(f.read())
+        os.kill(worker, signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    # the killed worker died of its signal; the pool then terminated the other one, which did too
+    assert json.loads(out) == {
+        "trials": [[1, "crashed"]],
+        "error": "WorkerCrashed",
+        "exit codes": [-signal.SIGTERM, -signal.SIGTERM],
+    }
+    assert "KeyboardInterrupt" not in err
+    assert "Traceback" not in err
