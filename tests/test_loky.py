@@ -78,6 +78,14 @@ def alive(pid: int) -> bool:
         return False
 
 
+def ended(pid: int) -> bool:
+    """True once process ``pid`` is gone or a zombie, as psutil sees it."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def loky_workers(parent: int) -> set[int]:
     """Live loky worker processes whose parent is ``parent``."""
     found = set()
@@ -196,6 +204,15 @@ def nap(marks: str, how: str) -> int:
     except dx.TaskTimeout as exc:
         Path(f"{marks}/interrupted").write_text(f"{type(exc).__name__}: {exc}")
         raise
+    return 1
+
+
+@dx.task(timeout=0.5)
+def leave_sleeper(marks: str) -> int:
+    """Starts ``sleep 300`` and leaves it running, then sleeps past the timeout in Python."""
+    sleeper = subprocess.Popen(["sleep", "300"])
+    Path(f"{marks}/sleeper").write_text(f"{sleeper.pid} {os.getpid()}")
+    time.sleep(GUARD)
     return 1
 
 
@@ -411,6 +428,26 @@ def test_a_task_past_its_timeout_gets_task_timeout_in_its_worker(how, tmp_path):
     assert_workers_settle(2)
 
 
+def test_a_task_stopped_by_its_timeout_leaves_no_process_it_started(tmp_path):
+    with dx.Graph("g") as g:
+        leave_sleeper(str(tmp_path))
+    # a grace longer than any test: the worker is not killed, the task stops itself
+    executor = LokyExecutor(1, grace=10 * GUARD)
+    result = g.compile().run(executor=executor, raise_on_failure=False)
+    assert trial_log(result, "leave_sleeper") == [(1, TIMED_OUT)]
+    sleeper, worker = map(int, (tmp_path / "sleeper").read_text().split())
+    try:
+        wait_until(lambda: ended(sleeper), "the sleep the timed-out task started to end")
+    finally:
+        if alive(sleeper):
+            os.kill(sleeper, signal.SIGKILL)
+    # the task's TaskTimeout stopped it, not a kill of its worker, which runs the next trial
+    assert alive(worker)
+    with dx.Graph("h") as h:
+        getpid()
+    assert h.compile().run(executor=executor).output == worker
+
+
 def test_a_task_that_does_not_stop_has_its_worker_killed_and_other_work_resubmitted(tmp_path):
     marks = str(tmp_path)
     with dx.Graph("g") as g:
@@ -429,6 +466,62 @@ def test_a_task_that_does_not_stop_has_its_worker_killed_and_other_work_resubmit
     killed = int((tmp_path / "stuck").read_text())
     first_run = int((tmp_path / "bystander-1").read_text())
     assert_workers_settle(2, gone=(killed, first_run))
+
+
+# -- a pool that refuses work -----------------------------------------------------------------------
+
+AT_EXIT_SCRIPT = textwrap.dedent(
+    """
+    import atexit
+    import json
+
+    import dagexec as dx
+    from dagexec.executors import LokyExecutor
+
+    @dx.task(retries=1)
+    def inc(x: int) -> int:
+        return x + 1
+
+    def plan():
+        with dx.Graph("late") as g:
+            inc(1)
+        return g.compile()
+
+    def run_at_exit():
+        # loky's pools refuse work once the interpreter shuts down, fresh ones too
+        result = plan().run(executor=executor, raise_on_failure=False)
+        trials = result.trials["inc"]
+        print(json.dumps({
+            "state": result.states["inc"].value,
+            "trials": [[t.attempt, t.state.value, t.worker] for t in trials],
+            "error": [type(trials[-1].error).__name__, str(trials[-1].error)],
+            "cause": repr(trials[-1].error.__cause__),
+        }), flush=True)
+
+    if __name__ == "__main__":
+        executor = LokyExecutor(1)
+        print(plan().run(executor=executor).output, flush=True)
+        atexit.register(run_at_exit)
+    """
+)
+
+
+def test_a_trial_no_pool_takes_is_crashed_and_retried_as_a_crash(tmp_path):
+    script = tmp_path / "at_exit.py"
+    script.write_text(AT_EXIT_SCRIPT)
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=10 * GUARD
+    )
+    assert out.returncode == 0, out.stderr
+    first, report = out.stdout.splitlines()
+    assert first == "2"
+    refused = "RuntimeError: cannot schedule new futures after interpreter shutdown"
+    assert json.loads(report) == {
+        "state": "failed",
+        "trials": [[1, "crashed", "master"], [2, "crashed", "master"]],
+        "error": ["WorkerCrashed", f"node 'inc': loky's process pool refused the trial: {refused}"],
+        "cause": "RuntimeError('cannot schedule new futures after interpreter shutdown')",
+    }
 
 
 # -- what cannot travel --------------------------------------------------------------------------

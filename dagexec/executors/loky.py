@@ -28,10 +28,14 @@ Data flow::
   trial whose worker is no longer alive crashed, and any other was a bystander,
   resubmitted to a fresh pool without using an attempt.
 * A task with a ``timeout`` is interrupted inside its worker by ``SIGALRM`` (a
-  ``TaskTimeout`` raised in the task, where Python code runs).  The engine marks
-  the trial ``timed_out`` at the deadline and abandons it; if the worker is still
-  busy with it ``grace`` seconds later it is killed, and the pool replaced as for
-  a crash.
+  ``TaskTimeout`` raised in the task, where Python code runs); just before, the
+  processes the trial started (the worker's children since the trial began) are
+  killed with what they started.  The engine marks the trial ``timed_out`` at the
+  deadline and abandons it; if the worker is still busy with it ``grace`` seconds
+  later it is killed, its processes with it, and the pool replaced as for a crash.
+* A pool that refuses a trial (broken or shut down since loky handed it out) is
+  asked for afresh, up to five times; then the trial is ``crashed``, its
+  ``WorkerCrashed`` naming loky's error (DESIGN §12, "Executor boundary").
 * Ctrl-C: the engine abandons what is in flight and shuts down an executor it
   made with ``cancel=True``, which kills the workers at once.
 """
@@ -59,9 +63,9 @@ from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from .._engine import Executor
+from .._engine import Executor, crashed_outcome
 from .._errors import TaskTimeout, WorkerCrashed
-from .._proctree import children, kill_trees
+from .._proctree import children, kill_trees, stop_started_since
 from .._worker import (
     Batch,
     BatchDone,
@@ -128,8 +132,12 @@ def _watch_master(master: int) -> None:
     os._exit(1)
 
 
-def _alarm(key: str, timeout: float) -> Callable[[int, Any], None]:
+def _alarm(key: str, timeout: float, start: float) -> Callable[[int, Any], None]:
     def on_alarm(signum: int, frame: Any) -> None:
+        # the processes the trial started go first: once the task has its TaskTimeout
+        # the worker is no longer busy with it, so nothing else would stop them (and a
+        # `with Popen(...)` block would wait for them)
+        stop_started_since(start)
         raise TaskTimeout(f"node {key!r} timed out after {timeout:g} s", key, timeout)
 
     return on_alarm
@@ -163,10 +171,14 @@ def _run_in_worker(sid: int, head: tuple[int, int, str], blobs: Blobs, values: b
         return False, _unloadable(head, "its arguments", exc, start, worker)
     call = Call(head[0], head[1], spec, args, kwargs)
     timeout = spec.timeout
-    if timeout is None or spec.coro:  # a coroutine is cancelled at its timeout instead
+    if timeout is None:
         out = run_call(call, worker)
+    elif spec.coro:  # a coroutine is cancelled at its timeout instead
+        out = run_call(call, worker)
+        if isinstance(out[4], TaskTimeout):
+            stop_started_since(start)  # what it started outlives its cancellation otherwise
     else:
-        previous = signal.signal(signal.SIGALRM, _alarm(spec.key, timeout))
+        previous = signal.signal(signal.SIGALRM, _alarm(spec.key, timeout, start))
         signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
             out = run_call(call, worker)
@@ -434,6 +446,9 @@ class _Sub:
 
 _Payload = tuple[Any, ...]
 
+#: what a trial's WorkerCrashed says when no pool took it (five fresh ones refused it)
+_REFUSED = "loky's process pool refused the trial"
+
 
 class LokyExecutor(Executor):
     """Runs trials in worker processes that survive crashes, timeouts and Ctrl-C.
@@ -509,7 +524,7 @@ class LokyExecutor(Executor):
         error = self._send(sub, ((call.idx, call.attempt, call.key), blobs, values))
         if error is not None:
             self._forget(sub)
-            return failed_outcome(call, error, sub.start, "master")
+            return crashed_outcome(call, error, sub.start, _REFUSED)
         return None
 
     def submit_batch(self, batch: Batch, post: Callable[[BatchDone], None]) -> BatchDone | None:
@@ -541,7 +556,8 @@ class LokyExecutor(Executor):
         return None
 
     def _send(self, sub: _Sub, payload: _Payload) -> BaseException | None:
-        """Hand ``sub`` to the pool; the error when no pool would take it."""
+        """Hand ``sub`` to the pool; the error when no pool would take it (the
+        trial then ``crashed``, DESIGN §12 "Executor boundary")."""
         error: BaseException | None = None
         fn = _run_in_worker if sub.batch is None else _run_batch_in_worker
         for tries in range(5):
@@ -563,7 +579,7 @@ class LokyExecutor(Executor):
             if sub.batch is not None:
                 sub.post(BatchDone(sub.batch, [], split=True))
             else:
-                sub.post(failed_outcome(sub.call, error, sub.start, "loky"))
+                sub.post(crashed_outcome(sub.call, error, sub.start, _REFUSED))
 
     # -- completions (in loky's threads) ---------------------------------------------
     def _done(self, sub: _Sub, fut: Future[tuple[bool, bytes]], payload: _Payload) -> None:
