@@ -7,7 +7,9 @@ states and trials. The layout of the DOT text::
     digraph <plan name> {
         graph/node/edge defaults, the title (plus the collapse note)
         {rank=source  in<j>   one ellipse per graph input      id "input:<name>"
-                      legend  (results only) the state colours id "legend"}
+                      legend  (results only) the state colours id "legend"
+                              with how many nodes have each, and a
+                              map's items counted apart, as summary() does}
         n<idx>        one box per node outside any section     id "node:<key>"
         subgraph cluster_s<k> { one per drawn section, nested  id "section:<path>"
             n<idx> ... and the clusters of its subsections }
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._graph import Graph
 from ._plan import CompiledGraph, SectionInfo, collect_refs
-from ._result import RunResult
+from ._result import RunResult, _by_state
 from ._state import State, Trial
 from ._typecheck import format_type, short_repr
 
@@ -229,11 +231,17 @@ def _items_line(key: str, states: dict[str, State]) -> str:
     return f"{n} item{'' if n == 1 else 's'}" + (f": {detail}" if detail else "")
 
 
-def _legend(states: dict[str, State], trials: dict[str, list[Trial]]) -> str:
+def _legend(result: RunResult) -> str:
+    """Each state's colour and how many nodes have it; a map's items are not nodes:
+    when maps ran, a last row counts them apart, as ``summary()`` does
+    (``4 map items: 3 succeeded, 1 failed``)."""
     import html
 
+    trials = result.trials
     counts: dict[str, int] = {}
-    for key, state in states.items():
+    for key, state in result.states.items():
+        if result._is_item(key):
+            continue
         word = _node_state(state, trials.get(key, ()))
         counts[word] = counts.get(word, 0) + 1
 
@@ -242,6 +250,11 @@ def _legend(states: dict[str, State], trials: dict[str, list[Trial]]) -> str:
         f'<td align="left">{html.escape(word)} ({counts.get(word, 0)})</td></tr>'
         for word, colour in STATE_COLOURS.items()
     )
+    if result._items:
+        n = sum(len(keys) for keys in result._items.values())
+        by_state = _by_state(result.states[k] for keys in result._items.values() for k in keys)
+        items = f"{n} map item{'' if n == 1 else 's'}" + (f": {by_state}" if by_state else "")
+        rows += f'<tr><td colspan="2" align="left">{html.escape(items)}</td></tr>'
     return f'<<table border="0" cellborder="0" cellspacing="2"><tr><td colspan="2"><b>states</b></td></tr>{rows}</table>>'
 
 
@@ -317,8 +330,8 @@ def to_dot(
             ins.node(
                 f"in{j}", _label(spec.name, typ), id=f"input:{spec.name}", shape="ellipse", style="dashed"
             )
-        if states is not None:
-            ins.node("legend", _legend(states, trials), id="legend", shape="plain", style="")
+        if isinstance(obj, RunResult):
+            ins.node("legend", _legend(obj), id="legend", shape="plain", style="")
 
     # node statements, grouped by the cluster they go in ("" is the top level)
     body: dict[str, list[tuple[str, dict[str, str]]]] = {}

@@ -425,6 +425,68 @@ def test_result_picture_has_a_legend_with_the_count_of_each_state(release: threa
     assert source.splitlines()[4:8] == ["\t{", "\t\trank=source", legend, "\t}"]
 
 
+@dx.task
+def numbers(n: int) -> list[int]:
+    return list(range(n))
+
+
+@dx.task
+def picky(x: int) -> int:
+    if x == 2:
+        raise ValueError(f"not {x}")
+    return x
+
+
+def map_run() -> dx.RunResult:
+    """A run whose map has 4 items, one failed: 5 nodes and 4 items."""
+    with dx.Graph("m") as g:
+        total(picky.map(numbers(4)))
+        total(numbers(2))
+    return g.compile().run(executor="serial", raise_on_failure=False, fail_fast=False)
+
+
+def test_the_legend_counts_nodes_and_a_map_s_items_apart_as_the_summary_does() -> None:
+    result = map_run()
+    counted = result.summary().splitlines()[0].partition(" s: ")[2]
+    assert counted == "3 succeeded, 1 failed, 1 upstream_failed · 4 map items: 3 succeeded, 1 failed"
+    cells = "".join(
+        f'<tr><td bgcolor="{colour}" width="14"></td><td align="left">{word} ({count})</td></tr>'
+        for word, colour, count in [
+            ("succeeded", "#b7e1a1", 3),  # numbers, numbers-1, total-1; not the 3 items
+            ("failed", "#f4a09c", 1),  # the map node picky
+            ("timed_out", "#f8b862", 0),
+            ("upstream_failed", "#f9e08b", 1),
+            ("skipped", "#e4e4e4", 0),
+            ("cached", "#a9cdf2", 0),
+            ("cancelled", "#d6c7ea", 0),
+        ]
+    )
+    items = '<tr><td colspan="2" align="left">4 map items: 3 succeeded, 1 failed</td></tr>'
+    legend = (
+        '\t\tlegend [label=<<table border="0" cellborder="0" cellspacing="2">'
+        f'<tr><td colspan="2"><b>states</b></td></tr>{cells}{items}</table>> id=legend shape=plain style=""]'
+    )
+    assert [line for line in result.to_dot().source.splitlines() if "legend" in line] == [legend]
+
+
+@needs_dot
+def test_the_rendered_legend_shows_the_map_items_apart() -> None:
+    svg = map_run().to_dot().pipe(format="svg", encoding="utf-8")
+    legend = next(g for g in ET.fromstring(svg).iter(f"{SVG}g") if g.attrib.get("id") == "legend")
+    texts = [t.text for t in legend.iter(f"{SVG}text")]
+    assert texts == [
+        "states",
+        "succeeded (3)",
+        "failed (1)",
+        "timed_out (0)",
+        "upstream_failed (1)",
+        "skipped (0)",
+        "cached (0)",
+        "cancelled (0)",
+        "4 map items: 3 succeeded, 1 failed",
+    ]
+
+
 def test_a_collapsed_section_in_a_result_takes_its_worst_state() -> None:
     @dx.task
     def fail(x: int) -> int:
