@@ -65,6 +65,10 @@ def value_token(value: Any, strict: bool = False, code: Callable[[Any], str] | N
         )
     if t is set or t is frozenset:
         return f"{t.__name__}(" + ",".join(sorted(value_token(v, strict, code) for v in value)) + ")"
+    if isinstance(value, tuple) and hasattr(t, "_fields"):
+        # a namedtuple: walked as the graph builder walks it, so a set inside it is
+        # sorted here too (its pickle lists a set in hash-seed order)
+        return f"{t.__module__}.{t.__qualname__}({','.join(value_token(v, strict, code) for v in value)})"
     if isinstance(value, type):
         return f"class:{value.__module__}.{value.__qualname__}"
     if callable(value) and hasattr(value, "__code__"):

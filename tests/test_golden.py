@@ -34,7 +34,7 @@ ROOT = TESTS.parent
 #: the graph input ``counter`` given to ``cache_keys()`` (keys depend on its value)
 COUNTER = "/golden/counter"
 
-FINGERPRINT = "a3d474ba29a98c3dc21c75b0f92348f769c038df5dd9fd83ab744872121706c1"
+FINGERPRINT = "2465cd77ff7fe81591e6d41e6be0f1a4c75a80f63851b242089016a8d7afcdbc"
 
 CACHE_KEYS = {
     "numbers": "cbb74f61443266d92e338521195cd3be45604c0ebd3a6eec683f038b61302938",
