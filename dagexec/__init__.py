@@ -47,8 +47,7 @@ from ._shell import CommandFailed, CommandOutput, CommandResult, shell
 from ._state import State, Trial
 from ._store import CacheEntry, CacheStore
 from ._task import Task, TaskOptions, task
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "MISSING",

@@ -69,6 +69,7 @@ from . import _portable
 from ._envelope import KEY_ENV, REQUIRE_ENV, EnvelopeError, SigningKeyError
 from ._errors import ArtifactError
 from ._files import remove_stale_temps, write_atomic
+from ._version import __version__ as dagexec_version
 
 if TYPE_CHECKING:
     from ._plan import CompiledGraph
@@ -239,12 +240,6 @@ def _python_version() -> str:
     return f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
-def _dagexec_version() -> str:
-    from . import __version__
-
-    return __version__
-
-
 # -- save, load, read_header -----------------------------------------------------------
 
 
@@ -273,7 +268,7 @@ def save(plan: CompiledGraph, path: str | os.PathLike[str], key: bytes | str | N
                 where,
             ) from exc
     header = {
-        "dagexec_version": _dagexec_version(),
+        "dagexec_version": dagexec_version,
         "python_version": _python_version(),
         "python_implementation": sys.implementation.name,
         "cloudpickle_version": cloudpickle.__version__,
@@ -439,7 +434,7 @@ def _check_python(header: dict[str, Any], where: str) -> None:
             where,
         )
     for field, mine in (
-        ("dagexec_version", _dagexec_version()),
+        ("dagexec_version", dagexec_version),
         ("cloudpickle_version", cloudpickle.__version__),
     ):
         if header[field] != mine:

@@ -79,6 +79,7 @@ from typing import Any
 from ._fingerprint import NoToken, value_token
 from ._portable import INSTALLED, STDLIB, USER, _distribution_of, module_kind
 from ._task import Task
+from ._version import __version__ as dagexec_version
 
 __all__ = ["code_digest", "code_parts", "forget"]
 
@@ -417,12 +418,10 @@ def _by_reference(kind: str, module: str, qualname: str | None) -> str:
 @functools.cache
 def _installed(module: str) -> str:
     """``distribution==version`` for the distribution providing ``module`` (dagexec: its version)."""
+    if module == "dagexec":
+        return dagexec_version
     import importlib.metadata
 
-    if module == "dagexec":
-        import dagexec
-
-        return str(dagexec.__version__)
     dist = _distribution_of(module) or module.partition(".")[0]
     try:
         version = importlib.metadata.version(dist)

@@ -53,7 +53,7 @@ import time
 from typing import Any
 
 from . import _capture
-from ._worker import interrupt_hooks
+from ._interrupts import interrupt_hooks
 
 __all__ = ["Command", "CommandOutput", "DRAIN_S", "GRACE_S", "kill_running"]
 

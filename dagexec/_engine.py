@@ -48,6 +48,7 @@ from ._errors import (
     TypeCheckError,
     WorkerCrashed,
 )
+from ._interrupts import interrupt_hooks, sigterm_interrupts
 from ._mutation import MutationCheck
 from ._plan import NodeSpec
 from ._prepare import (
@@ -57,7 +58,6 @@ from ._prepare import (
     require_portable,
     resolve_executors,
     select,
-    sigterm_interrupts,
 )
 from ._state import State, Trial
 from ._worker import LINK, Batch, BatchDone, Call, Outcome, Remote, failed_outcome
@@ -1622,8 +1622,6 @@ class _Run:
                 self.ready[self.route[i]].append(i)
 
     def _cancel_all(self) -> None:
-        from ._worker import interrupt_hooks
-
         for hook in interrupt_hooks:  # commands run by trials in this process's threads
             try:
                 hook()

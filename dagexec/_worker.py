@@ -24,6 +24,7 @@ from ._capture import CURRENT as _CURRENT
 from ._capture import install_for_good as _install_for_good
 from ._capture import log_text as _log_text
 from ._errors import DagexecError
+from ._interrupts import interrupt_hooks  # re-exported for executors that register a hook here
 from ._proctree import stop_started_since as _stop_processes_since
 
 __all__ = [
@@ -48,10 +49,6 @@ __all__ = [
     "run_call",
     "run_pickled",
 ]
-
-#: called in the master when a run is interrupted (Ctrl-C): each stops what trials
-#: started outside Python in this process (``dx.shell`` registers its commands' killer)
-interrupt_hooks: list[Any] = []
 
 _set_slot = _CURRENT.set
 _reset_slot = _CURRENT.reset

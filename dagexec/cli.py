@@ -288,7 +288,7 @@ def _html_page(plan: Any) -> bytes:
 
 # -- parser ------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="dagexec",

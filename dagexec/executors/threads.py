@@ -29,8 +29,9 @@ from time import time
 from typing import Any
 
 from .._engine import Executor
+from .._interrupts import interrupt_hooks
 from .._proctree import RUNNING, stop_interrupted
-from .._worker import Batch, BatchDone, Call, Outcome, interrupt_hooks, run_batch, run_call, run_call_async
+from .._worker import Batch, BatchDone, Call, Outcome, run_batch, run_call, run_call_async
 
 logger = logging.getLogger("dagexec.executors.threads")
 
