@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 
 from ._artifact import load, read_header
-from ._cache import Explanation
 from ._cond import cond
 from ._engine import Executor
 from ._envelope import SigningKeyError
@@ -45,9 +44,10 @@ from ._result import RunResult
 from ._section import Section, section
 from ._shell import CommandFailed, CommandOutput, CommandResult, shell
 from ._state import State, Trial
-from ._store import CacheEntry, CacheStore
 from ._task import Task, TaskOptions, task
 from ._version import __version__
+from .cache.decide import Explanation
+from .cache.store import CacheEntry, CacheStore
 
 __all__ = [
     "MISSING",

@@ -63,10 +63,10 @@ from ._state import State, Trial
 from ._worker import LINK, Batch, BatchDone, Call, Outcome, Remote, failed_outcome
 
 if TYPE_CHECKING:
-    from ._cache import CacheDecision
     from ._plan import CompiledGraph
     from ._result import RunResult
-    from ._store import CacheStore
+    from .cache.decide import CacheDecision
+    from .cache.store import CacheStore
 
 __all__ = ["Executor", "crashed_outcome", "run_plan"]
 
@@ -266,7 +266,7 @@ def run_plan(
         require_portable(plan, execs, route_idx, selected, owned)
     store = None
     if cache is not None:  # opened once nothing else can stop the run: it makes the folder
-        from ._cache import open_store
+        from .cache.decide import open_store
 
         try:
             store = open_store(cache)
@@ -330,9 +330,10 @@ def _plan_cache(
     """
     import uuid
 
-    from ._cache import decide, log_uncached, node_keys
     from ._fingerprint import NoToken
-    from ._journal import JournalWriter, earlier_trials, journal_name
+    from .cache.decide import decide
+    from .cache.journal import JournalWriter, earlier_trials, journal_name
+    from .cache.keys import log_uncached, node_keys
 
     keys = node_keys(plan, input_values)  # first: it forgets the code digests of earlier runs
     earlier: dict[int, list[Trial]] = {}
@@ -1219,7 +1220,7 @@ class _Run:
     def _cached_items(self, run: _MapRun) -> None:
         """With a cache: items whose entry is in the store are ``cached`` (their values
         loaded), and the items chained to them ready; the others are written when done."""
-        from ._cache import item_keys
+        from .cache.keys import item_keys
 
         assert self.store is not None
         try:
@@ -1405,7 +1406,7 @@ class _Run:
 
     def _chained_key(self, run: _MapRun, j: int) -> bool:
         """Make the cache key of a chained map's item ``j``, now that its value is known."""
-        from ._cache import item_keys
+        from .cache.keys import item_keys
 
         if run.keys is None:
             run.keys = [None] * len(run.states)

@@ -1,5 +1,5 @@
 """Opening a folder without following a symbolic link: the one way the cache store
-(``dagexec/_store.py``) and the run journals (``dagexec/_journal.py``) reach the
+(``dagexec/cache/store.py``) and the run journals (``dagexec/cache/journal.py``) reach the
 folders below a store's own.
 
 Each folder is opened with ``O_DIRECTORY | O_NOFOLLOW`` relative to its parent's

@@ -337,7 +337,7 @@ def _check_callbacks(callbacks: Any, problems: list[Problem]) -> None:
 def _check_cache(cache: Any, given: dict[str, Any], problems: list[Problem]) -> None:
     import os
 
-    from ._store import CacheStore, key_problem
+    from .cache.store import CacheStore, key_problem
 
     if cache is None:
         return

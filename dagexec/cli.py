@@ -86,7 +86,7 @@ def _check_run_usage(args: argparse.Namespace) -> None:
         raise UsageError("--dry-run writes no --json: nothing runs")
     if args.resume and args.cache is None:
         raise UsageError("--resume needs --cache DIR: the folder whose journal the run continues")
-    from ._store import key_problem
+    from .cache.store import key_problem
 
     if args.cache is not None and (why := key_problem()) is not None:
         raise UsageError(f"--cache {args.cache!r}: {why}")
@@ -150,7 +150,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _would_run(plan: Any, inputs: dict[str, Any], args: argparse.Namespace) -> int:
     """How many nodes a run with ``--cache`` would run (nothing is loaded)."""
-    from ._cache import decide, node_keys, open_store
+    from .cache.decide import decide, open_store
+    from .cache.keys import node_keys
 
     values, selected, kept = plan._input_values(inputs, {}, args.only or None, args.skip or None)
     store = open_store(args.cache)
@@ -210,7 +211,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    from ._cache import plan_diff
+    from .cache.diff import plan_diff
 
     a, b = load_plan(args.a), load_plan(args.b)
     changes = plan_diff(a, b)
@@ -226,7 +227,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 def _cmd_cache(args: argparse.Namespace) -> int:
     import time
 
-    from ._store import CacheStore
+    from .cache.store import CacheStore
 
     if not Path(args.dir).is_dir():
         raise UsageError(f"no such cache folder {args.dir!r}")
