@@ -1,7 +1,7 @@
 """A failed trial's traceback starts at the task function's own frame: the frames of
 dagexec's trial machinery above it (``run_call``, a batch, an event loop) are left
 out, the task's own calls below it kept (the conformance suite in
-``test_executors.py`` checks a plain task on every executor)."""
+``test_conformance.py`` checks a plain task on every executor)."""
 
 from __future__ import annotations
 
