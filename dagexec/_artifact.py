@@ -65,11 +65,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _envelope as envelope
-from . import _portable
 from ._envelope import KEY_ENV, REQUIRE_ENV, EnvelopeError, SigningKeyError
 from ._errors import ArtifactError
 from ._files import remove_stale_temps, write_atomic
 from ._version import __version__ as dagexec_version
+from .plan import portable as _portable
 
 if TYPE_CHECKING:
     from ._plan import CompiledGraph

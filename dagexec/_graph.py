@@ -554,7 +554,7 @@ class Graph:
                 constants and edges, an empty graph, and with ``portable=True``
                 whatever does not pickle).
         """
-        from ._compile import compile_graph
+        from .plan.compile import compile_graph
 
         return compile_graph(self, portable=portable)
 

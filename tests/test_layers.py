@@ -71,13 +71,13 @@ FACADES: frozenset[tuple[str, str]] = frozenset({
     ("dagexec._graph", "Graph.compile"),
     ("dagexec._graph", "Graph.to_dot"),
     ("dagexec._graph", "Graph._repr_mimebundle_"),
-    ("dagexec._plan", "CompiledGraph.run"),
-    ("dagexec._plan", "CompiledGraph.save"),
-    ("dagexec._plan", "CompiledGraph.to_dot"),
-    ("dagexec._plan", "CompiledGraph._repr_mimebundle_"),
-    ("dagexec._plan", "CompiledGraph.to_html"),
-    ("dagexec._plan", "CompiledGraph.cache_keys"),
-    ("dagexec._plan", "CompiledGraph.explain"),
+    ("dagexec.plan.compiled", "CompiledGraph.run"),
+    ("dagexec.plan.compiled", "CompiledGraph.save"),
+    ("dagexec.plan.compiled", "CompiledGraph.to_dot"),
+    ("dagexec.plan.compiled", "CompiledGraph._repr_mimebundle_"),
+    ("dagexec.plan.compiled", "CompiledGraph.to_html"),
+    ("dagexec.plan.compiled", "CompiledGraph.cache_keys"),
+    ("dagexec.plan.compiled", "CompiledGraph.explain"),
     ("dagexec._result", "RunResult.to_dot"),
     ("dagexec._result", "RunResult._repr_mimebundle_"),
     ("dagexec._result", "RunResult.to_html"),
@@ -91,7 +91,6 @@ EXECUTOR_SIDE = ("dagexec._worker", "dagexec.run.protocol", "dagexec.run.worker"
 KNOWN: tuple[tuple[str, str, str], ...] = (
     # Upward imports outside the facades.
     ("dagexec._engine", "run_plan", "dagexec._progress"),  # the loop builds the progress bar
-    ("dagexec._plan", "CompiledGraph._input_values", "dagexec._prepare"),  # bind_inputs
     ("dagexec._prepare", "resolve_executors", "dagexec.executors"),  # make_executor
     # Executors importing the loop for Executor and crashed_outcome.
     ("dagexec.executors", "<module>", "dagexec._engine"),
