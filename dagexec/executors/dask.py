@@ -464,7 +464,12 @@ class DaskExecutor(Executor):
             hub = _hubs.get(id(client))
             if hub is None or hub.client is not client:
                 hub = _hubs[id(client)] = _Hub(client)
-            hub.join(self)
+            try:
+                hub.join(self)
+            except BaseException:
+                if not hub.members and _hubs.get(id(client)) is hub:
+                    del _hubs[id(client)]
+                raise
         self._hub = hub
 
     def _leave(self) -> None:
@@ -484,7 +489,10 @@ class DaskExecutor(Executor):
         """Submit ``call`` as a dask task; a failed outcome at once when it cannot go."""
         hub = self._hub
         if hub is None:
-            self._join()
+            try:
+                self._join()
+            except Exception as exc:  # a closed client refuses even the subscription
+                return crashed_outcome(call, exc, time.time(), "the dask client refused the trial")
             hub = self._hub
             assert hub is not None
         try:
