@@ -72,7 +72,7 @@ from ._version import __version__ as dagexec_version
 from .plan import portable as _portable
 
 if TYPE_CHECKING:
-    from ._plan import CompiledGraph
+    from .plan.compiled import CompiledGraph
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "load", "pack", "read_header", "save", "unpack"]
 
@@ -353,7 +353,7 @@ def load(
         TypeError: for a key that is not bytes or str.
         ValueError: for an ``expect_fingerprint`` that is not 64 hex digits.
     """
-    from ._plan import CompiledGraph
+    from .plan.compiled import CompiledGraph
 
     where = os.fspath(path)
     want = _expected_fingerprint(expect_fingerprint)

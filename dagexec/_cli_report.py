@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ._state import State, Trial
 
 if TYPE_CHECKING:
-    from ._plan import CompiledGraph
     from ._result import RunResult
+    from .plan.compiled import CompiledGraph
 
 
 _TB_LINES = 6  # traceback lines shown per failed node
@@ -105,7 +105,7 @@ class LiveDisplay:
 def selected_count(plan: CompiledGraph, only: list[str], skip: list[str]) -> int:
     """How many nodes a run with ``only``/``skip`` will run (the progress total)."""
     from ._errors import Problem
-    from ._prepare import select
+    from .plan.arguments import select
 
     problems: list[Problem] = []
     return sum(select(plan, only, skip, problems)) if (only or skip) else len(plan)

@@ -25,7 +25,7 @@ from ._errors import DagexecError, GraphError
 from ._graph import MAX_NESTING, nesting_exceeds
 
 if TYPE_CHECKING:
-    from ._plan import CompiledGraph
+    from .plan.compiled import CompiledGraph
 
 
 _TRUE = frozenset({"true", "1", "yes"})
@@ -90,8 +90,8 @@ def _relpath(path: str) -> str:
 
 def _graphs_in(module: types.ModuleType) -> list[str]:
     from ._graph import Graph
-    from ._plan import CompiledGraph
     from ._section import Section
+    from .plan.compiled import CompiledGraph
 
     return sorted(
         name
@@ -121,9 +121,9 @@ def resolve_target(target: str) -> CompiledGraph:
 
 def _as_plan(obj: Any, target: str, called: bool = False) -> CompiledGraph:
     from ._graph import Graph
-    from ._plan import CompiledGraph
     from ._section import Section
     from ._task import Task
+    from .plan.compiled import CompiledGraph
 
     if isinstance(obj, CompiledGraph):
         return obj

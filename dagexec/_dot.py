@@ -31,10 +31,11 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._graph import Graph
-from ._plan import CompiledGraph, SectionInfo, collect_refs
 from ._result import RunResult, _by_state
 from ._state import State, Trial
 from ._typecheck import format_type, short_repr
+from .plan.compiled import CompiledGraph
+from .plan.specs import SectionInfo, collect_refs
 
 if TYPE_CHECKING:
     import graphviz

@@ -46,9 +46,9 @@ from ._errors import CallError, GraphError, NodeAttributeError, Problem
 if TYPE_CHECKING:
     import inspect
 
-    from ._plan import CompiledGraph
     from ._section import Section
     from ._task import Task, TaskOptions
+    from .plan.compiled import CompiledGraph
 
 __all__ = ["Graph", "Node", "SectionNode", "current_graph"]
 

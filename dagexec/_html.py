@@ -30,9 +30,9 @@ from ._state import State
 if TYPE_CHECKING:
     from os import PathLike
 
-    from ._plan import CompiledGraph
     from ._result import RunResult
     from ._state import Trial
+    from .plan.compiled import CompiledGraph
 
 __all__ = ["to_html"]
 
@@ -227,8 +227,8 @@ def _json_for_script(data: Any) -> str:
 
 
 def _split(obj: Any) -> tuple[CompiledGraph, RunResult | None]:
-    from ._plan import CompiledGraph
     from ._result import RunResult
+    from .plan.compiled import CompiledGraph
 
     if isinstance(obj, CompiledGraph):
         return obj, None

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 from ._errors import MutationError
 
 if TYPE_CHECKING:
-    from ._plan import CompiledGraph, NodeSpec
+    from .plan.compiled import CompiledGraph
+    from .plan.specs import NodeSpec
 
 __all__ = ["MutationCheck", "checked_specs"]
 
@@ -138,7 +139,7 @@ def checked_specs(plan: CompiledGraph) -> tuple[NodeSpec, ...]:
     """The plan's specs with each task's function inside a :class:`MutationCheck`
     (the nodes dagexec makes itself, ``node[k]`` and section outputs, are left as
     they are)."""
-    from ._plan import NodeSpec
+    from .plan.specs import NodeSpec
 
     specs = []
     for i, spec in enumerate(plan._specs):
@@ -168,7 +169,7 @@ def _params(plan: CompiledGraph, i: int) -> tuple[Param, ...]:
 
 def _items(plan: CompiledGraph, i: int) -> Any:
     """For a map node: how to name where each item comes from (:meth:`MutationCheck.for_item`)."""
-    from ._plan import _Ref
+    from .plan.specs import _Ref
 
     if i not in plan._maps:
         return None
@@ -197,7 +198,7 @@ def _source(plan: CompiledGraph, template: Any, slot: int | None = None) -> str:
     """Where an argument's value comes from (the value of ``slot``, or the argument's
     template): ``node 'load'``, ``graph input 'path'``, ``a constant``, or a container
     of those (``a list holding node 'a', node 'b'``)."""
-    from ._plan import _Ref, collect_refs
+    from .plan.specs import _Ref, collect_refs
 
     if slot is not None:
         return _slot(plan, slot)

@@ -25,7 +25,7 @@ from .plan.arguments import as_list, bind_inputs, kept_slots, select  # re-expor
 
 if TYPE_CHECKING:
     from ._engine import Executor
-    from ._plan import CompiledGraph
+    from .plan.compiled import CompiledGraph
 
 __all__ = [
     "as_list",

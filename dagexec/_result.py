@@ -11,7 +11,7 @@ from ._state import State, Trial
 if TYPE_CHECKING:
     from os import PathLike
 
-    from ._plan import CompiledGraph
+    from .plan.compiled import CompiledGraph
 
 __all__ = ["RunResult"]
 
