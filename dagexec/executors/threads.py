@@ -10,7 +10,9 @@ On Ctrl-C the processes that running trials started are killed (the master's
 children started since the oldest of those trials began, see
 :mod:`dagexec._proctree`); a trial abandoned at its timeout keeps its processes,
 since which of the master's children are its own cannot be told while other
-trials run.
+trials run.  From its first trial to its end, a run watches the processes its
+trials start, so that they die with a killed master
+(:func:`~dagexec._proctree.watch_children`).
 
 Trials of ``async def`` tasks do not take a thread: they run as tasks on one event
 loop, in a thread of the executor's own, up to ``max_async`` at once; a timeout or
@@ -74,6 +76,7 @@ class ThreadExecutor(Executor):
         self._busy: dict[threading.Thread, int] = {}  # thread -> id of the call it runs
         self._shutdown = False
         self._counter = 0
+        self._watch: float | None = None  # the watch over the processes of the run in progress
 
     @property
     def capacity(self) -> int:
@@ -90,6 +93,10 @@ class ThreadExecutor(Executor):
         ``async def`` task)."""
         if self._shutdown:
             raise RuntimeError("submit after ThreadExecutor.shutdown()")
+        if self._watch is None:  # the run's first trial
+            from .._proctree import watch_children
+
+            self._watch = watch_children()
         if type(call) is Call and call.spec.coro:
             self._submit_async(call, post)
             return None
@@ -180,6 +187,14 @@ class ThreadExecutor(Executor):
             self._extra += 1
             self._abandoned[id(call)] = call
         self._start_thread()
+
+    def run_ended(self) -> None:
+        """The run's processes are no longer watched."""
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            from .._proctree import unwatch_children
+
+            unwatch_children(watch)
 
     def shutdown(self, *, cancel: bool = False) -> None:
         """Stop the threads; with ``cancel``, do not wait for running trials.
