@@ -12,10 +12,12 @@ process that is gone was stopped).  psutil counts them; a zombie counts as gone.
 On serial and threads a process a task started itself outlives a ``SIGKILL`` of the
 master only through the run's guard, which learns of the master's new children
 every ``WATCH_S``: there the task waits until the guard knows of its process
-(``_proctree.guarded``) before the master is ended.  The guard itself is checked on
-its own below: it kills what it was told of, with all below it and the groups they
-lead, and nothing whose start time is not the one it was told; it stands down when
-the run ends.
+(``_proctree.guarded``) before the master is ended.  Beyond the matrix: a forked copy
+of the master, and a child in a session of its own (which a ``SIGKILL`` of the
+master's group misses), die with the master too.  The guard itself is checked on its
+own: it kills what it was told of, with all below it and the groups they lead, and
+nothing whose start time is not the one it was told; it stands down when the run
+ends, and it is never told of a ``dx.shell`` command's guard.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ MASTER = textwrap.dedent(
     @dx.task
     def hold(n: int) -> int:
         ready = os.path.join(folder, f"ready-{n}")
-        proc = subprocess.Popen(["sh", "-c", SCRIPT.format(ready)])
+        # kind "session": the shell leaves the master's session and process group
+        proc = subprocess.Popen(["sh", "-c", SCRIPT.format(ready)], start_new_session=kind == "session")
         if executor != "loky":  # in the master: once the run's guard knows of the shell
             while not _proctree.guarded(proc.pid):
                 time.sleep(0.01)
@@ -83,7 +86,7 @@ MASTER = textwrap.dedent(
 
     with dx.Graph("orphans") as g:
         for n in range(2):
-            if kind == "popen":
+            if kind in ("popen", "session"):
                 hold(n)
             elif kind == "fork":
                 fork(n)
@@ -198,6 +201,29 @@ def test_a_copy_a_task_forked_dies_with_a_killed_master(executor: str, tmp_path:
     try:
         processes = processes_of(proc, folder, 1 if executor == "serial" else 2, guarded=True)
         end(proc, "sigkill")
+        proc.wait(GUARD)
+        deadline = time.monotonic() + GUARD
+        while alive(processes) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [p.pid for p in alive(processes)] == [], (folder / "stderr").read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for p in alive(processes):
+            p.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["serial", "threads"])
+def test_a_child_that_left_the_group_dies_with_a_killed_group(executor: str, tmp_path: Path) -> None:
+    """``SIGKILL`` to the master's group misses a child in a session of its own; the
+    run's guard, in a session of its own too, kills it with its group."""
+    proc, folder = start_master(tmp_path, executor, "session")
+    processes: list[psutil.Process] = []
+    try:
+        processes = processes_of(proc, folder, 1 if executor == "serial" else 2, guarded=True)
+        end(proc, "group")
         proc.wait(GUARD)
         deadline = time.monotonic() + GUARD
         while alive(processes) and time.monotonic() < deadline:
