@@ -271,7 +271,7 @@ def watch_children() -> float:
         if watch.thread is None:
             watch.thread = threading.Thread(target=watch.loop, name="dagexec-childwatch", daemon=True)
             watch.thread.start()
-        elif len(watch.sinces) == 1:
+        elif watch.idle:
             watch.cond.notify()  # the thread waits for a run: this one
     return since
 
@@ -335,6 +335,7 @@ class _Watch:
         self.cond = threading.Condition(threading.Lock())  # guards every field below
         self.sinces: list[float] = []  # the first trial's clock() of each watching run
         self.thread: threading.Thread | None = None  # the watching thread, while it lives
+        self.idle = False  # True while the thread waits for a run (it is told of one)
         self.guard: Any = None  # the guard (a subprocess.Popen), once a child was found
         self.pipe = -1  # the write end of the guard's stdin
         self.failed = False  # no guard could start: not tried again until the runs end
@@ -350,11 +351,14 @@ class _Watch:
         with self.cond:
             while True:
                 if not self.sinces:
-                    if not self.cond.wait(IDLE_S) and not self.sinces:
+                    self.known.clear()  # read afresh when the next run comes
+                    self.idle = True
+                    self.cond.wait(IDLE_S)
+                    self.idle = False
+                    if not self.sinces:
                         self.thread = None
                         return
-                    continue
-                self.cond.wait(WATCH_S)
+                self.cond.wait(WATCH_S)  # never told: runs that come and go do not hasten a look
                 if self.sinces:
                     try:
                         self.look()
@@ -482,7 +486,6 @@ class _Watch:
         self.listed.clear()
         self.unsure.clear()
         self.helpers.clear()
-        self.known.clear()
 
 
 _HAS_PROC = os.path.isdir("/proc")
