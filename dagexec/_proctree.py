@@ -50,10 +50,9 @@ died may not be listed yet.  A process forked from the master (``os.fork``) does
 keep the guard's pipe open (:func:`_after_fork_in_child`).
 
 A look lists ``/proc`` and reads the ``stat`` of the pids it has not seen before
-(all of them every ``_REREAD``-th look).  Runs whose trials start no process cost
-one look every ``WATCH_S`` (the first ``WATCH_S`` after the run's first trial began)
-and start no guard; the thread outlives a run by ``IDLE_S`` seconds, so runs that
-follow one another do not start one each.
+(all of them every ``_REREAD``-th look).  Runs whose trials start no process start no
+guard, and cost a look every ``WATCH_S`` while they last; the thread outlives a run
+by ``IDLE_S`` seconds, so runs that follow one another do not start one each.
 """
 
 from __future__ import annotations
