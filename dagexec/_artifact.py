@@ -100,14 +100,44 @@ def _is_strs(value: Any) -> bool:
 
 
 def _records(**fields: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    """A check of a list of JSON objects holding ``fields`` (``default`` may be absent)."""
+    """A check of a list of JSON objects holding ``fields`` (``default`` may be absent).
+
+    A manifest lists every node, so this runs for each of them on every load: fields
+    tested by ``_is_str``, ``_is_opt_str`` or ``_is_strs`` are tested inline, the others
+    through their test.
+    """
+    texts = tuple(n for n, t in fields.items() if t is _is_str and n != "default")
+    optional = tuple(n for n, t in fields.items() if t is _is_opt_str)
+    lists = tuple(n for n, t in fields.items() if t is _is_strs)
+    inline = (*texts, *optional, *lists)
+    others = tuple((n, t) for n, t in fields.items() if n not in inline)
 
     def check(value: Any) -> bool:
-        return type(value) is list and all(
-            type(item) is dict
-            and all(test(item[name]) if name in item else name == "default" for name, test in fields.items())
-            for item in value
-        )
+        if type(value) is not list:
+            return False
+        for item in value:
+            if type(item) is not dict:
+                return False
+            for name in texts:
+                if type(item.get(name)) is not str:
+                    return False
+            for name in optional:
+                if name not in item or (item[name] is not None and type(item[name]) is not str):
+                    return False
+            for name in lists:
+                got = item.get(name)
+                if type(got) is not list:
+                    return False
+                for v in got:
+                    if type(v) is not str:
+                        return False
+            for name, test in others:
+                if name in item:
+                    if not test(item[name]):
+                        return False
+                elif name != "default":
+                    return False
+        return True
 
     return check
 
