@@ -24,6 +24,10 @@ the loop blocks on, with a timeout set by the nearest trial deadline or retry.
 
 What each node needs is decided at compile time (type checks, retries, timeout);
 a plain task costs the loop a pop, a call, and a few list updates.
+
+The executor protocol (``Executor``, ``Call``, ``Batch``, outcomes) lives in
+:mod:`dagexec.run.protocol`; ``Executor`` and ``crashed_outcome`` are re-exported
+here, where they were defined before.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import math
 import queue
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._capture import install as install_capture
@@ -60,7 +64,17 @@ from ._prepare import (
     select,
 )
 from ._state import State, Trial
-from ._worker import LINK, Batch, BatchDone, Call, Outcome, Remote, failed_outcome
+from .run.protocol import (  # Executor and crashed_outcome: re-exported, their old home
+    LINK,
+    Batch,
+    BatchDone,
+    Call,
+    Executor,
+    Outcome,
+    Remote,
+    crashed_outcome,
+    failed_outcome,
+)
 
 if TYPE_CHECKING:
     from ._plan import CompiledGraph
@@ -96,15 +110,6 @@ class _Released:
 _RELEASED: Any = _Released()
 
 
-def crashed_outcome(call: Call, error: BaseException, start: float, what: str) -> Outcome:
-    """The outcome of a trial that its backend lost or refused (``what`` says which):
-    ``crashed``, its error a :class:`~dagexec.WorkerCrashed` naming the backend's
-    ``error``, which is its ``__cause__``; retried like any crash."""
-    crash = WorkerCrashed(f"node {call.key!r}: {what}: {type(error).__name__}: {error}", call.key)
-    crash.__cause__ = error
-    return failed_outcome(call, crash, start, "master")
-
-
 def _refused(call: Call, ex: Executor, error: Exception) -> Outcome:
     logger.warning("executor %r raised in submit for node %r", ex, call.key, exc_info=error)
     return crashed_outcome(call, error, time.time(), f"executor {ex.name!r} refused the trial")
@@ -119,87 +124,6 @@ BATCH_BUDGET_S = 0.02
 MAX_BATCH = 256
 #: seconds between looks at a trial past its deadline that has not begun to run
 _RECHECK_S = 0.05
-
-
-class Executor:
-    """Runs trials for the engine; subclass it for a new backend.
-
-    The engine calls :meth:`submit` at most :attr:`capacity` times before an
-    outcome comes back, :meth:`abandon` for a trial past its timeout, and
-    :meth:`shutdown` at the end of a run when it created the executor from a name.
-    An executor the user passed in is never shut down by a run.
-    """
-
-    #: the name used in messages and ``Trial.worker`` prefixes
-    name = "executor"
-    #: True when calls travel to other processes: a run on it needs a portable plan
-    needs_pickle = False
-    #: True when the executor takes :meth:`submit_batch`: linear chains of nodes routed
-    #: to it are then fused into one submission
-    batches = False
-    #: True when the engine should also batch tiny ready trials (ones whose function
-    #: took under ``TINY_S`` before) for it: worth it where a submission is costly
-    batch_tiny = False
-    #: trials of ``async def`` tasks the executor runs at once besides :attr:`capacity`
-    #: (on an event loop: they wait without holding a worker); 0: they count as any trial
-    async_capacity = 0
-    #: True when trial values may stay where they were made: outcomes then carry
-    #: :class:`~dagexec._worker.Remote` handles, and :meth:`fetch` brings values over
-    keeps_values = False
-
-    @property
-    def capacity(self) -> int:
-        """How many trials may be in flight at once."""
-        return 1
-
-    def submit(self, call: Call, post: Callable[[Outcome], None]) -> Outcome | None:
-        """Start ``call``; return its outcome now, or None and ``post`` it later.
-
-        ``post`` may be called from any thread, exactly once per call.  It never
-        raises: where the backend refuses the work (a broken pool, a closed client),
-        it returns :func:`crashed_outcome` with the backend's error.  The engine
-        treats an exception raised here the same way.
-        """
-        raise NotImplementedError
-
-    def submit_batch(self, batch: Batch, post: Callable[[Any], None]) -> BatchDone | None:
-        """Start ``batch`` (only called when :attr:`batches` is True); return its
-        :class:`~dagexec._worker.BatchDone` now, or None and ``post`` it later.  Where
-        it raises, the engine counts the first member ``crashed`` and runs the others
-        again without using an attempt."""
-        raise NotImplementedError
-
-    def fetch(self, remotes: list[Remote]) -> list[Any]:
-        """The values behind ``remotes`` (made by this executor), in order; only
-        called when :attr:`keeps_values` is True."""
-        raise NotImplementedError
-
-    def started_at(self, call: Call) -> float | None:
-        """When ``call`` began to run, by the master's ``time.time()``; ``math.inf``
-        while it still waits in a queue of the backend's own; None when the executor
-        does not know (the default).
-
-        The engine counts a trial's timeout from this time, or from the trial's
-        submission when it is None: an executor that queues trials of its own (a
-        cluster) says so here, so waiting there does not use up a timeout.
-        """
-        return None
-
-    def abandon(self, call: Call | Batch) -> None:
-        """``call`` ran past its timeout, or the run was interrupted: stop it if the
-        backend can (its outcome is ignored)."""
-
-    def run_ended(self) -> None:
-        """A run that used this executor ended (every executor, owned or not)."""
-
-    def shutdown(self, *, cancel: bool = False) -> None:
-        """Release the executor's resources; with ``cancel``, do not wait for running work."""
-
-    def __enter__(self) -> Executor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
 
 
 class _Callbacks:

@@ -52,11 +52,12 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "dagexec._fill", "dagexec._fingerprint", "dagexec._codehash", "dagexec.plan.*",
     ),
     "run": (
-        "dagexec._engine", "dagexec._worker", "dagexec._result", "dagexec._mutation",
+        "dagexec._engine", "dagexec._result", "dagexec._mutation",
         "dagexec._prepare", "dagexec._cache", "dagexec._store", "dagexec._journal",
         "dagexec._diff", "dagexec.run.*", "dagexec.cache.*",
     ),
-    "executors": ("dagexec.executors.*",),
+    # dagexec._worker: the old path of the protocol, the worker side and the transport
+    "executors": ("dagexec.executors.*", "dagexec._worker"),
     "surface": (
         "dagexec", "dagexec.__main__", "dagexec._artifact", "dagexec._dot", "dagexec._html",
         "dagexec._progress", "dagexec.cli.*", "dagexec._cli_report", "dagexec._cli_targets",
@@ -92,13 +93,6 @@ KNOWN: tuple[tuple[str, str, str], ...] = (
     # Upward imports outside the facades.
     ("dagexec._engine", "run_plan", "dagexec._progress"),  # the loop builds the progress bar
     ("dagexec._prepare", "resolve_executors", "dagexec.executors"),  # make_executor
-    # Executors importing the loop for Executor and crashed_outcome.
-    ("dagexec.executors", "<module>", "dagexec._engine"),
-    ("dagexec.executors.dask", "<module>", "dagexec._engine"),
-    ("dagexec.executors.futures", "<module>", "dagexec._engine"),
-    ("dagexec.executors.loky", "<module>", "dagexec._engine"),
-    ("dagexec.executors.serial", "<module>", "dagexec._engine"),
-    ("dagexec.executors.threads", "<module>", "dagexec._engine"),
 )
 
 # Modules `import dagexec` must not load: the heavy dependencies, which load only when

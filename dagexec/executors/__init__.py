@@ -10,7 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 from typing import Any
 
-from .._engine import Executor
+from ..run.protocol import Executor
 from .dask import DaskExecutor
 from .futures import FuturesExecutor
 from .loky import LokyExecutor

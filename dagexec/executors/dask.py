@@ -63,22 +63,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from .._engine import Executor, crashed_outcome
 from .._errors import WorkerCrashed
-from .._worker import (
-    Blobs,
-    Call,
-    Outcome,
-    Remote,
-    SpecPickler,
-    dump_call,
-    dump_outcome,
-    failed_outcome,
-    install_worker_capture,
-    load_outcome,
-    load_spec,
-    run_call,
-)
+from ..run.protocol import Call, Executor, Outcome, Remote, crashed_outcome, failed_outcome
+from ..run.worker import install_worker_capture, run_call
+from ._transport import Blobs, SpecPickler, dump_call, dump_outcome, load_outcome, load_spec
 
 logger = logging.getLogger("dagexec.executors.dask")
 

@@ -21,8 +21,9 @@ from collections.abc import Callable
 from time import time
 from typing import Any
 
-from .._engine import Executor, crashed_outcome
-from .._worker import Batch, Call, Outcome, dump_call, failed_outcome, load_outcome, run_call, run_pickled
+from ..run.protocol import Batch, Call, Executor, Outcome, crashed_outcome, failed_outcome
+from ..run.worker import run_call
+from ._transport import dump_call, load_outcome, run_pickled
 
 
 class FuturesExecutor(Executor):

@@ -63,25 +63,11 @@ from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from .._engine import Executor, crashed_outcome
 from .._errors import TaskTimeout, WorkerCrashed
 from .._proctree import children, kill_trees, stop_started_since
-from .._worker import (
-    Batch,
-    BatchDone,
-    Blobs,
-    Call,
-    Outcome,
-    SpecPickler,
-    dump_call,
-    dump_outcome,
-    failed_outcome,
-    install_worker_capture,
-    load_outcome,
-    load_spec,
-    run_batch,
-    run_call,
-)
+from ..run.protocol import Batch, BatchDone, Call, Executor, Outcome, crashed_outcome, failed_outcome
+from ..run.worker import install_worker_capture, run_batch, run_call
+from ._transport import Blobs, SpecPickler, dump_call, dump_outcome, load_outcome, load_spec
 
 logger = logging.getLogger("dagexec.executors.loky")
 

@@ -3,7 +3,7 @@
 The fastest executor for tiny tasks and the friendliest to debuggers.  It cannot
 pre-empt a task: a trial that returns after its task's ``timeout`` is marked
 ``timed_out`` and its value discarded.  On Ctrl-C the processes the trial started
-are killed with what they started (:func:`~dagexec._worker.run_call` does it, as
+are killed with what they started (:func:`~dagexec.run.worker.run_call` does it, as
 it runs the trial with ``reraise_interrupt``).  From its first trial to its end, a
 run watches the processes its trials start, so that they die with a killed master
 (:func:`~dagexec._proctree.watch_children`).
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .._engine import Executor
-from .._worker import Call, Outcome, run_call
+from ..run.protocol import Call, Executor, Outcome
+from ..run.worker import run_call
 
 
 class SerialExecutor(Executor):

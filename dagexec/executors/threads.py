@@ -30,10 +30,10 @@ from collections.abc import Callable
 from time import time
 from typing import Any
 
-from .._engine import Executor
 from .._interrupts import interrupt_hooks
 from .._proctree import RUNNING, stop_interrupted
-from .._worker import Batch, BatchDone, Call, Outcome, run_batch, run_call, run_call_async
+from ..run.protocol import Batch, BatchDone, Call, Executor, Outcome
+from ..run.worker import run_batch, run_call, run_call_async
 
 logger = logging.getLogger("dagexec.executors.threads")
 

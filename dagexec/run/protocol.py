@@ -1,0 +1,299 @@
+"""The executor protocol: what the run loop and an executor exchange (docs/executors.md).
+
+The loop hands an :class:`Executor` a :class:`Call` (one trial) or a :class:`Batch`
+(several, run in order on one worker); an *outcome* comes back, or a
+:class:`BatchDone` holding one per member that ran.  An outcome is a plain tuple,
+because one is made per trial on the hot path::
+
+    (idx, attempt, ok, value, error, traceback, start, end, worker, log)
+
+Read its fields by the ``O_*`` constants below (``out[O_OK]``), which cost what a
+literal index costs.  ``ok`` is True when ``value`` is the task's return value;
+otherwise ``error`` is the exception (or None when it could not travel) and
+``traceback`` its text.  ``log`` is what the task logged and printed while it ran
+(see :mod:`dagexec._capture`), "" when nothing was, and for the outcomes the master
+makes itself (:func:`failed_outcome`, :func:`crashed_outcome`).
+
+An executor that keeps values where they were made returns :class:`Remote` handles
+as values.  This module imports only leaf modules: executors, the executing side
+(:mod:`dagexec.run.worker`) and the loop all read it.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback as _tb
+from collections.abc import Callable
+from time import time
+from typing import Any, Final
+
+from .._errors import WorkerCrashed
+
+__all__ = [
+    "LINK",
+    "O_ATTEMPT",
+    "O_END",
+    "O_ERROR",
+    "O_IDX",
+    "O_LOG",
+    "O_OK",
+    "O_START",
+    "O_TRACEBACK",
+    "O_VALUE",
+    "O_WORKER",
+    "Batch",
+    "BatchDone",
+    "Call",
+    "Executor",
+    "Outcome",
+    "Remote",
+    "crashed_outcome",
+    "failed_outcome",
+]
+
+Outcome = tuple[int, int, bool, Any, "BaseException | None", str, float, float, str, str]
+
+#: the fields of an :data:`Outcome`, by position
+O_IDX: Final = 0  # the node's index in the plan
+O_ATTEMPT: Final = 1  # the trial's attempt number, 1 for the first
+O_OK: Final = 2  # True: the task returned O_VALUE
+O_VALUE: Final = 3  # the task's return value (None when it failed, or was not sent back)
+O_ERROR: Final = 4  # the exception, or None (success, or an error that could not travel)
+O_TRACEBACK: Final = 5  # the error's traceback text, "" on success
+O_START: Final = 6  # time.time() when the trial began
+O_END: Final = 7  # time.time() when it ended
+O_WORKER: Final = 8  # where it ran: a thread's name, "pid:N", "master", a cluster worker
+O_LOG: Final = 9  # what the task logged and printed, "" when nothing
+
+
+class Call:
+    """One trial to run: the node's spec, its attempt number and its argument values.
+
+    Attributes:
+        idx: the node's index in the plan.
+        attempt: 1 for the first attempt.
+        spec: the node's :class:`~dagexec.plan.specs.NodeSpec`.
+        args: positional argument values.
+        kwargs: keyword argument values, or None.
+    """
+
+    __slots__ = ("args", "attempt", "idx", "kwargs", "spec")
+
+    def __init__(self, idx: int, attempt: int, spec: Any, args: Any, kwargs: dict[str, Any] | None):
+        self.idx = idx
+        self.attempt = attempt
+        self.spec = spec
+        self.args = args
+        self.kwargs = kwargs
+
+    @property
+    def key(self) -> str:
+        """The node key."""
+        return str(self.spec.key)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Call, (self.idx, self.attempt, self.spec, self.args, self.kwargs))
+
+    def __repr__(self) -> str:
+        return f"<Call {self.spec.key!r} attempt={self.attempt}>"
+
+
+class Remote:
+    """A value kept where it was made (e.g. in a cluster worker's memory).
+
+    An executor with ``keeps_values`` returns one as a trial's value.  The engine
+    holds it like any value (and drops it when the value is released), passes it
+    as it is to calls on the same executor, and asks the executor for the value
+    itself (``owner.fetch([...])``) only where it is needed elsewhere: in a call on
+    another executor, or as an output or ``keep=`` value of the run.
+
+    Attributes:
+        owner: the executor that keeps the value.
+        ref: the executor's handle on it (e.g. a ``distributed.Future``).
+    """
+
+    __slots__ = ("owner", "ref")
+
+    def __init__(self, owner: Any, ref: Any) -> None:
+        self.owner = owner
+        self.ref = ref
+
+    def __repr__(self) -> str:
+        return f"<Remote {self.ref!r} on {self.owner!r}>"
+
+
+class _Link:
+    """Stands in a batch member's arguments for the value of the member before it."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        return "LINK"
+
+    def __repr__(self) -> str:
+        return "LINK"
+
+
+#: where a chained member of a :class:`Batch` takes the value of the member before it
+LINK: Any = _Link()
+
+
+class Batch:
+    """Trials an executor runs as one submission, in order, on one worker.
+
+    A batch holds one or more *segments*: a linear chain of nodes (each reading the
+    one before, fused so the value never leaves the worker), or a tiny trial on its
+    own.  Every member keeps its own trial: its own attempt, start, end and outcome.
+
+    Attributes:
+        calls: the members' calls, in the order they run.
+        linked: per member, True when it continues the member before it: it runs only
+            if that one succeeded, and takes its value where ``LINK`` stands in its
+            arguments.
+        keep: per member, True when the master needs its value even when the next,
+            linked member consumed it (an output, or a ``keep=`` key).
+    """
+
+    __slots__ = ("calls", "keep", "linked", "stopped")
+
+    def __init__(self, calls: list[Call], linked: list[bool], keep: list[bool]) -> None:
+        self.calls = calls
+        self.linked = linked
+        self.keep = keep
+        #: set by the engine when fail_fast stops the run: no further chained member starts
+        self.stopped = False
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Batch, (self.calls, self.linked, self.keep))
+
+    def __repr__(self) -> str:
+        return f"<Batch of {len(self.calls)}: {self.calls[0].key!r} ...>"
+
+
+class BatchDone:
+    """What an executor posts when a batch ends.
+
+    Attributes:
+        batch: the batch.
+        outcomes: the outcomes of the members that ran, in order; a member whose
+            chain broke before it did not run and has none.
+        split: True when the batch could not run as one (its worker died, or it
+            did not pickle): the engine runs its members again, one by one,
+            without using an attempt.
+    """
+
+    __slots__ = ("batch", "outcomes", "split")
+
+    def __init__(self, batch: Batch, outcomes: list[Outcome], split: bool = False) -> None:
+        self.batch = batch
+        self.outcomes = outcomes
+        self.split = split
+
+
+def failed_outcome(
+    call: Call, exc: BaseException, start: float, worker: str | None = None, log: str = ""
+) -> Outcome:
+    """The outcome of a trial that raised ``exc``, with what it logged and printed."""
+    text = "".join(_tb.format_exception(type(exc), exc, exc.__traceback__))
+    return (
+        call.idx,
+        call.attempt,
+        False,
+        None,
+        exc,
+        text,
+        start,
+        time(),
+        worker or threading.current_thread().name,
+        log,
+    )
+
+
+def crashed_outcome(call: Call, error: BaseException, start: float, what: str) -> Outcome:
+    """The outcome of a trial that its backend lost or refused (``what`` says which):
+    ``crashed``, its error a :class:`~dagexec.WorkerCrashed` naming the backend's
+    ``error``, which is its ``__cause__``; retried like any crash."""
+    crash = WorkerCrashed(f"node {call.key!r}: {what}: {type(error).__name__}: {error}", call.key)
+    crash.__cause__ = error
+    return failed_outcome(call, crash, start, "master")
+
+
+class Executor:
+    """Runs trials for the engine; subclass it for a new backend.
+
+    The engine calls :meth:`submit` at most :attr:`capacity` times before an
+    outcome comes back, :meth:`abandon` for a trial past its timeout, and
+    :meth:`shutdown` at the end of a run when it created the executor from a name.
+    An executor the user passed in is never shut down by a run.
+    """
+
+    #: the name used in messages and ``Trial.worker`` prefixes
+    name = "executor"
+    #: True when calls travel to other processes: a run on it needs a portable plan
+    needs_pickle = False
+    #: True when the executor takes :meth:`submit_batch`: linear chains of nodes routed
+    #: to it are then fused into one submission
+    batches = False
+    #: True when the engine should also batch tiny ready trials (ones whose function
+    #: took under ``TINY_S`` before) for it: worth it where a submission is costly
+    batch_tiny = False
+    #: trials of ``async def`` tasks the executor runs at once besides :attr:`capacity`
+    #: (on an event loop: they wait without holding a worker); 0: they count as any trial
+    async_capacity = 0
+    #: True when trial values may stay where they were made: outcomes then carry
+    #: :class:`Remote` handles, and :meth:`fetch` brings values over
+    keeps_values = False
+
+    @property
+    def capacity(self) -> int:
+        """How many trials may be in flight at once."""
+        return 1
+
+    def submit(self, call: Call, post: Callable[[Outcome], None]) -> Outcome | None:
+        """Start ``call``; return its outcome now, or None and ``post`` it later.
+
+        ``post`` may be called from any thread, exactly once per call.  It never
+        raises: where the backend refuses the work (a broken pool, a closed client),
+        it returns :func:`crashed_outcome` with the backend's error.  The engine
+        treats an exception raised here the same way.
+        """
+        raise NotImplementedError
+
+    def submit_batch(self, batch: Batch, post: Callable[[Any], None]) -> BatchDone | None:
+        """Start ``batch`` (only called when :attr:`batches` is True); return its
+        :class:`BatchDone` now, or None and ``post`` it later.  Where it raises, the
+        engine counts the first member ``crashed`` and runs the others again without
+        using an attempt."""
+        raise NotImplementedError
+
+    def fetch(self, remotes: list[Remote]) -> list[Any]:
+        """The values behind ``remotes`` (made by this executor), in order; only
+        called when :attr:`keeps_values` is True."""
+        raise NotImplementedError
+
+    def started_at(self, call: Call) -> float | None:
+        """When ``call`` began to run, by the master's ``time.time()``; ``math.inf``
+        while it still waits in a queue of the backend's own; None when the executor
+        does not know (the default).
+
+        The engine counts a trial's timeout from this time, or from the trial's
+        submission when it is None: an executor that queues trials of its own (a
+        cluster) says so here, so waiting there does not use up a timeout.
+        """
+        return None
+
+    def abandon(self, call: Call | Batch) -> None:
+        """``call`` ran past its timeout, or the run was interrupted: stop it if the
+        backend can (its outcome is ignored)."""
+
+    def run_ended(self) -> None:
+        """A run that used this executor ended (every executor, owned or not)."""
+
+    def shutdown(self, *, cancel: bool = False) -> None:
+        """Release the executor's resources; with ``cancel``, do not wait for running work."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()

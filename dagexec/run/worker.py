@@ -1,0 +1,284 @@
+"""The executing side: run one trial, or a batch of them, and report what happened.
+
+This is what worker threads and processes run, so it imports little: the
+protocol (:mod:`dagexec.run.protocol`) and leaf modules.  :func:`run_call` runs one
+:class:`~dagexec.run.protocol.Call` and returns its outcome tuple, never raising for
+the task's own errors: it checks argument and return types where the plan asks,
+runs an ``async def`` task's coroutine to its end (:func:`run_call_async` awaits it
+on a running event loop instead), and captures what the trial logs and prints in a
+slot of its own (see :mod:`dagexec._capture`).  :func:`run_batch` runs a batch's
+members in order, passing a chain's values on inside the worker.  A failed trial's
+traceback starts at the task function's own frame: the frames of this module are
+left out.
+"""
+
+from __future__ import annotations
+
+import threading
+from time import time
+from typing import Any
+
+from .._capture import CURRENT as _CURRENT
+from .._capture import install_for_good as _install_for_good
+from .._capture import log_text as _log_text
+from .._proctree import stop_started_since as _stop_processes_since
+from .protocol import LINK, O_OK, O_VALUE, Batch, BatchDone, Call, Outcome, failed_outcome
+
+__all__ = [
+    "background_loop",
+    "install_worker_capture",
+    "run_batch",
+    "run_call",
+    "run_call_async",
+]
+
+_set_slot = _CURRENT.set
+_reset_slot = _CURRENT.reset
+
+#: a worker process's capture of trial logs, installed for its lifetime (before its first trial)
+install_worker_capture = _install_for_good
+
+
+def run_batch(batch: Batch, worker: str | None = None, board: Any = None, slot: int = 0) -> BatchDone:
+    """Run a batch's members in order; never raises for the tasks' own errors.
+
+    A linked member runs only when the member before it succeeded.  A value is
+    sent back only when the master needs it: not when the next member is linked,
+    succeeded and the member is not kept, so a chain's values stay in the worker.
+    With ``board``, the position of each member is written to ``board[slot]``
+    before it runs (so a crash can be charged to the member that caused it).
+    """
+    name = worker or threading.current_thread().name
+    calls, linked, keep = batch.calls, batch.linked, batch.keep
+    outs: list[Outcome] = []
+    prev_ok = False
+    prev: Any = None
+    for k, call in enumerate(calls):
+        if board is not None:
+            board[slot] = k
+        if linked[k]:
+            if not prev_ok or batch.stopped:
+                prev_ok = False
+                continue  # the chain broke before this member: it does not run
+            args = call.args
+            kwargs = call.kwargs
+            if any(a is LINK for a in args):
+                call.args = [prev if a is LINK else a for a in args]
+            if kwargs and any(v is LINK for v in kwargs.values()):
+                call.kwargs = {n: prev if v is LINK else v for n, v in kwargs.items()}
+            prev = None
+            out = run_call(call, name)
+            call.args, call.kwargs = args, kwargs  # hold no value past its last reader
+            if out[O_OK] and not keep[k - 1]:
+                # consumed here, and nobody else reads it: not sent back
+                i, attempt, _, _, _, _, start, end, where, log = outs[-1]
+                outs[-1] = (i, attempt, True, None, None, "", start, end, where, log)
+        else:
+            prev = None
+            out = run_call(call, name)
+        prev_ok = out[O_OK]
+        prev = out[O_VALUE]
+        outs.append(out)
+    return BatchDone(batch, outs)
+
+
+def _check(spec: Any, args: Any, kwargs: dict[str, Any] | None) -> None:
+    from .._errors import TypeCheckError
+    from .._typecheck import describe_mismatch
+
+    for where, pname, ann in spec.checks:
+        value = args[where] if isinstance(where, int) else (kwargs or {})[where]
+        msg = describe_mismatch(value, ann)
+        if msg is not None:
+            raise TypeCheckError(f"node {spec.key!r}: parameter {pname!r} {msg}", spec.key, pname)
+
+
+def _check_return(spec: Any, value: Any) -> None:
+    from .._errors import TypeCheckError
+    from .._typecheck import describe_mismatch
+
+    msg = describe_mismatch(value, spec.ret)
+    if msg is not None:
+        raise TypeCheckError(f"node {spec.key!r}: return value {msg}", spec.key, None)
+
+
+def run_call(call: Call, worker: str | None = None, reraise_interrupt: bool = False) -> Outcome:
+    """Run one trial and return its outcome; never raises for the task's own errors.
+
+    Args:
+        call: what to run.
+        worker: the name to record; default the current thread's name.
+        reraise_interrupt: let ``KeyboardInterrupt`` propagate (when running in the
+            master thread, where it is the user's Ctrl-C), once the processes
+            the trial started (the master's children started since) are killed.
+
+    Returns:
+        The outcome tuple.
+    """
+    spec = call.spec
+    args = call.args
+    kwargs = call.kwargs
+    buf: list[Any] = []  # what the task logs and prints
+    start = time()
+    try:
+        if spec.checks:
+            _check(spec, args, kwargs)
+        slot: list[Any] = [buf]  # this trial's own (see _capture)
+        token = _set_slot(slot)
+        try:
+            value = spec.fn(*args, **kwargs) if kwargs else spec.fn(*args)
+            if spec.coro:
+                value = _run_coroutine(_awaited(spec, value))
+        finally:
+            slot[0] = None  # closed: what the task's threads write from now on is no trial's
+            _reset_slot(token)  # a trial that runs this one (a nested run) gets its slot back
+        if spec.ret is not None:
+            _check_return(spec, value)
+    except KeyboardInterrupt as exc:
+        if reraise_interrupt:
+            _stop_processes_since(start)  # what this trial started in the master
+            raise
+        return failed_outcome(call, _from_task(exc, spec.fn), start, worker, _log_text(buf))
+    except BaseException as exc:
+        return failed_outcome(call, _from_task(exc, spec.fn), start, worker, _log_text(buf))
+    return (
+        call.idx,
+        call.attempt,
+        True,
+        value,
+        None,
+        "",
+        start,
+        time(),
+        worker or threading.current_thread().name,
+        _log_text(buf) if buf else "",
+    )
+
+
+def _code_of(fn: Any) -> Any:
+    """The code object a call of ``fn`` runs first, or None (a builtin)."""
+    import functools
+
+    for _ in range(8):  # a partial of a bound method of ...: a few layers at most
+        if isinstance(fn, functools.partial):
+            fn = fn.func
+        elif hasattr(fn, "__func__"):  # a bound method
+            fn = fn.__func__
+        else:
+            break
+    code = getattr(fn, "__code__", None)
+    if code is None:  # an object with a __call__ method
+        call = type(fn).__dict__.get("__call__") if callable(fn) else None
+        code = getattr(call, "__code__", None)
+    return code
+
+
+def _from_task(exc: BaseException, fn: Any) -> BaseException:
+    """``exc`` with its traceback starting at the task function's own frame: the
+    frames of the trial machinery above it (:func:`run_call`, an event loop) are
+    left out, the task's own calls below it kept.  Where no frame is the task's (a
+    failed type check, a builtin), this module's frames at the top are left out.
+    """
+    tb = exc.__traceback__
+    code = _code_of(fn)
+    at = tb
+    while at is not None and at.tb_frame.f_code is not code:
+        at = at.tb_next
+    if at is None:
+        at = tb
+        while at is not None and at.tb_frame.f_code.co_filename == __file__:
+            at = at.tb_next
+    return exc.with_traceback(at)
+
+
+async def run_call_async(call: Call, worker: str) -> Outcome:
+    """:func:`run_call` for an ``async def`` task, on the running event loop: awaits
+    the coroutine (with the task's timeout) without blocking the loop's other trials."""
+    spec = call.spec
+    args = call.args
+    kwargs = call.kwargs
+    buf: list[Any] = []  # this coroutine's own: each asyncio task runs in a context of its own
+    start = time()
+    try:
+        if spec.checks:
+            _check(spec, args, kwargs)
+        slot: list[Any] = [buf]
+        token = _CURRENT.set(slot)
+        try:
+            value = await _awaited(spec, spec.fn(*args, **kwargs) if kwargs else spec.fn(*args))
+        finally:
+            slot[0] = None
+            _CURRENT.reset(token)
+        if spec.ret is not None:
+            _check_return(spec, value)
+    except BaseException as exc:
+        return failed_outcome(call, _from_task(exc, spec.fn), start, worker, _log_text(buf))
+    log = _log_text(buf) if buf else ""
+    return (call.idx, call.attempt, True, value, None, "", start, time(), worker, log)
+
+
+async def _awaited(spec: Any, coro: Any) -> Any:
+    """Await an async task's coroutine; past the task's timeout, cancel it (its
+    ``finally`` blocks run) and raise :class:`~dagexec.TaskTimeout`."""
+    if spec.timeout is None:
+        return await coro
+    import asyncio
+
+    task = asyncio.ensure_future(coro)
+    try:
+        done, _ = await asyncio.wait((task,), timeout=spec.timeout)
+    except asyncio.CancelledError:  # abandoned (the engine's deadline, Ctrl-C): cancel it too
+        await _cancel(task)
+        raise
+    if not done:
+        await _cancel(task)
+        from .._errors import TaskTimeout
+
+        raise TaskTimeout(f"node {spec.key!r} timed out after {spec.timeout:g} s", spec.key, spec.timeout)
+    return task.result()
+
+
+async def _cancel(task: Any) -> None:
+    """Cancel ``task`` and wait until its cleanup (``finally`` blocks) has run."""
+    import asyncio
+
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):
+        pass  # its cancellation, or what its cleanup raised: the caller has the error
+
+
+_local = threading.local()  # .loop: the event loop of this thread's async trials
+_background: list[Any] = []  # [loop] of the thread that runs coroutines for threads that have a loop running
+_background_lock = threading.Lock()
+
+
+def _run_coroutine(coro: Any) -> Any:
+    """Run ``coro`` to its end from synchronous code: on this thread's own event loop
+    (one per thread, kept between trials), or, when a loop already runs in this thread
+    (a notebook), on a loop thread of dagexec's."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass  # none: run it here, outside this handler (the task's errors get no context of ours)
+    else:
+        return asyncio.run_coroutine_threadsafe(coro, background_loop()).result()
+    loop = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _local.loop = asyncio.new_event_loop()
+    return loop.run_until_complete(coro)
+
+
+def background_loop() -> Any:
+    """dagexec's event loop thread of this process, started on first use."""
+    with _background_lock:
+        if not _background:
+            import asyncio
+
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="dagexec-async", daemon=True).start()
+            _background.append(loop)
+        return _background[0]
