@@ -26,10 +26,11 @@ an unknown public attribute :class:`~dagexec.NodeAttributeError`, each saying
 that a Node has no value until the plan runs and what to write instead.  ``==``
 and hashing keep their identity meaning, so Nodes work in sets, dicts and ``in``.
 
-Arguments are walked recursively to find Nodes in containers, up to
+Arguments are walked (by :mod:`dagexec._walk`) to find Nodes in containers, up to
 :data:`MAX_NESTING` levels: past it the call is a GraphError naming the depth,
 so no later step (checks, pickling, hashing, filling templates) meets a
-RecursionError.  ``after()`` records where it was called, so a cycle is reported
+RecursionError.  The walk enters lists, tuples, sets, frozensets, dicts and
+namedtuples only.  ``after()`` records where it was called, so a cycle is reported
 at the call that closed it.
 """
 
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ._callsite import format_site, user_frame
 from ._errors import CallError, GraphError, NodeAttributeError, Problem
+from ._walk import TooDeepError, exceeds, replace
 
 if TYPE_CHECKING:
     import inspect
@@ -234,44 +236,26 @@ class Graph:
                 )
             )
 
-    def _walk(
-        self, value: Any, deps: dict[int, None], key: str, site: tuple[str, int], depth: int = 1
-    ) -> tuple[Any, bool]:
+    def _walk(self, value: Any, deps: dict[int, None], key: str, site: tuple[str, int]) -> tuple[Any, bool]:
         """Copy containers, collecting the Nodes inside; return (copy, has_nodes).
 
-        ``depth`` is the nesting level of ``value``; past :data:`MAX_NESTING` raises
-        :class:`_TooDeep` (the caller names the parameter)."""
-        if isinstance(value, Node):
-            self._own(value, key, site)
-            deps[value._i] = None
-            return value, True
-        t = type(value)
-        if t is list or t is tuple or t is set or t is frozenset:
-            if depth > MAX_NESTING:
-                raise _TooDeep
-            found = False
-            items = []
-            for v in value:
-                c, f = self._walk(v, deps, key, site, depth + 1)
-                items.append(c)
-                found = found or f
-            return t(items), found
-        if t is dict:
-            if depth > MAX_NESTING:
-                raise _TooDeep
-            found = False
-            out = {}
-            for k, v in value.items():
-                c, f = self._walk(v, deps, key, site, depth + 1)
-                out[k] = c
-                found = found or f
-            return out, found
-        if isinstance(value, tuple) and hasattr(value, "_fields"):  # namedtuple
-            if depth > MAX_NESTING:
-                raise _TooDeep
-            items2 = [self._walk(v, deps, key, site, depth + 1) for v in value]
-            return t(*[c for c, _ in items2]), any(f for _, f in items2)
-        return value, False
+        Past :data:`MAX_NESTING` levels raises :class:`_TooDeep` (the caller names the parameter)."""
+        found = False
+
+        def visit(x: Any) -> Any:
+            nonlocal found
+            if isinstance(x, Node):
+                if x._g is not self:
+                    self._own(x, key, site)
+                deps[x._i] = None
+                found = True
+            return x
+
+        try:
+            copied = replace(value, visit, max_depth=MAX_NESTING, copy=True)
+        except TooDeepError:
+            raise _TooDeep from None
+        return copied, found
 
     def _scan(
         self,
@@ -293,13 +277,12 @@ class Graph:
             if isinstance(a, Node):
                 self._own(a, key, site)
                 deps[a._i] = None
-            elif type(a) in _CONTAINERS or isinstance(a, (list, tuple, dict)):
+            elif isinstance(a, _CONTAINER_BASES):
+                what = f"parameter {params[i]!r}" if i < len(params) else label
                 try:
                     c, found = self._walk(a, deps, key, site)
                 except _TooDeep:
-                    raise _too_deep(
-                        key, f"parameter {params[i]!r}" if i < len(params) else label, site
-                    ) from None
+                    raise _too_deep(key, what, site) from None
                 nested = nested or found
                 if new_args is None:
                     new_args = list(args)
@@ -312,7 +295,7 @@ class Graph:
                 if isinstance(a, Node):
                     self._own(a, key, site)
                     deps[a._i] = None
-                elif type(a) in _CONTAINERS or isinstance(a, (list, tuple, dict)):
+                elif isinstance(a, _CONTAINER_BASES):
                     try:
                         c, found = self._walk(a, deps, key, site)
                     except _TooDeep:
@@ -340,7 +323,7 @@ class Graph:
                     if a._g is not self:
                         self._own(a, key, site)
                     found.append(a._i)
-                elif type(a) in _CONTAINERS or isinstance(a, (list, tuple, dict)):
+                elif isinstance(a, _CONTAINER_BASES):
                     break
             else:
                 deps = tuple(found) if len(found) < 2 else tuple(dict.fromkeys(found))
@@ -585,7 +568,8 @@ class Graph:
         return repr_mimebundle(self, include, exclude)
 
 
-_CONTAINERS = frozenset({list, tuple, dict, set, frozenset})
+#: the container types a call's arguments are walked for
+_CONTAINER_BASES = (list, tuple, dict, set, frozenset)
 
 #: How deep containers may nest in a constant (a task or section argument, an input's
 #: default) and, with ``run(cache=...)``, in a graph input's value.  dagexec walks such
@@ -615,22 +599,9 @@ def _too_deep(key: str, what: str, site: tuple[str, int]) -> GraphError:
 
 
 def nesting_exceeds(value: Any, limit: int = MAX_NESTING) -> bool:
-    """Whether containers (list, tuple, set, frozenset, dict values) nest in ``value``
-    deeper than ``limit`` (``[[1]]`` is 2 deep); iterative, so any depth is measured."""
-    if not isinstance(value, _NESTING):
-        return False
-    stack = [(value, 1)]
-    while stack:
-        v, depth = stack.pop()
-        for c in v.values() if isinstance(v, dict) else v:
-            if isinstance(c, _NESTING):
-                if depth >= limit:
-                    return True
-                stack.append((c, depth + 1))
-    return False
-
-
-_NESTING = (list, tuple, set, frozenset, dict)
+    """Whether containers (list, tuple, set, frozenset, dict values, and their subclasses)
+    nest in ``value`` deeper than ``limit`` (``[[1]]`` is 2 deep); any depth is measured."""
+    return exceeds(value, limit, subclasses=True)
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -823,6 +794,10 @@ class SectionNode(Node):
     """The Node a section call returns: it stands for the section's Finish output."""
 
     __slots__ = ()
+
+
+#: every Node type, for walks told to call back at exactly these types
+NODE_TYPES: Final = frozenset({Node, SectionNode})
 
 
 def unknown_keywords(

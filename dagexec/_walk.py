@@ -24,7 +24,8 @@ position, the member itself of a set or frozenset.  :func:`at` follows a path.
 with nested arguments.  What it does with a child is learnt once per type, so each
 child costs one dict lookup; with ``types=`` the leaves of other types are kept
 without calling ``fn``; a container in which nothing changed is returned as it is,
-and a value that is no container goes straight to ``fn``.
+and a value that is no container goes straight to ``fn``.  :func:`replacer` does the
+setting up once, for a caller that walks many small values the same way.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ __all__ = [
     "kind",
     "leaves",
     "replace",
+    "replacer",
 ]
 
 LIST: Final = "list"
@@ -249,6 +251,37 @@ def replace(
     if paths or set_fn is not None:
         return _replace_deep(value, a, fn, table, only, paths, max_depth, copy, set_fn, 0)
     return _replace(value, a, fn, table, only, 1, max_depth, copy)
+
+
+def replacer(
+    *, types: Collection[type] | None = None, copy: bool = False
+) -> Callable[[Any, Callable[[Any], Any]], Any]:
+    """:func:`replace` made ready for one ``types`` and ``copy``, for a hot path.
+
+    ``replacer(types=T, copy=c)(value, fn)`` gives what ``replace(value, fn, types=T,
+    copy=c)`` gives, without the setting up that :func:`replace` does on each call
+    (which costs as much as walking a small container).  No paths, ``max_depth`` or
+    ``set_fn``; a container that holds itself is a :class:`TooDeepError` as ever.
+
+    Raises:
+        Nothing here; the function made raises :class:`TooDeepError` as :func:`replace`.
+    """
+    only = None if types is None else frozenset(types)
+    table: dict[type, str | None] = {}  # its own: _tables may drop one at any time
+
+    def run(value: Any, fn: Callable[[Any], Any]) -> Any:
+        t = type(value)
+        try:
+            a = table[t]
+        except KeyError:
+            a = _action(table, only, t)
+        if a is None:
+            return value
+        if a is _CALL:
+            return fn(value)
+        return _replace(value, a, fn, table, only, 1, None, copy)
+
+    return run
 
 
 _BUDGET: Final = 100  # levels _replace walks by recursion before _replace_deep takes over

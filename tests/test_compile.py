@@ -713,3 +713,36 @@ def test_compiling_twice_gives_equal_plans() -> None:
     assert first is not second
     assert first.fingerprint == second.fingerprint
     assert first.to_dict() == second.to_dict()
+
+
+# -- argument templates ----------------------------------------------------------------
+
+
+@dx.task
+def _grow(box: Any) -> Any:
+    """Change the argument in place, then hand it back."""
+    box["rows"].append(len(box["rows"]))
+    box["fixed"].append("x")
+    return box
+
+
+@dx.task
+def _seven() -> int:
+    return 7
+
+
+def test_each_trial_gets_its_own_copy_of_every_container_in_a_nested_argument() -> None:
+    with dx.Graph("templates") as graph:
+        _grow({"rows": [_seven()], "fixed": [1]})
+    plan = graph.compile()
+    for _ in range(2):  # the template is filled afresh, unchanged by the previous run
+        assert plan.run(executor="serial").outputs == {"_grow": {"rows": [7, 1], "fixed": [1, "x"]}}
+
+
+def test_node_types_holds_every_node_class() -> None:
+    from dagexec import _graph as G
+
+    def subclasses(t: type) -> set[type]:
+        return {t}.union(*(subclasses(s) for s in t.__subclasses__()))
+
+    assert subclasses(G.Node) == G.NODE_TYPES

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from dagexec import DagexecError
 from dagexec import _walk as W
-from dagexec._walk import TooDeepError, at, exceeds, kind, leaves, replace
+from dagexec._walk import TooDeepError, at, exceeds, kind, leaves, replace, replacer
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -224,6 +224,23 @@ def test_copy_rebuilds_every_container(v: Any) -> None:
 
 @SETTINGS
 @given(values)
+def test_replacer_gives_what_replace_gives(v: Any) -> None:
+    for copy in (False, True):
+        for types in (None, {Mark}):
+            seen_r: list[Any] = []
+            seen_p: list[Any] = []
+            by_replace = replace(v, recorder(seen_r, swap), copy=copy, types=types)
+            by_replacer = replacer(types=types, copy=copy)(v, recorder(seen_p, swap))
+            assert shape(by_replacer) == shape(by_replace)
+            assert seen_p == seen_r
+            if copy:
+                assert (by_replacer is v) == (by_replace is v)
+            else:
+                assert_shared(v, by_replacer)
+
+
+@SETTINGS
+@given(values)
 def test_fn_sees_each_leaf_once_in_the_order_leaves_gives(v: Any) -> None:
     seen: list[Any] = []
     replace(v, recorder(seen))
@@ -382,6 +399,15 @@ def test_dict_keys_are_left_alone() -> None:
     new = replace(v, lambda x: "new" if type(x) is Mark else x)
     assert list(new) == [k, "x"] and new[k] == "new"
     assert list(leaves(v)) == [v[k], 1]
+
+
+def test_replacer_on_a_leaf() -> None:
+    only_marks = replacer(types={Mark})
+    m = Mark(1)
+    assert only_marks(m, lambda x: x.n * 10) == 10
+    assert only_marks(5, lambda x: 0) == 5
+    assert replacer()(5, lambda x: x + 1) == 6
+    assert only_marks([m, 2, (m,)], lambda x: x.n) == [1, 2, (1,)]
 
 
 def test_a_leaf_alone_is_passed_to_fn() -> None:
@@ -550,6 +576,10 @@ def test_a_container_that_holds_itself() -> None:
         assert exceeds(v, 500) is True
     shared = [1]
     assert replace([shared, [shared]], lambda x: x) is not None  # shared, not cyclic
+    for v in (a, d, [[a]]):
+        with pytest.raises(TooDeepError) as e:
+            replacer(copy=True)(v, lambda x: x)
+        assert e.value.limit is None
 
 
 def test_the_type_cache_stays_bounded() -> None:

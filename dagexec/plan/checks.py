@@ -13,6 +13,7 @@ from typing import Any
 from .. import _graph as G
 from .._errors import Problem
 from .._typecheck import describe_mismatch, format_type, is_plain_class, short_repr, static_compatible
+from .._walk import TooDeepError, leaves
 from .specs import _Ref
 
 # how compile resolves a graph node: (NODE, idx) | (INPUT, idx) | (CONST, value) |
@@ -215,14 +216,17 @@ def _produced_type(g: G.Graph, r: tuple[int, Any]) -> tuple[Any, str]:
     return _UNKNOWN, ""
 
 
+def _is_node(value: Any) -> bool:
+    return isinstance(value, G.Node)
+
+
 def _has_node(value: Any) -> bool:
-    if isinstance(value, G.Node):
-        return True
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return any(_has_node(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_node(v) for v in value.values())
-    return False
+    """Whether a Node sits anywhere in ``value``, subclassed containers entered too (a
+    container that holds itself counts as holding none)."""
+    try:
+        return any(True for _ in leaves(value, _is_node, subclasses=True))
+    except TooDeepError:
+        return False
 
 
 def pickle_problem(key: str, where: str, what: str, exc: BaseException | None, because: str = "") -> Problem:

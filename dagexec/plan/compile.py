@@ -30,6 +30,7 @@ from .._compile import _pack, getitem
 from .._cond import choose
 from .._errors import GraphError, Problem
 from .._typecheck import short_repr
+from .._walk import replace
 from .checks import (
     CONST,
     INPUT,
@@ -49,6 +50,8 @@ from .order import _kahn, _runnable_deps, _section_members
 from .specs import InputSpec, NodeSpec, SectionInfo, _Ref, collect_refs
 
 __all__ = ["compile_graph"]
+
+_CONTAINERS = (list, tuple, set, frozenset, dict)
 
 # resolution of a graph node: (NODE, new-or-old idx) | (INPUT, input idx) | (CONST, value)
 _NODE, _INPUT, _CONST, _TPL = NODE, INPUT, CONST, TPL
@@ -190,22 +193,21 @@ class _Compiler:
         return self.n + self.n_inputs + len(self.consts) - 1
 
     def substitute(self, value: Any) -> Any:
-        """A template of ``value``: Nodes inside containers become ``_Ref(slot)``."""
-        if isinstance(value, G.Node):
-            r = self.res[value._i]
-            if r[0] == _CONST:
-                return r[1]
-            if r[0] == _TPL:
-                return self.substitute(r[1][0])
-            return _Ref(self.slot_of(r))
-        t = type(value)
-        if t is list or t is tuple or t is set or t is frozenset:
-            return t(self.substitute(v) for v in value)
-        if t is dict:
-            return {k: self.substitute(v) for k, v in value.items()}
-        if isinstance(value, tuple) and hasattr(value, "_fields"):
-            return t(*[self.substitute(v) for v in value])
-        return value
+        """A template of ``value``: Nodes inside containers become ``_Ref(slot)``
+        (every container copied, as the graph's arguments are)."""
+        if type(value) in G.NODE_TYPES:
+            return self._template_of(value)
+        if isinstance(value, _CONTAINERS):
+            return replace(value, self._template_of, copy=True, types=G.NODE_TYPES)
+        return value  # most arguments: answered without entering the walk
+
+    def _template_of(self, node: G.Node) -> Any:
+        r = self.res[node._i]
+        if r[0] == _CONST:
+            return r[1]
+        if r[0] == _TPL:
+            return self.substitute(r[1][0])
+        return _Ref(self.slot_of(r))
 
     # 3. layout --------------------------------------------------------------------------
     def layout(self) -> list[tuple[Any, ...]]:

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .._walk import leaves
+
 if TYPE_CHECKING:
     from .._task import Task
     from .compiled import CompiledGraph
@@ -44,16 +46,14 @@ class _Ref:
         return (_Ref, (self.slot,))
 
 
+def _is_ref(value: Any) -> bool:
+    return type(value) is _Ref
+
+
 def collect_refs(value: Any, reads: dict[int, None]) -> None:
     """Add the slot of every ``_Ref`` inside the template ``value`` to ``reads``, in order."""
-    if type(value) is _Ref:
-        reads[value.slot] = None
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        for v in value:
-            collect_refs(v, reads)
-    elif isinstance(value, dict):
-        for v in value.values():
-            collect_refs(v, reads)
+    for ref in leaves(value, _is_ref):
+        reads[ref.slot] = None
 
 
 class NodeSpec:

@@ -3,25 +3,24 @@
 A plan's argument template holds ``_Ref(slot)`` where a value goes (``specs``).  A
 value given as a whole argument is put in place by index; one nested inside a list,
 tuple, set, dict or namedtuple is put in place by :func:`fill`, which the run calls
-for the nodes whose ``nested`` flag is set.
+for the nodes whose ``nested`` flag is set.  The walk is :func:`dagexec._walk.replace`,
+told to call back only at a ``_Ref``; it copies every container, so a task that
+changes its argument changes no template and no other trial's argument.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
+from .._walk import replacer
 from .specs import _Ref
+
+#: the walk fill makes: a call back at each ``_Ref`` only, every container copied
+_walk_refs: Final = replacer(types=(_Ref,), copy=True)
 
 
 def fill(value: Any, vals: list[Any]) -> Any:
     """A copy of the template ``value`` with each ``_Ref`` replaced by its value."""
-    t = type(value)
-    if t is _Ref:
+    if type(value) is _Ref:  # a whole argument: no walk
         return vals[value.slot]
-    if t is list or t is tuple or t is set or t is frozenset:
-        return t(fill(v, vals) for v in value)
-    if t is dict:
-        return {k: fill(v, vals) for k, v in value.items()}
-    if isinstance(value, tuple) and hasattr(value, "_fields"):
-        return t(*[fill(v, vals) for v in value])
-    return value
+    return _walk_refs(value, lambda ref: vals[ref.slot])
