@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from ._cli_targets import UsageError
-from ._files import write_atomic
+from .._files import write_atomic
+from .targets import UsageError
 
 __all__ = ["STDOUT", "check_destination", "stdout_for_document", "write_document"]
 

@@ -15,11 +15,11 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ._state import State, Trial
+from .._state import State, Trial
 
 if TYPE_CHECKING:
-    from ._result import RunResult
-    from .plan.compiled import CompiledGraph
+    from .._result import RunResult
+    from ..plan.compiled import CompiledGraph
 
 
 _TB_LINES = 6  # traceback lines shown per failed node
@@ -70,7 +70,7 @@ class LiveDisplay:
     """A rich progress bar with the running nodes, for a terminal."""
 
     def __init__(self, total: int) -> None:
-        from ._progress import make_progress
+        from .._progress import make_progress
 
         self._progress = make_progress(running=True, transient=True)
         self._total = total
@@ -104,8 +104,8 @@ class LiveDisplay:
 
 def selected_count(plan: CompiledGraph, only: list[str], skip: list[str]) -> int:
     """How many nodes a run with ``only``/``skip`` will run (the progress total)."""
-    from ._errors import Problem
-    from .plan.arguments import select
+    from .._errors import Problem
+    from ..plan.arguments import select
 
     problems: list[Problem] = []
     return sum(select(plan, only, skip, problems)) if (only or skip) else len(plan)
@@ -220,7 +220,7 @@ def print_summary(result: RunResult, color: bool) -> None:
 def print_outputs(result: RunResult, file: TextIO) -> None:
     """Each computed output as ``name = repr``, on ``file`` (stdout, or stderr when
     stdout holds a document)."""
-    from ._typecheck import short_repr
+    from .._typecheck import short_repr
 
     for name, value in result.outputs.items():
         file.write(f"{name} = {short_repr(value, 200)}\n")

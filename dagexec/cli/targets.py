@@ -21,11 +21,11 @@ import typing
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
-from ._errors import DagexecError, GraphError
-from ._graph import MAX_NESTING, nesting_exceeds
+from .._errors import DagexecError, GraphError
+from .._graph import MAX_NESTING, nesting_exceeds
 
 if TYPE_CHECKING:
-    from .plan.compiled import CompiledGraph
+    from ..plan.compiled import CompiledGraph
 
 
 _TRUE = frozenset({"true", "1", "yes"})
@@ -89,9 +89,9 @@ def _relpath(path: str) -> str:
 
 
 def _graphs_in(module: types.ModuleType) -> list[str]:
-    from ._graph import Graph
-    from ._section import Section
-    from .plan.compiled import CompiledGraph
+    from .._graph import Graph
+    from .._section import Section
+    from ..plan.compiled import CompiledGraph
 
     return sorted(
         name
@@ -120,10 +120,10 @@ def resolve_target(target: str) -> CompiledGraph:
 
 
 def _as_plan(obj: Any, target: str, called: bool = False) -> CompiledGraph:
-    from ._graph import Graph
-    from ._section import Section
-    from ._task import Task
-    from .plan.compiled import CompiledGraph
+    from .._graph import Graph
+    from .._section import Section
+    from .._task import Task
+    from ..plan.compiled import CompiledGraph
 
     if isinstance(obj, CompiledGraph):
         return obj
@@ -171,8 +171,8 @@ def load_plan(
         ArtifactError: for a saved file that is refused.
         UsageError: for a bad target, or one that is refused.
     """
-    from ._artifact import load
-    from ._envelope import REQUIRE_ENV, signatures_required
+    from .._artifact import load
+    from .._envelope import REQUIRE_ENV, signatures_required
 
     path = Path(target)
     if path.is_file() and path.suffix != ".py":
@@ -227,7 +227,7 @@ def parse_value(name: str, text: str, ann: Any) -> Any:
     Raises:
         UsageError: naming the input and the expected type.
     """
-    from ._typecheck import format_type
+    from .._typecheck import format_type
 
     def bad(why: str = "") -> UsageError:
         return UsageError(f"input {name!r} expects {format_type(ann)}{why}, got {text!r}")

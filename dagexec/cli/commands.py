@@ -1,0 +1,274 @@
+"""The commands of the ``dagexec`` command line: one function per command, each taking
+the parsed arguments and returning the exit code (``cmd_run``, ``cmd_compile``,
+``cmd_inspect``, ``cmd_diff``, ``cmd_cache``, ``cmd_dot``), with the checks and helpers
+they share.  The parser that picks one, and the handling of errors, are in
+:mod:`dagexec.cli`.
+
+A command raises ``UsageError`` (or another error ``main`` knows) for bad usage; it
+never prints a traceback, and it checks what it can before anything runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from .output import STDOUT, check_destination, stdout_for_document, write_document
+from .report import (
+    LiveDisplay,
+    PlainLog,
+    print_header,
+    print_outputs,
+    print_summary,
+    printable,
+    result_to_json,
+    selected_count,
+)
+from .targets import UsageError, age, load_plan, parse_inputs, resolve_target
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "FORMATS",
+    "MAX_PROCESSES_PER_CPU",
+    "cmd_cache",
+    "cmd_compile",
+    "cmd_diff",
+    "cmd_dot",
+    "cmd_inspect",
+    "cmd_run",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+#: ``--workers`` for loky is cut to this many processes per CPU (with a warning)
+MAX_PROCESSES_PER_CPU = 4
+
+logger = logging.getLogger(__name__)
+
+
+def _check_run_usage(args: argparse.Namespace) -> None:
+    """The checks of ``run``'s options that need neither the plan nor its code."""
+    if args.scheduler is not None and args.executor != "dask":
+        raise UsageError("--scheduler is used only with --executor dask")
+    if args.executor == "dask" and args.scheduler is None and not _dask_address_configured():
+        raise UsageError(
+            "--executor dask needs the scheduler's address: --scheduler tcp://host:8786 "
+            "(or the environment variable DASK_SCHEDULER_ADDRESS)"
+        )
+    if args.dry_run and args.cache is None:
+        raise UsageError("--dry-run needs --cache DIR: it says what the cache would serve")
+    if args.dry_run and args.json is not None:
+        raise UsageError("--dry-run writes no --json: nothing runs")
+    if args.resume and args.cache is None:
+        raise UsageError("--resume needs --cache DIR: the folder whose journal the run continues")
+    from ..cache.store import key_problem
+
+    if args.cache is not None and (why := key_problem()) is not None:
+        raise UsageError(f"--cache {args.cache!r}: {why}")
+    if args.json is not None:
+        check_destination(args.json, "--json")
+    if args.executor == "loky" and args.workers is not None:
+        args.workers = _capped_processes(args.workers)
+
+
+def _capped_processes(workers: int) -> int:
+    """``--workers`` for an executor of processes, at most MAX_PROCESSES_PER_CPU per CPU."""
+    from loky import cpu_count
+
+    cpus: int = cpu_count()
+    cap = MAX_PROCESSES_PER_CPU * cpus
+    if workers <= cap:
+        return workers
+    logger.warning(
+        "--workers %d is more than %d processes per CPU (%d CPU%s here): %d loky workers start",
+        workers, MAX_PROCESSES_PER_CPU, cpus, "" if cpus == 1 else "s", cap,
+    )  # fmt: skip
+    return cap
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _check_run_usage(args)
+    to_stdout = args.json == STDOUT
+    with stdout_for_document(to_stdout) as document:
+        plan = load_plan(args.target, args.require_signed, args.expect_graph, args.expect_fingerprint)
+        inputs = parse_inputs(plan, args.input)
+        if args.dry_run:
+            return _dry_run(plan, inputs, args)
+        callbacks: list[Any] = []
+        tty = sys.stderr.isatty()
+        if not args.no_progress:
+            if args.cache is not None:
+                total = _would_run(plan, inputs, args)
+            else:
+                total = selected_count(plan, args.only, args.skip)
+            callbacks.append(LiveDisplay(total) if tty else PlainLog(total))
+        result = plan.run(
+            inputs=inputs,
+            executor=args.executor,
+            max_workers=args.workers,
+            scheduler=args.scheduler,
+            cache=args.cache,
+            resume=args.resume,
+            only=args.only or None,
+            skip=args.skip or None,
+            callbacks=callbacks,
+            raise_on_failure=False,
+            check_mutation=args.check_mutation,
+        )
+        if args.json is not None:
+            data = json.dumps(result_to_json(result), indent=2) + "\n"
+            write_document(args.json, data.encode("utf-8"), document)
+        print_summary(result, color=tty)
+        print_outputs(result, sys.stderr if to_stdout else sys.stdout)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _would_run(plan: Any, inputs: dict[str, Any], args: argparse.Namespace) -> int:
+    """How many nodes a run with ``--cache`` would run (nothing is loaded)."""
+    from ..cache.decide import decide, open_store
+    from ..cache.keys import node_keys
+
+    values, selected, kept = plan._input_values(inputs, {}, args.only or None, args.skip or None)
+    store = open_store(args.cache)
+    assert store is not None  # --cache was given
+    return sum(decide(plan, store, node_keys(plan, values), selected, kept, load=False).runs)
+
+
+def _dry_run(plan: Any, inputs: dict[str, Any], args: argparse.Namespace) -> int:
+    found = plan.explain(inputs, cache=args.cache, only=args.only or None, skip=args.skip or None)
+    width = max((len(e.key) for e in found), default=0)
+    for e in found:
+        why = "; ".join(e.reasons)
+        print(f"{e.action:<8} {e.key:<{width}}  {why}".rstrip())
+    counts = {a: sum(e.action == a for e in found) for a in ("run", "cached", "skipped")}
+    print(
+        f"{len(found)} nodes: {counts['run']} would run, {counts['cached']} cached"
+        + (f", {counts['skipped']} skipped" if counts["skipped"] else "")
+    )
+    return EXIT_OK
+
+
+def _dask_address_configured() -> bool:
+    try:
+        import dask
+    except ImportError:
+        return False
+    return bool(dask.config.get("scheduler-address", None))
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from .._artifact import read_header
+
+    if Path(args.target).is_file() and not args.target.endswith(".py"):
+        raise UsageError(f"compile takes module:attr or path/to/file.py:attr, got the file {args.target!r}")
+    plan = resolve_target(args.target)
+    out = Path(args.output)
+    if not out.parent.is_dir():
+        raise UsageError(f"cannot write {args.output!r}: no such folder {str(out.parent)!r}")
+    plan.save(out)
+    header = read_header(out)
+    signed = "signed" if header["signed"] else "unsigned"
+    sys.stderr.write(
+        f"wrote {args.output}: graph {plan.name!r}, {len(plan)} nodes, {signed}, "
+        f"fingerprint {plan.fingerprint[:12]}\n"
+    )
+    return EXIT_OK
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .._artifact import read_header
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"no such file {args.file!r}")
+    print_header(path, read_header(path))
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from ..cache.diff import plan_diff
+
+    a, b = load_plan(args.a), load_plan(args.b)
+    changes = plan_diff(a, b)
+    width = max((len(key) for _, key, _ in changes), default=0)
+    for change, key, details in changes:
+        print(f"{change:<8} {key:<{width}}  {'; '.join(details)}".rstrip())
+    if not changes:
+        print(f"no differences: {len(b)} nodes")
+        return EXIT_OK
+    return EXIT_FAILED
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    import time
+
+    from ..cache.store import CacheStore
+
+    if not Path(args.dir).is_dir():
+        raise UsageError(f"no such cache folder {args.dir!r}")
+    # listing and pruning read headers only, never a value: no key is needed
+    store = CacheStore(args.dir, require_signed=False)
+    if args.action == "prune":
+        removed = store.prune(args.older_than)
+        freed = sum(e.size for e in removed)
+        print(f"removed {len(removed)} entries, {freed:,} bytes")
+        return EXIT_OK
+    now = time.time()
+    entries = store.entries()
+    for e in entries:
+        node, graph = (e.meta.get(f) for f in ("node", "graph"))
+        where = f"{graph if isinstance(graph, str) else '?'}:{node if isinstance(node, str) else '?'}"
+        print(f"{e.key[:12]}  {e.size:>12,}  used {age(now - e.used):>4} ago  {printable(where)}")
+    print(f"{len(entries)} entries, {sum(e.size for e in entries):,} bytes")
+    return EXIT_OK
+
+
+#: the picture format of each suffix ``dot -o`` knows
+FORMATS = {".dot": "dot", ".gv": "dot", ".svg": "svg", ".png": "png", ".html": "html"}
+
+
+def cmd_dot(args: argparse.Namespace) -> int:
+    fmt = args.format or (FORMATS.get(Path(args.output).suffix.lower()) if args.output != STDOUT else "dot")
+    if fmt is None:
+        raise UsageError(
+            f"cannot tell the picture format of {args.output!r}; use .dot, .svg, .png or .html, or --format"
+        )
+    if fmt != "dot" and shutil.which("dot") is None:
+        raise UsageError(
+            f"writing .{fmt} needs the Graphviz 'dot' program, which is not installed; "
+            "install Graphviz (https://graphviz.org/download/) or write .dot"
+        )
+    check_destination(args.output)
+    with stdout_for_document(args.output == STDOUT) as document:
+        plan = load_plan(args.target)
+        if fmt == "html":
+            data = _html_page(plan)
+        elif fmt == "dot":
+            data = plan.to_dot().source.encode("utf-8")
+        else:
+            data = plan.to_dot().pipe(format=fmt)
+        write_document(args.output, data, document)
+    where = "standard output" if args.output == STDOUT else args.output
+    sys.stderr.write(f"wrote {where}: graph {plan.name!r}, {len(plan)} nodes\n")
+    return EXIT_OK
+
+
+def _html_page(plan: Any) -> bytes:
+    """The bytes of ``plan.to_html()``'s page (it writes only files)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="dagexec-") as folder:
+        page = Path(folder) / "plan.html"
+        plan.to_html(page)
+        return page.read_bytes()
