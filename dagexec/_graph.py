@@ -30,7 +30,9 @@ Arguments are walked (by :mod:`dagexec._walk`) to find Nodes in containers, up t
 :data:`MAX_NESTING` levels: past it the call is a GraphError naming the depth,
 so no later step (checks, pickling, hashing, filling templates) meets a
 RecursionError.  The walk enters lists, tuples, sets, frozensets, dicts and
-namedtuples only.  ``after()`` records where it was called, so a cycle is reported
+namedtuples only; a Node inside a subclass of those (an ``OrderedDict``, a
+``defaultdict``) would reach the task as the Node itself, so it is a GraphError at
+the call.  ``after()`` records where it was called, so a cycle is reported
 at the call that closed it.
 """
 
@@ -43,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ._callsite import format_site, user_frame
 from ._errors import CallError, GraphError, NodeAttributeError, Problem
-from ._walk import TooDeepError, exceeds, replace
+from ._walk import TooDeepError, exceeds, leaves, replace
 
 if TYPE_CHECKING:
     import inspect
@@ -239,7 +241,8 @@ class Graph:
     def _walk(self, value: Any, deps: dict[int, None], key: str, site: tuple[str, int]) -> tuple[Any, bool]:
         """Copy containers, collecting the Nodes inside; return (copy, has_nodes).
 
-        Past :data:`MAX_NESTING` levels raises :class:`_TooDeep` (the caller names the parameter)."""
+        Past :data:`MAX_NESTING` levels raises :class:`_TooDeep`, and at a Node inside a
+        subclassed container :class:`_HiddenNode` (the caller names the parameter)."""
         found = False
 
         def visit(x: Any) -> Any:
@@ -249,6 +252,8 @@ class Graph:
                     self._own(x, key, site)
                 deps[x._i] = None
                 found = True
+            elif isinstance(x, _CONTAINER_BASES) and _holds_node(x):  # a leaf: a subclass
+                raise _HiddenNode(type(x))
             return x
 
         try:
@@ -283,6 +288,8 @@ class Graph:
                     c, found = self._walk(a, deps, key, site)
                 except _TooDeep:
                     raise _too_deep(key, what, site) from None
+                except _HiddenNode as exc:
+                    raise _hidden_node(key, what, exc.container, site) from None
                 nested = nested or found
                 if new_args is None:
                     new_args = list(args)
@@ -300,6 +307,8 @@ class Graph:
                         c, found = self._walk(a, deps, key, site)
                     except _TooDeep:
                         raise _too_deep(key, f"parameter {name!r}", site) from None
+                    except _HiddenNode as exc:
+                        raise _hidden_node(key, f"parameter {name!r}", exc.container, site) from None
                     nested = nested or found
                     kwargs[name] = c
         else:
@@ -568,7 +577,8 @@ class Graph:
         return repr_mimebundle(self, include, exclude)
 
 
-#: the container types a call's arguments are walked for
+#: the container types a call's arguments are walked for (their subclasses included,
+#: so that a Node inside one is reported)
 _CONTAINER_BASES = (list, tuple, dict, set, frozenset)
 
 #: How deep containers may nest in a constant (a task or section argument, an input's
@@ -596,6 +606,40 @@ def _too_deep(key: str, what: str, site: tuple[str, int]) -> GraphError:
             call_site=where,
         )
     )
+
+
+class _HiddenNode(Exception):
+    """Raised by ``Graph._walk`` at a Node inside a subclassed container; turned into a GraphError."""
+
+    def __init__(self, container: type) -> None:
+        super().__init__(container)
+        self.container = container
+
+
+def _hidden_node(key: str, what: str, container: type, site: tuple[str, int]) -> GraphError:
+    where = format_site(site)
+    return GraphError(
+        Problem(
+            f"node {key!r}: {what} holds a Node inside a {container.__module__}.{container.__qualname__}, "
+            "which dagexec does not look into; pass a dict, list, tuple, set or namedtuple, or build it "
+            f"inside a task (called at {where})",
+            key=key,
+            call_site=where,
+        )
+    )
+
+
+def _is_node(value: Any) -> bool:
+    return isinstance(value, Node)
+
+
+def _holds_node(value: Any) -> bool:
+    """Whether a Node sits anywhere in ``value``, subclassed containers entered too.  A
+    container that holds itself counts as holding none (dagexec never looks into it)."""
+    try:
+        return any(True for _ in leaves(value, _is_node, subclasses=True))
+    except TooDeepError:
+        return False
 
 
 def nesting_exceeds(value: Any, limit: int = MAX_NESTING) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import os
 import pickle
@@ -286,6 +287,86 @@ def test_constant_containers_are_copied_too() -> None:
         echo(rows)
     rows.append(3)
     assert run(graph) == {"echo": [1, 2]}
+
+
+class Row(list):  # type: ignore[type-arg]
+    """A list subclass: dagexec does not look inside it."""
+
+
+class Pair(tuple):  # type: ignore[type-arg]
+    """A tuple subclass that is not a namedtuple."""
+
+
+class Tags(frozenset):  # type: ignore[type-arg]
+    """A frozenset subclass."""
+
+
+def _hidden(key: str, what: str, container: str, line: int) -> str:
+    return (
+        f"node {key!r}: {what} holds a Node inside a {container}, which dagexec does not look into; "
+        f"pass a dict, list, tuple, set or namedtuple, or build it inside a task (called at {_site(line)})"
+    )
+
+
+def test_a_node_inside_a_subclassed_container_is_a_graph_error_at_the_call() -> None:
+    here = f"{__name__}"
+    with dx.Graph("hidden") as graph:
+        a = inc(1)
+        line = _next_line()
+        with pytest.raises(dx.GraphError) as ordered:
+            echo(collections.OrderedDict(k=a))
+        with pytest.raises(dx.GraphError) as inner:
+            echo(value=[1, {"d": collections.defaultdict(list, k=[a])}])
+        with pytest.raises(dx.GraphError) as row:
+            add(1, Row([a]))  # type: ignore[arg-type]
+        with pytest.raises(dx.GraphError) as pair:
+            echo((Pair((a, 2)),))
+        with pytest.raises(dx.GraphError) as tags:
+            echo({Tags({a})})
+        with pytest.raises(dx.GraphError) as deeper:
+            echo(Row([Row([{"k": a}])]))
+    assert str(ordered.value) == _hidden("echo", "parameter 'value'", "collections.OrderedDict", line + 1)
+    assert str(inner.value) == _hidden("echo-1", "parameter 'value'", "collections.defaultdict", line + 3)
+    assert str(row.value) == _hidden("add", "parameter 'y'", f"{here}.Row", line + 5)
+    assert str(pair.value) == _hidden("echo-2", "parameter 'value'", f"{here}.Pair", line + 7)
+    assert str(tags.value) == _hidden("echo-3", "parameter 'value'", f"{here}.Tags", line + 9)
+    assert str(deeper.value) == _hidden("echo-4", "parameter 'value'", f"{here}.Row", line + 11)
+    err = ordered.value
+    assert (err.problems[0].key, err.problems[0].call_site) == ("echo", _site(line + 1))
+    assert len(graph) == 1  # no node recorded for a refused call
+    assert graph.compile().run(executor="serial").outputs == {"inc": 2}
+
+
+def test_a_node_inside_a_subclassed_container_given_to_cond_or_a_section_is_a_graph_error() -> None:
+    @dx.section
+    def wrap(box: Any) -> Any:
+        return echo(box)
+
+    with dx.Graph("hidden-elsewhere"):
+        a = inc(1)
+        line = _next_line()
+        with pytest.raises(dx.GraphError) as by_section:
+            wrap(collections.OrderedDict(k=a))
+        with pytest.raises(dx.GraphError) as by_cond:
+            dx.cond(a, lambda: collections.OrderedDict(k=a), lambda: 0)  # type: ignore[arg-type]
+    assert str(by_section.value) == _hidden(
+        "wrap:box", "parameter 'box'", "collections.OrderedDict", line + 1
+    )
+    assert str(by_cond.value) == _hidden("cond", "an argument", "collections.OrderedDict", line + 3)
+
+
+def test_subclassed_containers_without_nodes_stay_constants() -> None:
+    ordered = collections.OrderedDict(b=1, a=2)
+    counts: collections.defaultdict[str, int] = collections.defaultdict(int, k=3)
+    with dx.Graph("subclassed") as graph:
+        echo(ordered)
+        echo([counts, Row([1, 2]), Pair((3, 4)), Tags({5})])
+    outputs = graph.compile().run(executor="serial").outputs
+    assert outputs["echo"] == ordered and type(outputs["echo"]) is collections.OrderedDict
+    assert list(outputs["echo"]) == ["b", "a"]
+    got = outputs["echo-1"]
+    assert [type(v) for v in got] == [collections.defaultdict, Row, Pair, Tags]
+    assert got == [counts, [1, 2], (3, 4), {5}]
 
 
 def test_a_wrong_call_raises_call_error_naming_key_and_call_site() -> None:
