@@ -939,15 +939,7 @@ def node_call(plan: dx.CompiledGraph, key: str, attempt: int, *args: Any) -> Cal
     [
         "ProcessPoolExecutor",
         "ThreadPoolExecutor",
-        pytest.param(
-            "ThreadExecutor",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=RuntimeError,
-                reason="ThreadExecutor.submit raises RuntimeError after shutdown() (dagexec/executors/threads.py, "
-                "submit); the engine's guard makes the trial crashed, but submit itself must not raise",
-            ),
-        ),
+        "ThreadExecutor",
         pytest.param("closed dask client", marks=pytest.mark.slow),
     ],
 )

@@ -32,7 +32,7 @@ from typing import Any
 
 from .._interrupts import interrupt_hooks
 from .._proctree import RUNNING, stop_interrupted
-from ..run.protocol import Batch, BatchDone, Call, Executor, Outcome
+from ..run.protocol import Batch, BatchDone, Call, Executor, Outcome, crashed_outcome
 from ..run.worker import run_batch, run_call, run_call_async
 
 logger = logging.getLogger("dagexec.executors.threads")
@@ -88,11 +88,11 @@ class ThreadExecutor(Executor):
         """``max_async``: async trials run on the event loop besides the threads."""
         return self._max_async
 
-    def submit(self, call: Call, post: Callable[[Outcome], None]) -> None:
+    def submit(self, call: Call, post: Callable[[Outcome], None]) -> Outcome | None:
         """Queue ``call``; a worker thread posts its outcome (the event loop, for an
-        ``async def`` task)."""
+        ``async def`` task).  After :meth:`shutdown` the trial is refused: ``crashed``."""
         if self._shutdown:
-            raise RuntimeError("submit after ThreadExecutor.shutdown()")
+            return self._refuse(call)
         if self._watch is None:  # the run's first trial
             from .._proctree import watch_children
 
@@ -105,10 +105,18 @@ class ThreadExecutor(Executor):
             self._start_thread()
         return None
 
-    def submit_batch(self, batch: Batch, post: Callable[[BatchDone], None]) -> None:
+    def submit_batch(self, batch: Batch, post: Callable[[BatchDone], None]) -> BatchDone | None:
         """Queue ``batch``: one worker thread runs its members in order (a fused chain
-        costs one hand-off between threads, not one per node)."""
+        costs one hand-off between threads, not one per node).  After :meth:`shutdown`
+        its first member is ``crashed`` and the others run again elsewhere."""
+        if self._shutdown:
+            return BatchDone(batch, [self._refuse(batch.calls[0])])
         self.submit(batch, post)  # type: ignore[arg-type]
+        return None
+
+    def _refuse(self, call: Call) -> Outcome:
+        error = RuntimeError("submit after ThreadExecutor.shutdown()")
+        return crashed_outcome(call, error, time(), "ThreadExecutor refused the trial")
 
     def _start_thread(self) -> None:
         with self._lock:
