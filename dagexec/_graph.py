@@ -637,9 +637,11 @@ def _holds_node(value: Any) -> bool:
     """Whether a Node sits anywhere in ``value``, subclassed containers entered too.  A
     container that holds itself counts as holding none (dagexec never looks into it)."""
     try:
-        return any(True for _ in leaves(value, _is_node, subclasses=True))
+        for _ in leaves(value, _is_node, subclasses=True):
+            return True
     except TooDeepError:
-        return False
+        pass
+    return False
 
 
 def nesting_exceeds(value: Any, limit: int = MAX_NESTING) -> bool:

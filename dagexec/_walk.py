@@ -508,7 +508,11 @@ def leaves(
     while stack:
         it = stack[-1][2]
         for step, x in it:
-            if _children(x, kind(x), subclasses) is not None:
+            try:  # kind(x), inline: this loop is on compile's path
+                k = _kinds[type(x)]
+            except KeyError:
+                k = _learn(type(x))
+            if k is not None and (subclasses or k is not SUBCLASS):
                 if id(x) in open_ids:
                     raise TooDeepError(None)
                 open_ids.add(id(x))

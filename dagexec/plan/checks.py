@@ -216,6 +216,9 @@ def _produced_type(g: G.Graph, r: tuple[int, Any]) -> tuple[Any, str]:
     return _UNKNOWN, ""
 
 
+_CONTAINER_BASES = (list, tuple, set, frozenset, dict)
+
+
 def _is_node(value: Any) -> bool:
     return isinstance(value, G.Node)
 
@@ -223,10 +226,14 @@ def _is_node(value: Any) -> bool:
 def _has_node(value: Any) -> bool:
     """Whether a Node sits anywhere in ``value``, subclassed containers entered too (a
     container that holds itself counts as holding none)."""
+    if not isinstance(value, _CONTAINER_BASES):  # a leaf: no walk
+        return isinstance(value, G.Node)
     try:
-        return any(True for _ in leaves(value, _is_node, subclasses=True))
+        for _ in leaves(value, _is_node, subclasses=True):
+            return True
     except TooDeepError:
-        return False
+        pass
+    return False
 
 
 def pickle_problem(key: str, where: str, what: str, exc: BaseException | None, because: str = "") -> Problem:

@@ -30,7 +30,7 @@ from .._compile import _pack, getitem
 from .._cond import choose
 from .._errors import GraphError, Problem
 from .._typecheck import short_repr
-from .._walk import replace
+from .._walk import replacer
 from .checks import (
     CONST,
     INPUT,
@@ -51,7 +51,8 @@ from .specs import InputSpec, NodeSpec, SectionInfo, _Ref, collect_refs
 
 __all__ = ["compile_graph"]
 
-_CONTAINERS = (list, tuple, set, frozenset, dict)
+#: the walk substitute makes: a call back at each Node only, every container copied
+_walk_nodes = replacer(types=G.NODE_TYPES, copy=True)
 
 # resolution of a graph node: (NODE, new-or-old idx) | (INPUT, input idx) | (CONST, value)
 _NODE, _INPUT, _CONST, _TPL = NODE, INPUT, CONST, TPL
@@ -195,11 +196,7 @@ class _Compiler:
     def substitute(self, value: Any) -> Any:
         """A template of ``value``: Nodes inside containers become ``_Ref(slot)``
         (every container copied, as the graph's arguments are)."""
-        if type(value) in G.NODE_TYPES:
-            return self._template_of(value)
-        if isinstance(value, _CONTAINERS):
-            return replace(value, self._template_of, copy=True, types=G.NODE_TYPES)
-        return value  # most arguments: answered without entering the walk
+        return _walk_nodes(value, self._template_of)
 
     def _template_of(self, node: G.Node) -> Any:
         r = self.res[node._i]

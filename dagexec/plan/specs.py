@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._walk import leaves
+from .._walk import replacer
 
 if TYPE_CHECKING:
     from .._task import Task
@@ -46,14 +46,18 @@ class _Ref:
         return (_Ref, (self.slot,))
 
 
-def _is_ref(value: Any) -> bool:
-    return type(value) is _Ref
+#: a walk that calls back at each ``_Ref`` only and, the call handing it back, copies nothing
+_visit_refs = replacer(types=(_Ref,))
 
 
 def collect_refs(value: Any, reads: dict[int, None]) -> None:
     """Add the slot of every ``_Ref`` inside the template ``value`` to ``reads``, in order."""
-    for ref in leaves(value, _is_ref):
+
+    def note(ref: _Ref) -> _Ref:
         reads[ref.slot] = None
+        return ref
+
+    _visit_refs(value, note)
 
 
 class NodeSpec:
