@@ -216,6 +216,26 @@ def leave_sleeper(marks: str) -> int:
     return 1
 
 
+@dx.task
+def once_exists(marks: str, name: str) -> str:
+    """Returns ``marks`` once ``marks/name`` exists: its dependent starts after that."""
+    await_path(f"{marks}/{name}", name)
+    return marks
+
+
+@dx.task
+def occupy(marks: str) -> int:
+    """Keeps its worker busy until the test writes ``go``; returns the worker's pid."""
+    Path(f"{marks}/held").write_text(str(os.getpid()))
+    await_path(f"{marks}/go", "the test to free the worker")
+    return os.getpid()
+
+
+@dx.task(timeout=1.0)
+def quick_pid(x: int = 0) -> int:
+    return os.getpid()
+
+
 @dx.task(timeout=0.5)
 def stuck(marks: str) -> int:
     """Blocks SIGALRM, as C code may, then sleeps in C: only a kill stops it."""
@@ -451,11 +471,19 @@ def test_a_task_stopped_by_its_timeout_leaves_no_process_it_started(tmp_path):
 def test_a_task_that_does_not_stop_has_its_worker_killed_and_other_work_resubmitted(tmp_path):
     marks = str(tmp_path)
     with dx.Graph("g") as g:
-        stuck(marks)
+        # stuck starts once the bystander runs, however long its worker took to start:
+        # its worker is killed 0.7 s after that, with the bystander's first run
+        stuck(once_exists(marks, "bystander-1"))
         inc(bystander(marks, 0))
     result = g.compile().run(executor=LokyExecutor(2, grace=0.2), fail_fast=False, raise_on_failure=False)
-    assert result.states == {"stuck": FAILED, "bystander": SUCCEEDED, "inc": SUCCEEDED}
+    assert result.states == {
+        "once_exists": SUCCEEDED,
+        "stuck": FAILED,
+        "bystander": SUCCEEDED,
+        "inc": SUCCEEDED,
+    }
     assert {k: trial_log(result, k) for k in result.states} == {
+        "once_exists": [(1, SUCCEEDED)],
         "stuck": [(1, TIMED_OUT)],
         "bystander": [(1, SUCCEEDED)],
         "inc": [(1, SUCCEEDED)],
@@ -466,6 +494,32 @@ def test_a_task_that_does_not_stop_has_its_worker_killed_and_other_work_resubmit
     killed = int((tmp_path / "stuck").read_text())
     first_run = int((tmp_path / "bystander-1").read_text())
     assert_workers_settle(2, gone=(killed, first_run))
+
+
+def test_a_timeout_counts_from_the_trials_start_not_from_its_submission(tmp_path):
+    # every LokyExecutor of a process shares loky's pool: while `occupy` keeps its only
+    # worker busy, quick_pid waits in loky's queue past its timeout and the grace
+    marks = str(tmp_path)
+    with dx.Graph("holder") as holder:
+        occupy(marks)
+    held: dict[str, dx.RunResult] = {}
+    thread = threading.Thread(
+        target=lambda: held.update(result=holder.compile().run(executor=LokyExecutor(1)))
+    )
+    thread.start()
+    try:
+        await_path(tmp_path / "held", "the only worker to be busy")
+        free = threading.Timer(2.0, (tmp_path / "go").touch)  # after timeout + grace
+        free.start()
+        with dx.Graph("timed") as timed:
+            quick_pid()
+        result = timed.compile().run(executor=LokyExecutor(1, grace=0.2), raise_on_failure=False)
+    finally:
+        (tmp_path / "go").touch()
+        thread.join(GUARD)
+    assert trial_log(result, "quick_pid") == [(1, SUCCEEDED)]
+    # it ran in the worker occupy kept busy, so it started only once occupy returned
+    assert result.output == held["result"].output == worker_pid(result.trials["quick_pid"][0])
 
 
 # -- a pool that refuses work -----------------------------------------------------------------------

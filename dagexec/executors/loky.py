@@ -33,6 +33,10 @@ Data flow::
   killed with what they started.  The engine marks the trial ``timed_out`` at the
   deadline and abandons it; if the worker is still busy with it ``grace`` seconds
   later it is killed, its processes with it, and the pool replaced as for a crash.
+  The deadline counts from the trial's start report (``started_at``), not from its
+  submission: a fresh worker takes about half a second to start, more on a loaded
+  machine, and a trial waiting for one must neither time out nor have its worker
+  killed before its task began.
 * A pool that refuses a trial (broken or shut down since loky handed it out) is
   asked for afresh, up to five times; then the trial is ``crashed``, its
   ``WorkerCrashed`` naming loky's error (DESIGN §12, "Executor boundary").
@@ -45,6 +49,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
+import math
 import mmap
 import os
 import pickle
@@ -237,6 +242,7 @@ class _Reports:
         self.reader, self.writer = get_context("loky").Pipe(duplex=False)
         self.pids: dict[int, int] = {}  # sid -> the pid it started in
         self.running: dict[int, int] = {}  # pid -> the sid it reported last
+        self.began: dict[int, float] = {}  # sid -> when its report came, by the master's clock
         self.cond = threading.Condition()
         self.thread = threading.Thread(target=self._read, name="dagexec-loky-reports", daemon=True)
         self.thread.start()
@@ -249,9 +255,11 @@ class _Reports:
                 sid, pid = unpack(recv())
             except (EOFError, OSError):
                 return
+            now = time.time()
             with self.cond:
                 self.pids[sid] = pid
                 self.running[pid] = sid
+                self.began[sid] = now
                 self.cond.notify_all()
 
     def pid_of(self, sid: int, wait: float) -> int | None:
@@ -265,6 +273,12 @@ class _Reports:
                 self.cond.wait(left)
             return self.pids[sid]
 
+    def began_at(self, sid: int) -> float:
+        """When trial ``sid`` reported its start, by the master's clock; ``math.inf``
+        while it has not (it waits in loky's queue, or for a worker to start)."""
+        with self.cond:
+            return self.began.get(sid, math.inf)
+
     def running_sid(self, pid: int) -> int | None:
         """The trial worker ``pid`` started last (and may still be running)."""
         with self.cond:
@@ -273,6 +287,7 @@ class _Reports:
     def forget(self, sid: int) -> None:
         with self.cond:
             pid = self.pids.pop(sid, None)
+            self.began.pop(sid, None)
             if pid is not None and self.running.get(pid) == sid:
                 del self.running[pid]
 
@@ -709,6 +724,15 @@ class LokyExecutor(Executor):
         _get_reports().forget(sub.sid)
 
     # -- timeouts and cancellation -------------------------------------------------------
+    def started_at(self, call: Call) -> float | None:
+        """When ``call``'s trial reported its start from its worker (``math.inf`` until
+        then): a timeout counts from there, not from the submission, so a trial waiting
+        for a worker to start (a fresh pool takes about half a second, more on a
+        loaded machine) or to come free does not use up its timeout."""
+        with self._lock:
+            sid = self._by_call.get(id(call))
+        return None if sid is None else _get_reports().began_at(sid)
+
     def abandon(self, call: Call | Batch) -> None:
         """The trial is past its timeout (or the run was interrupted): its outcome is
         ignored, and its worker is killed if it is still busy after ``grace`` s."""
