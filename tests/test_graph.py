@@ -787,3 +787,13 @@ def test_output_of_something_else_than_a_node_is_a_graph_error() -> None:
         with pytest.raises(dx.GraphError) as exc_info:
             graph.output(42, "answer")  # type: ignore[arg-type]
     assert str(exc_info.value) == f"output 'answer': expected a Node, got 42 (called at {_site(line + 1)})"
+
+
+def test_a_subclassed_container_that_holds_itself_stays_a_constant() -> None:
+    looped = Row([1])
+    looped.append(looped)
+    with dx.Graph("looped") as graph:
+        a = inc(1)
+        echo([looped, a])
+    got = graph.compile().run(executor="serial").outputs["echo"]
+    assert got[1] == 2 and type(got[0]) is Row and got[0][1] is got[0]
