@@ -59,6 +59,7 @@ EXPECTED_BLOCKS: dict[str, int] = {
     "docs/performance.md": 0,
     "docs/pictures.md": 3,
     "docs/processes.md": 11,
+    "docs/run-engine.md": 0,
     "docs/running.md": 10,
     "docs/security.md": 1,
     "docs/shell.md": 1,
