@@ -289,3 +289,18 @@ def test_loky_workers_within_the_cap_are_left_alone(project: Path) -> None:
     proc = cli(project, "run", "pipe:pool", "--executor", "loky", "--workers", "3", "--no-progress")
     assert (proc.returncode, proc.stdout) == (0, "processes = 3\n"), proc.stderr
     assert "warning" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "inspect"])
+def test_a_fifo_or_a_folder_named_as_a_file_is_refused_as_not_a_regular_file(
+    project: Path, command: str
+) -> None:
+    os.mkfifo(project / "pipe.dagx")
+    (project / "folder.dagx").mkdir()
+    for name, what in [("pipe.dagx", "a named pipe (FIFO)"), ("folder.dagx", "a folder")]:
+        proc = cli(project, command, name)
+        assert proc.returncode == 2
+        assert proc.stderr == (
+            f"dagexec: error: cannot load {name!r}: it is {what}, not a regular file "
+            "(only regular files are read)\n"
+        )

@@ -190,8 +190,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from .._artifact import read_header
 
     path = Path(args.file)
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"no such file {args.file!r}")
+    # read_header refuses what is not a regular file (a FIFO, a device, a folder)
     print_header(path, read_header(path))
     return EXIT_OK
 

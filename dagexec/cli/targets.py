@@ -175,7 +175,9 @@ def load_plan(
     from .._envelope import REQUIRE_ENV, signatures_required
 
     path = Path(target)
-    if path.is_file() and path.suffix != ".py":
+    # anything on disk is a saved file, which load() checks: a FIFO, a device or a
+    # folder is refused there as not a regular file, without being opened for reading
+    if path.suffix != ".py" and path.exists():
         return load(
             path,
             require_signed=require_signed,
