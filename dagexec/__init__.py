@@ -21,7 +21,6 @@ import logging
 
 from ._artifact import load, read_header
 from ._cond import cond
-from ._engine import Executor
 from ._envelope import SigningKeyError
 from ._errors import (
     ArtifactError,
@@ -48,6 +47,7 @@ from ._task import Task, TaskOptions, task
 from ._version import __version__
 from .cache.decide import Explanation
 from .cache.store import CacheEntry, CacheStore
+from .run.protocol import Executor
 
 __all__ = [
     "MISSING",

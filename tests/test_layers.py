@@ -102,9 +102,7 @@ HEAVY = (
     "dagexec._engine", "dagexec.run.loop",
 )  # fmt: skip
 # The ones `import dagexec` loads today; delete an entry when it no longer does.
-IMPORTED_TODAY = (
-    "dagexec._engine",  # __init__ takes Executor from it
-)
+IMPORTED_TODAY: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
