@@ -864,12 +864,16 @@ class _Run:
             for call, is_link in zip(calls, linked, strict=True):
                 if not is_link:
                     self._trial_started(call.idx, call)
+        # in flight before it is sent: its first member may run, and a Ctrl-C arrive,
+        # before submit_batch returns, and an interrupted run must find every member
+        self.inflight[r] += 1
+        for j in members:
+            self.calls[j] = batch
         done = self._send_batch(batch, ex)
-        if done is None:
-            self.inflight[r] += 1
+        if done is not None:
+            self.inflight[r] -= 1
             for j in members:
-                self.calls[j] = batch
-        else:
+                self.calls.pop(j, None)
             self._finish_batch(done, False)
 
     def _send_batch(self, batch: Batch, ex: Executor) -> BatchDone | None:
