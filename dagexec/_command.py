@@ -206,6 +206,17 @@ def _char_boundary(data: bytearray) -> int:
     return start if start + need > end else end
 
 
+def _read_ready(sel: selectors.BaseSelector, ready: list[tuple[selectors.SelectorKey, int]]) -> None:
+    """One read from each ready pipe into its reader; a pipe at its end is unregistered."""
+    for key, _ in ready:
+        if key.data is not None:
+            chunk = os.read(key.fd, CHUNK)
+            if chunk:
+                key.data.feed(chunk)
+            else:
+                sel.unregister(key.fd)
+
+
 class Command:
     """One command, from its start to its end: its leader, its guard and its outputs.
 
@@ -308,13 +319,7 @@ class Command:
                     wait = deadline - now
                 if drain_until is None and exit_fd is None:
                     wait = POLL_S if wait is None else min(wait, POLL_S)
-                for key, _ in sel.select(wait):
-                    if key.data is not None:
-                        chunk = os.read(key.fd, CHUNK)
-                        if chunk:
-                            key.data.feed(chunk)
-                        else:
-                            sel.unregister(key.fd)
+                _read_ready(sel, sel.select(wait))
             _stop_group(self.pgid, self.proc)  # what the command left running
             self._read_what_is_left(sel)
         finally:
@@ -331,13 +336,7 @@ class Command:
             ready = sel.select(0)
             if not ready:
                 break
-            for key, _ in ready:
-                if key.data is not None:
-                    chunk = os.read(key.fd, CHUNK)
-                    if chunk:
-                        key.data.feed(chunk)
-                    else:
-                        sel.unregister(key.fd)
+            _read_ready(sel, ready)
 
     def stop(self) -> None:
         """SIGTERM to the command's group; SIGKILL to what is left after ``GRACE_S``

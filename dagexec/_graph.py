@@ -252,7 +252,7 @@ class Graph:
                     self._own(x, key, site)
                 deps[x._i] = None
                 found = True
-            elif isinstance(x, _CONTAINER_BASES) and _holds_node(x):  # a leaf: a subclass
+            elif isinstance(x, _CONTAINER_BASES) and holds_node(x):  # a leaf: a subclass
                 raise _HiddenNode(type(x))
             return x
 
@@ -633,9 +633,11 @@ def _is_node(value: Any) -> bool:
     return isinstance(value, Node)
 
 
-def _holds_node(value: Any) -> bool:
+def holds_node(value: Any) -> bool:
     """Whether a Node sits anywhere in ``value``, subclassed containers entered too.  A
     container that holds itself counts as holding none (dagexec never looks into it)."""
+    if not isinstance(value, _CONTAINER_BASES):  # a leaf: no walk
+        return isinstance(value, Node)
     try:
         for _ in leaves(value, _is_node, subclasses=True):
             return True

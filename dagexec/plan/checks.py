@@ -13,7 +13,6 @@ from typing import Any
 from .. import _graph as G
 from .._errors import Problem
 from .._typecheck import describe_mismatch, format_type, is_plain_class, short_repr, static_compatible
-from .._walk import TooDeepError, leaves
 from .specs import _Ref
 
 # how compile resolves a graph node: (NODE, idx) | (INPUT, idx) | (CONST, value) |
@@ -87,7 +86,7 @@ def check_constants(
         raw = raw_args[where_] if isinstance(where_, int) else (raw_kwargs or {})[where_]
         if isinstance(raw, G.Node):
             _check_edge(g, res[raw._i], ann, key, pname, where, problems)
-        elif not g._recs[gi][G.R_NESTED] or not _has_node(raw):
+        elif not g._recs[gi][G.R_NESTED] or not G.holds_node(raw):
             _check_constant(raw, ann, key, pname, where, problems)
 
 
@@ -131,7 +130,7 @@ def check_map_items(
         found: list[Problem] = []
         if isinstance(item, G.Node):
             _check_edge(g, res[item._i], ann, key, pname, where, found, f" of item {k}")
-        elif not _has_node(item):
+        elif not G.holds_node(item):
             _check_constant(item, ann, key, pname, where, found, f" of item {k}")
         if found and not first:
             first = found
@@ -214,26 +213,6 @@ def _produced_type(g: G.Graph, r: tuple[int, Any]) -> tuple[Any, str]:
         if "return" in hints:
             return hints["return"], f"{g._keys[i]!r} returns"
     return _UNKNOWN, ""
-
-
-_CONTAINER_BASES = (list, tuple, set, frozenset, dict)
-
-
-def _is_node(value: Any) -> bool:
-    return isinstance(value, G.Node)
-
-
-def _has_node(value: Any) -> bool:
-    """Whether a Node sits anywhere in ``value``, subclassed containers entered too (a
-    container that holds itself counts as holding none)."""
-    if not isinstance(value, _CONTAINER_BASES):  # a leaf: no walk
-        return isinstance(value, G.Node)
-    try:
-        for _ in leaves(value, _is_node, subclasses=True):
-            return True
-    except TooDeepError:
-        pass
-    return False
 
 
 def pickle_problem(key: str, where: str, what: str, exc: BaseException | None, because: str = "") -> Problem:
