@@ -498,7 +498,7 @@ class CompiledGraph:
             RunFailed: when a node failed and ``raise_on_failure`` is True.
             KeyboardInterrupt: on Ctrl-C, after unfinished nodes are marked cancelled.
         """
-        from .._engine import run_plan
+        from .._api import run_plan
         from .._prepare import check_run_arguments
 
         flags = {
