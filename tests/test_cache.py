@@ -21,7 +21,7 @@ import pytest
 
 import dagexec as dx
 from dagexec import State
-from dagexec._store import CacheStore
+from dagexec.cache.store import CacheStore
 
 SUCCEEDED, CACHED, FAILED = State.SUCCEEDED, State.CACHED, State.FAILED
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import dagexec as dx
-from dagexec._store import CacheStore
+from dagexec.cache.store import CacheStore
 
 
 class Conn:

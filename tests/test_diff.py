@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 
 import dagexec as dx
-from dagexec._cache import plan_diff
+from dagexec.cache.diff import plan_diff
 
 PIPELINE = textwrap.dedent(
     """

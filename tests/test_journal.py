@@ -1,4 +1,4 @@
-"""Run journals (dagexec/_journal.py, DESIGN §7): records that survive a killed writer,
+"""Run journals (dagexec/cache/journal.py, DESIGN §7): records that survive a killed writer,
 and a file reached as carefully as the store's entries: never through a symbolic link,
 never anything but a regular file.
 
@@ -21,8 +21,8 @@ import pytest
 
 import dagexec as dx
 from dagexec._folders import FolderRefused
-from dagexec._journal import Journal
-from dagexec._store import CacheStore
+from dagexec.cache.journal import Journal
+from dagexec.cache.store import CacheStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,7 +108,7 @@ def test_journal_ignores_a_torn_last_line_with_a_warning(
 JOURNAL_WRITER = """
 import sys
 from pathlib import Path
-from dagexec._store import CacheStore
+from dagexec.cache.store import CacheStore
 journal = CacheStore(sys.argv[1]).journal("c0ffee")
 i = 0
 while True:
@@ -239,8 +239,8 @@ def test_a_cached_run_writes_and_reads_no_journal_through_a_planted_link(
 FIFO_JOURNAL = """
 import logging, os, sys
 import dagexec as dx
-from dagexec._journal import journal_name
-from dagexec._store import CacheStore
+from dagexec.cache.journal import journal_name
+from dagexec.cache.store import CacheStore
 
 logging.basicConfig(format="%(message)s", level=logging.WARNING)
 

@@ -24,7 +24,7 @@ import pytest
 
 import dagexec as dx
 from dagexec._artifact import unpack as unpack_artifact
-from dagexec._store import CacheStore, key_problem
+from dagexec.cache.store import CacheStore, key_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 K1, K2 = (hashlib.sha256(s).hexdigest() for s in (b"one", b"two"))
@@ -612,7 +612,7 @@ def test_get_refuses_a_fifo_entry_at_once(tmp_path: Path) -> None:
     proc = python(
         """
         import logging, sys
-        from dagexec._store import CacheStore
+        from dagexec.cache.store import CacheStore
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
         print(CacheStore(sys.argv[1]).get(sys.argv[2]))
         """,

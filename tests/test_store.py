@@ -1,4 +1,4 @@
-"""The cache store (dagexec/_store.py, DESIGN §7, §10); its journals are in test_journal.py.
+"""The cache store (dagexec/cache/store.py, DESIGN §7, §10); its journals are in test_journal.py.
 
 Damaged entries are made from real entry files, cut or edited byte by byte; the
 concurrency and crash tests use real processes, synchronized on files.
@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from dagexec._store import CacheEntry, CacheStore
+from dagexec.cache.store import CacheEntry, CacheStore
 
 ROOT = Path(__file__).resolve().parent.parent
 K1, K2, K3 = (hashlib.sha256(s).hexdigest() for s in (b"one", b"two", b"three"))
@@ -312,7 +312,7 @@ def test_an_entry_whose_class_cannot_be_imported_here_is_a_logged_miss(
     writer = run_python(
         """
         import sys
-        from dagexec._store import CacheStore
+        from dagexec.cache.store import CacheStore
         from shapes_only_there import Shape
         assert CacheStore(sys.argv[1]).put(sys.argv[2], Shape())
         """,
@@ -355,7 +355,7 @@ def test_a_value_that_does_not_pickle_is_not_stored(tmp_path: Path, caplog: pyte
 
 WRITER = """
 import sys, os, time
-from dagexec._store import CacheStore
+from dagexec.cache.store import CacheStore
 from pathlib import Path
 store, me, shared, own, go = CacheStore(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], Path(sys.argv[5])
 while not go.exists():
@@ -367,7 +367,7 @@ for i in range(60):
 
 READER = """
 import logging, sys, time
-from dagexec._store import CacheStore
+from dagexec.cache.store import CacheStore
 from pathlib import Path
 logging.basicConfig(level=logging.WARNING)
 store, shared, go, stop = CacheStore(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
