@@ -36,22 +36,16 @@ import heapq
 import logging
 import math
 import queue
-import random
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._errors import (
-    MutationError,
-    RunFailed,
-    TaskTimeout,
-    TypeCheckError,
-    WorkerCrashed,
-)
+from ._errors import RunFailed, TaskTimeout
 from ._interrupts import interrupt_hooks
 from ._mutation import MutationCheck
 from ._plan import NodeSpec
 from ._state import State, Trial
+from .run.policy import next_wait, timeout_error, trial_state
 from .run.protocol import (  # Executor and crashed_outcome: re-exported, their old home
     LINK,
     Batch,
@@ -181,40 +175,6 @@ def _last_error(result: RunResult, key: str) -> BaseException | None:
 
 def _named(key: str, err: BaseException | None) -> str:
     return f"{key!r} ({type(err).__name__}: {err})" if err is not None else repr(key)
-
-
-def _trial_state(err: BaseException | None) -> State:
-    """The state of a trial that ended with ``err``."""
-    if isinstance(err, TaskTimeout):
-        return State.TIMED_OUT
-    if isinstance(err, WorkerCrashed):
-        return State.CRASHED
-    return State.FAILED
-
-
-def _retry_wait(opts: Any, attempt: int) -> float:
-    """Seconds before attempt ``attempt + 1`` (``attempt`` failed)."""
-    delay = opts.retry_delay
-    if isinstance(delay, tuple):
-        wait = delay[min(attempt - 1, len(delay) - 1)] if delay else 0.0
-    else:
-        wait = delay * opts.retry_backoff ** (attempt - 1)
-    if opts.retry_jitter:
-        wait += wait * opts.retry_jitter * random.random()
-    return float(wait)
-
-
-def _should_retry(opts: Any, exc: BaseException | None) -> bool:
-    if exc is None or isinstance(exc, (TypeCheckError, MutationError)):
-        return exc is None
-    retry_on = opts.retry_on
-    if isinstance(retry_on, tuple):
-        return isinstance(exc, retry_on)
-    try:
-        return bool(retry_on(exc))
-    except Exception:
-        logger.warning("retry_on predicate %r raised; not retrying", retry_on, exc_info=True)
-        return False
 
 
 class _MapRun:
@@ -852,12 +812,7 @@ class _Run:
             if self.timeouts:
                 timeout = self.specs[i].timeout
                 if timeout is not None and out[7] - out[6] > timeout:
-                    key = self.specs[i].key
-                    exc = TaskTimeout(
-                        f"node {key!r} ran {out[7] - out[6]:.2f} s, past its timeout of {timeout:g} s",
-                        key,
-                        timeout,
-                    )
+                    exc = timeout_error(self.specs[i].key, timeout, out[7] - out[6])
                     self._failed(i, out, State.TIMED_OUT, exc, "")
                     return
             # succeeded: the hot path, kept in this one method
@@ -900,14 +855,14 @@ class _Run:
             if isinstance(err, KeyboardInterrupt):
                 self._record(i, out, State.CANCELLED, err, out[5])
                 raise KeyboardInterrupt(f"task of node {self.specs[i].key!r} raised KeyboardInterrupt")
-            self._failed(i, out, _trial_state(err), err, out[5])
+            self._failed(i, out, trial_state(err), err, out[5])
 
     def _failed(self, i: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str) -> None:
         seen = time.time()
         trial = self._record(i, out, tstate, exc, tb)
         self.cb.call("on_trial_end", trial)
         key = self.plan._keys[i]
-        wait = self._retry_wait(i, out, tstate, exc, key)
+        wait = next_wait(self.plan._opts[i], out[1], exc, tstate, key, self.stopping)
         if wait is not None:
             self.state[i] = _PENDING
             if wait > 0:
@@ -924,19 +879,6 @@ class _Run:
         self._upstream_failed(i)
         if self.fail_fast and not self.stopping:
             self._stop(seen)
-
-    def _retry_wait(
-        self, i: int, out: Outcome, tstate: State, exc: BaseException | None, key: str
-    ) -> float | None:
-        """Seconds before node ``i`` (or its item ``key``) is tried again after the trial
-        ``out``; None when its retries are spent, its error is not retried, or the run is
-        stopping."""
-        opts = self.plan._opts[i]
-        if opts is None or out[1] > opts.retries or self.stopping or not _should_retry(opts, exc):
-            return None
-        wait = _retry_wait(opts, out[1])
-        logger.info("node %r: attempt %d %s (%s); retrying in %.3g s", key, out[1], tstate.value, exc, wait)
-        return wait
 
     def _stop(self, seen: float) -> None:
         """fail_fast: let what runs finish, cancel what is ready or waiting to retry."""
@@ -1153,10 +1095,7 @@ class _Run:
         timeout = run.call.spec.timeout
         if out[2] and timeout is not None and out[7] - out[6] > timeout:
             # an executor that cannot stop a trial (serial) let it finish past its timeout
-            key = run.item_key(j)
-            exc = TaskTimeout(
-                f"node {key!r} ran {out[7] - out[6]:.2f} s, past its timeout of {timeout:g} s", key, timeout
-            )
+            exc = timeout_error(run.item_key(j), timeout, out[7] - out[6])
             self._item_failed(run, j, out, State.TIMED_OUT, exc, "")
             return
         if out[2]:
@@ -1177,7 +1116,7 @@ class _Run:
         if isinstance(err, KeyboardInterrupt):
             run.record(j, out, State.CANCELLED, err, out[5])
             raise KeyboardInterrupt(f"task of item {run.spec(j).key!r} raised KeyboardInterrupt")
-        self._item_failed(run, j, out, _trial_state(err), err, out[5])
+        self._item_failed(run, j, out, trial_state(err), err, out[5])
 
     def _chained_key(self, run: _MapRun, j: int) -> bool:
         """Make the cache key of a chained map's item ``j``, now that its value is known."""
@@ -1234,7 +1173,7 @@ class _Run:
             self.execs[r].abandon(call)
         except Exception:
             logger.warning("executor %r failed to abandon %r", self.execs[r], call, exc_info=True)
-        return TaskTimeout(f"node {call.key!r} timed out after {timeout:g} s", call.key, timeout)
+        return timeout_error(call.key, timeout)
 
     def _item_failed(
         self, run: _MapRun, j: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str
@@ -1243,7 +1182,7 @@ class _Run:
         trial = run.record(j, out, tstate, exc, tb)
         self.cb.call("on_trial_end", trial)
         key = trial.key
-        wait = self._retry_wait(run.m, out, tstate, exc, key)
+        wait = next_wait(self.plan._opts[run.m], out[1], exc, tstate, key, self.stopping)
         if wait is not None:
             run.states[j] = _PENDING
             if wait > 0:
