@@ -27,8 +27,10 @@ import wrapt
 from . import _graph
 from ._callsite import format_site, user_frame
 from ._errors import CallError, GraphError, Problem
-from ._graph import FINISH, PARAM, Graph, Node, SectionNode, _Scope
+from ._graph import Graph, _Scope
+from ._node import FINISH, PARAM, Node, SectionNode, reject_nodes_outside
 from ._task import _import_task, _tuple_arity, _type_hints, module_attribute, validate_options
+from ._typecheck import unknown_keywords
 
 __all__ = ["Section", "section"]
 
@@ -86,7 +88,7 @@ class Section(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         graph = _graph.current_graph()
         if graph is None:
-            _graph.reject_nodes_outside(self._self_name, args, kwargs)
+            reject_nodes_outside(self._self_name, args, kwargs)
             return self.__wrapped__(*args, **kwargs)
         # Sections nest by the user's own recursion (module docstring): the helpers
         # return before the body is called and after it returned, and the recursion
@@ -174,7 +176,7 @@ def _open_scope(
     try:
         ba = sig.bind(*args, **kwargs)
     except TypeError as exc:
-        why = _graph.unknown_keywords(name, sig.parameters, kwargs) or exc
+        why = unknown_keywords(name, sig.parameters, kwargs) or exc
         raise CallError(f"section {name!r}: {why} (called at {where})", name, where) from None
     ba.apply_defaults()
     path = graph._next_key(name)

@@ -18,6 +18,7 @@ import wrapt
 
 from . import _graph
 from ._errors import CallError
+from ._node import reject_nodes_outside
 
 __all__ = ["Task", "TaskOptions", "task"]
 
@@ -335,7 +336,7 @@ class Task(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         graph = _graph.current_graph()
         if graph is None:
-            _graph.reject_nodes_outside(self.task_name, args, kwargs)
+            reject_nodes_outside(self.task_name, args, kwargs)
             return self.__wrapped__(*args, **kwargs)
         return graph._add_task_call(self, args, kwargs)
 

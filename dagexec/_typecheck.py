@@ -1,11 +1,16 @@
-"""Type checks against annotations, with messages that say what was expected."""
+"""Type checks against annotations and keyword checks against signatures, with messages
+that say what was expected."""
 
 from __future__ import annotations
 
 import typing
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["describe_mismatch", "format_type", "is_plain_class", "static_compatible"]
+if TYPE_CHECKING:
+    import inspect
+
+__all__ = ["describe_mismatch", "format_type", "is_plain_class", "static_compatible", "unknown_keywords"]
 
 
 def format_type(ann: Any) -> str:
@@ -20,12 +25,13 @@ def format_type(ann: Any) -> str:
     return text.replace("typing.", "")
 
 
-def short_repr(value: Any, limit: int = 80) -> str:
-    """``repr(value)`` cut to about ``limit`` characters."""
+def short_repr(value: Any, limit: int = 80, unprintable: str = "<{} object>") -> str:
+    """``repr(value)`` cut to about ``limit`` characters; ``unprintable`` filled with the
+    type's qualname when ``repr`` raises."""
     try:
         r = repr(value)
     except Exception:
-        r = f"<{type(value).__qualname__} object>"
+        r = unprintable.format(type(value).__qualname__)
     return r if len(r) <= limit else r[: limit - 3] + "..."
 
 
@@ -103,3 +109,32 @@ def static_compatible(produced: Any, expected: Any) -> bool:
     if produced is int and expected in (float, complex):
         return True
     return produced is float and expected is complex
+
+
+def unknown_keywords(
+    name: str, params: Mapping[str, inspect.Parameter], kwargs: Mapping[str, Any]
+) -> str | None:
+    """``unknown parameter 'factr' (did you mean 'factor'?); scale() takes x, factor``,
+    or None when every keyword names a parameter (or the function takes ``**kwargs``)."""
+    import difflib
+
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    unknown = [k for k in kwargs if k not in params]
+    if not unknown:
+        return None  # e.g. a positional-only parameter given by name: Python's message says it
+    named = [n for n, p in params.items() if p.kind not in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL)]
+    text = (
+        f"unknown parameter {unknown[0]!r}"
+        if len(unknown) == 1
+        else ("unknown parameters " + ", ".join(repr(k) for k in unknown))
+    )
+    close = difflib.get_close_matches(unknown[0], named, n=1)
+    if close:
+        text += f" (did you mean {close[0]!r}?)"
+    shown: list[str] = []
+    for n, p in params.items():
+        if p.kind is p.KEYWORD_ONLY and not any(s.startswith("*") for s in shown):
+            shown.append("*")
+        shown.append(f"*{n}" if p.kind is p.VAR_POSITIONAL else n)
+    return f"{text}; {name}() takes {', '.join(shown) or 'no parameters'}"
