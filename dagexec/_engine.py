@@ -37,7 +37,6 @@ import logging
 import math
 import queue
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._errors import RunFailed, TaskTimeout
@@ -57,6 +56,7 @@ from .run.protocol import (  # Executor and crashed_outcome: re-exported, their 
     crashed_outcome,
     failed_outcome,
 )
+from .run.trials import Callbacks, Trials, as_trials, cancel_item, record_item, unstart_item
 
 if TYPE_CHECKING:
     from ._plan import CompiledGraph
@@ -64,9 +64,11 @@ if TYPE_CHECKING:
     from .cache.decide import CacheDecision
     from .cache.store import CacheStore
 
-__all__ = ["Executor", "crashed_outcome"]
+__all__ = ["Executor", "crashed_outcome"]  # and _Callbacks, from dagexec.run.trials
 
 logger = logging.getLogger("dagexec.engine")
+
+_Callbacks = Callbacks  # its old name, which dagexec._api imports
 
 _PENDING, _RUNNING, _SUCCEEDED, _FAILED, _UPSTREAM_FAILED, _SKIPPED, _CACHED, _CANCELLED = range(8)
 _HAS_VALUE = (_SUCCEEDED, _CACHED)
@@ -106,32 +108,6 @@ BATCH_BUDGET_S = 0.02
 MAX_BATCH = 256
 #: seconds between looks at a trial past its deadline that has not begun to run
 _RECHECK_S = 0.05
-
-
-class _Callbacks:
-    """Calls user callbacks; an exception in one is logged at WARNING with its
-    traceback, never raised: ``SystemExit`` and ``GeneratorExit`` included.  Only
-    ``KeyboardInterrupt`` goes through, to stop the run as Ctrl-C does."""
-
-    __slots__ = ("_cbs",)
-
-    def __init__(self, cbs: Sequence[Any]) -> None:
-        self._cbs = list(cbs)
-
-    def __bool__(self) -> bool:
-        return bool(self._cbs)
-
-    def call(self, method: str, arg: Any) -> None:
-        for cb in self._cbs:
-            fn = getattr(cb, method, None)
-            if fn is None:
-                continue
-            try:
-                fn(arg)
-            except KeyboardInterrupt:
-                raise
-            except BaseException:
-                logger.warning("callback %r raised in %s; the run goes on", cb, method, exc_info=True)
 
 
 def _run_failed(result: RunResult, run: _Run) -> RunFailed:
@@ -220,26 +196,11 @@ class _MapRun:
             self.specs[j] = spec
         return spec
 
-    def record(self, j: int, out: Outcome, state: State, error: BaseException | None, tb: str) -> Trial:
-        lst = self.trials[j]
-        if lst and lst[-1].attempt == out[1] and lst[-1].end is None:
-            trial = lst[-1]
-            trial.state, trial.start, trial.end, trial.worker = state, out[6], out[7], out[8]
-            trial.error, trial.traceback, trial.log = error, tb, out[9]
-        else:
-            trial = Trial(self.item_key(j), out[1], state, out[6], out[7], out[8], error, tb, out[9])
-            lst.append(trial)
-        return trial
-
     def end_all(self, now: float) -> None:
         """The run ended (stopped, or interrupted): items not ended are cancelled."""
         for j, st in enumerate(self.states):
             if st == _RUNNING:
-                lst = self.trials[j]
-                if lst and lst[-1].end is None:
-                    lst[-1].state, lst[-1].end = State.CANCELLED, now
-                else:
-                    lst.append(Trial(self.item_key(j), self.attempts[j], State.CANCELLED, now, now))
+                cancel_item(self.trials[j], self.item_key(j), self.attempts[j], now)
             if st in (_PENDING, _RUNNING):
                 self.states[j] = _CANCELLED
 
@@ -294,9 +255,8 @@ class _Run:
                     for s in plan._reads[i]:
                         self.left[s] -= 1
         self.attempt = [0] * n
-        # per node: None, its list of Trials, or (start, end, worker) of a first trial that
-        # succeeded without callbacks and without a log (cheaper than a Trial; made one in _result)
-        self.trials: list[Any] = [None] * n
+        self.trials = Trials(plan._keys, callbacks)
+        self.rows = self.trials.rows  # one attribute away for _finish
         self.calls: dict[int, Call | Batch] = {}  # idx -> in-flight call or batch (asynchronous executors)
         self.inflight = [0] * len(self.execs)
         self.ready: list[list[int]] = [[] for _ in self.execs]
@@ -313,7 +273,6 @@ class _Run:
         self.links = plan._chain_links() if any(self.batching) else None
         self.est: dict[Any, float] = {}
         self.solo: set[int] = set()
-        self.unstarted: dict[int, Trial] = {}  # announced trials of batch members sent back
         self.stopping = False
         self.stop_time = float("inf")  # when fail_fast stopped the run
         self.interrupted = False
@@ -422,7 +381,7 @@ class _Run:
                 self.state[run.m] = _CANCELLED
                 if run.failed:  # an item in flight when another node stopped the run failed
                     self._map_failed(run.m)
-        self._end_unstarted()
+        self.trials.end_unstarted()
         result = self._result(time.perf_counter() - t0)
         logger.info(
             "run of graph %r ended in %.3f s: %s", plan.name, result.duration, "ok" if result.ok else "failed"
@@ -472,7 +431,7 @@ class _Run:
                             finish(error, False)
                             continue
                     if has_cb:
-                        self._trial_started(i, call)
+                        self.trials.started(i, call.attempt)
                     try:
                         out = ex.submit(call, post)
                     except Exception as exc:
@@ -566,42 +525,6 @@ class _Run:
             return failed_outcome(call, exc, time.time(), "master")
         return None
 
-    def _trial_started(self, i: int, call: Call, start: float | None = None) -> None:
-        now = time.time() if start is None else start
-        trial = self.unstarted.pop(i, None) if self.unstarted else None
-        announce = trial is None or trial.attempt != call.attempt
-        if announce:
-            trial = Trial(self.plan._keys[i], call.attempt, State.RUNNING, now)
-        assert trial is not None
-        trial.start = now
-        lst = self.trials[i]
-        if lst is None:
-            self.trials[i] = [trial]
-        else:
-            lst.append(trial)
-        if announce:
-            self.cb.call("on_trial_start", trial)
-
-    def _record(self, i: int, out: Outcome, state: State, error: BaseException | None, tb: str) -> Trial:
-        lst: list[Trial] | None = self.trials[i]
-        trial: Trial
-        if lst is not None and lst[-1].attempt == out[1] and lst[-1].end is None:
-            trial = lst[-1]
-            trial.state = state
-            trial.start = out[6]
-            trial.end = out[7]
-            trial.worker = out[8]
-            trial.error = error
-            trial.traceback = tb
-            trial.log = out[9]
-        else:
-            trial = Trial(self.plan._keys[i], out[1], state, out[6], out[7], out[8], error, tb, out[9])
-            if lst is None:
-                self.trials[i] = [trial]
-            else:
-                lst.append(trial)
-        return trial
-
     # -- batches ----------------------------------------------------------------------
     def _batch_members(self, i: int, r: int, stack: list[int]) -> list[int] | None:
         """The nodes to submit with ``i`` as one batch (``i`` first), or None for ``i`` alone.
@@ -670,7 +593,7 @@ class _Run:
             # callbacks see what they would see were the chain submitted node by node
             for call, is_link in zip(calls, linked, strict=True):
                 if not is_link:
-                    self._trial_started(call.idx, call)
+                    self.trials.started(call.idx, call.attempt)
         # in flight before it is sent: its first member may run, and a Ctrl-C arrive,
         # before submit_batch returns, and an interrupted run must find every member
         self.inflight[r] += 1
@@ -737,7 +660,7 @@ class _Run:
                 while calls[k].idx != out[0]:
                     k += 1
                 if linked[k]:
-                    self._trial_started(out[0], calls[k], out[6])
+                    self.trials.started(out[0], calls[k].attempt, out[6])
             finish(out, False)
 
     def _before_stop(self, batch: Batch, outs: list[Outcome]) -> list[Outcome]:
@@ -771,22 +694,13 @@ class _Run:
             if run.states[j] == _RUNNING and run.attempts[j] == call.attempt:
                 run.states[j] = _PENDING
                 run.attempts[j] = call.attempt - 1
-                lst = run.trials[j]
-                if lst and lst[-1].attempt == call.attempt and lst[-1].end is None:
-                    trial = lst.pop()
-                    trial.state, trial.end = State.CANCELLED, time.time()
-                    self.cb.call("on_trial_end", trial)
+                unstart_item(run.trials[j], call.attempt, self.cb)
             return
         if self.state[i] != _RUNNING or self.attempt[i] != call.attempt:
             return
         self.state[i] = _PENDING
         self.attempt[i] = call.attempt - 1
-        lst = self.trials[i]
-        if type(lst) is list and lst and lst[-1].attempt == call.attempt and lst[-1].end is None:
-            # callbacks were told it started: when it runs again they are not told twice
-            self.unstarted[i] = lst.pop()
-            if not lst:
-                self.trials[i] = None
+        self.trials.unstart(i, call.attempt)
 
     def _observe(self, out: Outcome) -> None:
         """Keep a running estimate of how long the node's function takes."""
@@ -822,13 +736,13 @@ class _Run:
             if self.saving is not None and self.saving[i]:
                 self._save(i, out[3])
             if self.has_cb:
-                self.cb.call("on_trial_end", self._record(i, out, State.SUCCEEDED, None, ""))
-            elif self.trials[i] is None and not out[9]:
+                self.cb.call("on_trial_end", self.trials.record(i, out, State.SUCCEEDED, None, ""))
+            elif self.rows[i] is None and not out[9]:
                 # a first trial that succeeded and left no log: (start, end, worker), made a
                 # Trial in _result (one with a log is recorded as a Trial now)
-                self.trials[i] = (out[6], out[7], out[8])
+                self.rows[i] = (out[6], out[7], out[8])
             else:
-                self._record(i, out, State.SUCCEEDED, None, "")
+                self.trials.record(i, out, State.SUCCEEDED, None, "")
             left = self.left
             kept = self.kept
             for s in self.reads[i]:
@@ -853,13 +767,13 @@ class _Run:
         else:
             err = out[4]
             if isinstance(err, KeyboardInterrupt):
-                self._record(i, out, State.CANCELLED, err, out[5])
+                self.trials.record(i, out, State.CANCELLED, err, out[5])
                 raise KeyboardInterrupt(f"task of node {self.specs[i].key!r} raised KeyboardInterrupt")
             self._failed(i, out, trial_state(err), err, out[5])
 
     def _failed(self, i: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str) -> None:
         seen = time.time()
-        trial = self._record(i, out, tstate, exc, tb)
+        trial = self.trials.record(i, out, tstate, exc, tb)
         self.cb.call("on_trial_end", trial)
         key = self.plan._keys[i]
         wait = next_wait(self.plan._opts[i], out[1], exc, tstate, key, self.stopping)
@@ -1103,7 +1017,7 @@ class _Run:
             run.states[j] = _SUCCEEDED
             if run.keys is not None:
                 self._save_item(run, j, out[3])
-            trial = run.record(j, out, State.SUCCEEDED, None, "")
+            trial = record_item(run, j, out, State.SUCCEEDED, None, "")
             if self.has_cb:
                 self.cb.call("on_trial_end", trial)
             if run.chained and not self.stopping:
@@ -1114,7 +1028,7 @@ class _Run:
             return
         err = out[4]
         if isinstance(err, KeyboardInterrupt):
-            run.record(j, out, State.CANCELLED, err, out[5])
+            record_item(run, j, out, State.CANCELLED, err, out[5])
             raise KeyboardInterrupt(f"task of item {run.spec(j).key!r} raised KeyboardInterrupt")
         self._item_failed(run, j, out, trial_state(err), err, out[5])
 
@@ -1179,7 +1093,7 @@ class _Run:
         self, run: _MapRun, j: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str
     ) -> None:
         seen = time.time()
-        trial = run.record(j, out, tstate, exc, tb)
+        trial = record_item(run, j, out, tstate, exc, tb)
         self.cb.call("on_trial_end", trial)
         key = trial.key
         wait = next_wait(self.plan._opts[run.m], out[1], exc, tstate, key, self.stopping)
@@ -1251,8 +1165,7 @@ class _Run:
         out_trials: dict[str, list[Trial]] = {}
         for i, key in enumerate(keys):
             out_states[key] = states[key]
-            t = raw[i]
-            out_trials[key] = [Trial(key, 1, State.SUCCEEDED, *t)] if type(t) is tuple else (t or [])
+            out_trials[key] = as_trials(key, raw[i])
             run = self.map_runs.get(i)
             if run is not None:
                 for j in range(len(run.states)):
@@ -1314,7 +1227,7 @@ class _Run:
             else:
                 if self.state[i] != _RUNNING or self.attempt[i] != attempt:
                     continue
-                trials = self.trials[i]
+                trials = self.rows[i]
             exc = self._stop_if_past(i, attempt, now)
             if exc is None:
                 continue
@@ -1365,30 +1278,10 @@ class _Run:
                 self.state[i] = _FAILED if self.map_runs[i].failed else _CANCELLED
             elif self.state[i] == _RUNNING:
                 # in flight, or interrupted in the master thread (serial): its trial ends cancelled
-                lst = self.trials[i]
-                attempt = self.attempt[i]
-                if lst and lst[-1].attempt == attempt:
-                    if lst[-1].end is None:
-                        lst[-1].state = State.CANCELLED
-                        lst[-1].end = now
-                else:
-                    trial = Trial(self.plan._keys[i], attempt, State.CANCELLED, now, now)
-                    self.trials[i] = (lst or []) + [trial]
+                self.trials.cancel_running(i, self.attempt[i], now)
             if self.state[i] in (_PENDING, _RUNNING):
                 self.state[i] = _CANCELLED
-        self._end_unstarted()
-
-    def _end_unstarted(self) -> None:
-        """Trials announced to callbacks whose batch was sent back and which never ran
-        again end ``cancelled``, so every on_trial_start has its on_trial_end."""
-        now = time.time()
-        for i, trial in self.unstarted.items():
-            trial.state = State.CANCELLED
-            trial.end = now
-            lst = self.trials[i]
-            self.trials[i] = [*(lst or []), trial]
-            self.cb.call("on_trial_end", trial)
-        self.unstarted.clear()
+        self.trials.end_unstarted()
 
     def _fetch_results(self) -> None:
         """Bring the run's outputs and kept values over from the executors that keep them."""
@@ -1424,7 +1317,7 @@ class _Run:
         keys = plan._keys
         vals = self.vals
         states = {keys[i]: _STATES[s] for i, s in enumerate(self.state)}
-        trials: Any = self.trials  # made into Trial lists on first use of result.trials
+        trials: Any = self.rows  # made into Trial lists on first use of result.trials
         if self.map_runs:
             states, trials = self._with_items(states, trials)
         if self.remote:
@@ -1452,9 +1345,7 @@ class _Run:
         if self.earlier:
             trials = list(trials)
             for i, before in self.earlier.items():
-                t = trials[i]
-                now = [Trial(keys[i], 1, State.SUCCEEDED, *t)] if type(t) is tuple else (t or [])
-                trials[i] = before + now
+                trials[i] = before + as_trials(keys[i], trials[i])
         items = {
             keys[m]: [run.item_key(j) for j in range(len(run.states))] for m, run in self.map_runs.items()
         }
