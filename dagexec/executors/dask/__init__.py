@@ -63,10 +63,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from .._errors import WorkerCrashed
-from ..run.protocol import Call, Executor, Outcome, Remote, crashed_outcome, failed_outcome
-from ..run.worker import install_worker_capture, run_call
-from ._transport import Blobs, SpecPickler, dump_call, dump_outcome, load_outcome, load_spec
+from ..._errors import WorkerCrashed
+from ...run.protocol import Call, Executor, Outcome, Remote, crashed_outcome, failed_outcome
+from .._transport import SpecPickler, dump_call, load_outcome
+from .hub import _Hub, _hubs, _hubs_lock
+from .worker import _FAILED, _drop_tracebacks, _Path, _run_trial
 
 logger = logging.getLogger("dagexec.executors.dask")
 
@@ -88,154 +89,6 @@ _NO_CLIENT = (
     "give run() scheduler='tcp://host:8786', or pass DaskExecutor('tcp://host:8786')"
 )
 
-#: where, in a call's arguments, an upstream future stands: a position or a name, then
-#: indices or keys into containers
-_Path = tuple[Any, ...]
-
-# -- the worker side ----------------------------------------------------------------
-
-
-
-class _Failed:
-    """The result of a failed trial's dask task: never given to a consumer."""
-
-    __slots__ = ()
-
-    def __reduce__(self) -> str:
-        return "_FAILED"
-
-    def __repr__(self) -> str:
-        return "<failed trial>"
-
-
-_FAILED: Any = _Failed()
-
-
-class _Discard:
-    """A file that forgets what is written: pickling to it checks that a value pickles."""
-
-    __slots__ = ()
-
-    def write(self, data: Any) -> int:
-        return len(data)
-
-
-_DISCARD = _Discard()
-_PLAIN = (int, float, str, bytes, bool, type(None))
-
-
-def _out_of_band(buffer: Any) -> None:
-    return None  # a buffer (a NumPy array's data) is not copied to check it
-
-
-def _pickle_problem(value: Any) -> Exception | None:
-    """None when ``value`` pickles (as dask will pickle it to move it), else the error."""
-    if type(value) in _PLAIN:
-        return None
-    try:
-        pickle.Pickler(_DISCARD, protocol=5, buffer_callback=_out_of_band).dump(value)
-        return None
-    except Exception:
-        pass
-    import cloudpickle
-
-    try:
-        cloudpickle.CloudPickler(_DISCARD, protocol=5, buffer_callback=_out_of_band).dump(value)
-    except Exception as exc:
-        return exc
-    return None
-
-
-def _at(args: Any, kwargs: Any, path: _Path) -> Any:
-    """The value at ``path`` in a call's arguments."""
-    value = kwargs[path[0]] if isinstance(path[0], str) else args[path[0]]
-    for step in path[1:]:
-        value = value[step]
-    return value
-
-
-def _run_trial(
-    topic: str,
-    dkey: str,
-    head: tuple[int, int, str],
-    blobs: Blobs,
-    args: Any,
-    kwargs: dict[str, Any] | None,
-    inputs: list[_Path],
-) -> Any:
-    """Run one trial in a dask worker; its outcome goes out as events, its value stays.
-
-    ``inputs`` are the places in ``args``/``kwargs`` where dask put upstream values.
-    """
-    from distributed import get_worker
-
-    worker = get_worker()
-    install_worker_capture()
-    where = str(worker.address)
-    worker.log_event(topic, {"k": dkey, "s": 1})
-    idx, attempt, key = head
-    start = time.time()
-    out: Outcome
-    try:
-        spec = load_spec(*blobs)
-    except Exception as exc:
-        unloadable = pickle.UnpicklingError(
-            f"node {key!r}: its task cannot be unpickled in its worker: {type(exc).__name__}: {exc}"
-        )
-        unloadable.__cause__ = exc
-        out = failed_outcome(Call(idx, attempt, None, (), None), unloadable, start, where)
-    else:
-        call = Call(idx, attempt, spec, args, kwargs)
-        lost = _lost_input(key, args, kwargs, inputs)
-        out = run_call(call, where) if lost is None else failed_outcome(call, lost, start, where)
-        del call
-    if out[2]:
-        problem = _pickle_problem(out[3])
-        if problem is None:
-            event = {"k": dkey, "t": [out[6], out[7]], "w": where}
-            if out[9]:
-                event["l"] = out[9]
-            worker.log_event(topic, event)
-            return out[3]
-        t = type(out[3])
-        name = t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
-        error = pickle.PicklingError(f"node {key!r}: its result of type {name} cannot be pickled: {problem}")
-        out = (idx, attempt, False, None, error, "", out[6], out[7], where, out[9])
-    _drop_tracebacks(out[4])
-    worker.log_event(topic, {"k": dkey, "e": dump_outcome(out, key)})
-    return _FAILED
-
-
-def _drop_tracebacks(error: BaseException | None, clear: bool = False) -> None:
-    """Forget the traceback objects of ``error`` and its chain (their text travels);
-    with ``clear``, clear the local variables of their finished frames first.
-
-    distributed makes tracebacks picklable (tblib); rebuilt in the master, their
-    frames would hang on to whatever the master was doing, trials' futures included.
-    """
-    stack = [error]
-    seen: set[int] = set()
-    while stack:
-        exc = stack.pop()
-        if exc is None or id(exc) in seen:
-            continue
-        seen.add(id(exc))
-        if clear:
-            traceback.clear_frames(exc.__traceback__)
-        exc.__traceback__ = None
-        stack += [exc.__cause__, exc.__context__]
-
-
-def _lost_input(key: str, args: Any, kwargs: Any, inputs: list[_Path]) -> Exception | None:
-    if any(_at(args, kwargs, path) is _FAILED for path in inputs):
-        return RuntimeError(
-            f"node {key!r}: an input was lost with a dask worker, and dask's recomputation of it failed"
-        )
-    return None
-
-
-# -- the master side -----------------------------------------------------------------
-
 
 class _Sub:
     """One trial in flight: a dask task, until its outcome is claimed."""
@@ -252,74 +105,6 @@ class _Sub:
         # an outcome claimed before ``future`` was set: the submitting thread posts it
         self.out: Outcome | None = None
         self.cancel = False
-
-
-class _Hub:
-    """The event topics of one client, shared by the executors a run uses on it.
-
-    ``"all"`` tells of dead workers; the trial topic (one per client, so that the
-    events the scheduler keeps stay bounded however many executors and runs there
-    are) carries every trial's "started" and "ended" events.  A client has one
-    handler per topic: a handler of ``"all"`` the application had set is called
-    first, and set back when the last executor leaves.
-    """
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.topic = f"dagexec-{client.id}"
-        self.members: list[DaskExecutor] = []
-        self.previous: Any = None
-
-    def join(self, ex: DaskExecutor) -> None:
-        if not self.members:
-            previous = getattr(self.client, "_event_handlers", {}).get("all")
-            # the client keeps a handler after unsubscribe_topic: one of an earlier run's
-            # hub is no handler of the application's
-            self.previous = None if isinstance(getattr(previous, "__self__", None), _Hub) else previous
-            self.client.subscribe_topic(self.topic, self.on_trial_event)
-            self.client.subscribe_topic("all", self.on_event)
-        self.members.append(ex)
-
-    def leave(self, ex: DaskExecutor) -> bool:
-        """Whether the hub has no member left (and is unsubscribed)."""
-        if ex in self.members:
-            self.members.remove(ex)
-        if self.members:
-            return False
-        if self.client.status == "running":
-            self.client.unsubscribe_topic(self.topic)
-            if self.previous is not None:
-                self.client.subscribe_topic("all", self.previous)
-            else:
-                self.client.unsubscribe_topic("all")
-        return True
-
-    def on_trial_event(self, event: Any) -> None:
-        for ex in tuple(self.members):
-            if ex._on_trial_event(event[1]):
-                return
-
-    async def on_event(self, event: Any) -> None:
-        previous = self.previous
-        if previous is not None:
-            try:
-                ret = previous(event)
-                if hasattr(ret, "__await__"):
-                    await ret
-            except Exception:
-                logger.warning("the client's own handler of topic 'all' raised", exc_info=True)
-        msg = event[1]
-        if not isinstance(msg, dict) or msg.get("action") != "remove-worker" or msg.get("expected"):
-            return
-        for ex in list(self.members):
-            try:
-                ex._worker_died(str(msg.get("worker")), msg.get("processing-tasks") or ())
-            except Exception:
-                logger.warning("%r failed to handle a dead worker", ex, exc_info=True)
-
-
-_hubs: dict[int, _Hub] = {}  # id(client) -> its hub, while a run uses it
-_hubs_lock = threading.Lock()
 
 
 def _swap(value: Any, owner: Any, path: _Path, found: list[_Path]) -> Any:

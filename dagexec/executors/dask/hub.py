@@ -1,0 +1,80 @@
+"""The event topics of one dask client, shared by the executors a run uses on it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from . import DaskExecutor
+
+logger = logging.getLogger("dagexec.executors.dask")
+
+
+class _Hub:
+    """The event topics of one client, shared by the executors a run uses on it.
+
+    ``"all"`` tells of dead workers; the trial topic (one per client, so that the
+    events the scheduler keeps stay bounded however many executors and runs there
+    are) carries every trial's "started" and "ended" events.  A client has one
+    handler per topic: a handler of ``"all"`` the application had set is called
+    first, and set back when the last executor leaves.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.topic = f"dagexec-{client.id}"
+        self.members: list[DaskExecutor] = []
+        self.previous: Any = None
+
+    def join(self, ex: DaskExecutor) -> None:
+        if not self.members:
+            previous = getattr(self.client, "_event_handlers", {}).get("all")
+            # the client keeps a handler after unsubscribe_topic: one of an earlier run's
+            # hub is no handler of the application's
+            self.previous = None if isinstance(getattr(previous, "__self__", None), _Hub) else previous
+            self.client.subscribe_topic(self.topic, self.on_trial_event)
+            self.client.subscribe_topic("all", self.on_event)
+        self.members.append(ex)
+
+    def leave(self, ex: DaskExecutor) -> bool:
+        """Whether the hub has no member left (and is unsubscribed)."""
+        if ex in self.members:
+            self.members.remove(ex)
+        if self.members:
+            return False
+        if self.client.status == "running":
+            self.client.unsubscribe_topic(self.topic)
+            if self.previous is not None:
+                self.client.subscribe_topic("all", self.previous)
+            else:
+                self.client.unsubscribe_topic("all")
+        return True
+
+    def on_trial_event(self, event: Any) -> None:
+        for ex in tuple(self.members):
+            if ex._on_trial_event(event[1]):
+                return
+
+    async def on_event(self, event: Any) -> None:
+        previous = self.previous
+        if previous is not None:
+            try:
+                ret = previous(event)
+                if hasattr(ret, "__await__"):
+                    await ret
+            except Exception:
+                logger.warning("the client's own handler of topic 'all' raised", exc_info=True)
+        msg = event[1]
+        if not isinstance(msg, dict) or msg.get("action") != "remove-worker" or msg.get("expected"):
+            return
+        for ex in list(self.members):
+            try:
+                ex._worker_died(str(msg.get("worker")), msg.get("processing-tasks") or ())
+            except Exception:
+                logger.warning("%r failed to handle a dead worker", ex, exc_info=True)
+
+
+_hubs: dict[int, _Hub] = {}  # id(client) -> its hub, while a run uses it
+_hubs_lock = threading.Lock()

@@ -1,0 +1,161 @@
+"""The worker side of :class:`~dagexec.executors.dask.DaskExecutor`: what a dask task runs.
+
+:func:`_run_trial` is submitted by reference, so dask workers import this module
+(dagexec must be installed where they run) but never the master's state.  It sends
+the trial's "started" and "ended" events on the executor's topic and returns the
+task's value, which stays on the worker; a failed trial's task returns
+:data:`_FAILED`, a marker no consumer is ever given.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+import traceback
+from typing import Any
+
+from ...run.protocol import Call, Outcome, failed_outcome
+from ...run.worker import install_worker_capture, run_call
+from .._transport import Blobs, dump_outcome, load_spec
+
+#: where, in a call's arguments, an upstream future stands: a position or a name, then
+#: indices or keys into containers
+_Path = tuple[Any, ...]
+
+
+class _Failed:
+    """The result of a failed trial's dask task: never given to a consumer."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        return "_FAILED"
+
+    def __repr__(self) -> str:
+        return "<failed trial>"
+
+
+_FAILED: Any = _Failed()
+
+
+class _Discard:
+    """A file that forgets what is written: pickling to it checks that a value pickles."""
+
+    __slots__ = ()
+
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
+_DISCARD = _Discard()
+_PLAIN = (int, float, str, bytes, bool, type(None))
+
+
+def _out_of_band(buffer: Any) -> None:
+    return None  # a buffer (a NumPy array's data) is not copied to check it
+
+
+def _pickle_problem(value: Any) -> Exception | None:
+    """None when ``value`` pickles (as dask will pickle it to move it), else the error."""
+    if type(value) in _PLAIN:
+        return None
+    try:
+        pickle.Pickler(_DISCARD, protocol=5, buffer_callback=_out_of_band).dump(value)
+        return None
+    except Exception:
+        pass
+    import cloudpickle
+
+    try:
+        cloudpickle.CloudPickler(_DISCARD, protocol=5, buffer_callback=_out_of_band).dump(value)
+    except Exception as exc:
+        return exc
+    return None
+
+
+def _at(args: Any, kwargs: Any, path: _Path) -> Any:
+    """The value at ``path`` in a call's arguments."""
+    value = kwargs[path[0]] if isinstance(path[0], str) else args[path[0]]
+    for step in path[1:]:
+        value = value[step]
+    return value
+
+
+def _run_trial(
+    topic: str,
+    dkey: str,
+    head: tuple[int, int, str],
+    blobs: Blobs,
+    args: Any,
+    kwargs: dict[str, Any] | None,
+    inputs: list[_Path],
+) -> Any:
+    """Run one trial in a dask worker; its outcome goes out as events, its value stays.
+
+    ``inputs`` are the places in ``args``/``kwargs`` where dask put upstream values.
+    """
+    from distributed import get_worker
+
+    worker = get_worker()
+    install_worker_capture()
+    where = str(worker.address)
+    worker.log_event(topic, {"k": dkey, "s": 1})
+    idx, attempt, key = head
+    start = time.time()
+    out: Outcome
+    try:
+        spec = load_spec(*blobs)
+    except Exception as exc:
+        unloadable = pickle.UnpicklingError(
+            f"node {key!r}: its task cannot be unpickled in its worker: {type(exc).__name__}: {exc}"
+        )
+        unloadable.__cause__ = exc
+        out = failed_outcome(Call(idx, attempt, None, (), None), unloadable, start, where)
+    else:
+        call = Call(idx, attempt, spec, args, kwargs)
+        lost = _lost_input(key, args, kwargs, inputs)
+        out = run_call(call, where) if lost is None else failed_outcome(call, lost, start, where)
+        del call
+    if out[2]:
+        problem = _pickle_problem(out[3])
+        if problem is None:
+            event = {"k": dkey, "t": [out[6], out[7]], "w": where}
+            if out[9]:
+                event["l"] = out[9]
+            worker.log_event(topic, event)
+            return out[3]
+        t = type(out[3])
+        name = t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+        error = pickle.PicklingError(f"node {key!r}: its result of type {name} cannot be pickled: {problem}")
+        out = (idx, attempt, False, None, error, "", out[6], out[7], where, out[9])
+    _drop_tracebacks(out[4])
+    worker.log_event(topic, {"k": dkey, "e": dump_outcome(out, key)})
+    return _FAILED
+
+
+def _drop_tracebacks(error: BaseException | None, clear: bool = False) -> None:
+    """Forget the traceback objects of ``error`` and its chain (their text travels);
+    with ``clear``, clear the local variables of their finished frames first.
+
+    distributed makes tracebacks picklable (tblib); rebuilt in the master, their
+    frames would hang on to whatever the master was doing, trials' futures included.
+    """
+    stack = [error]
+    seen: set[int] = set()
+    while stack:
+        exc = stack.pop()
+        if exc is None or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        if clear:
+            traceback.clear_frames(exc.__traceback__)
+        exc.__traceback__ = None
+        stack += [exc.__cause__, exc.__context__]
+
+
+def _lost_input(key: str, args: Any, kwargs: Any, inputs: list[_Path]) -> Exception | None:
+    if any(_at(args, kwargs, path) is _FAILED for path in inputs):
+        return RuntimeError(
+            f"node {key!r}: an input was lost with a dask worker, and dask's recomputation of it failed"
+        )
+    return None
