@@ -32,7 +32,6 @@ here, where they were defined before.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import math
 import queue
@@ -44,6 +43,7 @@ from ._interrupts import interrupt_hooks
 from ._mutation import MutationCheck
 from ._plan import NodeSpec
 from ._state import State, Trial
+from .run.conds import choose, conds_by_predicate
 from .run.policy import next_wait, timeout_error, trial_state
 from .run.protocol import (  # Executor and crashed_outcome: re-exported, their old home
     LINK,
@@ -56,6 +56,20 @@ from .run.protocol import (  # Executor and crashed_outcome: re-exported, their 
     crashed_outcome,
     failed_outcome,
 )
+from .run.state import (
+    CACHED,
+    CANCELLED,
+    FAILED,
+    HAS_VALUE,
+    PENDING,
+    RELEASED,
+    RUNNING,
+    SKIPPED,
+    STATES,
+    SUCCEEDED,
+    UPSTREAM_FAILED,
+)
+from .run.timers import RECHECK_S, Timers
 from .run.trials import Callbacks, Trials, as_trials, cancel_item, record_item, unstart_item
 
 if TYPE_CHECKING:
@@ -70,28 +84,9 @@ logger = logging.getLogger("dagexec.engine")
 
 _Callbacks = Callbacks  # its old name, which dagexec._api imports
 
-_PENDING, _RUNNING, _SUCCEEDED, _FAILED, _UPSTREAM_FAILED, _SKIPPED, _CACHED, _CANCELLED = range(8)
-_HAS_VALUE = (_SUCCEEDED, _CACHED)
-_STATES = (
-    State.PENDING,
-    State.RUNNING,
-    State.SUCCEEDED,
-    State.FAILED,
-    State.UPSTREAM_FAILED,
-    State.SKIPPED,
-    State.CACHED,
-    State.CANCELLED,
-)
-
-
-class _Released:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<released>"
-
-
-_RELEASED: Any = _Released()
+_PENDING, _RUNNING, _SUCCEEDED, _FAILED = PENDING, RUNNING, SUCCEEDED, FAILED
+_UPSTREAM_FAILED, _SKIPPED, _CACHED, _CANCELLED = UPSTREAM_FAILED, SKIPPED, CACHED, CANCELLED
+_HAS_VALUE, _STATES, _RELEASED = HAS_VALUE, STATES, RELEASED
 
 
 def _refused(call: Call, ex: Executor, error: Exception) -> Outcome:
@@ -106,8 +101,6 @@ TINY_S = 0.002
 BATCH_BUDGET_S = 0.02
 #: the most members of one batch (chains included)
 MAX_BATCH = 256
-#: seconds between looks at a trial past its deadline that has not begun to run
-_RECHECK_S = 0.05
 
 
 def _run_failed(result: RunResult, run: _Run) -> RunFailed:
@@ -260,8 +253,7 @@ class _Run:
         self.calls: dict[int, Call | Batch] = {}  # idx -> in-flight call or batch (asynchronous executors)
         self.inflight = [0] * len(self.execs)
         self.ready: list[list[int]] = [[] for _ in self.execs]
-        self.deadlines: list[tuple[float, int, int]] = []  # (time, idx, attempt)
-        self.retries: list[tuple[float, int]] = []  # (time, idx)
+        self.timers = Timers()
         self.q: queue.SimpleQueue[Any] = queue.SimpleQueue()  # Outcome or BatchDone
         self.failed_order: list[int] = []
         # batching: chain links (None when no executor takes batches), which executors
@@ -288,11 +280,7 @@ class _Run:
         self.items: dict[int, tuple[_MapRun, int]] = {}
         self.next_token = -1
         # dx.cond: predicate node idx -> its conds (select, pred slot, then, otherwise)
-        self.conds: dict[int, list[tuple[int, int, tuple[int, ...], tuple[int, ...]]]] | None = None
-        if plan._conds:
-            self.conds = {}
-            for c in plan._conds:
-                self.conds.setdefault(c[1], []).append(c)
+        self.conds = conds_by_predicate(plan._conds)
 
     def _async_lanes(self) -> None:
         """Route the async tasks of each executor that has ``async_capacity`` to a lane
@@ -357,7 +345,7 @@ class _Run:
         self.cb.call("on_run_start", plan)
         if self.conds is not None:
             for slot in [s for s in self.conds if s >= self.n]:  # a graph input or a constant
-                self._choose(slot, self.vals[slot], ready=False)
+                choose(self, slot, self.vals[slot], ready=False)
         for i in range(self.n):
             if self.state[i] == _PENDING and self.waiting[i] == 0:
                 self.ready[self.route[i]].append(i)
@@ -404,6 +392,8 @@ class _Run:
         observe = any(self.tiny)
         remote = self.remote
         maps = self.maps
+        retries = self.timers.retries
+        next_wake = self.timers.next_wake
         while True:
             for r in range(n_exec):
                 stack = ready[r]
@@ -441,14 +431,14 @@ class _Run:
                         self.calls[i] = call
                         timeout = call.spec.timeout
                         if timeout is not None:
-                            heapq.heappush(self.deadlines, (time.time() + timeout, i, call.attempt))
+                            self.timers.deadline(time.time() + timeout, i, call.attempt)
                     else:
                         finish(out, False)
-            if not any(inflight) and not self.retries:
+            if not any(inflight) and not retries:
                 if any(ready):
                     continue
                 return
-            wait = self._next_wake()
+            wait = next_wake()
             try:
                 out = q.get(timeout=wait) if wait is None or wait > 0 else q.get_nowait()
             except queue.Empty:
@@ -465,15 +455,6 @@ class _Run:
                 except queue.Empty:
                     break
             self._expire()
-
-    def _next_wake(self) -> float | None:
-        t = None
-        if self.deadlines:
-            t = self.deadlines[0][0]
-        if self.retries:
-            r = self.retries[0][0]
-            t = r if t is None or r < t else t
-        return None if t is None else max(0.0, t - time.time())
 
     def _make_call(self, i: int) -> Call:
         vals = self.vals
@@ -755,7 +736,7 @@ class _Run:
             if self.stopping:
                 return
             if self.conds is not None and i in self.conds:
-                self._choose(i, out[3])
+                choose(self, i, out[3])
             waiting = self.waiting
             ready = self.ready
             route = self.route
@@ -780,7 +761,7 @@ class _Run:
         if wait is not None:
             self.state[i] = _PENDING
             if wait > 0:
-                heapq.heappush(self.retries, (time.time() + wait, i))
+                self.timers.retry(time.time() + wait, i)
             elif self.waiting[i] == 0:
                 self.ready[self.route[i]].append(i)
             # else: a batch member whose chained input was lost with its crashed worker:
@@ -805,9 +786,8 @@ class _Run:
             for j in stack:
                 self._cancel(j)
             stack.clear()
-        for _, j in self.retries:
+        for j in self.timers.cancel_retries():
             self._cancel(j)
-        self.retries.clear()
 
     # -- task.map: one trial per item -------------------------------------------------------
     def _cancel(self, i: int) -> None:
@@ -992,7 +972,7 @@ class _Run:
             self.calls[token] = call
             timeout = call.spec.timeout
             if timeout is not None:
-                heapq.heappush(self.deadlines, (time.time() + timeout, token, attempt))
+                self.timers.deadline(time.time() + timeout, token, attempt)
         else:
             self._finish_item(out, False)
 
@@ -1077,9 +1057,7 @@ class _Run:
             logger.warning("executor %r raised in started_at", self.execs[r], exc_info=True)
             began = None
         if began is not None and began + timeout > now:
-            heapq.heappush(
-                self.deadlines, (now + _RECHECK_S if began == math.inf else began + timeout, i, attempt)
-            )
+            self.timers.deadline(now + RECHECK_S if began == math.inf else began + timeout, i, attempt)
             return None
         del self.calls[i]
         self.inflight[r] -= 1
@@ -1100,7 +1078,7 @@ class _Run:
         if wait is not None:
             run.states[j] = _PENDING
             if wait > 0:
-                heapq.heappush(self.retries, (time.time() + wait, run.tokens[j]))
+                self.timers.retry(time.time() + wait, run.tokens[j])
             else:
                 self.ready[self.route[run.m]].append(run.tokens[j])
             return
@@ -1143,7 +1121,7 @@ class _Run:
         if self.stopping:
             return
         if self.conds is not None and m in self.conds:
-            self._choose(m, values)
+            choose(self, m, values)
         for d in self.dependents[m]:
             w = self.waiting[d] - 1
             self.waiting[d] = w
@@ -1174,28 +1152,6 @@ class _Run:
                     out_trials[item_key] = run.trials[j]
         return out_states, out_trials
 
-    def _choose(self, slot: int, value: Any, ready: bool = True) -> None:
-        """The predicate in ``slot`` has ``value``: skip each of its conds' untaken
-        branch, and what only that branch feeds (the cond itself takes the other)."""
-        if type(value) is Remote:
-            value = value.owner.fetch([value])[0]
-        state, waiting, dependents = self.state, self.waiting, self.dependents
-        for chooser, _, then_nodes, otherwise_nodes in self.conds[slot] if self.conds else ():
-            stack = list(reversed(otherwise_nodes if value else then_nodes))
-            while stack:
-                j = stack.pop()
-                if state[j] != _PENDING:
-                    continue
-                state[j] = _SKIPPED
-                self._release_reads(j)
-                for d in dependents[j]:
-                    if d == chooser:
-                        waiting[d] -= 1
-                        if ready and waiting[d] == 0 and state[d] == _PENDING:
-                            self.ready[self.route[d]].append(d)
-                    else:
-                        stack.append(d)
-
     def _release_reads(self, i: int) -> None:
         left, kept, vals = self.left, self.kept, self.vals
         for s in self.plan._reads[i]:
@@ -1216,9 +1172,7 @@ class _Run:
 
     def _expire(self) -> None:
         now = time.time()
-        deadlines = self.deadlines
-        while deadlines and deadlines[0][0] <= now:
-            _, i, attempt = heapq.heappop(deadlines)
+        for i, attempt in self.timers.due_deadlines(now):
             if i < 0:
                 run, j = self.items[i]
                 if run.states[j] != _RUNNING or run.attempts[j] != attempt:
@@ -1239,9 +1193,7 @@ class _Run:
                 self._item_failed(run, j, out, State.TIMED_OUT, exc, "")
             else:
                 self._failed(i, out, State.TIMED_OUT, exc, "")
-        retries = self.retries
-        while retries and retries[0][0] <= now:
-            _, i = heapq.heappop(retries)
+        for i in self.timers.due_retries(now):
             if i < 0:
                 run, j = self.items[i]
                 if run.states[j] == _PENDING:
