@@ -502,3 +502,31 @@ def test_a_scripts_functions_are_stable_when_its_lines_move(tmp_path: Path) -> N
     # the methods dataclasses makes are named differently from one Python version to the next
     assert {"__main__:Color", "__main__:Config", "__main__:Config.__init__", "__main__:Slotted",
             "__main__:Slotted.__init__", "__main__:run"} <= names  # fmt: skip
+
+
+def test_code_objects_are_walked_in_one_module() -> None:
+    """Fingerprints, cache keys and compile's checks read code objects through
+    dagexec/plan/codehash.py alone (``feed_code``, ``global_names``)."""
+    root = Path(dx.__file__).parent
+    readers = sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if ".co_code" in p.read_text() or ".co_consts" in p.read_text()
+    )
+    assert readers == ["plan/codehash.py"]
+
+
+def test_code_token_and_code_digest_share_the_walk_of_nested_code() -> None:
+    """The fingerprint form feeds nested code into the same hash; the digest form hashes
+    it apart, so a change inside a lambda changes both tokens."""
+    from dagexec.plan.fingerprint import code_token
+
+    def outer_a(xs: list[int]) -> list[int]:
+        return sorted(xs, key=lambda x: x + 1)
+
+    def outer_b(xs: list[int]) -> list[int]:
+        return sorted(xs, key=lambda x: x + 2)
+
+    outer_b.__qualname__ = outer_a.__qualname__
+    assert code_token(outer_a) != code_token(outer_b)
+    assert code_digest(outer_a) != code_digest(outer_b)

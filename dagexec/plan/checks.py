@@ -13,6 +13,8 @@ from typing import Any
 from .. import _graph as G
 from .._errors import Problem
 from .._typecheck import describe_mismatch, format_type, is_plain_class, short_repr, static_compatible
+from .codehash import global_names
+from .fingerprint import type_name
 from .specs import _Ref
 
 # how compile resolves a graph node: (NODE, idx) | (INPUT, idx) | (CONST, value) |
@@ -255,7 +257,7 @@ def unpicklable_part(task: Any) -> tuple[str, BaseException] | None:
                     inner = find(value, depth + 1, seen)
                     if inner is not None:
                         return f"{label}: its {inner[0]}", inner[1]
-                return f"{label} (a {_type_name(value)})", exc
+                return f"{label} (a {type_name(value)})", exc
         return None
 
     found = find(task.__wrapped__, 0, set())
@@ -265,7 +267,7 @@ def unpicklable_part(task: Any) -> tuple[str, BaseException] | None:
         try:
             cloudpickle.dumps(value)
         except Exception as exc:
-            return f"task option {name!r} (a {_type_name(value)})", exc
+            return f"task option {name!r} (a {type_name(value)})", exc
     return None
 
 
@@ -282,7 +284,7 @@ def _parts(fn: Any) -> list[tuple[str, Any]]:
         except ValueError:  # an empty cell
             continue
     glob = getattr(fn, "__globals__", {})
-    out += [(f"global {name!r}", glob[name]) for name in _global_names(code) if name in glob]
+    out += [(f"global {name!r}", glob[name]) for name in global_names(code) if name in glob]
     defaults = fn.__defaults__ or ()
     positional = code.co_varnames[: code.co_argcount]
     for name, value in zip(positional[len(positional) - len(defaults) :], defaults, strict=True):
@@ -291,20 +293,6 @@ def _parts(fn: Any) -> list[tuple[str, Any]]:
         out.append((f"default of parameter {name!r}", value))
     out += [(f"attribute {k!r}", v) for k, v in sorted(fn.__dict__.items())]
     return out
-
-
-def _global_names(code: types.CodeType) -> list[str]:
-    """The global names a code object and the code nested in it use, in order."""
-    names: dict[str, None] = dict.fromkeys(code.co_names)
-    for c in code.co_consts:
-        if isinstance(c, types.CodeType):
-            names.update(dict.fromkeys(_global_names(c)))
-    return list(names)
-
-
-def _type_name(value: Any) -> str:
-    t = type(value)
-    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
 
 
 def check_constant_pickles(

@@ -83,33 +83,12 @@ def value_token(value: Any, strict: bool = False, code: Callable[[Any], str] | N
         return f"{t.__module__}.{t.__qualname__}:unpicklable"
 
 
-def _code_parts(code: types.CodeType, h: Any) -> None:
-    h.update(code.co_code)
-    h.update(
-        repr(
-            (
-                code.co_names,
-                code.co_varnames,
-                code.co_freevars,
-                code.co_cellvars,
-                code.co_argcount,
-                code.co_kwonlyargcount,
-                code.co_flags,
-            )
-        ).encode()
-    )
-    for c in code.co_consts:
-        if isinstance(c, types.CodeType):
-            _code_parts(c, h)
-        else:
-            h.update(value_token(c).encode())
-
-
 _code_cache: dict[int, tuple[Any, str]] = {}
 
 
 def code_token(fn: Any) -> str:
-    """A hash of a function's code, name and defaults (not its file or line numbers)."""
+    """A hash of a function's code, name and defaults (not its file or line numbers); the
+    code is walked by :func:`dagexec.plan.codehash.feed_code`, in its fingerprint form."""
     hit = _code_cache.get(id(fn))
     if hit is not None and hit[0] is fn:
         return hit[1]
@@ -117,7 +96,9 @@ def code_token(fn: Any) -> str:
     h.update(f"{getattr(fn, '__module__', '')}:{getattr(fn, '__qualname__', '')}".encode())
     code = getattr(fn, "__code__", None)
     if isinstance(code, types.CodeType):
-        _code_parts(code, h)
+        from .codehash import FINGERPRINT_FORM, feed_code  # it imports this module
+
+        feed_code(h, code, FINGERPRINT_FORM)
         defaults = getattr(fn, "__defaults__", None)
         if defaults:
             h.update(value_token(defaults).encode())
