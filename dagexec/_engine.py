@@ -71,6 +71,7 @@ from .run.state import (
 )
 from .run.timers import RECHECK_S, Timers
 from .run.trials import Callbacks, Trials, as_trials, cancel_item, record_item, unstart_item
+from .run.values import fetch_results, localize
 
 if TYPE_CHECKING:
     from ._plan import CompiledGraph
@@ -416,7 +417,7 @@ class _Run:
                             continue
                     call = make(i)
                     if remote:
-                        error = self._localize(call, ex)
+                        error = localize(call, ex, self.nested[i])
                         if error is not None:
                             finish(error, False)
                             continue
@@ -490,23 +491,6 @@ class _Run:
                     kw[name] = vals[s]
         return Call(i, attempt, self.specs[i], args, kw)
 
-    def _localize(self, call: Call, ex: Executor) -> Outcome | None:
-        """Put in ``call`` the values of the Remote handles that ``ex`` does not own;
-        a failed outcome when one cannot be fetched."""
-        try:
-            args = call.args
-            i = call.idx if call.idx >= 0 else self.items[call.idx][0].m  # an item: its map's
-            if any(type(a) is Remote and a.owner is not ex for a in args) or self.plan._nested[i]:
-                call.args = [_fetch_in(a, ex) for a in args]
-            kwargs = call.kwargs
-            if kwargs:
-                call.kwargs = {k: _fetch_in(v, ex) for k, v in kwargs.items()}
-        except Exception as exc:
-            logger.warning("node %r: an input value could not be fetched", call.key, exc_info=True)
-            return failed_outcome(call, exc, time.time(), "master")
-        return None
-
-    # -- batches ----------------------------------------------------------------------
     def _batch_members(self, i: int, r: int, stack: list[int]) -> list[int] | None:
         """The nodes to submit with ``i`` as one batch (``i`` first), or None for ``i`` alone.
 
@@ -959,7 +943,7 @@ class _Run:
         call = self._item_call(token)
         attempt = call.attempt
         if self.remote:
-            error = self._localize(call, ex)
+            error = localize(call, ex, self.nested[self.items[token][0].m])
             if error is not None:
                 self._finish_item(error, False)
                 return
@@ -1235,33 +1219,6 @@ class _Run:
                 self.state[i] = _CANCELLED
         self.trials.end_unstarted()
 
-    def _fetch_results(self) -> None:
-        """Bring the run's outputs and kept values over from the executors that keep them."""
-        vals, kept, n = self.vals, self.kept, self.n
-        by_owner: dict[int, tuple[Any, list[int]]] = {}
-        for slot in range(len(kept)):
-            v = vals[slot]
-            if (
-                type(v) is Remote
-                and (kept[slot] or slot >= n)
-                and (slot >= n or self.state[slot] == _SUCCEEDED)
-            ):
-                by_owner.setdefault(id(v.owner), (v.owner, []))[1].append(slot)
-        for owner, slots in by_owner.values():
-            try:
-                got = owner.fetch([vals[s] for s in slots])
-            except Exception:
-                logger.warning("values kept by %r could not be fetched", owner, exc_info=True)
-                for s in slots:
-                    vals[s] = _RELEASED
-                continue
-            for s, v in zip(slots, got, strict=True):
-                vals[s] = v
-        for slot in range(len(kept), len(vals)):
-            v = vals[slot]
-            if type(v) is Remote:
-                vals[slot] = v.owner.fetch([v])[0]
-
     def _result(self, duration: float) -> RunResult:
         from ._result import RunResult
 
@@ -1273,7 +1230,7 @@ class _Run:
         if self.map_runs:
             states, trials = self._with_items(states, trials)
         if self.remote:
-            self._fetch_results()
+            fetch_results(self.vals, self.kept, self.state, self.n)
         outputs: dict[str, Any] = {}
         for name, slot in plan._outputs:
             v = vals[slot]
@@ -1302,18 +1259,3 @@ class _Run:
             keys[m]: [run.item_key(j) for j in range(len(run.states))] for m, run in self.map_runs.items()
         }
         return RunResult(plan, states, trials, outputs, values, self.start, duration, items)
-
-
-def _fetch_in(value: Any, ex: Executor) -> Any:
-    """``value`` with every Remote not owned by ``ex`` replaced by its value, walking containers."""
-    t = type(value)
-    if t is Remote:
-        return value if value.owner is ex else value.owner.fetch([value])[0]
-    if t in (list, tuple, set, frozenset):
-        items = [_fetch_in(v, ex) for v in value]
-        return items if t is list else t(items)
-    if t is dict:
-        return {k: _fetch_in(v, ex) for k, v in value.items()}
-    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple, as the graph builder walks it
-        return t(*[_fetch_in(v, ex) for v in value])
-    return value

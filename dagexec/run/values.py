@@ -1,0 +1,76 @@
+"""Values kept on workers: an executor with ``keeps_values`` (dask) returns a
+:class:`~dagexec.run.protocol.Remote` handle for a trial's value, not the value.
+
+The handle goes into dependents' calls as it is.  A call for another executor needs the
+value itself: :func:`localize` fetches what the call's executor does not own, walking
+the argument containers.  At the end of the run :func:`fetch_results` brings the
+outputs and the kept values over, one ``fetch`` per owner.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from .protocol import Call, Executor, Outcome, Remote, failed_outcome
+from .state import RELEASED, SUCCEEDED
+
+logger = logging.getLogger("dagexec.engine")
+
+
+def fetch_in(value: Any, ex: Executor) -> Any:
+    """``value`` with every Remote not owned by ``ex`` replaced by its value, walking containers."""
+    t = type(value)
+    if t is Remote:
+        return value if value.owner is ex else value.owner.fetch([value])[0]
+    if t in (list, tuple, set, frozenset):
+        items = [fetch_in(v, ex) for v in value]
+        return items if t is list else t(items)
+    if t is dict:
+        return {k: fetch_in(v, ex) for k, v in value.items()}
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple, as the graph builder walks it
+        return t(*[fetch_in(v, ex) for v in value])
+    return value
+
+
+def localize(call: Call, ex: Executor, nested: bool) -> Outcome | None:
+    """Put in ``call`` the values of the Remote handles that ``ex`` does not own
+    (``nested``: its arguments hold containers to walk); a failed outcome when one
+    cannot be fetched."""
+    try:
+        args = call.args
+        if any(type(a) is Remote and a.owner is not ex for a in args) or nested:
+            call.args = [fetch_in(a, ex) for a in args]
+        kwargs = call.kwargs
+        if kwargs:
+            call.kwargs = {k: fetch_in(v, ex) for k, v in kwargs.items()}
+    except Exception as exc:
+        logger.warning("node %r: an input value could not be fetched", call.key, exc_info=True)
+        return failed_outcome(call, exc, time.time(), "master")
+    return None
+
+
+def fetch_results(vals: list[Any], kept: list[bool], state: list[int], n: int) -> None:
+    """Bring the run's outputs and kept values over from the executors that keep them:
+    in ``vals``, the slots ``kept`` (of nodes that succeeded) and the inputs and constants
+    (from ``n`` on)."""
+    by_owner: dict[int, tuple[Any, list[int]]] = {}
+    for slot in range(len(kept)):
+        v = vals[slot]
+        if type(v) is Remote and (kept[slot] or slot >= n) and (slot >= n or state[slot] == SUCCEEDED):
+            by_owner.setdefault(id(v.owner), (v.owner, []))[1].append(slot)
+    for owner, slots in by_owner.values():
+        try:
+            got = owner.fetch([vals[s] for s in slots])
+        except Exception:
+            logger.warning("values kept by %r could not be fetched", owner, exc_info=True)
+            for s in slots:
+                vals[s] = RELEASED
+            continue
+        for s, v in zip(slots, got, strict=True):
+            vals[s] = v
+    for slot in range(len(kept), len(vals)):
+        v = vals[slot]
+        if type(v) is Remote:
+            vals[slot] = v.owner.fetch([v])[0]
