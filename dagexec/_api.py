@@ -1,16 +1,20 @@
-"""The run's assembly: what ``plan.run()`` calls.
+"""The run's entry: what ``plan.run()`` and ``dagexec run`` call.
 
-:func:`run_plan` checks the run's arguments, resolves the executors, opens the cache
-and its journal, adds the progress bar, trial log capture and SIGTERM handling, and
-hands the loop (:class:`dagexec._engine._Run`) its ready-made parts.  It sits in the
-surface layer because it reaches every layer below: the plan, the cache, the loop,
-the executors and the progress bar.  The loop itself imports none of these extras.
+:func:`run` takes a plan, its graph inputs and a :class:`~dagexec.run.config.RunConfig`.
+It checks the options (their types, then their values against the plan), resolves the
+executors, opens the cache and its journal, adds the progress bar, trial log capture
+and SIGTERM handling, and hands the loop (:class:`dagexec._engine._Run`) its
+ready-made parts.  The executors the run makes belong to one
+:class:`~dagexec.executors._resolve.OwnedExecutors`, which shuts them down whatever
+way the run leaves.  It sits in the surface layer because it reaches every layer
+below: the plan, the cache, the loop, the executors and the progress bar.  The loop
+itself imports none of these extras.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._capture import install as install_capture
@@ -18,103 +22,89 @@ from ._capture import uninstall as uninstall_capture
 from ._engine import _Callbacks, _Run, _run_failed
 from ._errors import InputError, Problem
 from ._interrupts import sigterm_interrupts
-from ._prepare import as_list, bind_inputs, kept_slots, require_portable, resolve_executors, select
 from ._state import State, Trial
+from .executors._resolve import require_portable, resolve_executors
+from .run.config import RunConfig
 
 if TYPE_CHECKING:
     from ._plan import CompiledGraph
     from ._result import RunResult
     from .cache.decide import CacheDecision
     from .cache.store import CacheStore
-    from .run.protocol import Executor
 
-__all__ = ["run_plan"]
+__all__ = ["RunConfig", "run"]
 
 logger = logging.getLogger("dagexec.engine")
 
 
-def run_plan(
-    plan: CompiledGraph,
-    given: dict[str, Any],
-    *,
-    executor: Any,
-    max_workers: int | None,
-    only: Sequence[str] | str | None,
-    skip: Sequence[str] | str | None,
-    fail_fast: bool,
-    keep: Sequence[str] | str | None,
-    callbacks: Sequence[Any],
-    progress: bool,
-    raise_on_failure: bool,
-    scheduler: str | None = None,
-    cache: Any = None,
-    resume: bool = False,
-    check_mutation: bool = False,
+def run(
+    plan: CompiledGraph, values: Any, config: RunConfig, *, named: Mapping[str, Any] | None = None
 ) -> RunResult:
-    """Run ``plan``; see :meth:`dagexec.CompiledGraph.run`."""
+    """Run ``plan`` with the graph inputs ``values`` (a mapping of names to values, as
+    ``run(inputs=...)``) and ``named`` (as ``run(**input_values)``, which win over
+    ``values``) under ``config``; see :meth:`dagexec.CompiledGraph.run`.
+
+    Raises:
+        InputError: for any bad argument, before anything is made or runs.
+        GraphError: for a plan that does not pickle going to processes.
+        RunFailed: when a node failed and ``config.raise_on_failure``.
+    """
+    given = config.check(plan, values, named)
     problems: list[Problem] = []
-    if resume and cache is None:
-        problems.append(Problem("resume=True needs cache=: the folder whose journal the run continues"))
-    selected = select(plan, as_list(only), as_list(skip), problems)
-    input_values = bind_inputs(plan, given, selected, problems)
-    kept = kept_slots(plan, keep, problems)
-    if max_workers is not None and (
-        isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
-    ):
-        problems.append(Problem(f"max_workers must be an int >= 1, got {max_workers!r}"))
-    execs, route_idx, owned = resolve_executors(plan, executor, max_workers, selected, problems, scheduler)
-    if problems:
-        for ex in owned:
-            ex.shutdown()
-        raise InputError(problems, what=f"run of graph {plan.name!r}")
-    if plan._pickle_problems:
-        require_portable(plan, execs, route_idx, selected, owned)
-    store = None
-    if cache is not None:  # opened once nothing else can stop the run: it makes the folder
-        from .cache.decide import open_store
+    input_values, selected, kept = config.validate(plan, given, problems)
+    lanes = resolve_executors(plan, config.executor, config.max_workers, selected, problems, config.scheduler)
+    with lanes.owned as owned:  # shuts down what the run made, however it leaves
+        if problems:
+            raise InputError(problems, what=f"run of graph {plan.name!r}")
+        if plan._pickle_problems:
+            require_portable(plan, lanes, selected)
+        store = None
+        if config.cache is not None:  # opened once nothing else can stop the run: it makes the folder
+            from .cache.decide import open_store
 
+            try:
+                store = open_store(config.cache)
+            except (TypeError, OSError) as exc:
+                raise InputError(Problem(str(exc)), what=f"run of graph {plan.name!r}") from None
+        decision = None
+        cbs = list(config.callbacks)
+        earlier: dict[int, list[Trial]] = {}
+        if store is not None:
+            decision, earlier, writer = _plan_cache(plan, store, input_values, selected, kept, config.resume)
+            if writer is not None:
+                cbs.insert(0, writer)
+        if config.progress:
+            from ._progress import ProgressBar
+
+            cbs.append(ProgressBar(sum(decision.runs) if decision is not None else sum(selected)))
+        specs = None
+        if config.check_mutation:
+            from ._mutation import checked_specs
+
+            specs = checked_specs(plan)
+        loop = _Run(
+            plan,
+            input_values,
+            selected,
+            kept,
+            lanes.execs,
+            lanes.route_idx,
+            config.fail_fast,
+            _Callbacks(cbs),
+            specs,
+        )
+        if decision is not None:
+            assert store is not None
+            loop.use_cache(store, decision, earlier)
+        install_capture()  # trial logs: for the length of the run (again: sys.stdout may be another)
         try:
-            store = open_store(cache)
-        except (TypeError, OSError) as exc:
-            for ex in owned:
-                ex.shutdown()
-            raise InputError(Problem(str(exc)), what=f"run of graph {plan.name!r}") from None
-    decision = None
-    cbs = list(callbacks)
-    earlier: dict[int, list[Trial]] = {}
-    if store is not None:
-        try:
-            decision, earlier, writer = _plan_cache(plan, store, input_values, selected, kept, resume)
-        except BaseException:
-            for ex in owned:
-                ex.shutdown()
-            raise
-        if writer is not None:
-            cbs.insert(0, writer)
-    bar = None
-    if progress:
-        from ._progress import ProgressBar
-
-        bar = ProgressBar(sum(decision.runs) if decision is not None else sum(selected))
-        cbs.append(bar)
-    specs = None
-    if check_mutation:
-        from ._mutation import checked_specs
-
-        specs = checked_specs(plan)
-    run = _Run(plan, input_values, selected, kept, execs, route_idx, fail_fast, _Callbacks(cbs), specs)
-    if decision is not None:
-        assert store is not None
-        run.use_cache(store, decision, earlier)
-    install_capture()  # trial logs: for the length of the run (again: sys.stdout may be another)
-    try:
-        with sigterm_interrupts():
-            result = run.execute()
-    finally:
-        uninstall_capture()
-        _end_executors(execs, owned, run.interrupted)
-    if raise_on_failure and run.failed_order:
-        raise _run_failed(result, run)
+            with sigterm_interrupts():
+                result = loop.execute()
+        finally:
+            uninstall_capture()
+            owned.end(lanes.execs, interrupted=loop.interrupted)
+    if config.raise_on_failure and loop.failed_order:
+        raise _run_failed(result, loop)
     return result
 
 
@@ -157,18 +147,3 @@ def _plan_cache(
             done = frozenset(i for i, ts in earlier.items() if ts[-1].state == State.SUCCEEDED)
     log_uncached(plan, keys, selected)
     return decide(plan, store, keys, selected, kept, done=done), earlier, writer
-
-
-def _end_executors(execs: list[Executor], owned: list[Executor], interrupted: bool) -> None:
-    """Tell every executor the run ended and shut down those the run made; an
-    executor that raises is logged, so the run's result is never lost to it."""
-    for ex in execs:
-        try:
-            ex.run_ended()
-        except Exception:
-            logger.warning("executor %r raised in run_ended", ex, exc_info=True)
-    for ex in owned:
-        try:
-            ex.shutdown(cancel=interrupted)
-        except Exception:
-            logger.warning("executor %r raised in shutdown", ex, exc_info=True)

@@ -113,8 +113,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             else:
                 total = selected_count(plan, args.only, args.skip)
             callbacks.append(LiveDisplay(total) if tty else PlainLog(total))
-        result = plan.run(
-            inputs=inputs,
+        from .._api import run
+        from ..run.config import RunConfig
+
+        config = RunConfig(
             executor=args.executor,
             max_workers=args.workers,
             scheduler=args.scheduler,
@@ -126,6 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise_on_failure=False,
             check_mutation=args.check_mutation,
         )
+        result = run(plan, inputs, config)
         if args.json is not None:
             data = json.dumps(result_to_json(result), indent=2) + "\n"
             write_document(args.json, data.encode("utf-8"), document)
@@ -138,8 +141,9 @@ def _would_run(plan: Any, inputs: dict[str, Any], args: argparse.Namespace) -> i
     """How many nodes a run with ``--cache`` would run (nothing is loaded)."""
     from ..cache.decide import decide, open_store
     from ..cache.keys import node_keys
+    from ..plan.arguments import bind_arguments
 
-    values, selected, kept = plan._input_values(inputs, {}, args.only or None, args.skip or None)
+    values, selected, kept = bind_arguments(plan, inputs, {}, args.only or None, args.skip or None)
     store = open_store(args.cache)
     assert store is not None  # --cache was given
     return sum(decide(plan, store, node_keys(plan, values), selected, kept, load=False).runs)

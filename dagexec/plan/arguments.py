@@ -1,7 +1,9 @@
 """The arguments of a run that pick what it reads and keeps, checked against the plan:
 ``only``/``skip`` (which nodes run), the graph inputs, and ``keep`` (which values the
 result holds).  Each function collects every problem it finds, so a run or
-``plan.cache_keys()`` raises them together as one :class:`~dagexec.InputError`.
+``plan.cache_keys()`` raises them together as one :class:`~dagexec.InputError`;
+:func:`bind_arguments` makes the three checks and raises, for what reads a plan's
+arguments without running it (``cache_keys()``, ``explain()``, ``dagexec run --dry-run``).
 
 They read only the plan, which is why they sit in the plan layer: ``CompiledGraph``
 binds inputs with them for ``cache_keys()`` and ``explain()`` without reaching up into
@@ -10,8 +12,8 @@ the run layer, and the run calls them before anything is made.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._errors import Problem
 from .._graph import MISSING
@@ -19,7 +21,7 @@ from .._graph import MISSING
 if TYPE_CHECKING:
     from .compiled import CompiledGraph
 
-__all__ = ["as_list", "bind_inputs", "kept_slots", "select"]
+__all__ = ["Arguments", "as_list", "bind_arguments", "bind_inputs", "kept_slots", "select"]
 
 
 def as_list(value: Sequence[str] | str | None) -> list[str]:
@@ -130,3 +132,38 @@ def kept_slots(plan: CompiledGraph, keep: Sequence[str] | str | None, problems: 
         elif idx < n_slots:
             kept[idx] = True
     return kept
+
+
+class Arguments(NamedTuple):
+    """A plan's graph input values in slot order, which nodes run, which slots are kept."""
+
+    input_values: list[Any]
+    selected: list[bool]
+    kept: list[bool]
+
+
+def bind_arguments(
+    plan: CompiledGraph,
+    inputs: Mapping[str, Any] | None,
+    input_values: Mapping[str, Any],
+    only: Sequence[str] | str | None,
+    skip: Sequence[str] | str | None,
+    keep: Sequence[str] | str | None = None,
+) -> Arguments:
+    """The graph inputs, ``only``/``skip`` and ``keep`` checked against the plan, as
+    ``cache_keys()``, ``explain()`` and ``dagexec run --dry-run`` need them.
+
+    Raises:
+        InputError: listing every missing, unknown or wrongly typed input and every
+            unknown key.
+    """
+    from .._errors import InputError
+
+    problems: list[Problem] = []
+    given = {**(inputs or {}), **input_values}
+    selected = select(plan, as_list(only), as_list(skip), problems)
+    values = bind_inputs(plan, given, selected, problems)
+    kept = kept_slots(plan, keep, problems)
+    if problems:
+        raise InputError(problems, what=f"graph {plan.name!r}")
+    return Arguments(values, selected, kept)

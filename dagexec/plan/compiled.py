@@ -135,33 +135,13 @@ class CompiledGraph:
         self._set(**{"_conds": (), "_maps": frozenset(), **state}, _fingerprint=None, _links=None)
 
     def _chain_links(self) -> tuple[int, ...]:
-        """Per node, the node that continues its linear chain, or -1; computed on first use.
-
-        ``j`` continues ``i`` when ``j`` is ``i``'s only dependent, ``i`` is ``j``'s only
-        dependency, ``j`` reads ``i``'s value (if at all) as a whole argument, not inside
-        a container, and neither has a timeout.  Executors that take batches run such a
-        chain as one submission, the value passed along inside the worker.
-        """
+        """Per node, the node that continues its linear chain, or -1 (:func:`.links.chain_links`);
+        computed on first use."""
         links = self._links
         if links is None:
-            deps, dependents, nested, specs = self._deps, self._dependents, self._nested, self._specs
-            maps = self._maps
-            out = [-1] * len(deps)
-            for i, d in enumerate(dependents):
-                if len(d) == 1:
-                    j = d[0]
-                    if (
-                        len(deps[j]) == 1
-                        and not nested[j]
-                        and specs[i].timeout is None
-                        and specs[j].timeout is None
-                        and not specs[i].coro
-                        and not specs[j].coro
-                        and i not in maps
-                        and j not in maps
-                    ):
-                        out[i] = j
-            links = tuple(out)
+            from .links import chain_links
+
+            links = chain_links(self)
             object.__setattr__(self, "_links", links)
         return links
 
@@ -381,8 +361,9 @@ class CompiledGraph:
             InputError: for missing, unknown or wrongly typed inputs.
         """
         from ..cache.keys import node_keys
+        from .arguments import bind_arguments
 
-        values = self._input_values(inputs, input_values, None, None)[0]
+        values = bind_arguments(self, inputs, input_values, None, None).input_values
         return dict(zip(self._keys, node_keys(self, values).keys, strict=True))
 
     def explain(
@@ -404,32 +385,13 @@ class CompiledGraph:
         """
         from ..cache.decide import explain, open_store
         from ..cache.keys import node_keys
+        from .arguments import bind_arguments
 
         store = open_store(cache)
         if store is None:
             raise TypeError("explain() needs cache=: a folder or a dagexec.CacheStore")
-        values, selected, kept = self._input_values(inputs, input_values, only, skip, keep)
+        values, selected, kept = bind_arguments(self, inputs, input_values, only, skip, keep)
         return explain(self, store, node_keys(self, values), selected, kept)
-
-    def _input_values(
-        self,
-        inputs: Mapping[str, Any] | None,
-        input_values: dict[str, Any],
-        only: Sequence[str] | str | None,
-        skip: Sequence[str] | str | None,
-        keep: Sequence[str] | str | None = None,
-    ) -> tuple[list[Any], list[bool], list[bool]]:
-        from .._errors import InputError
-        from .arguments import as_list, bind_inputs, kept_slots, select
-
-        problems: list[Problem] = []
-        given = {**(inputs or {}), **input_values}
-        selected = select(self, as_list(only), as_list(skip), problems)
-        values = bind_inputs(self, given, selected, problems)
-        kept = kept_slots(self, keep, problems)
-        if problems:
-            raise InputError(problems, what=f"graph {self.name!r}")
-        return values, selected, kept
 
     # -- running ---------------------------------------------------------------------
     def run(
@@ -498,41 +460,22 @@ class CompiledGraph:
             RunFailed: when a node failed and ``raise_on_failure`` is True.
             KeyboardInterrupt: on Ctrl-C, after unfinished nodes are marked cancelled.
         """
-        from .._api import run_plan
-        from .._prepare import check_run_arguments
+        from .._api import run
+        from ..run.config import RunConfig
 
-        flags = {
-            "fail_fast": fail_fast,
-            "resume": resume,
-            "progress": progress,
-            "raise_on_failure": raise_on_failure,
-            "check_mutation": check_mutation,
-        }
-        values = check_run_arguments(
-            self,
-            inputs,
-            input_values,
-            only=only,
-            skip=skip,
-            keep=keep,
-            callbacks=callbacks,
-            cache=cache,
-            flags=flags,
-        )
-        return run_plan(
-            self,
-            values,
+        config = RunConfig(
             executor=executor,
             max_workers=max_workers,
             scheduler=scheduler,
-            cache=cache,
-            resume=resume,
             only=only,
             skip=skip,
             fail_fast=fail_fast,
+            cache=cache,
+            resume=resume,
             keep=keep,
             callbacks=callbacks,
             progress=progress,
             raise_on_failure=raise_on_failure,
             check_mutation=check_mutation,
         )
+        return run(self, inputs, config, named=input_values)

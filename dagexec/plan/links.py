@@ -1,0 +1,45 @@
+"""Linear chains in a compiled plan: which node continues which.
+
+An executor that takes batches runs a chain as one submission, the value passed
+along inside the worker (DESIGN §12 Values that never travel).  Whether two nodes
+chain is decided from the plan's structure alone, never from timing, so a plan
+behaves the same on every run; ``CompiledGraph._chain_links`` computes it once and
+keeps it beside the plan (never pickled).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .compiled import CompiledGraph
+
+__all__ = ["chain_links"]
+
+
+def chain_links(plan: CompiledGraph) -> tuple[int, ...]:
+    """Per node, the node that continues its linear chain, or -1.
+
+    ``j`` continues ``i`` when ``j`` is ``i``'s only dependent, ``i`` is ``j``'s only
+    dependency, ``j`` reads ``i``'s value (if at all) as a whole argument, not inside
+    a container, neither has a timeout, neither is a coroutine function and neither is
+    a map.
+    """
+    deps, dependents, nested, specs = plan._deps, plan._dependents, plan._nested, plan._specs
+    maps = plan._maps
+    out = [-1] * len(deps)
+    for i, d in enumerate(dependents):
+        if len(d) == 1:
+            j = d[0]
+            if (
+                len(deps[j]) == 1
+                and not nested[j]
+                and specs[i].timeout is None
+                and specs[j].timeout is None
+                and not specs[i].coro
+                and not specs[j].coro
+                and i not in maps
+                and j not in maps
+            ):
+                out[i] = j
+    return tuple(out)
