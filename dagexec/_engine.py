@@ -43,6 +43,7 @@ from ._interrupts import interrupt_hooks
 from ._mutation import MutationCheck
 from ._plan import NodeSpec
 from ._state import State, Trial
+from .cache.session import CacheSession
 from .run.conds import choose, conds_by_predicate
 from .run.policy import next_wait, timeout_error, trial_state
 from .run.protocol import (  # Executor and crashed_outcome: re-exported, their old home
@@ -271,9 +272,8 @@ class _Run:
         self.interrupted = False
         self.start = 0.0
         # the cache (use_cache): per node, whether its value is written to the store
-        self.store: CacheStore | None = None
-        self.cache_keys: Any = None
-        self.saving: list[bool] | None = None
+        self.cache: CacheSession | None = None
+        self.saving: list[bool] | None = None  # the cache session's, one attribute away
         self.earlier: dict[int, list[Trial]] = {}
         # task.map: map node idx -> its expansion; item token (< 0) -> (expansion, item)
         self.maps = plan._maps
@@ -303,39 +303,10 @@ class _Run:
         with their loaded values, and those that succeeded in the run being resumed
         ``succeeded``; the nodes that run write their values to ``store``; ``earlier``
         trials (of the run being resumed) come first in the result."""
-        state, left, waiting, vals = self.state, self.left, self.waiting, self.vals
-        runs = decision.runs
+        cache = self.cache = CacheSession(self.plan, store, decision, earlier)
+        cache.apply(decision, self.state, self.vals, self.left, self.waiting)
+        self.saving = cache.saving
         self.earlier = earlier
-        for i in range(self.n):
-            if state[i] != _PENDING or runs[i]:
-                continue
-            state[i] = _SUCCEEDED if i in decision.resumed else _CACHED
-            vals[i] = decision.values.get(i, _RELEASED)
-            for s in self.reads[i]:
-                left[s] -= 1
-            for d in self.dependents[i]:
-                waiting[d] -= 1
-        keys = decision.keys
-        self.store = store
-        self.cache_keys = keys
-        self.saving = [runs[i] and keys.stored[i] and keys.keys[i] is not None for i in range(self.n)]
-
-    def _save(self, i: int, value: Any) -> None:
-        """Write node ``i``'s value to the store (a failure to write is logged, not raised)."""
-        keys = self.cache_keys
-        assert keys is not None and self.store is not None
-        key = keys.keys[i]
-        assert key is not None
-        try:
-            if type(value) is Remote:
-                value = value.owner.fetch([value])[0]
-            meta = {"node": self.plan._keys[i], "graph": self.plan.name, **keys.parts(i)}
-            # written before a dependent runs, which might change the value in place
-            self.store.put(key, value, meta)
-        except Exception:
-            logger.warning(
-                "node %r: its value could not be written to the cache", self.plan._keys[i], exc_info=True
-            )
 
     # -- the loop -----------------------------------------------------------------
     def execute(self) -> RunResult:
@@ -699,7 +670,8 @@ class _Run:
             vals = self.vals
             vals[i] = out[3]
             if self.saving is not None and self.saving[i]:
-                self._save(i, out[3])
+                assert self.cache is not None
+                self.cache.save(i, out[3])
             if self.has_cb:
                 self.cb.call("on_trial_end", self.trials.record(i, out, State.SUCCEEDED, None, ""))
             elif self.rows[i] is None and not out[9]:
@@ -806,38 +778,20 @@ class _Run:
         self._tokens(run)
         self._chain(run)
         if self.saving is not None and self.saving[m]:
-            self._cached_items(run)
+            assert self.cache is not None
+            for j in self.cache.serve_items(run):
+                if run.chained:
+                    self._chained_item(run, j, True)
             if run.left == 0:
                 self._map_end(run)
                 return
         stack.extend(reversed([t for j, t in enumerate(run.tokens) if run.states[j] == _PENDING]))
 
-    def _cached_items(self, run: _MapRun) -> None:
-        """With a cache: items whose entry is in the store are ``cached`` (their values
-        loaded), and the items chained to them ready; the others are written when done."""
-        from .cache.keys import item_keys
-
-        assert self.store is not None
-        try:
-            run.keys = list(item_keys(self.plan._specs[run.m].fn, run.rest, run.kwargs, run.values_in))
-        except Exception:
-            logger.warning("map %r: its items' cache keys could not be made", run.call.key, exc_info=True)
-            return
-        for j in range(len(run.keys)):
-            self._cached_item(run, j)
-
     def _cached_item(self, run: _MapRun, j: int) -> bool:
         """Serve item ``j`` from the store if its entry is there (and what is chained to it)."""
-        assert self.store is not None and run.keys is not None
-        key = run.keys[j]
-        if key is None or key not in self.store:
+        assert self.cache is not None
+        if not self.cache.serve(run, j):
             return False
-        ok, value = self.store.get(key)
-        if not ok:
-            return False
-        run.values[j] = value
-        run.states[j] = _CACHED
-        run.left -= 1
         if run.chained:
             self._chained_item(run, j, True)
         return True
@@ -879,7 +833,12 @@ class _Run:
                 continue
             if ok:
                 run.values_in[j] = source.values[j]
-                if self.saving is not None and self.saving[run.m] and self._chained_key(run, j):
+                if (
+                    self.saving is not None
+                    and self.saving[run.m]
+                    and self.cache is not None
+                    and self.cache.chained_key(run, j)
+                ):
                     if self._cached_item(run, j):
                         if run.left == 0:
                             self._map_end(run)
@@ -980,7 +939,8 @@ class _Run:
             run.values[j] = out[3]
             run.states[j] = _SUCCEEDED
             if run.keys is not None:
-                self._save_item(run, j, out[3])
+                assert self.cache is not None
+                self.cache.save_item(run, j, out[3])
             trial = record_item(run, j, out, State.SUCCEEDED, None, "")
             if self.has_cb:
                 self.cb.call("on_trial_end", trial)
@@ -995,34 +955,6 @@ class _Run:
             record_item(run, j, out, State.CANCELLED, err, out[5])
             raise KeyboardInterrupt(f"task of item {run.spec(j).key!r} raised KeyboardInterrupt")
         self._item_failed(run, j, out, trial_state(err), err, out[5])
-
-    def _chained_key(self, run: _MapRun, j: int) -> bool:
-        """Make the cache key of a chained map's item ``j``, now that its value is known."""
-        from .cache.keys import item_keys
-
-        if run.keys is None:
-            run.keys = [None] * len(run.states)
-        try:
-            run.keys[j] = item_keys(self.plan._specs[run.m].fn, run.rest, run.kwargs, [run.values_in[j]])[0]
-        except Exception:
-            logger.warning("item %r: its cache key could not be made", run.item_key(j), exc_info=True)
-            return False
-        return True
-
-    def _save_item(self, run: _MapRun, j: int, value: Any) -> None:
-        assert self.store is not None and run.keys is not None
-        key = run.keys[j]
-        if key is None:
-            return
-        try:
-            if type(value) is Remote:
-                value = value.owner.fetch([value])[0]
-            meta = {"node": run.item_key(j), "graph": self.plan.name}
-            self.store.put(key, value, meta)
-        except Exception:
-            logger.warning(
-                "item %r: its value could not be written to the cache", run.item_key(j), exc_info=True
-            )
 
     def _stop_if_past(self, i: int, attempt: int, now: float) -> TaskTimeout | None:
         """Trial ``i`` (a node, or an item token) reached its deadline: its TaskTimeout,
@@ -1098,7 +1030,8 @@ class _Run:
         self.state[m] = _SUCCEEDED
         self.vals[m] = values
         if self.saving is not None and self.saving[m]:
-            self._save(m, values)
+            assert self.cache is not None
+            self.cache.save(m, values)
         self._release_reads(m)
         if self.left[m] == 0 and not self.kept[m]:
             self.vals[m] = _RELEASED

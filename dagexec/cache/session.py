@@ -1,0 +1,141 @@
+"""One run's use of the cache: what the store serves before the run starts, what the
+run writes to it, and the cache keys of a map's items.
+
+:func:`dagexec._api.run` decides with :mod:`dagexec.cache.decide` what the cache
+serves and hands the loop the store and the decision; :class:`CacheSession` applies
+the decision to the run's lists once, then writes each value a node (or a map's item)
+that the plan stores makes, before its dependents run (one could change it in place).
+A failure to write, or to make an item's key, is logged and the run goes on: the cache
+never makes a run fail.  Logs on ``dagexec.engine``, as the loop did.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .._state import Trial
+from ..run.protocol import Remote
+from ..run.state import CACHED, PENDING, RELEASED, SUCCEEDED
+
+if TYPE_CHECKING:
+    from .._engine import _MapRun
+    from .._plan import CompiledGraph
+    from .decide import CacheDecision
+    from .store import CacheStore
+
+logger = logging.getLogger("dagexec.engine")
+
+
+class CacheSession:
+    """The store, the plan's cache keys, and per node whether its value is written
+    (``saving``); ``earlier``: the trials of the run being resumed, shown first."""
+
+    __slots__ = ("earlier", "keys", "plan", "saving", "store")
+
+    def __init__(
+        self, plan: CompiledGraph, store: CacheStore, decision: CacheDecision, earlier: dict[int, list[Trial]]
+    ) -> None:
+        self.plan = plan
+        self.store = store
+        self.keys = keys = decision.keys
+        runs = decision.runs
+        self.saving = [
+            runs[i] and keys.stored[i] and keys.keys[i] is not None for i in range(len(plan._keys))
+        ]
+        self.earlier = earlier
+
+    def apply(
+        self,
+        decision: CacheDecision,
+        state: list[int],
+        vals: list[Any],
+        left: list[int],
+        waiting: list[int],
+    ) -> None:
+        """Mark the nodes the cache serves (or that only cached nodes need) ``cached``,
+        with their loaded values, and those that succeeded in the run being resumed
+        ``succeeded``: their reads and their dependents' waits are counted off."""
+        runs = decision.runs
+        reads, dependents = self.plan._reads, self.plan._dependents
+        for i in range(len(self.plan._keys)):
+            if state[i] != PENDING or runs[i]:
+                continue
+            state[i] = SUCCEEDED if i in decision.resumed else CACHED
+            vals[i] = decision.values.get(i, RELEASED)
+            for s in reads[i]:
+                left[s] -= 1
+            for d in dependents[i]:
+                waiting[d] -= 1
+
+    def save(self, i: int, value: Any) -> None:
+        """Write node ``i``'s value to the store (a failure to write is logged, not raised)."""
+        keys = self.keys
+        key = keys.keys[i]
+        assert key is not None
+        try:
+            if type(value) is Remote:
+                value = value.owner.fetch([value])[0]
+            meta = {"node": self.plan._keys[i], "graph": self.plan.name, **keys.parts(i)}
+            # written before a dependent runs, which might change the value in place
+            self.store.put(key, value, meta)
+        except Exception:
+            logger.warning(
+                "node %r: its value could not be written to the cache", self.plan._keys[i], exc_info=True
+            )
+
+    def serve_items(self, run: _MapRun) -> list[int]:
+        """Make the cache keys of ``run``'s items; those whose entry is in the store are
+        ``cached``, their values loaded (the items served, in order); the others are
+        written when done."""
+        from .keys import item_keys
+
+        try:
+            run.keys = list(item_keys(self.plan._specs[run.m].fn, run.rest, run.kwargs, run.values_in))
+        except Exception:
+            logger.warning("map %r: its items' cache keys could not be made", run.call.key, exc_info=True)
+            return []
+        return [j for j in range(len(run.keys)) if self.serve(run, j)]
+
+    def serve(self, run: _MapRun, j: int) -> bool:
+        """Serve item ``j`` of ``run`` from the store if its entry is there."""
+        assert run.keys is not None
+        key = run.keys[j]
+        if key is None or key not in self.store:
+            return False
+        ok, value = self.store.get(key)
+        if not ok:
+            return False
+        run.values[j] = value
+        run.states[j] = CACHED
+        run.left -= 1
+        return True
+
+    def chained_key(self, run: _MapRun, j: int) -> bool:
+        """Make the cache key of a chained map's item ``j``, now that its value is known."""
+        from .keys import item_keys
+
+        if run.keys is None:
+            run.keys = [None] * len(run.states)
+        try:
+            run.keys[j] = item_keys(self.plan._specs[run.m].fn, run.rest, run.kwargs, [run.values_in[j]])[0]
+        except Exception:
+            logger.warning("item %r: its cache key could not be made", run.item_key(j), exc_info=True)
+            return False
+        return True
+
+    def save_item(self, run: _MapRun, j: int, value: Any) -> None:
+        """Write item ``j``'s value to the store (a failure to write is logged, not raised)."""
+        assert run.keys is not None
+        key = run.keys[j]
+        if key is None:
+            return
+        try:
+            if type(value) is Remote:
+                value = value.owner.fetch([value])[0]
+            meta = {"node": run.item_key(j), "graph": self.plan.name}
+            self.store.put(key, value, meta)
+        except Exception:
+            logger.warning(
+                "item %r: its value could not be written to the cache", run.item_key(j), exc_info=True
+            )
