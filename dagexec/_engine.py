@@ -44,6 +44,7 @@ from ._mutation import MutationCheck
 from ._plan import NodeSpec
 from ._state import State, Trial
 from .cache.session import CacheSession
+from .run.batching import BATCH_BUDGET_S, MAX_BATCH, TINY_S, Batching, before_stop
 from .run.conds import choose, conds_by_predicate
 from .run.policy import next_wait, timeout_error, trial_state
 from .run.protocol import (  # Executor and crashed_outcome: re-exported, their old home
@@ -80,7 +81,13 @@ if TYPE_CHECKING:
     from .cache.decide import CacheDecision
     from .cache.store import CacheStore
 
-__all__ = ["Executor", "crashed_outcome"]  # and _Callbacks, from dagexec.run.trials
+__all__ = [
+    "BATCH_BUDGET_S",
+    "MAX_BATCH",
+    "TINY_S",
+    "Executor",
+    "crashed_outcome",
+]  # and _Callbacks, from dagexec.run.trials
 
 logger = logging.getLogger("dagexec.engine")
 
@@ -94,15 +101,6 @@ _HAS_VALUE, _STATES, _RELEASED = HAS_VALUE, STATES, RELEASED
 def _refused(call: Call, ex: Executor, error: Exception) -> Outcome:
     logger.warning("executor %r raised in submit for node %r", ex, call.key, exc_info=error)
     return crashed_outcome(call, error, time.time(), f"executor {ex.name!r} refused the trial")
-
-
-#: a function whose trials took less than this (seconds) is tiny: on executors with
-#: ``batch_tiny``, its ready trials go several to a submission
-TINY_S = 0.002
-#: the most work (by the functions' past times) put in one batch of tiny trials
-BATCH_BUDGET_S = 0.02
-#: the most members of one batch (chains included)
-MAX_BATCH = 256
 
 
 def _run_failed(result: RunResult, run: _Run) -> RunFailed:
@@ -258,15 +256,8 @@ class _Run:
         self.timers = Timers()
         self.q: queue.SimpleQueue[Any] = queue.SimpleQueue()  # Outcome or BatchDone
         self.failed_order: list[int] = []
-        # batching: chain links (None when no executor takes batches), which executors
-        # take batches / tiny batches, per-function seconds per trial, nodes to run alone
         # executors that keep values where they were made: values cross over by fetch()
         self.remote = any(ex.keeps_values for ex in execs)
-        self.batching = [ex.batches and not self.remote and r < len(execs) for r, ex in enumerate(self.execs)]
-        self.tiny = [b and ex.batch_tiny for b, ex in zip(self.batching, self.execs, strict=True)]
-        self.links = plan._chain_links() if any(self.batching) else None
-        self.est: dict[Any, float] = {}
-        self.solo: set[int] = set()
         self.stopping = False
         self.stop_time = float("inf")  # when fail_fast stopped the run
         self.interrupted = False
@@ -280,6 +271,7 @@ class _Run:
         self.map_runs: dict[int, _MapRun] = {}
         self.items: dict[int, tuple[_MapRun, int]] = {}
         self.next_token = -1
+        self.batches = Batching(plan, self.execs, len(execs), self.remote, self.route, self.state, self.items)
         # dx.cond: predicate node idx -> its conds (select, pred slot, then, otherwise)
         self.conds = conds_by_predicate(plan._conds)
 
@@ -360,8 +352,10 @@ class _Run:
         caps = self.caps
         n_exec = len(execs)
         has_cb = bool(self.cb)
-        batching = self.batching
-        observe = any(self.tiny)
+        batches = self.batches
+        batching = batches.on
+        observe = batches.observe if any(batches.tiny) else None
+        batch_members = batches.members
         remote = self.remote
         maps = self.maps
         retries = self.timers.retries
@@ -376,13 +370,13 @@ class _Run:
                     if maps and (i < 0 or i in maps):
                         if i >= 0:
                             self._expand(i, stack)
-                        elif batching[r] and (chunk := self._item_chunk(i, r, stack)) is not None:
+                        elif batching[r] and (chunk := batches.item_chunk(i, r, stack)) is not None:
                             self._submit_item_chunk(chunk, r, ex)
                         else:
                             self._submit_item(i, r, ex)
                         continue
                     if batching[r]:
-                        members = self._batch_members(i, r, stack)
+                        members = batch_members(i, r, stack)
                         if members is not None:
                             self._submit_batch(members, r, ex)
                             continue
@@ -419,8 +413,8 @@ class _Run:
                 if type(out) is BatchDone:
                     self._finish_batch(out, True)
                 else:
-                    if observe:
-                        self._observe(out)
+                    if observe is not None:
+                        observe(out)
                     finish(out, True)
                 try:
                     out = q.get_nowait()
@@ -462,53 +456,14 @@ class _Run:
                     kw[name] = vals[s]
         return Call(i, attempt, self.specs[i], args, kw)
 
-    def _batch_members(self, i: int, r: int, stack: list[int]) -> list[int] | None:
-        """The nodes to submit with ``i`` as one batch (``i`` first), or None for ``i`` alone.
-
-        ``i``'s linear chain follows it; on executors with ``batch_tiny``, when ``i``'s
-        function is tiny, more tiny ready nodes from the top of ``stack`` (each with its
-        chain): all of them, up to ``MAX_BATCH`` nodes and ``BATCH_BUDGET_S`` of their
-        past running time.  Tiny work gains nothing from being spread over workers, and
-        each submission costs a round trip, so the batch is not split to share it out;
-        the budget keeps trials of a few milliseconds spread over the workers.
-        """
-        solo = self.solo
-        if solo and i in solo:
-            return None
-        members = [i]
-        self._extend_chain(members, r)
-        if self.tiny[r] and stack:
-            specs = self.plan._specs
-            est = self.est
-            spec = specs[i]
-            e = est.get(spec.fn)
-            if e is not None and e < TINY_S and spec.timeout is None:
-                budget = BATCH_BUDGET_S - e
-                while stack and len(members) < MAX_BATCH:
-                    j = stack[-1]
-                    spec = specs[j]
-                    e = est.get(spec.fn)
-                    if e is None or e >= TINY_S or spec.timeout is not None or e > budget or j in solo:
-                        break
-                    budget -= e
-                    members.append(stack.pop())
-                    self._extend_chain(members, r)
-        return members if len(members) > 1 else None
-
-    def _extend_chain(self, members: list[int], r: int) -> None:
-        """Append to ``members`` the chain that continues its last node on executor ``r``."""
-        links = self.links
-        assert links is not None
-        route, state, solo = self.route, self.state, self.solo
-        j = links[members[-1]]
-        while j >= 0 and route[j] == r and state[j] == _PENDING and len(members) < MAX_BATCH:
-            if solo and j in solo:
-                return
-            members.append(j)
-            j = links[j]
-
     def _submit_batch(self, members: list[int], r: int, ex: Executor) -> None:
-        vals, kept, links, make, saving = self.vals, self.kept, self.links, self._make_call, self.saving
+        vals, kept, links, make, saving = (
+            self.vals,
+            self.kept,
+            self.batches.links,
+            self._make_call,
+            self.saving,
+        )
         assert links is not None
         calls: list[Call] = []
         linked: list[bool] = []
@@ -564,9 +519,9 @@ class _Run:
         if done.split:
             logger.info("a batch of %d trials from %r on runs again one by one", len(calls), first.key)
             for call in calls:
-                self.solo.add(call.idx)
+                self.batches.solo.add(call.idx)
         elif self.stopping:
-            outs = self._before_stop(done.batch, outs)
+            outs = before_stop(done.batch, outs, self.stop_time)
         if len(outs) < len(calls):
             # members that did not run (or whose outcome was lost with a crashed worker)
             # are pending again, without using an attempt
@@ -584,39 +539,20 @@ class _Run:
                             ready[route[run.m]].append(j)
                     elif j not in ran and state[j] == _PENDING and waiting[j] == 0:
                         ready[route[j]].append(j)
-        observe = self.tiny[self._route_of(i)]
+        observe = self.batches.tiny[self._route_of(i)]
         finish = self._finish
         has_cb = self.has_cb
         linked = done.batch.linked
         k = 0
         for out in outs:
             if observe:
-                self._observe(out)
+                self.batches.observe(out)
             if has_cb:
                 while calls[k].idx != out[0]:
                     k += 1
                 if linked[k]:
                     self.trials.started(out[0], calls[k].attempt, out[6])
             finish(out, False)
-
-    def _before_stop(self, batch: Batch, outs: list[Outcome]) -> list[Outcome]:
-        """The outcomes of a batch the master would have seen had its members been
-        submitted one by one: a chain member that started after fail_fast stopped the
-        run would not have been submitted (it counts as not run, and ends cancelled)."""
-        linked = batch.linked
-        pos = {call.idx: k for k, call in enumerate(batch.calls)}
-        stop = self.stop_time
-        kept = []
-        broken = False
-        for out in outs:
-            if linked[pos[out[0]]]:
-                if broken or out[6] >= stop:
-                    broken = True
-                    continue
-            else:
-                broken = False
-            kept.append(out)
-        return kept
 
     def _route_of(self, i: int) -> int:
         """The lane of node ``i``, or of the map of item token ``i``."""
@@ -637,14 +573,6 @@ class _Run:
         self.state[i] = _PENDING
         self.attempt[i] = call.attempt - 1
         self.trials.unstart(i, call.attempt)
-
-    def _observe(self, out: Outcome) -> None:
-        """Keep a running estimate of how long the node's function takes."""
-        i = out[0]
-        fn = self.plan._specs[i if i >= 0 else self.items[i][0].m].fn
-        took = out[7] - out[6]
-        e = self.est.get(fn)
-        self.est[fn] = took if e is None else (e + took) / 2
 
     # -- completions ----------------------------------------------------------------
     def _finish(self, out: Outcome, async_: bool) -> None:
@@ -864,28 +792,6 @@ class _Run:
             run.trials[j].append(trial)
             self.cb.call("on_trial_start", trial)
         return call
-
-    def _item_chunk(self, token: int, r: int, stack: list[int]) -> list[int] | None:
-        """Items to submit with ``token`` as one batch: the map's ``chunksize``, or where
-        the executor batches tiny trials, as many as fit ``BATCH_BUDGET_S`` of their
-        function's past running time; None for ``token`` alone."""
-        run = self.items[token][0]
-        spec = self.plan._specs[run.m]
-        opts = self.plan._opts[run.m]
-        if spec.timeout is not None or (self.solo and token in self.solo):
-            return None
-        size = opts.chunksize if opts is not None else None
-        if size is None:
-            e = self.est.get(spec.fn)
-            if not self.tiny[r] or e is None or e >= TINY_S:
-                return None
-            size = min(MAX_BATCH, max(1, int(BATCH_BUDGET_S / max(e, 1e-6))))
-        members = [token]
-        while len(members) < size and stack and stack[-1] < 0 and self.items[stack[-1]][0] is run:
-            if self.solo and stack[-1] in self.solo:
-                break
-            members.append(stack.pop())
-        return members if len(members) > 1 else None
 
     def _submit_item_chunk(self, tokens: list[int], r: int, ex: Executor) -> None:
         calls = [self._item_call(t) for t in tokens]

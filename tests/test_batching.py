@@ -24,9 +24,9 @@ import pytest
 
 import dagexec as dx
 from dagexec import State
-from dagexec._engine import MAX_BATCH
 from dagexec._worker import Batch, Call
 from dagexec.executors import LokyExecutor, ThreadExecutor
+from dagexec.run.batching import MAX_BATCH
 
 SUCCEEDED = State.SUCCEEDED
 FAILED = State.FAILED
