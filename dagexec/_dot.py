@@ -298,17 +298,25 @@ def to_dot(
     else:
         plan = obj
     rep, auto = _collapse_map(plan, collapse, expand)
-    n, m = len(plan._keys), len(plan._inputs)
-    keys, sections = plan._keys, plan._sections
-    sec_no = {s.path: k for k, s in enumerate(sections)}
-
+    sec_no = {s.path: k for k, s in enumerate(plan._sections)}
     # picture node of each plan node: itself, or the collapsed section it is in
     where = [rep.get(p, "") if p else "" for p in plan._section_of]
     names = [f"s{sec_no[w]}" if w else f"n{i}" for i, w in enumerate(where)]
+    dot = _digraph(graphviz, plan, where, auto)
+    _add_inputs(dot, plan, obj if isinstance(obj, RunResult) else None)
+    edges: dict[tuple[str, str], list[str]] = {}
+    body = _node_statements(plan, rep, where, names, edges, states, trials)
+    _add_sections(dot, plan._sections, rep, body)
+    _add_outputs(dot, plan, names, edges)
+    _add_edges(dot, edges)
+    return dot
+
+
+def _digraph(graphviz: Any, plan: CompiledGraph, where: list[str], auto: bool) -> graphviz.Digraph:
+    """An empty picture of ``plan``, titled, with the attributes every node and edge shares."""
     hidden = sum(1 for w in where if w)
     n_collapsed = len({w for w in where if w})
-    big = n - hidden + n_collapsed > EXPAND_LIMIT
-
+    big = len(plan._keys) - hidden + n_collapsed > EXPAND_LIMIT
     title = [plan.name]
     if auto:
         title.append(f"collapsed: {hidden} nodes in {n_collapsed} sections; to_dot(expand=True) draws all")
@@ -321,7 +329,11 @@ def to_dot(
         dot.attr("graph", nslimit="0", mclimit="0.05", remincross="false", splines="line")
     dot.attr("node", fontname="Helvetica", fontsize="11", shape="box", style="rounded")
     dot.attr("edge", fontname="Helvetica", fontsize="9")
+    return dot
 
+
+def _add_inputs(dot: graphviz.Digraph, plan: CompiledGraph, result: RunResult | None) -> None:
+    """The graph inputs at the top, and a run result's legend beside them."""
     with dot.subgraph() as ins:
         ins.attr(rank="source")
         for j, spec in enumerate(plan._inputs):
@@ -331,13 +343,26 @@ def to_dot(
             ins.node(
                 f"in{j}", _label(spec.name, typ), id=f"input:{spec.name}", shape="ellipse", style="dashed"
             )
-        if isinstance(obj, RunResult):
-            ins.node("legend", _legend(obj), id="legend", shape="plain", style="")
+        if result is not None:
+            ins.node("legend", _legend(result), id="legend", shape="plain", style="")
 
-    # node statements, grouped by the cluster they go in ("" is the top level)
+
+def _node_statements(
+    plan: CompiledGraph,
+    rep: dict[str, str],
+    where: list[str],
+    names: list[str],
+    edges: dict[tuple[str, str], list[str]],
+    states: dict[str, State] | None,
+    trials: dict[str, list[Trial]],
+) -> dict[str, list[tuple[str, dict[str, str]]]]:
+    """Node statements, grouped by the cluster they go in (``""`` is the top level), a
+    collapsed section's as one; the edges between them are added to ``edges``."""
+    n, m = len(plan._keys), len(plan._inputs)
+    keys, sections = plan._keys, plan._sections
+    sec_no = {s.path: k for k, s in enumerate(sections)}
     body: dict[str, list[tuple[str, dict[str, str]]]] = {}
     cache: dict[int, _Names] = {}
-    edges: dict[tuple[str, str], list[str]] = {}
     members: dict[str, list[str]] = {}  # collapsed section path -> its nodes' states
     # a collapsed section's parameters, by the key (or input name) each one receives
     params_of = {p: _by_value(sections[sec_no[p]].inputs) for p in set(rep.values())}
@@ -363,13 +388,17 @@ def to_dot(
         if states is not None and idx in plan._maps:
             box["label"] += "\\n" + _label(_items_line(key, states))
         body.setdefault(plan._section_of[idx], []).append((f"n{idx}", box))
-
     for path, words in members.items():
         sec = sections[sec_no[path]]
         body.setdefault(sec.parent, []).append((f"s{sec_no[path]}", _section_box(sec, words, states, trials)))
+    return body
 
-    _add_sections(dot, sections, rep, body)
 
+def _add_outputs(
+    dot: graphviz.Digraph, plan: CompiledGraph, names: list[str], edges: dict[tuple[str, str], list[str]]
+) -> None:
+    """The graph outputs at the bottom (a constant output shows its value)."""
+    n, m = len(plan._keys), len(plan._inputs)
     with dot.subgraph() as outs:
         outs.attr(rank="sink")
         for j, (name, slot) in enumerate(plan._outputs):
@@ -379,9 +408,6 @@ def to_dot(
             outs.node(f"out{j}", _label(*lines), id=f"output:{name}", shape="doubleoctagon", style="")
             if slot < n + m:
                 edges.setdefault((names[slot] if slot < n else f"in{slot - n}", f"out{j}"), [])
-
-    _add_edges(dot, edges)
-    return dot
 
 
 def _node_box(

@@ -34,6 +34,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any, Final
 
 from .._envelope import SigningKeyError
 from .._errors import ArtifactError, GraphError, InputError
@@ -69,82 +71,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dagexec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("compile", help="compile a graph and save it to a file")
+    p = _command(sub, "compile", cmd_compile, "compile a graph and save it to a file")
     p.add_argument("target", metavar="TARGET", help="module:attr or path/to/file.py:attr")
     p.add_argument("-o", "--output", metavar="FILE", required=True, help="the file to write (.dagx)")
-    p.set_defaults(func=cmd_compile)
 
-    p = sub.add_parser("run", help="run a saved file or a target")
-    p.add_argument("target", metavar="FILE|TARGET", help="a saved .dagx file or module:attr")
-    p.add_argument(
-        "-i",
-        "--input",
-        metavar="NAME=VALUE",
-        action="append",
-        default=[],
-        help="a graph input, parsed by its declared type (JSON for containers); repeat for several",
-    )
-    p.add_argument(
-        "--executor",
-        choices=("serial", "threads", "loky", "dask"),
-        default="threads",
-        help="default: threads; dask needs --scheduler",
-    )
-    p.add_argument(
-        "--workers",
-        metavar="N",
-        type=positive_int,
-        help=f"number of workers (dask: trials in flight; loky: at most {MAX_PROCESSES_PER_CPU} per CPU)",
-    )
-    p.add_argument(
-        "--scheduler",
-        metavar="ADDR",
-        help="with --executor dask: the dask scheduler's address, e.g. tcp://host:8786",
-    )
-    p.add_argument(
-        "--only", metavar="KEY", action="append", default=[], help="run KEY and what it needs; repeatable"
-    )
-    p.add_argument(
-        "--skip", metavar="KEY", action="append", default=[], help="skip KEY and what needs it; repeatable"
-    )
-    p.add_argument("--cache", metavar="DIR", help="serve unchanged nodes from the cache in DIR, and fill it")
-    p.add_argument(
-        "--dry-run", action="store_true", help="with --cache: say what would run and why, run nothing"
-    )
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="with --cache: continue the last run of this plan and inputs; what succeeded does not run again",
-    )
-    p.add_argument(
-        "--json", metavar="FILE", help="write the result as JSON to FILE; - writes it to standard output"
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress display nor per-node log")
-    p.add_argument(
-        "--check-mutation",
-        action="store_true",
-        help="fail a trial whose task changed one of its arguments in place (docs/running.md)",
-    )
-    p.add_argument(
-        "--require-signed",
-        action="store_true",
-        help="run only a saved file signed with DAGEXEC_KEY (as DAGEXEC_REQUIRE_SIGNED=1 does)",
-    )
-    p.add_argument("--expect-graph", metavar="NAME", help="refuse a saved file whose graph has another name")
-    p.add_argument(
-        "--expect-fingerprint",
-        metavar="HEX",
-        type=fingerprint,
-        help="refuse a saved file whose plan has another fingerprint (64 hex digits, see inspect)",
-    )
-    p.set_defaults(func=cmd_run)
+    _add_run_options(_command(sub, "run", cmd_run, "run a saved file or a target"))
 
-    p = sub.add_parser("diff", help="list the nodes added, removed or changed between two plans")
-    p.add_argument("a", metavar="A", help="a saved .dagx file or module:attr")
-    p.add_argument("b", metavar="B", help="a saved .dagx file or module:attr")
-    p.set_defaults(func=cmd_diff)
+    p = _command(sub, "diff", cmd_diff, "list the nodes added, removed or changed between two plans")
+    for name in ("a", "b"):
+        p.add_argument(name, metavar=name.upper(), help="a saved .dagx file or module:attr")
 
-    p = sub.add_parser("cache", help="list or prune a cache folder")
+    p = _command(sub, "cache", cmd_cache, "list or prune a cache folder")
     p.add_argument("action", choices=("ls", "prune"), help="ls: list the entries; prune: remove entries")
     p.add_argument("dir", metavar="DIR", help="the cache folder")
     p.add_argument(
@@ -153,13 +90,11 @@ def _parser() -> argparse.ArgumentParser:
         type=duration,
         help="prune: only entries unused for longer than AGE (30s, 15m, 12h, 7d, 2w); default: all",
     )
-    p.set_defaults(func=cmd_cache)
 
-    p = sub.add_parser("inspect", help="show a saved file's header without loading its code")
+    p = _command(sub, "inspect", cmd_inspect, "show a saved file's header without loading its code")
     p.add_argument("file", metavar="FILE", help="a saved .dagx file")
-    p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("dot", help="draw a graph as .dot, .svg, .png or an .html page")
+    p = _command(sub, "dot", cmd_dot, "draw a graph as .dot, .svg, .png or an .html page")
     p.add_argument("target", metavar="FILE|TARGET", help="a saved .dagx file or module:attr")
     p.add_argument(
         "-o",
@@ -173,8 +108,58 @@ def _parser() -> argparse.ArgumentParser:
         choices=tuple(sorted(set(FORMATS.values()))),
         help="the picture's format; default: from OUT's suffix, dot for -",
     )
-    p.set_defaults(func=cmd_dot)
     return parser
+
+
+def _command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, func: Callable[..., int], help: str
+) -> argparse.ArgumentParser:
+    """The parser of command ``name``, which ``main`` runs with ``func``."""
+    p = sub.add_parser(name, help=help)
+    p.set_defaults(func=func)
+    return p
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """``run``'s target and options, in the order ``dagexec run --help`` lists them."""
+    for flags, options in _RUN_ARGUMENTS:
+        if options.get("action") == "append":
+            options = {**options, "default": []}  # a list of its own for each parse
+        p.add_argument(*flags, **options)
+
+
+_APPEND: Final = {"action": "append"}
+_SWITCH: Final = {"action": "store_true"}
+_WITH_CACHE: Final = "with --cache: "
+
+#: ``run``'s arguments: (flags, options of ``add_argument``)
+_RUN_ARGUMENTS: Final[tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = (
+    (("target",), {"metavar": "FILE|TARGET", "help": "a saved .dagx file or module:attr"}),
+    (("-i", "--input"), {"metavar": "NAME=VALUE", **_APPEND, "help": "a graph input, parsed by its "
+        "declared type (JSON for containers); repeat for several"}),
+    (("--executor",), {"choices": ("serial", "threads", "loky", "dask"), "default": "threads",
+        "help": "default: threads; dask needs --scheduler"}),
+    (("--workers",), {"metavar": "N", "type": positive_int, "help": "number of workers (dask: trials "
+        f"in flight; loky: at most {MAX_PROCESSES_PER_CPU} per CPU)"}),
+    (("--scheduler",), {"metavar": "ADDR",
+        "help": "with --executor dask: the dask scheduler's address, e.g. tcp://host:8786"}),
+    (("--only",), {"metavar": "KEY", **_APPEND, "help": "run KEY and what it needs; repeatable"}),
+    (("--skip",), {"metavar": "KEY", **_APPEND, "help": "skip KEY and what needs it; repeatable"}),
+    (("--cache",), {"metavar": "DIR", "help": "serve unchanged nodes from the cache in DIR, and fill it"}),
+    (("--dry-run",), {**_SWITCH, "help": _WITH_CACHE + "say what would run and why, run nothing"}),
+    (("--resume",), {**_SWITCH, "help": _WITH_CACHE + "continue the last run of this plan and inputs; "
+        "what succeeded does not run again"}),
+    (("--json",), {"metavar": "FILE",
+        "help": "write the result as JSON to FILE; - writes it to standard output"}),
+    (("--no-progress",), {**_SWITCH, "help": "no progress display nor per-node log"}),
+    (("--check-mutation",), {**_SWITCH,
+        "help": "fail a trial whose task changed one of its arguments in place (docs/running.md)"}),
+    (("--require-signed",), {**_SWITCH,
+        "help": "run only a saved file signed with DAGEXEC_KEY (as DAGEXEC_REQUIRE_SIGNED=1 does)"}),
+    (("--expect-graph",), {"metavar": "NAME", "help": "refuse a saved file whose graph has another name"}),
+    (("--expect-fingerprint",), {"metavar": "HEX", "type": fingerprint,
+        "help": "refuse a saved file whose plan has another fingerprint (64 hex digits, see inspect)"}),
+)  # fmt: skip
 
 
 class _Formatter(logging.Formatter):
