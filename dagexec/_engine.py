@@ -40,13 +40,13 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import RunFailed, TaskTimeout
 from ._interrupts import interrupt_hooks
-from ._mutation import MutationCheck
 from ._plan import NodeSpec
 from ._state import State, Trial
 from .cache.session import CacheSession
 from .run.batching import BATCH_BUDGET_S, MAX_BATCH, TINY_S, Batching, before_stop
 from .run.conds import choose, conds_by_predicate
-from .run.policy import next_wait, timeout_error, trial_state
+from .run.maps import MapRun, Maps
+from .run.policy import next_wait, refused, timeout_error, trial_state
 from .run.protocol import (  # Executor and crashed_outcome: re-exported, their old home
     LINK,
     Batch,
@@ -54,9 +54,7 @@ from .run.protocol import (  # Executor and crashed_outcome: re-exported, their 
     Call,
     Executor,
     Outcome,
-    Remote,
     crashed_outcome,
-    failed_outcome,
 )
 from .run.state import (
     CACHED,
@@ -72,7 +70,7 @@ from .run.state import (
     UPSTREAM_FAILED,
 )
 from .run.timers import RECHECK_S, Timers
-from .run.trials import Callbacks, Trials, as_trials, cancel_item, record_item, unstart_item
+from .run.trials import Callbacks, Trials, as_trials, unstart_item
 from .run.values import fetch_results, localize
 
 if TYPE_CHECKING:
@@ -92,15 +90,11 @@ __all__ = [
 logger = logging.getLogger("dagexec.engine")
 
 _Callbacks = Callbacks  # its old name, which dagexec._api imports
+_MapRun = MapRun
 
 _PENDING, _RUNNING, _SUCCEEDED, _FAILED = PENDING, RUNNING, SUCCEEDED, FAILED
 _UPSTREAM_FAILED, _SKIPPED, _CACHED, _CANCELLED = UPSTREAM_FAILED, SKIPPED, CACHED, CANCELLED
 _HAS_VALUE, _STATES, _RELEASED = HAS_VALUE, STATES, RELEASED
-
-
-def _refused(call: Call, ex: Executor, error: Exception) -> Outcome:
-    logger.warning("executor %r raised in submit for node %r", ex, call.key, exc_info=error)
-    return crashed_outcome(call, error, time.time(), f"executor {ex.name!r} refused the trial")
 
 
 def _run_failed(result: RunResult, run: _Run) -> RunFailed:
@@ -144,58 +138,6 @@ def _last_error(result: RunResult, key: str) -> BaseException | None:
 
 def _named(key: str, err: BaseException | None) -> str:
     return f"{key!r} ({type(err).__name__}: {err})" if err is not None else repr(key)
-
-
-class _MapRun:
-    """A ``task.map`` node expanded at run time: its items, and each item's trials."""
-
-    __slots__ = (
-        "attempts", "call", "chained", "failed", "failed_items", "keys", "kwargs", "left", "m",
-        "rest", "specs", "states", "tokens", "trials", "upstream", "values", "values_in",
-    )  # fmt: skip
-
-    def __init__(self, m: int, call: Call, items: list[Any]) -> None:
-        n = len(items)
-        self.m = m
-        self.call = call
-        self.values_in = items
-        self.rest = tuple(call.args[1:])  # the fixed arguments after the item
-        self.kwargs = call.kwargs
-        self.values: list[Any] = [None] * n
-        self.attempts = [0] * n
-        self.states = [_PENDING] * n
-        self.trials: list[list[Trial]] = [[] for _ in range(n)]
-        self.specs: dict[int, NodeSpec] = {}
-        self.tokens: list[int] = []
-        self.left = n
-        self.failed = False
-        self.failed_items: list[int] = []  # the items that failed, in the order they did
-        self.upstream = False  # an item of the map it is chained to failed
-        self.chained: list[_MapRun] = []  # maps over this one's list, item by item
-        self.keys: list[str | None] | None = None  # each item's cache key, with a cache
-
-    def item_key(self, j: int) -> str:
-        return f"{self.call.spec.key}[{j}]"
-
-    def spec(self, j: int) -> NodeSpec:
-        """The map's spec under item ``j``'s key (messages and workers name the item)."""
-        spec = self.specs.get(j)
-        if spec is None:
-            s = self.call.spec
-            fn = s.fn
-            if type(fn) is MutationCheck:  # run(check_mutation=True): the item's own check
-                fn = fn.for_item(j, self.item_key(j))
-            spec = NodeSpec(self.item_key(j), fn, s.task, s.checks, s.ret, s.timeout, s.resources, s.coro)
-            self.specs[j] = spec
-        return spec
-
-    def end_all(self, now: float) -> None:
-        """The run ended (stopped, or interrupted): items not ended are cancelled."""
-        for j, st in enumerate(self.states):
-            if st == _RUNNING:
-                cancel_item(self.trials[j], self.item_key(j), self.attempts[j], now)
-            if st in (_PENDING, _RUNNING):
-                self.states[j] = _CANCELLED
 
 
 class _Run:
@@ -267,10 +209,10 @@ class _Run:
         self.saving: list[bool] | None = None  # the cache session's, one attribute away
         self.earlier: dict[int, list[Trial]] = {}
         # task.map: map node idx -> its expansion; item token (< 0) -> (expansion, item)
-        self.maps = plan._maps
-        self.map_runs: dict[int, _MapRun] = {}
-        self.items: dict[int, tuple[_MapRun, int]] = {}
-        self.next_token = -1
+        self.map_nodes = plan._maps
+        self.maps = Maps(self)
+        self.map_runs = self.maps.runs
+        self.items = self.maps.items
         self.batches = Batching(plan, self.execs, len(execs), self.remote, self.route, self.state, self.items)
         # dx.cond: predicate node idx -> its conds (select, pred slot, then, otherwise)
         self.conds = conds_by_predicate(plan._conds)
@@ -326,13 +268,7 @@ class _Run:
         for i in range(self.n):
             if self.state[i] == _PENDING:
                 self.state[i] = _CANCELLED
-        now = time.time()
-        for run in self.map_runs.values():
-            run.end_all(now)
-            if self.state[run.m] == _RUNNING:  # fail_fast stopped it: items were cancelled
-                self.state[run.m] = _CANCELLED
-                if run.failed:  # an item in flight when another node stopped the run failed
-                    self._map_failed(run.m)
+        self.maps.stopped(time.time())
         self.trials.end_unstarted()
         result = self._result(time.perf_counter() - t0)
         logger.info(
@@ -357,6 +293,7 @@ class _Run:
         observe = batches.observe if any(batches.tiny) else None
         batch_members = batches.members
         remote = self.remote
+        map_nodes = self.map_nodes
         maps = self.maps
         retries = self.timers.retries
         next_wake = self.timers.next_wake
@@ -367,13 +304,13 @@ class _Run:
                 cap = caps[r]
                 while stack and inflight[r] < cap:
                     i = stack.pop()
-                    if maps and (i < 0 or i in maps):
+                    if map_nodes and (i < 0 or i in map_nodes):
                         if i >= 0:
-                            self._expand(i, stack)
+                            maps.expand(i, stack)
                         elif batching[r] and (chunk := batches.item_chunk(i, r, stack)) is not None:
-                            self._submit_item_chunk(chunk, r, ex)
+                            maps.submit_chunk(chunk, r, ex)
                         else:
-                            self._submit_item(i, r, ex)
+                            maps.submit(i, r, ex)
                         continue
                     if batching[r]:
                         members = batch_members(i, r, stack)
@@ -391,7 +328,7 @@ class _Run:
                     try:
                         out = ex.submit(call, post)
                     except Exception as exc:
-                        out = _refused(call, ex, exc)
+                        out = refused(call, ex, exc)
                     if out is None:
                         inflight[r] += 1
                         self.calls[i] = call
@@ -503,7 +440,7 @@ class _Run:
         try:
             return ex.submit_batch(batch, self.q.put)
         except Exception as exc:
-            return BatchDone(batch, [_refused(batch.calls[0], ex, exc)])
+            return BatchDone(batch, [refused(batch.calls[0], ex, exc)])
 
     def _finish_batch(self, done: BatchDone, async_: bool) -> None:
         calls = done.batch.calls
@@ -578,7 +515,7 @@ class _Run:
     def _finish(self, out: Outcome, async_: bool) -> None:
         i = out[0]
         if i < 0:
-            self._finish_item(out, async_)
+            self.maps.finish(out, async_)
             return
         state = self.state
         if state[i] != _RUNNING or self.attempt[i] != out[1]:
@@ -679,188 +616,7 @@ class _Run:
         if i >= 0:
             self.state[i] = _CANCELLED
         else:
-            run, j = self.items[i]
-            run.states[j] = _CANCELLED
-
-    def _expand(self, m: int, stack: list[int]) -> None:
-        """Map node ``m`` is ready: one item token per item onto ``stack`` (item 0 on top)."""
-        call = self._make_call(m)  # its values filled in; args[0] is the list of items
-        self.state[m] = _RUNNING
-        try:
-            items = call.args[0]
-            if type(items) is Remote:
-                items = items.owner.fetch([items])[0]
-            items = list(items)
-        except Exception as exc:
-            error = TypeError(
-                f"node {call.key!r}: map needs a list of items, got {type(call.args[0]).__name__}"
-            )
-            error.__cause__ = exc
-            self._failed(m, failed_outcome(call, error, time.time(), "master"), State.FAILED, error, "")
-            return
-        run = _MapRun(m, call, items)
-        self.map_runs[m] = run
-        if not items:
-            self._map_end(run)
-            return
-        self._tokens(run)
-        self._chain(run)
-        if self.saving is not None and self.saving[m]:
-            assert self.cache is not None
-            for j in self.cache.serve_items(run):
-                if run.chained:
-                    self._chained_item(run, j, True)
-            if run.left == 0:
-                self._map_end(run)
-                return
-        stack.extend(reversed([t for j, t in enumerate(run.tokens) if run.states[j] == _PENDING]))
-
-    def _cached_item(self, run: _MapRun, j: int) -> bool:
-        """Serve item ``j`` from the store if its entry is there (and what is chained to it)."""
-        assert self.cache is not None
-        if not self.cache.serve(run, j):
-            return False
-        if run.chained:
-            self._chained_item(run, j, True)
-        return True
-
-    def _tokens(self, run: _MapRun) -> None:
-        for j in range(len(run.states)):
-            token = self.next_token
-            self.next_token -= 1
-            run.tokens.append(token)
-            self.items[token] = (run, j)
-
-    def _chain(self, source: _MapRun) -> None:
-        """Expand now each map over ``source``'s own list that waits for nothing else:
-        its item k becomes ready when ``source``'s item k has succeeded (item by item,
-        not map by map), and fails upstream when that one failed."""
-        a = source.m
-        for b in self.dependents[a]:
-            if (
-                b not in self.maps
-                or self.state[b] != _PENDING
-                or self.waiting[b] != 1
-                or self.nested[b]
-                or (0, a) not in self.fills[b]
-            ):
-                continue
-            call = self._make_call(b)
-            self.state[b] = _RUNNING
-            run = _MapRun(b, call, [None] * len(source.states))
-            self.map_runs[b] = run
-            self._tokens(run)
-            source.chained.append(run)
-            self._chain(run)
-
-    def _chained_item(self, source: _MapRun, j: int, ok: bool) -> None:
-        """``source``'s item ``j`` ended: the same item of each map chained to it is ready
-        (``ok``), or fails upstream, and so do the items chained to that one."""
-        for run in source.chained:
-            if run.states[j] != _PENDING:
-                continue
-            if ok:
-                run.values_in[j] = source.values[j]
-                if (
-                    self.saving is not None
-                    and self.saving[run.m]
-                    and self.cache is not None
-                    and self.cache.chained_key(run, j)
-                ):
-                    if self._cached_item(run, j):
-                        if run.left == 0:
-                            self._map_end(run)
-                        continue
-                self.ready[self.route[run.m]].append(run.tokens[j])
-                continue
-            run.states[j] = _UPSTREAM_FAILED
-            run.upstream = True
-            run.left -= 1
-            self._chained_item(run, j, False)
-            if run.left == 0:
-                self._map_end(run)
-
-    def _item_call(self, token: int) -> Call:
-        """The next trial of an item: its state running, its attempt counted, its start
-        announced to callbacks."""
-        run, j = self.items[token]
-        attempt = run.attempts[j] = run.attempts[j] + 1
-        run.states[j] = _RUNNING
-        call = Call(token, attempt, run.spec(j), (run.values_in[j], *run.rest), run.kwargs)
-        if self.has_cb:
-            trial = Trial(call.spec.key, attempt, State.RUNNING, time.time())
-            run.trials[j].append(trial)
-            self.cb.call("on_trial_start", trial)
-        return call
-
-    def _submit_item_chunk(self, tokens: list[int], r: int, ex: Executor) -> None:
-        calls = [self._item_call(t) for t in tokens]
-        batch = Batch(calls, [False] * len(calls), [True] * len(calls))
-        done = self._send_batch(batch, ex)
-        if done is None:
-            self.inflight[r] += 1
-            for t in tokens:
-                self.calls[t] = batch
-        else:
-            self._finish_batch(done, False)
-
-    def _submit_item(self, token: int, r: int, ex: Executor) -> None:
-        call = self._item_call(token)
-        attempt = call.attempt
-        if self.remote:
-            error = localize(call, ex, self.nested[self.items[token][0].m])
-            if error is not None:
-                self._finish_item(error, False)
-                return
-        try:
-            out = ex.submit(call, self.q.put)
-        except Exception as exc:
-            out = _refused(call, ex, exc)
-        if out is None:
-            self.inflight[r] += 1
-            self.calls[token] = call
-            timeout = call.spec.timeout
-            if timeout is not None:
-                self.timers.deadline(time.time() + timeout, token, attempt)
-        else:
-            self._finish_item(out, False)
-
-    def _finish_item(self, out: Outcome, async_: bool) -> None:
-        found = self.items.get(out[0])
-        if found is None:
-            return
-        run, j = found
-        if run.states[j] != _RUNNING or run.attempts[j] != out[1]:
-            return  # abandoned (timed out or cancelled), reporting late
-        if async_:
-            self.inflight[self.route[run.m]] -= 1
-            self.calls.pop(out[0], None)
-        timeout = run.call.spec.timeout
-        if out[2] and timeout is not None and out[7] - out[6] > timeout:
-            # an executor that cannot stop a trial (serial) let it finish past its timeout
-            exc = timeout_error(run.item_key(j), timeout, out[7] - out[6])
-            self._item_failed(run, j, out, State.TIMED_OUT, exc, "")
-            return
-        if out[2]:
-            run.values[j] = out[3]
-            run.states[j] = _SUCCEEDED
-            if run.keys is not None:
-                assert self.cache is not None
-                self.cache.save_item(run, j, out[3])
-            trial = record_item(run, j, out, State.SUCCEEDED, None, "")
-            if self.has_cb:
-                self.cb.call("on_trial_end", trial)
-            if run.chained and not self.stopping:
-                self._chained_item(run, j, True)
-            run.left -= 1
-            if run.left == 0:
-                self._map_end(run)
-            return
-        err = out[4]
-        if isinstance(err, KeyboardInterrupt):
-            record_item(run, j, out, State.CANCELLED, err, out[5])
-            raise KeyboardInterrupt(f"task of item {run.spec(j).key!r} raised KeyboardInterrupt")
-        self._item_failed(run, j, out, trial_state(err), err, out[5])
+            self.maps.cancel(i)
 
     def _stop_if_past(self, i: int, attempt: int, now: float) -> TaskTimeout | None:
         """Trial ``i`` (a node, or an item token) reached its deadline: its TaskTimeout,
@@ -888,92 +644,6 @@ class _Run:
         except Exception:
             logger.warning("executor %r failed to abandon %r", self.execs[r], call, exc_info=True)
         return timeout_error(call.key, timeout)
-
-    def _item_failed(
-        self, run: _MapRun, j: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str
-    ) -> None:
-        seen = time.time()
-        trial = record_item(run, j, out, tstate, exc, tb)
-        self.cb.call("on_trial_end", trial)
-        key = trial.key
-        wait = next_wait(self.plan._opts[run.m], out[1], exc, tstate, key, self.stopping)
-        if wait is not None:
-            run.states[j] = _PENDING
-            if wait > 0:
-                self.timers.retry(time.time() + wait, run.tokens[j])
-            else:
-                self.ready[self.route[run.m]].append(run.tokens[j])
-            return
-        logger.warning("node %r %s: %s: %s", key, tstate.value, type(exc).__name__, exc)
-        run.states[j] = _FAILED
-        run.failed = True
-        run.failed_items.append(j)
-        run.left -= 1
-        if run.chained:
-            self._chained_item(run, j, False)
-        if self.fail_fast and not self.stopping:
-            self._map_failed(run.m)  # at once, like any node: items in flight still report
-            self._stop(seen)
-        if run.left == 0:
-            self._map_end(run)
-
-    def _map_end(self, run: _MapRun) -> None:
-        """Every item of a map ended: the map node succeeds with the list of values, or
-        fails (its dependents upstream_failed) when an item failed."""
-        m = run.m
-        if self.state[m] != _RUNNING:
-            return  # failed already (fail_fast)
-        if run.failed:
-            self._map_failed(m)
-            return
-        if run.upstream:
-            self.state[m] = _UPSTREAM_FAILED
-            self._release_reads(m)
-            self._upstream_failed(m)
-            return
-        values = run.values
-        run.values = []
-        self.state[m] = _SUCCEEDED
-        self.vals[m] = values
-        if self.saving is not None and self.saving[m]:
-            assert self.cache is not None
-            self.cache.save(m, values)
-        self._release_reads(m)
-        if self.left[m] == 0 and not self.kept[m]:
-            self.vals[m] = _RELEASED
-        if self.stopping:
-            return
-        if self.conds is not None and m in self.conds:
-            choose(self, m, values)
-        for d in self.dependents[m]:
-            w = self.waiting[d] - 1
-            self.waiting[d] = w
-            if w == 0 and self.state[d] == _PENDING:
-                self.ready[self.route[d]].append(d)
-
-    def _map_failed(self, m: int) -> None:
-        self.state[m] = _FAILED
-        self.failed_order.append(m)
-        self._release_reads(m)
-        self._upstream_failed(m)
-
-    def _with_items(
-        self, states: dict[str, State], raw: list[Any]
-    ) -> tuple[dict[str, State], dict[str, list[Trial]]]:
-        """States and trials with each map's items after the map node itself."""
-        keys = self.plan._keys
-        out_states: dict[str, State] = {}
-        out_trials: dict[str, list[Trial]] = {}
-        for i, key in enumerate(keys):
-            out_states[key] = states[key]
-            out_trials[key] = as_trials(key, raw[i])
-            run = self.map_runs.get(i)
-            if run is not None:
-                for j in range(len(run.states)):
-                    item_key = run.item_key(j)
-                    out_states[item_key] = _STATES[run.states[j]]
-                    out_trials[item_key] = run.trials[j]
-        return out_states, out_trials
 
     def _release_reads(self, i: int) -> None:
         left, kept, vals = self.left, self.kept, self.vals
@@ -1013,7 +683,7 @@ class _Run:
                 start = trials[-1].start
             out: Outcome = (i, attempt, False, None, exc, "", start, now, "", "")
             if i < 0:
-                self._item_failed(run, j, out, State.TIMED_OUT, exc, "")
+                self.maps.failed_item(run, j, out, State.TIMED_OUT, exc, "")
             else:
                 self._failed(i, out, State.TIMED_OUT, exc, "")
         for i in self.timers.due_retries(now):
@@ -1067,7 +737,7 @@ class _Run:
         states = {keys[i]: _STATES[s] for i, s in enumerate(self.state)}
         trials: Any = self.rows  # made into Trial lists on first use of result.trials
         if self.map_runs:
-            states, trials = self._with_items(states, trials)
+            states, trials = self.maps.with_items(keys, states, trials)
         if self.remote:
             fetch_results(self.vals, self.kept, self.state, self.n)
         outputs: dict[str, Any] = {}

@@ -19,8 +19,8 @@ from ..run.protocol import Remote
 from ..run.state import CACHED, PENDING, RELEASED, SUCCEEDED
 
 if TYPE_CHECKING:
-    from .._engine import _MapRun
     from .._plan import CompiledGraph
+    from ..run.maps import MapRun
     from .decide import CacheDecision
     from .store import CacheStore
 
@@ -84,7 +84,7 @@ class CacheSession:
                 "node %r: its value could not be written to the cache", self.plan._keys[i], exc_info=True
             )
 
-    def serve_items(self, run: _MapRun) -> list[int]:
+    def serve_items(self, run: MapRun) -> list[int]:
         """Make the cache keys of ``run``'s items; those whose entry is in the store are
         ``cached``, their values loaded (the items served, in order); the others are
         written when done."""
@@ -97,7 +97,7 @@ class CacheSession:
             return []
         return [j for j in range(len(run.keys)) if self.serve(run, j)]
 
-    def serve(self, run: _MapRun, j: int) -> bool:
+    def serve(self, run: MapRun, j: int) -> bool:
         """Serve item ``j`` of ``run`` from the store if its entry is there."""
         assert run.keys is not None
         key = run.keys[j]
@@ -111,7 +111,7 @@ class CacheSession:
         run.left -= 1
         return True
 
-    def chained_key(self, run: _MapRun, j: int) -> bool:
+    def chained_key(self, run: MapRun, j: int) -> bool:
         """Make the cache key of a chained map's item ``j``, now that its value is known."""
         from .keys import item_keys
 
@@ -124,7 +124,7 @@ class CacheSession:
             return False
         return True
 
-    def save_item(self, run: _MapRun, j: int, value: Any) -> None:
+    def save_item(self, run: MapRun, j: int, value: Any) -> None:
         """Write item ``j``'s value to the store (a failure to write is logged, not raised)."""
         assert run.keys is not None
         key = run.keys[j]

@@ -21,8 +21,8 @@ from .protocol import O_END, O_IDX, O_START, Batch, Executor, Outcome
 from .state import PENDING
 
 if TYPE_CHECKING:
-    from .._engine import _MapRun
     from .._plan import CompiledGraph
+    from .maps import MapRun
 
 #: a function whose trials took less than this (seconds) is tiny: on executors with
 #: ``batch_tiny``, its ready trials go several to a submission
@@ -48,7 +48,7 @@ class Batching:
         remote: bool,
         route: list[int],
         state: list[int],
-        items: dict[int, tuple[_MapRun, int]],
+        items: dict[int, tuple[MapRun, int]],
     ) -> None:
         # lanes past n_execs run async tasks: never batched
         self.on = [ex.batches and not remote and r < n_execs for r, ex in enumerate(lanes)]

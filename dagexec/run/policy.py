@@ -4,17 +4,20 @@ is tried again, and the error of a trial past its timeout.
 The loop asks these questions of every failed trial, of nodes and map items alike, so
 the answers live in one place: ``next_wait`` is the only retry wait, and
 ``timeout_error`` makes both timeout messages (a trial stopped at its deadline, and one
-an executor could not stop that ran past it).
+an executor could not stop that ran past it); ``refused`` is the outcome of a trial whose
+executor raised in ``submit``.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 from typing import Any
 
 from .._errors import MutationError, TaskTimeout, TypeCheckError, WorkerCrashed
 from .._state import State
+from .protocol import Call, Executor, Outcome, crashed_outcome
 
 logger = logging.getLogger("dagexec.engine")
 
@@ -73,3 +76,9 @@ def timeout_error(key: str, timeout: float, ran: float | None = None) -> TaskTim
     if ran is None:
         return TaskTimeout(f"node {key!r} timed out after {timeout:g} s", key, timeout)
     return TaskTimeout(f"node {key!r} ran {ran:.2f} s, past its timeout of {timeout:g} s", key, timeout)
+
+
+def refused(call: Call, ex: Executor, error: Exception) -> Outcome:
+    """The outcome of a trial that ``ex.submit`` raised for: a crash of the executor."""
+    logger.warning("executor %r raised in submit for node %r", ex, call.key, exc_info=error)
+    return crashed_outcome(call, error, time.time(), f"executor {ex.name!r} refused the trial")

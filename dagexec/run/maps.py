@@ -1,0 +1,397 @@
+"""``task.map`` at run time: a map node expands into one trial per item.
+
+When a map node is ready, its call is made (its values filled in; ``args[0]`` is the
+list) and :meth:`Maps.expand` turns it into a :class:`MapRun`: per item a state, an
+attempt, its trials, its value.  An item is not a plan slot: it gets a negative token
+(``next_token`` counts down from -1), and ``items[token] = (run, j)`` leads from the
+token to its expansion and its position.  Tokens go on the map's lane's ready stack like
+node indices; the loop sends a negative one here.  When every item has ended, the map
+node succeeds with the list of values (:meth:`Maps.end`), or fails when an item failed.
+
+A map over a map's list (``b = f.map(a)`` with ``a`` a map) is chained: it expands as
+soon as ``a`` does, and its item k is ready when ``a``'s item k has succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from .._mutation import MutationCheck
+from .._plan import NodeSpec
+from .._state import State, Trial
+from .conds import choose
+from .policy import next_wait, refused, timeout_error, trial_state
+from .protocol import (
+    O_ATTEMPT,
+    O_END,
+    O_ERROR,
+    O_IDX,
+    O_OK,
+    O_START,
+    O_TRACEBACK,
+    O_VALUE,
+    Batch,
+    Call,
+    Executor,
+    Outcome,
+    Remote,
+    failed_outcome,
+)
+from .state import CANCELLED, FAILED, PENDING, RELEASED, RUNNING, STATES, SUCCEEDED, UPSTREAM_FAILED
+from .trials import as_trials, cancel_item, record_item
+from .values import localize
+
+if TYPE_CHECKING:
+    from .._engine import _Run
+
+logger = logging.getLogger("dagexec.engine")
+
+
+class MapRun:
+    """A ``task.map`` node expanded at run time: its items, and each item's trials."""
+
+    __slots__ = (
+        "attempts", "call", "chained", "failed", "failed_items", "keys", "kwargs", "left", "m",
+        "rest", "specs", "states", "tokens", "trials", "upstream", "values", "values_in",
+    )  # fmt: skip
+
+    def __init__(self, m: int, call: Call, items: list[Any]) -> None:
+        n = len(items)
+        self.m = m
+        self.call = call
+        self.values_in = items
+        self.rest = tuple(call.args[1:])  # the fixed arguments after the item
+        self.kwargs = call.kwargs
+        self.values: list[Any] = [None] * n
+        self.attempts = [0] * n
+        self.states = [PENDING] * n
+        self.trials: list[list[Trial]] = [[] for _ in range(n)]
+        self.specs: dict[int, NodeSpec] = {}
+        self.tokens: list[int] = []
+        self.left = n
+        self.failed = False
+        self.failed_items: list[int] = []  # the items that failed, in the order they did
+        self.upstream = False  # an item of the map it is chained to failed
+        self.chained: list[MapRun] = []  # maps over this one's list, item by item
+        self.keys: list[str | None] | None = None  # each item's cache key, with a cache
+
+    def item_key(self, j: int) -> str:
+        return f"{self.call.spec.key}[{j}]"
+
+    def spec(self, j: int) -> NodeSpec:
+        """The map's spec under item ``j``'s key (messages and workers name the item)."""
+        spec = self.specs.get(j)
+        if spec is None:
+            s = self.call.spec
+            fn = s.fn
+            if type(fn) is MutationCheck:  # run(check_mutation=True): the item's own check
+                fn = fn.for_item(j, self.item_key(j))
+            spec = NodeSpec(self.item_key(j), fn, s.task, s.checks, s.ret, s.timeout, s.resources, s.coro)
+            self.specs[j] = spec
+        return spec
+
+    def end_all(self, now: float) -> None:
+        """The run ended (stopped, or interrupted): items not ended are cancelled."""
+        for j, st in enumerate(self.states):
+            if st == RUNNING:
+                cancel_item(self.trials[j], self.item_key(j), self.attempts[j], now)
+            if st in (PENDING, RUNNING):
+                self.states[j] = CANCELLED
+
+
+class Maps:
+    """The run's map expansions (``runs``, by map node) and item tokens (``items``)."""
+
+    __slots__ = ("items", "loop", "next_token", "runs")
+
+    def __init__(self, loop: _Run) -> None:
+        self.loop = loop
+        self.runs: dict[int, MapRun] = {}
+        self.items: dict[int, tuple[MapRun, int]] = {}
+        self.next_token = -1
+
+    def expand(self, m: int, stack: list[int]) -> None:
+        """Map node ``m`` is ready: one item token per item onto ``stack`` (item 0 on top)."""
+        loop = self.loop
+        call = loop._make_call(m)  # its values filled in; args[0] is the list of items
+        try:
+            items = call.args[0]
+            if type(items) is Remote:
+                items = items.owner.fetch([items])[0]
+            items = list(items)
+        except Exception as exc:
+            error = TypeError(
+                f"node {call.key!r}: map needs a list of items, got {type(call.args[0]).__name__}"
+            )
+            error.__cause__ = exc
+            loop._failed(m, failed_outcome(call, error, time.time(), "master"), State.FAILED, error, "")
+            return
+        run = MapRun(m, call, items)
+        self.runs[m] = run
+        if not items:
+            self.end(run)
+            return
+        self._tokens(run)
+        self._chain(run)
+        if loop.saving is not None and loop.saving[m]:
+            assert loop.cache is not None
+            for j in loop.cache.serve_items(run):
+                if run.chained:
+                    self._chained_item(run, j, True)
+            if run.left == 0:
+                self.end(run)
+                return
+        stack.extend(reversed([t for j, t in enumerate(run.tokens) if run.states[j] == PENDING]))
+
+    def _tokens(self, run: MapRun) -> None:
+        for j in range(len(run.states)):
+            token = self.next_token
+            self.next_token -= 1
+            run.tokens.append(token)
+            self.items[token] = (run, j)
+
+    def _chain(self, source: MapRun) -> None:
+        """Expand now each map over ``source``'s own list that waits for nothing else:
+        its item k becomes ready when ``source``'s item k has succeeded (item by item,
+        not map by map), and fails upstream when that one failed."""
+        loop = self.loop
+        a = source.m
+        for b in loop.dependents[a]:
+            if (
+                b not in loop.map_nodes
+                or loop.state[b] != PENDING
+                or loop.waiting[b] != 1
+                or loop.nested[b]
+                or (0, a) not in loop.fills[b]
+            ):
+                continue
+            call = loop._make_call(b)
+            run = MapRun(b, call, [None] * len(source.states))
+            self.runs[b] = run
+            self._tokens(run)
+            source.chained.append(run)
+            self._chain(run)
+
+    def _chained_item(self, source: MapRun, j: int, ok: bool) -> None:
+        """``source``'s item ``j`` ended: the same item of each map chained to it is ready
+        (``ok``), or fails upstream, and so do the items chained to that one."""
+        loop = self.loop
+        for run in source.chained:
+            if run.states[j] != PENDING:
+                continue
+            if ok:
+                run.values_in[j] = source.values[j]
+                cache = loop.cache
+                if loop.saving is not None and loop.saving[run.m] and cache is not None:
+                    if cache.chained_key(run, j) and cache.serve(run, j):
+                        if run.chained:
+                            self._chained_item(run, j, True)
+                        if run.left == 0:
+                            self.end(run)
+                        continue
+                loop.ready[loop.route[run.m]].append(run.tokens[j])
+                continue
+            run.states[j] = UPSTREAM_FAILED
+            run.upstream = True
+            run.left -= 1
+            self._chained_item(run, j, False)
+            if run.left == 0:
+                self.end(run)
+
+    def _item_call(self, token: int) -> Call:
+        """The next trial of an item: its state running, its attempt counted, its start
+        announced to callbacks."""
+        run, j = self.items[token]
+        attempt = run.attempts[j] = run.attempts[j] + 1
+        run.states[j] = RUNNING
+        call = Call(token, attempt, run.spec(j), (run.values_in[j], *run.rest), run.kwargs)
+        loop = self.loop
+        if loop.has_cb:
+            trial = Trial(call.spec.key, attempt, State.RUNNING, time.time())
+            run.trials[j].append(trial)
+            loop.cb.call("on_trial_start", trial)
+        return call
+
+    def submit_chunk(self, tokens: list[int], r: int, ex: Executor) -> None:
+        """Submit the items ``tokens`` to ``ex`` (lane ``r``) as one batch."""
+        loop = self.loop
+        calls = [self._item_call(t) for t in tokens]
+        batch = Batch(calls, [False] * len(calls), [True] * len(calls))
+        done = loop._send_batch(batch, ex)
+        if done is None:
+            loop.inflight[r] += 1
+            for t in tokens:
+                loop.calls[t] = batch
+        else:
+            loop._finish_batch(done, False)
+
+    def submit(self, token: int, r: int, ex: Executor) -> None:
+        """Submit the item ``token`` to ``ex`` (lane ``r``)."""
+        loop = self.loop
+        call = self._item_call(token)
+        attempt = call.attempt
+        if loop.remote:
+            error = localize(call, ex, loop.nested[self.items[token][0].m])
+            if error is not None:
+                self.finish(error, False)
+                return
+        try:
+            out = ex.submit(call, loop.q.put)
+        except Exception as exc:
+            out = refused(call, ex, exc)
+        if out is None:
+            loop.inflight[r] += 1
+            loop.calls[token] = call
+            timeout = call.spec.timeout
+            if timeout is not None:
+                loop.timers.deadline(time.time() + timeout, token, attempt)
+        else:
+            self.finish(out, False)
+
+    def finish(self, out: Outcome, async_: bool) -> None:
+        """An item's trial ended with ``out`` (``async_``: posted by its executor)."""
+        found = self.items.get(out[O_IDX])
+        if found is None:
+            return
+        run, j = found
+        if run.states[j] != RUNNING or run.attempts[j] != out[O_ATTEMPT]:
+            return  # abandoned (timed out or cancelled), reporting late
+        loop = self.loop
+        if async_:
+            loop.inflight[loop.route[run.m]] -= 1
+            loop.calls.pop(out[O_IDX], None)
+        ok, value, start, end = out[O_OK], out[O_VALUE], out[O_START], out[O_END]
+        timeout = run.call.spec.timeout
+        if ok and timeout is not None and end - start > timeout:
+            # an executor that cannot stop a trial (serial) let it finish past its timeout
+            exc = timeout_error(run.item_key(j), timeout, end - start)
+            self.failed_item(run, j, out, State.TIMED_OUT, exc, "")
+            return
+        if ok:
+            run.values[j] = value
+            run.states[j] = SUCCEEDED
+            if run.keys is not None:
+                assert loop.cache is not None
+                loop.cache.save_item(run, j, value)
+            trial = record_item(run, j, out, State.SUCCEEDED, None, "")
+            if loop.has_cb:
+                loop.cb.call("on_trial_end", trial)
+            if run.chained and not loop.stopping:
+                self._chained_item(run, j, True)
+            run.left -= 1
+            if run.left == 0:
+                self.end(run)
+            return
+        err = out[O_ERROR]
+        if isinstance(err, KeyboardInterrupt):
+            record_item(run, j, out, State.CANCELLED, err, out[O_TRACEBACK])
+            raise KeyboardInterrupt(f"task of item {run.spec(j).key!r} raised KeyboardInterrupt")
+        self.failed_item(run, j, out, trial_state(err), err, out[O_TRACEBACK])
+
+    def failed_item(
+        self, run: MapRun, j: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str
+    ) -> None:
+        """Item ``j``'s trial ``out`` failed: it is retried, or it fails (and its map with it)."""
+        loop = self.loop
+        seen = time.time()
+        trial = record_item(run, j, out, tstate, exc, tb)
+        loop.cb.call("on_trial_end", trial)
+        key = trial.key
+        wait = next_wait(loop.plan._opts[run.m], out[O_ATTEMPT], exc, tstate, key, loop.stopping)
+        if wait is not None:
+            run.states[j] = PENDING
+            if wait > 0:
+                loop.timers.retry(time.time() + wait, run.tokens[j])
+            else:
+                loop.ready[loop.route[run.m]].append(run.tokens[j])
+            return
+        logger.warning("node %r %s: %s: %s", key, tstate.value, type(exc).__name__, exc)
+        run.states[j] = FAILED
+        run.failed = True
+        run.failed_items.append(j)
+        run.left -= 1
+        if run.chained:
+            self._chained_item(run, j, False)
+        if loop.fail_fast and not loop.stopping:
+            self.failed(run.m)  # at once, like any node: items in flight still report
+            loop._stop(seen)
+        if run.left == 0:
+            self.end(run)
+
+    def end(self, run: MapRun) -> None:
+        """Every item of a map ended: the map node succeeds with the list of values, or
+        fails (its dependents upstream_failed) when an item failed."""
+        loop = self.loop
+        m = run.m
+        if loop.state[m] != RUNNING:
+            return  # failed already (fail_fast)
+        if run.failed:
+            self.failed(m)
+            return
+        if run.upstream:
+            loop.state[m] = UPSTREAM_FAILED
+            loop._release_reads(m)
+            loop._upstream_failed(m)
+            return
+        values = run.values
+        run.values = []
+        loop.state[m] = SUCCEEDED
+        loop.vals[m] = values
+        if loop.saving is not None and loop.saving[m]:
+            assert loop.cache is not None
+            loop.cache.save(m, values)
+        loop._release_reads(m)
+        if loop.left[m] == 0 and not loop.kept[m]:
+            loop.vals[m] = RELEASED
+        if loop.stopping:
+            return
+        if loop.conds is not None and m in loop.conds:
+            choose(loop, m, values)
+        for d in loop.dependents[m]:
+            w = loop.waiting[d] - 1
+            loop.waiting[d] = w
+            if w == 0 and loop.state[d] == PENDING:
+                loop.ready[loop.route[d]].append(d)
+
+    def failed(self, m: int) -> None:
+        """Map node ``m`` fails (an item failed)."""
+        loop = self.loop
+        loop.state[m] = FAILED
+        loop.failed_order.append(m)
+        loop._release_reads(m)
+        loop._upstream_failed(m)
+
+    def cancel(self, token: int) -> None:
+        """A ready or retrying item that a stop leaves unrun."""
+        run, j = self.items[token]
+        run.states[j] = CANCELLED
+
+    def stopped(self, now: float) -> None:
+        """The loop ended (every map ended, or fail_fast stopped the run): items not
+        ended are cancelled, and a map still running with them."""
+        state = self.loop.state
+        for run in self.runs.values():
+            run.end_all(now)
+            if state[run.m] == RUNNING:  # fail_fast stopped it: items were cancelled
+                state[run.m] = CANCELLED
+                if run.failed:  # an item in flight when another node stopped the run failed
+                    self.failed(run.m)
+
+    def with_items(
+        self, keys: tuple[str, ...], states: dict[str, State], rows: list[Any]
+    ) -> tuple[dict[str, State], dict[str, list[Trial]]]:
+        """States and trials with each map's items after the map node itself."""
+        out_states: dict[str, State] = {}
+        out_trials: dict[str, list[Trial]] = {}
+        for i, key in enumerate(keys):
+            out_states[key] = states[key]
+            out_trials[key] = as_trials(key, rows[i])
+            run = self.runs.get(i)
+            if run is not None:
+                for j in range(len(run.states)):
+                    item_key = run.item_key(j)
+                    out_states[item_key] = STATES[run.states[j]]
+                    out_trials[item_key] = run.trials[j]
+        return out_states, out_trials
