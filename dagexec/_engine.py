@@ -38,7 +38,7 @@ import queue
 import time
 from typing import TYPE_CHECKING, Any
 
-from ._errors import RunFailed, TaskTimeout
+from ._errors import TaskTimeout
 from ._interrupts import interrupt_hooks
 from ._plan import NodeSpec
 from ._state import State, Trial
@@ -56,6 +56,7 @@ from .run.protocol import (  # Executor and crashed_outcome: re-exported, their 
     Outcome,
     crashed_outcome,
 )
+from .run.result import run_failed, run_result
 from .run.state import (
     CACHED,
     CANCELLED,
@@ -70,8 +71,8 @@ from .run.state import (
     UPSTREAM_FAILED,
 )
 from .run.timers import RECHECK_S, Timers
-from .run.trials import Callbacks, Trials, as_trials, unstart_item
-from .run.values import fetch_results, localize
+from .run.trials import Callbacks, Trials, unstart_item
+from .run.values import localize
 
 if TYPE_CHECKING:
     from ._plan import CompiledGraph
@@ -91,53 +92,11 @@ logger = logging.getLogger("dagexec.engine")
 
 _Callbacks = Callbacks  # its old name, which dagexec._api imports
 _MapRun = MapRun
+_run_failed = run_failed  # its old name, which dagexec._api imports
 
 _PENDING, _RUNNING, _SUCCEEDED, _FAILED = PENDING, RUNNING, SUCCEEDED, FAILED
 _UPSTREAM_FAILED, _SKIPPED, _CACHED, _CANCELLED = UPSTREAM_FAILED, SKIPPED, CACHED, CANCELLED
 _HAS_VALUE, _STATES, _RELEASED = HAS_VALUE, STATES, RELEASED
-
-
-def _run_failed(result: RunResult, run: _Run) -> RunFailed:
-    """The run's RunFailed: the failed nodes in the order they failed, each map's
-    failed items (``inv[2]``) before the map itself, the first few with their errors."""
-    keys = run.plan._keys
-    failed: list[str] = []
-    parts: list[str] = []
-    errors: list[BaseException | None] = []
-    n_items = 0
-    for k, i in enumerate(run.failed_order):
-        mapped = run.map_runs.get(i)
-        items = [] if mapped is None else [mapped.item_key(j) for j in mapped.failed_items]
-        n_items += len(items)
-        failed += items
-        failed.append(keys[i])
-        if k >= 3:
-            continue
-        for item in items[:3]:
-            errors.append(_last_error(result, item))
-            parts.append(_named(item, errors[-1]))
-        if mapped is not None and items:
-            parts.append(f"{keys[i]!r} ({len(items)} of {len(mapped.states)} items failed)")
-        else:
-            errors.append(_last_error(result, keys[i]))
-            parts.append(_named(keys[i], errors[-1]))
-    nodes = len(run.failed_order)
-    more = f" and {nodes - 3} more" if nodes > 3 else ""
-    what = f"{nodes} node{'' if nodes == 1 else 's'}"
-    if n_items:
-        what += f" and {n_items} map item{'' if n_items == 1 else 's'}"
-    exc = RunFailed(f"{what} of graph {run.plan.name!r} failed: {', '.join(parts)}{more}", result, failed)
-    exc.__cause__ = errors[0] if errors else None
-    return exc
-
-
-def _last_error(result: RunResult, key: str) -> BaseException | None:
-    trials = result.trials.get(key)
-    return trials[-1].error if trials else None
-
-
-def _named(key: str, err: BaseException | None) -> str:
-    return f"{key!r} ({type(err).__name__}: {err})" if err is not None else repr(key)
 
 
 class _Run:
@@ -262,7 +221,7 @@ class _Run:
         except BaseException:
             self.interrupted = True
             self._cancel_all()
-            result = self._result(time.perf_counter() - t0)
+            result = run_result(self, time.perf_counter() - t0)
             self.cb.call("on_run_end", result)
             raise
         for i in range(self.n):
@@ -270,7 +229,7 @@ class _Run:
                 self.state[i] = _CANCELLED
         self.maps.stopped(time.time())
         self.trials.end_unstarted()
-        result = self._result(time.perf_counter() - t0)
+        result = run_result(self, time.perf_counter() - t0)
         logger.info(
             "run of graph %r ended in %.3f s: %s", plan.name, result.duration, "ok" if result.ok else "failed"
         )
@@ -727,44 +686,3 @@ class _Run:
             if self.state[i] in (_PENDING, _RUNNING):
                 self.state[i] = _CANCELLED
         self.trials.end_unstarted()
-
-    def _result(self, duration: float) -> RunResult:
-        from ._result import RunResult
-
-        plan = self.plan
-        keys = plan._keys
-        vals = self.vals
-        states = {keys[i]: _STATES[s] for i, s in enumerate(self.state)}
-        trials: Any = self.rows  # made into Trial lists on first use of result.trials
-        if self.map_runs:
-            states, trials = self.maps.with_items(keys, states, trials)
-        if self.remote:
-            fetch_results(self.vals, self.kept, self.state, self.n)
-        outputs: dict[str, Any] = {}
-        for name, slot in plan._outputs:
-            v = vals[slot]
-            if v is not _RELEASED and (slot >= self.n or self.state[slot] in _HAS_VALUE):
-                outputs[name] = v
-        n_slots = len(self.kept)
-        values: dict[str, Any] = {}
-        for slot in range(n_slots):
-            if self.kept[slot]:
-                v = vals[slot]
-                if v is _RELEASED or (slot < self.n and self.state[slot] not in _HAS_VALUE):
-                    continue
-                values[keys[slot] if slot < self.n else plan._inputs[slot - self.n].name] = v
-        for alias, slot in plan._aliases.items():
-            if slot >= n_slots:
-                values[alias] = vals[slot]
-            elif (keys[slot] if slot < self.n else plan._inputs[slot - self.n].name) in values:
-                values[alias] = values[keys[slot] if slot < self.n else plan._inputs[slot - self.n].name]
-        self.vals = []
-        self.calls = {}
-        if self.earlier:
-            trials = list(trials)
-            for i, before in self.earlier.items():
-                trials[i] = before + as_trials(keys[i], trials[i])
-        items = {
-            keys[m]: [run.item_key(j) for j in range(len(run.states))] for m, run in self.map_runs.items()
-        }
-        return RunResult(plan, states, trials, outputs, values, self.start, duration, items)
