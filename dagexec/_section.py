@@ -22,14 +22,20 @@ import threading
 from collections.abc import Callable
 from typing import Any, SupportsIndex, TypeVar, overload
 
-import wrapt
-
 from . import _graph
 from ._callsite import format_site, user_frame
 from ._errors import CallError, GraphError, Problem
 from ._graph import Graph, _Scope
 from ._node import FINISH, PARAM, Node, SectionNode, reject_nodes_outside
-from ._task import _import_task, _tuple_arity, _type_hints, module_attribute, validate_options
+from ._task import (
+    DecoratedFunction,
+    _import_task,
+    _tuple_arity,
+    _type_hints,
+    decorator,
+    module_attribute,
+    validate_options,
+)
 from ._typecheck import unknown_keywords
 
 __all__ = ["Section", "section"]
@@ -37,7 +43,7 @@ __all__ = ["Section", "section"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class Section(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
+class Section(DecoratedFunction):
     """A function decorated with :func:`section`.
 
     Called inside a graph, its body is traced once in a scope of its own and a
@@ -52,16 +58,6 @@ class Section(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         self._self_nout: int | None = opts.pop("nout", None)
         self._self_defaults: dict[str, Any] = opts
         self._self_signature = inspect.signature(fn)
-
-    @property  # type: ignore[misc]
-    def __class__(self) -> type:
-        # as for Task: cloudpickle must not take a Section for a plain function
-        return type(self)
-
-    @property
-    def fn(self) -> Callable[..., Any]:
-        """The raw function."""
-        return self.__wrapped__  # type: ignore[no-any-return]
 
     @property
     def section_name(self) -> str:
@@ -298,13 +294,4 @@ def section(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         TypeError: for an unknown option.
         ValueError: for a bad option value.
     """
-    if fn is not None:
-        if options:
-            raise TypeError("use @section(**options) or @section, not both")
-        return Section(fn, {})
-    validate_options(options)
-
-    def decorate(f: Callable[..., Any]) -> Section:
-        return Section(f, options)
-
-    return decorate
+    return decorator(Section, "section", fn, options)

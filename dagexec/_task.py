@@ -242,7 +242,25 @@ def _tuple_arity(ann: Any) -> int | None:
     return None
 
 
-class Task(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
+class DecoratedFunction(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
+    """A function decorated by dagexec (a :class:`Task` or a :class:`~dagexec.Section`):
+    a proxy that passes for the function everywhere but in ``isinstance`` and pickles."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        # The proxy would report the function's class, so cloudpickle would take a
+        # Task or a Section for a plain function, pickle that by value and lose the
+        # wrapper (and its options); reporting the wrapper's class makes it use
+        # __reduce_ex__.
+        return type(self)
+
+    @property
+    def fn(self) -> Callable[..., Any]:
+        """The raw function."""
+        return self.__wrapped__  # type: ignore[no-any-return]
+
+
+class Task(DecoratedFunction):
     """A function decorated with :func:`task`.
 
     Calling it inside a :class:`~dagexec.Graph` returns a :class:`~dagexec.Node`;
@@ -262,18 +280,6 @@ class Task(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         self._self_resolved: dict[str, tuple[dict[str, Any] | None, TaskOptions]] = {}
 
     # -- identity --------------------------------------------------------------
-    @property  # type: ignore[misc]
-    def __class__(self) -> type:
-        # The proxy would report the function's class, so cloudpickle would take a
-        # Task for a plain function, pickle that by value and lose the Task (and its
-        # options); reporting Task makes it use __reduce_ex__ below.
-        return type(self)
-
-    @property
-    def fn(self) -> Callable[..., Any]:
-        """The raw function."""
-        return self.__wrapped__  # type: ignore[no-any-return]
-
     @property
     def task_name(self) -> str:
         """The name nodes of this task are keyed by (option ``name`` or ``__name__``)."""
@@ -466,14 +472,28 @@ def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         @task(retries=2)
         def fetch(url: str) -> bytes: ...
     """
+    return decorator(Task, "task", fn, options)
+
+
+W = TypeVar("W", bound=DecoratedFunction)
+
+
+def decorator(
+    cls: Callable[[Callable[..., Any], dict[str, Any]], W],
+    word: str,
+    fn: Callable[..., Any] | None,
+    options: dict[str, Any],
+) -> W | Callable[[Callable[..., Any]], W]:
+    """What ``@word`` (``fn`` given) or ``@word(**options)`` (``fn`` None) makes: a
+    ``cls`` wrapping ``fn``, or a decorator making one with ``options``."""
     if fn is not None:
         if options:
-            raise TypeError("use @task(**options) or @task, not both")
-        return Task(fn, {})
+            raise TypeError(f"use @{word}(**options) or @{word}, not both")
+        return cls(fn, {})
     validate_options(options)
 
-    def decorate(f: Callable[..., Any]) -> Task:
-        return Task(f, options)
+    def decorate(f: Callable[..., Any]) -> W:
+        return cls(f, options)
 
     return decorate
 
