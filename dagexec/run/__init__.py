@@ -6,6 +6,6 @@
 ``Remote`` handles); it imports only leaf modules.  :mod:`.worker` is what worker
 threads and processes run: one trial, or a batch of them, with type checks, async
 tasks and the capture of what a trial logs.  Executors import these two and never
-the loop (``dagexec._engine``).  Nothing is imported here, so that importing one
+the loop (``dagexec.run.loop``).  Nothing is imported here, so that importing one
 module loads only what it needs.
 """

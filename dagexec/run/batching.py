@@ -9,19 +9,25 @@ functions measured tiny (:data:`TINY_S`) go several to a batch, within
 batch, or as many tiny ones as fit the budget.  A member of a batch the executor split
 runs alone after (``solo``).
 
-:class:`Batching` chooses the members; the loop makes the calls and sends the batch.
+:class:`Batching` chooses the members; :func:`submit_batch` makes the calls and sends
+the batch, and :func:`finish_batch` finishes each member's outcome through the loop.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .protocol import O_END, O_IDX, O_START, Batch, Executor, Outcome
+from .policy import refused
+from .protocol import LINK, O_END, O_IDX, O_START, Batch, BatchDone, Call, Executor, Outcome
 from .state import PENDING
+
+logger = logging.getLogger("dagexec.engine")
 
 if TYPE_CHECKING:
     from .._plan import CompiledGraph
+    from .loop import Loop
     from .maps import MapRun
 
 #: a function whose trials took less than this (seconds) is tiny: on executors with
@@ -158,3 +164,107 @@ def before_stop(batch: Batch, outs: list[Outcome], stop_time: float) -> list[Out
             broken = False
         kept.append(out)
     return kept
+
+
+def submit_batch(loop: Loop, members: list[int], r: int, ex: Executor) -> None:
+    """Submit ``members`` (each chain link after the node it reads) to ``ex``, lane ``r``."""
+    vals, kept, links, make, saving = (
+        loop.vals,
+        loop.kept,
+        loop.batches.links,
+        loop.make_call,
+        loop.saving,
+    )
+    assert links is not None
+    calls: list[Call] = []
+    linked: list[bool] = []
+    keep: list[bool] = []
+    prev = -1
+    for j in members:
+        is_link = prev >= 0 and links[prev] == j
+        if is_link:
+            vals[prev] = LINK  # where j reads prev, the worker passes prev's value
+        calls.append(make(j))
+        linked.append(is_link)
+        # a chained value stays in the worker unless kept, or written to the cache
+        keep.append(kept[j] or (saving is not None and saving[j]))
+        prev = j
+    batch = Batch(calls, linked, keep)
+    if loop.has_cb:
+        # a chained member's trial starts when its outcome arrives (_finish_batch):
+        # callbacks see what they would see were the chain submitted node by node
+        for call, is_link in zip(calls, linked, strict=True):
+            if not is_link:
+                loop.trials.started(call.idx, call.attempt)
+    # in flight before it is sent: its first member may run, and a Ctrl-C arrive,
+    # before submit_batch returns, and an interrupted run must find every member
+    loop.inflight[r] += 1
+    for j in members:
+        loop.calls[j] = batch
+    done = send_batch(loop, batch, ex)
+    if done is not None:
+        loop.inflight[r] -= 1
+        for j in members:
+            loop.calls.pop(j, None)
+        finish_batch(loop, done, False)
+
+
+def send_batch(loop: Loop, batch: Batch, ex: Executor) -> BatchDone | None:
+    """``ex.submit_batch(batch)``; where it raises, the first member crashed and
+    the others did not run (they go again without using an attempt)."""
+    try:
+        return ex.submit_batch(batch, loop.q.put)
+    except Exception as exc:
+        return BatchDone(batch, [refused(batch.calls[0], ex, exc)])
+
+
+def finish_batch(loop: Loop, done: BatchDone, async_: bool) -> None:
+    """A batch ended (``async_``: posted by its executor): each outcome is finished as
+    a trial's; members that did not run are pending again."""
+    calls = done.batch.calls
+    first = calls[0]
+    i = first.idx
+    if async_:
+        if loop.calls.get(i) is not done.batch:
+            return  # an abandoned batch (the run was interrupted) reporting late
+        loop.inflight[loop.route_of(i)] -= 1
+        for call in calls:
+            loop.calls.pop(call.idx, None)
+    outs = done.outcomes
+    if done.split:
+        logger.info("a batch of %d trials from %r on runs again one by one", len(calls), first.key)
+        for call in calls:
+            loop.batches.solo.add(call.idx)
+    elif loop.stopping:
+        outs = before_stop(done.batch, outs, loop.stop_time)
+    if len(outs) < len(calls):
+        # members that did not run (or whose outcome was lost with a crashed worker)
+        # are pending again, without using an attempt
+        ran = {out[0] for out in outs}
+        waiting, state, ready, route = loop.waiting, loop.state, loop.ready, loop.route
+        for call in calls:
+            if call.idx not in ran:
+                loop.unstart(call)
+        if not loop.stopping:
+            for call in reversed(calls):
+                j = call.idx
+                if j < 0:
+                    run, k = loop.items[j]
+                    if j not in ran and run.states[k] == PENDING:
+                        ready[route[run.m]].append(j)
+                elif j not in ran and state[j] == PENDING and waiting[j] == 0:
+                    ready[route[j]].append(j)
+    observe = loop.batches.tiny[loop.route_of(i)]
+    finish = loop.finish
+    has_cb = loop.has_cb
+    linked = done.batch.linked
+    k = 0
+    for out in outs:
+        if observe:
+            loop.batches.observe(out)
+        if has_cb:
+            while calls[k].idx != out[0]:
+                k += 1
+            if linked[k]:
+                loop.trials.started(out[0], calls[k].attempt, out[6])
+        finish(out, False)

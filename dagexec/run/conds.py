@@ -14,7 +14,7 @@ from .protocol import Remote
 from .state import PENDING, SKIPPED
 
 if TYPE_CHECKING:
-    from .._engine import _Run
+    from .loop import Loop
 
 #: one cond: (its node, the predicate's slot, the then-branch's nodes, the otherwise-branch's)
 Cond = tuple[int, int, tuple[int, ...], tuple[int, ...]]
@@ -30,7 +30,7 @@ def conds_by_predicate(conds: tuple[Cond, ...]) -> dict[int, list[Cond]] | None:
     return by_slot
 
 
-def choose(run: _Run, slot: int, value: Any, ready: bool = True) -> None:
+def choose(run: Loop, slot: int, value: Any, ready: bool = True) -> None:
     """The predicate in ``slot`` has ``value``: skip each of its conds' untaken
     branch, and what only that branch feeds (the cond itself takes the other).  With
     ``ready``, a cond left waiting for nothing goes on its lane's ready stack."""
@@ -44,7 +44,7 @@ def choose(run: _Run, slot: int, value: Any, ready: bool = True) -> None:
             if state[j] != PENDING:
                 continue
             state[j] = SKIPPED
-            run._release_reads(j)
+            run.release_reads(j)
             for d in dependents[j]:
                 if d == chooser:
                     waiting[d] -= 1

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .._mutation import MutationCheck
 from .._plan import NodeSpec
 from .._state import State, Trial
+from .batching import finish_batch, send_batch
 from .conds import choose
 from .policy import next_wait, refused, timeout_error, trial_state
 from .protocol import (
@@ -44,7 +45,7 @@ from .trials import as_trials, cancel_item, record_item
 from .values import localize
 
 if TYPE_CHECKING:
-    from .._engine import _Run
+    from .loop import Loop
 
 logger = logging.getLogger("dagexec.engine")
 
@@ -106,7 +107,7 @@ class Maps:
 
     __slots__ = ("items", "loop", "next_token", "runs")
 
-    def __init__(self, loop: _Run) -> None:
+    def __init__(self, loop: Loop) -> None:
         self.loop = loop
         self.runs: dict[int, MapRun] = {}
         self.items: dict[int, tuple[MapRun, int]] = {}
@@ -115,7 +116,7 @@ class Maps:
     def expand(self, m: int, stack: list[int]) -> None:
         """Map node ``m`` is ready: one item token per item onto ``stack`` (item 0 on top)."""
         loop = self.loop
-        call = loop._make_call(m)  # its values filled in; args[0] is the list of items
+        call = loop.make_call(m)  # its values filled in; args[0] is the list of items
         try:
             items = call.args[0]
             if type(items) is Remote:
@@ -126,7 +127,7 @@ class Maps:
                 f"node {call.key!r}: map needs a list of items, got {type(call.args[0]).__name__}"
             )
             error.__cause__ = exc
-            loop._failed(m, failed_outcome(call, error, time.time(), "master"), State.FAILED, error, "")
+            loop.failed(m, failed_outcome(call, error, time.time(), "master"), State.FAILED, error, "")
             return
         run = MapRun(m, call, items)
         self.runs[m] = run
@@ -167,7 +168,7 @@ class Maps:
                 or (0, a) not in loop.fills[b]
             ):
                 continue
-            call = loop._make_call(b)
+            call = loop.make_call(b)
             run = MapRun(b, call, [None] * len(source.states))
             self.runs[b] = run
             self._tokens(run)
@@ -219,13 +220,13 @@ class Maps:
         loop = self.loop
         calls = [self._item_call(t) for t in tokens]
         batch = Batch(calls, [False] * len(calls), [True] * len(calls))
-        done = loop._send_batch(batch, ex)
+        done = send_batch(loop, batch, ex)
         if done is None:
             loop.inflight[r] += 1
             for t in tokens:
                 loop.calls[t] = batch
         else:
-            loop._finish_batch(done, False)
+            finish_batch(loop, done, False)
 
     def submit(self, token: int, r: int, ex: Executor) -> None:
         """Submit the item ``token`` to ``ex`` (lane ``r``)."""
@@ -316,7 +317,7 @@ class Maps:
             self._chained_item(run, j, False)
         if loop.fail_fast and not loop.stopping:
             self.failed(run.m)  # at once, like any node: items in flight still report
-            loop._stop(seen)
+            loop.stop(seen)
         if run.left == 0:
             self.end(run)
 
@@ -332,8 +333,8 @@ class Maps:
             return
         if run.upstream:
             loop.state[m] = UPSTREAM_FAILED
-            loop._release_reads(m)
-            loop._upstream_failed(m)
+            loop.release_reads(m)
+            loop.upstream_failed(m)
             return
         values = run.values
         run.values = []
@@ -342,7 +343,7 @@ class Maps:
         if loop.saving is not None and loop.saving[m]:
             assert loop.cache is not None
             loop.cache.save(m, values)
-        loop._release_reads(m)
+        loop.release_reads(m)
         if loop.left[m] == 0 and not loop.kept[m]:
             loop.vals[m] = RELEASED
         if loop.stopping:
@@ -360,8 +361,8 @@ class Maps:
         loop = self.loop
         loop.state[m] = FAILED
         loop.failed_order.append(m)
-        loop._release_reads(m)
-        loop._upstream_failed(m)
+        loop.release_reads(m)
+        loop.upstream_failed(m)
 
     def cancel(self, token: int) -> None:
         """A ready or retrying item that a stop leaves unrun."""

@@ -18,12 +18,12 @@ from .trials import as_trials
 from .values import fetch_results
 
 if TYPE_CHECKING:
-    from .._engine import _Run
     from .._plan import CompiledGraph
     from .._result import RunResult
+    from .loop import Loop
 
 
-def run_result(loop: _Run, duration: float) -> RunResult:
+def run_result(loop: Loop, duration: float) -> RunResult:
     """The result of the run ``loop`` (which took ``duration`` seconds); the loop lets
     go of its values and calls."""
     from .._result import RunResult
@@ -75,7 +75,7 @@ def _kept_values(
     return outputs, values
 
 
-def run_failed(result: RunResult, loop: _Run) -> RunFailed:
+def run_failed(result: RunResult, loop: Loop) -> RunFailed:
     """The run's RunFailed: the failed nodes in the order they failed, each map's
     failed items (``inv[2]``) before the map itself, the first few with their errors."""
     keys = loop.plan._keys

@@ -3,14 +3,28 @@ failed trials go again.
 
 Both are heaps the loop looks at after each wait: its wait on the outcome queue ends at
 :meth:`Timers.next_wake`, and what is due is popped in time order.  An entry may be
-stale (its trial ended, or was retried, since it was pushed); the loop checks each one
-against the node's state and attempt, so nothing is ever removed from the middle.
+stale (its trial ended, or was retried, since it was pushed); :func:`expire` checks each
+one against the node's state and attempt, so nothing is ever removed from the middle.
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
+import math
 import time
+from typing import TYPE_CHECKING, Any
+
+from .._errors import TaskTimeout
+from .._state import State
+from .policy import timeout_error
+from .protocol import Call, Outcome
+from .state import PENDING, RUNNING
+
+if TYPE_CHECKING:
+    from .loop import Loop
+
+logger = logging.getLogger("dagexec.engine")
 
 #: seconds between looks at a trial past its deadline that has not begun to run
 RECHECK_S = 0.05
@@ -66,3 +80,65 @@ class Timers:
         waited = [i for _, i in self.retries]
         self.retries.clear()
         return waited
+
+
+def _stop_if_past(loop: Loop, i: int, attempt: int, now: float) -> TaskTimeout | None:
+    """Trial ``i`` (a node, or an item token) reached its deadline: its TaskTimeout,
+    once it is taken from its executor (abandoned); None when it is not past its
+    timeout after all (it started after its submission, or still waits in the
+    executor's queue: looked at again then), or no longer in flight."""
+    call = loop.calls.get(i)
+    if call is None:
+        return None
+    assert isinstance(call, Call)  # batch members have no timeout
+    r = loop.route_of(i)
+    timeout: float = call.spec.timeout
+    try:
+        began = loop.execs[r].started_at(call)
+    except Exception:
+        logger.warning("executor %r raised in started_at", loop.execs[r], exc_info=True)
+        began = None
+    if began is not None and began + timeout > now:
+        loop.timers.deadline(now + RECHECK_S if began == math.inf else began + timeout, i, attempt)
+        return None
+    del loop.calls[i]
+    loop.inflight[r] -= 1
+    try:
+        loop.execs[r].abandon(call)
+    except Exception:
+        logger.warning("executor %r failed to abandon %r", loop.execs[r], call, exc_info=True)
+    return timeout_error(call.key, timeout)
+
+
+def expire(loop: Loop) -> None:
+    """What is due: a trial past its deadline fails timed out (once taken from its
+    executor), and a node or item whose retry time came is ready again."""
+    now = time.time()
+    for i, attempt in loop.timers.due_deadlines(now):
+        if i < 0:
+            run, j = loop.items[i]
+            if run.states[j] != RUNNING or run.attempts[j] != attempt:
+                continue
+            trials: Any = run.trials[j]
+        else:
+            if loop.state[i] != RUNNING or loop.attempt[i] != attempt:
+                continue
+            trials = loop.rows[i]
+        exc = _stop_if_past(loop, i, attempt, now)
+        if exc is None:
+            continue
+        start = now - (exc.timeout or 0.0)
+        if type(trials) is list and trials and trials[-1].attempt == attempt:
+            start = trials[-1].start
+        out: Outcome = (i, attempt, False, None, exc, "", start, now, "", "")
+        if i < 0:
+            loop.maps.failed_item(run, j, out, State.TIMED_OUT, exc, "")
+        else:
+            loop.failed(i, out, State.TIMED_OUT, exc, "")
+    for i in loop.timers.due_retries(now):
+        if i < 0:
+            run, j = loop.items[i]
+            if run.states[j] == PENDING:
+                loop.ready[loop.route[run.m]].append(i)
+        elif loop.state[i] == PENDING and loop.waiting[i] == 0:
+            loop.ready[loop.route[i]].append(i)

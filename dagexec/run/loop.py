@@ -1,0 +1,512 @@
+"""The run loop: one master loop per run.
+
+The master thread owns every piece of run state; executors only execute::
+
+    ready stacks (one per lane) --submit(Call)--> executor --> worker: run_call()
+          ^                                                          |
+          |                        outcome tuple (via post() or returned at once)
+          |                                                          v
+     dependents whose last dependency finished  <--  finish(outcome) in the master
+
+Ready nodes are popped last-in first-out (depth-first), so intermediates are consumed
+and released early.  Executors that complete synchronously (serial) return the outcome
+from ``submit``; the others post it to the run's queue, which the loop blocks on, with
+a timeout set by the nearest trial deadline or retry.  What each node needs is decided
+at compile time (type checks, retries, timeout); a plain task costs the loop a pop, a
+call, and a few list updates.  The hot path (``_loop``, ``finish``, the submit block)
+binds lists to locals and reads the outcome tuple unpacked once.
+
+The loop's state (lists indexed by plan index ``i``, or by ``slot`` over nodes, then
+graph inputs, then constants; made once per run):
+
+* ``vals[slot]``     a node's value, or an input's or a constant's; ``RELEASED`` after
+                     the last reader finished (unless ``kept[slot]``);
+* ``state[i]``       a small int of :mod:`dagexec.run.state`, made a State at the end;
+* ``waiting[i]``     dependencies not yet done; 0 means ready;
+* ``left[slot]``     readers not yet finished;
+* ``attempt[i]``     the attempt number of the node's current or last trial;
+* ``route[i]``       the node's lane: one per executor, and one more per executor
+                     running async tasks concurrently; per lane ``execs``, ``caps``
+                     (capacity), ``inflight`` and ``ready`` (its LIFO stack);
+* ``calls``          plan index or item token -> the Call or Batch in flight;
+* ``q``              the queue executors post outcomes and BatchDones to;
+* ``failed_order``   the nodes that failed, in order (for RunFailed);
+* ``stopping``, ``stop_time``: fail_fast stopped the run, and when.
+
+Its collaborators: ``trials`` (:mod:`.trials`; ``rows`` is its list, for ``finish``),
+``timers`` (:mod:`.timers`), ``batches`` (:mod:`.batching`), ``maps`` (:mod:`.maps`;
+``items`` leads from an item's negative token to its expansion), ``cache``
+(:mod:`dagexec.cache.session`; ``saving[i]``: the node's value is written), ``conds``
+(:mod:`.conds`); :mod:`.policy` says what a failed trial means, :mod:`.values` moves
+values kept on workers, :mod:`.result` makes the result.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._interrupts import interrupt_hooks
+from .._plan import NodeSpec
+from .._state import State, Trial
+from ..cache.session import CacheSession
+from .batching import Batching, finish_batch, submit_batch
+from .conds import choose, conds_by_predicate
+from .maps import Maps
+from .policy import next_wait, refused, timeout_error, trial_state
+from .protocol import Batch, BatchDone, Call, Executor, Outcome
+from .result import run_result
+from .state import CANCELLED, FAILED, PENDING, RELEASED, RUNNING, SKIPPED, SUCCEEDED, UPSTREAM_FAILED
+from .timers import Timers, expire
+from .trials import Callbacks, Trials, unstart_item
+from .values import localize
+
+if TYPE_CHECKING:
+    from .._plan import CompiledGraph
+    from .._result import RunResult
+    from ..cache.decide import CacheDecision
+    from ..cache.store import CacheStore
+
+logger = logging.getLogger("dagexec.engine")
+
+
+def _async_lanes(
+    plan: CompiledGraph, execs: list[Executor], caps: list[int], route: Sequence[int]
+) -> list[int]:
+    """The route with the async tasks of each executor that has ``async_capacity`` on a
+    lane of their own (appended to ``execs`` and ``caps``): they count against that
+    capacity, not the executor's threads."""
+    lanes: dict[int, int] = {}
+    route = list(route)
+    n_execs = len(caps)
+    for i, spec in enumerate(plan._specs):
+        r = route[i]
+        if spec.coro and r < n_execs and execs[r].async_capacity:
+            lane = lanes.get(r)
+            if lane is None:
+                lane = lanes[r] = len(execs)
+                execs.append(execs[r])
+                caps.append(execs[r].async_capacity)
+            route[i] = lane
+    return route
+
+
+class Loop:
+    """One run, driven by the master thread (its state is described above)."""
+
+    def __init__(
+        self,
+        plan: CompiledGraph,
+        input_values: list[Any],
+        selected: list[bool],
+        kept: list[bool],
+        execs: list[Executor],
+        route_idx: list[int],
+        fail_fast: bool,
+        callbacks: Callbacks,
+        specs: tuple[NodeSpec, ...] | None = None,
+    ) -> None:
+        self.plan = plan
+        n = len(plan._keys)
+        self.n = n
+        # the plan's tuples the loop reads per node, one attribute away; the specs are
+        # the plan's, or with check_mutation=True each task's inside its MutationCheck
+        self.specs = plan._specs if specs is None else specs
+        self.args = plan._args
+        self.fills = plan._fills
+        self.kwargs = plan._kwargs
+        self.nested = plan._nested
+        self.reads = plan._reads
+        self.dependents = plan._dependents
+        self.timeouts = any(spec.timeout is not None for spec in plan._specs)
+        self.vals: list[Any] = [None] * n + input_values + list(plan._consts)
+        self.kept = kept
+        self.selected = selected
+        # one lane per executor, and one more per executor that runs async tasks
+        # concurrently (async_capacity): a lane has its own ready stack and capacity
+        self.execs = list(execs)
+        self.route = route_idx
+        self.caps = [ex.capacity for ex in execs]
+        if any(spec.coro for spec in plan._specs):
+            self.route = _async_lanes(plan, self.execs, self.caps, route_idx)
+        self.fail_fast = fail_fast
+        self.cb = callbacks
+        self.has_cb = bool(callbacks)
+        self.state = [PENDING if s else SKIPPED for s in selected]
+        self.waiting = [len(d) for d in plan._deps]
+        self.left = list(plan._n_readers)
+        if not all(selected):
+            for i in range(n):
+                if not selected[i]:
+                    for s in plan._reads[i]:
+                        self.left[s] -= 1
+        self.attempt = [0] * n
+        self.trials = Trials(plan._keys, callbacks)
+        self.rows = self.trials.rows  # one attribute away for _finish
+        self.calls: dict[int, Call | Batch] = {}  # idx -> in-flight call or batch (asynchronous executors)
+        self.inflight = [0] * len(self.execs)
+        self.ready: list[list[int]] = [[] for _ in self.execs]
+        self.timers = Timers()
+        self.q: queue.SimpleQueue[Any] = queue.SimpleQueue()  # Outcome or BatchDone
+        self.failed_order: list[int] = []
+        # executors that keep values where they were made: values cross over by fetch()
+        self.remote = any(ex.keeps_values for ex in execs)
+        self.stopping = False
+        self.stop_time = float("inf")  # when fail_fast stopped the run
+        self.interrupted = False
+        self.start = 0.0
+        # the cache (use_cache): per node, whether its value is written to the store
+        self.cache: CacheSession | None = None
+        self.saving: list[bool] | None = None  # the cache session's, one attribute away
+        self.earlier: dict[int, list[Trial]] = {}
+        # task.map: map node idx -> its expansion; item token (< 0) -> (expansion, item)
+        self.map_nodes = plan._maps
+        self.maps = Maps(self)
+        self.map_runs = self.maps.runs
+        self.items = self.maps.items
+        self.batches = Batching(plan, self.execs, len(execs), self.remote, self.route, self.state, self.items)
+        # dx.cond: predicate node idx -> its conds (select, pred slot, then, otherwise)
+        self.conds = conds_by_predicate(plan._conds)
+
+    def use_cache(self, store: CacheStore, decision: CacheDecision, earlier: dict[int, list[Trial]]) -> None:
+        """Mark the nodes the cache serves (or that only cached nodes need) ``cached``,
+        with their loaded values, and those that succeeded in the run being resumed
+        ``succeeded``; the nodes that run write their values to ``store``; ``earlier``
+        trials (of the run being resumed) come first in the result."""
+        cache = self.cache = CacheSession(self.plan, store, decision, earlier)
+        cache.apply(decision, self.state, self.vals, self.left, self.waiting)
+        self.saving = cache.saving
+        self.earlier = earlier
+
+    # -- the loop -----------------------------------------------------------------
+    def execute(self) -> RunResult:
+        plan = self.plan
+        self.start = time.time()
+        t0 = time.perf_counter()
+        logger.info("run of graph %r: %d nodes", plan.name, sum(self.selected))
+        self.cb.call("on_run_start", plan)
+        if self.conds is not None:
+            for slot in [s for s in self.conds if s >= self.n]:  # a graph input or a constant
+                choose(self, slot, self.vals[slot], ready=False)
+        for i in range(self.n):
+            if self.state[i] == PENDING and self.waiting[i] == 0:
+                self.ready[self.route[i]].append(i)
+        for stack in self.ready:
+            stack.reverse()  # so that the first ready node in plan order runs first
+        try:
+            self._loop()
+        except BaseException:
+            self.interrupted = True
+            self._cancel_all()
+            result = run_result(self, time.perf_counter() - t0)
+            self.cb.call("on_run_end", result)
+            raise
+        for i in range(self.n):
+            if self.state[i] == PENDING:
+                self.state[i] = CANCELLED
+        self.maps.stopped(time.time())
+        self.trials.end_unstarted()
+        result = run_result(self, time.perf_counter() - t0)
+        logger.info(
+            "run of graph %r ended in %.3f s: %s", plan.name, result.duration, "ok" if result.ok else "failed"
+        )
+        self.cb.call("on_run_end", result)
+        return result
+
+    def _loop(self) -> None:
+        execs = self.execs
+        ready = self.ready
+        inflight = self.inflight
+        q = self.q
+        post = q.put
+        finish = self.finish
+        make = self.make_call
+        caps = self.caps
+        n_exec = len(execs)
+        has_cb = bool(self.cb)
+        batches = self.batches
+        batching = batches.on
+        observe = batches.observe if any(batches.tiny) else None
+        batch_members = batches.members
+        remote = self.remote
+        map_nodes = self.map_nodes
+        maps = self.maps
+        retries = self.timers.retries
+        next_wake = self.timers.next_wake
+        while True:
+            for r in range(n_exec):
+                stack = ready[r]
+                ex = execs[r]
+                cap = caps[r]
+                while stack and inflight[r] < cap:
+                    i = stack.pop()
+                    if map_nodes and (i < 0 or i in map_nodes):
+                        if i >= 0:
+                            maps.expand(i, stack)
+                        elif batching[r] and (chunk := batches.item_chunk(i, r, stack)) is not None:
+                            maps.submit_chunk(chunk, r, ex)
+                        else:
+                            maps.submit(i, r, ex)
+                        continue
+                    if batching[r]:
+                        members = batch_members(i, r, stack)
+                        if members is not None:
+                            submit_batch(self, members, r, ex)
+                            continue
+                    call = make(i)
+                    if remote:
+                        error = localize(call, ex, self.nested[i])
+                        if error is not None:
+                            finish(error, False)
+                            continue
+                    if has_cb:
+                        self.trials.started(i, call.attempt)
+                    try:
+                        out = ex.submit(call, post)
+                    except Exception as exc:
+                        out = refused(call, ex, exc)
+                    if out is None:
+                        inflight[r] += 1
+                        self.calls[i] = call
+                        timeout = call.spec.timeout
+                        if timeout is not None:
+                            self.timers.deadline(time.time() + timeout, i, call.attempt)
+                    else:
+                        finish(out, False)
+            if not any(inflight) and not retries:
+                if any(ready):
+                    continue
+                return
+            wait = next_wake()
+            try:
+                out = q.get(timeout=wait) if wait is None or wait > 0 else q.get_nowait()
+            except queue.Empty:
+                out = None
+            while out is not None:
+                if type(out) is BatchDone:
+                    finish_batch(self, out, True)
+                else:
+                    if observe is not None:
+                        observe(out)
+                    finish(out, True)
+                try:
+                    out = q.get_nowait()
+                except queue.Empty:
+                    break
+            expire(self)
+
+    def make_call(self, i: int) -> Call:
+        vals = self.vals
+        self.state[i] = RUNNING
+        attempt = self.attempt[i] + 1
+        self.attempt[i] = attempt
+        if self.nested[i]:
+            from .._fill import fill
+
+            plan = self.plan
+            kw = plan._kwargs[i]
+            return Call(
+                i,
+                attempt,
+                self.specs[i],
+                tuple(fill(a, vals) for a in plan._args[i]),
+                {k: fill(v, vals) for k, v in kw.items()} if kw else None,
+            )
+        fills = self.fills[i]
+        if fills:
+            al = list(self.args[i])
+            for p, s in fills:
+                al[p] = vals[s]
+            args: Any = al
+        else:
+            args = self.args[i]
+        kw = self.kwargs[i]
+        if kw is not None:
+            kwf = self.plan._kwfills[i]
+            if kwf:
+                kw = dict(kw)
+                for name, s in kwf:
+                    kw[name] = vals[s]
+        return Call(i, attempt, self.specs[i], args, kw)
+
+    def route_of(self, i: int) -> int:
+        """The lane of node ``i``, or of the map of item token ``i``."""
+        return self.route[i if i >= 0 else self.items[i][0].m]
+
+    def unstart(self, call: Call) -> None:
+        """``call`` was submitted in a batch but did not run: its node is pending again."""
+        i = call.idx
+        if i < 0:  # an item: pending again, its announced trial ended
+            run, j = self.items[i]
+            if run.states[j] == RUNNING and run.attempts[j] == call.attempt:
+                run.states[j] = PENDING
+                run.attempts[j] = call.attempt - 1
+                unstart_item(run.trials[j], call.attempt, self.cb)
+            return
+        if self.state[i] != RUNNING or self.attempt[i] != call.attempt:
+            return
+        self.state[i] = PENDING
+        self.attempt[i] = call.attempt - 1
+        self.trials.unstart(i, call.attempt)
+
+    # -- completions ----------------------------------------------------------------
+    def finish(self, out: Outcome, async_: bool) -> None:
+        i = out[0]
+        if i < 0:
+            self.maps.finish(out, async_)
+            return
+        state = self.state
+        if state[i] != RUNNING or self.attempt[i] != out[1]:
+            return  # an abandoned trial (timed out or cancelled) reporting late
+        if async_:
+            self.inflight[self.route[i]] -= 1
+            del self.calls[i]
+        if out[2]:
+            if self.timeouts:
+                timeout = self.specs[i].timeout
+                if timeout is not None and out[7] - out[6] > timeout:
+                    exc = timeout_error(self.specs[i].key, timeout, out[7] - out[6])
+                    self.failed(i, out, State.TIMED_OUT, exc, "")
+                    return
+            # succeeded: the hot path, kept in this one method
+            state[i] = SUCCEEDED
+            vals = self.vals
+            vals[i] = out[3]
+            if self.saving is not None and self.saving[i]:
+                assert self.cache is not None
+                self.cache.save(i, out[3])
+            if self.has_cb:
+                self.cb.call("on_trial_end", self.trials.record(i, out, State.SUCCEEDED, None, ""))
+            elif self.rows[i] is None and not out[9]:
+                # a first trial that succeeded and left no log: (start, end, worker), made a
+                # Trial in _result (one with a log is recorded as a Trial now)
+                self.rows[i] = (out[6], out[7], out[8])
+            else:
+                self.trials.record(i, out, State.SUCCEEDED, None, "")
+            left = self.left
+            kept = self.kept
+            for s in self.reads[i]:
+                c = left[s] - 1
+                left[s] = c
+                if c == 0 and not kept[s]:
+                    vals[s] = RELEASED
+            if left[i] == 0 and not kept[i]:
+                vals[i] = RELEASED
+            if self.stopping:
+                return
+            if self.conds is not None and i in self.conds:
+                choose(self, i, out[3])
+            waiting = self.waiting
+            ready = self.ready
+            route = self.route
+            for d in self.dependents[i]:
+                w = waiting[d] - 1
+                waiting[d] = w
+                if w == 0 and state[d] == PENDING:
+                    ready[route[d]].append(d)
+        else:
+            err = out[4]
+            if isinstance(err, KeyboardInterrupt):
+                self.trials.record(i, out, State.CANCELLED, err, out[5])
+                raise KeyboardInterrupt(f"task of node {self.specs[i].key!r} raised KeyboardInterrupt")
+            self.failed(i, out, trial_state(err), err, out[5])
+
+    def failed(self, i: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str) -> None:
+        seen = time.time()
+        trial = self.trials.record(i, out, tstate, exc, tb)
+        self.cb.call("on_trial_end", trial)
+        key = self.plan._keys[i]
+        wait = next_wait(self.plan._opts[i], out[1], exc, tstate, key, self.stopping)
+        if wait is not None:
+            self.state[i] = PENDING
+            if wait > 0:
+                self.timers.retry(time.time() + wait, i)
+            elif self.waiting[i] == 0:
+                self.ready[self.route[i]].append(i)
+            # else: a batch member whose chained input was lost with its crashed worker:
+            # it is ready again when that input has been computed again
+            return
+        logger.warning("node %r %s: %s: %s", key, tstate.value, type(exc).__name__, exc)
+        self.state[i] = FAILED
+        self.failed_order.append(i)
+        self.release_reads(i)
+        self.upstream_failed(i)
+        if self.fail_fast and not self.stopping:
+            self.stop(seen)
+
+    def stop(self, seen: float) -> None:
+        """fail_fast: let what runs finish, cancel what is ready or waiting to retry."""
+        self.stopping = True
+        self.stop_time = seen
+        for call in self.calls.values():
+            if type(call) is Batch:
+                call.stopped = True  # a thread running it starts no further member
+        for stack in self.ready:
+            for j in stack:
+                self.cancel(j)
+            stack.clear()
+        for j in self.timers.cancel_retries():
+            self.cancel(j)
+
+    # -- task.map: one trial per item -------------------------------------------------------
+    def cancel(self, i: int) -> None:
+        """A ready or retrying node, or item (``i < 0``), that a stop leaves unrun."""
+        if i >= 0:
+            self.state[i] = CANCELLED
+        else:
+            self.maps.cancel(i)
+
+    def release_reads(self, i: int) -> None:
+        left, kept, vals = self.left, self.kept, self.vals
+        for s in self.plan._reads[i]:
+            left[s] -= 1
+            if left[s] == 0 and not kept[s]:
+                vals[s] = RELEASED
+
+    def upstream_failed(self, i: int) -> None:
+        state = self.state
+        dependents = self.plan._dependents
+        stack = list(dependents[i])
+        while stack:
+            j = stack.pop()
+            if state[j] == PENDING:
+                state[j] = UPSTREAM_FAILED
+                self.release_reads(j)
+                stack.extend(dependents[j])
+
+    def _cancel_all(self) -> None:
+        for hook in interrupt_hooks:  # commands run by trials in this process's threads
+            try:
+                hook()
+            except Exception:
+                logger.warning("an interrupt hook %r failed", hook, exc_info=True)
+        now = time.time()
+        seen: set[int] = set()
+        for i, call in list(self.calls.items()):
+            if id(call) in seen:
+                continue  # a batch: abandoned once
+            seen.add(id(call))
+            r = self.route[i if i >= 0 else self.items[i][0].m]
+            try:
+                self.execs[r].abandon(call)
+            except Exception:
+                logger.warning("executor %r failed to abandon %r", self.execs[r], call, exc_info=True)
+        for batch in {id(c): c for c in self.calls.values() if type(c) is Batch}.values():
+            assert isinstance(batch, Batch)
+            for call in batch.calls[1:]:
+                self.unstart(call)  # which member was running is not known: count the first
+        self.calls.clear()
+        for run in self.map_runs.values():
+            run.end_all(now)
+        for i in range(self.n):
+            if self.state[i] == RUNNING and i in self.map_runs:
+                self.state[i] = FAILED if self.map_runs[i].failed else CANCELLED
+            elif self.state[i] == RUNNING:
+                # in flight, or interrupted in the master thread (serial): its trial ends cancelled
+                self.trials.cancel_running(i, self.attempt[i], now)
+            if self.state[i] in (PENDING, RUNNING):
+                self.state[i] = CANCELLED
+        self.trials.end_unstarted()
