@@ -21,7 +21,7 @@ Each error carries its facts as attributes as well as in its message.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from ._result import RunResult
@@ -45,6 +45,15 @@ __all__ = [
 
 class DagexecError(Exception):
     """Base class of every exception raised by dagexec."""
+
+    #: the constructor's arguments after the message, by attribute name: an error that
+    #: names them is rebuilt whole when unpickled (coming back from a worker process)
+    _reduce_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        if not self._reduce_fields:
+            return super().__reduce__()
+        return (type(self), (self.args[0], *(getattr(self, f) for f in self._reduce_fields)))
 
 
 @dataclass(frozen=True)
@@ -143,13 +152,12 @@ class NodeAttributeError(DagexecError, AttributeError):
 class TypeCheckError(DagexecError, TypeError):
     """A value given to or returned by a task does not match its annotation."""
 
+    _reduce_fields = ("key", "param")
+
     def __init__(self, message: str, key: str, param: str | None) -> None:
         super().__init__(message)
         self.key = key
         self.param = param
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.args[0], self.key, self.param))
 
 
 class MutationError(DagexecError):
@@ -162,26 +170,24 @@ class MutationError(DagexecError):
             ``a constant``, ...
     """
 
+    _reduce_fields = ("key", "param", "producer")
+
     def __init__(self, message: str, key: str, param: str, producer: str) -> None:
         super().__init__(message)
         self.key = key
         self.param = param
         self.producer = producer
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.args[0], self.key, self.param, self.producer))
-
 
 class TaskTimeout(DagexecError, TimeoutError):
     """A trial ran past its task's ``timeout``."""
+
+    _reduce_fields = ("key", "timeout")
 
     def __init__(self, message: str, key: str | None = None, timeout: float | None = None):
         super().__init__(message)
         self.key = key
         self.timeout = timeout
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.args[0], self.key, self.timeout))
 
 
 class WorkerCrashed(DagexecError):
@@ -196,6 +202,8 @@ class WorkerCrashed(DagexecError):
             ``"tcp://10.0.0.5:40123"``), when the executor knows one, else None.
     """
 
+    _reduce_fields = ("key", "pid", "exitcodes", "worker")
+
     def __init__(
         self,
         message: str,
@@ -209,9 +217,6 @@ class WorkerCrashed(DagexecError):
         self.pid = pid
         self.exitcodes = exitcodes
         self.worker = worker
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.args[0], self.key, self.pid, self.exitcodes, self.worker))
 
 
 class RemoteError(DagexecError):
@@ -257,10 +262,9 @@ class ArtifactError(DagexecError, ValueError):
         path: the file concerned.
     """
 
+    _reduce_fields = ("reason", "path")
+
     def __init__(self, message: str, reason: str, path: str | None = None) -> None:
         super().__init__(message)
         self.reason = reason
         self.path = path
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.args[0], self.reason, self.path))

@@ -50,13 +50,12 @@ class CommandFailed(DagexecError):
             when it was longer).
     """
 
+    _reduce_fields = ("returncode", "stderr")
+
     def __init__(self, message: str, returncode: int = 1, stderr: str = "") -> None:
         super().__init__(message)
         self.returncode = returncode
         self.stderr = stderr
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.args[0], self.returncode, self.stderr))
 
 
 class CommandResult(NamedTuple):

@@ -797,3 +797,24 @@ def test_a_subclassed_container_that_holds_itself_stays_a_constant() -> None:
         echo([looped, a])
     got = graph.compile().run(executor="serial").outputs["echo"]
     assert got[1] == 2 and type(got[0]) is Row and got[0][1] is got[0]
+
+
+@pytest.mark.parametrize(
+    ("error", "fields"),
+    [
+        (dx.TypeCheckError("m", "k", "p"), {"key": "k", "param": "p"}),
+        (dx.MutationError("m", "k", "p", "node 'a'"), {"key": "k", "param": "p", "producer": "node 'a'"}),
+        (dx.TaskTimeout("m", "k", 1.5), {"key": "k", "timeout": 1.5}),
+        (
+            dx.WorkerCrashed("m", "k", 7, "{SIGKILL(-9)}", "tcp://h:1"),
+            {"key": "k", "pid": 7, "exitcodes": "{SIGKILL(-9)}", "worker": "tcp://h:1"},
+        ),
+        (dx.ArtifactError("m", "truncated", "a.dagx"), {"reason": "truncated", "path": "a.dagx"}),
+        (dx.CommandFailed("m", -9, "boom"), {"returncode": -9, "stderr": "boom"}),
+    ],
+)
+def test_errors_come_back_whole_from_a_pickle(error: dx.DagexecError, fields: dict[str, Any]) -> None:
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is type(error)
+    assert back.args == ("m",)
+    assert {name: getattr(back, name) for name in fields} == fields
