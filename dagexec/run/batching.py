@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .policy import refused
-from .protocol import LINK, O_END, O_IDX, O_START, Batch, BatchDone, Call, Executor, Outcome
+from .protocol import LINK, O_IDX, O_START, Batch, BatchDone, Call, Executor, Outcome
 from .state import PENDING
 
 logger = logging.getLogger("dagexec.engine")
@@ -139,9 +139,9 @@ class Batching:
 
     def observe(self, out: Outcome) -> None:
         """Keep a running estimate of how long the node's function takes."""
-        i = out[O_IDX]
+        i, _, _, _, _, _, start, end, _, _ = out  # unpacked once: it runs for each outcome
         fn = self.specs[i if i >= 0 else self.items[i][0].m].fn
-        took = out[O_END] - out[O_START]
+        took = end - start
         e = self.est.get(fn)
         self.est[fn] = took if e is None else (e + took) / 2
 
@@ -240,7 +240,7 @@ def finish_batch(loop: Loop, done: BatchDone, async_: bool) -> None:
     if len(outs) < len(calls):
         # members that did not run (or whose outcome was lost with a crashed worker)
         # are pending again, without using an attempt
-        ran = {out[0] for out in outs}
+        ran = {out[O_IDX] for out in outs}
         waiting, state, ready, route = loop.waiting, loop.state, loop.ready, loop.route
         for call in calls:
             if call.idx not in ran:
@@ -263,8 +263,9 @@ def finish_batch(loop: Loop, done: BatchDone, async_: bool) -> None:
         if observe:
             loop.batches.observe(out)
         if has_cb:
-            while calls[k].idx != out[0]:
+            idx = out[O_IDX]
+            while calls[k].idx != idx:
                 k += 1
             if linked[k]:
-                loop.trials.started(out[0], calls[k].attempt, out[6])
+                loop.trials.started(idx, calls[k].attempt, out[O_START])
         finish(out, False)

@@ -57,7 +57,7 @@ from .batching import Batching, finish_batch, submit_batch
 from .conds import choose, conds_by_predicate
 from .maps import Maps
 from .policy import next_wait, refused, timeout_error, trial_state
-from .protocol import Batch, BatchDone, Call, Executor, Outcome
+from .protocol import O_ATTEMPT, Batch, BatchDone, Call, Executor, Outcome
 from .result import run_result
 from .state import CANCELLED, FAILED, PENDING, RELEASED, RUNNING, SKIPPED, SUCCEEDED, UPSTREAM_FAILED
 from .timers import Timers, expire
@@ -354,72 +354,74 @@ class Loop:
 
     # -- completions ----------------------------------------------------------------
     def finish(self, out: Outcome, async_: bool) -> None:
-        i = out[0]
+        """Trial ``out`` ended (``async_``: posted by its executor): on success the
+        node's value is stored, its reads released and its dependents readied."""
+        # the hot path: the outcome stays a tuple (cheaper to make and to send than an
+        # object), unpacked here once; elsewhere it is read by the O_* constants
+        i, attempt, ok, value, err, tb, start, end, worker, log = out
         if i < 0:
             self.maps.finish(out, async_)
             return
         state = self.state
-        if state[i] != RUNNING or self.attempt[i] != out[1]:
+        if state[i] != RUNNING or self.attempt[i] != attempt:
             return  # an abandoned trial (timed out or cancelled) reporting late
         if async_:
             self.inflight[self.route[i]] -= 1
             del self.calls[i]
-        if out[2]:
-            if self.timeouts:
-                timeout = self.specs[i].timeout
-                if timeout is not None and out[7] - out[6] > timeout:
-                    exc = timeout_error(self.specs[i].key, timeout, out[7] - out[6])
-                    self.failed(i, out, State.TIMED_OUT, exc, "")
-                    return
-            # succeeded: the hot path, kept in this one method
-            state[i] = SUCCEEDED
-            vals = self.vals
-            vals[i] = out[3]
-            if self.saving is not None and self.saving[i]:
-                assert self.cache is not None
-                self.cache.save(i, out[3])
-            if self.has_cb:
-                self.cb.call("on_trial_end", self.trials.record(i, out, State.SUCCEEDED, None, ""))
-            elif self.rows[i] is None and not out[9]:
-                # a first trial that succeeded and left no log: (start, end, worker), made a
-                # Trial in _result (one with a log is recorded as a Trial now)
-                self.rows[i] = (out[6], out[7], out[8])
-            else:
-                self.trials.record(i, out, State.SUCCEEDED, None, "")
-            left = self.left
-            kept = self.kept
-            for s in self.reads[i]:
-                c = left[s] - 1
-                left[s] = c
-                if c == 0 and not kept[s]:
-                    vals[s] = RELEASED
-            if left[i] == 0 and not kept[i]:
-                vals[i] = RELEASED
-            if self.stopping:
-                return
-            if self.conds is not None and i in self.conds:
-                choose(self, i, out[3])
-            waiting = self.waiting
-            ready = self.ready
-            route = self.route
-            for d in self.dependents[i]:
-                w = waiting[d] - 1
-                waiting[d] = w
-                if w == 0 and state[d] == PENDING:
-                    ready[route[d]].append(d)
-        else:
-            err = out[4]
+        if not ok:
             if isinstance(err, KeyboardInterrupt):
-                self.trials.record(i, out, State.CANCELLED, err, out[5])
+                self.trials.record(i, out, State.CANCELLED, err, tb)
                 raise KeyboardInterrupt(f"task of node {self.specs[i].key!r} raised KeyboardInterrupt")
-            self.failed(i, out, trial_state(err), err, out[5])
+            self.failed(i, out, trial_state(err), err, tb)
+            return
+        if self.timeouts:
+            timeout = self.specs[i].timeout
+            if timeout is not None and end - start > timeout:
+                exc = timeout_error(self.specs[i].key, timeout, end - start)
+                self.failed(i, out, State.TIMED_OUT, exc, "")
+                return
+        state[i] = SUCCEEDED
+        vals = self.vals
+        vals[i] = value
+        if self.saving is not None and self.saving[i]:
+            assert self.cache is not None
+            self.cache.save(i, value)
+        if self.has_cb:
+            self.cb.call("on_trial_end", self.trials.record(i, out, State.SUCCEEDED, None, ""))
+        elif self.rows[i] is None and not log:
+            # a first trial that succeeded and left no log: (start, end, worker), made a
+            # Trial at the end (one with a log is recorded as a Trial now)
+            self.rows[i] = (start, end, worker)
+        else:
+            self.trials.record(i, out, State.SUCCEEDED, None, "")
+        left = self.left
+        kept = self.kept
+        for s in self.reads[i]:
+            c = left[s] - 1
+            left[s] = c
+            if c == 0 and not kept[s]:
+                vals[s] = RELEASED
+        if left[i] == 0 and not kept[i]:
+            vals[i] = RELEASED
+        if self.stopping:
+            return
+        if self.conds is not None and i in self.conds:
+            choose(self, i, value)
+        waiting = self.waiting
+        ready = self.ready
+        route = self.route
+        for d in self.dependents[i]:
+            w = waiting[d] - 1
+            waiting[d] = w
+            if w == 0 and state[d] == PENDING:
+                ready[route[d]].append(d)
 
     def failed(self, i: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str) -> None:
         seen = time.time()
         trial = self.trials.record(i, out, tstate, exc, tb)
         self.cb.call("on_trial_end", trial)
         key = self.plan._keys[i]
-        wait = next_wait(self.plan._opts[i], out[1], exc, tstate, key, self.stopping)
+        wait = next_wait(self.plan._opts[i], out[O_ATTEMPT], exc, tstate, key, self.stopping)
         if wait is not None:
             self.state[i] = PENDING
             if wait > 0:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .._state import State, Trial
-from .protocol import O_ATTEMPT, O_END, O_LOG, O_START, O_WORKER, Outcome
+from .protocol import O_ATTEMPT, Outcome
 
 logger = logging.getLogger("dagexec.engine")
 
@@ -67,20 +67,18 @@ def end_trial(
     when the trial was not announced."""
     if lst and lst[-1].attempt == out[O_ATTEMPT] and lst[-1].end is None:
         trial = lst[-1]
+        _, _, _, _, _, _, trial.start, trial.end, trial.worker, trial.log = out  # unpacked once
         trial.state = state
-        trial.start = out[O_START]
-        trial.end = out[O_END]
-        trial.worker = out[O_WORKER]
         trial.error = error
         trial.traceback = tb
-        trial.log = out[O_LOG]
         return trial
     return None
 
 
 def new_trial(key: str, out: Outcome, state: State, error: BaseException | None, tb: str) -> Trial:
     """The Trial of ``out``, not announced before."""
-    return Trial(key, out[O_ATTEMPT], state, out[O_START], out[O_END], out[O_WORKER], error, tb, out[O_LOG])
+    _, attempt, _, _, _, _, start, end, worker, log = out  # unpacked once
+    return Trial(key, attempt, state, start, end, worker, error, tb, log)
 
 
 class _Items(Protocol):
