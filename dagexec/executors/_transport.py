@@ -8,8 +8,8 @@ naming the argument that does not pickle; the worker side runs it with
 failure that does (DESIGN §12) and the remote traceback is attached as the error's
 ``__cause__``.  Executors that send each task function once per run use
 :class:`SpecPickler` in the master and :func:`load_spec` in the worker, which
-rebuilds a :class:`WorkerSpec`.  cloudpickle is imported only when something is
-pickled.
+rebuilds a :class:`WorkerSpec`; :func:`unpickling_error` words what did not unpickle,
+on either side.  cloudpickle is imported only when something is pickled.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ __all__ = [
     "load_spec",
     "run_pickled",
     "spec_fields",
+    "unpickling_error",
 ]
 
 
@@ -208,6 +209,18 @@ def load_outcome(data: bytes) -> Outcome:
     if error is not None and out[O_TRACEBACK] and error.__cause__ is None:
         error.__cause__ = _RemoteTraceback(out[O_TRACEBACK])
     return out
+
+
+def unpickling_error(key: str, what: str, exc: BaseException, where: str = "") -> BaseException:
+    """The error of a trial whose ``what`` (``"its result"``, ``"its task"``) did not
+    unpickle ``where`` (``" in its worker"``, or "" in the master), ``exc`` its cause."""
+    import pickle
+
+    error = pickle.UnpicklingError(
+        f"node {key!r}: {what} cannot be unpickled{where}: {type(exc).__name__}: {exc}"
+    )
+    error.__cause__ = exc
+    return error
 
 
 def _pickling_error(message: str) -> BaseException:

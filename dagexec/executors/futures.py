@@ -23,6 +23,8 @@ from typing import Any
 
 from ..run.protocol import Batch, Call, Executor, Outcome, crashed_outcome, failed_outcome
 from ..run.worker import run_call
+from ._crash import LOST, refused
+from ._inflight import InFlight
 from ._transport import dump_call, load_outcome, run_pickled
 
 
@@ -42,7 +44,7 @@ class FuturesExecutor(Executor):
         self._max = max_workers or int(getattr(executor, "_max_workers", 32) or 32)
         self._pickle = isinstance(executor, concurrent.futures.ProcessPoolExecutor)
         self.needs_pickle = self._pickle
-        self._futures: dict[int, concurrent.futures.Future[Any]] = {}
+        self._inflight: InFlight[int, concurrent.futures.Future[Any]] = InFlight()  # id(call) -> future
 
     @property
     def capacity(self) -> int:
@@ -67,18 +69,18 @@ class FuturesExecutor(Executor):
             else:
                 fut = self._ex.submit(run_call, call)
         except Exception as exc:
-            return crashed_outcome(call, exc, start, f"{type(self._ex).__name__} refused the trial")
-        self._futures[id(call)] = fut
+            return crashed_outcome(call, exc, start, refused(type(self._ex).__name__))
+        self._inflight.add(id(call), call, fut)
 
         def done(f: concurrent.futures.Future[Any]) -> None:
-            mine = self._futures.pop(id(call), None) is not None
+            mine = self._inflight.claim(id(call)) is not None
             if f.cancelled():
                 if mine:  # cancelled by someone else: the trial must still end
                     post(failed_outcome(call, concurrent.futures.CancelledError(), start, "futures"))
                 return
             exc = f.exception()
             if isinstance(exc, concurrent.futures.BrokenExecutor):
-                post(crashed_outcome(call, exc, start, "the worker running it was lost"))
+                post(crashed_outcome(call, exc, start, LOST))
             elif exc is not None:
                 post(failed_outcome(call, exc, start, "futures"))
             elif self._pickle:
@@ -95,7 +97,7 @@ class FuturesExecutor(Executor):
 
     def abandon(self, call: Call | Batch) -> None:
         """Cancel the future if it has not started."""
-        fut = self._futures.pop(id(call), None)
+        fut = self._inflight.claim_unit(call)
         if fut is not None:
             fut.cancel()
 

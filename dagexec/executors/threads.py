@@ -34,6 +34,8 @@ from .._interrupts import interrupt_hooks
 from .._proctree import RUNNING, stop_interrupted
 from ..run.protocol import Batch, BatchDone, Call, Executor, Outcome, crashed_outcome
 from ..run.worker import run_batch, run_call, run_call_async
+from ._crash import refused
+from ._inflight import InFlight
 
 logger = logging.getLogger("dagexec.executors.threads")
 
@@ -71,8 +73,9 @@ class ThreadExecutor(Executor):
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._extra = 0  # threads started to stand in for abandoned ones
-        # id -> abandoned call whose thread has not returned (holding the call keeps its id unique)
-        self._abandoned: dict[int, Call | Batch] = {}
+        # abandoned calls whose thread has not returned (holding the call keeps its id unique):
+        # the thread that claims one on its return leaves, so capacity is kept
+        self._abandoned: InFlight[int, Call | Batch] = InFlight()
         self._busy: dict[threading.Thread, int] = {}  # thread -> id of the call it runs
         self._shutdown = False
         self._counter = 0
@@ -116,7 +119,7 @@ class ThreadExecutor(Executor):
 
     def _refuse(self, call: Call) -> Outcome:
         error = RuntimeError("submit after ThreadExecutor.shutdown()")
-        return crashed_outcome(call, error, time(), "ThreadExecutor refused the trial")
+        return crashed_outcome(call, error, time(), refused("ThreadExecutor"))
 
     def _start_thread(self) -> None:
         with self._lock:
@@ -144,12 +147,11 @@ class ThreadExecutor(Executor):
             post(out)
             del out
             self._busy.pop(me, None)
-            if self._abandoned:
+            if self._abandoned and self._abandoned.claim(cid) is not None:
+                # a stand-in took this thread's place: leave so capacity is kept
                 with self._lock:
-                    if self._abandoned.pop(cid, None) is not None:
-                        # a stand-in took this thread's place: leave so capacity is kept
-                        self._extra -= 1
-                        break
+                    self._extra -= 1
+                break
         with self._lock:
             if me in self._threads:
                 self._threads.remove(me)
@@ -193,7 +195,7 @@ class ThreadExecutor(Executor):
             return
         with self._lock:
             self._extra += 1
-            self._abandoned[id(call)] = call
+        self._abandoned.add(id(call), call, call)
         self._start_thread()
 
     def run_ended(self) -> None:
@@ -236,7 +238,8 @@ class ThreadExecutor(Executor):
                 self._loop_thread = None
         with self._lock:
             threads = list(self._threads)
-            stuck = {t for t, cid in self._busy.items() if cid in self._abandoned}
+            busy = list(self._busy.items())
+        stuck = {t for t, cid in busy if self._abandoned.get(cid) is not None}
         for _ in threads:
             self._q.put(None)
         if not cancel:

@@ -25,7 +25,7 @@ import threading
 import traceback as _tb
 from collections.abc import Callable
 from time import time
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from .._errors import WorkerCrashed
 
@@ -45,10 +45,12 @@ __all__ = [
     "BatchDone",
     "Call",
     "Executor",
+    "Marker",
     "Outcome",
     "Remote",
     "crashed_outcome",
     "failed_outcome",
+    "with_value",
 ]
 
 Outcome = tuple[int, int, bool, Any, "BaseException | None", str, float, float, str, str]
@@ -122,16 +124,30 @@ class Remote:
         return f"<Remote {self.ref!r} on {self.owner!r}>"
 
 
-class _Link:
+class Marker:
+    """A one-of-a-kind value that stands for something, and pickles by name.
+
+    A subclass sets :attr:`NAME`, the name of the module attribute holding its one
+    instance (so it unpickles as that same instance in any process), and
+    :attr:`TEXT`, its repr.
+    """
+
+    __slots__ = ()
+    NAME: ClassVar[str] = ""
+    TEXT: ClassVar[str] = ""
+
+    def __reduce__(self) -> str:
+        return self.NAME
+
+    def __repr__(self) -> str:
+        return self.TEXT
+
+
+class _Link(Marker):
     """Stands in a batch member's arguments for the value of the member before it."""
 
     __slots__ = ()
-
-    def __reduce__(self) -> str:
-        return "LINK"
-
-    def __repr__(self) -> str:
-        return "LINK"
+    NAME = TEXT = "LINK"
 
 
 #: where a chained member of a :class:`Batch` takes the value of the member before it
@@ -207,6 +223,13 @@ def failed_outcome(
         worker or threading.current_thread().name,
         log,
     )
+
+
+def with_value(out: Outcome, value: Any) -> Outcome:
+    """The successful outcome ``out`` with ``value`` in place of the task's return
+    value: None where the value is not sent back, a :class:`Remote` where it is kept."""
+    idx, attempt, _, _, _, _, start, end, worker, log = out
+    return (idx, attempt, True, value, None, "", start, end, worker, log)
 
 
 def crashed_outcome(call: Call, error: BaseException, start: float, what: str) -> Outcome:

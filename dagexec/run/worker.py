@@ -22,7 +22,7 @@ from .._capture import CURRENT as _CURRENT
 from .._capture import install_for_good as _install_for_good
 from .._capture import log_text as _log_text
 from .._proctree import stop_started_since as _stop_processes_since
-from .protocol import LINK, O_OK, O_VALUE, Batch, BatchDone, Call, Outcome, failed_outcome
+from .protocol import LINK, O_OK, O_VALUE, Batch, BatchDone, Call, Outcome, failed_outcome, with_value
 
 __all__ = [
     "background_loop",
@@ -71,8 +71,7 @@ def run_batch(batch: Batch, worker: str | None = None, board: Any = None, slot: 
             call.args, call.kwargs = args, kwargs  # hold no value past its last reader
             if out[O_OK] and not keep[k - 1]:
                 # consumed here, and nobody else reads it: not sent back
-                i, attempt, _, _, _, _, start, end, where, log = outs[-1]
-                outs[-1] = (i, attempt, True, None, None, "", start, end, where, log)
+                outs[-1] = with_value(outs[-1], None)
         else:
             prev = None
             out = run_call(call, name)

@@ -38,15 +38,18 @@ moves the data.  Data flow::
   cancelled, so dask does not run them again by itself and dagexec's retries decide.
   Those that had not started (queued on that worker) are bystanders: dask gives them
   to another worker, and they keep their attempt.
-* **One outcome per trial.**  Whoever takes a trial out of ``_subs`` under the
-  lock (``_claim``) posts its outcome: the "ended" event, a crash, the done-callback
+* **One outcome per trial.**  Whoever claims a trial from the executor's
+  :class:`~dagexec.executors._inflight.InFlight` (by its dask key, under the
+  registry's lock) posts its outcome: the "ended" event, a crash, the done-callback
   of a future that erred or was cancelled, or ``abandon`` (a timeout, Ctrl-C).
 * **The task function** is pickled with cloudpickle once per run (through its
   ``Task``, so a module's function travels by reference) and workers keep what they
   have unpickled, keyed by digest.
 
-The executor runs in the master process; workers import this module (so dagexec
-must be installed where they run) but never the master's state.
+The executor runs in the master process (this module; the event topics of its
+client in :mod:`.hub`); dask workers import :mod:`.worker`, whose ``_run_trial`` is
+submitted by reference (so dagexec must be installed where they run), but never the
+master's state.  Arguments are walked with :mod:`dagexec._walk`.
 """
 
 from __future__ import annotations
@@ -55,7 +58,6 @@ import concurrent.futures
 import itertools
 import logging
 import math
-import pickle
 import threading
 import time
 import traceback
@@ -64,10 +66,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ..._errors import WorkerCrashed
-from ...run.protocol import Call, Executor, Outcome, Remote, crashed_outcome, failed_outcome
-from .._transport import SpecPickler, dump_call, load_outcome
-from .hub import _Hub, _hubs, _hubs_lock
-from .worker import _FAILED, _drop_tracebacks, _Path, _run_trial
+from ..._walk import Path, kind, replace
+from ...run.protocol import O_OK, Call, Executor, Outcome, Remote, crashed_outcome, failed_outcome, with_value
+from .._crash import died_outcome, refused, worker_died
+from .._inflight import InFlight, Submission
+from .._transport import SpecPickler, dump_call, load_outcome, unpickling_error
+from .hub import _Hub, join_hub, leave_hub
+from .worker import _FAILED, _drop_tracebacks, _run_trial
 
 logger = logging.getLogger("dagexec.executors.dask")
 
@@ -83,6 +88,9 @@ MIN_IN_FLIGHT = 16
 #: seconds a finished task may wait for its "ended" event before its trial fails
 _LOST_EVENT_S = 10.0
 
+#: what a trial's crash says when the client would not take it (a closed client)
+_REFUSED = refused("the dask client")
+
 _NO_CLIENT = (
     "executor 'dask' needs a dask.distributed client, and there is none: make one first "
     "(distributed.Client(address) or distributed.Client(distributed.LocalCluster())), "
@@ -90,50 +98,53 @@ _NO_CLIENT = (
 )
 
 
-class _Sub:
-    """One trial in flight: a dask task, until its outcome is claimed."""
+class _Sub(Submission):
+    """One trial in flight: a dask task, until its outcome is claimed (its
+    ``future`` is set once ``client.submit`` returned)."""
 
-    __slots__ = ("began", "call", "cancel", "future", "out", "post", "start", "started")
+    __slots__ = ("began", "cancel", "out", "started")
 
     def __init__(self, call: Call, post: Callable[[Outcome], None]) -> None:
-        self.call = call
-        self.post = post
-        self.future: Any = None  # set once client.submit returned
+        super().__init__(call, post)
         self.started = False  # its "started" event arrived
         self.began = math.inf  # when it did, by the master's clock
-        self.start = time.time()
         # an outcome claimed before ``future`` was set: the submitting thread posts it
         self.out: Outcome | None = None
         self.cancel = False
 
 
-def _swap(value: Any, owner: Any, path: _Path, found: list[_Path]) -> Any:
-    """``value`` with each Remote of ``owner`` replaced by its future, and the path of
-    each appended to ``found``; a container without one is returned as it is.
+_REMOTE = frozenset({Remote})
 
-    Containers are walked as the graph builder walks them: lists, tuples, dicts, sets
-    and namedtuples (dask puts a future's value back inside a namedtuple too)."""
-    t = type(value)
-    if t is Remote:
-        if value.owner is owner:
-            found.append(path)
-            return value.ref
-        return value
-    if t is list or t is tuple or _is_namedtuple(value):
-        n = len(found)
-        items = [_swap(v, owner, (*path, k), found) for k, v in enumerate(value)]
-        if len(found) == n:
-            return value
-        return items if t is list else tuple(items) if t is tuple else t(*items)
-    if t is dict:
-        n = len(found)
-        swapped = {k: _swap(v, owner, (*path, k), found) for k, v in value.items()}
-        return value if len(found) == n else swapped
-    if t is set or t is frozenset:
-        # members cannot be told apart by position: values held in a set (small,
-        # hashable ones) are brought over instead
-        return t(owner.fetch([v])[0] if type(v) is Remote and v.owner is owner else v for v in value)
-    return value
+
+def _swap(call: Call, owner: Executor) -> tuple[Any, Any, list[Path]]:
+    """``call``'s arguments with each Remote of ``owner`` replaced by its future, and
+    the path of each in ``(args, kwargs)``; a container without one is left as it is.
+
+    Containers are those :mod:`dagexec._walk` enters (dask puts a future's value back
+    inside a namedtuple too).  Members of a set cannot be told apart by position:
+    values held in a set (small, hashable ones) are brought over instead."""
+
+    def ref(remote: Remote) -> Any:
+        return remote.ref if remote.owner is owner else remote
+
+    def fetched(remote: Remote) -> Any:
+        return owner.fetch([remote])[0] if remote.owner is owner else remote
+
+    args, kwargs = call.args, call.kwargs
+    inputs: list[Path] = []
+    if any(type(a) is Remote or kind(a) is not None for a in args):
+        args, inputs = replace(args, ref, paths=True, set_fn=fetched, types=_REMOTE)
+    if kwargs:
+        kwargs, found = replace(kwargs, ref, paths=True, set_fn=fetched, types=_REMOTE)
+        inputs += found
+    return args, kwargs, inputs
+
+
+def _no_futures(value: Any) -> Any:
+    """``value`` with dask futures replaced by None (to find what does not pickle)."""
+    from distributed import Future
+
+    return replace(value, lambda leaf: None if isinstance(leaf, Future) else leaf)
 
 
 class DaskExecutor(Executor):
@@ -203,9 +214,7 @@ class DaskExecutor(Executor):
             )
         self._client: Any = client
         self._max = max_in_flight
-        self._lock = threading.Lock()
-        self._subs: dict[str, _Sub] = {}  # dask key -> trial in flight
-        self._by_call: dict[int, str] = {}  # id(call) -> dask key
+        self._inflight: InFlight[str, _Sub] = InFlight()  # dask key -> trial in flight
         self._prefix = uuid.uuid4().hex[:8]
         self._count = itertools.count()
         self._hub: _Hub | None = None  # set while a run uses the executor
@@ -231,59 +240,23 @@ class DaskExecutor(Executor):
         return max(MIN_IN_FLIGHT, IN_FLIGHT_PER_THREAD * threads)
 
     # -- subscriptions, for the length of a run -------------------------------------------
-    def _join(self) -> None:
-        client = self._client
-        with _hubs_lock:
-            hub = _hubs.get(id(client))
-            if hub is None or hub.client is not client:
-                hub = _hubs[id(client)] = _Hub(client)
-            try:
-                hub.join(self)
-            except BaseException:
-                if not hub.members and _hubs.get(id(client)) is hub:
-                    del _hubs[id(client)]
-                raise
-        self._hub = hub
-
-    def _leave(self) -> None:
-        hub = self._hub
-        if hub is None:
-            return
-        self._hub = None
-        try:
-            with _hubs_lock:
-                if hub.leave(self) and _hubs.get(id(hub.client)) is hub:
-                    del _hubs[id(hub.client)]
-        except Exception:
-            logger.warning("could not unsubscribe from the dask client's events", exc_info=True)
-
     # -- submission ----------------------------------------------------------------------
     def submit(self, call: Call, post: Callable[[Outcome], None]) -> Outcome | None:
         """Submit ``call`` as a dask task; a failed outcome at once when it cannot go."""
         hub = self._hub
         if hub is None:
             try:
-                self._join()
+                hub = self._hub = join_hub(self._client, self)
             except Exception as exc:  # a closed client refuses even the subscription
-                return crashed_outcome(call, exc, time.time(), "the dask client refused the trial")
-            hub = self._hub
-            assert hub is not None
+                return crashed_outcome(call, exc, time.time(), _REFUSED)
         try:
             blobs = self._pickler.blobs(call.spec)
-            inputs: list[_Path] = []
-            args = call.args
-            if any(type(a) is Remote or type(a) in _CONTAINERS or _is_namedtuple(a) for a in args):
-                args = [_swap(a, self, (k,), inputs) for k, a in enumerate(args)]
-            kwargs = call.kwargs
-            if kwargs:
-                kwargs = {k: _swap(v, self, (k,), inputs) for k, v in kwargs.items()}
+            args, kwargs, inputs = _swap(call, self)
         except Exception as exc:
             return failed_outcome(call, exc, time.time(), "master")
         dkey = f"{call.key}-a{call.attempt}-{self._prefix}{next(self._count) & 0xFFFFFFFF:08x}"
         sub = _Sub(call, post)
-        with self._lock:
-            self._subs[dkey] = sub
-            self._by_call[id(call)] = dkey
+        self._inflight.add(dkey, call, sub)
         try:
             future = self._client.submit(
                 _run_trial,
@@ -300,14 +273,12 @@ class DaskExecutor(Executor):
                 retries=0,
             )
         except Exception as exc:
-            with self._lock:
-                self._subs.pop(dkey, None)
-                self._by_call.pop(id(call), None)
+            self._inflight.claim(dkey)
             # the frames of the failed submit hold its future (in cycles the collector
             # would free only later): clear them, so the future and its key go now
             _drop_tracebacks(exc, clear=True)
             return self._not_sent(call, args, kwargs, exc)
-        with self._lock:
+        with self._inflight.lock:
             sub.future = future
             out = sub.out
         if out is not None:
@@ -323,20 +294,13 @@ class DaskExecutor(Executor):
         found = dump_call(plain, (plain.args, plain.kwargs))
         if not isinstance(found, bytes):
             return found
-        return crashed_outcome(call, exc, time.time(), "the dask client refused the trial")
+        return crashed_outcome(call, exc, time.time(), _REFUSED)
 
     # -- outcomes (on the client's event loop, or dask's callback thread) -----------------
-    def _claim(self, dkey: str) -> _Sub | None:
-        with self._lock:
-            sub = self._subs.pop(dkey, None)
-            if sub is not None:
-                self._by_call.pop(id(sub.call), None)
-            return sub
-
     def _end(self, sub: _Sub, out: Outcome, cancel: bool = False) -> None:
         """Post the outcome of a claimed trial (or leave it to the submitting thread,
         when ``client.submit`` has not returned yet); with ``cancel``, cancel its task."""
-        with self._lock:
+        with self._inflight.lock:
             sub.cancel = cancel
             if sub.future is None:
                 sub.out = out
@@ -346,8 +310,8 @@ class DaskExecutor(Executor):
     def _deliver(self, sub: _Sub, out: Outcome) -> None:
         if sub.cancel:
             self._cancel_soon([sub.future])
-        if out[2]:
-            out = (out[0], out[1], True, Remote(self, sub.future), None, "", out[6], out[7], out[8], out[9])
+        if out[O_OK]:
+            out = with_value(out, Remote(self, sub.future))
         sub.post(out)
 
     def _on_trial_event(self, msg: Any) -> bool:
@@ -356,13 +320,12 @@ class DaskExecutor(Executor):
         if not isinstance(dkey, str) or not dkey.endswith(self._prefix, -16, -8):
             return False
         if "s" in msg:
-            with self._lock:
-                sub = self._subs.get(dkey)
-                if sub is not None:
-                    sub.started = True
-                    sub.began = time.time()
+            sub = self._inflight.get(dkey)
+            if sub is not None:
+                sub.began = time.time()
+                sub.started = True
             return True
-        found = self._claim(dkey)
+        found = self._inflight.claim(dkey)
         if found is None:
             return True  # abandoned, crashed, or run again by dask after a loss
         call = found.call
@@ -374,10 +337,7 @@ class DaskExecutor(Executor):
             try:
                 out = load_outcome(msg["e"])
             except Exception as exc:
-                error = pickle.UnpicklingError(
-                    f"node {call.key!r}: its exception cannot be unpickled: {type(exc).__name__}: {exc}"
-                )
-                error.__cause__ = exc
+                error = unpickling_error(call.key, "its exception", exc)
                 out = failed_outcome(call, error, found.start, "dask")
         self._end(found, out)
         return True
@@ -385,36 +345,26 @@ class DaskExecutor(Executor):
     def _worker_died(self, worker: str, keys: Any) -> None:
         """A worker died with ``keys`` in processing: the started trials among them crashed."""
         for dkey in keys:
-            with self._lock:
-                sub = self._subs.get(dkey)
-                if sub is None:
-                    continue
-                if not sub.started:
-                    logger.info("trial %r was queued on dead worker %s: dask runs it elsewhere", dkey, worker)
-                    continue
-            sub = self._claim(dkey)
+            sub = self._inflight.get(dkey)
+            if sub is None:
+                continue
+            if not sub.started:
+                logger.info("trial %r was queued on dead worker %s: dask runs it elsewhere", dkey, worker)
+                continue
+            sub = self._inflight.claim(dkey)
             if sub is None:
                 continue
             call = sub.call
-            error = WorkerCrashed(
-                f"node {call.key!r}: its dask worker {worker} died while running attempt {call.attempt}",
-                call.key,
-                None,
-                "",
-                worker,
-            )
+            error = worker_died(call, f"its dask worker {worker}", worker=worker)
             logger.warning(
                 "node %r: dask worker %s died while running attempt %d", call.key, worker, call.attempt
             )
-            now = time.time()
-            out: Outcome = (call.idx, call.attempt, False, None, error, "", sub.start, now, worker, "")
-            self._end(sub, out, cancel=True)
+            self._end(sub, died_outcome(call, error, sub.start, worker), cancel=True)
 
     def _done(self, dkey: str, future: Any) -> None:
         """A trial's future is done; an outcome still unclaimed comes from here."""
-        with self._lock:
-            if dkey not in self._subs:
-                return
+        if self._inflight.get(dkey) is None:
+            return
         status = future.status
         if status == "finished":
             # its "ended" event comes before dask reports it finished: wait a little
@@ -422,7 +372,7 @@ class DaskExecutor(Executor):
             timer.daemon = True
             timer.start()
             return
-        sub = self._claim(dkey)
+        sub = self._inflight.claim(dkey)
         if sub is None:
             return
         call = sub.call
@@ -444,10 +394,10 @@ class DaskExecutor(Executor):
             error = concurrent.futures.CancelledError(
                 f"node {call.key!r}: its dask task was cancelled (dask future status {status!r})"
             )
-        self._end(sub, (call.idx, call.attempt, False, None, error, text, sub.start, time.time(), "dask", ""))
+        self._end(sub, died_outcome(call, error, sub.start, "dask", text))
 
     def _no_event(self, dkey: str) -> None:
-        sub = self._claim(dkey)
+        sub = self._inflight.claim(dkey)
         if sub is None:
             return
         call = sub.call
@@ -474,10 +424,8 @@ class DaskExecutor(Executor):
     def started_at(self, call: Call) -> float | None:
         """When ``call``'s "started" event arrived; ``math.inf`` while its task waits
         in dask's queues (a timeout counts from the start); None once its outcome is in."""
-        with self._lock:
-            dkey = self._by_call.get(id(call))
-            sub = self._subs.get(dkey) if dkey is not None else None
-            return None if sub is None else sub.began
+        sub = self._inflight.find(call)
+        return None if sub is None else sub.began
 
     # -- values ----------------------------------------------------------------------------
     def fetch(self, remotes: list[Remote]) -> list[Any]:
@@ -499,24 +447,21 @@ class DaskExecutor(Executor):
     def abandon(self, call: Call | Any) -> None:
         """Cancel ``call``'s dask task (``force=True``); its outcome is ignored.  A task
         already running goes on in its worker thread until its function returns."""
-        with self._lock:
-            dkey = self._by_call.get(id(call))
-        sub = self._claim(dkey) if dkey is not None else None
+        sub = self._inflight.claim_unit(call)
         if sub is not None and sub.future is not None:
             self._cancel_soon([sub.future])
 
     def run_ended(self) -> None:
         """Unsubscribe from the client's events and forget what was pickled."""
-        self._leave()
-        with self._lock:
-            self._subs.clear()
-            self._by_call.clear()
+        hub, self._hub = self._hub, None
+        if hub is not None:
+            leave_hub(hub, self)
+        self._inflight.clear()
         self._pickler.clear()
 
     def shutdown(self, *, cancel: bool = False) -> None:
         """End the run's use of the cluster; close the client when the executor made it."""
-        with self._lock:
-            subs = list(self._subs.values())
+        subs = self._inflight.pending()
         if cancel and subs:
             self._cancel_soon([s.future for s in subs if s.future is not None])
         self.run_ended()
@@ -532,23 +477,3 @@ class DaskExecutor(Executor):
         except Exception:
             address = "?"
         return f"DaskExecutor({address!r})"
-
-
-_CONTAINERS = (list, tuple, dict, set, frozenset)
-
-
-def _is_namedtuple(value: Any) -> bool:
-    return isinstance(value, tuple) and hasattr(value, "_fields")
-
-
-def _no_futures(value: Any) -> Any:
-    """``value`` with dask futures replaced by None (to find what does not pickle)."""
-    if type(value) in (list, tuple):
-        return type(value)(_no_futures(v) for v in value)
-    if _is_namedtuple(value):
-        return type(value)(*[_no_futures(v) for v in value])
-    if type(value) is dict:
-        return {k: _no_futures(v) for k, v in value.items()}
-    if type(value).__name__ == "Future" and type(value).__module__.startswith("distributed"):
-        return None
-    return value

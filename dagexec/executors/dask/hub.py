@@ -1,4 +1,9 @@
-"""The event topics of one dask client, shared by the executors a run uses on it."""
+"""The event topics of one dask client, shared by the executors a run uses on it.
+
+A :class:`~dagexec.executors.dask.DaskExecutor` joins its client's hub when a run
+first submits to it (:func:`join_hub`) and leaves it when the run ends
+(:func:`leave_hub`); the last to leave unsubscribes.
+"""
 
 from __future__ import annotations
 
@@ -78,3 +83,32 @@ class _Hub:
 
 _hubs: dict[int, _Hub] = {}  # id(client) -> its hub, while a run uses it
 _hubs_lock = threading.Lock()
+
+
+def join_hub(client: Any, ex: DaskExecutor) -> _Hub:
+    """The hub of ``client``, with ``ex`` among its members (subscribed on the first).
+
+    Raises:
+        Exception: whatever the client raises when it refuses the subscription (closed).
+    """
+    with _hubs_lock:
+        hub = _hubs.get(id(client))
+        if hub is None or hub.client is not client:
+            hub = _hubs[id(client)] = _Hub(client)
+        try:
+            hub.join(ex)
+        except BaseException:
+            if not hub.members and _hubs.get(id(client)) is hub:
+                del _hubs[id(client)]
+            raise
+    return hub
+
+
+def leave_hub(hub: _Hub, ex: DaskExecutor) -> None:
+    """``ex`` leaves ``hub``; the last member unsubscribes (a failure is logged)."""
+    try:
+        with _hubs_lock:
+            if hub.leave(ex) and _hubs.get(id(hub.client)) is hub:
+                del _hubs[id(hub.client)]
+    except Exception:
+        logger.warning("could not unsubscribe from the dask client's events", exc_info=True)

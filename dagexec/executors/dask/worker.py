@@ -14,25 +14,29 @@ import time
 import traceback
 from typing import Any
 
-from ...run.protocol import Call, Outcome, failed_outcome
+from ..._walk import Path, at
+from ...run.protocol import (
+    O_END,
+    O_ERROR,
+    O_LOG,
+    O_OK,
+    O_START,
+    O_VALUE,
+    Call,
+    Marker,
+    Outcome,
+    failed_outcome,
+)
 from ...run.worker import install_worker_capture, run_call
-from .._transport import Blobs, dump_outcome, load_spec
-
-#: where, in a call's arguments, an upstream future stands: a position or a name, then
-#: indices or keys into containers
-_Path = tuple[Any, ...]
+from .._transport import Blobs, _type_name, dump_outcome, load_spec, unpickling_error
 
 
-class _Failed:
+class _Failed(Marker):
     """The result of a failed trial's dask task: never given to a consumer."""
 
     __slots__ = ()
-
-    def __reduce__(self) -> str:
-        return "_FAILED"
-
-    def __repr__(self) -> str:
-        return "<failed trial>"
+    NAME = "_FAILED"
+    TEXT = "<failed trial>"
 
 
 _FAILED: Any = _Failed()
@@ -73,14 +77,6 @@ def _pickle_problem(value: Any) -> Exception | None:
     return None
 
 
-def _at(args: Any, kwargs: Any, path: _Path) -> Any:
-    """The value at ``path`` in a call's arguments."""
-    value = kwargs[path[0]] if isinstance(path[0], str) else args[path[0]]
-    for step in path[1:]:
-        value = value[step]
-    return value
-
-
 def _run_trial(
     topic: str,
     dkey: str,
@@ -88,11 +84,12 @@ def _run_trial(
     blobs: Blobs,
     args: Any,
     kwargs: dict[str, Any] | None,
-    inputs: list[_Path],
+    inputs: list[Path],
 ) -> Any:
     """Run one trial in a dask worker; its outcome goes out as events, its value stays.
 
-    ``inputs`` are the places in ``args``/``kwargs`` where dask put upstream values.
+    ``inputs`` are the places in ``args`` (a path that starts with a position) or
+    ``kwargs`` (one that starts with a name) where dask put upstream values.
     """
     from distributed import get_worker
 
@@ -106,29 +103,26 @@ def _run_trial(
     try:
         spec = load_spec(*blobs)
     except Exception as exc:
-        unloadable = pickle.UnpicklingError(
-            f"node {key!r}: its task cannot be unpickled in its worker: {type(exc).__name__}: {exc}"
-        )
-        unloadable.__cause__ = exc
+        unloadable = unpickling_error(key, "its task", exc, " in its worker")
         out = failed_outcome(Call(idx, attempt, None, (), None), unloadable, start, where)
     else:
         call = Call(idx, attempt, spec, args, kwargs)
         lost = _lost_input(key, args, kwargs, inputs)
         out = run_call(call, where) if lost is None else failed_outcome(call, lost, start, where)
         del call
-    if out[2]:
-        problem = _pickle_problem(out[3])
+    if out[O_OK]:
+        value = out[O_VALUE]
+        problem = _pickle_problem(value)
         if problem is None:
-            event = {"k": dkey, "t": [out[6], out[7]], "w": where}
-            if out[9]:
-                event["l"] = out[9]
+            event = {"k": dkey, "t": [out[O_START], out[O_END]], "w": where}
+            if out[O_LOG]:
+                event["l"] = out[O_LOG]
             worker.log_event(topic, event)
-            return out[3]
-        t = type(out[3])
-        name = t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+            return value
+        name = _type_name(value)
         error = pickle.PicklingError(f"node {key!r}: its result of type {name} cannot be pickled: {problem}")
-        out = (idx, attempt, False, None, error, "", out[6], out[7], where, out[9])
-    _drop_tracebacks(out[4])
+        out = (idx, attempt, False, None, error, "", out[O_START], out[O_END], where, out[O_LOG])
+    _drop_tracebacks(out[O_ERROR])
     worker.log_event(topic, {"k": dkey, "e": dump_outcome(out, key)})
     return _FAILED
 
@@ -153,8 +147,8 @@ def _drop_tracebacks(error: BaseException | None, clear: bool = False) -> None:
         stack += [exc.__cause__, exc.__context__]
 
 
-def _lost_input(key: str, args: Any, kwargs: Any, inputs: list[_Path]) -> Exception | None:
-    if any(_at(args, kwargs, path) is _FAILED for path in inputs):
+def _lost_input(key: str, args: Any, kwargs: Any, inputs: list[Path]) -> Exception | None:
+    if any(at(kwargs if isinstance(path[0], str) else args, path) is _FAILED for path in inputs):
         return RuntimeError(
             f"node {key!r}: an input was lost with a dask worker, and dask's recomputation of it failed"
         )

@@ -42,6 +42,12 @@ Data flow::
   ``WorkerCrashed`` naming loky's error (DESIGN §12, "Executor boundary").
 * Ctrl-C: the engine abandons what is in flight and shuts down an executor it
   made with ``cancel=True``, which kills the workers at once.
+
+The package: this module holds the executor (the master side; its submissions in
+an :class:`~dagexec.executors._inflight.InFlight` by ``sid``, crashes worded by
+:mod:`dagexec.executors._crash`); :mod:`.worker` what loky runs in its worker
+processes, sent there by reference; :mod:`.shared` the pipe, the board and the pool
+keeper that every ``LokyExecutor`` of the process shares.
 """
 
 from __future__ import annotations
@@ -49,7 +55,6 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -57,10 +62,11 @@ from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from ..._errors import WorkerCrashed
 from ..._proctree import kill_trees
 from ...run.protocol import Batch, BatchDone, Call, Executor, Outcome, crashed_outcome, failed_outcome
-from .._transport import SpecPickler, dump_call, load_outcome
+from .._crash import died_outcome, exit_codes, refused, worker_died
+from .._inflight import InFlight, Submission
+from .._transport import SpecPickler, dump_call, load_outcome, unpickling_error
 from .shared import _alive, _get_reports, _get_shared, _sids
 from .worker import _init_worker, _run_batch_in_worker, _run_in_worker
 
@@ -68,29 +74,23 @@ logger = logging.getLogger("dagexec.executors.loky")
 
 __all__ = ["LokyExecutor"]
 
-_EXITCODES = re.compile(r"exit codes of the workers are (\{[^}]*\})")
 
+class _Sub(Submission):
+    """One submission: a trial (or batch) handed to loky, under its id ``sid``."""
 
-class _Sub:
-    """One submission: a trial handed to loky."""
-
-    __slots__ = ("abandoned", "batch", "call", "free_resubmits", "future", "post", "sid", "start")
+    __slots__ = ("abandoned", "free_resubmits", "sid")
 
     def __init__(self, sid: int, call: Call, post: Callable[[Any], None], batch: Batch | None = None) -> None:
+        super().__init__(call, post, batch)
         self.sid = sid
-        self.call = call  # a batch's first member
-        self.batch = batch
-        self.post = post
-        self.future: Future[tuple[bool, bytes]] | None = None
         self.abandoned = False
         self.free_resubmits = 0
-        self.start = time.time()
 
 
 _Payload = tuple[Any, ...]
 
 #: what a trial's WorkerCrashed says when no pool took it (five fresh ones refused it)
-_REFUSED = "loky's process pool refused the trial"
+_REFUSED = refused("loky's process pool")
 
 
 class LokyExecutor(Executor):
@@ -125,9 +125,7 @@ class LokyExecutor(Executor):
         self._max = max_workers
         self._grace = float(grace)
         self._idle_timeout = idle_timeout
-        self._lock = threading.Lock()
-        self._subs: dict[int, _Sub] = {}  # sid -> submission in flight
-        self._by_call: dict[int, int] = {}  # id(call) -> sid
+        self._inflight: InFlight[int, _Sub] = InFlight()  # sid -> submission in flight
         # pickled this run: id(task or function) -> (it, digest, bytes), id(spec) -> (spec, blobs)
         self._pickler = SpecPickler()  # task functions and specs, pickled once per run
         self._current: Any = None  # the loky pool submissions go to
@@ -160,10 +158,8 @@ class LokyExecutor(Executor):
         values = dump_call(call, (call.args, call.kwargs))
         if not isinstance(values, bytes):
             return values
-        with self._lock:
-            sub = _Sub(next(_sids), call, post)
-            self._subs[sub.sid] = sub
-            self._by_call[id(call)] = sub.sid
+        sub = _Sub(next(_sids), call, post)
+        self._inflight.add(sub.sid, call, sub)
         error = self._send(sub, ((call.idx, call.attempt, call.key), blobs, values))
         if error is not None:
             self._forget(sub)
@@ -187,10 +183,8 @@ class LokyExecutor(Executor):
         except Exception:
             return BatchDone(batch, [], split=True)
         heads = [(call.idx, call.attempt, call.key) for call in calls]
-        with self._lock:
-            sub = _Sub(next(_sids), calls[0], post, batch)
-            self._subs[sub.sid] = sub
-            self._by_call[id(batch)] = sub.sid
+        sub = _Sub(next(_sids), calls[0], post, batch)
+        self._inflight.add(sub.sid, batch, sub)
         _get_shared()[2].clear(sub.sid)
         error = self._send(sub, (heads, fns, specs, batch.linked, batch.keep, values))
         if error is not None:
@@ -249,11 +243,7 @@ class LokyExecutor(Executor):
             try:
                 out = load_outcome(data)
             except Exception as load_exc:
-                what = "its result" if ok else "its exception"
-                error = pickle.UnpicklingError(
-                    f"node {sub.call.key!r}: {what} cannot be unpickled: {type(load_exc).__name__}: {load_exc}"
-                )
-                error.__cause__ = load_exc
+                error = unpickling_error(sub.call.key, "its result" if ok else "its exception", load_exc)
                 pid = _get_reports().pid_of(sub.sid, wait=0.5)
                 out = failed_outcome(sub.call, error, sub.start, "loky" if pid is None else f"pid:{pid}")
             self._forget(sub)
@@ -303,8 +293,6 @@ class LokyExecutor(Executor):
                 threading.Thread(target=self._resend, args=(sub, payload), daemon=True).start()
                 return
         self._forget(sub)
-        found = _EXITCODES.search(str(exc))
-        codes = found.group(1) if found else ""
         call = sub.call
         if sub.batch is not None:
             k = _get_shared()[2].running(sub.sid)
@@ -314,17 +302,8 @@ class LokyExecutor(Executor):
                 return
             call = sub.batch.calls[k]  # the one it was running; the others run again, free
         who = f"its worker process (pid {pid})" if pid is not None else "its worker process"
-        error = WorkerCrashed(
-            f"node {call.key!r}: {who} died while running attempt {call.attempt}"
-            + (f"; exit codes of the workers that died: {codes}" if codes else ""),
-            call.key,
-            pid,
-            codes,
-        )
-        out: Outcome = (
-            call.idx, call.attempt, False, None, error, str(exc), sub.start, time.time(),
-            f"pid:{pid}" if pid is not None else "loky", "",
-        )  # fmt: skip
+        error = worker_died(call, who, pid=pid, codes=exit_codes(str(exc)))
+        out = died_outcome(call, error, sub.start, "loky" if pid is None else f"pid:{pid}", str(exc))
         if sub.batch is None:
             sub.post(out)
         elif k == 0:
@@ -343,8 +322,7 @@ class LokyExecutor(Executor):
         head = Batch(batch.calls[:k], batch.linked[:k], keep)
 
         def done(ran: BatchDone) -> None:
-            with self._lock:
-                self._by_call.pop(id(batch), None)
+            self._inflight.drop_alias(batch)
             if ran.split:
                 sub.post(BatchDone(batch, [], split=True))
             else:
@@ -354,15 +332,12 @@ class LokyExecutor(Executor):
         if now is not None:
             done(now)
             return
-        with self._lock:  # so that abandon(batch) reaches the rerun
-            sid = self._by_call.get(id(head))
-            if sid is not None:
-                self._by_call[id(batch)] = sid
+        sid = self._inflight.token_of(head)
+        if sid is not None:
+            self._inflight.alias(batch, sid)  # so that abandon(batch) reaches the rerun
 
     def _forget(self, sub: _Sub) -> None:
-        with self._lock:
-            self._subs.pop(sub.sid, None)
-            self._by_call.pop(id(sub.call if sub.batch is None else sub.batch), None)
+        self._inflight.claim(sub.sid)
         _get_reports().forget(sub.sid)
 
     # -- timeouts and cancellation -------------------------------------------------------
@@ -371,16 +346,13 @@ class LokyExecutor(Executor):
         then): a timeout counts from there, not from the submission, so a trial waiting
         for a worker to start (a fresh pool takes about half a second, more on a
         loaded machine) or to come free does not use up its timeout."""
-        with self._lock:
-            sid = self._by_call.get(id(call))
+        sid = self._inflight.token_of(call)
         return None if sid is None else _get_reports().began_at(sid)
 
     def abandon(self, call: Call | Batch) -> None:
         """The trial is past its timeout (or the run was interrupted): its outcome is
         ignored, and its worker is killed if it is still busy after ``grace`` s."""
-        with self._lock:
-            sid = self._by_call.get(id(call))
-            sub = self._subs.get(sid) if sid is not None else None
+        sub = self._inflight.find(call)
         if sub is None:
             return
         sub.abandoned = True
@@ -415,10 +387,8 @@ class LokyExecutor(Executor):
     def shutdown(self, *, cancel: bool = False) -> None:
         """With ``cancel``, kill the workers at once (Ctrl-C); otherwise leave loky's
         reusable pool to the next run (idle workers leave after ``idle_timeout``)."""
-        with self._lock:
-            subs = list(self._subs.values())
         if cancel:
-            for sub in subs:
+            for sub in self._inflight.pending():
                 sub.abandoned = True
             pool = self._current
             try:

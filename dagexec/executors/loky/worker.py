@@ -19,15 +19,14 @@ import signal
 import struct
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 
 from ..._errors import TaskTimeout
 from ..._proctree import children, kill_trees, stop_started_since
-from ...run.protocol import Batch, Call
+from ...run.protocol import O_ERROR, O_IDX, O_OK, Batch, Call, failed_outcome
 from ...run.worker import install_worker_capture, run_batch, run_call
-from .._transport import Blobs, dump_outcome, load_spec
+from .._transport import Blobs, dump_outcome, load_spec, unpickling_error
 
 #: a start report, ``(sid, pid)``: shorter than PIPE_BUF, so written at once
 _REPORT = struct.Struct("=qq")
@@ -87,12 +86,8 @@ def _alarm(key: str, timeout: float, start: float) -> Callable[[int, Any], None]
 
 def _unloadable(head: tuple[int, int, str], what: str, exc: Exception, start: float, worker: str) -> bytes:
     idx, attempt, key = head
-    error = pickle.UnpicklingError(
-        f"node {key!r}: {what} cannot be unpickled in its worker: {type(exc).__name__}: {exc}"
-    )
-    error.__cause__ = exc
-    text = "".join(traceback.format_exception(error))
-    return dump_outcome((idx, attempt, False, None, error, text, start, time.time(), worker, ""), key)
+    error = unpickling_error(key, what, exc, " in its worker")
+    return dump_outcome(failed_outcome(Call(idx, attempt, None, (), None), error, start, worker), key)
 
 
 def _run_in_worker(sid: int, head: tuple[int, int, str], blobs: Blobs, values: bytes) -> tuple[bool, bytes]:
@@ -117,7 +112,7 @@ def _run_in_worker(sid: int, head: tuple[int, int, str], blobs: Blobs, values: b
         out = run_call(call, worker)
     elif spec.coro:  # a coroutine is cancelled at its timeout instead
         out = run_call(call, worker)
-        if isinstance(out[4], TaskTimeout):
+        if isinstance(out[O_ERROR], TaskTimeout):
             stop_started_since(start)  # what it started outlives its cancellation otherwise
     else:
         previous = signal.signal(signal.SIGALRM, _alarm(spec.key, timeout, start))
@@ -127,7 +122,7 @@ def _run_in_worker(sid: int, head: tuple[int, int, str], blobs: Blobs, values: b
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
-    return out[2], dump_outcome(out, spec.key)
+    return out[O_OK], dump_outcome(out, spec.key)
 
 
 def _run_batch_in_worker(
@@ -159,7 +154,7 @@ def _run_batch_in_worker(
     batch = Batch(calls, linked, keep)
     outs = run_batch(batch, f"pid:{pid}", _progress, sid % _BOARD_SLOTS).outcomes
     del batch, calls
-    if all(out[2] for out in outs):
+    if all(out[O_OK] for out in outs):
         try:
             import cloudpickle
 
@@ -173,9 +168,9 @@ def _run_batch_in_worker(
     items = []
     broken = False
     for out in outs:
-        if broken and chained[out[0]]:
+        if broken and chained[out[O_IDX]]:
             continue
-        data = dump_outcome(out, keys[out[0]])
-        broken = out[2] and not pickle.loads(data)[2]
+        data = dump_outcome(out, keys[out[O_IDX]])
+        broken = out[O_OK] and not pickle.loads(data)[O_OK]
         items.append(data)
     return True, items
