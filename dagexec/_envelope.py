@@ -161,10 +161,7 @@ _CHECKS: dict[str, tuple[str, str]] = {
     "not-regular": ("not-regular", "it is {filetype}, not a regular file (only regular files are read)"),
     "empty": ("empty", "the file is empty"),
     "foreign": ("foreign", "not {noun} (it does not start with {magic!r})"),
-    "format-version": (
-        "format-version",
-        "it is in {kind} format {version}, and this dagexec reads format {current}",
-    ),
+    "format-version": ("format-version", "it is in {kind} format {version}, and this dagexec reads format {current}"),
     "truncated": ("truncated", "the file is truncated: it has {size} bytes but needs {need}"),
     "header-digest": ("corrupted", "the header does not match its SHA-256 checksum"),
     "header-json": ("corrupted", "the header is not valid JSON: {error}"),
@@ -174,13 +171,10 @@ _CHECKS: dict[str, tuple[str, str]] = {
     "payload-digest": ("corrupted", "the payload does not match its SHA-256 checksum"),
     "unsigned": ("unsigned", "it is not signed, but a key is set"),
     "unsigned-required": ("unsigned", "it is not signed, and only signed files are read"),
-    "bad-signature": (
-        "bad-signature",
-        "the signature does not match the key "
-        "(a different key signed it, or the file was changed after signing)",
-    ),
+    "bad-signature": ("bad-signature", "the signature does not match the key "
+                      "(a different key signed it, or the file was changed after signing)"),
     "key-required": ("key-required", "it is signed and no key was given to verify it"),
-}
+}  # fmt: skip
 
 
 class EnvelopeError(Exception):
