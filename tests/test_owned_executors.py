@@ -27,11 +27,13 @@ class Recording(SerialExecutor):
         self.name, self.calls, self.raises = name, calls, raises
 
     def run_ended(self) -> None:
+        super().run_ended()  # stops watching the run's child processes
         self.calls.append(f"{self.name}.run_ended")
         if self.raises == "run_ended":
             raise RuntimeError(f"{self.name} cannot end")
 
     def shutdown(self, *, cancel: bool = False) -> None:
+        super().shutdown(cancel=cancel)
         self.calls.append(f"{self.name}.shutdown(cancel={cancel})")
         if self.raises == "shutdown":
             raise RuntimeError(f"{self.name} cannot shut down")
