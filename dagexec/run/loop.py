@@ -31,14 +31,19 @@ graph inputs, then constants; made once per run):
 * ``calls``          plan index or item token -> the Call or Batch in flight;
 * ``q``              the queue executors post outcomes and BatchDones to;
 * ``failed_order``   the nodes that failed, in order (for RunFailed);
-* ``stopping``, ``stop_time``: fail_fast stopped the run, and when.
+* ``stopping``, ``stop_time``: fail_fast stopped the run, and when;
+* ``remote``         an executor keeps values on its workers (:mod:`.values`);
+* ``specs``, ``args``, ``fills``, ``kwargs``, ``nested``, ``reads``, ``dependents``:
+                     the plan's tuples, one attribute away (``specs`` with
+                     check_mutation=True: each task inside its MutationCheck).
 
 Its collaborators: ``trials`` (:mod:`.trials`; ``rows`` is its list, for ``finish``),
-``timers`` (:mod:`.timers`), ``batches`` (:mod:`.batching`), ``maps`` (:mod:`.maps`;
-``items`` leads from an item's negative token to its expansion), ``cache``
-(:mod:`dagexec.cache.session`; ``saving[i]``: the node's value is written), ``conds``
-(:mod:`.conds`); :mod:`.policy` says what a failed trial means, :mod:`.values` moves
-values kept on workers, :mod:`.result` makes the result.
+``timers`` (:mod:`.timers`), ``batches`` (:mod:`.batching`), ``maps`` (:mod:`.maps`,
+for the ``map_nodes``; ``items`` leads from an item's negative token to its expansion,
+``map_runs`` from a map node to it), ``cache`` (:mod:`dagexec.cache.session`;
+``saving[i]``: the node's value is written), ``conds`` (:mod:`.conds`, by predicate
+slot).  :mod:`.policy` says what a failed trial means, :mod:`.values` moves values kept
+on workers, :mod:`.result` makes the result, :mod:`.state` holds the states and lanes.
 """
 
 from __future__ import annotations
@@ -46,7 +51,6 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._interrupts import interrupt_hooks
@@ -59,7 +63,17 @@ from .maps import Maps
 from .policy import next_wait, refused, timeout_error, trial_state
 from .protocol import O_ATTEMPT, Batch, BatchDone, Call, Executor, Outcome
 from .result import run_result
-from .state import CANCELLED, FAILED, PENDING, RELEASED, RUNNING, SKIPPED, SUCCEEDED, UPSTREAM_FAILED
+from .state import (
+    CANCELLED,
+    FAILED,
+    PENDING,
+    RELEASED,
+    RUNNING,
+    SKIPPED,
+    SUCCEEDED,
+    UPSTREAM_FAILED,
+    async_lanes,
+)
 from .timers import Timers, expire
 from .trials import Callbacks, Trials, unstart_item
 from .values import localize
@@ -71,27 +85,6 @@ if TYPE_CHECKING:
     from ..cache.store import CacheStore
 
 logger = logging.getLogger("dagexec.engine")
-
-
-def _async_lanes(
-    plan: CompiledGraph, execs: list[Executor], caps: list[int], route: Sequence[int]
-) -> list[int]:
-    """The route with the async tasks of each executor that has ``async_capacity`` on a
-    lane of their own (appended to ``execs`` and ``caps``): they count against that
-    capacity, not the executor's threads."""
-    lanes: dict[int, int] = {}
-    route = list(route)
-    n_execs = len(caps)
-    for i, spec in enumerate(plan._specs):
-        r = route[i]
-        if spec.coro and r < n_execs and execs[r].async_capacity:
-            lane = lanes.get(r)
-            if lane is None:
-                lane = lanes[r] = len(execs)
-                execs.append(execs[r])
-                caps.append(execs[r].async_capacity)
-            route[i] = lane
-    return route
 
 
 class Loop:
@@ -125,13 +118,11 @@ class Loop:
         self.vals: list[Any] = [None] * n + input_values + list(plan._consts)
         self.kept = kept
         self.selected = selected
-        # one lane per executor, and one more per executor that runs async tasks
-        # concurrently (async_capacity): a lane has its own ready stack and capacity
         self.execs = list(execs)
         self.route = route_idx
         self.caps = [ex.capacity for ex in execs]
         if any(spec.coro for spec in plan._specs):
-            self.route = _async_lanes(plan, self.execs, self.caps, route_idx)
+            self.route = async_lanes(plan, self.execs, self.caps, route_idx)
         self.fail_fast = fail_fast
         self.cb = callbacks
         self.has_cb = bool(callbacks)
@@ -145,30 +136,26 @@ class Loop:
                         self.left[s] -= 1
         self.attempt = [0] * n
         self.trials = Trials(plan._keys, callbacks)
-        self.rows = self.trials.rows  # one attribute away for _finish
-        self.calls: dict[int, Call | Batch] = {}  # idx -> in-flight call or batch (asynchronous executors)
+        self.rows = self.trials.rows
+        self.calls: dict[int, Call | Batch] = {}
         self.inflight = [0] * len(self.execs)
         self.ready: list[list[int]] = [[] for _ in self.execs]
         self.timers = Timers()
         self.q: queue.SimpleQueue[Any] = queue.SimpleQueue()  # Outcome or BatchDone
         self.failed_order: list[int] = []
-        # executors that keep values where they were made: values cross over by fetch()
         self.remote = any(ex.keeps_values for ex in execs)
         self.stopping = False
         self.stop_time = float("inf")  # when fail_fast stopped the run
         self.interrupted = False
         self.start = 0.0
-        # the cache (use_cache): per node, whether its value is written to the store
         self.cache: CacheSession | None = None
         self.saving: list[bool] | None = None  # the cache session's, one attribute away
         self.earlier: dict[int, list[Trial]] = {}
-        # task.map: map node idx -> its expansion; item token (< 0) -> (expansion, item)
         self.map_nodes = plan._maps
         self.maps = Maps(self)
         self.map_runs = self.maps.runs
         self.items = self.maps.items
         self.batches = Batching(plan, self.execs, len(execs), self.remote, self.route, self.state, self.items)
-        # dx.cond: predicate node idx -> its conds (select, pred slot, then, otherwise)
         self.conds = conds_by_predicate(plan._conds)
 
     def use_cache(self, store: CacheStore, decision: CacheDecision, earlier: dict[int, list[Trial]]) -> None:

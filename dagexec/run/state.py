@@ -2,15 +2,21 @@
 keeps in its flat lists, and the marker of a value released after its last reader.
 
 The loop compares ints on its hot path; :data:`STATES` turns one into the public
-:class:`~dagexec.State` when the run ends.  ``JOINING`` and the unit arrays of
+:class:`~dagexec.State` when the run ends.  :func:`async_lanes` gives async tasks a lane
+of their own where their executor runs them concurrently.  ``JOINING`` and the unit arrays of
 docs/run-engine.md come here when map items become units.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from .._state import State
+
+if TYPE_CHECKING:
+    from .._plan import CompiledGraph
+    from .protocol import Executor
 
 PENDING, RUNNING, SUCCEEDED, FAILED, UPSTREAM_FAILED, SKIPPED, CACHED, CANCELLED = range(8)
 #: the states in which a node has a value
@@ -37,3 +43,24 @@ class _Released:
 
 #: the value of a slot after its last reader finished (unless kept)
 RELEASED: Any = _Released()
+
+
+def async_lanes(
+    plan: CompiledGraph, execs: list[Executor], caps: list[int], route: Sequence[int]
+) -> list[int]:
+    """The route with the async tasks of each executor that has ``async_capacity`` on a
+    lane of their own (appended to ``execs`` and ``caps``): they count against that
+    capacity, not the executor's threads."""
+    lanes: dict[int, int] = {}
+    route = list(route)
+    n_execs = len(caps)
+    for i, spec in enumerate(plan._specs):
+        r = route[i]
+        if spec.coro and r < n_execs and execs[r].async_capacity:
+            lane = lanes.get(r)
+            if lane is None:
+                lane = lanes[r] = len(execs)
+                execs.append(execs[r])
+                caps.append(execs[r].async_capacity)
+            route[i] = lane
+    return route
