@@ -171,6 +171,12 @@ class Graph:
     def __repr__(self) -> str:
         return f"<Graph {self.name!r} with {len(self._keys)} nodes>"
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Jupyter's display: the picture as SVG (``text/plain`` with the error when it does not compile)."""
+        from ._dot import repr_mimebundle
+
+        return repr_mimebundle(self, include, exclude)
+
     # -- keys ------------------------------------------------------------------
     def _next_key(self, name: str, reserve: bool = True) -> str:
         scope = self._scope
@@ -461,23 +467,16 @@ class Graph:
         :meth:`dagexec.CompiledGraph.to_dot` for ``collapse`` and ``expand``.
 
         Returns:
-            A ``graphviz.Digraph``.
+            A ``graphviz.Digraph``, as :meth:`dagexec.CompiledGraph.to_dot` draws it.
 
         Raises:
-            GraphError: when the graph does not compile.
-            ImportError: when the ``graphviz`` package is not installed.
-            ValueError: for an unknown section path in ``collapse``, or ``expand=True``
-                with ``collapse``.
+            GraphError: when the graph does not compile; otherwise what
+                :meth:`dagexec.CompiledGraph.to_dot` raises (``graphviz`` missing, a bad
+                ``collapse``).
         """
         from ._dot import to_dot
 
         return to_dot(self, collapse=collapse, expand=expand)
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        """Jupyter's display: the picture as SVG (``text/plain`` with the error when it does not compile)."""
-        from ._dot import repr_mimebundle
-
-        return repr_mimebundle(self, include, exclude)
 
 
 def _short(value: Any) -> str:

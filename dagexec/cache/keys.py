@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 
 from .._fingerprint import NoToken, value_token
 from .._plan import _Ref
-from ..plan.fingerprint import CONTAINER_TYPES, container_token
 
 if TYPE_CHECKING:
     from .._plan import CompiledGraph
@@ -206,10 +205,22 @@ def _template_token(value: Any, slot_token: Any, leaf: Callable[[Any], str]) -> 
     """The token of an argument template: each ``_Ref`` replaced by its slot's token,
     containers walked as the graph builder walks them (namedtuples included), and
     every other value given by ``leaf``."""
-    if type(value) is _Ref:
+    t = type(value)
+    if t is _Ref:
         return f"@{slot_token(value.slot)}"
-    if type(value) in CONTAINER_TYPES or (isinstance(value, tuple) and hasattr(value, "_fields")):
-        return container_token(value, lambda v: _template_token(v, slot_token, leaf), leaf)
+    if t is list or t is tuple:
+        return f"{t.__name__}({','.join(_template_token(v, slot_token, leaf) for v in value)})"
+    if t is dict:
+        return (
+            "dict("
+            + ",".join(f"{leaf(k)}:{_template_token(v, slot_token, leaf)}" for k, v in value.items())
+            + ")"
+        )
+    if t is set or t is frozenset:
+        return f"{t.__name__}(" + ",".join(sorted(_template_token(v, slot_token, leaf) for v in value)) + ")"
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple
+        items = ",".join(_template_token(v, slot_token, leaf) for v in value)
+        return f"{t.__module__}.{t.__qualname__}({items})"
     return leaf(value)
 
 

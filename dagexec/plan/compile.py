@@ -31,20 +31,8 @@ from .._cond import choose
 from .._errors import GraphError, Problem
 from .._typecheck import short_repr
 from .._walk import replacer
-from .checks import (
-    CONST,
-    INPUT,
-    NODE,
-    SIMPLE,
-    TPL,
-    check_constant_pickles,
-    check_constants,
-    check_map_items,
-    pickle_problem,
-    pickles,
-    qual,
-    runtime_checks,
-)
+from . import checks as C
+from .checks import CONST, INPUT, NODE, SIMPLE, TPL
 from .compiled import CompiledGraph
 from .order import _kahn, _runnable_deps, _section_members
 from .specs import InputSpec, NodeSpec, SectionInfo, _Ref, collect_refs
@@ -271,7 +259,7 @@ class _Compiler:
                 assert task is not None and opts is not None
                 fn = task.__wrapped__
                 tname = opts.name
-                checks, ret = self._task_checks(gi, key, where, task, opts, a, kw)
+                checks, ret = self._task_checks(gi, key, where, a, kw)
                 timeout = opts.timeout
                 resources = opts.resources
                 route = opts.executor or "default"
@@ -310,45 +298,42 @@ class _Compiler:
         return kw, tuple(kwf)
 
     def _task_checks(
-        self,
-        gi: int,
-        key: str,
-        where: str,
-        task: Any,
-        opts: Any,
-        a: tuple[Any, ...],
-        kw: dict[str, Any] | None,
+        self, gi: int, key: str, where: str, a: tuple[Any, ...], kw: dict[str, Any] | None
     ) -> tuple[tuple[tuple[int | str, str, Any], ...], Any]:
-        """Compile-time checks of one task node; returns its run-time checks."""
+        """Compile-time checks of task node ``gi`` (its arguments' template ``a`` and
+        ``kw``); returns its run-time checks."""
         checks: tuple[tuple[int | str, str, Any], ...] = ()
         ret: Any = None
+        kind, task, opts, raw_args, raw_kwargs = self.recs[gi][:5]
+        assert task is not None and opts is not None  # a TASK or MAP record
         meta = task._self_meta or task.meta
         if meta.hints and opts.typecheck:
-            raw_args, raw_kwargs = self.recs[gi][3], self.recs[gi][4]
             # a map's first argument is the list of items: each item is checked on its own
-            skip = 1 if self.recs[gi][0] == G.MAP else 0
-            check_constants(self.g, gi, key, where, task, raw_args, raw_kwargs, self.res, self.problems, skip)
+            skip = 1 if kind == G.MAP else 0
+            C.check_constants(
+                self.g, gi, key, where, task, raw_args, raw_kwargs, self.res, self.problems, skip
+            )
             if skip:
-                check_map_items(self.g, key, where, task, raw_args[0], self.res, self.problems)
-            checks, ret = runtime_checks(meta, len(a), kw)
+                C.check_map_items(self.g, key, where, task, raw_args[0], self.res, self.problems)
+            checks, ret = C.runtime_checks(meta, len(a), kw)
         fn = task.__wrapped__
         fid = id(fn)
         if fid not in self._pickled_fns:
-            self._pickled_fns[fid] = pickles(task, key, where, self.pickle_problems)
+            self._pickled_fns[fid] = C.pickles(task, key, where, self.pickle_problems)
         else:
             because = self._pickled_fns[fid]
             if because is not None:  # the same function again: named, without the error twice
                 self.pickle_problems.append(
-                    pickle_problem(key, where, f"task function {qual(fn)}", None, because)
+                    C.pickle_problem(key, where, f"task function {C.qual(fn)}", None, because)
                 )
         simple = _SIMPLE
         for v in a:
             if type(v) not in simple:
-                check_constant_pickles(key, where, task, a, kw, self.pickle_problems)
+                C.check_constant_pickles(key, where, task, a, kw, self.pickle_problems)
                 break
         else:
             if kw:
-                check_constant_pickles(key, where, task, a, kw, self.pickle_problems)
+                C.check_constant_pickles(key, where, task, a, kw, self.pickle_problems)
         return checks, ret
 
     # 4. the plan ------------------------------------------------------------------------

@@ -15,22 +15,14 @@ from __future__ import annotations
 import hashlib
 import types
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from .specs import _Ref
 
 if TYPE_CHECKING:
     from .compiled import CompiledGraph
 
-__all__ = [
-    "CONTAINER_TYPES",
-    "NoToken",
-    "code_token",
-    "container_token",
-    "plan_fingerprint",
-    "type_name",
-    "value_token",
-]
+__all__ = ["NoToken", "code_token", "plan_fingerprint", "type_name", "value_token"]
 
 _SIMPLE = (type(None), bool, int, float, complex, str, bytes)
 
@@ -44,27 +36,6 @@ def type_name(value: Any) -> str:
     """``module.qualname`` of ``value``'s type (``builtins.`` left out)."""
     t = type(value)
     return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
-
-
-#: the containers :func:`container_token` takes, with namedtuples
-CONTAINER_TYPES: Final = frozenset({list, tuple, dict, set, frozenset})
-
-
-def container_token(
-    value: Any, token: Callable[[Any], str], key_token: Callable[[Any], str] | None = None
-) -> str:
-    """The text of a list, tuple, dict, set, frozenset or namedtuple (walked as the graph
-    builder walks them; a set sorted, so its pickle's hash-seed order never counts), its
-    items given by ``token`` and a dict's keys by ``key_token`` (default ``token``)."""
-    t = type(value)
-    if t is list or t is tuple:
-        return f"{t.__name__}({','.join(token(v) for v in value)})"
-    if t is dict:
-        key = key_token or token
-        return "dict(" + ",".join(f"{key(k)}:{token(v)}" for k, v in value.items()) + ")"
-    if t is set or t is frozenset:
-        return f"{t.__name__}(" + ",".join(sorted(token(v) for v in value)) + ")"
-    return f"{t.__module__}.{t.__qualname__}({','.join(token(v) for v in value)})"  # a namedtuple
 
 
 def value_token(value: Any, strict: bool = False, code: Callable[[Any], str] | None = None) -> str:
@@ -82,8 +53,25 @@ def value_token(value: Any, strict: bool = False, code: Callable[[Any], str] | N
         return repr(value)
     if t is _Ref:
         return f"@{value.slot}"
-    if t in CONTAINER_TYPES or (isinstance(value, tuple) and hasattr(t, "_fields")):
-        return container_token(value, lambda v: value_token(v, strict, code))
+    # containers walked here, as cache/keys.py's _template_token walks them: one frame and
+    # a generator's per level, so values nested MAX_NESTING deep stay inside the recursion
+    # limit (a shared walker with a callback would take two more per level)
+    if t is list or t is tuple:
+        return f"{t.__name__}({','.join(value_token(v, strict, code) for v in value)})"
+    if t is dict:
+        return (
+            "dict("
+            + ",".join(
+                f"{value_token(k, strict, code)}:{value_token(v, strict, code)}" for k, v in value.items()
+            )
+            + ")"
+        )
+    if t is set or t is frozenset:
+        return f"{t.__name__}(" + ",".join(sorted(value_token(v, strict, code) for v in value)) + ")"
+    if isinstance(value, tuple) and hasattr(t, "_fields"):
+        # a namedtuple: walked as the graph builder walks it, so a set inside it is
+        # sorted here too (its pickle lists a set in hash-seed order)
+        return f"{t.__module__}.{t.__qualname__}({','.join(value_token(v, strict, code) for v in value)})"
     if isinstance(value, type):
         return f"class:{value.__module__}.{value.__qualname__}"
     if callable(value) and hasattr(value, "__code__"):
