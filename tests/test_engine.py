@@ -1330,3 +1330,27 @@ def test_an_executor_the_user_passed_is_not_shut_down():
 def test_the_default_executor_is_threads():
     result = route_plan().run()
     assert result.trials["light"][0].worker.startswith("dagexec-")
+
+
+def test_the_loop_s_old_module_still_exports_the_names_other_code_imports():
+    import dagexec._engine as old
+    from dagexec.run import batching, loop, protocol, result, state, trials
+
+    assert old._Run is loop.Loop
+    assert old._Callbacks is trials.Callbacks
+    assert old._run_failed is result.run_failed
+    assert (old.Executor, old.crashed_outcome) == (protocol.Executor, protocol.crashed_outcome)
+    assert old.MAX_BATCH is batching.MAX_BATCH == 256
+    assert [old._PENDING, old._RUNNING, old._SUCCEEDED, old._FAILED] == [0, 1, 2, 3]
+    assert [old._UPSTREAM_FAILED, old._SKIPPED, old._CACHED, old._CANCELLED] == [4, 5, 6, 7]
+    assert old._RELEASED is state.RELEASED
+    assert repr(old._RELEASED) == "<released>"
+
+
+def test_every_module_of_the_run_loop_logs_on_dagexec_engine():
+    import importlib
+
+    modules = ["loop", "batching", "maps", "policy", "timers", "trials", "values"]
+    names = [f"dagexec.run.{m}" for m in modules] + ["dagexec.cache.session"]
+    loggers = {name: importlib.import_module(name).logger.name for name in names}
+    assert loggers == dict.fromkeys(names, "dagexec.engine")
