@@ -1,22 +1,26 @@
 """The helpers the process and cluster executors share (docs/executors.md): the
-in-flight registry, the words of a crash, markers that pickle by name, and the swap
-of dask's handles inside argument containers."""
+in-flight registry, the words of a crash, markers that pickle by name, the swap of
+dask's handles inside argument containers, and the lazy registry of
+``dagexec.executors`` that is the protocol's public home."""
 
 from __future__ import annotations
 
 import collections
 import pickle
+import subprocess
+import sys
 import threading
 from typing import Any
 
 import cloudpickle
 
 import dagexec as dx
+import dagexec.executors as executors
 from dagexec.executors import _crash
 from dagexec.executors._inflight import InFlight, Submission
 from dagexec.executors.dask import _swap
 from dagexec.executors.dask.worker import _FAILED, _lost_input
-from dagexec.run import protocol
+from dagexec.run import protocol, worker
 from dagexec.run.protocol import LINK, O_ERROR, O_OK, O_START, O_WORKER, Batch, Call, Remote
 
 Pair = collections.namedtuple("Pair", ["left", "right"])
@@ -162,3 +166,31 @@ def test_a_worker_finds_a_lost_input_at_the_paths_the_master_recorded() -> None:
     )
     assert _lost_input("n", args, {"k": _FAILED}, [(0,)]) is None
     assert _lost_input("n", args, {"k": [_FAILED]}, [("k", 0)]) is not None
+
+
+# -- the package: the protocol's public home, loading no backend ----------------------------------
+
+
+def test_the_executors_package_re_exports_the_protocol_as_the_same_objects() -> None:
+    for name in ("Executor", "Call", "Batch", "BatchDone", "Remote", "Outcome", "crashed_outcome"):
+        assert getattr(executors, name) is getattr(protocol, name)
+    for name in ("run_call", "run_batch", "run_call_async"):
+        assert getattr(executors, name) is getattr(worker, name)
+
+
+def test_importing_the_executors_package_loads_no_backend_until_one_is_named() -> None:
+    script = (
+        "import sys, dagexec, dagexec.executors as e\n"
+        "loaded = lambda: sorted(m for m in sys.modules if m.split('.')[0] in ('loky', 'distributed', 'dask')"
+        " or m.startswith(('dagexec.executors.loky', 'dagexec.executors.dask')))\n"
+        "print(loaded())\n"
+        "from dagexec.executors import LokyExecutor\n"
+        "print(LokyExecutor.__module__, 'dagexec.executors.dask' in sys.modules)\n"
+        "print(e.make_executor('serial')[0], sorted(e.EXECUTORS))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [
+        "[]",
+        "dagexec.executors.loky False",
+        "SerialExecutor() ['dask', 'loky', 'serial', 'threads']",
+    ]

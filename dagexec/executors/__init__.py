@@ -1,40 +1,109 @@
-"""Executors run trials; the engine decides what runs.
+"""Executors run trials; the run loop decides what runs.  This is the executor protocol's public home.
 
 Names usable as ``run(executor=...)``: ``"serial"``, ``"threads"``, ``"loky"``,
-``"dask"``.  Any :class:`~dagexec.Executor` instance or ``concurrent.futures.Executor``
-works too.  ``distributed`` is imported only when a ``DaskExecutor`` is made.
+``"dask"``.  Any :class:`Executor` instance or ``concurrent.futures.Executor`` works
+too.  The executor classes are loaded when first named (``from dagexec.executors
+import LokyExecutor``, or :func:`make_executor`): importing this package loads neither
+loky's nor dask's code, and ``distributed`` is imported only when a ``DaskExecutor``
+is made.
+
+**Writing a backend** (docs/executors.md).  Subclass :class:`Executor`; a backend
+*must* implement:
+
+- :attr:`~Executor.capacity`: how many trials the loop may have in flight on it;
+- :meth:`~Executor.submit` ``(call, post)``: start one :class:`Call`; return its
+  outcome now, or None and ``post`` it later, from any thread, exactly once.  It never
+  raises: work the backend refuses ends as :func:`crashed_outcome`.
+
+The executing side runs :func:`run_call` (or :func:`run_batch`) where the trial
+executes and gets back the outcome tuple, read by the ``O_*`` constants of
+:mod:`dagexec.run.protocol`.  Optional:
+
+- batches (:attr:`~Executor.batches`, :attr:`~Executor.batch_tiny`,
+  :meth:`~Executor.submit_batch` returning a :class:`BatchDone`);
+- values kept remote (:attr:`~Executor.keeps_values`, :class:`Remote` values,
+  :meth:`~Executor.fetch`);
+- start times (:meth:`~Executor.started_at`: a timeout counts from the start, not
+  from the submission, for a backend with queues of its own);
+- :meth:`~Executor.abandon` (timeouts, Ctrl-C), :meth:`~Executor.run_ended`,
+  :meth:`~Executor.shutdown`, :attr:`~Executor.async_capacity`,
+  :attr:`~Executor.needs_pickle`.
+
+Helpers the process and cluster backends share: :mod:`dagexec.executors._transport`
+(a call and its outcome as cloudpickle bytes, task functions sent once per run),
+:mod:`dagexec.executors._inflight` (the submissions in flight, each outcome posted
+once) and :mod:`dagexec.executors._crash` (the words of a crash).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from ..run.protocol import Executor
-from .dask import DaskExecutor
-from .futures import FuturesExecutor
-from .loky import LokyExecutor
-from .serial import SerialExecutor
-from .threads import ThreadExecutor
+from ..run.protocol import Batch, BatchDone, Call, Executor, Outcome, Remote, crashed_outcome, failed_outcome
+from ..run.worker import run_batch, run_call, run_call_async
+
+if TYPE_CHECKING:
+    from .dask import DaskExecutor
+    from .futures import FuturesExecutor
+    from .loky import LokyExecutor
+    from .serial import SerialExecutor
+    from .threads import ThreadExecutor
 
 __all__ = [
     "EXECUTORS",
+    "Batch",
+    "BatchDone",
+    "Call",
     "DaskExecutor",
     "Executor",
     "FuturesExecutor",
     "LokyExecutor",
+    "Outcome",
+    "Remote",
     "SerialExecutor",
     "ThreadExecutor",
+    "crashed_outcome",
+    "failed_outcome",
     "make_executor",
+    "run_batch",
+    "run_call",
+    "run_call_async",
 ]
 
-#: executor names -> classes
-EXECUTORS: dict[str, Any] = {
-    "serial": SerialExecutor,
-    "threads": ThreadExecutor,
-    "loky": LokyExecutor,
-    "dask": DaskExecutor,
+#: the module of each executor class, loaded on first use
+_HOMES = {
+    "SerialExecutor": ".serial",
+    "ThreadExecutor": ".threads",
+    "FuturesExecutor": ".futures",
+    "LokyExecutor": ".loky",
+    "DaskExecutor": ".dask",
 }
+
+#: executor names -> the names of their classes (:data:`EXECUTORS` gives the classes)
+_NAMES = {
+    "serial": "SerialExecutor",
+    "threads": "ThreadExecutor",
+    "loky": "LokyExecutor",
+    "dask": "DaskExecutor",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """An executor class, imported when first asked for; ``EXECUTORS``, the name ->
+    class mapping, which imports them all."""
+    home = _HOMES.get(name)
+    if home is not None:
+        cls = getattr(importlib.import_module(home, __name__), name)
+        globals()[name] = cls
+        return cls
+    if name == "EXECUTORS":
+        return {key: __getattr__(cls_name) for key, cls_name in _NAMES.items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def make_executor(
@@ -53,18 +122,21 @@ def make_executor(
             make one.
     """
     if isinstance(spec, str):
-        cls = EXECUTORS.get(spec)
-        if cls is None:
-            valid = ", ".join(repr(k) for k in sorted(EXECUTORS))
+        cls_name = _NAMES.get(spec)
+        if cls_name is None:
+            valid = ", ".join(repr(k) for k in sorted(_NAMES))
             raise ValueError(f"unknown executor {spec!r}; valid names: {valid}")
-        if cls is DaskExecutor:
+        if spec == "dask":
             return _make_dask(scheduler, max_workers), True
-        return (cls() if cls is SerialExecutor else cls(max_workers=max_workers)), True
+        cls = __getattr__(cls_name)
+        return (cls() if spec == "serial" else cls(max_workers=max_workers)), True
     if isinstance(spec, Executor):
         return spec, False
+    import concurrent.futures
+
     if isinstance(spec, concurrent.futures.Executor):
-        return FuturesExecutor(spec), False
-    valid = ", ".join(repr(k) for k in sorted(EXECUTORS))
+        return __getattr__("FuturesExecutor")(spec), False
+    valid = ", ".join(repr(k) for k in sorted(_NAMES))
     raise ValueError(
         f"executor must be a name ({valid}), an Executor or a concurrent.futures.Executor, got {spec!r}"
     )
@@ -72,7 +144,7 @@ def make_executor(
 
 def _make_dask(scheduler: str | None, max_workers: int | None) -> Executor:
     try:
-        return DaskExecutor(scheduler, max_in_flight=max_workers)
+        return __getattr__("DaskExecutor")(scheduler, max_in_flight=max_workers)  # type: ignore[no-any-return]
     except ImportError as exc:
         raise ValueError(
             f"executor 'dask' needs the distributed package ({exc}); install it with pip install 'dagexec[dask]'"
