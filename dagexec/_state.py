@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["State", "Trial"]
@@ -37,6 +38,7 @@ class State(str, enum.Enum):
         return self not in (State.PENDING, State.RUNNING)
 
 
+@dataclass(slots=True, eq=False, repr=False)  # pickled as before: its slots by name
 class Trial:
     """One attempt at running a node's task.
 
@@ -53,29 +55,15 @@ class Trial:
         log: what the task logged and printed (empty when nothing was captured).
     """
 
-    __slots__ = ("attempt", "end", "error", "key", "log", "start", "state", "traceback", "worker")
-
-    def __init__(
-        self,
-        key: str,
-        attempt: int,
-        state: State = State.RUNNING,
-        start: float = 0.0,
-        end: float | None = None,
-        worker: str = "",
-        error: BaseException | None = None,
-        traceback: str = "",
-        log: str = "",
-    ) -> None:
-        self.key = key
-        self.attempt = attempt
-        self.state = state
-        self.start = start
-        self.end = end
-        self.worker = worker
-        self.error = error
-        self.traceback = traceback
-        self.log = log
+    key: str
+    attempt: int
+    state: State = State.RUNNING
+    start: float = 0.0
+    end: float | None = None
+    worker: str = ""
+    error: BaseException | None = None
+    traceback: str = ""
+    log: str = ""
 
     @property
     def duration(self) -> float | None:

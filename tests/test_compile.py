@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import pickle
 import sys
 import threading
 from collections.abc import Sequence
@@ -746,3 +747,25 @@ def test_node_types_holds_every_node_class() -> None:
         return {t}.union(*(subclasses(s) for s in t.__subclasses__()))
 
     assert subclasses(G.Node) == G.NODE_TYPES
+
+
+def test_plan_records_pickle_their_slots_by_name() -> None:
+    """Saved plans hold InputSpec and SectionInfo as ``(None, {slot: value})``: files
+    written by any version load into these classes."""
+    from dagexec._plan import InputSpec, SectionInfo
+    from dagexec._state import State, Trial
+
+    spec = InputSpec("n", int, 3, 5, ("double",))
+    assert spec.__reduce_ex__(2)[2] == (
+        None,
+        {"name": "n", "type": int, "default": 3, "slot": 5, "readers": ("double",)},
+    )
+    info = SectionInfo("etl-1", "etl", "", {"x": "n"}, "etl-1/total", ("etl-1/total",), "a.py:3")
+    assert info.__reduce_ex__(2)[2][1]["inputs"] == {"x": "n"}
+    trial = Trial("k", 1)
+    assert trial.__reduce_ex__(2)[2][1] == {
+        "key": "k", "attempt": 1, "state": State.RUNNING, "start": 0.0, "end": None,
+        "worker": "", "error": None, "traceback": "", "log": "",
+    }  # fmt: skip
+    back = pickle.loads(pickle.dumps(spec))
+    assert (back.name, back.type, back.default, back.slot, back.readers) == ("n", int, 3, 5, ("double",))

@@ -16,6 +16,7 @@ before and after this layout load alike and a pickled plan names the same global
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._walk import replacer
@@ -60,6 +61,7 @@ def collect_refs(value: Any, reads: dict[int, None]) -> None:
     _visit_refs(value, note)
 
 
+@dataclass(slots=True, eq=False, repr=False)  # pickled as before: its slots by name
 class NodeSpec:
     """What the executing side needs to run one node's trial.
 
@@ -76,27 +78,14 @@ class NodeSpec:
     """
 
     __module__ = PICKLED_AS
-    __slots__ = ("checks", "coro", "fn", "key", "resources", "ret", "task", "timeout")
-
-    def __init__(
-        self,
-        key: str,
-        fn: Callable[..., Any],
-        task: Task | None,
-        checks: tuple[tuple[int | str, str, Any], ...],
-        ret: Any,
-        timeout: float | None,
-        resources: dict[str, float] | None = None,
-        coro: bool = False,
-    ) -> None:
-        self.key = key
-        self.fn = fn
-        self.task = task
-        self.checks = checks
-        self.ret = ret
-        self.timeout = timeout
-        self.resources = resources
-        self.coro = coro
+    key: str
+    fn: Callable[..., Any]
+    task: Task | None
+    checks: tuple[tuple[int | str, str, Any], ...]
+    ret: Any
+    timeout: float | None
+    resources: dict[str, float] | None = None
+    coro: bool = False
 
     def __reduce__(self) -> tuple[Any, ...]:
         if self.task is not None:
@@ -128,6 +117,7 @@ def _spec_from_task(
 _spec_from_task.__module__ = PICKLED_AS
 
 
+@dataclass(slots=True, eq=False, repr=False)  # pickled as before: its slots by name
 class InputSpec:
     """A graph input of a plan.
 
@@ -140,14 +130,11 @@ class InputSpec:
     """
 
     __module__ = PICKLED_AS
-    __slots__ = ("default", "name", "readers", "slot", "type")
-
-    def __init__(self, name: str, type: Any, default: Any, slot: int, readers: tuple[str, ...]):
-        self.name = name
-        self.type = type
-        self.default = default
-        self.slot = slot
-        self.readers = readers
+    name: str
+    type: Any
+    default: Any
+    slot: int
+    readers: tuple[str, ...]
 
     @property
     def required(self) -> bool:
@@ -194,6 +181,7 @@ class NodeInfo:
         return f"<NodeInfo {self.key!r} task={self.task!r}>"
 
 
+@dataclass(slots=True, eq=False, repr=False)  # pickled as before: its slots by name
 class SectionInfo:
     """One section call of a plan (``plan.sections``).
 
@@ -209,25 +197,13 @@ class SectionInfo:
     """
 
     __module__ = PICKLED_AS
-    __slots__ = ("call_site", "inputs", "name", "nodes", "output", "parent", "path")
-
-    def __init__(
-        self,
-        path: str,
-        name: str,
-        parent: str,
-        inputs: dict[str, str],
-        output: str,
-        nodes: tuple[str, ...],
-        call_site: str,
-    ) -> None:
-        self.path = path
-        self.name = name
-        self.parent = parent
-        self.inputs = inputs
-        self.output = output
-        self.nodes = nodes
-        self.call_site = call_site
+    path: str
+    name: str
+    parent: str
+    inputs: dict[str, str]
+    output: str
+    nodes: tuple[str, ...]
+    call_site: str
 
     def __repr__(self) -> str:
         return f"<SectionInfo {self.path!r} with {len(self.nodes)} nodes>"
