@@ -26,7 +26,10 @@ an unknown public attribute :class:`~dagexec.NodeAttributeError`, each saying
 that a Node has no value until the plan runs and what to write instead.  ``==``
 and hashing keep their identity meaning, so Nodes work in sets, dicts and ``in``.
 
-Recording calls (keys, the walk of arguments, sections) is :mod:`dagexec._graph`'s.
+:func:`scan` finds the Nodes in a call's arguments (walked by :mod:`dagexec._walk` up
+to :data:`MAX_NESTING` levels; a Node inside a subclassed container, which the walk does
+not enter, is a GraphError at the call).  Recording calls (keys, inputs, outputs,
+sections) is :mod:`dagexec._graph`'s.
 """
 
 from __future__ import annotations
