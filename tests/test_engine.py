@@ -1354,3 +1354,32 @@ def test_every_module_of_the_run_loop_logs_on_dagexec_engine():
     names = [f"dagexec.run.{m}" for m in modules] + ["dagexec.cache.session"]
     loggers = {name: importlib.import_module(name).logger.name for name in names}
     assert loggers == dict.fromkeys(names, "dagexec.engine")
+
+
+def test_the_loop_s_lists_cover_graph_inputs_and_constants_and_tell_map_nodes_by_kind():
+    from dagexec.executors.serial import SerialExecutor
+    from dagexec.run import state
+    from dagexec.run.loop import Loop
+    from dagexec.run.trials import Callbacks
+
+    @dx.task
+    def add(a, b):
+        return a + b
+
+    with dx.Graph("g") as g:
+        x = g.input("x", int)
+        total = add(x, 10)
+        g.output(add.map([1, 2, 3], b=total), name="each")
+    plan = g.compile()
+    n = len(plan._keys)
+    n_slots = n + 1 + len(plan._consts)
+    assert n == 2  # the input x, then any constants, come after the nodes
+    loop = Loop(plan, [5], [True] * n, [True] * n_slots, [SerialExecutor()], [0] * n, False, Callbacks([]))
+    assert loop.state[n:] == [state.SUCCEEDED] * (n_slots - n)
+    assert loop.waiting[n:] == [0] * (n_slots - n)
+    kinds = [state.EXPAND if i in plan._maps else state.PLAIN for i in range(n)]
+    assert loop.kind == kinds + [state.PLAIN] * (n_slots - n)
+    assert sorted(kinds) == [state.PLAIN, state.EXPAND]
+    result = loop.execute()
+    assert result.outputs == {"each": [16, 17, 18]}
+    assert sorted(s.value for s in result.states.values()) == ["succeeded"] * 5

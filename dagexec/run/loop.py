@@ -21,10 +21,13 @@ graph inputs, then constants; made once per run):
 
 * ``vals[slot]``     a node's value, or an input's or a constant's; ``RELEASED`` after
                      the last reader finished (unless ``kept[slot]``);
-* ``state[i]``       a small int of :mod:`dagexec.run.state`, made a State at the end;
-* ``waiting[i]``     dependencies not yet done; 0 means ready;
+* ``state[slot]``    a small int of :mod:`dagexec.run.state`, made a State at the end;
+                     inputs and constants are ``SUCCEEDED``, a map node whose items
+                     run ``JOINING``;
+* ``waiting[slot]``  dependencies not yet done; 0 means ready;
 * ``left[slot]``     readers not yet finished;
-* ``attempt[i]``     the attempt number of the node's current or last trial;
+* ``attempt[slot]``  the attempt number of the node's current or last trial;
+* ``kind[slot]``     ``EXPAND`` for a map node, else ``PLAIN``;
 * ``route[i]``       the node's lane: one per executor, and one more per executor
                      running async tasks concurrently; per lane ``execs``, ``caps``
                      (capacity), ``inflight`` and ``ready`` (its LIFO stack);
@@ -65,8 +68,11 @@ from .protocol import O_ATTEMPT, Batch, BatchDone, Call, Executor, Outcome
 from .result import run_result
 from .state import (
     CANCELLED,
+    EXPAND,
     FAILED,
+    JOINING,
     PENDING,
+    PLAIN,
     RELEASED,
     RUNNING,
     SKIPPED,
@@ -126,15 +132,19 @@ class Loop:
         self.fail_fast = fail_fast
         self.cb = callbacks
         self.has_cb = bool(callbacks)
-        self.state = [PENDING if s else SKIPPED for s in selected]
-        self.waiting = [len(d) for d in plan._deps]
+        extra = len(self.vals) - n  # graph inputs and constants: done from the start
+        self.state = [PENDING if s else SKIPPED for s in selected] + [SUCCEEDED] * extra
+        self.waiting = [len(d) for d in plan._deps] + [0] * extra
         self.left = list(plan._n_readers)
         if not all(selected):
             for i in range(n):
                 if not selected[i]:
                     for s in plan._reads[i]:
                         self.left[s] -= 1
-        self.attempt = [0] * n
+        self.attempt = [0] * (n + extra)
+        self.kind = [PLAIN] * (n + extra)
+        for m in plan._maps:
+            self.kind[m] = EXPAND
         self.trials = Trials(plan._keys, callbacks)
         self.rows = self.trials.rows
         self.calls: dict[int, Call | Batch] = {}
@@ -219,7 +229,8 @@ class Loop:
         observe = batches.observe if any(batches.tiny) else None
         batch_members = batches.members
         remote = self.remote
-        map_nodes = self.map_nodes
+        has_maps = bool(self.map_nodes)
+        kind = self.kind
         maps = self.maps
         retries = self.timers.retries
         next_wake = self.timers.next_wake
@@ -230,7 +241,7 @@ class Loop:
                 cap = caps[r]
                 while stack and inflight[r] < cap:
                     i = stack.pop()
-                    if map_nodes and (i < 0 or i in map_nodes):
+                    if has_maps and (i < 0 or kind[i]):
                         if i >= 0:
                             maps.expand(i, stack)
                         elif batching[r] and (chunk := batches.item_chunk(i, r, stack)) is not None:
@@ -491,7 +502,7 @@ class Loop:
         for run in self.map_runs.values():
             run.end_all(now)
         for i in range(self.n):
-            if self.state[i] == RUNNING and i in self.map_runs:
+            if self.state[i] == JOINING:
                 self.state[i] = FAILED if self.map_runs[i].failed else CANCELLED
             elif self.state[i] == RUNNING:
                 # in flight, or interrupted in the master thread (serial): its trial ends cancelled

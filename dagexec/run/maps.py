@@ -40,7 +40,18 @@ from .protocol import (
     Remote,
     failed_outcome,
 )
-from .state import CANCELLED, FAILED, PENDING, RELEASED, RUNNING, STATES, SUCCEEDED, UPSTREAM_FAILED
+from .state import (
+    CANCELLED,
+    EXPAND,
+    FAILED,
+    JOINING,
+    PENDING,
+    RELEASED,
+    RUNNING,
+    STATES,
+    SUCCEEDED,
+    UPSTREAM_FAILED,
+)
 from .trials import as_trials, cancel_item, record_item
 from .values import localize
 
@@ -117,6 +128,7 @@ class Maps:
         """Map node ``m`` is ready: one item token per item onto ``stack`` (item 0 on top)."""
         loop = self.loop
         call = loop.make_call(m)  # its values filled in; args[0] is the list of items
+        loop.state[m] = JOINING
         try:
             items = call.args[0]
             if type(items) is Remote:
@@ -161,7 +173,7 @@ class Maps:
         a = source.m
         for b in loop.dependents[a]:
             if (
-                b not in loop.map_nodes
+                loop.kind[b] != EXPAND
                 or loop.state[b] != PENDING
                 or loop.waiting[b] != 1
                 or loop.nested[b]
@@ -169,6 +181,7 @@ class Maps:
             ):
                 continue
             call = loop.make_call(b)
+            loop.state[b] = JOINING
             run = MapRun(b, call, [None] * len(source.states))
             self.runs[b] = run
             self._tokens(run)
@@ -326,7 +339,7 @@ class Maps:
         fails (its dependents upstream_failed) when an item failed."""
         loop = self.loop
         m = run.m
-        if loop.state[m] != RUNNING:
+        if loop.state[m] != JOINING:
             return  # failed already (fail_fast)
         if run.failed:
             self.failed(m)
@@ -375,7 +388,7 @@ class Maps:
         state = self.loop.state
         for run in self.runs.values():
             run.end_all(now)
-            if state[run.m] == RUNNING:  # fail_fast stopped it: items were cancelled
+            if state[run.m] == JOINING:  # fail_fast stopped it: items were cancelled
                 state[run.m] = CANCELLED
                 if run.failed:  # an item in flight when another node stopped the run failed
                     self.failed(run.m)

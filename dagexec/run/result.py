@@ -30,7 +30,7 @@ def run_result(loop: Loop, duration: float) -> RunResult:
 
     plan = loop.plan
     keys = plan._keys
-    states = {keys[i]: STATES[s] for i, s in enumerate(loop.state)}
+    states = {keys[i]: STATES[loop.state[i]] for i in range(len(keys))}  # nodes: the first slots
     trials: Any = loop.rows  # made into Trial lists on first use of result.trials
     if loop.map_runs:
         states, trials = loop.maps.with_items(keys, states, trials)

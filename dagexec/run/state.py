@@ -2,9 +2,12 @@
 keeps in its flat lists, and the marker of a value released after its last reader.
 
 The loop compares ints on its hot path; :data:`STATES` turns one into the public
-:class:`~dagexec.State` when the run ends.  :func:`async_lanes` gives async tasks a lane
-of their own where their executor runs them concurrently.  ``JOINING`` and the unit arrays of
-docs/run-engine.md come here when map items become units.
+:class:`~dagexec.State` when the run ends.  The loop's per-unit lists cover the whole
+slot space (nodes, then graph inputs and constants, which start ``SUCCEEDED``), so a
+slot's state is read the same way whatever it holds; ``kind`` tells a map node from a
+plain one in one index.  :func:`async_lanes` gives async tasks a lane
+of their own where their executor runs them concurrently.  The unit arrays of docs/run-engine.md
+(``RunState``) come here when map items become units.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ if TYPE_CHECKING:
     from .protocol import Executor
 
 PENDING, RUNNING, SUCCEEDED, FAILED, UPSTREAM_FAILED, SKIPPED, CACHED, CANCELLED = range(8)
+#: a map node whose items run: it waits for them (internal; shows as running)
+JOINING = 8
 #: the states in which a node has a value
 HAS_VALUE = (SUCCEEDED, CACHED)
 #: each int state's public State
@@ -31,7 +36,11 @@ STATES = (
     State.SKIPPED,
     State.CACHED,
     State.CANCELLED,
+    State.RUNNING,  # JOINING
 )
+#: what a unit is (``kind[u]``): a plain node, a map node that expands into items, or
+#: (when map items become units) an item
+PLAIN, EXPAND, MEMBER = range(3)
 
 
 class _Released:
