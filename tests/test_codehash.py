@@ -506,14 +506,14 @@ def test_a_scripts_functions_are_stable_when_its_lines_move(tmp_path: Path) -> N
 
 def test_code_objects_are_walked_in_one_module() -> None:
     """Fingerprints, cache keys and compile's checks read code objects through
-    dagexec/plan/codehash.py alone (``feed_code``, ``global_names``)."""
+    dagexec/plan/tokens.py alone (``feed_code``, ``global_names``)."""
     root = Path(dx.__file__).parent
     readers = sorted(
         str(p.relative_to(root))
         for p in root.rglob("*.py")
         if ".co_code" in p.read_text() or ".co_consts" in p.read_text()
     )
-    assert readers == ["plan/codehash.py"]
+    assert readers == ["plan/tokens.py"]
 
 
 def test_code_token_and_code_digest_share_the_walk_of_nested_code() -> None:

@@ -13,9 +13,9 @@ from typing import Any
 from .. import _graph as G
 from .._errors import Problem
 from .._typecheck import describe_mismatch, format_type, is_plain_class, short_repr, static_compatible
-from .codehash import global_names
 from .fingerprint import type_name
 from .specs import _Ref
+from .tokens import global_names
 
 # how compile resolves a graph node: (NODE, idx) | (INPUT, idx) | (CONST, value) |
 # (TPL, (container, deps)): a section parameter given a container of Nodes

@@ -74,22 +74,17 @@ import hashlib
 import sys
 import types
 from collections.abc import Callable
-from typing import Any, Final, NamedTuple
+from typing import Any
 
 from .._task import Task
 from .._version import __version__ as dagexec_version
-from .fingerprint import NoToken, value_token
 from .portable import INSTALLED, STDLIB, USER, _distribution_of, module_kind
+from .tokens import NoToken, code_object_token, global_names, value_token
 
 __all__ = [
-    "DIGEST_FORM",
-    "FINGERPRINT_FORM",
-    "CodeForm",
     "code_digest",
     "code_parts",
-    "feed_code",
     "forget",
-    "global_names",
 ]
 
 _SIMPLE = (type(None), bool, int, float, complex, str, bytes)
@@ -206,7 +201,7 @@ def _function_node(fn: types.FunctionType) -> _Node:
     code = fn.__code__
     me = f"{fn.__module__}:{fn.__qualname__}"
     ctx = _Context(frozenset(global_names(code)), f"{me} has a default")
-    lines = [_code_token(code), "defaults:" + ctx.ref(fn.__defaults__ or ())]
+    lines = [code_object_token(code), "defaults:" + ctx.ref(fn.__defaults__ or ())]
     lines.append("kwdefaults:" + ctx.ref(dict(sorted((fn.__kwdefaults__ or {}).items()))))
     for name, cell in zip(code.co_freevars, fn.__closure__ or (), strict=True):
         try:
@@ -237,65 +232,6 @@ def _class_node(cls: type) -> _Node:
 
 
 _DESCRIPTORS = (staticmethod, classmethod, property, functools.cached_property)
-
-
-def global_names(code: types.CodeType) -> list[str]:
-    """``co_names`` of ``code`` and of the code objects nested in it, in order, once each:
-    the globals (and attributes) the code may read."""
-    names: dict[str, None] = dict.fromkeys(code.co_names)
-    for c in code.co_consts:
-        if isinstance(c, types.CodeType):
-            names.update(dict.fromkeys(global_names(c)))
-    return list(names)
-
-
-class CodeForm(NamedTuple):
-    """What :func:`feed_code` hashes of a code object, and how."""
-
-    fields: Callable[[types.CodeType], tuple[Any, ...]]  # hashed as their repr
-    exceptions: bool  # the exception table (Python 3.11+) too
-    sep: bytes  # before each constant
-    inline: bool  # a nested code object fed into the same hash, not by its own digest
-
-
-#: the form of :func:`code_digest` (cache keys)
-DIGEST_FORM: Final = CodeForm(
-    lambda c: (c.co_names, c.co_varnames, c.co_freevars, c.co_cellvars, c.co_argcount,
-               c.co_posonlyargcount, c.co_kwonlyargcount, c.co_flags, len(c.co_code)),
-    exceptions=True, sep=b"\n", inline=False,
-)  # fmt: skip
-#: the form of :func:`~dagexec.plan.fingerprint.code_token` (plan fingerprints), kept as it
-#: was first written so that saved plans keep their fingerprints
-FINGERPRINT_FORM: Final = CodeForm(
-    lambda c: (c.co_names, c.co_varnames, c.co_freevars, c.co_cellvars, c.co_argcount,
-               c.co_kwonlyargcount, c.co_flags),
-    exceptions=False, sep=b"", inline=True,
-)  # fmt: skip
-
-
-def feed_code(h: Any, code: types.CodeType, form: CodeForm) -> None:
-    """Feed ``code`` to the hash ``h``: its bytecode, ``form.fields`` and each constant
-    (nested code objects by ``form``, other constants by ``value_token``); no file name,
-    line number or name of the function.  The one walk of code objects in dagexec."""
-    h.update(code.co_code)
-    if form.exceptions:
-        h.update(getattr(code, "co_exceptiontable", b""))
-    h.update(repr(form.fields(code)).encode())
-    for c in code.co_consts:
-        if not isinstance(c, types.CodeType):
-            text = value_token(c)
-        elif form.inline:
-            feed_code(h, c, form)
-            continue
-        else:
-            text = f"code:{_code_token(c)}"
-        h.update(form.sep + text.encode())
-
-
-def _code_token(code: types.CodeType) -> str:
-    h = hashlib.sha256()
-    feed_code(h, code, DIGEST_FORM)
-    return h.hexdigest()
 
 
 def _sha(*lines: str) -> str:
