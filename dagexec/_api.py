@@ -125,10 +125,10 @@ def _plan_cache(
     """
     import uuid
 
-    from ._fingerprint import NoToken
     from .cache.decide import decide
     from .cache.journal import JournalWriter, earlier_trials, journal_name
     from .cache.keys import log_uncached, node_keys
+    from .plan.tokens import NoToken
 
     keys = node_keys(plan, input_values)  # first: it forgets the code digests of earlier runs
     earlier: dict[int, list[Trial]] = {}

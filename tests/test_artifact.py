@@ -25,8 +25,8 @@ import cloudpickle
 import pytest
 
 import dagexec as dx
-from dagexec import _portable
 from dagexec._artifact import pack, unpack
+from dagexec.plan import portable as _portable
 
 PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 

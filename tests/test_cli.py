@@ -929,7 +929,7 @@ def test_cache_prune_leaves_what_a_symlinked_shard_points_to(project: Path, tmp_
 def test_cache_ls_shows_control_characters_escaped(tmp_path: Path) -> None:
     import hashlib
 
-    from dagexec._store import CacheStore
+    from dagexec.cache.store import CacheStore
 
     store = CacheStore(tmp_path / "cache", key=None, require_signed=False)
     store.put(hashlib.sha256(b"x").hexdigest(), 1, {"graph": "g\x1b[2J", "node": ["not", "text"]})

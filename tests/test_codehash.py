@@ -19,7 +19,7 @@ import cloudpickle
 import pytest
 
 import dagexec as dx
-from dagexec._codehash import _token, code_digest, code_parts
+from dagexec.plan.codehash import _token, code_digest, code_parts
 
 Loader = Callable[..., list[ModuleType]]
 
@@ -364,7 +364,7 @@ import json, sys
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
 import fakedist
 import uses_fakedist
-from dagexec._codehash import _token, code_digest, code_parts
+from dagexec.plan.codehash import _token, code_digest, code_parts
 print(json.dumps({"function": _token(fakedist.work), "module": _token(fakedist),
                   "digest": code_digest(uses_fakedist.run), "parts": code_parts(uses_fakedist.run)}))
 """
@@ -433,7 +433,7 @@ SEED_SCRIPT = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 import stable
-from dagexec._codehash import code_digest, code_parts
+from dagexec.plan.codehash import code_digest, code_parts
 print(json.dumps({"digest": code_digest(stable.run), "parts": code_parts(stable.run)}))
 """
 
@@ -458,7 +458,7 @@ def test_digests_are_the_same_under_two_hash_seeds(tmp_path: Path, load: Loader)
 
 SCRIPT_BODY = """
 import dataclasses, enum, json, sys
-from dagexec._codehash import code_digest, code_parts
+from dagexec.plan.codehash import code_digest, code_parts
 
 @dataclasses.dataclass
 class Config:

@@ -49,22 +49,17 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "dagexec._node",
     ),
     "plan": (
-        "dagexec._plan", "dagexec._compile", "dagexec._checks", "dagexec._portable",
-        "dagexec._fill", "dagexec._fingerprint", "dagexec._codehash", "dagexec.plan.*",
+        "dagexec._plan", "dagexec._compile", "dagexec._fill", "dagexec.plan.*",
     ),
     "run": (
-        "dagexec._engine", "dagexec._result", "dagexec._mutation", "dagexec._cache", "dagexec._store", "dagexec._journal",
-        "dagexec._diff", "dagexec.run.*", "dagexec.cache.*",
+        "dagexec._engine", "dagexec._result", "dagexec._mutation", "dagexec.run.*",
+        "dagexec.cache.*",
     ),
     # dagexec._worker: the old path of the protocol, the worker side and the transport
     "executors": ("dagexec.executors.*", "dagexec._worker"),
     "surface": (
         "dagexec", "dagexec.__main__", "dagexec._artifact", "dagexec._dot", "dagexec._html",
-        "dagexec._progress", "dagexec.cli.*", "dagexec._cli_report", "dagexec._cli_targets",
-        "dagexec._cli_output", "dagexec._api",
-        # dagexec._prepare: the old path of the run's checks, re-exporting them from the
-        # plan, run and executors layers
-        "dagexec._prepare",
+        "dagexec._progress", "dagexec.cli.*", "dagexec._api",
     ),
 }  # fmt: skip
 RANK = {layer: rank for rank, layer in enumerate(LAYERS)}

@@ -33,7 +33,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._fingerprint import value_token
+from ..plan.tokens import value_token
 from .keys import _constants_digest, merkle_key
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def _upstream_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
 
 
 def _signatures(plan: CompiledGraph) -> dict[str, _Signature]:
-    from .._codehash import code_digest, code_parts, forget
+    from ..plan.codehash import code_digest, code_parts, forget
 
     forget()
     n = len(plan._keys)
@@ -184,13 +184,13 @@ def _code(fn: Any) -> str:
 
 
 def _function_code(fn: Any) -> str:
-    from .._codehash import code_digest
+    from ..plan.codehash import code_digest
 
     return code_digest(fn, strict=False)
 
 
 def _name_of(fn: Any) -> str:
-    from .._codehash import _unwrap
+    from ..plan.codehash import _unwrap
 
     raw = _unwrap(fn)
     return f"{getattr(raw, '__module__', '?')}:{getattr(raw, '__qualname__', type(raw).__qualname__)}"

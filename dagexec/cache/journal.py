@@ -34,8 +34,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .._envelope import EnvelopeError, open_regular, read_regular
-from .._fingerprint import NoToken
 from .._folders import FolderRefused, open_folder
+from ..plan.tokens import NoToken
 from .keys import value_key
 
 if TYPE_CHECKING:

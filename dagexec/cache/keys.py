@@ -3,7 +3,7 @@
 A node's cache key is a Merkle hash, computed before anything runs::
 
     key(node) = SHA-256("dagexec-cache-1",
-                        code_digest(its function),        # _codehash: code by value
+                        code_digest(its function),        # plan/codehash: code by value
                         its argument templates, where each value that flows in is
                             the key of the node it comes from,
                             or the token of the graph input's value,
@@ -32,8 +32,8 @@ import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._fingerprint import NoToken, value_token
 from .._plan import _Ref
+from ..plan.tokens import NoToken, value_token
 
 if TYPE_CHECKING:
     from .._plan import CompiledGraph
@@ -54,7 +54,7 @@ def value_key(value: Any) -> str:
 
 
 def _code_key(fn: Any) -> str:
-    from .._codehash import code_digest
+    from ..plan.codehash import code_digest
 
     return "code:" + code_digest(fn)
 
@@ -116,7 +116,7 @@ class _Keys:
         """What went into node ``i``'s key, for ``cache.decide.explain`` and the store's entries:
         ``{"code": {function: digest}, "inputs": {name: digest}, "upstream": {key: cache
         key}, "constants": digest}``."""
-        from .._codehash import code_parts
+        from ..plan.codehash import code_parts
 
         plan, n = self.plan, len(self.keys)
         reads = plan._reads[i]
@@ -130,7 +130,7 @@ class _Keys:
 
 def node_keys(plan: CompiledGraph, input_values: list[Any]) -> _Keys:
     """Every node's cache key, from its code, constants, inputs and upstream keys."""
-    from .._codehash import code_digest, forget
+    from ..plan.codehash import code_digest, forget
 
     forget()  # hash the code as it is now: a global may have been rebound since
     out = _Keys(plan, input_values)
@@ -234,7 +234,7 @@ def item_keys(
     Raises:
         NoToken: when the code or a fixed argument does not pickle (no item has a key).
     """
-    from .._codehash import code_digest
+    from ..plan.codehash import code_digest
 
     base = hashlib.sha256(b"dagexec-item-1\0")
     base.update(code_digest(fn).encode())
