@@ -191,7 +191,7 @@ def submit_batch(loop: Loop, members: list[int], r: int, ex: Executor) -> None:
         prev = j
     batch = Batch(calls, linked, keep)
     if loop.has_cb:
-        # a chained member's trial starts when its outcome arrives (_finish_batch):
+        # a chained member's trial starts when its outcome arrives (finish_batch):
         # callbacks see what they would see were the chain submitted node by node
         for call, is_link in zip(calls, linked, strict=True):
             if not is_link:

@@ -114,6 +114,9 @@ def expire(loop: Loop) -> None:
     """What is due: a trial past its deadline fails timed out (once taken from its
     executor), and a node or item whose retry time came is ready again."""
     now = time.time()
+    deadlines, retries = loop.timers.deadlines, loop.timers.retries
+    if not (deadlines and deadlines[0][0] <= now) and not (retries and retries[0][0] <= now):
+        return  # the common case, after each wait of the loop: nothing is due
     for i, attempt in loop.timers.due_deadlines(now):
         if i < 0:
             run, j = loop.items[i]
