@@ -1383,3 +1383,38 @@ def test_the_loop_s_lists_cover_graph_inputs_and_constants_and_tell_map_nodes_by
     result = loop.execute()
     assert result.outputs == {"each": [16, 17, 18]}
     assert sorted(s.value for s in result.states.values()) == ["succeeded"] * 5
+
+
+def test_a_resumed_run_whose_map_runs_again_returns_its_result(tmp_path):
+    # the trials of the run being resumed used to be added after the map's items were
+    # listed, by position into a dict: a TypeError instead of the result
+    fixed = tmp_path / "fixed"
+
+    @dx.task
+    def square(x):
+        if x == 2 and not fixed.exists():
+            raise ValueError("not yet")
+        return x * x
+
+    @dx.task
+    def one():
+        return 1
+
+    with dx.Graph("r") as g:
+        g.output(square.map([1, 2, 3]), name="squares")
+        g.output(one(), name="one")
+    plan = g.compile()
+    first = plan.run(cache=tmp_path / "cache", raise_on_failure=False)
+    assert first.states["square"] == FAILED and first.states["square[1]"] == FAILED
+    fixed.touch()
+    result = plan.run(cache=tmp_path / "cache", resume=True)
+    assert result.outputs == {"squares": [1, 4, 9], "one": 1}
+    assert result.states == {
+        "square": SUCCEEDED,
+        "square[0]": State.CACHED,
+        "square[1]": SUCCEEDED,
+        "square[2]": State.CACHED,
+        "one": State.CACHED,
+    }
+    assert trial_log(result, "square[1]") == [(1, SUCCEEDED)]
+    assert trial_log(result, "one") == [(1, SUCCEEDED)]  # its trial in the run resumed

@@ -32,6 +32,10 @@ def run_result(loop: Loop, duration: float) -> RunResult:
     keys = plan._keys
     states = {keys[i]: STATES[loop.state[i]] for i in range(len(keys))}  # nodes: the first slots
     trials: Any = loop.rows  # made into Trial lists on first use of result.trials
+    if loop.earlier:  # a resumed run: the trials of the run it resumes come first
+        trials = list(trials)
+        for i, before in loop.earlier.items():
+            trials[i] = before + as_trials(keys[i], trials[i])
     if loop.map_runs:
         states, trials = loop.maps.with_items(keys, states, trials)
     if loop.remote:
@@ -39,10 +43,6 @@ def run_result(loop: Loop, duration: float) -> RunResult:
     outputs, values = _kept_values(plan, loop.vals, loop.kept, loop.state)
     loop.vals = []
     loop.calls = {}
-    if loop.earlier:
-        trials = list(trials)
-        for i, before in loop.earlier.items():
-            trials[i] = before + as_trials(keys[i], trials[i])
     items = {keys[m]: [run.item_key(j) for j in range(len(run.states))] for m, run in loop.map_runs.items()}
     return RunResult(plan, states, trials, outputs, values, loop.start, duration, items)
 
