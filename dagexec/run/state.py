@@ -2,11 +2,11 @@
 keeps in its flat lists, and the marker of a value released after its last reader.
 
 The loop compares ints on its hot path; :data:`STATES` turns one into the public
-:class:`~dagexec.State` when the run ends.  The loop's per-unit lists cover the whole
+:class:`~dagexec.State` when the run ends.  The loop's per-slot lists cover the whole
 slot space (nodes, then graph inputs and constants, which start ``SUCCEEDED``), so a
 slot's state is read the same way whatever it holds; ``kind`` tells a map node from a
-plain one in one index.  :func:`async_lanes` gives async tasks a lane
-of their own where their executor runs them concurrently.  The unit arrays of docs/run-engine.md
+plain one in one index.  :func:`async_lanes` gives async tasks a lane of their own
+where their executor runs them concurrently.  The unit arrays of docs/run-engine.md
 (``RunState``) come here when map items become units.
 """
 
