@@ -5,8 +5,9 @@ list) and :meth:`Maps.expand` turns it into a :class:`MapRun`: per item a state,
 attempt, its trials, its value.  An item is not a plan slot: it gets a negative token
 (``next_token`` counts down from -1), and ``items[token] = (run, j)`` leads from the
 token to its expansion and its position.  Tokens go on the map's lane's ready stack like
-node indices; the loop sends a negative one here.  When every item has ended, the map
-node succeeds with the list of values (:meth:`Maps.end`), or fails when an item failed.
+node indices; the loop sends a negative one here.  While its items run the map node is
+``JOINING``; when every item has ended, it succeeds with the list of values
+(:meth:`Maps.end`), or fails when an item failed.
 
 A map over a map's list (``b = f.map(a)`` with ``a`` a map) is chained: it expands as
 soon as ``a`` does, and its item k is ready when ``a``'s item k has succeeded.
