@@ -9,12 +9,10 @@ The master thread owns every piece of run state; executors only execute::
      dependents whose last dependency finished  <--  finish(outcome) in the master
 
 Ready nodes are popped last-in first-out (depth-first), so intermediates are consumed
-and released early.  Executors that complete synchronously (serial) return the outcome
-from ``submit``; the others post it to the run's queue, which the loop blocks on, with
-a timeout set by the nearest trial deadline or retry.  What each node needs is decided
-at compile time (type checks, retries, timeout); a plain task costs the loop a pop, a
-call, and a few list updates.  The hot path (``_loop``, ``finish``, the submit block)
-binds lists to locals and reads the outcome tuple unpacked once.
+and released early.  Serial executors return the outcome from ``submit``; the others
+post it to ``q``, which the loop waits on until the nearest deadline or retry.  The hot
+path (``_loop``, ``finish``, the submit block) binds lists to locals and unpacks the
+outcome tuple once.
 
 The loop's state (lists indexed by plan index ``i``, or by ``slot`` over nodes, then
 graph inputs, then constants; made once per run):
@@ -28,17 +26,15 @@ graph inputs, then constants; made once per run):
 * ``left[slot]``     readers not yet finished;
 * ``attempt[slot]``  the attempt number of the node's current or last trial;
 * ``kind[slot]``     ``EXPAND`` for a map node, else ``PLAIN``;
-* ``route[i]``       the node's lane: one per executor, and one more per executor
-                     running async tasks concurrently; per lane ``execs``, ``caps``
-                     (capacity), ``inflight`` and ``ready`` (its LIFO stack);
+* ``route[i]``       the node's lane (one per executor, one more per executor running
+                     async tasks); per lane ``execs``, ``caps``, ``inflight``, ``ready``;
 * ``calls``          plan index or item token -> the Call or Batch in flight;
 * ``q``              the queue executors post outcomes and BatchDones to;
 * ``failed_order``   the nodes that failed, in order (for RunFailed);
 * ``stopping``, ``stop_time``: fail_fast stopped the run, and when;
 * ``remote``         an executor keeps values on its workers (:mod:`.values`);
 * ``specs``, ``args``, ``fills``, ``kwargs``, ``nested``, ``reads``, ``dependents``:
-                     the plan's tuples, one attribute away (``specs`` with
-                     check_mutation=True: each task inside its MutationCheck).
+                     the plan's tuples (``specs``: with check_mutation, MutationChecks).
 
 Its collaborators: ``trials`` (:mod:`.trials`; ``rows`` is its list, for ``finish``),
 ``timers`` (:mod:`.timers`), ``batches`` (:mod:`.batching`), ``maps`` (:mod:`.maps`,
@@ -81,7 +77,7 @@ from .state import (
     async_lanes,
 )
 from .timers import Timers, expire
-from .trials import Callbacks, Trials, unstart_item
+from .trials import Callbacks, Trials
 from .values import localize
 
 if TYPE_CHECKING:
@@ -180,6 +176,8 @@ class Loop:
 
     # -- the loop -----------------------------------------------------------------
     def execute(self) -> RunResult:
+        """Run the plan to its end, or until an interrupt (raised again), and return
+        the result."""
         plan = self.plan
         self.start = time.time()
         t0 = time.perf_counter()
@@ -297,6 +295,7 @@ class Loop:
             expire(self)
 
     def make_call(self, i: int) -> Call:
+        """Node ``i``'s next trial, its arguments filled in; the node is running."""
         vals = self.vals
         self.state[i] = RUNNING
         attempt = self.attempt[i] + 1
@@ -337,12 +336,8 @@ class Loop:
     def unstart(self, call: Call) -> None:
         """``call`` was submitted in a batch but did not run: its node is pending again."""
         i = call.idx
-        if i < 0:  # an item: pending again, its announced trial ended
-            run, j = self.items[i]
-            if run.states[j] == RUNNING and run.attempts[j] == call.attempt:
-                run.states[j] = PENDING
-                run.attempts[j] = call.attempt - 1
-                unstart_item(run.trials[j], call.attempt, self.cb)
+        if i < 0:
+            self.maps.unstart(i, call.attempt)
             return
         if self.state[i] != RUNNING or self.attempt[i] != call.attempt:
             return
@@ -415,6 +410,7 @@ class Loop:
                 ready[route[d]].append(d)
 
     def failed(self, i: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str) -> None:
+        """Node ``i``'s trial ``out`` failed: it is retried, or the node fails."""
         seen = time.time()
         trial = self.trials.record(i, out, tstate, exc, tb)
         self.cb.call("on_trial_end", trial)
@@ -451,7 +447,6 @@ class Loop:
         for j in self.timers.cancel_retries():
             self.cancel(j)
 
-    # -- task.map: one trial per item -------------------------------------------------------
     def cancel(self, i: int) -> None:
         """A ready or retrying node, or item (``i < 0``), that a stop leaves unrun."""
         if i >= 0:
@@ -460,6 +455,7 @@ class Loop:
             self.maps.cancel(i)
 
     def release_reads(self, i: int) -> None:
+        """Node ``i`` will not read its inputs again: a value none will read is released."""
         left, kept, vals = self.left, self.kept, self.vals
         for s in self.plan._reads[i]:
             left[s] -= 1
@@ -467,6 +463,7 @@ class Loop:
                 vals[s] = RELEASED
 
     def upstream_failed(self, i: int) -> None:
+        """Node ``i`` failed: what depends on it, and has not ended, fails upstream."""
         state = self.state
         dependents = self.plan._dependents
         stack = list(dependents[i])
@@ -478,6 +475,8 @@ class Loop:
                 stack.extend(dependents[j])
 
     def _cancel_all(self) -> None:
+        """The run was interrupted: what is in flight is abandoned, what has not ended
+        is cancelled, and each trial announced and not ended ends cancelled."""
         for hook in interrupt_hooks:  # commands run by trials in this process's threads
             try:
                 hook()
@@ -489,7 +488,7 @@ class Loop:
             if id(call) in seen:
                 continue  # a batch: abandoned once
             seen.add(id(call))
-            r = self.route[i if i >= 0 else self.items[i][0].m]
+            r = self.route_of(i)
             try:
                 self.execs[r].abandon(call)
             except Exception:

@@ -53,7 +53,7 @@ from .state import (
     SUCCEEDED,
     UPSTREAM_FAILED,
 )
-from .trials import as_trials, cancel_item, record_item
+from .trials import as_trials, cancel_item, record_item, unstart_item
 from .values import localize
 
 if TYPE_CHECKING:
@@ -377,6 +377,15 @@ class Maps:
         loop.failed_order.append(m)
         loop.release_reads(m)
         loop.upstream_failed(m)
+
+    def unstart(self, token: int, attempt: int) -> None:
+        """The item's trial ``attempt`` was in a batch and did not run: pending again,
+        its announced trial ended."""
+        run, j = self.items[token]
+        if run.states[j] == RUNNING and run.attempts[j] == attempt:
+            run.states[j] = PENDING
+            run.attempts[j] = attempt - 1
+            unstart_item(run.trials[j], attempt, self.loop.cb)
 
     def cancel(self, token: int) -> None:
         """A ready or retrying item that a stop leaves unrun."""
