@@ -3,7 +3,7 @@
 :func:`run` takes a plan, its graph inputs and a :class:`~dagexec.run.config.RunConfig`.
 It checks the options (their types, then their values against the plan), resolves the
 executors, opens the cache and its journal, adds the progress bar, trial log capture
-and SIGTERM handling, and hands the loop (:class:`dagexec._engine._Run`) its
+and SIGTERM handling, and hands the loop (:class:`dagexec.run.loop.Loop`) its
 ready-made parts.  The executors the run makes belong to one
 :class:`~dagexec.executors._resolve.OwnedExecutors`, which shuts them down whatever
 way the run leaves.  It sits in the surface layer because it reaches every layer
@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from ._capture import install as install_capture
 from ._capture import uninstall as uninstall_capture
-from ._engine import _Callbacks, _Run, _run_failed
 from ._errors import InputError, Problem
 from ._interrupts import sigterm_interrupts
 from ._state import State, Trial
 from .executors._resolve import require_portable, resolve_executors
 from .run.config import RunConfig
+from .run.loop import Loop
+from .run.result import run_failed
+from .run.trials import Callbacks
 
 if TYPE_CHECKING:
     from ._plan import CompiledGraph
@@ -82,7 +84,7 @@ def run(
             from ._mutation import checked_specs
 
             specs = checked_specs(plan)
-        loop = _Run(
+        loop = Loop(
             plan,
             input_values,
             selected,
@@ -90,7 +92,7 @@ def run(
             lanes.execs,
             lanes.route_idx,
             config.fail_fast,
-            _Callbacks(cbs),
+            Callbacks(cbs),
             specs,
         )
         if decision is not None:
@@ -104,7 +106,7 @@ def run(
             uninstall_capture()
             owned.end(lanes.execs, interrupted=loop.interrupted)
     if config.raise_on_failure and loop.failed_order:
-        raise _run_failed(result, loop)
+        raise run_failed(result, loop)
     return result
 
 

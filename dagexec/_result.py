@@ -207,6 +207,12 @@ class RunResult:
     def __repr__(self) -> str:
         return f"<RunResult {self.graph!r} {'ok' if self.ok else 'failed'}: {self._counts()}>"
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Jupyter's display: the coloured picture as SVG (``text/plain`` without Graphviz's ``dot``)."""
+        from ._dot import repr_mimebundle
+
+        return repr_mimebundle(self, include, exclude)
+
     def to_dot(self, *, collapse: bool | Sequence[str] | None = None, expand: bool = False) -> Any:
         """The run as a ``graphviz.Digraph``: the plan's picture with nodes coloured by state.
 
@@ -220,22 +226,12 @@ class RunResult:
             expand: True to draw every node whatever the size.
 
         Returns:
-            A ``graphviz.Digraph``.
-
-        Raises:
-            ImportError: when the ``graphviz`` package is not installed.
-            ValueError: for an unknown section path in ``collapse``, or ``expand=True``
-                with ``collapse``.
+            A ``graphviz.Digraph``; it raises what :meth:`dagexec.CompiledGraph.to_dot`
+            raises.
         """
         from ._dot import to_dot
 
         return to_dot(self, collapse=collapse, expand=expand)
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        """Jupyter's display: the coloured picture as SVG (``text/plain`` without Graphviz's ``dot``)."""
-        from ._dot import repr_mimebundle
-
-        return repr_mimebundle(self, include, exclude)
 
 
 def _by_state(states: Iterable[State]) -> str:
