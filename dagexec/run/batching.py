@@ -21,14 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from .policy import refused
 from .protocol import LINK, O_IDX, O_START, Batch, BatchDone, Call, Executor, Outcome
-from .state import PENDING
+from .state import MEMBER, PENDING
 
 logger = logging.getLogger("dagexec.engine")
 
 if TYPE_CHECKING:
     from .._plan import CompiledGraph
     from .loop import Loop
-    from .maps import MapRun
 
 #: a function whose trials took less than this (seconds) is tiny: on executors with
 #: ``batch_tiny``, its ready trials go several to a submission
@@ -42,19 +41,13 @@ MAX_BATCH = 256
 class Batching:
     """Per lane, whether it takes batches (``on``) and tiny batches (``tiny``); the plan's
     chain links (None when no lane takes batches); per function, its seconds per trial
-    (``est``); the nodes and item tokens to run alone (``solo``)."""
+    (``est``); the units to run alone (``solo``).  It reads the loop's per-unit lists
+    ``route``, ``state``, ``kind`` and ``owner`` (a map item's function is its map's)."""
 
-    __slots__ = ("est", "items", "links", "on", "opts", "route", "solo", "specs", "state", "tiny")
+    __slots__ = ("est", "kind", "links", "on", "opts", "owner", "route", "solo", "specs", "state", "tiny")
 
     def __init__(
-        self,
-        plan: CompiledGraph,
-        lanes: Sequence[Executor],
-        n_execs: int,
-        remote: bool,
-        route: list[int],
-        state: list[int],
-        items: dict[int, tuple[MapRun, int]],
+        self, plan: CompiledGraph, lanes: Sequence[Executor], n_execs: int, remote: bool, loop: Loop
     ) -> None:
         # lanes past n_execs run async tasks: never batched
         self.on = [ex.batches and not remote and r < n_execs for r, ex in enumerate(lanes)]
@@ -62,9 +55,10 @@ class Batching:
         self.links = plan._chain_links() if any(self.on) else None
         self.specs = plan._specs
         self.opts = plan._opts
-        self.route = route
-        self.state = state
-        self.items = items
+        self.route = loop.route
+        self.state = loop.state
+        self.kind = loop.kind
+        self.owner = loop.owner
         self.est: dict[Any, float] = {}
         self.solo: set[int] = set()
 
@@ -113,16 +107,16 @@ class Batching:
             members.append(j)
             j = links[j]
 
-    def item_chunk(self, token: int, r: int, stack: list[int]) -> list[int] | None:
-        """Items to submit with ``token`` as one batch: the map's ``chunksize``, or where
-        the executor batches tiny trials, as many as fit ``BATCH_BUDGET_S`` of their
-        function's past running time; None for ``token`` alone."""
-        items = self.items
-        run = items[token][0]
-        spec = self.specs[run.m]
-        opts = self.opts[run.m]
+    def item_chunk(self, u: int, r: int, stack: list[int]) -> list[int] | None:
+        """Items of the same map to submit with item ``u`` as one batch: the map's
+        ``chunksize``, or where the executor batches tiny trials, as many as fit
+        ``BATCH_BUDGET_S`` of their function's past running time; None for ``u`` alone."""
+        kind, owner = self.kind, self.owner
+        m = owner[u]
+        spec = self.specs[m]
+        opts = self.opts[m]
         solo = self.solo
-        if spec.timeout is not None or (solo and token in solo):
+        if spec.timeout is not None or (solo and u in solo):
             return None
         size = opts.chunksize if opts is not None else None
         if size is None:
@@ -130,8 +124,8 @@ class Batching:
             if not self.tiny[r] or e is None or e >= TINY_S:
                 return None
             size = min(MAX_BATCH, max(1, int(BATCH_BUDGET_S / max(e, 1e-6))))
-        members = [token]
-        while len(members) < size and stack and stack[-1] < 0 and items[stack[-1]][0] is run:
+        members = [u]
+        while len(members) < size and stack and kind[stack[-1]] == MEMBER and owner[stack[-1]] == m:
             if solo and stack[-1] in solo:
                 break
             members.append(stack.pop())
@@ -140,7 +134,7 @@ class Batching:
     def observe(self, out: Outcome) -> None:
         """Keep a running estimate of how long the node's function takes."""
         i, _, _, _, _, _, start, end, _, _ = out  # unpacked once: it runs for each outcome
-        fn = self.specs[i if i >= 0 else self.items[i][0].m].fn
+        fn = self.specs[self.owner[i]].fn
         took = end - start
         e = self.est.get(fn)
         self.est[fn] = took if e is None else (e + took) / 2
@@ -241,14 +235,14 @@ def finish_batch(loop: Loop, done: BatchDone, async_: bool) -> None:
         # members that did not run (or whose outcome was lost with a crashed worker)
         # are pending again, without using an attempt
         ran = {out[O_IDX] for out in outs}
-        waiting, state, ready, route = loop.waiting, loop.state, loop.ready, loop.route
+        waiting, state, ready, route, kind = loop.waiting, loop.state, loop.ready, loop.route, loop.kind
         for call in calls:
             if call.idx not in ran:
                 loop.unstart(call)
         if not loop.stopping:
             for call in reversed(calls):
                 j = call.idx
-                if j < 0:
+                if kind[j] == MEMBER:
                     run, k = loop.items[j]
                     if j not in ran and run.states[k] == PENDING:
                         ready[route[run.m]].append(j)

@@ -15,7 +15,10 @@ path (``_loop``, ``finish``, the submit block) binds lists to locals and unpacks
 outcome tuple once.
 
 The loop's state (lists indexed by plan index ``i``, or by ``slot`` over nodes, then
-graph inputs, then constants; made once per run):
+graph inputs, then constants; made once per run).  ``kind``, ``route`` and ``owner``
+are indexed by *unit* ``u``: the ``n_slots`` slots, then the map items that expansions
+append during the run (a map item's state, attempt and trials are its map's, in
+:mod:`.maps`):
 
 * ``vals[slot]``     a node's value, or an input's or a constant's; ``RELEASED`` after
                      the last reader finished (unless ``kept[slot]``);
@@ -25,10 +28,13 @@ graph inputs, then constants; made once per run):
 * ``waiting[slot]``  dependencies not yet done; 0 means ready;
 * ``left[slot]``     readers not yet finished;
 * ``attempt[slot]``  the attempt number of the node's current or last trial;
-* ``kind[slot]``     ``EXPAND`` for a map node, else ``PLAIN``;
-* ``route[i]``       the node's lane (one per executor, one more per executor running
+* ``kind[u]``        ``EXPAND`` for a map node, ``MEMBER`` for a map item, else
+                     ``PLAIN``;
+* ``route[u]``       the unit's lane (one per executor, one more per executor running
                      async tasks); per lane ``execs``, ``caps``, ``inflight``, ``ready``;
-* ``calls``          plan index or item token -> the Call or Batch in flight;
+* ``owner[u]``       the plan index whose function, options and retries apply (a map
+                     item's is its map's, any other unit's itself);
+* ``calls``          unit (plan index or map item) -> the Call or Batch in flight;
 * ``q``              the queue executors post outcomes and BatchDones to;
 * ``failed_order``   the nodes that failed, in order (for RunFailed);
 * ``stopping``, ``stop_time``: fail_fast stopped the run, and when;
@@ -38,7 +44,7 @@ graph inputs, then constants; made once per run):
 
 Its collaborators: ``trials`` (:mod:`.trials`; ``rows`` is its list, for ``finish``),
 ``timers`` (:mod:`.timers`), ``batches`` (:mod:`.batching`), ``maps`` (:mod:`.maps`,
-for the ``map_nodes``; ``items`` leads from an item's negative token to its expansion,
+for the ``map_nodes``; ``items`` leads from an item's unit to its expansion,
 ``map_runs`` from a map node to it), ``cache`` (:mod:`dagexec.cache.session`;
 ``saving[i]``: the node's value is written), ``conds`` (:mod:`.conds`, by predicate
 slot).  :mod:`.policy` says what a failed trial means, :mod:`.values` moves values kept
@@ -67,6 +73,7 @@ from .state import (
     EXPAND,
     FAILED,
     JOINING,
+    MEMBER,
     PENDING,
     PLAIN,
     RELEASED,
@@ -138,9 +145,13 @@ class Loop:
                     for s in plan._reads[i]:
                         self.left[s] -= 1
         self.attempt = [0] * (n + extra)
+        # per unit: the slots, then the map items that expansions append (Maps.expand)
+        self.n_slots = n + extra
         self.kind = [PLAIN] * (n + extra)
         for m in plan._maps:
             self.kind[m] = EXPAND
+        self.route = self.route + [0] * (n + extra - len(self.route))
+        self.owner = list(range(n + extra))
         self.trials = Trials(plan._keys, callbacks)
         self.rows = self.trials.rows
         self.calls: dict[int, Call | Batch] = {}
@@ -161,7 +172,7 @@ class Loop:
         self.maps = Maps(self)
         self.map_runs = self.maps.runs
         self.items = self.maps.items
-        self.batches = Batching(plan, self.execs, len(execs), self.remote, self.route, self.state, self.items)
+        self.batches = Batching(plan, self.execs, len(execs), self.remote, self)
         self.conds = conds_by_predicate(plan._conds)
 
     def use_cache(self, store: CacheStore, decision: CacheDecision, earlier: dict[int, list[Trial]]) -> None:
@@ -239,8 +250,8 @@ class Loop:
                 cap = caps[r]
                 while stack and inflight[r] < cap:
                     i = stack.pop()
-                    if has_maps and (i < 0 or kind[i]):
-                        if i >= 0:
+                    if has_maps and kind[i]:
+                        if kind[i] == EXPAND:
                             maps.expand(i, stack)
                         elif batching[r] and (chunk := batches.item_chunk(i, r, stack)) is not None:
                             maps.submit_chunk(chunk, r, ex)
@@ -330,13 +341,13 @@ class Loop:
         return Call(i, attempt, self.specs[i], args, kw)
 
     def route_of(self, i: int) -> int:
-        """The lane of node ``i``, or of the map of item token ``i``."""
-        return self.route[i if i >= 0 else self.items[i][0].m]
+        """The lane of unit ``i`` (a map item's is its map's)."""
+        return self.route[i]
 
     def unstart(self, call: Call) -> None:
         """``call`` was submitted in a batch but did not run: its node is pending again."""
         i = call.idx
-        if i < 0:
+        if self.kind[i] == MEMBER:
             self.maps.unstart(i, call.attempt)
             return
         if self.state[i] != RUNNING or self.attempt[i] != call.attempt:
@@ -352,7 +363,7 @@ class Loop:
         # the hot path: the outcome stays a tuple (cheaper to make and to send than an
         # object), unpacked here once; elsewhere it is read by the O_* constants
         i, attempt, ok, value, err, tb, start, end, worker, log = out
-        if i < 0:
+        if self.kind[i] == MEMBER:
             self.maps.finish(out, async_)
             return
         state = self.state
@@ -448,11 +459,11 @@ class Loop:
             self.cancel(j)
 
     def cancel(self, i: int) -> None:
-        """A ready or retrying node, or item (``i < 0``), that a stop leaves unrun."""
-        if i >= 0:
-            self.state[i] = CANCELLED
-        else:
+        """A ready or retrying node, or map item, that a stop leaves unrun."""
+        if self.kind[i] == MEMBER:
             self.maps.cancel(i)
+        else:
+            self.state[i] = CANCELLED
 
     def release_reads(self, i: int) -> None:
         """Node ``i`` will not read its inputs again: a value none will read is released."""

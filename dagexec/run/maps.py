@@ -2,10 +2,12 @@
 
 When a map node is ready, its call is made (its values filled in; ``args[0]`` is the
 list) and :meth:`Maps.expand` turns it into a :class:`MapRun`: per item a state, an
-attempt, its trials, its value.  An item is not a plan slot: it gets a negative token
-(``next_token`` counts down from -1), and ``items[token] = (run, j)`` leads from the
-token to its expansion and its position.  Tokens go on the map's lane's ready stack like
-node indices; the loop sends a negative one here.  While its items run the map node is
+attempt, its trials, its value.  Each item is a unit of the loop: it gets the next unit
+id past the slots (``units[j]``), appended to the loop's per-unit lists ``kind``
+(``MEMBER``), ``route`` and ``owner`` (the map's lane and index), and
+``items[u] = (run, j)`` leads from the unit to its expansion and its position.  Items go
+on the map's lane's ready stack like node indices; the loop sends a ``MEMBER`` here.
+While its items run the map node is
 ``JOINING``; when every item has ended, it succeeds with the list of values
 (:meth:`Maps.end`), or fails when an item failed.
 
@@ -46,6 +48,7 @@ from .state import (
     EXPAND,
     FAILED,
     JOINING,
+    MEMBER,
     PENDING,
     RELEASED,
     RUNNING,
@@ -67,7 +70,7 @@ class MapRun:
 
     __slots__ = (
         "attempts", "call", "chained", "failed", "failed_items", "keys", "kwargs", "left", "m",
-        "rest", "specs", "states", "tokens", "trials", "upstream", "values", "values_in",
+        "rest", "specs", "states", "trials", "units", "upstream", "values", "values_in",
     )  # fmt: skip
 
     def __init__(self, m: int, call: Call, items: list[Any]) -> None:
@@ -82,7 +85,7 @@ class MapRun:
         self.states = [PENDING] * n
         self.trials: list[list[Trial]] = [[] for _ in range(n)]
         self.specs: dict[int, NodeSpec] = {}
-        self.tokens: list[int] = []
+        self.units: list[int] = []
         self.left = n
         self.failed = False
         self.failed_items: list[int] = []  # the items that failed, in the order they did
@@ -115,18 +118,17 @@ class MapRun:
 
 
 class Maps:
-    """The run's map expansions (``runs``, by map node) and item tokens (``items``)."""
+    """The run's map expansions (``runs``, by map node) and items (``items``, by unit)."""
 
-    __slots__ = ("items", "loop", "next_token", "runs")
+    __slots__ = ("items", "loop", "runs")
 
     def __init__(self, loop: Loop) -> None:
         self.loop = loop
         self.runs: dict[int, MapRun] = {}
         self.items: dict[int, tuple[MapRun, int]] = {}
-        self.next_token = -1
 
     def expand(self, m: int, stack: list[int]) -> None:
-        """Map node ``m`` is ready: one item token per item onto ``stack`` (item 0 on top)."""
+        """Map node ``m`` is ready: one unit per item onto ``stack`` (item 0 on top)."""
         loop = self.loop
         call = loop.make_call(m)  # its values filled in; args[0] is the list of items
         loop.state[m] = JOINING
@@ -147,7 +149,7 @@ class Maps:
         if not items:
             self.end(run)
             return
-        self._tokens(run)
+        self._add_units(run)
         self._chain(run)
         if loop.saving is not None and loop.saving[m]:
             assert loop.cache is not None
@@ -157,14 +159,22 @@ class Maps:
             if run.left == 0:
                 self.end(run)
                 return
-        stack.extend(reversed([t for j, t in enumerate(run.tokens) if run.states[j] == PENDING]))
+        stack.extend(reversed([t for j, t in enumerate(run.units) if run.states[j] == PENDING]))
 
-    def _tokens(self, run: MapRun) -> None:
-        for j in range(len(run.states)):
-            token = self.next_token
-            self.next_token -= 1
-            run.tokens.append(token)
-            self.items[token] = (run, j)
+    def _add_units(self, run: MapRun) -> None:
+        """Append a unit per item of ``run`` to the loop's per-unit lists."""
+        loop = self.loop
+        kind = loop.kind
+        first = len(kind)
+        k = len(run.states)
+        m = run.m
+        run.units = list(range(first, first + k))
+        kind.extend([MEMBER] * k)
+        loop.route.extend([loop.route[m]] * k)
+        loop.owner.extend([m] * k)
+        items = self.items
+        for j, u in enumerate(run.units):
+            items[u] = (run, j)
 
     def _chain(self, source: MapRun) -> None:
         """Expand now each map over ``source``'s own list that waits for nothing else:
@@ -185,7 +195,7 @@ class Maps:
             loop.state[b] = JOINING
             run = MapRun(b, call, [None] * len(source.states))
             self.runs[b] = run
-            self._tokens(run)
+            self._add_units(run)
             source.chained.append(run)
             self._chain(run)
 
@@ -206,7 +216,7 @@ class Maps:
                         if run.left == 0:
                             self.end(run)
                         continue
-                loop.ready[loop.route[run.m]].append(run.tokens[j])
+                loop.ready[loop.route[run.m]].append(run.units[j])
                 continue
             run.states[j] = UPSTREAM_FAILED
             run.upstream = True
@@ -215,13 +225,13 @@ class Maps:
             if run.left == 0:
                 self.end(run)
 
-    def _item_call(self, token: int) -> Call:
+    def _item_call(self, u: int) -> Call:
         """The next trial of an item: its state running, its attempt counted, its start
         announced to callbacks."""
-        run, j = self.items[token]
+        run, j = self.items[u]
         attempt = run.attempts[j] = run.attempts[j] + 1
         run.states[j] = RUNNING
-        call = Call(token, attempt, run.spec(j), (run.values_in[j], *run.rest), run.kwargs)
+        call = Call(u, attempt, run.spec(j), (run.values_in[j], *run.rest), run.kwargs)
         loop = self.loop
         if loop.has_cb:
             trial = Trial(call.spec.key, attempt, State.RUNNING, time.time())
@@ -229,26 +239,26 @@ class Maps:
             loop.cb.call("on_trial_start", trial)
         return call
 
-    def submit_chunk(self, tokens: list[int], r: int, ex: Executor) -> None:
-        """Submit the items ``tokens`` to ``ex`` (lane ``r``) as one batch."""
+    def submit_chunk(self, units: list[int], r: int, ex: Executor) -> None:
+        """Submit the items ``units`` to ``ex`` (lane ``r``) as one batch."""
         loop = self.loop
-        calls = [self._item_call(t) for t in tokens]
+        calls = [self._item_call(u) for u in units]
         batch = Batch(calls, [False] * len(calls), [True] * len(calls))
         done = send_batch(loop, batch, ex)
         if done is None:
             loop.inflight[r] += 1
-            for t in tokens:
-                loop.calls[t] = batch
+            for u in units:
+                loop.calls[u] = batch
         else:
             finish_batch(loop, done, False)
 
-    def submit(self, token: int, r: int, ex: Executor) -> None:
-        """Submit the item ``token`` to ``ex`` (lane ``r``)."""
+    def submit(self, u: int, r: int, ex: Executor) -> None:
+        """Submit the item ``u`` to ``ex`` (lane ``r``)."""
         loop = self.loop
-        call = self._item_call(token)
+        call = self._item_call(u)
         attempt = call.attempt
         if loop.remote:
-            error = localize(call, ex, loop.nested[self.items[token][0].m])
+            error = localize(call, ex, loop.nested[loop.owner[u]])
             if error is not None:
                 self.finish(error, False)
                 return
@@ -258,10 +268,10 @@ class Maps:
             out = refused(call, ex, exc)
         if out is None:
             loop.inflight[r] += 1
-            loop.calls[token] = call
+            loop.calls[u] = call
             timeout = call.spec.timeout
             if timeout is not None:
-                loop.timers.deadline(time.time() + timeout, token, attempt)
+                loop.timers.deadline(time.time() + timeout, u, attempt)
         else:
             self.finish(out, False)
 
@@ -318,9 +328,9 @@ class Maps:
         if wait is not None:
             run.states[j] = PENDING
             if wait > 0:
-                loop.timers.retry(time.time() + wait, run.tokens[j])
+                loop.timers.retry(time.time() + wait, run.units[j])
             else:
-                loop.ready[loop.route[run.m]].append(run.tokens[j])
+                loop.ready[loop.route[run.m]].append(run.units[j])
             return
         logger.warning("node %r %s: %s: %s", key, tstate.value, type(exc).__name__, exc)
         run.states[j] = FAILED
@@ -378,18 +388,18 @@ class Maps:
         loop.release_reads(m)
         loop.upstream_failed(m)
 
-    def unstart(self, token: int, attempt: int) -> None:
+    def unstart(self, u: int, attempt: int) -> None:
         """The item's trial ``attempt`` was in a batch and did not run: pending again,
         its announced trial ended."""
-        run, j = self.items[token]
+        run, j = self.items[u]
         if run.states[j] == RUNNING and run.attempts[j] == attempt:
             run.states[j] = PENDING
             run.attempts[j] = attempt - 1
             unstart_item(run.trials[j], attempt, self.loop.cb)
 
-    def cancel(self, token: int) -> None:
+    def cancel(self, u: int) -> None:
         """A ready or retrying item that a stop leaves unrun."""
-        run, j = self.items[token]
+        run, j = self.items[u]
         run.states[j] = CANCELLED
 
     def stopped(self, now: float) -> None:

@@ -19,7 +19,7 @@ from .._errors import TaskTimeout
 from .._state import State
 from .policy import timeout_error
 from .protocol import Call, Outcome
-from .state import PENDING, RUNNING
+from .state import MEMBER, PENDING, RUNNING
 
 if TYPE_CHECKING:
     from .loop import Loop
@@ -32,7 +32,7 @@ RECHECK_S = 0.05
 
 class Timers:
     """The deadline heap ``(time, idx, attempt)`` and the retry heap ``(time, idx)``;
-    ``idx`` is a plan index or a map item's token."""
+    ``idx`` is a unit: a plan index or a map item's."""
 
     __slots__ = ("deadlines", "retries")
 
@@ -83,7 +83,7 @@ class Timers:
 
 
 def _stop_if_past(loop: Loop, i: int, attempt: int, now: float) -> TaskTimeout | None:
-    """Trial ``i`` (a node, or an item token) reached its deadline: its TaskTimeout,
+    """Trial ``i`` (a node, or a map item) reached its deadline: its TaskTimeout,
     once it is taken from its executor (abandoned); None when it is not past its
     timeout after all (it started after its submission, or still waits in the
     executor's queue: looked at again then), or no longer in flight."""
@@ -117,8 +117,9 @@ def expire(loop: Loop) -> None:
     deadlines, retries = loop.timers.deadlines, loop.timers.retries
     if not (deadlines and deadlines[0][0] <= now) and not (retries and retries[0][0] <= now):
         return  # the common case, after each wait of the loop: nothing is due
+    kind = loop.kind
     for i, attempt in loop.timers.due_deadlines(now):
-        if i < 0:
+        if kind[i] == MEMBER:
             run, j = loop.items[i]
             if run.states[j] != RUNNING or run.attempts[j] != attempt:
                 continue
@@ -134,12 +135,12 @@ def expire(loop: Loop) -> None:
         if type(trials) is list and trials and trials[-1].attempt == attempt:
             start = trials[-1].start
         out: Outcome = (i, attempt, False, None, exc, "", start, now, "", "")
-        if i < 0:
+        if kind[i] == MEMBER:
             loop.maps.failed_item(run, j, out, State.TIMED_OUT, exc, "")
         else:
             loop.failed(i, out, State.TIMED_OUT, exc, "")
     for i in loop.timers.due_retries(now):
-        if i < 0:
+        if kind[i] == MEMBER:
             run, j = loop.items[i]
             if run.states[j] == PENDING:
                 loop.ready[loop.route[run.m]].append(i)
