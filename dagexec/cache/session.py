@@ -84,7 +84,7 @@ class CacheSession:
                 "node %r: its value could not be written to the cache", self.plan._keys[i], exc_info=True
             )
 
-    def serve_items(self, run: MapRun) -> list[int]:
+    def serve_items(self, run: MapRun, state: list[int]) -> list[int]:
         """Make the cache keys of ``run``'s items; those whose entry is in the store are
         ``cached``, their values loaded (the items served, in order); the others are
         written when done."""
@@ -95,10 +95,11 @@ class CacheSession:
         except Exception:
             logger.warning("map %r: its items' cache keys could not be made", run.call.key, exc_info=True)
             return []
-        return [j for j in range(len(run.keys)) if self.serve(run, j)]
+        return [j for j in range(len(run.keys)) if self.serve(run, j, state)]
 
-    def serve(self, run: MapRun, j: int) -> bool:
-        """Serve item ``j`` of ``run`` from the store if its entry is there."""
+    def serve(self, run: MapRun, j: int, state: list[int]) -> bool:
+        """Serve item ``j`` of ``run`` from the store if its entry is there (its state,
+        in the loop's ``state`` by unit, becomes ``cached``)."""
         assert run.keys is not None
         key = run.keys[j]
         if key is None or key not in self.store:
@@ -107,7 +108,7 @@ class CacheSession:
         if not ok:
             return False
         run.values[j] = value
-        run.states[j] = CACHED
+        state[run.units[j]] = CACHED
         run.left -= 1
         return True
 
@@ -116,7 +117,7 @@ class CacheSession:
         from .keys import item_keys
 
         if run.keys is None:
-            run.keys = [None] * len(run.states)
+            run.keys = [None] * len(run.units)
         try:
             run.keys[j] = item_keys(self.plan._specs[run.m].fn, run.rest, run.kwargs, [run.values_in[j]])[0]
         except Exception:

@@ -235,18 +235,14 @@ def finish_batch(loop: Loop, done: BatchDone, async_: bool) -> None:
         # members that did not run (or whose outcome was lost with a crashed worker)
         # are pending again, without using an attempt
         ran = {out[O_IDX] for out in outs}
-        waiting, state, ready, route, kind = loop.waiting, loop.state, loop.ready, loop.route, loop.kind
+        waiting, state, ready, route = loop.waiting, loop.state, loop.ready, loop.route
         for call in calls:
             if call.idx not in ran:
                 loop.unstart(call)
         if not loop.stopping:
             for call in reversed(calls):
                 j = call.idx
-                if kind[j] == MEMBER:
-                    run, k = loop.items[j]
-                    if j not in ran and run.states[k] == PENDING:
-                        ready[route[run.m]].append(j)
-                elif j not in ran and state[j] == PENDING and waiting[j] == 0:
+                if j not in ran and state[j] == PENDING and waiting[j] == 0:
                     ready[route[j]].append(j)
     observe = loop.batches.tiny[loop.route_of(i)]
     finish = loop.finish

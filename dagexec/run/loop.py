@@ -152,7 +152,7 @@ class Loop:
             self.kind[m] = EXPAND
         self.route = self.route + [0] * (n + extra - len(self.route))
         self.owner = list(range(n + extra))
-        self.trials = Trials(plan._keys, callbacks)
+        self.trials = Trials(plan._keys, callbacks, n + extra)
         self.rows = self.trials.rows
         self.calls: dict[int, Call | Batch] = {}
         self.inflight = [0] * len(self.execs)
@@ -172,6 +172,7 @@ class Loop:
         self.maps = Maps(self)
         self.map_runs = self.maps.runs
         self.items = self.maps.items
+        self.trials.item_key = self.maps.key
         self.batches = Batching(plan, self.execs, len(execs), self.remote, self)
         self.conds = conds_by_predicate(plan._conds)
 
@@ -345,11 +346,8 @@ class Loop:
         return self.route[i]
 
     def unstart(self, call: Call) -> None:
-        """``call`` was submitted in a batch but did not run: its node is pending again."""
+        """``call`` was submitted in a batch but did not run: its unit is pending again."""
         i = call.idx
-        if self.kind[i] == MEMBER:
-            self.maps.unstart(i, call.attempt)
-            return
         if self.state[i] != RUNNING or self.attempt[i] != call.attempt:
             return
         self.state[i] = PENDING
@@ -460,10 +458,7 @@ class Loop:
 
     def cancel(self, i: int) -> None:
         """A ready or retrying node, or map item, that a stop leaves unrun."""
-        if self.kind[i] == MEMBER:
-            self.maps.cancel(i)
-        else:
-            self.state[i] = CANCELLED
+        self.state[i] = CANCELLED
 
     def release_reads(self, i: int) -> None:
         """Node ``i`` will not read its inputs again: a value none will read is released."""
@@ -509,9 +504,7 @@ class Loop:
             for call in batch.calls[1:]:
                 self.unstart(call)  # which member was running is not known: count the first
         self.calls.clear()
-        for run in self.map_runs.values():
-            run.end_all(now)
-        for i in range(self.n):
+        for i in range(len(self.state)):  # every unit: nodes, inputs (done), map items
             if self.state[i] == JOINING:
                 self.state[i] = FAILED if self.map_runs[i].failed else CANCELLED
             elif self.state[i] == RUNNING:

@@ -1,10 +1,11 @@
 """``task.map`` at run time: a map node expands into one trial per item.
 
 When a map node is ready, its call is made (its values filled in; ``args[0]`` is the
-list) and :meth:`Maps.expand` turns it into a :class:`MapRun`: per item a state, an
-attempt, its trials, its value.  Each item is a unit of the loop: it gets the next unit
-id past the slots (``units[j]``), appended to the loop's per-unit lists ``kind``
-(``MEMBER``), ``route`` and ``owner`` (the map's lane and index), and
+list) and :meth:`Maps.expand` turns it into a :class:`MapRun`: per item its argument
+and its value.  Each item is a unit of the loop: it gets the next unit id past the
+slots (``units[j]``), appended to the loop's per-unit lists ``kind`` (``MEMBER``),
+``route`` and ``owner`` (the map's lane and index), ``state``, ``attempt``, ``waiting``
+and the trial rows, so its state, attempt and trials are read as a node's are; and
 ``items[u] = (run, j)`` leads from the unit to its expansion and its position.  Items go
 on the map's lane's ready stack like node indices; the loop sends a ``MEMBER`` here.
 While its items run the map node is
@@ -56,7 +57,7 @@ from .state import (
     SUCCEEDED,
     UPSTREAM_FAILED,
 )
-from .trials import as_trials, cancel_item, record_item, unstart_item
+from .trials import as_trials
 from .values import localize
 
 if TYPE_CHECKING:
@@ -69,8 +70,8 @@ class MapRun:
     """A ``task.map`` node expanded at run time: its items, and each item's trials."""
 
     __slots__ = (
-        "attempts", "call", "chained", "failed", "failed_items", "keys", "kwargs", "left", "m",
-        "rest", "specs", "states", "trials", "units", "upstream", "values", "values_in",
+        "call", "chained", "failed", "failed_items", "keys", "kwargs", "left", "m",
+        "rest", "specs", "units", "upstream", "values", "values_in",
     )  # fmt: skip
 
     def __init__(self, m: int, call: Call, items: list[Any]) -> None:
@@ -81,11 +82,8 @@ class MapRun:
         self.rest = tuple(call.args[1:])  # the fixed arguments after the item
         self.kwargs = call.kwargs
         self.values: list[Any] = [None] * n
-        self.attempts = [0] * n
-        self.states = [PENDING] * n
-        self.trials: list[list[Trial]] = [[] for _ in range(n)]
         self.specs: dict[int, NodeSpec] = {}
-        self.units: list[int] = []
+        self.units: list[int] = []  # each item's unit
         self.left = n
         self.failed = False
         self.failed_items: list[int] = []  # the items that failed, in the order they did
@@ -107,14 +105,6 @@ class MapRun:
             spec = NodeSpec(self.item_key(j), fn, s.task, s.checks, s.ret, s.timeout, s.resources, s.coro)
             self.specs[j] = spec
         return spec
-
-    def end_all(self, now: float) -> None:
-        """The run ended (stopped, or interrupted): items not ended are cancelled."""
-        for j, st in enumerate(self.states):
-            if st == RUNNING:
-                cancel_item(self.trials[j], self.item_key(j), self.attempts[j], now)
-            if st in (PENDING, RUNNING):
-                self.states[j] = CANCELLED
 
 
 class Maps:
@@ -153,25 +143,30 @@ class Maps:
         self._chain(run)
         if loop.saving is not None and loop.saving[m]:
             assert loop.cache is not None
-            for j in loop.cache.serve_items(run):
+            for j in loop.cache.serve_items(run, loop.state):
                 if run.chained:
                     self._chained_item(run, j, True)
             if run.left == 0:
                 self.end(run)
                 return
-        stack.extend(reversed([t for j, t in enumerate(run.units) if run.states[j] == PENDING]))
+        state = loop.state
+        stack.extend(reversed([u for u in run.units if state[u] == PENDING]))
 
     def _add_units(self, run: MapRun) -> None:
         """Append a unit per item of ``run`` to the loop's per-unit lists."""
         loop = self.loop
         kind = loop.kind
         first = len(kind)
-        k = len(run.states)
+        k = len(run.values_in)
         m = run.m
         run.units = list(range(first, first + k))
         kind.extend([MEMBER] * k)
         loop.route.extend([loop.route[m]] * k)
         loop.owner.extend([m] * k)
+        loop.state.extend([PENDING] * k)
+        loop.attempt.extend([0] * k)
+        loop.waiting.extend([0] * k)
+        loop.rows.extend([None] * k)
         items = self.items
         for j, u in enumerate(run.units):
             items[u] = (run, j)
@@ -193,7 +188,7 @@ class Maps:
                 continue
             call = loop.make_call(b)
             loop.state[b] = JOINING
-            run = MapRun(b, call, [None] * len(source.states))
+            run = MapRun(b, call, [None] * len(source.units))
             self.runs[b] = run
             self._add_units(run)
             source.chained.append(run)
@@ -203,22 +198,24 @@ class Maps:
         """``source``'s item ``j`` ended: the same item of each map chained to it is ready
         (``ok``), or fails upstream, and so do the items chained to that one."""
         loop = self.loop
+        state = loop.state
         for run in source.chained:
-            if run.states[j] != PENDING:
+            u = run.units[j]
+            if state[u] != PENDING:
                 continue
             if ok:
                 run.values_in[j] = source.values[j]
                 cache = loop.cache
                 if loop.saving is not None and loop.saving[run.m] and cache is not None:
-                    if cache.chained_key(run, j) and cache.serve(run, j):
+                    if cache.chained_key(run, j) and cache.serve(run, j, state):
                         if run.chained:
                             self._chained_item(run, j, True)
                         if run.left == 0:
                             self.end(run)
                         continue
-                loop.ready[loop.route[run.m]].append(run.units[j])
+                loop.ready[loop.route[u]].append(u)
                 continue
-            run.states[j] = UPSTREAM_FAILED
+            state[u] = UPSTREAM_FAILED
             run.upstream = True
             run.left -= 1
             self._chained_item(run, j, False)
@@ -229,14 +226,12 @@ class Maps:
         """The next trial of an item: its state running, its attempt counted, its start
         announced to callbacks."""
         run, j = self.items[u]
-        attempt = run.attempts[j] = run.attempts[j] + 1
-        run.states[j] = RUNNING
-        call = Call(u, attempt, run.spec(j), (run.values_in[j], *run.rest), run.kwargs)
         loop = self.loop
+        attempt = loop.attempt[u] = loop.attempt[u] + 1
+        loop.state[u] = RUNNING
+        call = Call(u, attempt, run.spec(j), (run.values_in[j], *run.rest), run.kwargs)
         if loop.has_cb:
-            trial = Trial(call.spec.key, attempt, State.RUNNING, time.time())
-            run.trials[j].append(trial)
-            loop.cb.call("on_trial_start", trial)
+            loop.trials.started(u, attempt)
         return call
 
     def submit_chunk(self, units: list[int], r: int, ex: Executor) -> None:
@@ -277,30 +272,28 @@ class Maps:
 
     def finish(self, out: Outcome, async_: bool) -> None:
         """An item's trial ended with ``out`` (``async_``: posted by its executor)."""
-        found = self.items.get(out[O_IDX])
-        if found is None:
-            return
-        run, j = found
-        if run.states[j] != RUNNING or run.attempts[j] != out[O_ATTEMPT]:
-            return  # abandoned (timed out or cancelled), reporting late
+        u = out[O_IDX]
         loop = self.loop
+        if loop.state[u] != RUNNING or loop.attempt[u] != out[O_ATTEMPT]:
+            return  # abandoned (timed out or cancelled), reporting late
+        run, j = self.items[u]
         if async_:
-            loop.inflight[loop.route[run.m]] -= 1
-            loop.calls.pop(out[O_IDX], None)
+            loop.inflight[loop.route[u]] -= 1
+            loop.calls.pop(u, None)
         ok, value, start, end = out[O_OK], out[O_VALUE], out[O_START], out[O_END]
         timeout = run.call.spec.timeout
         if ok and timeout is not None and end - start > timeout:
             # an executor that cannot stop a trial (serial) let it finish past its timeout
             exc = timeout_error(run.item_key(j), timeout, end - start)
-            self.failed_item(run, j, out, State.TIMED_OUT, exc, "")
+            self.failed_item(u, out, State.TIMED_OUT, exc, "")
             return
         if ok:
             run.values[j] = value
-            run.states[j] = SUCCEEDED
+            loop.state[u] = SUCCEEDED
             if run.keys is not None:
                 assert loop.cache is not None
                 loop.cache.save_item(run, j, value)
-            trial = record_item(run, j, out, State.SUCCEEDED, None, "")
+            trial = loop.trials.record(u, out, State.SUCCEEDED, None, "")
             if loop.has_cb:
                 loop.cb.call("on_trial_end", trial)
             if run.chained and not loop.stopping:
@@ -311,29 +304,28 @@ class Maps:
             return
         err = out[O_ERROR]
         if isinstance(err, KeyboardInterrupt):
-            record_item(run, j, out, State.CANCELLED, err, out[O_TRACEBACK])
+            loop.trials.record(u, out, State.CANCELLED, err, out[O_TRACEBACK])
             raise KeyboardInterrupt(f"task of item {run.spec(j).key!r} raised KeyboardInterrupt")
-        self.failed_item(run, j, out, trial_state(err), err, out[O_TRACEBACK])
+        self.failed_item(u, out, trial_state(err), err, out[O_TRACEBACK])
 
-    def failed_item(
-        self, run: MapRun, j: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str
-    ) -> None:
-        """Item ``j``'s trial ``out`` failed: it is retried, or it fails (and its map with it)."""
+    def failed_item(self, u: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str) -> None:
+        """Item ``u``'s trial ``out`` failed: it is retried, or it fails (and its map with it)."""
         loop = self.loop
+        run, j = self.items[u]
         seen = time.time()
-        trial = record_item(run, j, out, tstate, exc, tb)
+        trial = loop.trials.record(u, out, tstate, exc, tb)
         loop.cb.call("on_trial_end", trial)
         key = trial.key
         wait = next_wait(loop.plan._opts[run.m], out[O_ATTEMPT], exc, tstate, key, loop.stopping)
         if wait is not None:
-            run.states[j] = PENDING
+            loop.state[u] = PENDING
             if wait > 0:
-                loop.timers.retry(time.time() + wait, run.units[j])
+                loop.timers.retry(time.time() + wait, u)
             else:
-                loop.ready[loop.route[run.m]].append(run.units[j])
+                loop.ready[loop.route[u]].append(u)
             return
         logger.warning("node %r %s: %s: %s", key, tstate.value, type(exc).__name__, exc)
-        run.states[j] = FAILED
+        loop.state[u] = FAILED
         run.failed = True
         run.failed_items.append(j)
         run.left -= 1
@@ -388,26 +380,28 @@ class Maps:
         loop.release_reads(m)
         loop.upstream_failed(m)
 
-    def unstart(self, u: int, attempt: int) -> None:
-        """The item's trial ``attempt`` was in a batch and did not run: pending again,
-        its announced trial ended."""
+    def key(self, u: int) -> str:
+        """The key of item ``u`` (``inv[2]``)."""
         run, j = self.items[u]
-        if run.states[j] == RUNNING and run.attempts[j] == attempt:
-            run.states[j] = PENDING
-            run.attempts[j] = attempt - 1
-            unstart_item(run.trials[j], attempt, self.loop.cb)
+        return run.item_key(j)
 
-    def cancel(self, u: int) -> None:
-        """A ready or retrying item that a stop leaves unrun."""
-        run, j = self.items[u]
-        run.states[j] = CANCELLED
+    def end_all(self, run: MapRun, now: float) -> None:
+        """The run ended (stopped, or interrupted): ``run``'s items not ended are cancelled."""
+        loop = self.loop
+        state, attempt = loop.state, loop.attempt
+        for u in run.units:
+            st = state[u]
+            if st == RUNNING:
+                loop.trials.cancel_running(u, attempt[u], now)
+            if st in (PENDING, RUNNING):
+                state[u] = CANCELLED
 
     def stopped(self, now: float) -> None:
         """The loop ended (every map ended, or fail_fast stopped the run): items not
         ended are cancelled, and a map still running with them."""
         state = self.loop.state
         for run in self.runs.values():
-            run.end_all(now)
+            self.end_all(run, now)
             if state[run.m] == JOINING:  # fail_fast stopped it: items were cancelled
                 state[run.m] = CANCELLED
                 if run.failed:  # an item in flight when another node stopped the run failed
@@ -417,6 +411,7 @@ class Maps:
         self, keys: tuple[str, ...], states: dict[str, State], rows: list[Any]
     ) -> tuple[dict[str, State], dict[str, list[Trial]]]:
         """States and trials with each map's items after the map node itself."""
+        state = self.loop.state
         out_states: dict[str, State] = {}
         out_trials: dict[str, list[Trial]] = {}
         for i, key in enumerate(keys):
@@ -424,8 +419,8 @@ class Maps:
             out_trials[key] = as_trials(key, rows[i])
             run = self.runs.get(i)
             if run is not None:
-                for j in range(len(run.states)):
+                for j, u in enumerate(run.units):
                     item_key = run.item_key(j)
-                    out_states[item_key] = STATES[run.states[j]]
-                    out_trials[item_key] = run.trials[j]
+                    out_states[item_key] = STATES[state[u]]
+                    out_trials[item_key] = as_trials(item_key, rows[u])
         return out_states, out_trials

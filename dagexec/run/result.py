@@ -31,19 +31,22 @@ def run_result(loop: Loop, duration: float) -> RunResult:
     plan = loop.plan
     keys = plan._keys
     states = {keys[i]: STATES[loop.state[i]] for i in range(len(keys))}  # nodes: the first slots
-    trials: Any = loop.rows  # made into Trial lists on first use of result.trials
+    # made into Trial lists on first use of result.trials; the nodes' rows come first
+    trials: Any = loop.rows if len(loop.rows) == len(keys) else loop.rows[: len(keys)]
+    rows = loop.rows
     if loop.earlier:  # a resumed run: the trials of the run it resumes come first
         trials = list(trials)
         for i, before in loop.earlier.items():
             trials[i] = before + as_trials(keys[i], trials[i])
+        rows = trials + rows[len(keys) :]  # the map items' rows after the nodes'
     if loop.map_runs:
-        states, trials = loop.maps.with_items(keys, states, trials)
+        states, trials = loop.maps.with_items(keys, states, rows)
     if loop.remote:
         fetch_results(loop.vals, loop.kept, loop.state, loop.n)
     outputs, values = _kept_values(plan, loop.vals, loop.kept, loop.state)
     loop.vals = []
     loop.calls = {}
-    items = {keys[m]: [run.item_key(j) for j in range(len(run.states))] for m, run in loop.map_runs.items()}
+    items = {keys[m]: [run.item_key(j) for j in range(len(run.units))] for m, run in loop.map_runs.items()}
     return RunResult(plan, states, trials, outputs, values, loop.start, duration, items)
 
 
@@ -95,7 +98,7 @@ def run_failed(result: RunResult, loop: Loop) -> RunFailed:
             errors.append(_last_error(result, item))
             parts.append(_named(item, errors[-1]))
         if mapped is not None and items:
-            parts.append(f"{keys[i]!r} ({len(items)} of {len(mapped.states)} items failed)")
+            parts.append(f"{keys[i]!r} ({len(items)} of {len(mapped.units)} items failed)")
         else:
             errors.append(_last_error(result, keys[i]))
             parts.append(_named(keys[i], errors[-1]))

@@ -13,7 +13,7 @@ import heapq
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .._errors import TaskTimeout
 from .._state import State
@@ -117,17 +117,11 @@ def expire(loop: Loop) -> None:
     deadlines, retries = loop.timers.deadlines, loop.timers.retries
     if not (deadlines and deadlines[0][0] <= now) and not (retries and retries[0][0] <= now):
         return  # the common case, after each wait of the loop: nothing is due
-    kind = loop.kind
+    kind, state, attempts, rows = loop.kind, loop.state, loop.attempt, loop.rows
     for i, attempt in loop.timers.due_deadlines(now):
-        if kind[i] == MEMBER:
-            run, j = loop.items[i]
-            if run.states[j] != RUNNING or run.attempts[j] != attempt:
-                continue
-            trials: Any = run.trials[j]
-        else:
-            if loop.state[i] != RUNNING or loop.attempt[i] != attempt:
-                continue
-            trials = loop.rows[i]
+        if state[i] != RUNNING or attempts[i] != attempt:
+            continue
+        trials = rows[i]
         exc = _stop_if_past(loop, i, attempt, now)
         if exc is None:
             continue
@@ -136,13 +130,9 @@ def expire(loop: Loop) -> None:
             start = trials[-1].start
         out: Outcome = (i, attempt, False, None, exc, "", start, now, "", "")
         if kind[i] == MEMBER:
-            loop.maps.failed_item(run, j, out, State.TIMED_OUT, exc, "")
+            loop.maps.failed_item(i, out, State.TIMED_OUT, exc, "")
         else:
             loop.failed(i, out, State.TIMED_OUT, exc, "")
     for i in loop.timers.due_retries(now):
-        if kind[i] == MEMBER:
-            run, j = loop.items[i]
-            if run.states[j] == PENDING:
-                loop.ready[loop.route[run.m]].append(i)
-        elif loop.state[i] == PENDING and loop.waiting[i] == 0:
+        if state[i] == PENDING and loop.waiting[i] == 0:
             loop.ready[loop.route[i]].append(i)

@@ -1,12 +1,13 @@
 """Each node's and each map item's trials, and the user callbacks told about them.
 
 A trial is announced (``on_trial_start``) when its call is submitted and recorded when
-its outcome arrives (``on_trial_end``).  :class:`Trials` keeps the nodes' trials, one
-row per plan index: None before the first trial, a list of :class:`~dagexec.Trial`, or,
-for a first trial that succeeded without callbacks and without a log, the compact tuple
-``(start, end, worker)`` that the loop writes itself on its hot path and
-:func:`as_trials` makes a Trial at the end.  A map item's trials are a plain list in its
-map's expansion; the functions below them record and cancel them the same way.
+its outcome arrives (``on_trial_end``).  :class:`Trials` keeps the trials of every unit
+(node or map item), one row per unit: None before the first trial, a list of
+:class:`~dagexec.Trial`, or, for a first trial of a node that succeeded without
+callbacks and without a log, the compact tuple ``(start, end, worker)`` that the loop
+writes itself on its hot path and :func:`as_trials` makes a Trial at the end.  The rows
+of the slots that are no node (graph inputs, constants) stay None; the loop appends a
+row per map item when its map expands.
 
 A batch member that was announced but sent back unrun waits in ``unstarted``: when it
 runs again callbacks are not told twice, and when it never does it ends ``cancelled``,
@@ -17,8 +18,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .._state import State, Trial
 from .protocol import O_ATTEMPT, Outcome
@@ -81,60 +82,33 @@ def new_trial(key: str, out: Outcome, state: State, error: BaseException | None,
     return Trial(key, attempt, state, start, end, worker, error, tb, log)
 
 
-class _Items(Protocol):
-    trials: list[list[Trial]]
-
-    def item_key(self, j: int) -> str: ...
-
-
-def record_item(
-    items: _Items, j: int, out: Outcome, state: State, error: BaseException | None, tb: str
-) -> Trial:
-    """Record the trial ``out`` of item ``j`` of a map's ``items``."""
-    lst = items.trials[j]
-    trial = end_trial(lst, out, state, error, tb)
-    if trial is None:
-        trial = new_trial(items.item_key(j), out, state, error, tb)
-        lst.append(trial)
-    return trial
-
-
-def unstart_item(lst: list[Trial], attempt: int, cb: Callbacks) -> None:
-    """A map item's trial ``attempt`` was sent back unrun: its announced trial ends."""
-    if lst and lst[-1].attempt == attempt and lst[-1].end is None:
-        trial = lst.pop()
-        trial.state, trial.end = State.CANCELLED, time.time()
-        cb.call("on_trial_end", trial)
-
-
-def cancel_item(lst: list[Trial], key: str, attempt: int, now: float) -> None:
-    """The run ended while a map item's trial ``attempt`` ran: it ends cancelled."""
-    if lst and lst[-1].end is None:
-        lst[-1].state, lst[-1].end = State.CANCELLED, now
-    else:
-        lst.append(Trial(key, attempt, State.CANCELLED, now, now))
-
-
 class Trials:
-    """The nodes' trials, one row per plan index (see the module's docstring)."""
+    """Each unit's trials, one row per unit (see the module's docstring); ``item_key``
+    names a unit past the plan's nodes (a map item)."""
 
-    __slots__ = ("cb", "keys", "rows", "unstarted")
+    __slots__ = ("cb", "item_key", "keys", "rows", "unstarted")
 
-    def __init__(self, keys: tuple[str, ...], cb: Callbacks) -> None:
+    def __init__(self, keys: tuple[str, ...], cb: Callbacks, n_slots: int) -> None:
         self.keys = keys
         self.cb = cb
-        # per node: None, its list of Trials, or (start, end, worker) of a first trial that
+        # per unit: None, its list of Trials, or (start, end, worker) of a first trial that
         # succeeded without callbacks and without a log (cheaper than a Trial)
-        self.rows: list[Any] = [None] * len(keys)
+        self.rows: list[Any] = [None] * n_slots
         self.unstarted: dict[int, Trial] = {}  # announced trials of batch members sent back
+        self.item_key: Callable[[int], str] = str
+
+    def key(self, u: int) -> str:
+        """Unit ``u``'s key: a node's, or a map item's (``inv[2]``)."""
+        keys = self.keys
+        return keys[u] if u < len(keys) else self.item_key(u)
 
     def started(self, i: int, attempt: int, start: float | None = None) -> None:
-        """Node ``i``'s trial ``attempt`` is submitted (or, chained, began at ``start``)."""
+        """Unit ``i``'s trial ``attempt`` is submitted (or, chained, began at ``start``)."""
         now = time.time() if start is None else start
         trial = self.unstarted.pop(i, None) if self.unstarted else None
         announce = trial is None or trial.attempt != attempt
         if announce:
-            trial = Trial(self.keys[i], attempt, State.RUNNING, now)
+            trial = Trial(self.key(i), attempt, State.RUNNING, now)
         assert trial is not None
         trial.start = now
         lst = self.rows[i]
@@ -146,11 +120,11 @@ class Trials:
             self.cb.call("on_trial_start", trial)
 
     def record(self, i: int, out: Outcome, state: State, error: BaseException | None, tb: str) -> Trial:
-        """Record node ``i``'s trial ``out``, announced or not."""
+        """Record unit ``i``'s trial ``out``, announced or not."""
         lst: list[Trial] | None = self.rows[i]
         trial = end_trial(lst, out, state, error, tb)
         if trial is None:
-            trial = new_trial(self.keys[i], out, state, error, tb)
+            trial = new_trial(self.key(i), out, state, error, tb)
             if lst is None:
                 self.rows[i] = [trial]
             else:
@@ -158,7 +132,7 @@ class Trials:
         return trial
 
     def unstart(self, i: int, attempt: int) -> None:
-        """Node ``i``'s trial ``attempt`` was sent back unrun: when callbacks were told it
+        """Unit ``i``'s trial ``attempt`` was sent back unrun: when callbacks were told it
         started, they are not told twice when it runs again."""
         lst = self.rows[i]
         if type(lst) is list and lst and lst[-1].attempt == attempt and lst[-1].end is None:
@@ -167,7 +141,7 @@ class Trials:
                 self.rows[i] = None
 
     def cancel_running(self, i: int, attempt: int, now: float) -> None:
-        """The run ended while node ``i``'s trial ``attempt`` was in flight (or running in
+        """The run ended while unit ``i``'s trial ``attempt`` was in flight (or running in
         the master thread): the trial ends cancelled."""
         lst = self.rows[i]
         if lst and lst[-1].attempt == attempt:
@@ -175,7 +149,7 @@ class Trials:
                 lst[-1].state = State.CANCELLED
                 lst[-1].end = now
         else:
-            self.rows[i] = (lst or []) + [Trial(self.keys[i], attempt, State.CANCELLED, now, now)]
+            self.rows[i] = (lst or []) + [Trial(self.key(i), attempt, State.CANCELLED, now, now)]
 
     def end_unstarted(self) -> None:
         """Trials announced to callbacks whose batch was sent back and which never ran
