@@ -52,7 +52,8 @@ class Batching:
         # lanes past n_execs run async tasks: never batched
         self.on = [ex.batches and not remote and r < n_execs for r, ex in enumerate(lanes)]
         self.tiny = [b and ex.batch_tiny for b, ex in zip(self.on, lanes, strict=True)]
-        self.links = plan._chain_links() if any(self.on) else None
+        # per unit, the node that continues its chain, or -1 (a map item is in none)
+        self.links = [*plan._chain_links(), *([-1] * (loop.n_slots - loop.n))] if any(self.on) else None
         self.specs = plan._specs
         self.opts = plan._opts
         self.route = loop.route
@@ -169,6 +170,7 @@ def submit_batch(loop: Loop, members: list[int], r: int, ex: Executor) -> None:
         loop.make_call,
         loop.saving,
     )
+    n_slots = loop.n_slots
     assert links is not None
     calls: list[Call] = []
     linked: list[bool] = []
@@ -181,7 +183,8 @@ def submit_batch(loop: Loop, members: list[int], r: int, ex: Executor) -> None:
         calls.append(make(j))
         linked.append(is_link)
         # a chained value stays in the worker unless kept, or written to the cache
-        keep.append(kept[j] or (saving is not None and saving[j]))
+        # (a map item's value always comes back: no member reads it)
+        keep.append(j >= n_slots or kept[j] or (saving is not None and saving[j]))
         prev = j
     batch = Batch(calls, linked, keep)
     if loop.has_cb:

@@ -114,18 +114,23 @@ class Loop:
         self.plan = plan
         n = len(plan._keys)
         self.n = n
-        # the plan's tuples the loop reads per node, one attribute away; the specs are
-        # the plan's, or with check_mutation=True each task's inside its MutationCheck
-        self.specs = plan._specs if specs is None else specs
-        self.args = plan._args
-        self.fills = plan._fills
-        self.kwargs = plan._kwargs
-        self.nested = plan._nested
+        extra = len(input_values) + len(plan._consts)  # graph inputs and constants
+        # what a unit's call is made of, per unit (the plan's tuples, then None for the
+        # inputs and constants, then each map item's): its spec (the plan's, or with
+        # check_mutation=True each task's inside its MutationCheck; a map item's is made
+        # when it first runs), its arguments and where values are filled in
+        pad: list[Any] = [None] * extra
+        self.specs: list[Any] = [*(plan._specs if specs is None else specs), *pad]
+        self.args: list[Any] = [*plan._args, *pad]
+        self.fills: list[Any] = [*plan._fills, *pad]
+        self.kwargs: list[Any] = [*plan._kwargs, *pad]
+        self.kwfills: list[Any] = [*plan._kwfills, *pad]
+        self.nested: list[bool] = [*plan._nested, *([False] * extra)]
         self.reads = plan._reads
         self.dependents = plan._dependents
         self.timeouts = any(spec.timeout is not None for spec in plan._specs)
         self.vals: list[Any] = [None] * n + input_values + list(plan._consts)
-        self.kept = kept
+        self.kept = kept  # per unit: a map item's value is kept until its map joins
         self.selected = selected
         self.execs = list(execs)
         self.route = route_idx
@@ -135,7 +140,7 @@ class Loop:
         self.fail_fast = fail_fast
         self.cb = callbacks
         self.has_cb = bool(callbacks)
-        extra = len(self.vals) - n  # graph inputs and constants: done from the start
+        # graph inputs and constants (the slots from n on) are done from the start
         self.state = [PENDING if s else SKIPPED for s in selected] + [SUCCEEDED] * extra
         self.waiting = [len(d) for d in plan._deps] + [0] * extra
         self.left = list(plan._n_readers)
@@ -254,19 +259,20 @@ class Loop:
                     if has_maps and kind[i]:
                         if kind[i] == EXPAND:
                             maps.expand(i, stack)
-                        elif batching[r] and (chunk := batches.item_chunk(i, r, stack)) is not None:
-                            maps.submit_chunk(chunk, r, ex)
-                        else:
-                            maps.submit(i, r, ex)
-                        continue
-                    if batching[r]:
+                            continue
+                        # a map item: alone, or with more of its map's in a chunk
+                        if batching[r] and (chunk := batches.item_chunk(i, r, stack)) is not None:
+                            submit_batch(self, chunk, r, ex)
+                            continue
+                    elif batching[r]:
                         members = batch_members(i, r, stack)
                         if members is not None:
                             submit_batch(self, members, r, ex)
                             continue
                     call = make(i)
                     if remote:
-                        error = localize(call, ex, self.nested[i])
+                        # containers to walk: a map item's arguments are its map's
+                        error = localize(call, ex, self.nested[self.owner[i]])
                         if error is not None:
                             finish(error, False)
                             continue
@@ -307,21 +313,23 @@ class Loop:
             expire(self)
 
     def make_call(self, i: int) -> Call:
-        """Node ``i``'s next trial, its arguments filled in; the node is running."""
+        """Unit ``i``'s next trial, its arguments filled in; the unit is running."""
         vals = self.vals
         self.state[i] = RUNNING
         attempt = self.attempt[i] + 1
         self.attempt[i] = attempt
+        spec = self.specs[i]
+        if spec is None:  # a map item's first trial
+            spec = self.specs[i] = self.maps.spec(i)
         if self.nested[i]:
             from .._fill import fill
 
-            plan = self.plan
-            kw = plan._kwargs[i]
+            kw = self.kwargs[i]
             return Call(
                 i,
                 attempt,
-                self.specs[i],
-                tuple(fill(a, vals) for a in plan._args[i]),
+                spec,
+                tuple(fill(a, vals) for a in self.args[i]),
                 {k: fill(v, vals) for k, v in kw.items()} if kw else None,
             )
         fills = self.fills[i]
@@ -334,12 +342,12 @@ class Loop:
             args = self.args[i]
         kw = self.kwargs[i]
         if kw is not None:
-            kwf = self.plan._kwfills[i]
+            kwf = self.kwfills[i]
             if kwf:
                 kw = dict(kw)
                 for name, s in kwf:
                     kw[name] = vals[s]
-        return Call(i, attempt, self.specs[i], args, kw)
+        return Call(i, attempt, spec, args, kw)
 
     def route_of(self, i: int) -> int:
         """The lane of unit ``i`` (a map item's is its map's)."""

@@ -25,9 +25,8 @@ from typing import TYPE_CHECKING, Any
 from .._mutation import MutationCheck
 from .._plan import NodeSpec
 from .._state import State, Trial
-from .batching import finish_batch, send_batch
 from .conds import choose
-from .policy import next_wait, refused, timeout_error, trial_state
+from .policy import next_wait, timeout_error, trial_state
 from .protocol import (
     O_ATTEMPT,
     O_END,
@@ -37,9 +36,7 @@ from .protocol import (
     O_START,
     O_TRACEBACK,
     O_VALUE,
-    Batch,
     Call,
-    Executor,
     Outcome,
     Remote,
     failed_outcome,
@@ -58,7 +55,6 @@ from .state import (
     UPSTREAM_FAILED,
 )
 from .trials import as_trials
-from .values import localize
 
 if TYPE_CHECKING:
     from .loop import Loop
@@ -71,7 +67,7 @@ class MapRun:
 
     __slots__ = (
         "call", "chained", "failed", "failed_items", "keys", "kwargs", "left", "m",
-        "rest", "specs", "units", "upstream", "values", "values_in",
+        "rest", "units", "upstream", "values", "values_in",
     )  # fmt: skip
 
     def __init__(self, m: int, call: Call, items: list[Any]) -> None:
@@ -82,7 +78,6 @@ class MapRun:
         self.rest = tuple(call.args[1:])  # the fixed arguments after the item
         self.kwargs = call.kwargs
         self.values: list[Any] = [None] * n
-        self.specs: dict[int, NodeSpec] = {}
         self.units: list[int] = []  # each item's unit
         self.left = n
         self.failed = False
@@ -93,18 +88,6 @@ class MapRun:
 
     def item_key(self, j: int) -> str:
         return f"{self.call.spec.key}[{j}]"
-
-    def spec(self, j: int) -> NodeSpec:
-        """The map's spec under item ``j``'s key (messages and workers name the item)."""
-        spec = self.specs.get(j)
-        if spec is None:
-            s = self.call.spec
-            fn = s.fn
-            if type(fn) is MutationCheck:  # run(check_mutation=True): the item's own check
-                fn = fn.for_item(j, self.item_key(j))
-            spec = NodeSpec(self.item_key(j), fn, s.task, s.checks, s.ret, s.timeout, s.resources, s.coro)
-            self.specs[j] = spec
-        return spec
 
 
 class Maps:
@@ -167,6 +150,18 @@ class Maps:
         loop.attempt.extend([0] * k)
         loop.waiting.extend([0] * k)
         loop.rows.extend([None] * k)
+        # its call: the map's spec under the item's key (made when it first runs), the
+        # item then the map's fixed arguments (a chained item's when it is ready)
+        none: list[Any] = [None] * k
+        loop.specs.extend(none)
+        rest = run.rest
+        loop.args.extend([(v, *rest) for v in run.values_in])
+        loop.fills.extend(none)
+        loop.kwargs.extend([run.kwargs] * k)
+        loop.kwfills.extend(none)
+        loop.nested.extend([False] * k)
+        if loop.batches.links is not None:
+            loop.batches.links.extend([-1] * k)
         items = self.items
         for j, u in enumerate(run.units):
             items[u] = (run, j)
@@ -205,6 +200,7 @@ class Maps:
                 continue
             if ok:
                 run.values_in[j] = source.values[j]
+                loop.args[u] = (source.values[j], *run.rest)
                 cache = loop.cache
                 if loop.saving is not None and loop.saving[run.m] and cache is not None:
                     if cache.chained_key(run, j) and cache.serve(run, j, state):
@@ -222,53 +218,15 @@ class Maps:
             if run.left == 0:
                 self.end(run)
 
-    def _item_call(self, u: int) -> Call:
-        """The next trial of an item: its state running, its attempt counted, its start
-        announced to callbacks."""
+    def spec(self, u: int) -> NodeSpec:
+        """Item ``u``'s spec: its map's under its own key (messages and workers name the
+        item), made when it first runs."""
         run, j = self.items[u]
-        loop = self.loop
-        attempt = loop.attempt[u] = loop.attempt[u] + 1
-        loop.state[u] = RUNNING
-        call = Call(u, attempt, run.spec(j), (run.values_in[j], *run.rest), run.kwargs)
-        if loop.has_cb:
-            loop.trials.started(u, attempt)
-        return call
-
-    def submit_chunk(self, units: list[int], r: int, ex: Executor) -> None:
-        """Submit the items ``units`` to ``ex`` (lane ``r``) as one batch."""
-        loop = self.loop
-        calls = [self._item_call(u) for u in units]
-        batch = Batch(calls, [False] * len(calls), [True] * len(calls))
-        done = send_batch(loop, batch, ex)
-        if done is None:
-            loop.inflight[r] += 1
-            for u in units:
-                loop.calls[u] = batch
-        else:
-            finish_batch(loop, done, False)
-
-    def submit(self, u: int, r: int, ex: Executor) -> None:
-        """Submit the item ``u`` to ``ex`` (lane ``r``)."""
-        loop = self.loop
-        call = self._item_call(u)
-        attempt = call.attempt
-        if loop.remote:
-            error = localize(call, ex, loop.nested[loop.owner[u]])
-            if error is not None:
-                self.finish(error, False)
-                return
-        try:
-            out = ex.submit(call, loop.q.put)
-        except Exception as exc:
-            out = refused(call, ex, exc)
-        if out is None:
-            loop.inflight[r] += 1
-            loop.calls[u] = call
-            timeout = call.spec.timeout
-            if timeout is not None:
-                loop.timers.deadline(time.time() + timeout, u, attempt)
-        else:
-            self.finish(out, False)
+        s = run.call.spec
+        fn = s.fn
+        if type(fn) is MutationCheck:  # run(check_mutation=True): the item's own check
+            fn = fn.for_item(j, run.item_key(j))
+        return NodeSpec(run.item_key(j), fn, s.task, s.checks, s.ret, s.timeout, s.resources, s.coro)
 
     def finish(self, out: Outcome, async_: bool) -> None:
         """An item's trial ended with ``out`` (``async_``: posted by its executor)."""
@@ -305,7 +263,7 @@ class Maps:
         err = out[O_ERROR]
         if isinstance(err, KeyboardInterrupt):
             loop.trials.record(u, out, State.CANCELLED, err, out[O_TRACEBACK])
-            raise KeyboardInterrupt(f"task of item {run.spec(j).key!r} raised KeyboardInterrupt")
+            raise KeyboardInterrupt(f"task of item {run.item_key(j)!r} raised KeyboardInterrupt")
         self.failed_item(u, out, trial_state(err), err, out[O_TRACEBACK])
 
     def failed_item(self, u: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str) -> None:
