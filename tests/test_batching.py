@@ -983,10 +983,20 @@ def test_chain_links_are_computed_again_after_unpickling_not_pickled():
     assert copy.run(start=0, executor=RecordingThreads(2)).output == 4
 
 
+@dx.task(retries=1)
+def square_dies_once_at_5(i: int, dies_at: str) -> int:
+    """Squares ``i``; item 5's first trial writes its pid to ``dies_at`` and exits its worker."""
+    if i == 5 and not os.path.exists(dies_at):
+        Path(dies_at).write_text(str(os.getpid()))
+        os._exit(3)
+    return i * i
+
+
 def test_callbacks_pair_each_trial_start_with_its_end_when_a_worker_dies_in_a_chunk_of_map_items(tmp_path):
     died = tmp_path / "died"
+    square = square_dies_once_at_5.options(chunksize=4)
     with dx.Graph("g") as g:
-        g.output(tiny.options(chunksize=4).map(list(range(8)), dies_at=str(died)), name="v")
+        g.output(square.map(list(range(8)), dies_at=str(died)), name="v")
     rec = Recorder()
     result = g.compile().run(executor=RecordingLoky(2), callbacks=[rec])
     assert result.output == [i * i for i in range(8)]
@@ -994,17 +1004,14 @@ def test_callbacks_pair_each_trial_start_with_its_end_when_a_worker_dies_in_a_ch
     def events_of(key: str) -> list[tuple[Any, ...]]:
         return [e[2:] for e in rec.events if e[0] != "run_end" and e[1] == key]
 
-    # the item that died was the first of its chunk; the others were sent back unrun and
-    # ran again: callbacks see their trial start once and end once, as a node's
-    dead = int(died.read_text())
-    crashed = [k for k in range(8) if result.trials[f"tiny[{k}]"][0].state is CRASHED]
-    assert len(crashed) == 1
+    # item 5 died in the chunk 4..7: items 6 and 7 were sent back unrun and ran again, and
+    # callbacks see their trial start once and end once, as a node's
+    key = "square_dies_once_at_5"
     for k in range(8):
         expected = [(1, RUNNING), (1, SUCCEEDED)]
-        if k in crashed:
+        if k == 5:
             expected = [(1, RUNNING), (1, CRASHED), (2, RUNNING), (2, SUCCEEDED)]
-        assert events_of(f"tiny[{k}]") == expected
-        assert [(t.attempt, t.state) for t in result.trials[f"tiny[{k}]"]] == [
-            e for e in expected if e[1] != RUNNING
-        ]
-    assert_workers_settle(2, gone=(dead,))
+        assert events_of(f"{key}[{k}]") == expected
+        trials = [(t.attempt, t.state) for t in result.trials[f"{key}[{k}]"]]
+        assert trials == [e for e in expected if e[1] != RUNNING]
+    assert_workers_settle(2, gone=(int(died.read_text()),))
