@@ -28,10 +28,12 @@ logger = logging.getLogger("dagexec.engine")
 
 
 class CacheSession:
-    """The store, the plan's cache keys, and per node whether its value is written
-    (``saving``); ``earlier``: the trials of the run being resumed, shown first."""
+    """The store, the plan's cache keys, and per unit whether its value is written
+    (``saving``: the loop extends it to its slots and its map items); ``item_keys``: a
+    map item's cache key and name, by unit; ``earlier``: the trials of the run being
+    resumed, shown first."""
 
-    __slots__ = ("earlier", "keys", "plan", "saving", "store")
+    __slots__ = ("earlier", "item_keys", "keys", "plan", "saving", "store")
 
     def __init__(
         self, plan: CompiledGraph, store: CacheStore, decision: CacheDecision, earlier: dict[int, list[Trial]]
@@ -44,6 +46,7 @@ class CacheSession:
             runs[i] and keys.stored[i] and keys.keys[i] is not None for i in range(len(plan._keys))
         ]
         self.earlier = earlier
+        self.item_keys: dict[int, tuple[str, str]] = {}
 
     def apply(
         self,
@@ -68,26 +71,32 @@ class CacheSession:
             for d in dependents[i]:
                 waiting[d] -= 1
 
-    def save(self, i: int, value: Any) -> None:
-        """Write node ``i``'s value to the store (a failure to write is logged, not raised)."""
+    def save(self, u: int, value: Any) -> None:
+        """Write unit ``u``'s value (a node's or a map item's) to the store (a failure
+        to write is logged, not raised)."""
         keys = self.keys
-        key = keys.keys[i]
+        if u < len(self.plan._keys):
+            key, name = keys.keys[u], self.plan._keys[u]
+            what = "node"
+        else:
+            key, name = self.item_keys[u]
+            what = "item"
         assert key is not None
         try:
             if type(value) is Remote:
                 value = value.owner.fetch([value])[0]
-            meta = {"node": self.plan._keys[i], "graph": self.plan.name, **keys.parts(i)}
+            meta = {"node": name, "graph": self.plan.name}
+            if what == "node":
+                meta.update(keys.parts(u))
             # written before a dependent runs, which might change the value in place
             self.store.put(key, value, meta)
         except Exception:
-            logger.warning(
-                "node %r: its value could not be written to the cache", self.plan._keys[i], exc_info=True
-            )
+            logger.warning("%s %r: its value could not be written to the cache", what, name, exc_info=True)
 
     def serve_items(self, run: MapRun, state: list[int]) -> list[int]:
         """Make the cache keys of ``run``'s items; those whose entry is in the store are
         ``cached``, their values loaded (the items served, in order); the others are
-        written when done."""
+        written when done (``saving``)."""
         from .keys import item_keys
 
         try:
@@ -103,14 +112,24 @@ class CacheSession:
         assert run.keys is not None
         key = run.keys[j]
         if key is None or key not in self.store:
+            self._will_save(run, j)
             return False
         ok, value = self.store.get(key)
         if not ok:
+            self._will_save(run, j)
             return False
         run.values[j] = value
         state[run.units[j]] = CACHED
         run.left -= 1
         return True
+
+    def _will_save(self, run: MapRun, j: int) -> None:
+        """Item ``j`` of ``run`` runs: its value is written when it succeeds."""
+        key = run.keys[j] if run.keys is not None else None
+        if key is not None:
+            u = run.units[j]
+            self.item_keys[u] = (key, run.item_key(j))
+            self.saving[u] = True
 
     def chained_key(self, run: MapRun, j: int) -> bool:
         """Make the cache key of a chained map's item ``j``, now that its value is known."""
@@ -124,19 +143,3 @@ class CacheSession:
             logger.warning("item %r: its cache key could not be made", run.item_key(j), exc_info=True)
             return False
         return True
-
-    def save_item(self, run: MapRun, j: int, value: Any) -> None:
-        """Write item ``j``'s value to the store (a failure to write is logged, not raised)."""
-        assert run.keys is not None
-        key = run.keys[j]
-        if key is None:
-            return
-        try:
-            if type(value) is Remote:
-                value = value.owner.fetch([value])[0]
-            meta = {"node": run.item_key(j), "graph": self.plan.name}
-            self.store.put(key, value, meta)
-        except Exception:
-            logger.warning(
-                "item %r: its value could not be written to the cache", run.item_key(j), exc_info=True
-            )

@@ -126,7 +126,7 @@ class Loop:
         self.kwargs: list[Any] = [*plan._kwargs, *pad]
         self.kwfills: list[Any] = [*plan._kwfills, *pad]
         self.nested: list[bool] = [*plan._nested, *([False] * extra)]
-        self.reads = plan._reads
+        self.reads: list[tuple[int, ...]] = [*plan._reads, *([()] * extra)]  # a map item reads none
         self.dependents = plan._dependents
         self.timeouts = any(spec.timeout is not None for spec in plan._specs)
         self.vals: list[Any] = [None] * n + input_values + list(plan._consts)
@@ -143,7 +143,8 @@ class Loop:
         # graph inputs and constants (the slots from n on) are done from the start
         self.state = [PENDING if s else SKIPPED for s in selected] + [SUCCEEDED] * extra
         self.waiting = [len(d) for d in plan._deps] + [0] * extra
-        self.left = list(plan._n_readers)
+        # readers to come, per unit (constants have none; a map item's reader is its map)
+        self.left = [*plan._n_readers, *([0] * (n + extra - len(plan._n_readers)))]
         if not all(selected):
             for i in range(n):
                 if not selected[i]:
@@ -189,6 +190,7 @@ class Loop:
         cache = self.cache = CacheSession(self.plan, store, decision, earlier)
         cache.apply(decision, self.state, self.vals, self.left, self.waiting)
         self.saving = cache.saving
+        self.saving.extend([False] * (self.n_slots - len(self.saving)))  # per unit
         self.earlier = earlier
 
     # -- the loop -----------------------------------------------------------------
@@ -369,9 +371,6 @@ class Loop:
         # the hot path: the outcome stays a tuple (cheaper to make and to send than an
         # object), unpacked here once; elsewhere it is read by the O_* constants
         i, attempt, ok, value, err, tb, start, end, worker, log = out
-        if self.kind[i] == MEMBER:
-            self.maps.finish(out, async_)
-            return
         state = self.state
         if state[i] != RUNNING or self.attempt[i] != attempt:
             return  # an abandoned trial (timed out or cancelled) reporting late
@@ -381,7 +380,8 @@ class Loop:
         if not ok:
             if isinstance(err, KeyboardInterrupt):
                 self.trials.record(i, out, State.CANCELLED, err, tb)
-                raise KeyboardInterrupt(f"task of node {self.specs[i].key!r} raised KeyboardInterrupt")
+                what = "item" if self.kind[i] == MEMBER else "node"
+                raise KeyboardInterrupt(f"task of {what} {self.specs[i].key!r} raised KeyboardInterrupt")
             self.failed(i, out, trial_state(err), err, tb)
             return
         if self.timeouts:
@@ -413,6 +413,9 @@ class Loop:
                 vals[s] = RELEASED
         if left[i] == 0 and not kept[i]:
             vals[i] = RELEASED
+        if self.kind[i] == MEMBER:
+            self.maps.member_ended(i, True)  # its map joins when its last item ends
+            return
         if self.stopping:
             return
         if self.conds is not None and i in self.conds:
@@ -427,12 +430,13 @@ class Loop:
                 ready[route[d]].append(d)
 
     def failed(self, i: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str) -> None:
-        """Node ``i``'s trial ``out`` failed: it is retried, or the node fails."""
+        """Unit ``i``'s trial ``out`` failed: it is retried, or the unit fails (a map item's
+        map with it)."""
         seen = time.time()
         trial = self.trials.record(i, out, tstate, exc, tb)
         self.cb.call("on_trial_end", trial)
-        key = self.plan._keys[i]
-        wait = next_wait(self.plan._opts[i], out[O_ATTEMPT], exc, tstate, key, self.stopping)
+        key = trial.key
+        wait = next_wait(self.plan._opts[self.owner[i]], out[O_ATTEMPT], exc, tstate, key, self.stopping)
         if wait is not None:
             self.state[i] = PENDING
             if wait > 0:
@@ -444,6 +448,9 @@ class Loop:
             return
         logger.warning("node %r %s: %s: %s", key, tstate.value, type(exc).__name__, exc)
         self.state[i] = FAILED
+        if self.kind[i] == MEMBER:
+            self.maps.member_ended(i, False, seen)
+            return
         self.failed_order.append(i)
         self.release_reads(i)
         self.upstream_failed(i)
@@ -471,7 +478,7 @@ class Loop:
     def release_reads(self, i: int) -> None:
         """Node ``i`` will not read its inputs again: a value none will read is released."""
         left, kept, vals = self.left, self.kept, self.vals
-        for s in self.plan._reads[i]:
+        for s in self.reads[i]:
             left[s] -= 1
             if left[s] == 0 and not kept[s]:
                 vals[s] = RELEASED

@@ -26,18 +26,8 @@ from .._mutation import MutationCheck
 from .._plan import NodeSpec
 from .._state import State, Trial
 from .conds import choose
-from .policy import next_wait, timeout_error, trial_state
 from .protocol import (
-    O_ATTEMPT,
-    O_END,
-    O_ERROR,
-    O_IDX,
-    O_OK,
-    O_START,
-    O_TRACEBACK,
-    O_VALUE,
     Call,
-    Outcome,
     Remote,
     failed_outcome,
 )
@@ -142,6 +132,11 @@ class Maps:
         first = len(kind)
         k = len(run.values_in)
         m = run.m
+        loop.vals.extend([None] * k)
+        loop.left.extend([1] * k)  # each item's value is read by its map's join
+        loop.reads.extend([()] * k)
+        if loop.saving is not None:
+            loop.saving.extend([False] * k)
         run.units = list(range(first, first + k))
         kind.extend([MEMBER] * k)
         loop.route.extend([loop.route[m]] * k)
@@ -228,70 +223,27 @@ class Maps:
             fn = fn.for_item(j, run.item_key(j))
         return NodeSpec(run.item_key(j), fn, s.task, s.checks, s.ret, s.timeout, s.resources, s.coro)
 
-    def finish(self, out: Outcome, async_: bool) -> None:
-        """An item's trial ended with ``out`` (``async_``: posted by its executor)."""
-        u = out[O_IDX]
+    def member_ended(self, u: int, ok: bool, seen: float = 0.0) -> None:
+        """Item ``u`` ended: succeeded (``ok``; its value moves from the loop's ``vals``
+        to its map's list), or failed (``seen``: when), and its map with it.  The items
+        chained to it are ready, or fail upstream; the map joins when its last item ends."""
         loop = self.loop
-        if loop.state[u] != RUNNING or loop.attempt[u] != out[O_ATTEMPT]:
-            return  # abandoned (timed out or cancelled), reporting late
         run, j = self.items[u]
-        if async_:
-            loop.inflight[loop.route[u]] -= 1
-            loop.calls.pop(u, None)
-        ok, value, start, end = out[O_OK], out[O_VALUE], out[O_START], out[O_END]
-        timeout = run.call.spec.timeout
-        if ok and timeout is not None and end - start > timeout:
-            # an executor that cannot stop a trial (serial) let it finish past its timeout
-            exc = timeout_error(run.item_key(j), timeout, end - start)
-            self.failed_item(u, out, State.TIMED_OUT, exc, "")
-            return
+        run.left -= 1
         if ok:
-            run.values[j] = value
-            loop.state[u] = SUCCEEDED
-            if run.keys is not None:
-                assert loop.cache is not None
-                loop.cache.save_item(run, j, value)
-            trial = loop.trials.record(u, out, State.SUCCEEDED, None, "")
-            if loop.has_cb:
-                loop.cb.call("on_trial_end", trial)
+            run.values[j] = loop.vals[u]
+            loop.vals[u] = RELEASED
+            loop.left[u] = 0
             if run.chained and not loop.stopping:
                 self._chained_item(run, j, True)
-            run.left -= 1
-            if run.left == 0:
-                self.end(run)
-            return
-        err = out[O_ERROR]
-        if isinstance(err, KeyboardInterrupt):
-            loop.trials.record(u, out, State.CANCELLED, err, out[O_TRACEBACK])
-            raise KeyboardInterrupt(f"task of item {run.item_key(j)!r} raised KeyboardInterrupt")
-        self.failed_item(u, out, trial_state(err), err, out[O_TRACEBACK])
-
-    def failed_item(self, u: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str) -> None:
-        """Item ``u``'s trial ``out`` failed: it is retried, or it fails (and its map with it)."""
-        loop = self.loop
-        run, j = self.items[u]
-        seen = time.time()
-        trial = loop.trials.record(u, out, tstate, exc, tb)
-        loop.cb.call("on_trial_end", trial)
-        key = trial.key
-        wait = next_wait(loop.plan._opts[run.m], out[O_ATTEMPT], exc, tstate, key, loop.stopping)
-        if wait is not None:
-            loop.state[u] = PENDING
-            if wait > 0:
-                loop.timers.retry(time.time() + wait, u)
-            else:
-                loop.ready[loop.route[u]].append(u)
-            return
-        logger.warning("node %r %s: %s: %s", key, tstate.value, type(exc).__name__, exc)
-        loop.state[u] = FAILED
-        run.failed = True
-        run.failed_items.append(j)
-        run.left -= 1
-        if run.chained:
-            self._chained_item(run, j, False)
-        if loop.fail_fast and not loop.stopping:
-            self.failed(run.m)  # at once, like any node: items in flight still report
-            loop.stop(seen)
+        else:
+            run.failed = True
+            run.failed_items.append(j)
+            if run.chained:
+                self._chained_item(run, j, False)
+            if loop.fail_fast and not loop.stopping:
+                self.failed(run.m)  # at once, like any node: items in flight still report
+                loop.stop(seen)
         if run.left == 0:
             self.end(run)
 

@@ -41,6 +41,7 @@ def run_result(loop: Loop, duration: float) -> RunResult:
         rows = trials + rows[len(keys) :]  # the map items' rows after the nodes'
     if loop.map_runs:
         states, trials = loop.maps.with_items(keys, states, rows)
+    del loop.vals[loop.n_slots :]  # the map items' values: in their maps' lists
     if loop.remote:
         fetch_results(loop.vals, loop.kept, loop.state, loop.n)
     outputs, values = _kept_values(plan, loop.vals, loop.kept, loop.state)

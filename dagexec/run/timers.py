@@ -19,7 +19,7 @@ from .._errors import TaskTimeout
 from .._state import State
 from .policy import timeout_error
 from .protocol import Call, Outcome
-from .state import MEMBER, PENDING, RUNNING
+from .state import PENDING, RUNNING
 
 if TYPE_CHECKING:
     from .loop import Loop
@@ -117,7 +117,7 @@ def expire(loop: Loop) -> None:
     deadlines, retries = loop.timers.deadlines, loop.timers.retries
     if not (deadlines and deadlines[0][0] <= now) and not (retries and retries[0][0] <= now):
         return  # the common case, after each wait of the loop: nothing is due
-    kind, state, attempts, rows = loop.kind, loop.state, loop.attempt, loop.rows
+    state, attempts, rows = loop.state, loop.attempt, loop.rows
     for i, attempt in loop.timers.due_deadlines(now):
         if state[i] != RUNNING or attempts[i] != attempt:
             continue
@@ -129,10 +129,7 @@ def expire(loop: Loop) -> None:
         if type(trials) is list and trials and trials[-1].attempt == attempt:
             start = trials[-1].start
         out: Outcome = (i, attempt, False, None, exc, "", start, now, "", "")
-        if kind[i] == MEMBER:
-            loop.maps.failed_item(i, out, State.TIMED_OUT, exc, "")
-        else:
-            loop.failed(i, out, State.TIMED_OUT, exc, "")
+        loop.failed(i, out, State.TIMED_OUT, exc, "")
     for i in loop.timers.due_retries(now):
         if state[i] == PENDING and loop.waiting[i] == 0:
             loop.ready[loop.route[i]].append(i)
