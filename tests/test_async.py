@@ -4,6 +4,7 @@ threads, cancelled at their timeout (DESIGN §10; docs/dynamic.md)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from pathlib import Path
@@ -174,8 +175,9 @@ def cancelled_task(marker: Path) -> dx.Task:
     async def slow() -> int:
         try:
             await asyncio.sleep(GUARD)
-        finally:
-            marker.write_text("finally ran")
+        finally:  # written whole, then renamed: the test reads it as soon as it exists
+            marker.with_suffix(".part").write_text("finally ran")
+            os.replace(marker.with_suffix(".part"), marker)
         return 1
 
     return slow
