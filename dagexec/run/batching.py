@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .policy import refused
 from .protocol import LINK, O_IDX, O_START, Batch, BatchDone, Call, Executor, Outcome
-from .state import MEMBER, PENDING
+from .state import MEMBER, PENDING, PLAIN
 
 logger = logging.getLogger("dagexec.engine")
 
@@ -64,15 +64,18 @@ class Batching:
         self.solo: set[int] = set()
 
     def members(self, i: int, r: int, stack: list[int]) -> list[int] | None:
-        """The nodes to submit with ``i`` as one batch (``i`` first), or None for ``i`` alone.
+        """The units to submit with ``i`` as one batch (``i`` first), or None for ``i`` alone.
 
-        ``i``'s linear chain follows it; on executors with ``batch_tiny``, when ``i``'s
+        A map item goes with more of its map's (:meth:`item_chunk`).  A node's linear
+        chain follows it; on executors with ``batch_tiny``, when ``i``'s
         function is tiny, more tiny ready nodes from the top of ``stack`` (each with its
         chain): all of them, up to ``MAX_BATCH`` nodes and ``BATCH_BUDGET_S`` of their
         past running time.  Tiny work gains nothing from being spread over workers, and
         each submission costs a round trip, so the batch is not split to share it out;
         the budget keeps trials of a few milliseconds spread over the workers.
         """
+        if self.kind[i] == MEMBER:
+            return self.item_chunk(i, r, stack)
         solo = self.solo
         if solo and i in solo:
             return None
@@ -80,6 +83,7 @@ class Batching:
         self.extend_chain(members, r)
         if self.tiny[r] and stack:
             specs = self.specs
+            kind = self.kind
             est = self.est
             spec = specs[i]
             e = est.get(spec.fn)
@@ -87,6 +91,8 @@ class Batching:
                 budget = BATCH_BUDGET_S - e
                 while stack and len(members) < MAX_BATCH:
                     j = stack[-1]
+                    if kind[j] != PLAIN:
+                        break  # a map node expands in the master; an item goes with its map's
                     spec = specs[j]
                     e = est.get(spec.fn)
                     if e is None or e >= TINY_S or spec.timeout is not None or e > budget or j in solo:

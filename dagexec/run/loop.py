@@ -258,15 +258,10 @@ class Loop:
                 cap = caps[r]
                 while stack and inflight[r] < cap:
                     i = stack.pop()
-                    if has_maps and kind[i]:
-                        if kind[i] == EXPAND:
-                            maps.expand(i, stack)
-                            continue
-                        # a map item: alone, or with more of its map's in a chunk
-                        if batching[r] and (chunk := batches.item_chunk(i, r, stack)) is not None:
-                            submit_batch(self, chunk, r, ex)
-                            continue
-                    elif batching[r]:
+                    if has_maps and kind[i] == EXPAND:
+                        maps.expand(i, stack)
+                        continue
+                    if batching[r]:
                         members = batch_members(i, r, stack)
                         if members is not None:
                             submit_batch(self, members, r, ex)
