@@ -14,20 +14,18 @@ post it to ``q``, which the loop waits on until the nearest deadline or retry.  
 path (``_loop``, ``finish``, the submit block) binds lists to locals and unpacks the
 outcome tuple once.
 
-The loop's state (lists indexed by plan index ``i``, or by ``slot`` over nodes, then
-graph inputs, then constants; made once per run).  ``kind``, ``route`` and ``owner``
-are indexed by *unit* ``u``: the ``n_slots`` slots, then the map items that expansions
-append during the run (a map item's state, attempt and trials are its map's, in
-:mod:`.maps`):
+The loop's state: lists indexed by *unit* ``u``, first the ``n_slots`` slots (plan
+nodes ``[0, n)``, then graph inputs, then constants), then the map items that
+expansions append during the run (:mod:`.maps`); ``kept`` covers nodes and inputs:
 
-* ``vals[slot]``     a node's value, or an input's or a constant's; ``RELEASED`` after
-                     the last reader finished (unless ``kept[slot]``);
-* ``state[slot]``    a small int of :mod:`dagexec.run.state`, made a State at the end;
+* ``vals[u]``        a unit's value; ``RELEASED`` after the last reader finished (unless
+                     ``kept``); a map item's moves to its map's list when it ends;
+* ``state[u]``       a small int of :mod:`dagexec.run.state`, made a State at the end;
                      inputs and constants are ``SUCCEEDED``, a map node whose items
                      run ``JOINING``;
-* ``waiting[slot]``  dependencies not yet done; 0 means ready;
-* ``left[slot]``     readers not yet finished;
-* ``attempt[slot]``  the attempt number of the node's current or last trial;
+* ``waiting[u]``     dependencies not yet done; 0 means ready;
+* ``left[u]``        readers not yet finished;
+* ``attempt[u]``     the attempt number of the unit's current or last trial;
 * ``kind[u]``        ``EXPAND`` for a map node, ``MEMBER`` for a map item, else
                      ``PLAIN``;
 * ``route[u]``       the unit's lane (one per executor, one more per executor running
@@ -39,14 +37,16 @@ append during the run (a map item's state, attempt and trials are its map's, in
 * ``failed_order``   the nodes that failed, in order (for RunFailed);
 * ``stopping``, ``stop_time``: fail_fast stopped the run, and when;
 * ``remote``         an executor keeps values on its workers (:mod:`.values`);
-* ``specs``, ``args``, ``fills``, ``kwargs``, ``nested``, ``reads``, ``dependents``:
-                     the plan's tuples (``specs``: with check_mutation, MutationChecks).
+* ``specs``, ``args``, ``fills``, ``kwargs``, ``kwfills``, ``nested``, ``reads``: what
+                     a unit's call is made of and what it reads, per unit (the plan's,
+                     then a map item's; ``specs``: with check_mutation, MutationChecks;
+                     a map item's made when it first runs); ``dependents``: the plan's.
 
 Its collaborators: ``trials`` (:mod:`.trials`; ``rows`` is its list, for ``finish``),
 ``timers`` (:mod:`.timers`), ``batches`` (:mod:`.batching`), ``maps`` (:mod:`.maps`,
 for the ``map_nodes``; ``items`` leads from an item's unit to its expansion,
 ``map_runs`` from a map node to it), ``cache`` (:mod:`dagexec.cache.session`;
-``saving[i]``: the node's value is written), ``conds`` (:mod:`.conds`, by predicate
+``saving[u]``: the unit's value is written), ``conds`` (:mod:`.conds`, by predicate
 slot).  :mod:`.policy` says what a failed trial means, :mod:`.values` moves values kept
 on workers, :mod:`.result` makes the result, :mod:`.state` holds the states and lanes.
 """

@@ -3,14 +3,15 @@
 When a map node is ready, its call is made (its values filled in; ``args[0]`` is the
 list) and :meth:`Maps.expand` turns it into a :class:`MapRun`: per item its argument
 and its value.  Each item is a unit of the loop: it gets the next unit id past the
-slots (``units[j]``), appended to the loop's per-unit lists ``kind`` (``MEMBER``),
-``route`` and ``owner`` (the map's lane and index), ``state``, ``attempt``, ``waiting``
-and the trial rows, so its state, attempt and trials are read as a node's are; and
+slots (``units[j]``), and every per-unit list of the loop grows by one (``kind``
+``MEMBER``; ``route`` and ``owner``: the map's lane and index; ``state``, ``attempt``,
+the trial row, the call's parts, ``vals``, ``left`` 1: its map's join reads it).
 ``items[u] = (run, j)`` leads from the unit to its expansion and its position.  Items go
-on the map's lane's ready stack like node indices; the loop sends a ``MEMBER`` here.
-While its items run the map node is
-``JOINING``; when every item has ended, it succeeds with the list of values
-(:meth:`Maps.end`), or fails when an item failed.
+on the map's lane's ready stack like node indices, and run through the loop's own
+``make_call``, submit, ``finish`` and ``failed``; an item's spec (:meth:`Maps.spec`) is
+made when it first runs.  Its end comes back here (:meth:`Maps.member_ended`).  While
+its items run the map node is ``JOINING``; when every item has ended, it succeeds with
+the list of values (:meth:`Maps.end`), or fails when an item failed.
 
 A map over a map's list (``b = f.map(a)`` with ``a`` a map) is chained: it expands as
 soon as ``a`` does, and its item k is ready when ``a``'s item k has succeeded.
