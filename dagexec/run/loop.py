@@ -316,7 +316,7 @@ class Loop:
         attempt = self.attempt[i] + 1
         self.attempt[i] = attempt
         spec = self.specs[i]
-        if spec is None:  # a map item's first trial
+        if spec is None:  # a map item's first trial: its spec and arguments are made
             spec = self.specs[i] = self.maps.spec(i)
         if self.nested[i]:
             from .._fill import fill

@@ -146,12 +146,11 @@ class Maps:
         loop.attempt.extend([0] * k)
         loop.waiting.extend([0] * k)
         loop.rows.extend([None] * k)
-        # its call: the map's spec under the item's key (made when it first runs), the
-        # item then the map's fixed arguments (a chained item's when it is ready)
+        # its call, made when it first runs (Maps.spec): the map's spec under the item's
+        # key, and the arguments: the item, then the map's fixed ones
         none: list[Any] = [None] * k
         loop.specs.extend(none)
-        rest = run.rest
-        loop.args.extend([(v, *rest) for v in run.values_in])
+        loop.args.extend(none)
         loop.fills.extend(none)
         loop.kwargs.extend([run.kwargs] * k)
         loop.kwfills.extend(none)
@@ -196,7 +195,6 @@ class Maps:
                 continue
             if ok:
                 run.values_in[j] = source.values[j]
-                loop.args[u] = (source.values[j], *run.rest)
                 cache = loop.cache
                 if loop.saving is not None and loop.saving[run.m] and cache is not None:
                     if cache.chained_key(run, j) and cache.serve(run, j, state):
@@ -216,13 +214,16 @@ class Maps:
 
     def spec(self, u: int) -> NodeSpec:
         """Item ``u``'s spec: its map's under its own key (messages and workers name the
-        item), made when it first runs."""
+        item), made when it first runs, with its arguments (the item, then the map's
+        fixed ones) in the loop's ``args``."""
         run, j = self.items[u]
+        self.loop.args[u] = (run.values_in[j], *run.rest)
         s = run.call.spec
         fn = s.fn
+        key = f"{s.key}[{j}]"
         if type(fn) is MutationCheck:  # run(check_mutation=True): the item's own check
-            fn = fn.for_item(j, run.item_key(j))
-        return NodeSpec(run.item_key(j), fn, s.task, s.checks, s.ret, s.timeout, s.resources, s.coro)
+            fn = fn.for_item(j, key)
+        return NodeSpec(key, fn, s.task, s.checks, s.ret, s.timeout, s.resources, s.coro)
 
     def member_ended(self, u: int, ok: bool, seen: float = 0.0) -> None:
         """Item ``u`` ended: succeeded (``ok``; its value moves from the loop's ``vals``

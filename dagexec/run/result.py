@@ -47,7 +47,7 @@ def run_result(loop: Loop, duration: float) -> RunResult:
     outputs, values = _kept_values(plan, loop.vals, loop.kept, loop.state)
     loop.vals = []
     loop.calls = {}
-    items = {keys[m]: [run.item_key(j) for j in range(len(run.units))] for m, run in loop.map_runs.items()}
+    items = {keys[m]: [f"{keys[m]}[{j}]" for j in range(len(run.units))] for m, run in loop.map_runs.items()}
     return RunResult(plan, states, trials, outputs, values, loop.start, duration, items)
 
 
