@@ -53,7 +53,10 @@ class Batching:
         self.on = [ex.batches and not remote and r < n_execs for r, ex in enumerate(lanes)]
         self.tiny = [b and ex.batch_tiny for b, ex in zip(self.on, lanes, strict=True)]
         # per unit, the node that continues its chain, or -1 (a map item is in none)
-        self.links = [*plan._chain_links(), *([-1] * (loop.n_slots - loop.n))] if any(self.on) else None
+        links: Any = plan._chain_links() if any(self.on) else None
+        if links is not None and plan._maps:  # map items are appended past the slots
+            links = [*links, *([-1] * (loop.n_slots - loop.n))]
+        self.links: Any = links
         self.specs = plan._specs
         self.opts = plan._opts
         self.route = loop.route

@@ -96,6 +96,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger("dagexec.engine")
 
 
+def _units(slots: Any, n_slots: int, fill: Any, grows: bool) -> Any:
+    """A per-unit list: the plan's per-node (or per-slot) ``slots`` padded with ``fill``
+    to ``n_slots``, for the map items to be appended after; or, when no unit is ever
+    appended (``grows`` false), ``slots`` itself."""
+    return [*slots, *([fill] * (n_slots - len(slots)))] if grows else slots
+
+
 class Loop:
     """One run, driven by the master thread (its state is described above)."""
 
@@ -115,18 +122,20 @@ class Loop:
         n = len(plan._keys)
         self.n = n
         extra = len(input_values) + len(plan._consts)  # graph inputs and constants
-        # what a unit's call is made of, per unit (the plan's tuples, then None for the
-        # inputs and constants, then each map item's): its spec (the plan's, or with
+        n_slots = self.n_slots = n + extra
+        # what a unit's call is made of, per unit: its spec (the plan's, or with
         # check_mutation=True each task's inside its MutationCheck; a map item's is made
-        # when it first runs), its arguments and where values are filled in
-        pad: list[Any] = [None] * extra
-        self.specs: list[Any] = [*(plan._specs if specs is None else specs), *pad]
-        self.args: list[Any] = [*plan._args, *pad]
-        self.fills: list[Any] = [*plan._fills, *pad]
-        self.kwargs: list[Any] = [*plan._kwargs, *pad]
-        self.kwfills: list[Any] = [*plan._kwfills, *pad]
-        self.nested: list[bool] = [*plan._nested, *([False] * extra)]
-        self.reads: list[tuple[int, ...]] = [*plan._reads, *([()] * extra)]  # a map item reads none
+        # when it first runs), its arguments and where values are filled in, what it
+        # reads (a map item: nothing).  With maps, lists the loop extends by each map
+        # item (past the slots); without, the plan's tuples themselves
+        grows = bool(plan._maps)
+        self.specs: Any = _units(plan._specs if specs is None else specs, n_slots, None, grows)
+        self.args: Any = _units(plan._args, n_slots, None, grows)
+        self.fills: Any = _units(plan._fills, n_slots, None, grows)
+        self.kwargs: Any = _units(plan._kwargs, n_slots, None, grows)
+        self.kwfills: Any = _units(plan._kwfills, n_slots, None, grows)
+        self.nested: Any = _units(plan._nested, n_slots, False, grows)
+        self.reads: Any = _units(plan._reads, n_slots, (), grows)
         self.dependents = plan._dependents
         self.timeouts = any(spec.timeout is not None for spec in plan._specs)
         self.vals: list[Any] = [None] * n + input_values + list(plan._consts)
@@ -144,7 +153,7 @@ class Loop:
         self.state = [PENDING if s else SKIPPED for s in selected] + [SUCCEEDED] * extra
         self.waiting = [len(d) for d in plan._deps] + [0] * extra
         # readers to come, per unit (constants have none; a map item's reader is its map)
-        self.left = [*plan._n_readers, *([0] * (n + extra - len(plan._n_readers)))]
+        self.left = _units(plan._n_readers, n_slots, 0, True) if grows else list(plan._n_readers)
         if not all(selected):
             for i in range(n):
                 if not selected[i]:
@@ -152,13 +161,14 @@ class Loop:
                         self.left[s] -= 1
         self.attempt = [0] * (n + extra)
         # per unit: the slots, then the map items that expansions append (Maps.expand)
-        self.n_slots = n + extra
-        self.kind = [PLAIN] * (n + extra)
+        self.kind = [PLAIN] * n_slots
         for m in plan._maps:
             self.kind[m] = EXPAND
-        self.route = self.route + [0] * (n + extra - len(self.route))
-        self.owner = list(range(n + extra))
-        self.trials = Trials(plan._keys, callbacks, n + extra)
+        self.owner: Any = range(n_slots)  # each slot is its own owner
+        if grows:
+            self.route = _units(self.route, n_slots, 0, True)
+            self.owner = list(self.owner)
+        self.trials = Trials(plan._keys, callbacks, n_slots if grows else n)
         self.rows = self.trials.rows
         self.calls: dict[int, Call | Batch] = {}
         self.inflight = [0] * len(self.execs)
@@ -408,8 +418,8 @@ class Loop:
                 vals[s] = RELEASED
         if left[i] == 0 and not kept[i]:
             vals[i] = RELEASED
-        if self.kind[i] == MEMBER:
-            self.maps.member_ended(i, True)  # its map joins when its last item ends
+        if i >= self.n_slots:  # a map item: its map joins when its last item ends
+            self.maps.member_ended(i, True)
             return
         if self.stopping:
             return
