@@ -197,8 +197,8 @@ class RunResult:
             path: the file to write, e.g. ``"report.html"``; an existing file is replaced.
 
         Raises:
-            RuntimeError: when Graphviz's ``dot`` program is not installed.
-            OSError: when the file cannot be written; an existing file is left as it was.
+            RuntimeError, OSError: as :meth:`dagexec.CompiledGraph.to_html` (no ``dot``
+                program; a file that cannot be written, an existing one left as it was).
         """
         from ._html import to_html
 
