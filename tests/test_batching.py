@@ -1015,3 +1015,28 @@ def test_callbacks_pair_each_trial_start_with_its_end_when_a_worker_dies_in_a_ch
         trials = [(t.attempt, t.state) for t in result.trials[f"{key}[{k}]"]]
         assert trials == [e for e in expected if e[1] != RUNNING]
     assert_workers_settle(2, gone=(int(died.read_text()),))
+
+
+def test_a_map_node_under_a_tiny_trial_on_the_stack_expands_and_is_not_batched_as_a_trial():
+    # one worker: the map over a constant list is ready from the start, and stays on the
+    # stack under ``first`` while it runs; ``first``'s end measures inc as tiny and puts
+    # its two readers on top of the map.  A batch of tiny trials built from the stack must
+    # stop at the map node (taken as a plain trial, inc was called with the whole list)
+    with dx.Graph("g") as g:
+        first = inc(0)
+        mapped = inc.map([10, 20, 30])
+        g.output(mapped, name="m")
+        g.output(collect([inc(first), inc(first)]), name="b")
+    plan = g.compile()
+    assert plan.keys.index(first.key) < plan.keys.index(mapped.key)
+    executor = RecordingLoky(1)
+    readers = {key for key in plan.keys if key not in (first.key, mapped.key) and key.startswith("inc")}
+    batched = 0
+    for _ in range(4):  # inc measured tiny is the machine's doing: at least once is enough
+        executor.sent.clear()
+        result = plan.run(executor=executor)
+        assert result.output == {"m": [11, 21, 31], "b": [2, 2]}
+        assert result.states[mapped.key] is SUCCEEDED
+        assert [s.members for s in executor.sent if (mapped.key, 1) in s.members] == []
+        batched += any(s.batch and readers <= {k for k, _ in s.members} for s in executor.sent)
+    assert batched > 0
