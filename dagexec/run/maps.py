@@ -26,24 +26,12 @@ from typing import TYPE_CHECKING, Any
 from .._mutation import MutationCheck
 from .._plan import NodeSpec
 from .._state import State, Trial
+from . import state as st
 from .conds import choose
 from .protocol import (
     Call,
     Remote,
     failed_outcome,
-)
-from .state import (
-    CANCELLED,
-    EXPAND,
-    FAILED,
-    JOINING,
-    MEMBER,
-    PENDING,
-    RELEASED,
-    RUNNING,
-    STATES,
-    SUCCEEDED,
-    UPSTREAM_FAILED,
 )
 from .trials import as_trials
 
@@ -95,7 +83,7 @@ class Maps:
         """Map node ``m`` is ready: one unit per item onto ``stack`` (item 0 on top)."""
         loop = self.loop
         call = loop.make_call(m)  # its values filled in; args[0] is the list of items
-        loop.state[m] = JOINING
+        loop.state[m] = st.JOINING
         try:
             items = call.args[0]
             if type(items) is Remote:
@@ -124,7 +112,7 @@ class Maps:
                 self.end(run)
                 return
         state = loop.state
-        stack.extend(reversed([u for u in run.units if state[u] == PENDING]))
+        stack.extend(reversed([u for u in run.units if state[u] == st.PENDING]))
 
     def _add_units(self, run: MapRun) -> None:
         """Append a unit per item of ``run`` to the loop's per-unit lists."""
@@ -139,10 +127,10 @@ class Maps:
         if loop.saving is not None:
             loop.saving.extend([False] * k)
         run.units = list(range(first, first + k))
-        kind.extend([MEMBER] * k)
+        kind.extend([st.MEMBER] * k)
         loop.route.extend([loop.route[m]] * k)
         loop.owner.extend([m] * k)
-        loop.state.extend([PENDING] * k)
+        loop.state.extend([st.PENDING] * k)
         loop.attempt.extend([0] * k)
         loop.waiting.extend([0] * k)
         loop.rows.extend([None] * k)
@@ -169,15 +157,15 @@ class Maps:
         a = source.m
         for b in loop.dependents[a]:
             if (
-                loop.kind[b] != EXPAND
-                or loop.state[b] != PENDING
+                loop.kind[b] != st.EXPAND
+                or loop.state[b] != st.PENDING
                 or loop.waiting[b] != 1
                 or loop.nested[b]
                 or (0, a) not in loop.fills[b]
             ):
                 continue
             call = loop.make_call(b)
-            loop.state[b] = JOINING
+            loop.state[b] = st.JOINING
             run = MapRun(b, call, [None] * len(source.units))
             self.runs[b] = run
             self._add_units(run)
@@ -191,7 +179,7 @@ class Maps:
         state = loop.state
         for run in source.chained:
             u = run.units[j]
-            if state[u] != PENDING:
+            if state[u] != st.PENDING:
                 continue
             if ok:
                 run.values_in[j] = source.values[j]
@@ -205,7 +193,7 @@ class Maps:
                         continue
                 loop.ready[loop.route[u]].append(u)
                 continue
-            state[u] = UPSTREAM_FAILED
+            state[u] = st.UPSTREAM_FAILED
             run.upstream = True
             run.left -= 1
             self._chained_item(run, j, False)
@@ -234,7 +222,7 @@ class Maps:
         run.left -= 1
         if ok:
             run.values[j] = loop.vals[u]
-            loop.vals[u] = RELEASED
+            loop.vals[u] = st.RELEASED
             loop.left[u] = 0
             if run.chained and not loop.stopping:
                 self._chained_item(run, j, True)
@@ -254,26 +242,26 @@ class Maps:
         fails (its dependents upstream_failed) when an item failed."""
         loop = self.loop
         m = run.m
-        if loop.state[m] != JOINING:
+        if loop.state[m] != st.JOINING:
             return  # failed already (fail_fast)
         if run.failed:
             self.failed(m)
             return
         if run.upstream:
-            loop.state[m] = UPSTREAM_FAILED
+            loop.state[m] = st.UPSTREAM_FAILED
             loop.release_reads(m)
             loop.upstream_failed(m)
             return
         values = run.values
         run.values = []
-        loop.state[m] = SUCCEEDED
+        loop.state[m] = st.SUCCEEDED
         loop.vals[m] = values
         if loop.saving is not None and loop.saving[m]:
             assert loop.cache is not None
             loop.cache.save(m, values)
         loop.release_reads(m)
         if loop.left[m] == 0 and not loop.kept[m]:
-            loop.vals[m] = RELEASED
+            loop.vals[m] = st.RELEASED
         if loop.stopping:
             return
         if loop.conds is not None and m in loop.conds:
@@ -281,13 +269,13 @@ class Maps:
         for d in loop.dependents[m]:
             w = loop.waiting[d] - 1
             loop.waiting[d] = w
-            if w == 0 and loop.state[d] == PENDING:
+            if w == 0 and loop.state[d] == st.PENDING:
                 loop.ready[loop.route[d]].append(d)
 
     def failed(self, m: int) -> None:
         """Map node ``m`` fails (an item failed)."""
         loop = self.loop
-        loop.state[m] = FAILED
+        loop.state[m] = st.FAILED
         loop.failed_order.append(m)
         loop.release_reads(m)
         loop.upstream_failed(m)
@@ -302,11 +290,11 @@ class Maps:
         loop = self.loop
         state, attempt = loop.state, loop.attempt
         for u in run.units:
-            st = state[u]
-            if st == RUNNING:
+            now_in = state[u]
+            if now_in == st.RUNNING:
                 loop.trials.cancel_running(u, attempt[u], now)
-            if st in (PENDING, RUNNING):
-                state[u] = CANCELLED
+            if now_in in (st.PENDING, st.RUNNING):
+                state[u] = st.CANCELLED
 
     def stopped(self, now: float) -> None:
         """The loop ended (every map ended, or fail_fast stopped the run): items not
@@ -314,8 +302,8 @@ class Maps:
         state = self.loop.state
         for run in self.runs.values():
             self.end_all(run, now)
-            if state[run.m] == JOINING:  # fail_fast stopped it: items were cancelled
-                state[run.m] = CANCELLED
+            if state[run.m] == st.JOINING:  # fail_fast stopped it: items were cancelled
+                state[run.m] = st.CANCELLED
                 if run.failed:  # an item in flight when another node stopped the run failed
                     self.failed(run.m)
 
@@ -333,6 +321,6 @@ class Maps:
             if run is not None:
                 for j, u in enumerate(run.units):
                     item_key = run.item_key(j)
-                    out_states[item_key] = STATES[state[u]]
+                    out_states[item_key] = st.STATES[state[u]]
                     out_trials[item_key] = as_trials(item_key, rows[u])
         return out_states, out_trials
