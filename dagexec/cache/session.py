@@ -93,7 +93,7 @@ class CacheSession:
         except Exception:
             logger.warning("%s %r: its value could not be written to the cache", what, name, exc_info=True)
 
-    def serve_items(self, run: MapRun, state: list[int]) -> list[int]:
+    def serve_items(self, run: MapRun, state: list[int], waiting: list[int]) -> list[int]:
         """Make the cache keys of ``run``'s items; those whose entry is in the store are
         ``cached``, their values loaded (the items served, in order); the others are
         written when done (``saving``)."""
@@ -104,11 +104,12 @@ class CacheSession:
         except Exception:
             logger.warning("map %r: its items' cache keys could not be made", run.call.key, exc_info=True)
             return []
-        return [j for j in range(len(run.keys)) if self.serve(run, j, state)]
+        return [j for j in range(len(run.keys)) if self.serve(run, j, state, waiting)]
 
-    def serve(self, run: MapRun, j: int, state: list[int]) -> bool:
+    def serve(self, run: MapRun, j: int, state: list[int], waiting: list[int]) -> bool:
         """Serve item ``j`` of ``run`` from the store if its entry is there (its state,
-        in the loop's ``state`` by unit, becomes ``cached``)."""
+        in the loop's ``state`` by unit, becomes ``cached``; its map, in ``waiting``,
+        waits for one item less)."""
         assert run.keys is not None
         key = run.keys[j]
         if key is None or key not in self.store:
@@ -120,7 +121,7 @@ class CacheSession:
             return False
         run.values[j] = value
         state[run.units[j]] = CACHED
-        run.left -= 1
+        waiting[run.m] -= 1
         return True
 
     def _will_save(self, run: MapRun, j: int) -> None:

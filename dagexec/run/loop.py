@@ -23,7 +23,8 @@ expansions append during the run (:mod:`.maps`); ``kept`` covers nodes and input
 * ``state[u]``       a small int of :mod:`dagexec.run.state`, made a State at the end;
                      inputs and constants are ``SUCCEEDED``, a map node whose items
                      run ``JOINING``;
-* ``waiting[u]``     dependencies not yet done; 0 means ready;
+* ``waiting[u]``     dependencies not yet done; 0 means ready (a ``JOINING`` map
+                     node's: its items not yet ended);
 * ``left[u]``        readers not yet finished;
 * ``attempt[u]``     the attempt number of the unit's current or last trial;
 * ``kind[u]``        ``EXPAND`` for a map node, ``MEMBER`` for a map item, else

@@ -10,8 +10,9 @@ the trial row, the call's parts, ``vals``, ``left`` 1: its map's join reads it).
 on the map's lane's ready stack like node indices, and run through the loop's own
 ``make_call``, submit, ``finish`` and ``failed``; an item's spec (:meth:`Maps.spec`) is
 made when it first runs.  Its end comes back here (:meth:`Maps.member_ended`).  While
-its items run the map node is ``JOINING``; when every item has ended, it succeeds with
-the list of values (:meth:`Maps.end`), or fails when an item failed.
+its items run the map node is ``JOINING`` and its ``waiting`` counts the items not yet
+ended; when it reaches 0, the map succeeds with the list of values (:meth:`Maps.end`), or
+fails when an item failed.
 
 A map over a map's list (``b = f.map(a)`` with ``a`` a map) is chained: it expands as
 soon as ``a`` does, and its item k is ready when ``a``'s item k has succeeded.
@@ -45,7 +46,7 @@ class MapRun:
     """A ``task.map`` node expanded at run time: its items, and each item's trials."""
 
     __slots__ = (
-        "call", "chained", "failed", "failed_items", "keys", "kwargs", "left", "m",
+        "call", "chained", "failed", "failed_items", "keys", "kwargs", "m",
         "rest", "units", "upstream", "values", "values_in",
     )  # fmt: skip
 
@@ -58,7 +59,6 @@ class MapRun:
         self.kwargs = call.kwargs
         self.values: list[Any] = [None] * n
         self.units: list[int] = []  # each item's unit
-        self.left = n
         self.failed = False
         self.failed_items: list[int] = []  # the items that failed, in the order they did
         self.upstream = False  # an item of the map it is chained to failed
@@ -105,10 +105,10 @@ class Maps:
         self._chain(run)
         if loop.saving is not None and loop.saving[m]:
             assert loop.cache is not None
-            for j in loop.cache.serve_items(run, loop.state):
+            for j in loop.cache.serve_items(run, loop.state, loop.waiting):
                 if run.chained:
                     self._chained_item(run, j, True)
-            if run.left == 0:
+            if loop.waiting[m] == 0:
                 self.end(run)
                 return
         state = loop.state
@@ -133,6 +133,7 @@ class Maps:
         loop.state.extend([st.PENDING] * k)
         loop.attempt.extend([0] * k)
         loop.waiting.extend([0] * k)
+        loop.waiting[m] = k  # JOINING: its items not yet ended
         loop.rows.extend([None] * k)
         # its call, made when it first runs (Maps.spec): the map's spec under the item's
         # key, and the arguments: the item, then the map's fixed ones
@@ -185,19 +186,19 @@ class Maps:
                 run.values_in[j] = source.values[j]
                 cache = loop.cache
                 if loop.saving is not None and loop.saving[run.m] and cache is not None:
-                    if cache.chained_key(run, j) and cache.serve(run, j, state):
+                    if cache.chained_key(run, j) and cache.serve(run, j, state, loop.waiting):
                         if run.chained:
                             self._chained_item(run, j, True)
-                        if run.left == 0:
+                        if loop.waiting[run.m] == 0:
                             self.end(run)
                         continue
                 loop.ready[loop.route[u]].append(u)
                 continue
             state[u] = st.UPSTREAM_FAILED
             run.upstream = True
-            run.left -= 1
+            loop.waiting[run.m] -= 1
             self._chained_item(run, j, False)
-            if run.left == 0:
+            if loop.waiting[run.m] == 0:
                 self.end(run)
 
     def spec(self, u: int) -> NodeSpec:
@@ -219,7 +220,7 @@ class Maps:
         chained to it are ready, or fail upstream; the map joins when its last item ends."""
         loop = self.loop
         run, j = self.items[u]
-        run.left -= 1
+        loop.waiting[run.m] -= 1
         if ok:
             run.values[j] = loop.vals[u]
             loop.vals[u] = st.RELEASED
@@ -234,7 +235,7 @@ class Maps:
             if loop.fail_fast and not loop.stopping:
                 self.failed(run.m)  # at once, like any node: items in flight still report
                 loop.stop(seen)
-        if run.left == 0:
+        if loop.waiting[run.m] == 0:
             self.end(run)
 
     def end(self, run: MapRun) -> None:
@@ -266,7 +267,10 @@ class Maps:
             return
         if loop.conds is not None and m in loop.conds:
             choose(loop, m, values)
+        runs = self.runs
         for d in loop.dependents[m]:
+            if d in runs:
+                continue  # a map chained to m: expanded already, it waits for its own items
             w = loop.waiting[d] - 1
             loop.waiting[d] = w
             if w == 0 and loop.state[d] == st.PENDING:
