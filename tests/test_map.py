@@ -492,21 +492,22 @@ def test_a_failed_item_fails_only_its_own_chain_of_items(executor):
     assert result.outputs == {"other": 9}
 
 
+@dx.task
+def noted(x: int) -> int:
+    """``x * 3``, noting ``x`` in the file ``$MAP_CALLS`` names."""
+    with open(os.environ["MAP_CALLS"], "a") as f:
+        f.write(f"{x}\n")
+    return x * 3
+
+
+@dx.task
+def listed(xs: list[int]) -> list[int]:
+    return xs
+
+
 def test_items_are_cached_one_by_one(tmp_path, monkeypatch):
     calls = tmp_path / "calls"
     monkeypatch.setenv("MAP_CALLS", str(calls))
-
-    @dx.task
-    def noted(x: int) -> int:
-        import os
-
-        with open(os.environ["MAP_CALLS"], "a") as f:
-            f.write(f"{x}\n")
-        return x * 3
-
-    @dx.task
-    def listed(xs: list[int]) -> list[int]:
-        return xs
 
     with dx.Graph("g") as g:
         tripled = noted.map(listed(g.input("xs", list[int])))
@@ -525,6 +526,33 @@ def test_items_are_cached_one_by_one(tmp_path, monkeypatch):
         "halve[1]": State.CACHED,
         "halve[2]": SUCCEEDED,
     }
+
+
+def test_a_map_whose_items_all_come_from_the_cache_joins_and_readies_its_readers(tmp_path, monkeypatch):
+    # the same items in another order: the map nodes' keys change, their items' do not,
+    # so every item is served (settled as cached) and each map joins without a trial
+    calls = tmp_path / "calls"
+    monkeypatch.setenv("MAP_CALLS", str(calls))
+
+    @dx.task
+    def sum_halves(xs: list[float]) -> float:
+        return sum(xs)
+
+    with dx.Graph("g") as g:
+        halves = halve.map(noted.map(listed(g.input("xs", list[int]))))
+        g.output(sum_halves(halves), name="sum")
+        g.output(halves, name="halves")
+    plan = g.compile()
+    first = plan.run(xs=[1, 2, 3], executor="serial", cache=tmp_path / "c")
+    assert first.outputs == {"sum": 9.0, "halves": [1.5, 3.0, 4.5]}
+    result = plan.run(xs=[3, 1, 2], executor="serial", cache=tmp_path / "c")
+    assert result.outputs == {"sum": 9.0, "halves": [4.5, 1.5, 3.0]}
+    assert calls.read_text().split() == ["1", "2", "3"]  # no item ran again
+    items = {k: s for k, s in result.states.items() if "[" in k}
+    assert items == {f"{name}[{j}]": State.CACHED for name in ("noted", "halve") for j in range(3)}
+    assert all(result.trials[k] == [] for k in items)
+    assert [result.states[k] for k in ("listed", "noted", "halve", "sum_halves")] == [SUCCEEDED] * 4
+    assert [len(result.trials[k]) for k in ("noted", "halve", "sum_halves")] == [0, 0, 1]
 
 
 def test_on_serial_an_item_that_ran_past_its_timeout_is_timed_out_after_the_fact():

@@ -93,10 +93,10 @@ class CacheSession:
         except Exception:
             logger.warning("%s %r: its value could not be written to the cache", what, name, exc_info=True)
 
-    def serve_items(self, run: MapRun, state: list[int], waiting: list[int]) -> list[int]:
-        """Make the cache keys of ``run``'s items; those whose entry is in the store are
-        ``cached``, their values loaded (the items served, in order); the others are
-        written when done (``saving``)."""
+    def load_items(self, run: MapRun) -> list[tuple[int, Any]]:
+        """Make the cache keys of ``run``'s items: ``(j, value)`` for each item ``j``
+        whose entry is in the store, in order; the others are written when done
+        (``saving``)."""
         from .keys import item_keys
 
         try:
@@ -104,36 +104,13 @@ class CacheSession:
         except Exception:
             logger.warning("map %r: its items' cache keys could not be made", run.call.key, exc_info=True)
             return []
-        return [j for j in range(len(run.keys)) if self.serve(run, j, state, waiting)]
+        found = [(j, self.load(run, j)) for j in range(len(run.keys))]
+        return [(j, value) for j, (ok, value) in found if ok]
 
-    def serve(self, run: MapRun, j: int, state: list[int], waiting: list[int]) -> bool:
-        """Serve item ``j`` of ``run`` from the store if its entry is there (its state,
-        in the loop's ``state`` by unit, becomes ``cached``; its map, in ``waiting``,
-        waits for one item less)."""
-        assert run.keys is not None
-        key = run.keys[j]
-        if key is None or key not in self.store:
-            self._will_save(run, j)
-            return False
-        ok, value = self.store.get(key)
-        if not ok:
-            self._will_save(run, j)
-            return False
-        run.values[j] = value
-        state[run.units[j]] = CACHED
-        waiting[run.m] -= 1
-        return True
-
-    def _will_save(self, run: MapRun, j: int) -> None:
-        """Item ``j`` of ``run`` runs: its value is written when it succeeds."""
-        key = run.keys[j] if run.keys is not None else None
-        if key is not None:
-            u = run.units[j]
-            self.item_keys[u] = (key, run.item_key(j))
-            self.saving[u] = True
-
-    def chained_key(self, run: MapRun, j: int) -> bool:
-        """Make the cache key of a chained map's item ``j``, now that its value is known."""
+    def load_chained(self, run: MapRun, j: int) -> tuple[bool, Any]:
+        """Make the cache key of a chained map's item ``j``, now that its argument is
+        known: ``(True, value)`` if its entry is in the store; else ``(False, None)``,
+        and it is written when done."""
         from .keys import item_keys
 
         if run.keys is None:
@@ -142,5 +119,25 @@ class CacheSession:
             run.keys[j] = item_keys(self.plan._specs[run.m].fn, run.rest, run.kwargs, [run.values_in[j]])[0]
         except Exception:
             logger.warning("item %r: its cache key could not be made", run.item_key(j), exc_info=True)
-            return False
-        return True
+            return False, None
+        return self.load(run, j)
+
+    def load(self, run: MapRun, j: int) -> tuple[bool, Any]:
+        """Item ``j``'s value from the store, ``(True, value)``, if its entry is there;
+        else ``(False, None)``, and it is written when done."""
+        assert run.keys is not None
+        key = run.keys[j]
+        if key is not None and key in self.store:
+            ok, value = self.store.get(key)
+            if ok:
+                return True, value
+        self._will_save(run, j)
+        return False, None
+
+    def _will_save(self, run: MapRun, j: int) -> None:
+        """Item ``j`` of ``run`` runs: its value is written when it succeeds."""
+        key = run.keys[j] if run.keys is not None else None
+        if key is not None:
+            u = run.units[j]
+            self.item_keys[u] = (key, run.item_key(j))
+            self.saving[u] = True

@@ -233,7 +233,7 @@ def finish_batch(loop: Loop, done: BatchDone, async_: bool) -> None:
     if async_:
         if loop.calls.get(i) is not done.batch:
             return  # an abandoned batch (the run was interrupted) reporting late
-        loop.inflight[loop.route_of(i)] -= 1
+        loop.inflight[loop.route[i]] -= 1
         for call in calls:
             loop.calls.pop(call.idx, None)
     outs = done.outcomes
@@ -256,7 +256,7 @@ def finish_batch(loop: Loop, done: BatchDone, async_: bool) -> None:
                 j = call.idx
                 if j not in ran and state[j] == PENDING and waiting[j] == 0:
                     ready[route[j]].append(j)
-    observe = loop.batches.tiny[loop.route_of(i)]
+    observe = loop.batches.tiny[loop.route[i]]
     finish = loop.finish
     has_cb = loop.has_cb
     linked = done.batch.linked

@@ -48,8 +48,10 @@ Its collaborators: ``trials`` (:mod:`.trials`; ``rows`` is its list, for ``finis
 for the ``map_nodes``; ``items`` leads from an item's unit to its expansion,
 ``map_runs`` from a map node to it), ``cache`` (:mod:`dagexec.cache.session`;
 ``saving[u]``: the unit's value is written), ``conds`` (:mod:`.conds`, by predicate
-slot).  :mod:`.policy` says what a failed trial means, :mod:`.values` moves values kept
-on workers, :mod:`.result` makes the result, :mod:`.state` holds the states and lanes.
+slot).  A value the master makes without a trial (a map's join, a map item the cache
+serves) goes through ``settle``.  :mod:`.policy` says what a failed trial means,
+:mod:`.values` moves values kept on workers, :mod:`.result` makes the result,
+:mod:`.state` holds the states and lanes.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ from .state import (
     SUCCEEDED,
     UPSTREAM_FAILED,
     async_lanes,
+    units,
 )
 from .timers import Timers, expire
 from .trials import Callbacks, Trials
@@ -95,13 +98,6 @@ if TYPE_CHECKING:
     from ..cache.store import CacheStore
 
 logger = logging.getLogger("dagexec.engine")
-
-
-def _units(slots: Any, n_slots: int, fill: Any, grows: bool) -> Any:
-    """A per-unit list: the plan's per-node (or per-slot) ``slots`` padded with ``fill``
-    to ``n_slots``, for the map items to be appended after; or, when no unit is ever
-    appended (``grows`` false), ``slots`` itself."""
-    return [*slots, *([fill] * (n_slots - len(slots)))] if grows else slots
 
 
 class Loop:
@@ -130,13 +126,13 @@ class Loop:
         # reads (a map item: nothing).  With maps, lists the loop extends by each map
         # item (past the slots); without, the plan's tuples themselves
         grows = bool(plan._maps)
-        self.specs: Any = _units(plan._specs if specs is None else specs, n_slots, None, grows)
-        self.args: Any = _units(plan._args, n_slots, None, grows)
-        self.fills: Any = _units(plan._fills, n_slots, None, grows)
-        self.kwargs: Any = _units(plan._kwargs, n_slots, None, grows)
-        self.kwfills: Any = _units(plan._kwfills, n_slots, None, grows)
-        self.nested: Any = _units(plan._nested, n_slots, False, grows)
-        self.reads: Any = _units(plan._reads, n_slots, (), grows)
+        self.specs: Any = units(plan._specs if specs is None else specs, n_slots, None, grows)
+        self.args: Any = units(plan._args, n_slots, None, grows)
+        self.fills: Any = units(plan._fills, n_slots, None, grows)
+        self.kwargs: Any = units(plan._kwargs, n_slots, None, grows)
+        self.kwfills: Any = units(plan._kwfills, n_slots, None, grows)
+        self.nested: Any = units(plan._nested, n_slots, False, grows)
+        self.reads: Any = units(plan._reads, n_slots, (), grows)
         self.dependents = plan._dependents
         self.timeouts = any(spec.timeout is not None for spec in plan._specs)
         self.vals: list[Any] = [None] * n + input_values + list(plan._consts)
@@ -154,7 +150,7 @@ class Loop:
         self.state = [PENDING if s else SKIPPED for s in selected] + [SUCCEEDED] * extra
         self.waiting = [len(d) for d in plan._deps] + [0] * extra
         # readers to come, per unit (constants have none; a map item's reader is its map)
-        self.left = _units(plan._n_readers, n_slots, 0, True) if grows else list(plan._n_readers)
+        self.left = units(plan._n_readers, n_slots, 0, True) if grows else list(plan._n_readers)
         if not all(selected):
             for i in range(n):
                 if not selected[i]:
@@ -167,7 +163,7 @@ class Loop:
             self.kind[m] = EXPAND
         self.owner: Any = range(n_slots)  # each slot is its own owner
         if grows:
-            self.route = _units(self.route, n_slots, 0, True)
+            self.route = units(self.route, n_slots, 0, True)
             self.owner = list(self.owner)
         self.trials = Trials(plan._keys, callbacks, n_slots if grows else n)
         self.rows = self.trials.rows
@@ -357,10 +353,6 @@ class Loop:
                     kw[name] = vals[s]
         return Call(i, attempt, spec, args, kw)
 
-    def route_of(self, i: int) -> int:
-        """The lane of unit ``i`` (a map item's is its map's)."""
-        return self.route[i]
-
     def unstart(self, call: Call) -> None:
         """``call`` was submitted in a batch but did not run: its unit is pending again."""
         i = call.idx
@@ -434,6 +426,28 @@ class Loop:
             waiting[d] = w
             if w == 0 and state[d] == PENDING:
                 ready[route[d]].append(d)
+
+    def settle(self, u: int, value: Any, state: int) -> None:
+        """Unit ``u`` has ``value`` without a trial of its own (a map's join; an item the
+        cache serves, ``CACHED``): what a trial's success does in ``finish`` (bar the
+        cache write and the trial record).  A map chained to ``u`` counts its own items."""
+        self.state[u] = state
+        self.vals[u] = value
+        self.release_reads(u)
+        if self.left[u] == 0 and not self.kept[u]:
+            self.vals[u] = RELEASED
+        if u >= self.n_slots:  # a map item: its map joins when its last item ends
+            self.maps.member_ended(u, True)
+        elif not self.stopping:
+            if self.conds is not None and u in self.conds:
+                choose(self, u, value)
+            for d in self.dependents[u]:
+                if d in self.map_runs:
+                    continue  # a map chained to u: it has expanded and waits for its items
+                w = self.waiting[d] - 1
+                self.waiting[d] = w
+                if w == 0 and self.state[d] == PENDING:
+                    self.ready[self.route[d]].append(d)
 
     def failed(self, i: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str) -> None:
         """Unit ``i``'s trial ``out`` failed: it is retried, or the unit fails (a map item's
@@ -515,7 +529,7 @@ class Loop:
             if id(call) in seen:
                 continue  # a batch: abandoned once
             seen.add(id(call))
-            r = self.route_of(i)
+            r = self.route[i]
             try:
                 self.execs[r].abandon(call)
             except Exception:

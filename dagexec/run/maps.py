@@ -28,7 +28,6 @@ from .._mutation import MutationCheck
 from .._plan import NodeSpec
 from .._state import State, Trial
 from . import state as st
-from .conds import choose
 from .protocol import (
     Call,
     Remote,
@@ -105,12 +104,8 @@ class Maps:
         self._chain(run)
         if loop.saving is not None and loop.saving[m]:
             assert loop.cache is not None
-            for j in loop.cache.serve_items(run, loop.state, loop.waiting):
-                if run.chained:
-                    self._chained_item(run, j, True)
-            if loop.waiting[m] == 0:
-                self.end(run)
-                return
+            for j, value in loop.cache.load_items(run):
+                loop.settle(run.units[j], value, st.CACHED)
         state = loop.state
         stack.extend(reversed([u for u in run.units if state[u] == st.PENDING]))
 
@@ -184,13 +179,10 @@ class Maps:
                 continue
             if ok:
                 run.values_in[j] = source.values[j]
-                cache = loop.cache
-                if loop.saving is not None and loop.saving[run.m] and cache is not None:
-                    if cache.chained_key(run, j) and cache.serve(run, j, state, loop.waiting):
-                        if run.chained:
-                            self._chained_item(run, j, True)
-                        if loop.waiting[run.m] == 0:
-                            self.end(run)
+                if loop.saving is not None and loop.saving[run.m] and loop.cache is not None:
+                    found, value = loop.cache.load_chained(run, j)
+                    if found:
+                        loop.settle(u, value, st.CACHED)
                         continue
                 loop.ready[loop.route[u]].append(u)
                 continue
@@ -255,26 +247,10 @@ class Maps:
             return
         values = run.values
         run.values = []
-        loop.state[m] = st.SUCCEEDED
-        loop.vals[m] = values
         if loop.saving is not None and loop.saving[m]:
             assert loop.cache is not None
             loop.cache.save(m, values)
-        loop.release_reads(m)
-        if loop.left[m] == 0 and not loop.kept[m]:
-            loop.vals[m] = st.RELEASED
-        if loop.stopping:
-            return
-        if loop.conds is not None and m in loop.conds:
-            choose(loop, m, values)
-        runs = self.runs
-        for d in loop.dependents[m]:
-            if d in runs:
-                continue  # a map chained to m: expanded already, it waits for its own items
-            w = loop.waiting[d] - 1
-            loop.waiting[d] = w
-            if w == 0 and loop.state[d] == st.PENDING:
-                loop.ready[loop.route[d]].append(d)
+        loop.settle(m, values, st.SUCCEEDED)
 
     def failed(self, m: int) -> None:
         """Map node ``m`` fails (an item failed)."""

@@ -54,6 +54,13 @@ class _Released:
 RELEASED: Any = _Released()
 
 
+def units(slots: Any, n_slots: int, fill: Any, grows: bool) -> Any:
+    """A per-unit list of the loop: the plan's per-node (or per-slot) ``slots`` padded
+    with ``fill`` to ``n_slots``, for the map items to be appended after; or, when no
+    unit is ever appended (``grows`` false), ``slots`` itself."""
+    return [*slots, *([fill] * (n_slots - len(slots)))] if grows else slots
+
+
 def async_lanes(
     plan: CompiledGraph, execs: list[Executor], caps: list[int], route: Sequence[int]
 ) -> list[int]:

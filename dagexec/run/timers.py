@@ -91,7 +91,7 @@ def _stop_if_past(loop: Loop, i: int, attempt: int, now: float) -> TaskTimeout |
     if call is None:
         return None
     assert isinstance(call, Call)  # batch members have no timeout
-    r = loop.route_of(i)
+    r = loop.route[i]
     timeout: float = call.spec.timeout
     try:
         began = loop.execs[r].started_at(call)
