@@ -505,6 +505,28 @@ def listed(xs: list[int]) -> list[int]:
     return xs
 
 
+@pytest.mark.parametrize("executor", ["serial", "threads"])
+def test_two_maps_over_one_map_read_its_items_one_by_one(executor):
+    # each item of picky is read by the same item of halve and of square: each of those
+    # runs once its own item of picky has succeeded, and fails upstream when it failed
+    with dx.Graph("g") as g:
+        source = picky.map(numbers(4))
+        g.output(halve.map(source), name="halves")
+        g.output(square.map(source, plus=1), name="squares")
+    result = g.compile().run(executor=executor, fail_fast=False, raise_on_failure=False)
+    states = {k: s for k, s in result.states.items() if k.startswith(("picky", "halve[", "square["))}
+    assert states == {
+        "picky": FAILED,
+        **{f"{name}[{j}]": SUCCEEDED for name in ("picky", "halve", "square") for j in (0, 1, 3)},
+        "picky[2]": FAILED,
+        "halve[2]": UPSTREAM_FAILED,
+        "square[2]": UPSTREAM_FAILED,
+    }
+    assert result.states["halve"] is UPSTREAM_FAILED and result.states["square"] is UPSTREAM_FAILED
+    assert result.trials["halve[2]"] == [] and result.trials["square[2]"] == []
+    assert result.outputs == {}
+
+
 def test_items_are_cached_one_by_one(tmp_path, monkeypatch):
     calls = tmp_path / "calls"
     monkeypatch.setenv("MAP_CALLS", str(calls))

@@ -38,10 +38,10 @@ expansions append during the run (:mod:`.maps`); ``kept`` covers nodes and input
 * ``failed_order``   the nodes that failed, in order (for RunFailed);
 * ``stopping``, ``stop_time``: fail_fast stopped the run, and when;
 * ``remote``         an executor keeps values on its workers (:mod:`.values`);
-* ``specs``, ``args``, ``fills``, ``kwargs``, ``kwfills``, ``nested``, ``reads``: what
-                     a unit's call is made of and what it reads, per unit (the plan's,
-                     then a map item's; ``specs``: with check_mutation, MutationChecks;
-                     a map item's made when it first runs); ``dependents``: the plan's.
+* ``specs``, ``args``, ``fills``, ``kwargs``, ``kwfills``, ``nested``, ``reads``,
+                     ``dependents``: a unit's call, what it reads and what waits for
+                     it (the plan's, then a map item's: the items of maps chained to
+                     its map; ``specs``: with check_mutation, MutationChecks).
 
 Its collaborators: ``trials`` (:mod:`.trials`; ``rows`` is its list, for ``finish``),
 ``timers`` (:mod:`.timers`), ``batches`` (:mod:`.batching`), ``maps`` (:mod:`.maps`,
@@ -133,7 +133,7 @@ class Loop:
         self.kwfills: Any = units(plan._kwfills, n_slots, None, grows)
         self.nested: Any = units(plan._nested, n_slots, False, grows)
         self.reads: Any = units(plan._reads, n_slots, (), grows)
-        self.dependents = plan._dependents
+        self.dependents: Any = units(plan._dependents, n_slots, (), grows)
         self.timeouts = any(spec.timeout is not None for spec in plan._specs)
         self.vals: list[Any] = [None] * n + input_values + list(plan._consts)
         self.kept = kept  # per unit: a map item's value is kept until its map joins

@@ -15,7 +15,8 @@ ended; when it reaches 0, the map succeeds with the list of values (:meth:`Maps.
 fails when an item failed.
 
 A map over a map's list (``b = f.map(a)`` with ``a`` a map) is chained: it expands as
-soon as ``a`` does, and its item k is ready when ``a``'s item k has succeeded.
+soon as ``a`` does, and its item k depends on ``a``'s item k as a unit on a unit (the
+loop's ``dependents`` and ``waiting``): it is ready when that one has succeeded.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class MapRun:
     """A ``task.map`` node expanded at run time: its items, and each item's trials."""
 
     __slots__ = (
-        "call", "chained", "failed", "failed_items", "keys", "kwargs", "m",
+        "call", "failed", "failed_items", "keys", "kwargs", "m",
         "rest", "units", "upstream", "values", "values_in",
     )  # fmt: skip
 
@@ -61,7 +62,6 @@ class MapRun:
         self.failed = False
         self.failed_items: list[int] = []  # the items that failed, in the order they did
         self.upstream = False  # an item of the map it is chained to failed
-        self.chained: list[MapRun] = []  # maps over this one's list, item by item
         self.keys: list[str | None] | None = None  # each item's cache key, with a cache
 
     def item_key(self, j: int) -> str:
@@ -119,6 +119,7 @@ class Maps:
         loop.vals.extend([None] * k)
         loop.left.extend([1] * k)  # each item's value is read by its map's join
         loop.reads.extend([()] * k)
+        loop.dependents.extend([()] * k)  # an item of a map chained to this one (_chain)
         if loop.saving is not None:
             loop.saving.extend([False] * k)
         run.units = list(range(first, first + k))
@@ -147,8 +148,8 @@ class Maps:
 
     def _chain(self, source: MapRun) -> None:
         """Expand now each map over ``source``'s own list that waits for nothing else:
-        its item k becomes ready when ``source``'s item k has succeeded (item by item,
-        not map by map), and fails upstream when that one failed."""
+        its item k depends on ``source``'s item k (a unit dependency: ready when that one
+        has succeeded, item by item, not map by map; upstream failed when it failed)."""
         loop = self.loop
         a = source.m
         for b in loop.dependents[a]:
@@ -165,32 +166,37 @@ class Maps:
             run = MapRun(b, call, [None] * len(source.units))
             self.runs[b] = run
             self._add_units(run)
-            source.chained.append(run)
+            dependents, waiting = loop.dependents, loop.waiting
+            for u, v in zip(source.units, run.units, strict=True):
+                dependents[u] = (*dependents[u], v)
+                waiting[v] = 1
             self._chain(run)
 
-    def _chained_item(self, source: MapRun, j: int, ok: bool) -> None:
-        """``source``'s item ``j`` ended: the same item of each map chained to it is ready
-        (``ok``), or fails upstream, and so do the items chained to that one."""
+    def _dependents_of(self, u: int, ok: bool) -> None:
+        """Item ``u`` ended: the items that depend on it (of maps chained to its map) are
+        ready (``ok``), or fail upstream, and so do the items that depend on those."""
         loop = self.loop
-        state = loop.state
-        for run in source.chained:
-            u = run.units[j]
-            if state[u] != st.PENDING:
+        state, waiting = loop.state, loop.waiting
+        source, j = self.items[u]
+        for d in loop.dependents[u]:
+            waiting[d] -= 1
+            if state[d] != st.PENDING:
                 continue
+            run = self.items[d][0]
             if ok:
                 run.values_in[j] = source.values[j]
                 if loop.saving is not None and loop.saving[run.m] and loop.cache is not None:
                     found, value = loop.cache.load_chained(run, j)
                     if found:
-                        loop.settle(u, value, st.CACHED)
+                        loop.settle(d, value, st.CACHED)
                         continue
-                loop.ready[loop.route[u]].append(u)
+                loop.ready[loop.route[d]].append(d)
                 continue
-            state[u] = st.UPSTREAM_FAILED
+            state[d] = st.UPSTREAM_FAILED
             run.upstream = True
-            loop.waiting[run.m] -= 1
-            self._chained_item(run, j, False)
-            if loop.waiting[run.m] == 0:
+            waiting[run.m] -= 1
+            self._dependents_of(d, False)
+            if waiting[run.m] == 0:
                 self.end(run)
 
     def spec(self, u: int) -> NodeSpec:
@@ -217,13 +223,13 @@ class Maps:
             run.values[j] = loop.vals[u]
             loop.vals[u] = st.RELEASED
             loop.left[u] = 0
-            if run.chained and not loop.stopping:
-                self._chained_item(run, j, True)
+            if loop.dependents[u] and not loop.stopping:
+                self._dependents_of(u, True)
         else:
             run.failed = True
             run.failed_items.append(j)
-            if run.chained:
-                self._chained_item(run, j, False)
+            if loop.dependents[u]:
+                self._dependents_of(u, False)
             if loop.fail_fast and not loop.stopping:
                 self.failed(run.m)  # at once, like any node: items in flight still report
                 loop.stop(seen)
