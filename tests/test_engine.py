@@ -1374,13 +1374,17 @@ def test_the_loop_s_lists_cover_graph_inputs_and_constants_and_tell_map_nodes_by
     n = len(plan._keys)
     n_slots = n + 1 + len(plan._consts)
     assert n == 2  # the input x, then any constants, come after the nodes
-    loop = Loop(plan, [5], [True] * n, [True] * n_slots, [SerialExecutor()], [0] * n, False, Callbacks([]))
+    ex = SerialExecutor()
+    loop = Loop(plan, [5], [True] * n, [True] * n_slots, [ex], [0] * n, False, Callbacks([]))
     assert loop.state[n:] == [state.SUCCEEDED] * (n_slots - n)
     assert loop.waiting[n:] == [0] * (n_slots - n)
     kinds = [state.EXPAND if i in plan._maps else state.PLAIN for i in range(n)]
     assert loop.kind == kinds + [state.PLAIN] * (n_slots - n)
     assert sorted(kinds) == [state.PLAIN, state.EXPAND]
-    result = loop.execute()
+    try:
+        result = loop.execute()
+    finally:
+        ex.run_ended()  # what a run's assembly does: the run's watch of child processes ends
     assert result.outputs == {"each": [16, 17, 18]}
     assert sorted(s.value for s in result.states.values()) == ["succeeded"] * 5
 
