@@ -8,6 +8,8 @@ skipped them would pass without checking the pictures or the pages.
 from __future__ import annotations
 
 import shutil
+import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -32,3 +34,18 @@ def chromium_program() -> str:
 
 #: mark a test that renders with Graphviz's dot
 needs_dot = pytest.mark.usefixtures("dot_program")
+
+
+@pytest.fixture(autouse=True)
+def no_run_left_watching() -> Iterator[None]:
+    """Fails a test after which a run still watches this process's children: its
+    executor's run never ended, and a later test's subprocess would get a guard that
+    outlives it.  The watch is ended, so one such test does not fail the ones after."""
+    yield
+    proctree = sys.modules.get("dagexec._proctree")
+    if proctree is None or not proctree._WATCH.sinces:
+        return
+    left = list(proctree._WATCH.sinces)
+    for token in left:
+        proctree.unwatch_children(token)
+    pytest.fail(f"{len(left)} run(s) still watch child processes: an executor's run_ended() was never called")
