@@ -49,7 +49,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "dagexec._node",
     ),
     "plan": (
-        "dagexec._plan", "dagexec._compile", "dagexec._fill", "dagexec.plan.*",
+        "dagexec._plan", "dagexec._compile", "dagexec.plan.*",
     ),
     "run": (
         "dagexec._engine", "dagexec._result", "dagexec._mutation", "dagexec.run.*",

@@ -326,7 +326,7 @@ class Loop:
         if spec is None:  # a map item's first trial: its spec and arguments are made
             spec = self.specs[i] = self.maps.spec(i)
         if self.nested[i]:
-            from .._fill import fill
+            from ..plan.templates import fill
 
             kw = self.kwargs[i]
             return Call(
