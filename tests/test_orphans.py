@@ -193,37 +193,21 @@ def test_no_process_outlives_its_master(executor: str, ending: str, kind: str, t
 
 @pytest.mark.slow
 @pytest.mark.parametrize("executor", ["serial", "threads"])
-def test_a_copy_a_task_forked_dies_with_a_killed_master(executor: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("kind", "how"),
+    [("fork", "sigkill"), ("session", "group")],
+    ids=["a-forked-copy-of-the-master", "a-child-that-left-the-group"],
+)
+def test_what_a_killed_master_leaves_dies_with_it(executor: str, kind: str, how: str, tmp_path: Path) -> None:
     """A copy of the master forked once the guard runs holds none of the guard's pipe:
-    the guard sees the master's death and kills it."""
-    proc, folder = start_master(tmp_path, executor, "fork")
+    the guard sees the master's death and kills it.  ``SIGKILL`` to the master's group
+    misses a child in a session of its own; the run's guard, in a session of its own
+    too, kills it with its group."""
+    proc, folder = start_master(tmp_path, executor, kind)
     processes: list[psutil.Process] = []
     try:
         processes = processes_of(proc, folder, 1 if executor == "serial" else 2, guarded=True)
-        end(proc, "sigkill")
-        proc.wait(GUARD)
-        deadline = time.monotonic() + GUARD
-        while alive(processes) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert [p.pid for p in alive(processes)] == [], (folder / "stderr").read_text()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        for p in alive(processes):
-            p.kill()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("executor", ["serial", "threads"])
-def test_a_child_that_left_the_group_dies_with_a_killed_group(executor: str, tmp_path: Path) -> None:
-    """``SIGKILL`` to the master's group misses a child in a session of its own; the
-    run's guard, in a session of its own too, kills it with its group."""
-    proc, folder = start_master(tmp_path, executor, "session")
-    processes: list[psutil.Process] = []
-    try:
-        processes = processes_of(proc, folder, 1 if executor == "serial" else 2, guarded=True)
-        end(proc, "group")
+        end(proc, how)
         proc.wait(GUARD)
         deadline = time.monotonic() + GUARD
         while alive(processes) and time.monotonic() < deadline:
