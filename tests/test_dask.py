@@ -400,11 +400,13 @@ def test_a_timed_out_trial_is_abandoned_and_other_work_goes_on(client, dask_ex, 
 
 @dx.task(resources={"GPU": 1})
 def slow_on_gpu() -> int:
-    time.sleep(1.0)
+    time.sleep(2.0)
     return 1
 
 
-@dx.task(resources={"GPU": 1}, timeout=0.3)
+# its timeout is far shorter than its wait for the GPU (2 s) and far longer than the
+# time its own result takes to reach the master on a loaded machine
+@dx.task(resources={"GPU": 1}, timeout=1.0)
 def quick_on_gpu() -> int:
     return 2
 
@@ -417,7 +419,7 @@ def test_a_timeout_counts_from_the_start_not_from_the_wait_in_dasks_queue(client
     assert result.outputs == {"slow_on_gpu": 1, "quick_on_gpu": 2}
     (slow,), (quick,) = result.trials["slow_on_gpu"], result.trials["quick_on_gpu"]
     assert (slow.state, quick.state) == (SUCCEEDED, SUCCEEDED)
-    assert quick.start >= slow.end  # it did wait, 1 s, with a timeout of 0.3 s
+    assert quick.start >= slow.end  # it did wait, 2 s, with a timeout of 1 s
 
 
 # -- what travels, and where ----------------------------------------------------------------

@@ -493,6 +493,31 @@ def test_a_failed_item_fails_only_its_own_chain_of_items(executor):
 
 
 @dx.task
+def negated(x: float) -> float:
+    return -x
+
+
+@pytest.mark.parametrize("fail_fast", [False, True])
+def test_a_failed_item_blocks_its_chain_three_maps_deep(fail_fast):
+    # serial runs depth first: items 0 and 1 go through all three maps before picky[2]
+    with dx.Graph("g") as g:
+        g.output(total(negated.map(halve.map(picky.map(numbers(5))))), name="v")
+    result = g.compile().run(executor="serial", fail_fast=fail_fast, raise_on_failure=False)
+    after = SUCCEEDED if not fail_fast else CANCELLED  # items 3 and 4
+    assert {k: s for k, s in result.states.items() if k != "numbers"} == {
+        "picky": FAILED,
+        **{f"picky[{j}]": s for j, s in enumerate([SUCCEEDED, SUCCEEDED, FAILED, after, after])},
+        "halve": UPSTREAM_FAILED if not fail_fast else CANCELLED,
+        **{f"halve[{j}]": s for j, s in enumerate([SUCCEEDED, SUCCEEDED, UPSTREAM_FAILED, after, after])},
+        "negated": UPSTREAM_FAILED if not fail_fast else CANCELLED,
+        **{f"negated[{j}]": s for j, s in enumerate([SUCCEEDED, SUCCEEDED, UPSTREAM_FAILED, after, after])},
+        "total": UPSTREAM_FAILED if not fail_fast else CANCELLED,
+    }
+    assert result.trials["halve[2]"] == [] and result.trials["negated[2]"] == []
+    assert result.failed == ["picky[2]", "picky"]
+
+
+@dx.task
 def noted(x: int) -> int:
     """``x * 3``, noting ``x`` in the file ``$MAP_CALLS`` names."""
     with open(os.environ["MAP_CALLS"], "a") as f:

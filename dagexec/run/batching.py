@@ -55,7 +55,8 @@ class Batching:
         # per unit, the node that continues its chain, or -1 (a map item is in none)
         links: Any = plan._chain_links() if any(self.on) else None
         if links is not None and plan._maps:  # map items are appended past the slots
-            links = [*links, *([-1] * (loop.n_slots - loop.n))]
+            links = list(links)
+            loop.track(links, -1)
         self.links: Any = links
         self.specs = plan._specs
         self.opts = plan._opts

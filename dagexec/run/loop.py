@@ -14,34 +14,16 @@ post it to ``q``, which the loop waits on until the nearest deadline or retry.  
 path (``_loop``, ``finish``, the submit block) binds lists to locals and unpacks the
 outcome tuple once.
 
-The loop's state: lists indexed by *unit* ``u``, first the ``n_slots`` slots (plan
-nodes ``[0, n)``, then graph inputs, then constants), then the map items that
-expansions append during the run (:mod:`.maps`); ``kept`` covers nodes and inputs:
+The loop's state is a :class:`~.state.RunState` (it is one): flat lists indexed by
+*unit* ``u``, nodes first, then graph inputs and constants, then the map items
+expansions append, described there.  What the loop adds:
 
-* ``vals[u]``        a unit's value; ``RELEASED`` after the last reader finished (unless
-                     ``kept``); a map item's moves to its map's list when it ends;
-* ``state[u]``       a small int of :mod:`dagexec.run.state`, made a State at the end;
-                     inputs and constants are ``SUCCEEDED``, a map node whose items
-                     run ``JOINING``;
-* ``waiting[u]``     dependencies not yet done; 0 means ready (a ``JOINING`` map
-                     node's: its items not yet ended);
-* ``left[u]``        readers not yet finished;
-* ``attempt[u]``     the attempt number of the unit's current or last trial;
-* ``kind[u]``        ``EXPAND`` for a map node, ``MEMBER`` for a map item, else
-                     ``PLAIN``;
-* ``route[u]``       the unit's lane (one per executor, one more per executor running
-                     async tasks); per lane ``execs``, ``caps``, ``inflight``, ``ready``;
-* ``owner[u]``       the plan index whose function, options and retries apply (a map
-                     item's is its map's, any other unit's itself);
-* ``calls``          unit (plan index or map item) -> the Call or Batch in flight;
+* ``calls``          unit -> the Call or Batch in flight;
+* per lane           ``execs``, ``caps``, ``inflight`` and the ``ready`` stack;
 * ``q``              the queue executors post outcomes and BatchDones to;
 * ``failed_order``   the nodes that failed, in order (for RunFailed);
 * ``stopping``, ``stop_time``: fail_fast stopped the run, and when;
-* ``remote``         an executor keeps values on its workers (:mod:`.values`);
-* ``specs``, ``args``, ``fills``, ``kwargs``, ``kwfills``, ``nested``, ``reads``,
-                     ``dependents``: a unit's call, what it reads and what waits for
-                     it (the plan's, then a map item's: the items of maps chained to
-                     its map; ``specs``: with check_mutation, MutationChecks).
+* ``remote``         an executor keeps values on its workers (:mod:`.values`).
 
 Its collaborators: ``trials`` (:mod:`.trials`; ``rows`` is its list, for ``finish``),
 ``timers`` (:mod:`.timers`), ``batches`` (:mod:`.batching`), ``maps`` (:mod:`.maps`,
@@ -79,14 +61,12 @@ from .state import (
     JOINING,
     MEMBER,
     PENDING,
-    PLAIN,
     RELEASED,
     RUNNING,
-    SKIPPED,
     SUCCEEDED,
     UPSTREAM_FAILED,
+    RunState,
     async_lanes,
-    units,
 )
 from .timers import Timers, expire
 from .trials import Callbacks, Trials
@@ -101,8 +81,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("dagexec.engine")
 
 
-class Loop:
-    """One run, driven by the master thread (its state is described above)."""
+class Loop(RunState):
+    """One run, driven by the master thread: its run state (:class:`~.state.RunState`)
+    and what moves it."""
 
     def __init__(
         self,
@@ -117,57 +98,20 @@ class Loop:
         specs: tuple[NodeSpec, ...] | None = None,
     ) -> None:
         self.plan = plan
-        n = len(plan._keys)
-        self.n = n
-        extra = len(input_values) + len(plan._consts)  # graph inputs and constants
-        n_slots = self.n_slots = n + extra
-        # what a unit's call is made of, per unit: its spec (the plan's, or with
-        # check_mutation=True each task's inside its MutationCheck; a map item's is made
-        # when it first runs), its arguments and where values are filled in, what it
-        # reads (a map item: nothing).  With maps, lists the loop extends by each map
-        # item (past the slots); without, the plan's tuples themselves
-        grows = bool(plan._maps)
-        self.specs: Any = units(plan._specs if specs is None else specs, n_slots, None, grows)
-        self.args: Any = units(plan._args, n_slots, None, grows)
-        self.fills: Any = units(plan._fills, n_slots, None, grows)
-        self.kwargs: Any = units(plan._kwargs, n_slots, None, grows)
-        self.kwfills: Any = units(plan._kwfills, n_slots, None, grows)
-        self.nested: Any = units(plan._nested, n_slots, False, grows)
-        self.reads: Any = units(plan._reads, n_slots, (), grows)
-        self.dependents: Any = units(plan._dependents, n_slots, (), grows)
-        self.timeouts = any(spec.timeout is not None for spec in plan._specs)
-        self.vals: list[Any] = [None] * n + input_values + list(plan._consts)
-        self.kept = kept  # per unit: a map item's value is kept until its map joins
-        self.selected = selected
         self.execs = list(execs)
-        self.route = route_idx
         self.caps = [ex.capacity for ex in execs]
+        route: Any = route_idx
         if any(spec.coro for spec in plan._specs):
-            self.route = async_lanes(plan, self.execs, self.caps, route_idx)
+            route = async_lanes(plan, self.execs, self.caps, route_idx)
+        RunState.__init__(self, plan, input_values, selected, kept, route, specs)
+        self.timeouts = any(spec.timeout is not None for spec in plan._specs)
         self.fail_fast = fail_fast
         self.cb = callbacks
         self.has_cb = bool(callbacks)
-        # graph inputs and constants (the slots from n on) are done from the start
-        self.state = [PENDING if s else SKIPPED for s in selected] + [SUCCEEDED] * extra
-        self.waiting = [len(d) for d in plan._deps] + [0] * extra
-        # readers to come, per unit (constants have none; a map item's reader is its map)
-        self.left = units(plan._n_readers, n_slots, 0, True) if grows else list(plan._n_readers)
-        if not all(selected):
-            for i in range(n):
-                if not selected[i]:
-                    for s in plan._reads[i]:
-                        self.left[s] -= 1
-        self.attempt = [0] * (n + extra)
-        # per unit: the slots, then the map items that expansions append (Maps.expand)
-        self.kind = [PLAIN] * n_slots
-        for m in plan._maps:
-            self.kind[m] = EXPAND
-        self.owner: Any = range(n_slots)  # each slot is its own owner
-        if grows:
-            self.route = units(self.route, n_slots, 0, True)
-            self.owner = list(self.owner)
-        self.trials = Trials(plan._keys, callbacks, n_slots if grows else n)
+        self.trials = Trials(plan._keys, callbacks, self.n)
         self.rows = self.trials.rows
+        if plan._maps:
+            self.track(self.rows, None)
         self.calls: dict[int, Call | Batch] = {}
         self.inflight = [0] * len(self.execs)
         self.ready: list[list[int]] = [[] for _ in self.execs]
@@ -198,7 +142,7 @@ class Loop:
         cache = self.cache = CacheSession(self.plan, store, decision, earlier)
         cache.apply(decision, self.state, self.vals, self.left, self.waiting)
         self.saving = cache.saving
-        self.saving.extend([False] * (self.n_slots - len(self.saving)))  # per unit
+        self.track(self.saving, False)
         self.earlier = earlier
 
     # -- the loop -----------------------------------------------------------------
@@ -413,8 +357,7 @@ class Loop:
         if left[i] == 0 and not kept[i]:
             vals[i] = RELEASED
         if i >= self.n_slots:  # a map item: its map joins when its last item ends
-            self.maps.member_ended(i, True)
-            return
+            self.maps.member_ended(i)
         if self.stopping:
             return
         if self.conds is not None and i in self.conds:
@@ -438,17 +381,18 @@ class Loop:
         if self.left[u] == 0 and not self.kept[u]:
             self.vals[u] = RELEASED
         if u >= self.n_slots:  # a map item: its map joins when its last item ends
-            self.maps.member_ended(u, True)
-        elif not self.stopping:
-            if self.conds is not None and u in self.conds:
-                choose(self, u, value)
-            for d in self.dependents[u]:
-                if d in self.map_runs:
-                    continue  # a map chained to u: it has expanded and waits for its items
-                w = self.waiting[d] - 1
-                self.waiting[d] = w
-                if w == 0 and self.state[d] == PENDING:
-                    self.ready[self.route[d]].append(d)
+            self.maps.member_ended(u)
+        if self.stopping:
+            return
+        if self.conds is not None and u in self.conds:
+            choose(self, u, value)
+        for d in self.dependents[u]:
+            if d in self.map_runs:
+                continue  # a map chained to u: it has expanded and waits for its items
+            w = self.waiting[d] - 1
+            self.waiting[d] = w
+            if w == 0 and self.state[d] == PENDING:
+                self.ready[self.route[d]].append(d)
 
     def failed(self, i: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str) -> None:
         """Unit ``i``'s trial ``out`` failed: it is retried, or the unit fails (a map item's
@@ -468,13 +412,21 @@ class Loop:
             # it is ready again when that input has been computed again
             return
         logger.warning("node %r %s: %s: %s", key, tstate.value, type(exc).__name__, exc)
-        self.state[i] = FAILED
         if self.kind[i] == MEMBER:
-            self.maps.member_ended(i, False, seen)
-            return
-        self.failed_order.append(i)
-        self.release_reads(i)
-        self.upstream_failed(i)
+            self.state[i] = FAILED
+            self.release_reads(i)
+            self.upstream_failed(i)
+            self.maps.member_failed(i, seen)
+        else:
+            self.fail(i, seen)
+
+    def fail(self, u: int, seen: float) -> None:
+        """Node ``u`` (a task's, or a map whose item failed) fails at ``seen``: what
+        depends on it fails upstream, and with fail_fast the run stops."""
+        self.state[u] = FAILED
+        self.failed_order.append(u)
+        self.release_reads(u)
+        self.upstream_failed(u)
         if self.fail_fast and not self.stopping:
             self.stop(seen)
 
@@ -504,16 +456,18 @@ class Loop:
             if left[s] == 0 and not kept[s]:
                 vals[s] = RELEASED
 
-    def upstream_failed(self, i: int) -> None:
-        """Node ``i`` failed: what depends on it, and has not ended, fails upstream."""
-        state = self.state
-        dependents = self.plan._dependents
-        stack = list(dependents[i])
+    def upstream_failed(self, u: int) -> None:
+        """Unit ``u`` failed: what depends on it, and has not ended, fails upstream (a
+        map item's map counts it as ended)."""
+        state, dependents, kind = self.state, self.dependents, self.kind
+        stack = list(dependents[u])
         while stack:
             j = stack.pop()
             if state[j] == PENDING:
                 state[j] = UPSTREAM_FAILED
                 self.release_reads(j)
+                if kind[j] == MEMBER:
+                    self.maps.member_blocked(j)
                 stack.extend(dependents[j])
 
     def _cancel_all(self) -> None:

@@ -110,40 +110,13 @@ class Maps:
         stack.extend(reversed([u for u in run.units if state[u] == st.PENDING]))
 
     def _add_units(self, run: MapRun) -> None:
-        """Append a unit per item of ``run`` to the loop's per-unit lists."""
+        """A unit per item of ``run``, run as its map's trials; the map joins them."""
         loop = self.loop
-        kind = loop.kind
-        first = len(kind)
-        k = len(run.values_in)
-        m = run.m
-        loop.vals.extend([None] * k)
-        loop.left.extend([1] * k)  # each item's value is read by its map's join
-        loop.reads.extend([()] * k)
-        loop.dependents.extend([()] * k)  # an item of a map chained to this one (_chain)
-        if loop.saving is not None:
-            loop.saving.extend([False] * k)
-        run.units = list(range(first, first + k))
-        kind.extend([st.MEMBER] * k)
-        loop.route.extend([loop.route[m]] * k)
-        loop.owner.extend([m] * k)
-        loop.state.extend([st.PENDING] * k)
-        loop.attempt.extend([0] * k)
-        loop.waiting.extend([0] * k)
-        loop.waiting[m] = k  # JOINING: its items not yet ended
-        loop.rows.extend([None] * k)
-        # its call, made when it first runs (Maps.spec): the map's spec under the item's
-        # key, and the arguments: the item, then the map's fixed ones
-        none: list[Any] = [None] * k
-        loop.specs.extend(none)
-        loop.args.extend(none)
-        loop.fills.extend(none)
-        loop.kwargs.extend([run.kwargs] * k)
-        loop.kwfills.extend(none)
-        loop.nested.extend([False] * k)
-        if loop.batches.links is not None:
-            loop.batches.links.extend([-1] * k)
+        units = loop.add_units(len(run.values_in), run.m, run.kwargs)
+        run.units = list(units)
+        loop.waiting[run.m] = len(units)  # JOINING: its items not yet ended
         items = self.items
-        for j, u in enumerate(run.units):
+        for j, u in enumerate(units):
             items[u] = (run, j)
 
     def _chain(self, source: MapRun) -> None:
@@ -172,33 +145,6 @@ class Maps:
                 waiting[v] = 1
             self._chain(run)
 
-    def _dependents_of(self, u: int, ok: bool) -> None:
-        """Item ``u`` ended: the items that depend on it (of maps chained to its map) are
-        ready (``ok``), or fail upstream, and so do the items that depend on those."""
-        loop = self.loop
-        state, waiting = loop.state, loop.waiting
-        source, j = self.items[u]
-        for d in loop.dependents[u]:
-            waiting[d] -= 1
-            if state[d] != st.PENDING:
-                continue
-            run = self.items[d][0]
-            if ok:
-                run.values_in[j] = source.values[j]
-                if loop.saving is not None and loop.saving[run.m] and loop.cache is not None:
-                    found, value = loop.cache.load_chained(run, j)
-                    if found:
-                        loop.settle(d, value, st.CACHED)
-                        continue
-                loop.ready[loop.route[d]].append(d)
-                continue
-            state[d] = st.UPSTREAM_FAILED
-            run.upstream = True
-            waiting[run.m] -= 1
-            self._dependents_of(d, False)
-            if waiting[run.m] == 0:
-                self.end(run)
-
     def spec(self, u: int) -> NodeSpec:
         """Item ``u``'s spec: its map's under its own key (messages and workers name the
         item), made when it first runs, with its arguments (the item, then the map's
@@ -212,28 +158,49 @@ class Maps:
             fn = fn.for_item(j, key)
         return NodeSpec(key, fn, s.task, s.checks, s.ret, s.timeout, s.resources, s.coro)
 
-    def member_ended(self, u: int, ok: bool, seen: float = 0.0) -> None:
-        """Item ``u`` ended: succeeded (``ok``; its value moves from the loop's ``vals``
-        to its map's list), or failed (``seen``: when), and its map with it.  The items
-        chained to it are ready, or fail upstream; the map joins when its last item ends."""
+    def member_ended(self, u: int) -> None:
+        """Item ``u`` succeeded: its value moves from the loop's ``vals`` to its map's
+        list and becomes the argument of the items chained to it (which the loop then
+        readies as any dependents, unless the cache serves them); the map joins when
+        its last item ends."""
         loop = self.loop
         run, j = self.items[u]
-        loop.waiting[run.m] -= 1
-        if ok:
-            run.values[j] = loop.vals[u]
-            loop.vals[u] = st.RELEASED
-            loop.left[u] = 0
-            if loop.dependents[u] and not loop.stopping:
-                self._dependents_of(u, True)
-        else:
-            run.failed = True
-            run.failed_items.append(j)
-            if loop.dependents[u]:
-                self._dependents_of(u, False)
-            if loop.fail_fast and not loop.stopping:
-                self.failed(run.m)  # at once, like any node: items in flight still report
-                loop.stop(seen)
-        if loop.waiting[run.m] == 0:
+        value = run.values[j] = loop.vals[u]
+        loop.vals[u] = st.RELEASED
+        loop.left[u] = 0
+        if not loop.stopping:
+            for d in loop.dependents[u]:
+                chained = self.items[d][0]
+                chained.values_in[j] = value
+                if loop.saving is not None and loop.saving[chained.m] and loop.state[d] == st.PENDING:
+                    assert loop.cache is not None
+                    found, cached = loop.cache.load_chained(chained, j)
+                    if found:
+                        loop.settle(d, cached, st.CACHED)
+        self._joined(run)
+
+    def member_failed(self, u: int, seen: float) -> None:
+        """Item ``u`` failed (``seen``: when): its map fails, at once with fail_fast
+        (items in flight still report), else when its last item ends."""
+        loop = self.loop
+        run, j = self.items[u]
+        run.failed = True
+        run.failed_items.append(j)
+        if loop.fail_fast and not loop.stopping:
+            loop.fail(run.m, seen)
+        self._joined(run)
+
+    def member_blocked(self, u: int) -> None:
+        """Item ``u`` failed upstream (the item it is chained to failed)."""
+        run = self.items[u][0]
+        run.upstream = True
+        self._joined(run)
+
+    def _joined(self, run: MapRun) -> None:
+        """One more of ``run``'s items ended: the map joins after the last."""
+        waiting = self.loop.waiting
+        waiting[run.m] -= 1
+        if waiting[run.m] == 0:
             self.end(run)
 
     def end(self, run: MapRun) -> None:
@@ -244,7 +211,7 @@ class Maps:
         if loop.state[m] != st.JOINING:
             return  # failed already (fail_fast)
         if run.failed:
-            self.failed(m)
+            loop.fail(m, time.time())
             return
         if run.upstream:
             loop.state[m] = st.UPSTREAM_FAILED
@@ -257,14 +224,6 @@ class Maps:
             assert loop.cache is not None
             loop.cache.save(m, values)
         loop.settle(m, values, st.SUCCEEDED)
-
-    def failed(self, m: int) -> None:
-        """Map node ``m`` fails (an item failed)."""
-        loop = self.loop
-        loop.state[m] = st.FAILED
-        loop.failed_order.append(m)
-        loop.release_reads(m)
-        loop.upstream_failed(m)
 
     def key(self, u: int) -> str:
         """The key of item ``u`` (``inv[2]``)."""
@@ -291,7 +250,7 @@ class Maps:
             if state[run.m] == st.JOINING:  # fail_fast stopped it: items were cancelled
                 state[run.m] = st.CANCELLED
                 if run.failed:  # an item in flight when another node stopped the run failed
-                    self.failed(run.m)
+                    self.loop.fail(run.m, now)
 
     def with_items(
         self, keys: tuple[str, ...], states: dict[str, State], rows: list[Any]
