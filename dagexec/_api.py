@@ -53,7 +53,8 @@ def run(
     """
     given = config.check(plan, values, named)
     problems: list[Problem] = []
-    input_values, selected, kept = config.validate(plan, given, problems)
+    arguments = config.validate(plan, given, problems)
+    input_values, selected, kept = arguments
     lanes = resolve_executors(plan, config.executor, config.max_workers, selected, problems, config.scheduler)
     with lanes.owned as owned:  # shuts down what the run made, however it leaves
         if problems:
@@ -84,17 +85,7 @@ def run(
             from ._mutation import checked_specs
 
             specs = checked_specs(plan)
-        loop = Loop(
-            plan,
-            input_values,
-            selected,
-            kept,
-            lanes.execs,
-            lanes.route_idx,
-            config.fail_fast,
-            Callbacks(cbs),
-            specs,
-        )
+        loop = Loop(plan, arguments, lanes.execs, lanes.route_idx, config.fail_fast, Callbacks(cbs), specs)
         if decision is not None:
             assert store is not None
             loop.use_cache(store, decision, earlier)

@@ -1358,6 +1358,7 @@ def test_every_module_of_the_run_loop_logs_on_dagexec_engine():
 
 def test_the_loop_s_lists_cover_graph_inputs_and_constants_and_tell_map_nodes_by_kind():
     from dagexec.executors.serial import SerialExecutor
+    from dagexec.plan.arguments import Arguments
     from dagexec.run import state
     from dagexec.run.loop import Loop
     from dagexec.run.trials import Callbacks
@@ -1375,7 +1376,7 @@ def test_the_loop_s_lists_cover_graph_inputs_and_constants_and_tell_map_nodes_by
     n_slots = n + 1 + len(plan._consts)
     assert n == 2  # the input x, then any constants, come after the nodes
     ex = SerialExecutor()
-    loop = Loop(plan, [5], [True] * n, [True] * n_slots, [ex], [0] * n, False, Callbacks([]))
+    loop = Loop(plan, Arguments([5], [True] * n, [True] * n_slots), [ex], [0] * n, False, Callbacks([]))
     assert loop.state[n:] == [state.SUCCEEDED] * (n_slots - n)
     assert loop.waiting[n:] == [0] * (n_slots - n)
     kinds = [state.EXPAND if i in plan._maps else state.PLAIN for i in range(n)]

@@ -77,6 +77,7 @@ if TYPE_CHECKING:
     from .._result import RunResult
     from ..cache.decide import CacheDecision
     from ..cache.store import CacheStore
+    from ..plan.arguments import Arguments
 
 logger = logging.getLogger("dagexec.engine")
 
@@ -88,9 +89,7 @@ class Loop(RunState):
     def __init__(
         self,
         plan: CompiledGraph,
-        input_values: list[Any],
-        selected: list[bool],
-        kept: list[bool],
+        arguments: Arguments,
         execs: list[Executor],
         route_idx: list[int],
         fail_fast: bool,
@@ -103,7 +102,7 @@ class Loop(RunState):
         route: Any = route_idx
         if any(spec.coro for spec in plan._specs):
             route = async_lanes(plan, self.execs, self.caps, route_idx)
-        RunState.__init__(self, plan, input_values, selected, kept, route, specs)
+        RunState.__init__(self, plan, arguments, route, specs)
         self.timeouts = any(spec.timeout is not None for spec in plan._specs)
         self.fail_fast = fail_fast
         self.cb = callbacks
@@ -380,19 +379,18 @@ class Loop(RunState):
         self.release_reads(u)
         if self.left[u] == 0 and not self.kept[u]:
             self.vals[u] = RELEASED
-        if u >= self.n_slots:  # a map item: its map joins when its last item ends
+        if u >= self.n_slots:  # a map item (never a cond's predicate)
             self.maps.member_ended(u)
-        if self.stopping:
-            return
-        if self.conds is not None and u in self.conds:
+        elif self.conds is not None and u in self.conds and not self.stopping:
             choose(self, u, value)
-        for d in self.dependents[u]:
-            if d in self.map_runs:
-                continue  # a map chained to u: it has expanded and waits for its items
-            w = self.waiting[d] - 1
-            self.waiting[d] = w
-            if w == 0 and self.state[d] == PENDING:
-                self.ready[self.route[d]].append(d)
+        if not self.stopping:
+            waiting, states, ready, route = self.waiting, self.state, self.ready, self.route
+            for d in self.dependents[u]:
+                if d in self.map_runs:
+                    continue  # a map chained to u: it has expanded and waits for its items
+                waiting[d] -= 1
+                if waiting[d] == 0 and states[d] == PENDING:
+                    ready[route[d]].append(d)
 
     def failed(self, i: int, out: Outcome, tstate: State, exc: BaseException | None, tb: str) -> None:
         """Unit ``i``'s trial ``out`` failed: it is retried, or the unit fails (a map item's

@@ -19,6 +19,7 @@ from .._state import State
 
 if TYPE_CHECKING:
     from .._plan import CompiledGraph, NodeSpec
+    from ..plan.arguments import Arguments
     from .protocol import Executor
 
 PENDING, RUNNING, SUCCEEDED, FAILED, UPSTREAM_FAILED, SKIPPED, CACHED, CANCELLED = range(8)
@@ -119,14 +120,9 @@ class RunState:
     """
 
     def __init__(
-        self,
-        plan: CompiledGraph,
-        input_values: list[Any],
-        selected: list[bool],
-        kept: list[bool],
-        route: Sequence[int],
-        specs: tuple[NodeSpec, ...] | None,
+        self, plan: CompiledGraph, arguments: Arguments, route: Sequence[int], specs: tuple[NodeSpec, ...] | None
     ) -> None:
+        input_values, selected, kept = arguments
         n = self.n = len(plan._keys)
         extra = len(input_values) + len(plan._consts)  # graph inputs and constants
         n_slots = self.n_slots = n + extra
