@@ -31,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from runners import RUNNERS  # noqa: E402
+from targets import check_targets, check_targets_9b, format_targets, format_targets_9b  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 
 FULL_REPS = 5
@@ -87,11 +88,12 @@ def run_child(workload: str, runner: str, args: argparse.Namespace) -> dict[str,
     cmd = [sys.executable, str(Path(__file__).resolve()), "--one", workload, runner, "--reps", str(args.reps)]
     if args.quick:
         cmd.append("--quick")
+    timeout = max(args.timeout, WORKLOADS[workload].min_timeout_s)
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"workload": workload, "runner": runner, "error": f"timeout after {args.timeout:g} s"}
+        return {"workload": workload, "runner": runner, "error": f"timeout after {timeout:g} s"}
     wall = time.perf_counter() - t0
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(MARK):
@@ -122,13 +124,16 @@ def make_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if "error" in res:
             rows.append({**base, "phase": "", "error": res["error"]})
             continue
+        if "not_measured" in res:
+            rows.append({**base, "phase": "", "not_measured": res["not_measured"]})
+            continue
         nodes = res["nodes"]
         plain = by_pair.get((wl.name, "plain"))
         if plain is not None and "error" in plain:
             plain = None
         ideal = wl.ideal_s(nodes)
-        unit = wl.unit
         for phase, figures in res["phases"].items():
+            unit = wl.unit_of(phase)
             med = median(figures)
             row: dict[str, Any] = {
                 **base,
@@ -142,7 +147,7 @@ def make_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
             if "info" in res:
                 row["info"] = res["info"]
-            if ideal is not None:
+            if ideal is not None and unit == "s":
                 row["ideal_s"] = ideal
                 row["ratio_ideal"] = med / ideal
             if wl.kind in ("run", "memory"):
@@ -151,7 +156,7 @@ def make_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         row["overhead_us"] = (med - median(plain["phases"]["run"])) / nodes * 1e6
                     if plain["checksum"] != res["checksum"]:
                         row["error"] = f"checksum {res['checksum']} != plain loop's {plain['checksum']}"
-            else:
+            elif unit == "s":
                 row["per_node_us"] = med / nodes * 1e6
             rows.append(row)
 
@@ -192,7 +197,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         main = WORKLOADS[row["workload"]].main_phase
         label = row["runner"] if row["phase"] in (main, "") else f"{row['runner']} [{row['phase']}]"
         if "unit" not in row:
-            lines.append([row["workload"], label, "", "", "", "", "", "", "", f"ERROR {row['error']}"])
+            why = f"not measured: {row['not_measured']}" if "not_measured" in row else f"ERROR {row['error']}"
+            lines.append([row["workload"], label, "", "", "", "", "", "", "", why])
             continue
         per = row.get("overhead_us", row.get("per_node_us"))
         unit = row["unit"]
@@ -229,93 +235,14 @@ NOTES = """\
 median:  of the repetitions: seconds, or for memory MB (10^6 bytes) above the baseline taken right before.
 µs/task: run workloads: (median - plain loop's median) / nodes, the per-task overhead;
          build, save: median / nodes (dask is measured on fewer nodes: its build is quadratic).
-         cpu200: '-', a parallel run has no per-task overhead over a loop; read ÷ideal.
+         cpu200, sleep100: '-', a parallel run has no per-task overhead over a loop; read ÷ideal.
 ÷dask:   the dagexec figure divided by dask's in the same mode (serial ~ dask sync); below 1 is better.
          'noopt': against dask.compute(..., optimize_graph=False), dask without its graph optimisation.
 ÷ideal:  cpu200: median / (tasks x 20 ms / 2 cores); 1.15 is DESIGN §9's limit, the plain loop sits near 2.
+         sleep100: median / (tasks x 10 ms / 4 threads); 1.05 is DESIGN §9b's limit, the plain loop sits near 4.
 memory:  peak resident memory, each process's own peak above its baseline, summed over the main process
          and its worker processes; [peak, main process]: the main process alone; [tracemalloc]: the
          peak traced by tracemalloc in the main process (Python allocations, every thread)."""
-
-
-# -- DESIGN §9: the figures it asks for, from this run's rows --------------------------
-
-#: (what, workload, runner as in the rows, phase, row key, limit, how the limit reads)
-TARGETS: list[tuple[str, str, str, str, str, float, str]] = [
-    *(
-        ("serial overhead", w, "dagexec-serial", "run", "overhead_us", 3.0, "≤ 3 µs/task")
-        for w in ("chain", "fan", "layered")
-    ),
-    *(
-        ("threads ÷ dask-threads", w, "dagexec-threads", "run", "ratio_dask", 1 / 3, "≤ 0.333")
-        for w in ("chain", "fan", "layered")
-    ),
-    ("loky ÷ ideal", "cpu200", "dagexec-loky", "run", "ratio_ideal", 1.15, "≤ 1.15"),
-    *(
-        ("loky ÷ dask-processes", w, "dagexec-loky", "run", "ratio_dask", 1 / 3, "≤ 0.333")
-        for w in ("fan-1k", "chain-1k", "layered-1k")
-    ),
-    ("build+compile", "build", "dagexec", "build+compile", "median_s", 1.0, "≤ 1 s"),
-    ("build+compile", "build-chain", "dagexec", "build+compile", "median_s", 1.0, "≤ 1 s"),
-    ("save+load", "save", "dagexec", "save+load", "median_s", 0.2, "≤ 0.2 s"),
-    *(
-        ("memory peak", "memory", r, "peak", "median_bytes", 60e6, "≤ 60 MB")
-        for r in ("dagexec-serial", "dagexec-threads", "dagexec-loky")
-    ),
-]
-
-
-def check_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per DESIGN §9 target whose row this run has."""
-    found = {(r["workload"], r["runner"], r["phase"]): r for r in rows if "unit" in r}
-    out = []
-    for what, workload, runner, phase, key, limit, reads in TARGETS:
-        row = found.get((workload, runner, phase))
-        if row is None or key not in row:
-            continue
-        entry = {
-            "target": what,
-            "workload": workload,
-            "runner": runner,
-            "phase": phase,
-            "nodes": row["nodes"],
-            "figure": key,
-            "value": row[key],
-            "limit": limit,
-            "limit_reads": reads,
-            "met": row[key] <= limit,
-        }
-        if "error" in row:
-            entry["error"] = row["error"]
-        out.append(entry)
-    return out
-
-
-def format_targets(targets: list[dict[str, Any]], quick: bool) -> str:
-    lines = []
-    for t in targets:
-        v = t["value"]
-        if t["figure"] == "overhead_us":
-            shown = f"{v:.2f} µs/task"
-        elif t["figure"] == "median_bytes":
-            shown = f"{v / 1e6:.1f} MB"
-        elif t["figure"] == "median_s":
-            shown = f"{v:.3f} s"
-        else:
-            shown = f"{v:.3f}"
-        verdict = "ERROR " + t["error"] if "error" in t else "met" if t["met"] else "NOT met"
-        lines.append(
-            [t["target"], t["workload"], t["runner"], f"{t['nodes']:,}", shown, t["limit_reads"], verdict]
-        )
-    if not lines:
-        return "DESIGN §9 targets: none of their rows in this run"
-    widths = [max(len(c[i]) for c in lines) for i in range(6)]
-    right = {3, 4}
-    out = ["DESIGN §9 targets" + (" (--quick: smaller graphs than the targets are set for)" if quick else "")]
-    for cells in lines:
-        parts = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells[:6])]
-        out.append("  " + "  ".join([*parts, cells[6]]))
-    return "\n".join(out)
 
 
 def git_commit() -> str | None:
@@ -360,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
             print(MARK + json.dumps(measure_one(workload, runner, args.quick, args.reps)), flush=True)
         return 0
 
-    workloads = args.workloads.split(",") if args.workloads else list(WORKLOADS)
+    workloads = (
+        args.workloads.split(",") if args.workloads else [w for w in WORKLOADS if WORKLOADS[w].default]
+    )
     runners = args.runners.split(",") if args.runners else list(RUNNERS)
     for name in workloads:
         if name not in WORKLOADS:
@@ -377,21 +306,30 @@ def main(argv: list[str] | None = None) -> int:
         for r in runners:
             if not WORKLOADS[w].applies_to(RUNNERS[r]):
                 continue
-            res = run_child(w, r, args)
+            absent = RUNNERS[r].missing()
+            res = {"workload": w, "runner": r, "not_measured": absent} if absent else run_child(w, r, args)
             results.append(res)
-            status = res.get("error") or ", ".join(
-                f"{ph} {' '.join(show(median(ts), WORKLOADS[w].unit))}" for ph, ts in res["phases"].items()
+            status = (
+                res.get("error")
+                or res.get("not_measured")
+                or ", ".join(
+                    f"{ph} {' '.join(show(median(ts), WORKLOADS[w].unit_of(ph)))}"
+                    for ph, ts in res["phases"].items()
+                )
             )
-            print(f"  {w:<11} {r:<16} {status}", file=sys.stderr, flush=True)
+            print(f"  {w:<11} {r:<17} {status}", file=sys.stderr, flush=True)
     total = time.perf_counter() - t0
 
     rows = make_rows(results)
     targets = check_targets(rows)
+    targets_9b = check_targets_9b(rows, workloads)
     print(format_table(rows))
     print()
     print(NOTES)
     print()
     print(format_targets(targets, args.quick))
+    print()
+    print(format_targets_9b(targets_9b, args.quick))
     load_after = os.getloadavg()
     print(
         f"\n{len(results)} measurements in {total:.0f} s ({'quick' if args.quick else 'full'}, {args.reps} reps);"
@@ -419,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         "workloads": {w: WORKLOADS[w].description for w in workloads},
         "rows": rows,
         "targets": targets,
+        "targets_9b": targets_9b,
         "raw": results,
     }
     out = Path(args.out)

@@ -4,11 +4,18 @@ A runner turns a Dag into whatever it runs (:meth:`Runner.prepare`, untimed) and
 offers one or more timed *phases* over it (:meth:`Runner.phases`), each a
 callable returning the checksum (the sum of the sinks' values).  Runners that
 can take part in the build workload also implement :meth:`Runner.build` and,
-when they have a separate compile step, :meth:`Runner.compile`.
+when they have a separate compile step, :meth:`Runner.compile`; what ``build``
+starts from is :meth:`Runner.source` of the Dag, made untimed (the Dag itself,
+except for Hamilton, whose graph is a module of functions).
 
 To add a runner, subclass :class:`Runner` and add an instance to ``RUNNERS``.
 ``family`` groups runners of one library; ``mode`` pairs a dagexec runner with
-the dask runner it is compared to (same mode, family ``dask``).
+the dask runner it is compared to (same mode, family ``dask``).  ``requires``
+names the modules a runner imports beyond dagexec: when one is missing, run.py
+reports the runner's rows as not measured instead of running them.
+
+The runners of libraries other than dagexec and dask (Hamilton, a bare
+``ThreadPoolExecutor``) are in ``others.py``.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from others import HamiltonRunner, ThreadPoolRunner
+from runner_base import Runner
 from shapes import Dag, Ref
 
 __all__ = [
@@ -25,43 +34,12 @@ __all__ = [
     "DaskClusterRunner",
     "DaskProcessesRunner",
     "DaskRunner",
+    "HamiltonRunner",
     "PlainRunner",
     "Runner",
+    "ThreadPoolRunner",
     "local_cluster_client",
 ]
-
-
-class Runner:
-    """Base class; see the module docstring."""
-
-    name = ""
-    family = ""
-    mode = ""
-    #: the largest graph :meth:`build` is measured on (None: no cap)
-    max_build_nodes: int | None = None
-
-    def prepare(self, dag: Dag) -> Any:
-        """Everything the timed phases need, made once per process (untimed)."""
-        raise NotImplementedError
-
-    def phases(self, prepared: Any) -> dict[str, Callable[[], Any]]:
-        """Timed phases by name; ``"run"`` is the main one."""
-        return {"run": lambda: self.run(prepared)}
-
-    def run(self, prepared: Any) -> Any:
-        """Run the prepared graph once; return the checksum."""
-        raise NotImplementedError
-
-    def build(self, dag: Dag) -> Any:
-        """Build the runner's graph from ``dag`` (timed by the build workload)."""
-        raise NotImplementedError
-
-    #: ``compile(built) -> runnable``, or None when the library has no such step
-    compile: Callable[[Any], Any] | None = None
-
-    def versions(self) -> dict[str, str]:
-        """Library versions to record with the results."""
-        return {}
 
 
 class PlainRunner(Runner):
@@ -135,10 +113,12 @@ class DagexecRunner(Runner):
 
     family = "dagexec"
 
-    def __init__(self, executor: str, max_workers: int | None = None, mode: str | None = None) -> None:
+    def __init__(
+        self, executor: str, max_workers: int | None = None, mode: str | None = None, name: str | None = None
+    ) -> None:
         self.executor = executor
         self.max_workers = max_workers
-        self.name = f"dagexec-{executor}"
+        self.name = name or f"dagexec-{executor}"
         self.mode = mode or executor
 
     def build(self, dag: Dag) -> Any:
@@ -176,6 +156,7 @@ class DaskRunner(Runner):
     """
 
     family = "dask"
+    requires = ("dask",)
     #: building delayed graphs grows quadratically: 100,000 nodes take minutes
     max_build_nodes = 10_000
 
@@ -276,6 +257,8 @@ class DagexecDaskRunner(DagexecRunner):
     are gathered.  The cluster starts in :meth:`prepare`, untimed.
     """
 
+    requires = ("dask", "distributed")
+
     def __init__(self, workers: int) -> None:
         super().__init__("dask", None, mode="distributed")
         self.workers = workers
@@ -294,6 +277,8 @@ class DaskClusterRunner(DaskRunner):
     """``dask.compute(*sinks, scheduler=client)`` on a LocalCluster of the same size
     as :class:`DagexecDaskRunner`'s: the same delayed graph, run by dask's
     distributed scheduler."""
+
+    requires = ("dask", "distributed")
 
     def __init__(self, workers: int) -> None:
         super().__init__("distributed")
@@ -315,8 +300,11 @@ RUNNERS: dict[str, Runner] = {
         PlainRunner(),
         DagexecRunner("serial"),
         DagexecRunner("threads", 4),
+        DagexecRunner("threads", 2, mode="threads-2", name="dagexec-threads-2"),
         DaskRunner("sync", mode="serial"),
         DaskRunner("threads", 4),
+        HamiltonRunner(),
+        ThreadPoolRunner(2),
         DagexecRunner("loky", 2, mode="processes"),
         DaskProcessesRunner(2),
         DagexecDaskRunner(2),

@@ -13,9 +13,9 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from tasks import add, check, inc, link, make, spin
+from tasks import add, check, inc, link, make, nap, spin
 
-__all__ = ["SHAPES", "Dag", "Ref", "bigchain", "chain", "fan", "independent", "layered"]
+__all__ = ["SHAPES", "Dag", "Ref", "bigchain", "chain", "fan", "independent", "layered", "sleepers"]
 
 
 class Ref:
@@ -87,6 +87,11 @@ def layered(n: int, layers: int = 20, seed: int = 0) -> Dag:
 def independent(n: int, loops: int) -> Dag:
     """``n`` independent ``spin(i, loops)`` nodes: every node is a sink."""
     return Dag("independent", [spin] * n, [(i, loops) for i in range(n)])
+
+
+def sleepers(n: int, seconds: float) -> Dag:
+    """``n`` independent ``nap(i, seconds)`` nodes, each sleeping ``seconds``: every node is a sink."""
+    return Dag("sleepers", [nap] * n, [(i, seconds) for i in range(n)])
 
 
 def bigchain(values: int, nbytes: int) -> Dag:

@@ -6,7 +6,8 @@ function objects dagexec calls.
 
 ``inc`` and ``add`` are no-ops, for measuring per-task overhead.  ``spin`` is
 pure-Python CPU work whose length is set by its loop count; :func:`calibrate`
-finds the count that makes one call last a given time on this machine.
+finds the count that makes one call last a given time on this machine.  ``nap``
+sleeps, holding no core and releasing the GIL: tasks that wait (on I/O, say).
 ``make``, ``link`` and ``check`` make a chain of big values, for measuring peak
 memory: each ``link`` returns a fresh copy of its argument, so while it runs the
 argument and its copy are both alive.
@@ -46,6 +47,12 @@ def spin(x, loops):
     acc = 0
     for k in range(loops):
         acc ^= k
+    return x + 1
+
+
+@dx.task
+def nap(x, seconds):
+    time.sleep(seconds)
     return x + 1
 
 
