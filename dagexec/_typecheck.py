@@ -37,7 +37,7 @@ def short_repr(value: Any, limit: int = 80, unprintable: str = "<{} object>") ->
 
 def describe_mismatch(value: Any, ann: Any) -> str | None:
     """None when ``value`` matches ``ann``; otherwise ``"expects X but got T (repr)"``."""
-    if ann is Any:
+    if ann is Any or type(value) is ann:  # an instance of exactly the class: no need to ask typeguard
         return None
     import typeguard
 

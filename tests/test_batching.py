@@ -154,7 +154,9 @@ class RecordingLoky(Recording, LokyExecutor):
 
 
 def recording(kind: str) -> Recording:
-    return RecordingThreads(2) if kind == "threads" else RecordingLoky(2)
+    # threads that submit every trial: tiny ones would otherwise run in the master
+    # (tests/test_inline.py), and these tests are about what goes in a submission
+    return RecordingThreads(2, inline=False) if kind == "threads" else RecordingLoky(2)
 
 
 KINDS = ["threads", "loky"]
@@ -408,7 +410,7 @@ def test_a_chain_is_fused_only_where_its_members_share_an_executor():
         inc(inc(routed(inc(inc(0)))))
     plan = g.compile()
     assert plan.keys == ("inc", "inc-1", "elsewhere", "inc-2", "inc-3")
-    default, other = RecordingThreads(2), RecordingThreads(2)
+    default, other = RecordingThreads(2, inline=False), RecordingThreads(2, inline=False)
     result = plan.run(executor={"default": default, "other": other})
     assert result.output == 5
     assert default.sent == [
@@ -515,7 +517,7 @@ def test_every_ready_tiny_trial_goes_in_the_batch():
 
 
 def test_tiny_trials_are_not_batched_on_threads():
-    executor = RecordingThreads(2)
+    executor = RecordingThreads(2, inline=False)
     plan = fan_plan(50)
     result = plan.run(executor=executor)
     assert result.output == [i * i for i in range(50)]

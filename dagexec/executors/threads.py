@@ -50,20 +50,27 @@ class ThreadExecutor(Executor):
         max_workers: number of threads (default ``min(32, cpu_count + 4)``).
         max_async: trials of ``async def`` tasks running at once on the executor's
             event loop, besides the threads (default 256).
+        inline: let the engine run trials it has measured tiny in the master thread
+            (``Trial.worker`` ``"master"``), where a hand-off to a thread would cost
+            more than the trial (default True); see docs/executors.md.
 
     Raises:
         ValueError: when ``max_workers`` or ``max_async`` is not a positive int.
+        TypeError: when ``inline`` is not a bool.
     """
 
     name = "threads"
     batches = True
 
-    def __init__(self, max_workers: int | None = None, max_async: int = 256) -> None:
+    def __init__(self, max_workers: int | None = None, max_async: int = 256, inline: bool = True) -> None:
         if max_workers is None:
             max_workers = min(32, (os.cpu_count() or 1) + 4)
         for name, value in (("max_workers", max_workers), ("max_async", max_async)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if not isinstance(inline, bool):
+            raise TypeError(f"inline must be True or False, got {inline!r}")
+        self.inline_tiny = inline
         self._max = max_workers
         self._max_async = max_async
         self._loop: Any = None  # the event loop of async trials, in a thread of its own
@@ -248,7 +255,8 @@ class ThreadExecutor(Executor):
                     t.join()
 
     def __repr__(self) -> str:
-        return f"ThreadExecutor(max_workers={self._max})"
+        inline = "" if self.inline_tiny else ", inline=False"
+        return f"ThreadExecutor(max_workers={self._max}{inline})"
 
 
 if stop_interrupted not in interrupt_hooks:

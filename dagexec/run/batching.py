@@ -9,6 +9,10 @@ functions measured tiny (:data:`TINY_S`) go several to a batch, within
 batch, or as many tiny ones as fit the budget.  A member of a batch the executor split
 runs alone after (``solo``).
 
+On executors with ``inline_tiny`` (threads), a trial of a function measured under
+:data:`INLINE_S` is not submitted at all: the loop runs it in the master thread
+(``quick`` holds those functions; :meth:`Batching.observe` keeps it).
+
 :class:`Batching` chooses the members; :func:`submit_batch` makes the calls and sends
 the batch, and :func:`finish_batch` finishes each member's outcome through the loop.
 """
@@ -19,9 +23,12 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._shell import run_command
 from .policy import refused
-from .protocol import LINK, O_IDX, O_START, Batch, BatchDone, Call, Executor, Outcome
+from .protocol import LINK, O_END, O_IDX, O_START, Batch, BatchDone, Call, Executor, Outcome
 from .state import MEMBER, PENDING, PLAIN
+from .timers import expire
+from .worker import run_call
 
 logger = logging.getLogger("dagexec.engine")
 
@@ -36,15 +43,27 @@ TINY_S = 0.002
 BATCH_BUDGET_S = 0.02
 #: the most members of one batch (chains included)
 MAX_BATCH = 256
+#: a function whose trials took less than this (seconds, a running average) runs in
+#: the master thread on executors with ``inline_tiny``: a hand-off to a worker thread
+#: and back costs about 10-20 µs, so a trial this short gains nothing from a thread,
+#: even one that releases the GIL; a longer one keeps its thread
+INLINE_S = 25e-6
+#: inline trials in a row before the loop looks at what the workers posted
+INLINE_BURST = 256
 
 
 class Batching:
     """Per lane, whether it takes batches (``on``) and tiny batches (``tiny``); the plan's
     chain links (None when no lane takes batches); per function, its seconds per trial
-    (``est``); the units to run alone (``solo``).  It reads the loop's per-unit lists
-    ``route``, ``state``, ``kind`` and ``owner`` (a map item's function is its map's)."""
+    (``est``); the units to run alone (``solo``); per lane, whether it runs tiny trials
+    in the master (``inline``), and the functions measured that tiny (``quick``).  It
+    reads the loop's per-unit lists ``route``, ``state``, ``kind`` and ``owner`` (a map
+    item's function is its map's)."""
 
-    __slots__ = ("est", "kind", "links", "on", "opts", "owner", "route", "solo", "specs", "state", "tiny")
+    __slots__ = (
+        "est", "inline", "inline_run", "kind", "links", "measured", "on", "opts", "owner", "quick",
+        "route", "solo", "specs", "state", "tiny",
+    )  # fmt: skip
 
     def __init__(
         self, plan: CompiledGraph, lanes: Sequence[Executor], n_execs: int, remote: bool, loop: Loop
@@ -52,6 +71,11 @@ class Batching:
         # lanes past n_execs run async tasks: never batched
         self.on = [ex.batches and not remote and r < n_execs for r, ex in enumerate(lanes)]
         self.tiny = [b and ex.batch_tiny for b, ex in zip(self.on, lanes, strict=True)]
+        self.inline = [ex.inline_tiny and not remote and r < n_execs for r, ex in enumerate(lanes)]
+        # the lanes whose trials' times are observed
+        self.measured = [t or i for t, i in zip(self.tiny, self.inline, strict=True)]
+        self.quick: set[Any] = set()
+        self.inline_run = 0  # trials run in the master so far
         # per unit, the node that continues its chain, or -1 (a map item is in none)
         links: Any = plan._chain_links() if any(self.on) else None
         if links is not None and plan._maps:  # map items are appended past the slots
@@ -143,12 +167,37 @@ class Batching:
         return members if len(members) > 1 else None
 
     def observe(self, out: Outcome) -> None:
-        """Keep a running estimate of how long the node's function takes."""
+        """Keep a running estimate of how long the node's function takes; a function
+        under :data:`INLINE_S` that may run in the master is ``quick``."""
         i, _, _, _, _, _, start, end, _, _ = out  # unpacked once: it runs for each outcome
-        fn = self.specs[self.owner[i]].fn
+        spec = self.specs[self.owner[i]]
+        fn = spec.fn
         took = end - start
         e = self.est.get(fn)
-        self.est[fn] = took if e is None else (e + took) / 2
+        e = self.est[fn] = took if e is None else (e + took) / 2
+        if e < INLINE_S:
+            if fn not in self.quick and not spec.coro and fn is not run_command:
+                self.quick.add(fn)
+        elif self.quick:
+            self.quick.discard(fn)
+
+
+def run_here(loop: Loop, i: int) -> None:
+    """Run unit ``i``'s trial in the master thread (its function is measured tiny: a
+    hand-off to a worker would cost more); every ``INLINE_BURST`` such trials, take in
+    what workers posted and expire deadlines."""
+    call = loop.make_call(i)
+    if loop.has_cb:
+        loop.trials.started(i, call.attempt)
+    out = run_call(call, "master", True)
+    batches = loop.batches
+    if out[O_END] - out[O_START] >= INLINE_S:  # it may be tiny no longer
+        batches.observe(out)
+    loop.finish(out, False)
+    n = batches.inline_run = batches.inline_run + 1
+    if n % INLINE_BURST == 0:
+        loop.take_posted(None, batches.observe)
+        expire(loop)
 
 
 def before_stop(batch: Batch, outs: list[Outcome], stop_time: float) -> list[Outcome]:
@@ -257,7 +306,7 @@ def finish_batch(loop: Loop, done: BatchDone, async_: bool) -> None:
                 j = call.idx
                 if j not in ran and state[j] == PENDING and waiting[j] == 0:
                     ready[route[j]].append(j)
-    observe = loop.batches.tiny[loop.route[i]]
+    observe = loop.batches.measured[loop.route[i]]
     finish = loop.finish
     has_cb = loop.has_cb
     linked = done.batch.linked

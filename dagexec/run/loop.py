@@ -43,13 +43,13 @@ import queue
 import time
 from typing import TYPE_CHECKING, Any
 
-from .._interrupts import interrupt_hooks
 from .._plan import NodeSpec
 from .._state import State, Trial
 from ..cache.session import CacheSession
 from ..plan.templates import fill
-from .batching import Batching, finish_batch, submit_batch
+from .batching import Batching, finish_batch, run_here, submit_batch
 from .conds import choose, conds_by_predicate
+from .interrupt import cancel_all
 from .maps import Maps
 from .policy import next_wait, refused, timeout_error, trial_state
 from .protocol import O_ATTEMPT, Batch, BatchDone, Call, Executor, Outcome
@@ -58,7 +58,6 @@ from .state import (
     CANCELLED,
     EXPAND,
     FAILED,
-    JOINING,
     MEMBER,
     PENDING,
     RELEASED,
@@ -165,7 +164,7 @@ class Loop(RunState):
             self._loop()
         except BaseException:
             self.interrupted = True
-            self._cancel_all()
+            cancel_all(self)
             result = run_result(self, time.perf_counter() - t0)
             self.cb.call("on_run_end", result)
             raise
@@ -194,8 +193,12 @@ class Loop(RunState):
         has_cb = bool(self.cb)
         batches = self.batches
         batching = batches.on
-        observe = batches.observe if any(batches.tiny) else None
+        observe = batches.observe if any(batches.measured) else None
         batch_members = batches.members
+        inline = batches.inline if any(batches.inline) else None
+        quick = batches.quick
+        owner = self.owner
+        plan_specs = self.plan._specs  # a map item's function and options are its map's
         remote = self.remote
         has_maps = bool(self.map_nodes)
         kind = self.kind
@@ -212,6 +215,11 @@ class Loop(RunState):
                     if has_maps and kind[i] == EXPAND:
                         maps.expand(i, stack)
                         continue
+                    if inline is not None and inline[r]:
+                        spec = plan_specs[owner[i]]
+                        if spec.fn in quick and spec.timeout is None:
+                            run_here(self, i)
+                            continue
                     if batching[r]:
                         members = batch_members(i, r, stack)
                         if members is not None:
@@ -247,17 +255,8 @@ class Loop(RunState):
                 out = q.get(timeout=wait) if wait is None or wait > 0 else q.get_nowait()
             except queue.Empty:
                 out = None
-            while out is not None:
-                if type(out) is BatchDone:
-                    finish_batch(self, out, True)
-                else:
-                    if observe is not None:
-                        observe(out)
-                    finish(out, True)
-                try:
-                    out = q.get_nowait()
-                except queue.Empty:
-                    break
+            if out is not None:
+                self.take_posted(out, observe)
             expire(self)
 
     def make_call(self, i: int) -> Call:
@@ -294,6 +293,25 @@ class Loop(RunState):
                 for name, s in kwf:
                     kw[name] = vals[s]
         return Call(i, attempt, spec, args, kw)
+
+    def take_posted(self, out: Any = None, observe: Any = None) -> None:
+        """Finish ``out`` and what else executors have posted, without waiting;
+        ``observe`` each trial's time (lanes that measure trials)."""
+        q = self.q
+        finish = self.finish
+        while True:
+            if out is None:
+                try:
+                    out = q.get_nowait()
+                except queue.Empty:
+                    return
+            if type(out) is BatchDone:
+                finish_batch(self, out, True)
+            else:
+                if observe is not None:
+                    observe(out)
+                finish(out, True)
+            out = None
 
     def unstart(self, call: Call) -> None:
         """``call`` was submitted in a batch but did not run: its unit is pending again."""
@@ -467,37 +485,3 @@ class Loop(RunState):
                 if kind[j] == MEMBER:
                     self.maps.member_blocked(j)
                 stack.extend(dependents[j])
-
-    def _cancel_all(self) -> None:
-        """The run was interrupted: what is in flight is abandoned, what has not ended
-        is cancelled, and each trial announced and not ended ends cancelled."""
-        for hook in interrupt_hooks:  # commands run by trials in this process's threads
-            try:
-                hook()
-            except Exception:
-                logger.warning("an interrupt hook %r failed", hook, exc_info=True)
-        now = time.time()
-        seen: set[int] = set()
-        for i, call in list(self.calls.items()):
-            if id(call) in seen:
-                continue  # a batch: abandoned once
-            seen.add(id(call))
-            r = self.route[i]
-            try:
-                self.execs[r].abandon(call)
-            except Exception:
-                logger.warning("executor %r failed to abandon %r", self.execs[r], call, exc_info=True)
-        for batch in {id(c): c for c in self.calls.values() if type(c) is Batch}.values():
-            assert isinstance(batch, Batch)
-            for call in batch.calls[1:]:
-                self.unstart(call)  # which member was running is not known: count the first
-        self.calls.clear()
-        for i in range(len(self.state)):  # every unit: nodes, inputs (done), map items
-            if self.state[i] == JOINING:
-                self.state[i] = FAILED if self.map_runs[i].failed else CANCELLED
-            elif self.state[i] == RUNNING:
-                # in flight, or interrupted in the master thread (serial): its trial ends cancelled
-                self.trials.cancel_running(i, self.attempt[i], now)
-            if self.state[i] in (PENDING, RUNNING):
-                self.state[i] = CANCELLED
-        self.trials.end_unstarted()

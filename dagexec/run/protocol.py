@@ -260,6 +260,12 @@ class Executor:
     #: True when the engine should also batch tiny ready trials (ones whose function
     #: took under ``TINY_S`` before) for it: worth it where a submission is costly
     batch_tiny = False
+    #: True when the engine may run a trial it has measured tiny (its function's trials
+    #: took under ``INLINE_S``; the task has no timeout, is not ``async def`` and is not a
+    #: shell command) in the master thread instead of submitting it: worth it where a
+    #: submission costs more than such a trial (a hand-off between threads).  Such a
+    #: trial's worker is ``"master"``
+    inline_tiny = False
     #: trials of ``async def`` tasks the executor runs at once besides :attr:`capacity`
     #: (on an event loop: they wait without holding a worker); 0: they count as any trial
     async_capacity = 0

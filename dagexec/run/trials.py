@@ -140,16 +140,17 @@ class Trials:
             if not lst:
                 self.rows[i] = None
 
-    def cancel_running(self, i: int, attempt: int, now: float) -> None:
-        """The run ended while unit ``i``'s trial ``attempt`` was in flight (or running in
-        the master thread): the trial ends cancelled."""
+    def cancel_running(self, i: int, attempt: int, now: float, worker: str = "") -> None:
+        """The run ended while unit ``i``'s trial ``attempt`` was in flight, or running
+        in the master thread (``worker`` ``"master"``): the trial ends cancelled."""
         lst = self.rows[i]
         if lst and lst[-1].attempt == attempt:
             if lst[-1].end is None:
                 lst[-1].state = State.CANCELLED
                 lst[-1].end = now
+                lst[-1].worker = lst[-1].worker or worker
         else:
-            self.rows[i] = (lst or []) + [Trial(self.key(i), attempt, State.CANCELLED, now, now)]
+            self.rows[i] = (lst or []) + [Trial(self.key(i), attempt, State.CANCELLED, now, now, worker)]
 
     def end_unstarted(self) -> None:
         """Trials announced to callbacks whose batch was sent back and which never ran

@@ -21,7 +21,9 @@ from typing import Any
 from .._capture import CURRENT as _CURRENT
 from .._capture import install_for_good as _install_for_good
 from .._capture import log_text as _log_text
+from .._errors import TypeCheckError
 from .._proctree import stop_started_since as _stop_processes_since
+from .._typecheck import describe_mismatch
 from .protocol import LINK, O_OK, O_VALUE, Batch, BatchDone, Call, Outcome, failed_outcome, with_value
 
 __all__ = [
@@ -82,9 +84,6 @@ def run_batch(batch: Batch, worker: str | None = None, board: Any = None, slot: 
 
 
 def _check(spec: Any, args: Any, kwargs: dict[str, Any] | None) -> None:
-    from .._errors import TypeCheckError
-    from .._typecheck import describe_mismatch
-
     for where, pname, ann in spec.checks:
         value = args[where] if isinstance(where, int) else (kwargs or {})[where]
         msg = describe_mismatch(value, ann)
@@ -93,9 +92,6 @@ def _check(spec: Any, args: Any, kwargs: dict[str, Any] | None) -> None:
 
 
 def _check_return(spec: Any, value: Any) -> None:
-    from .._errors import TypeCheckError
-    from .._typecheck import describe_mismatch
-
     msg = describe_mismatch(value, spec.ret)
     if msg is not None:
         raise TypeCheckError(f"node {spec.key!r}: return value {msg}", spec.key, None)
