@@ -1,16 +1,19 @@
-"""Benchmark dagexec against a plain loop and dask.delayed (DESIGN §9).
+"""Benchmark dagexec against a plain loop, dask.delayed, Hamilton and a bare
+ThreadPoolExecutor (DESIGN §9 and §9b).
 
 Usage (from the repository root)::
 
-    python bench/run.py                    # everything: about 6.5 minutes on 2 cores
+    python bench/run.py                    # every default workload: about 12 minutes on 2 cores
     python bench/run.py --quick            # smaller graphs, fewer repetitions: a smoke run
+    python bench/run.py --workloads build-1m   # on request only: a million nodes
     python bench/run.py --workloads chain,fan --runners plain,dagexec-serial
     python bench/run.py --one chain dagexec-serial            # one measurement, JSON on stdout
     python bench/run.py --one chain dagexec-serial --profile  # cProfile of one timed run
 
-Each (workload, runner) pair is measured in a fresh subprocess.  The table and
-the DESIGN §9 targets go to stdout, the results to ``bench/results/latest.json``;
-see bench/README.md.  The dagexec measured is the one of this checkout.
+Each (workload, runner) pair is measured in a fresh subprocess; a runner whose
+library is not installed is reported as not measured.  The table and the DESIGN
+§9 and §9b targets (``targets.py``) go to stdout, the results to
+``bench/results/latest.json``; see bench/README.md.  The dagexec measured is the one of this checkout.
 """
 
 from __future__ import annotations
