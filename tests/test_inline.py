@@ -124,9 +124,9 @@ def turns_slow(x: int) -> int:
 
 
 def test_a_function_that_turns_slow_goes_back_to_the_threads():
-    # max_workers=2: square-0 and -1 go to threads; once one is measured, the rest of
-    # the quick ones run in the master, and so does the first slow one (it was quick
-    # until then): measured slow, the others go to threads again
+    # max_workers=2: turns_slow-0 and -1 go to threads; once one is measured, the rest
+    # of the quick ones run in the master, and so do the first two slow ones (one slow
+    # trial alone may be the machine's doing): after them, the others go to threads
     with dx.Graph("g") as g:
         collect([turns_slow(i) for i in range(40)])
     result = g.compile().run(executor=Counting(2))
@@ -134,8 +134,8 @@ def test_a_function_that_turns_slow_goes_back_to_the_threads():
     where = workers(result)
     slow_keys = [f"turns_slow-{i}" for i in range(SLOW_FROM, 40)]
     in_master = [k for k in slow_keys if where[k] == "master"]
-    assert in_master == [f"turns_slow-{SLOW_FROM}"]
-    assert all(where[k].startswith("dagexec-") for k in slow_keys[1:])
+    assert in_master == [f"turns_slow-{SLOW_FROM}", f"turns_slow-{SLOW_FROM + 1}"]
+    assert all(where[k].startswith("dagexec-") for k in slow_keys[2:])
 
 
 def test_sleeping_tasks_keep_their_threads():

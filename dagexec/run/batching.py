@@ -11,7 +11,9 @@ runs alone after (``solo``).
 
 On executors with ``inline_tiny`` (threads), a trial of a function measured under
 :data:`INLINE_S` is not submitted at all: the loop runs it in the master thread
-(``quick`` holds those functions; :meth:`Batching.observe` keeps it).
+(``quick`` holds those functions; :meth:`Batching.observe` keeps it, and
+:meth:`Batching.slow_here` sends a function back to the threads after two slow trials in
+a row in the master).
 
 :class:`Batching` chooses the members; :func:`submit_batch` makes the calls and sends
 the batch, and :func:`finish_batch` finishes each member's outcome through the loop.
@@ -62,7 +64,7 @@ class Batching:
 
     __slots__ = (
         "est", "inline", "inline_run", "kind", "links", "measured", "on", "opts", "owner", "quick",
-        "route", "solo", "specs", "state", "tiny",
+        "route", "solo", "specs", "state", "suspect", "tiny",
     )  # fmt: skip
 
     def __init__(
@@ -75,6 +77,7 @@ class Batching:
         # the lanes whose trials' times are observed
         self.measured = [t or i for t, i in zip(self.tiny, self.inline, strict=True)]
         self.quick: set[Any] = set()
+        self.suspect: set[Any] = set()  # quick functions whose last trial in the master was slow
         self.inline_run = 0  # trials run in the master so far
         # per unit, the node that continues its chain, or -1 (a map item is in none)
         links: Any = plan._chain_links() if any(self.on) else None
@@ -166,6 +169,18 @@ class Batching:
             members.append(stack.pop())
         return members if len(members) > 1 else None
 
+    def slow_here(self, out: Outcome) -> None:
+        """A trial in the master took ``INLINE_S`` or more: after two in a row its
+        function goes back to the threads.  One alone may be the machine's doing (a
+        preemption, a garbage collection), not the function's."""
+        fn = self.specs[self.owner[out[O_IDX]]].fn
+        if fn in self.suspect:
+            self.suspect.discard(fn)
+            self.quick.discard(fn)
+            self.est[fn] = out[O_END] - out[O_START]
+        else:
+            self.suspect.add(fn)
+
     def observe(self, out: Outcome) -> None:
         """Keep a running estimate of how long the node's function takes; a function
         under :data:`INLINE_S` that may run in the master is ``quick``."""
@@ -191,8 +206,10 @@ def run_here(loop: Loop, i: int) -> None:
         loop.trials.started(i, call.attempt)
     out = run_call(call, "master", True)
     batches = loop.batches
-    if out[O_END] - out[O_START] >= INLINE_S:  # it may be tiny no longer
-        batches.observe(out)
+    if out[O_END] - out[O_START] >= INLINE_S:
+        batches.slow_here(out)
+    elif batches.suspect:
+        batches.suspect.discard(loop.plan._specs[loop.owner[i]].fn)
     loop.finish(out, False)
     n = batches.inline_run = batches.inline_run + 1
     if n % INLINE_BURST == 0:
