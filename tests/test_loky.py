@@ -786,7 +786,9 @@ def test_io_tasks_run_in_threads_and_cpu_tasks_in_processes_in_one_run():
         assert worker_pid(trial) == result[key] != os.getpid()
     for key in ("fetch", "fetch-1", "add"):
         (trial,) = result.trials[key]
-        assert re.fullmatch(r"dagexec-\d+", trial.worker), trial.worker
+        # in a thread, or (the threads executor runs trials measured tiny there) the master
+        assert re.fullmatch(r"dagexec-\d+|master", trial.worker), trial.worker
+    assert re.fullmatch(r"dagexec-\d+", result.trials["fetch"][0].worker)  # the first is never measured
 
 
 # -- functions that travel by value ------------------------------------------------------------------
