@@ -26,6 +26,33 @@ def _is_internal(filename: str) -> bool:
     return hit
 
 
+# id(code) -> (code, {f_lasti: (filename, line)}), or (code, None) for dagexec's own code.
+# A frame's line number is worked out by scanning its code's line table, which cost more
+# than recording the rest of a task call; a graph built in a loop asks again and again
+# for the same few places, and gets the same tuple back each time.  The code is held
+# so that its id is not reused while the entry lives.
+_by_code: dict[int, tuple[Any, dict[int, tuple[str, int]] | None]] = {}
+_CODES_MAX = 1024  # codes remembered before the table starts again
+
+
+def frame_site(f: Any) -> tuple[str, int] | None:
+    """``(filename, line)`` where frame ``f`` is, or None when ``f`` runs dagexec's own code."""
+    code = f.f_code
+    hit = _by_code.get(id(code))
+    if hit is None or hit[0] is not code:
+        if len(_by_code) >= _CODES_MAX:
+            _by_code.clear()
+        hit = _by_code[id(code)] = (code, None if _is_internal(code.co_filename) else {})
+    lines = hit[1]
+    if lines is None:
+        return None
+    lasti = f.f_lasti
+    site = lines.get(lasti)
+    if site is None:
+        site = lines[lasti] = (code.co_filename, f.f_lineno)
+    return site
+
+
 def user_frame(skip: int = 0) -> tuple[str, int]:
     """The (filename, line) of the innermost frame outside dagexec.
 
@@ -33,14 +60,10 @@ def user_frame(skip: int = 0) -> tuple[str, int]:
         skip: frames above the caller known to be dagexec's own (a shortcut).
     """
     f: Any = sys._getframe(1 + skip)
-    cache = _skip_cache
     while f is not None:
-        filename = f.f_code.co_filename
-        hit = cache.get(filename)
-        if hit is None:
-            hit = _is_internal(filename)
-        if not hit:
-            return filename, f.f_lineno
+        site = frame_site(f)
+        if site is not None:
+            return site
         f = f.f_back
     return "<unknown>", 0
 

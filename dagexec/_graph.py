@@ -20,9 +20,10 @@ from __future__ import annotations
 import contextvars
 import operator
 from collections.abc import Sequence
+from sys import _getframe
 from typing import TYPE_CHECKING, Any
 
-from ._callsite import format_site, user_frame
+from ._callsite import format_site, frame_site, user_frame
 from ._errors import CallError, GraphError, Problem
 from ._node import (
     _CONTAINER_BASES,
@@ -81,6 +82,11 @@ MISSING: Any = _Missing()
 
 _current: contextvars.ContextVar[Graph | None] = contextvars.ContextVar("dagexec_graph", default=None)
 current_graph = _current.get
+
+# a Node made without Node.__init__'s calls, on the hot path of building
+_new_node = object.__new__
+_set_graph = vars(Node)["_g"].__set__  # the slots' own setters
+_set_idx = vars(Node)["_i"].__set__
 
 
 class _Scope:
@@ -226,13 +232,24 @@ class Graph:
 
     # -- recording -------------------------------------------------------------
     def _add_task_call(self, task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Node:
-        # the hot path of building: keep it free of extra calls
-        site = user_frame(2)
-        name = task._self_name
-        meta = task._self_meta or task.meta
-        if kwargs or meta.kwonly or not meta.n_required_pos <= len(args) <= meta.max_fast:
+        # The hot path of building (module docstring): inline, with what is per task
+        # worked out once (Task.fast_facts) and the call site read off the caller's frame.
+        site = frame_site(_getframe(2)) or user_frame(2)  # this method <- Task.__call__ <- the user
+        name, lo, hi, root_opts = task._self_fast or task.fast_facts()
+        if kwargs or not lo <= len(args) <= hi:
             args, kwargs = self._bind(task, args, kwargs, site, "")
-        key = self._next_key(name)
+        scope = self._scope
+        if scope is None:
+            base, opts = name, root_opts
+        else:
+            base, opts = f"{scope.path}/{name}", task.resolve(scope.defaults, scope.defaults_key)
+        n = self._counts.get(base, 0)
+        key = base if n == 0 else f"{base}-{n}"
+        used = self._used
+        while key in used:
+            n += 1
+            key = f"{base}-{n}"
+        self._counts[base] = n + 1
         deps: tuple[int, ...] | None = None
         if not kwargs:  # fast path: Nodes and plain constants as positional arguments
             found: list[int] = []
@@ -244,18 +261,22 @@ class Graph:
                 elif isinstance(a, _CONTAINER_BASES):
                     break
             else:
-                deps = tuple(found) if len(found) < 2 else tuple(dict.fromkeys(found))
+                deps = tuple(found)
+                if len(deps) > 1 and len(set(deps)) < len(deps):
+                    deps = tuple(dict.fromkeys(deps))
                 kw: dict[str, Any] | None = None
                 nested = False
         if deps is None:
-            args, kw, deps, nested = self._scan(args, kwargs, key, site, meta.pos_params)
-        scope = self._scope
-        opts = task.resolve(scope.defaults, scope.defaults_key) if scope is not None else task.resolve(None)
-        idx = len(self._keys)
-        self._used.add(key)
-        self._keys.append(key)
+            args, kw, deps, nested = self._scan(args, kwargs, key, site, task.meta.pos_params)
+        keys = self._keys
+        idx = len(keys)
+        used.add(key)
+        keys.append(key)
         self._recs.append((TASK, task, opts, args, kw, deps, nested, site, scope))
-        return Node(self, idx)
+        node = _new_node(Node)
+        _set_graph(node, self)
+        _set_idx(node, idx)
+        return node
 
     def _bind(
         self, task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], site: tuple[str, int], what: str

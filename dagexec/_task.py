@@ -277,6 +277,7 @@ class Task(DecoratedFunction):
         self._self_explicit: dict[str, Any] = validate_options(options)
         self._self_name: str = str(self._self_explicit.get("name") or getattr(fn, "__name__", "task"))
         self._self_meta: _Meta | None = None
+        self._self_fast: tuple[str, int, int, TaskOptions] | None = None
         self._self_resolved: dict[str, tuple[dict[str, Any] | None, TaskOptions]] = {}
 
     # -- identity --------------------------------------------------------------
@@ -297,6 +298,16 @@ class Task(DecoratedFunction):
         if meta is None:
             meta = self._self_meta = _Meta(self.__wrapped__)
         return meta
+
+    def fast_facts(self) -> tuple[str, int, int, TaskOptions]:
+        """What recording a call needs of this task, worked out on its first call:
+        ``(name, lo, hi, options outside any section)``; a call with ``lo`` to ``hi``
+        positional arguments and no keywords is bound as it is (``hi`` is -1 when a
+        keyword-only parameter is required, so no call is)."""
+        meta = self.meta
+        hi = -1 if meta.kwonly else meta.max_fast
+        fast = self._self_fast = (self._self_name, meta.n_required_pos, hi, self.resolve(None))
+        return fast
 
     def resolve(self, defaults: dict[str, Any] | None, defaults_key: str | None = None) -> TaskOptions:
         """The options for a node of this task inside a scope with ``defaults``.
