@@ -21,6 +21,8 @@ class Runner:
     mode = ""
     #: the largest graph :meth:`build` is measured on (None: no cap)
     max_build_nodes: int | None = None
+    #: the most timed repetitions of :meth:`build` (None: as many as ``--reps``)
+    max_build_reps: int | None = None
     #: modules the runner imports (beyond dagexec), and the pip requirement giving them
     requires: tuple[str, ...] = ()
     install_hint = "pip install -e '.[bench]'"

@@ -173,7 +173,8 @@ class BuildWorkload(Workload):
 
     Measured once per library (on its serial runner: the executor plays no part),
     for the runner families in ``families``.  Runners with ``max_build_nodes`` are
-    measured on that many nodes instead.
+    measured on that many nodes instead, and runners with ``max_build_reps`` with
+    at most that many timed repetitions.
     """
 
     kind = "build"
@@ -212,6 +213,8 @@ class BuildWorkload(Workload):
         if compile_ is not None:
             times["compile"] = []
             times["build+compile"] = []
+        if runner.max_build_reps is not None:
+            reps = min(reps, runner.max_build_reps)
         for rep in range(reps + 1):  # the first is the warm-up
             built = None
             gc.collect()
