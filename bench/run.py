@@ -3,7 +3,7 @@ ThreadPoolExecutor (DESIGN §9 and §9b).
 
 Usage (from the repository root)::
 
-    python bench/run.py                    # every default workload: about 12 minutes on 2 cores
+    python bench/run.py                    # every default workload: over 10 minutes on 2 cores
     python bench/run.py --quick            # smaller graphs, fewer repetitions: a smoke run
     python bench/run.py --workloads build-1m   # on request only: a million nodes
     python bench/run.py --workloads chain,fan --runners plain,dagexec-serial
@@ -245,7 +245,9 @@ median:  of the repetitions: seconds, or for memory MB (10^6 bytes) above the ba
          sleep100: median / (tasks x 10 ms / 4 threads); 1.05 is DESIGN §9b's limit, the plain loop sits near 4.
 memory:  peak resident memory, each process's own peak above its baseline, summed over the main process
          and its worker processes; [peak, main process]: the main process alone; [tracemalloc]: the
-         peak traced by tracemalloc in the main process (Python allocations, every thread)."""
+         peak traced by tracemalloc in the main process (Python allocations, every thread).
+         build-1m [peak]: the measuring process's peak resident memory while building and compiling,
+         above its size right before (the graph's description, made before, is not counted)."""
 
 
 def git_commit() -> str | None:
