@@ -124,7 +124,10 @@ def resolve_executors(
 
     try:
         routes = plan._routes
-        used = sorted({routes[i] for i in range(len(routes)) if selected[i]})
+        if all(selected):
+            used = sorted(set(routes))
+        else:
+            used = sorted({routes[i] for i in range(len(routes)) if selected[i]})
         execs: list[Executor] = []
         by_route: dict[str, int] = {}
         if isinstance(executor, Mapping):
@@ -146,6 +149,8 @@ def resolve_executors(
         owned.shutdown(cancel=isinstance(exc, KeyboardInterrupt))
         raise
     _check_scheduler(executor, scheduler, problems)
+    if len(execs) == 1:  # one lane: every node's is 0 (a list made at C speed)
+        return Lanes(execs, [0] * len(routes), owned)
     return Lanes(execs, [by_route.get(r, 0) for r in routes], owned)
 
 

@@ -39,6 +39,7 @@ serves) goes through ``settle``.  :mod:`.policy` says what a failed trial means,
 from __future__ import annotations
 
 import logging
+import operator
 import queue
 import time
 from typing import TYPE_CHECKING, Any
@@ -80,6 +81,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("dagexec.engine")
 
+_CORO = operator.attrgetter("coro")
+_TIMEOUT = operator.attrgetter("timeout")
+
 
 class Loop(RunState):
     """One run, driven by the master thread: its run state (:class:`~.state.RunState`)
@@ -99,10 +103,10 @@ class Loop(RunState):
         self.execs = list(execs)
         self.caps = [ex.capacity for ex in execs]
         route: Any = route_idx
-        if any(spec.coro for spec in plan._specs):
+        if any(map(_CORO, plan._specs)):
             route = async_lanes(plan, self.execs, self.caps, route_idx)
         RunState.__init__(self, plan, arguments, route, specs)
-        self.timeouts = any(spec.timeout is not None for spec in plan._specs)
+        self.timeouts = any(map(_TIMEOUT, plan._specs))  # (a timeout of 0 is refused by the task)
         self.fail_fast = fail_fast
         self.cb = callbacks
         self.has_cb = bool(callbacks)

@@ -139,8 +139,11 @@ class RunState:
         self.kept = kept
         self.selected = selected
         # graph inputs and constants (the slots from n on) are done from the start
-        self.state = [PENDING if s else SKIPPED for s in selected] + [SUCCEEDED] * extra
-        self.waiting = [len(d) for d in plan._deps] + [0] * extra
+        if all(selected):
+            self.state = [PENDING] * n + [SUCCEEDED] * extra
+        else:
+            self.state = [PENDING if s else SKIPPED for s in selected] + [SUCCEEDED] * extra
+        self.waiting = [*map(len, plan._deps), *([0] * extra)]
         self.left = _units(plan._n_readers, n_slots, 0, True) if grows else list(plan._n_readers)
         if not all(selected):
             for i in range(n):
