@@ -53,6 +53,22 @@ def frame_site(f: Any) -> tuple[str, int] | None:
     return site
 
 
+# f_lasti -> (code, (filename, line)): the place last asked for at that offset, the code
+# beside it, so that a call recorded again and again from one place (a graph built in a
+# loop) finds its site with one lookup (:func:`site_at`).
+sites_at: dict[int, tuple[Any, tuple[str, int]]] = {}
+
+
+def site_at(f: Any) -> tuple[str, int] | None:
+    """:func:`frame_site` of ``f``, remembered in :data:`sites_at` when ``f`` is the user's."""
+    site = frame_site(f)
+    if site is not None:
+        if len(sites_at) >= _CODES_MAX:
+            sites_at.clear()
+        sites_at[f.f_lasti] = (f.f_code, site)
+    return site
+
+
 def user_frame(skip: int = 0) -> tuple[str, int]:
     """The (filename, line) of the innermost frame outside dagexec.
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from sys import _getframe
 from typing import TYPE_CHECKING, Any
 
-from ._callsite import format_site, frame_site, user_frame
+from ._callsite import format_site, site_at, sites_at, user_frame
 from ._errors import CallError, GraphError, Problem
 from ._node import (
     _CONTAINER_BASES,
@@ -34,8 +34,12 @@ from ._node import (
     MAX_NESTING,
     NODE_TYPES,
     PARAM,
+    R_ARGS,
+    R_DEPS,
     R_KIND,
+    R_KWARGS,
     R_NESTED,
+    R_OPTS,
     R_SCOPE,
     R_SITE,
     R_TASK,
@@ -59,7 +63,18 @@ if TYPE_CHECKING:
 __all__ = ["Graph", "Node", "SectionNode", "current_graph"]
 # and, for the modules that read records through this one, what dagexec._node defines
 __all__ += ["FINISH", "GETITEM", "INPUT", "MAP", "MAX_NESTING", "NODE_TYPES", "PARAM", "R_KIND"]
-__all__ += ["R_NESTED", "R_SCOPE", "R_SITE", "R_TASK", "SELECT", "TASK"]
+__all__ += [
+    "R_ARGS",
+    "R_DEPS",
+    "R_KWARGS",
+    "R_NESTED",
+    "R_OPTS",
+    "R_SCOPE",
+    "R_SITE",
+    "R_TASK",
+    "SELECT",
+    "TASK",
+]
 __all__ += ["holds_node", "nesting_exceeds", "reject_nodes_outside"]
 
 
@@ -234,7 +249,9 @@ class Graph:
     def _add_task_call(self, task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Node:
         # The hot path of building (module docstring): inline, with what is per task
         # worked out once (Task.fast_facts) and the call site read off the caller's frame.
-        site = frame_site(_getframe(2)) or user_frame(2)  # this method <- Task.__call__ <- the user
+        f = _getframe(2)  # this method <- Task.__call__ <- the user's call
+        hit = sites_at.get(f.f_lasti)
+        site = hit[1] if hit is not None and hit[0] is f.f_code else site_at(f) or user_frame(2)
         name, lo, hi, root_opts = task._self_fast or task.fast_facts()
         if kwargs or not lo <= len(args) <= hi:
             args, kwargs = self._bind(task, args, kwargs, site, "")

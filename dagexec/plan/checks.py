@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pickle
 import types
+from collections.abc import Sequence
 from typing import Any
 
 from .. import _graph as G
@@ -75,7 +76,7 @@ def check_constants(
     task: Any,
     raw_args: tuple[Any, ...],
     raw_kwargs: dict[str, Any] | None,
-    res: list[tuple[int, Any]],
+    res: Sequence[tuple[int, Any]],
     problems: list[Problem],
     skip: int = 0,
 ) -> None:
@@ -102,7 +103,7 @@ def check_map_items(
     where: str,
     task: Any,
     items: Any,
-    res: list[tuple[int, Any]],
+    res: Sequence[tuple[int, Any]],
     problems: list[Problem],
 ) -> None:
     """Check the items of ``task.map(items)`` known at compile time against the annotation

@@ -9,10 +9,14 @@ Steps, each linear in nodes + edges:
 3. validate, collecting every problem: cycles (reported at the ``after()`` calls
    that closed them), constants and constant map items against annotations, edges
    between plain classes, an empty graph; record what does not pickle;
-4. lay the plan out as flat tuples (see ``compiled``).
+4. lay the plan out as flat tuples (see ``compiled``), in one pass over the nodes
+   (``layout``), the checks of step 3 made on the way.
 
-The ordering helpers (step 2's topological sort and the cycle report) are in
-``order``; the checks of step 3 in ``checks``.  The functions of the nodes that are
+A graph whose records all run as they are (no inputs, no section markers) and
+whose ``after()`` calls point back keeps its creation order: a node's plan idx is
+its graph idx, and its dependencies' tuple is the plan's as it is.  The ordering
+helpers (step 2's topological sort and the cycle report) are in ``order``; the
+checks of step 3 in ``checks``.  The functions of the nodes that are
 no task's call, ``getitem`` for ``node[k]`` and ``_pack`` for a packed section
 value, stay defined in ``dagexec._compile``: plans name them by that module, in
 their fingerprint, their manifest and their pickles.
@@ -21,21 +25,20 @@ their fingerprint, their manifest and their pickles.
 from __future__ import annotations
 
 import gc
-import inspect
+from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 from .. import _graph as G
 from .._callsite import format_site
-from .._compile import _pack, getitem
-from .._cond import choose
 from .._errors import GraphError, Problem
 from .._typecheck import short_repr
 from .._walk import replacer
-from . import checks as C
-from .checks import CONST, INPUT, NODE, SIMPLE, TPL
+from .checks import CONST, INPUT, NODE, TPL
 from .compiled import CompiledGraph
+from .layout import Columns, dependents, lay_out, readers
 from .order import _kahn, _runnable_deps, _section_members
-from .specs import InputSpec, NodeSpec, SectionInfo, _Ref, collect_refs
+from .specs import InputSpec, SectionInfo, _Ref
 
 __all__ = ["compile_graph"]
 
@@ -45,11 +48,9 @@ _walk_nodes = replacer(types=G.NODE_TYPES, copy=True)
 # resolution of a graph node: (NODE, new-or-old idx) | (INPUT, input idx) | (CONST, value)
 _NODE, _INPUT, _CONST, _TPL = NODE, INPUT, CONST, TPL
 
-_SIMPLE = SIMPLE
-
-
-#: the functions of the nodes that are no task's call
-_BUILTIN = {G.GETITEM: (getitem, "getitem"), G.FINISH: (_pack, "pack"), G.SELECT: (choose, "cond")}
+#: the kinds of records that become plan nodes as they are
+_RUNS = frozenset({G.TASK, G.GETITEM, G.SELECT, G.MAP})
+_KIND, _DEPS = itemgetter(G.R_KIND), itemgetter(G.R_DEPS)
 
 
 def compile_graph(graph: G.Graph, *, portable: bool = False) -> CompiledGraph:
@@ -75,8 +76,27 @@ def _compile(graph: G.Graph, portable: bool) -> CompiledGraph:
     c.resolve()
     c.dependencies()
     c.order()
-    rows = c.layout()
-    return c.freeze(rows, portable)
+    return c.freeze(lay_out(c), portable)
+
+
+class _EveryRecordRuns(Sequence[tuple[int, Any]]):
+    """``res`` of a graph whose records all run as they are: ``res[i]`` is ``(NODE, i)``,
+    made when asked (most nodes never are)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [(_NODE, j) for j in range(self.n)[i]]
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        return (_NODE, i % self.n)
 
 
 class _Compiler:
@@ -86,6 +106,8 @@ class _Compiler:
         self.g = graph
         self.recs = graph._recs
         self.problems: list[Problem] = []
+        self.pickle_problems: list[Problem] = []
+        self.pickled_fns: dict[int, str | None] = {}  # id(fn) -> what stops it pickling, or None
         self.input_pos = {i: p for p, i in enumerate(graph._inputs.values())}
         self.consts: list[Any] = []
 
@@ -96,50 +118,64 @@ class _Compiler:
     def resolve(self) -> None:
         """``res[i]``: (_NODE, i) runs; (_INPUT, i); (_CONST, value); or (_TPL,
         (container, deps)) for a section parameter given a container holding Nodes,
-        which its readers rebuild themselves."""
+        which its readers rebuild themselves.  ``is_run[i]``: whether record ``i`` is
+        a plan node itself (None when every record is)."""
+        recs = self.recs
+        kinds = list(map(_KIND, recs))
+        self.has_tpl = False
+        if _RUNS.issuperset(kinds):  # no inputs, no markers: every record runs as it is
+            self.res: Sequence[tuple[int, Any]] = _EveryRecordRuns(len(recs))
+            self.runnable = list(range(len(recs)))
+            self.is_run: list[bool] | None = None
+        else:
+            self._resolve_markers()
+        if G.TASK not in kinds and G.MAP not in kinds:
+            self.problems.append(
+                Problem(f"graph {self.g.name!r} is empty: call tasks inside 'with graph:' before compile()")
+            )
+            raise self.fail()
+
+    def _resolve_markers(self) -> None:
         recs = self.recs
         res: list[tuple[int, Any]] = [(_CONST, None)] * len(recs)
         runnable: list[int] = []  # graph idxs that become plan nodes, in creation order
-        has_tpl = False
+        is_run = [False] * len(recs)
         for i, rec in enumerate(recs):
             kind = rec[0]
-            if kind == G.TASK or kind == G.GETITEM or kind == G.SELECT or kind == G.MAP:
+            if kind in _RUNS:
                 res[i] = (_NODE, i)
                 runnable.append(i)
+                is_run[i] = True
             elif kind == G.INPUT:
                 res[i] = (_INPUT, i)
             else:
                 value = rec[3][0]
                 if rec[6] and kind == G.PARAM:
                     res[i] = (_TPL, (value, tuple(_runnable_deps(rec[5], res))))
-                    has_tpl = True
+                    self.has_tpl = True
                 elif rec[6] or (kind == G.FINISH and isinstance(value, G.Node) and res[value._i][0] == _TPL):
                     res[i] = (_NODE, i)  # a section's value built from several Nodes
                     runnable.append(i)
+                    is_run[i] = True
                 else:
                     res[i] = res[value._i] if isinstance(value, G.Node) else (_CONST, value)
-        if not any(recs[i][0] == G.TASK or recs[i][0] == G.MAP for i in runnable):
-            self.problems.append(
-                Problem(f"graph {self.g.name!r} is empty: call tasks inside 'with graph:' before compile()")
-            )
-            raise self.fail()
-        self.res = res
-        self.runnable = runnable
-        self.has_tpl = has_tpl
+        self.res, self.runnable, self.is_run = res, runnable, is_run
 
     # 2. dependencies and order ----------------------------------------------------------
     def dependencies(self) -> None:
         """``dep_lists[i]``: the runnable nodes runnable ``i`` waits for (graph idxs)."""
-        recs, res, has_tpl = self.recs, self.res, self.has_tpl
+        recs, res, is_run = self.recs, self.res, self.is_run
         after = self.g._after
+        self.forward = False  # an after() edge points to a later node: creation order may not do
+        if is_run is None and not after:
+            self.dep_lists: list[tuple[int, ...]] = list(map(_DEPS, recs))
+            return
         members = _section_members(self.g, self.runnable) if after else {}
-        dep_lists: dict[int, tuple[int, ...]] = {}
-        forward = False
+        dep_lists: list[tuple[int, ...]] = [()] * len(recs)
         for i in self.runnable:
             gd = recs[i][5]
-            if len(gd) == 1 and not has_tpl and i not in after:
-                r = res[gd[0]]
-                dep_lists[i] = (r[1],) if r[0] == _NODE else ()
+            if i not in after and (is_run is None or all(map(is_run.__getitem__, gd))):
+                dep_lists[i] = gd
                 continue
             ds = _runnable_deps(gd, res)
             for d in after.get(i, ()):
@@ -151,24 +187,26 @@ class _Compiler:
                 for t in targets:
                     if t != i or not is_section:
                         ds[t] = None
-                        forward = forward or t >= i
+                        self.forward = self.forward or t >= i
             dep_lists[i] = tuple(ds)
         self.dep_lists = dep_lists
-        self.forward = forward  # an after() edge points to a later node: creation order may not do
 
     def order(self) -> None:
         """Topological order; ``pos[graph idx]`` is the plan idx of a runnable node."""
+        order = self.runnable
         if self.forward:
-            order = _kahn(self.g, self.runnable, self.dep_lists, self.problems, self.res)
+            order = _kahn(self.g, self.runnable, self.dep_lists, self.problems, self.res)  # type: ignore[assignment]
             if order is None:
                 raise self.fail()
+        self.identity = self.is_run is None and not self.forward  # plan idx == graph idx
+        if self.identity:
+            self.pos: list[int] | range = range(len(self.recs))
         else:
-            order = self.runnable
-        pos = [0] * len(self.recs)
-        for p, gi in enumerate(order):
-            pos[gi] = p
+            pos = [0] * len(self.recs)
+            for p, gi in enumerate(order):
+                pos[gi] = p
+            self.pos = pos
         self.order_ = order
-        self.pos = pos
         self.n = len(order)
         self.n_inputs = len(self.input_pos)
 
@@ -194,164 +232,21 @@ class _Compiler:
             return self.substitute(r[1][0])
         return _Ref(self.slot_of(r))
 
-    # 3. layout --------------------------------------------------------------------------
-    def layout(self) -> list[tuple[Any, ...]]:
-        """One row per plan node, with checks made on the way.
-
-        A row is ``(key, spec, args, fills, kwargs, kwfills, nested, deps, reads,
-        opts, task name, call site, section path)``; :meth:`freeze` transposes them.
-        """
-        g, recs, res, pos, dep_lists = self.g, self.recs, self.res, self.pos, self.dep_lists
-        n = self.n
-        has_tpl = self.has_tpl
-        slot_of = self.slot_of
-        rows: list[tuple[Any, ...]] = []
-        n_readers: list[int] = [0] * (n + self.n_inputs)
-        dependents: list[list[int]] = [[] for _ in range(n)]
-        routes: list[str] = []
-        self.n_readers, self.dependents, self.routes = n_readers, dependents, routes
-        self.pickle_problems: list[Problem] = []
-        self._pickled_fns: dict[int, str | None] = {}  # id(fn) -> what stops it pickling, or None
-        site_cache: dict[tuple[str, int], str] = {}
-        Node = G.Node
-        TASK, MAP = G.TASK, G.MAP
-        maps: list[int] = []
-        coros: dict[Any, bool] = {}  # function -> whether it is an async def, asked once each
-        for p, gi in enumerate(self.order_):
-            key = g._keys[gi]
-            kind, task, opts, raw_args, raw_kwargs, _, nested, site, scope = recs[gi]
-            where = site_cache.get(site)
-            if where is None:
-                where = site_cache[site] = format_site(site)
-            if has_tpl and not nested:
-                nested = any(res[d][0] == _TPL for d in recs[gi][5])
-            fills: list[tuple[int, int]] = []
-            reads: dict[int, None] = {}
-            kwfills: tuple[tuple[str, int], ...] = ()
-            kw: dict[str, Any] | None = None
-            if nested:
-                a = tuple(self.substitute(v) for v in raw_args)
-                kw = {k: self.substitute(v) for k, v in raw_kwargs.items()} if raw_kwargs else None
-                collect_refs(a, reads)
-                if kw:
-                    collect_refs(kw, reads)
-            else:  # the common case, inline: Nodes as direct arguments
-                al = list(raw_args)
-                for j, v in enumerate(al):
-                    if isinstance(v, Node):
-                        r = res[v._i]
-                        if r[0] == _CONST:
-                            al[j] = r[1]
-                        else:
-                            s = pos[r[1]] if r[0] == _NODE else slot_of(r)
-                            al[j] = None
-                            fills.append((j, s))
-                            reads[s] = None
-                a = tuple(al)
-                if raw_kwargs:
-                    kw, kwfills = self._kw_template(raw_kwargs, reads)
-            for s in reads:
-                n_readers[s] += 1
-            deps = tuple([pos[d] for d in dep_lists[gi]])
-            for d in deps:
-                dependents[d].append(p)
-            if kind == TASK or kind == MAP:
-                assert task is not None and opts is not None
-                fn = task.__wrapped__
-                tname = opts.name
-                checks, ret = self._task_checks(gi, key, where, a, kw)
-                timeout = opts.timeout
-                resources = opts.resources
-                route = opts.executor or "default"
-            else:  # node[k] and a section's packed value run where their producer runs
-                fn, tname = _BUILTIN[kind]
-                checks, ret, timeout, resources = (), None, None, None
-                route = routes[deps[0]] if deps else "default"
-            routes.append(route)
-            if kind == MAP:
-                maps.append(p)
-            coro = coros.get(fn)
-            if coro is None:
-                coro = coros[fn] = inspect.iscoroutinefunction(fn)
-            rows.append(
-                (key, NodeSpec(key, fn, task, checks, ret, timeout, resources, coro), a, tuple(fills), kw, kwfills,
-                 nested, deps, tuple(reads), opts, tname, where, scope.path if scope is not None else "")
-            )  # fmt: skip
-        self.maps = frozenset(maps)
-        return rows
-
-    def _kw_template(
-        self, raw_kwargs: dict[str, Any], reads: dict[int, None]
-    ) -> tuple[dict[str, Any], tuple[tuple[str, int], ...]]:
-        kw = dict(raw_kwargs)
-        kwf: list[tuple[str, int]] = []
-        for name, v in kw.items():
-            if isinstance(v, G.Node):
-                r = self.res[v._i]
-                if r[0] == _CONST:
-                    kw[name] = r[1]
-                else:
-                    s = self.slot_of(r)
-                    kw[name] = None
-                    kwf.append((name, s))
-                    reads[s] = None
-        return kw, tuple(kwf)
-
-    def _task_checks(
-        self, gi: int, key: str, where: str, a: tuple[Any, ...], kw: dict[str, Any] | None
-    ) -> tuple[tuple[tuple[int | str, str, Any], ...], Any]:
-        """Compile-time checks of task node ``gi`` (its arguments' template ``a`` and
-        ``kw``); returns its run-time checks."""
-        checks: tuple[tuple[int | str, str, Any], ...] = ()
-        ret: Any = None
-        kind, task, opts, raw_args, raw_kwargs = self.recs[gi][:5]
-        assert task is not None and opts is not None  # a TASK or MAP record
-        meta = task._self_meta or task.meta
-        if meta.hints and opts.typecheck:
-            # a map's first argument is the list of items: each item is checked on its own
-            skip = 1 if kind == G.MAP else 0
-            C.check_constants(
-                self.g, gi, key, where, task, raw_args, raw_kwargs, self.res, self.problems, skip
-            )
-            if skip:
-                C.check_map_items(self.g, key, where, task, raw_args[0], self.res, self.problems)
-            checks, ret = C.runtime_checks(meta, len(a), kw)
-        fn = task.__wrapped__
-        fid = id(fn)
-        if fid not in self._pickled_fns:
-            self._pickled_fns[fid] = C.pickles(task, key, where, self.pickle_problems)
-        else:
-            because = self._pickled_fns[fid]
-            if because is not None:  # the same function again: named, without the error twice
-                self.pickle_problems.append(
-                    C.pickle_problem(key, where, f"task function {C.qual(fn)}", None, because)
-                )
-        simple = _SIMPLE
-        for v in a:
-            if type(v) not in simple:
-                C.check_constant_pickles(key, where, task, a, kw, self.pickle_problems)
-                break
-        else:
-            if kw:
-                C.check_constant_pickles(key, where, task, a, kw, self.pickle_problems)
-        return checks, ret
-
     # 4. the plan ------------------------------------------------------------------------
-    def freeze(self, rows: list[tuple[Any, ...]], portable: bool) -> CompiledGraph:
-        """Transpose the rows into the plan's tuples, with inputs, outputs and sections."""
+    def freeze(self, cols: Columns, portable: bool) -> CompiledGraph:
+        """The plan's tuples from the columns, with inputs, outputs and sections."""
         g, n = self.g, self.n
-        cols: list[tuple[Any, ...]] = list(zip(*rows, strict=True))
-        del rows
-        (keys, specs, args_t, fills_t, kwargs_t, kwfills_t, nested_t, deps_t, reads_t, opts_t,
-         names_t, sites_t, section_t) = cols  # fmt: skip
-        inputs = self._inputs(keys, reads_t)
-        outputs = self._outputs(keys, reads_t, deps_t, names_t)
+        keys = tuple(g._keys) if self.identity else tuple([g._keys[gi] for gi in self.order_])
+        inputs = self._inputs(keys, cols.reads)
+        waiting = dependents(cols.deps)
+        n_readers, read_apart = readers(cols, waiting, n + self.n_inputs)
+        outputs = self._outputs(keys, cols, waiting, read_apart)
         aliases: dict[str, int] = {}  # section keys -> the slot they stand for
         for sc in g._sections:
             r = self.res[sc.finish]
             if r[0] != _NODE or g._keys[r[1]] != sc.path:
                 aliases[sc.path] = self.slot_of(r)
-        sections = _section_infos(g, self.res, self.pos, keys, section_t)
+        sections = _section_infos(g, self.res, self.pos, keys, cols.sections)
         if self.problems:
             raise self.fail()
         if portable and self.pickle_problems:
@@ -363,29 +258,29 @@ class _Compiler:
         plan._set(
             name=g.name,
             _keys=keys,
-            _index={k: i for i, k in enumerate(keys)},
-            _specs=specs,
-            _args=args_t,
-            _fills=fills_t,
-            _kwargs=kwargs_t,
-            _kwfills=kwfills_t,
-            _nested=nested_t,
-            _deps=deps_t,
-            _dependents=tuple([tuple(d) for d in self.dependents]),
-            _reads=reads_t,
-            _n_readers=tuple(self.n_readers),
-            _opts=opts_t,
-            _routes=tuple(self.routes),
-            _task_names=names_t,
-            _sites=sites_t,
-            _section_of=section_t,
+            _index=dict(zip(keys, range(n), strict=True)),
+            _specs=tuple(cols.specs),
+            _args=tuple(cols.args),
+            _fills=tuple(cols.fills),
+            _kwargs=tuple(cols.kwargs),
+            _kwfills=tuple(cols.kwfills),
+            _nested=tuple(cols.nested),
+            _deps=tuple(cols.deps),
+            _dependents=waiting,
+            _reads=tuple(cols.reads),
+            _n_readers=tuple(n_readers),
+            _opts=tuple(cols.opts),
+            _routes=tuple(cols.routes),
+            _task_names=tuple(cols.names),
+            _sites=tuple(cols.sites),
+            _section_of=tuple(cols.sections),
             _inputs=inputs,
             _outputs=outputs,
             _consts=tuple(self.consts),
             _aliases=aliases,
             _sections=sections,
             _conds=self._conds(),
-            _maps=self.maps,
+            _maps=frozenset(cols.maps),
             _pickle_problems=tuple(self.pickle_problems),
             _fingerprint=None,
             _links=None,
@@ -406,11 +301,13 @@ class _Compiler:
             for sel, pred, lo, mid, hi in self.g._conds
         )
 
-    def _inputs(self, keys: tuple[str, ...], reads_t: tuple[tuple[int, ...], ...]) -> tuple[InputSpec, ...]:
+    def _inputs(self, keys: tuple[str, ...], reads_l: list[tuple[int, ...]]) -> tuple[InputSpec, ...]:
+        if not self.g._inputs:
+            return ()
         n = self.n
         readers_of: dict[int, list[str]] = {}
         for p in range(n):
-            for s in reads_t[p]:
+            for s in reads_l[p]:
                 if s >= n:
                     readers_of.setdefault(s, []).append(keys[p])
         out = []
@@ -421,35 +318,26 @@ class _Compiler:
         return tuple(out)
 
     def _outputs(
-        self,
-        keys: tuple[str, ...],
-        reads_t: tuple[tuple[int, ...], ...],
-        deps_t: tuple[tuple[int, ...], ...],
-        names_t: tuple[str, ...],
+        self, keys: tuple[str, ...], cols: Columns, waiting: tuple[tuple[int, ...], ...], read: set[int]
     ) -> tuple[tuple[str, int], ...]:
-        """The marked outputs, or else the nodes nobody reads (``node[k]`` items last)."""
+        """The marked outputs, or else the nodes nobody reads or waits for (``node[k]``
+        items last); ``read`` holds the nodes read by a node that does not wait for them."""
         if self.g._outputs:
             return tuple((name, self.slot_of(self.res[gi])) for name, gi in self.g._outputs)
-        n = self.n
-        has_reader = [False] * n
-        for p in range(n):
-            for s in reads_t[p]:
-                if s < n:
-                    has_reader[s] = True
-            for d in deps_t[p]:
-                has_reader[d] = True
-        outputs = [(keys[p], p) for p in range(n) if not has_reader[p] and names_t[p] != "getitem"]
+        names = cols.names
+        unread = [p for p in range(self.n) if not waiting[p] and p not in read]
+        outputs = [(keys[p], p) for p in unread if names[p] != "getitem"]
         if not outputs:
-            outputs = [(keys[p], p) for p in range(n) if not has_reader[p]]
+            outputs = [(keys[p], p) for p in unread]
         return tuple(outputs)
 
 
 def _section_infos(
     g: G.Graph,
-    res: list[tuple[int, Any]],
-    pos: list[int],
+    res: Sequence[tuple[int, Any]],
+    pos: Sequence[int],
     keys: tuple[str, ...],
-    section_of: tuple[str, ...],
+    section_of: Sequence[str],
 ) -> tuple[SectionInfo, ...]:
     if not g._sections:
         return ()

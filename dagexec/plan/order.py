@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 from .. import _graph as G
@@ -22,7 +23,7 @@ from .checks import NODE, TPL
 _NODE, _TPL = NODE, TPL
 
 
-def _runnable_deps(gdeps: tuple[int, ...], res: list[tuple[int, Any]]) -> dict[int, None]:
+def _runnable_deps(gdeps: tuple[int, ...], res: Sequence[tuple[int, Any]]) -> dict[int, None]:
     """The runnable nodes behind graph nodes ``gdeps`` (through section parameters
     given containers of Nodes), in order and without repeats."""
     out: dict[int, None] = {}
@@ -38,9 +39,9 @@ def _runnable_deps(gdeps: tuple[int, ...], res: list[tuple[int, Any]]) -> dict[i
 def _kahn(
     g: G.Graph,
     runnable: list[int],
-    deps: dict[int, tuple[int, ...]],
+    deps: Sequence[tuple[int, ...]],
     problems: list[Problem],
-    res: list[tuple[int, Any]],
+    res: Sequence[tuple[int, Any]],
 ) -> list[int] | None:
     """Stable topological order (smallest creation idx first), or None on a cycle."""
     waiting = {i: len(deps[i]) for i in runnable}
@@ -79,7 +80,7 @@ def _kahn(
 
 
 def _after_calls(
-    g: G.Graph, cycle: list[int], runnable: list[int], res: list[tuple[int, Any]]
+    g: G.Graph, cycle: list[int], runnable: list[int], res: Sequence[tuple[int, Any]]
 ) -> list[tuple[str, str, str]]:
     """The ``node.after(other)`` calls that make edges of ``cycle`` (in data-flow
     order), as ``(node key, other key, call site)``: where the user closed the cycle.
@@ -102,7 +103,7 @@ def _after_calls(
     return out
 
 
-def _find_cycle(left: set[int], deps: dict[int, tuple[int, ...]]) -> list[int]:
+def _find_cycle(left: set[int], deps: Sequence[tuple[int, ...]]) -> list[int]:
     """A cycle among ``left`` in data-flow order, first node repeated last."""
     start = min(left)
     path: list[int] = []

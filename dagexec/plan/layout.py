@@ -1,0 +1,321 @@
+"""Step 4 of compiling: the plan's per-node columns, laid out in one pass over the nodes.
+
+Most nodes of a big graph are task calls whose positional arguments are distinct
+Nodes that run, or constants only, and most follow a node of the same task.  For
+those the pass does little: a template of ``k`` Nodes is ``k`` Nones (one tuple
+shared by every such node), its fills enumerate the dependencies, the slots it reads
+are the dependencies' tuple itself, and what the spec needs of the task (function,
+run-time checks, timeout, route, name) is still at hand from the node before.  Every
+other node (keywords, containers, a Node given twice, markers or inputs in between)
+takes the general path, :func:`_template`.
+
+The checks that look at a node's own call (constants and edges against annotations,
+functions and constants that do not pickle) are made only for the nodes that have
+something to check: the first node of each task and options, the nodes of a task
+whose calls are type-checked or whose function does not pickle, and the nodes whose
+template holds constants.  They run in plan order, so problems are listed node by node.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+from .. import _graph as G
+from .._callsite import format_site
+from .._compile import _pack, getitem
+from .._cond import choose
+from . import checks as C
+from .checks import CONST, NODE, TPL
+from .specs import NodeSpec, collect_refs
+
+if TYPE_CHECKING:
+    from .compile import _Compiler
+
+__all__ = ["BUILTIN", "Columns", "dependents", "lay_out", "readers"]
+
+#: the functions of the nodes that are no task's call
+BUILTIN: dict[int, tuple[Any, str]] = {
+    G.GETITEM: (getitem, "getitem"),
+    G.FINISH: (_pack, "pack"),
+    G.SELECT: (choose, "cond"),
+}
+
+#: the template of a call of ``k`` Nodes, shared by every such call
+_NONES = tuple((None,) * k for k in range(33))
+
+
+class Columns:
+    """The per-node columns :func:`lay_out` makes, each a list indexed by plan idx."""
+
+    __slots__ = (
+        "args",
+        "deps",
+        "fills",
+        "kwargs",
+        "kwfills",
+        "maps",
+        "names",
+        "nested",
+        "opts",
+        "reads",
+        "routes",
+        "sections",
+        "sites",
+        "specs",
+    )
+
+    def __init__(self, n: int, deps: list[tuple[int, ...]]) -> None:
+        self.deps = deps
+        self.args: list[tuple[Any, ...]] = []
+        self.fills: list[tuple[tuple[int, int], ...]] = []
+        self.reads: list[tuple[int, ...]] = []
+        self.kwargs: list[dict[str, Any] | None] = [None] * n
+        self.kwfills: list[tuple[tuple[str, int], ...]] = [()] * n
+        self.nested: list[bool] = [False] * n
+        self.specs: list[NodeSpec] = []
+        self.opts: list[Any] = []
+        self.names: list[str] = []
+        self.routes: list[str] = []
+        self.sites: list[str] = []
+        self.sections: list[str] = []
+        self.maps: list[int] = []
+
+
+class _Form:
+    """What the nodes of one task with one resolved options share (or of one kind of
+    builtin node), worked out at the first of them."""
+
+    __slots__ = ("coro", "fn", "hinted", "name", "resources", "ret_checks", "route", "timeout", "watched")
+
+    fn: Any
+    name: str
+    route: Any  # a builtin node's route is its producer's, found per node
+    timeout: float | None
+    resources: dict[str, float] | None
+    coro: bool
+    hinted: bool  # its constants and edges are checked, and it has run-time checks
+    watched: bool | None  # whether each node has checks of its own: None until the first is checked
+    ret_checks: dict[int, tuple[Any, Any]]  # number of arguments -> (checks, ret), without keywords
+
+    def __init__(self, task: Any, opts: Any, kind: int) -> None:
+        self.ret_checks = {}
+        if task is None:  # node[k], a section's packed value, dx.cond
+            self.fn, self.name = BUILTIN[kind]
+            self.timeout = self.resources = self.route = None
+            self.coro = self.hinted = self.watched = False
+            return
+        self.fn = fn = task.__wrapped__
+        self.name, self.route = opts.name, opts.executor or "default"
+        self.timeout, self.resources = opts.timeout, opts.resources
+        self.coro = inspect.iscoroutinefunction(fn)
+        meta = task._self_meta or task.meta
+        self.hinted = bool(meta.hints) and opts.typecheck
+        self.watched = None
+
+
+def lay_out(c: _Compiler) -> Columns:
+    """The columns of compiler ``c``'s plan, with the checks made on the way."""
+    g, order, ident, pos, is_run = c.g, c.order_, c.identity, c.pos, c.is_run
+    if ident:
+        recs, keys, deps = c.recs, g._keys, c.dep_lists
+    else:
+        recs = [c.recs[gi] for gi in order]
+        keys = [g._keys[gi] for gi in order]
+        deps = [tuple([pos[d] for d in c.dep_lists[gi]]) for gi in order]
+    cols = Columns(c.n, deps)
+    args_l, fills_l, reads_l, specs_l = cols.args, cols.fills, cols.reads, cols.specs
+    opts_l, names_l, routes_l, sites_l, sections_l = (
+        cols.opts,
+        cols.names,
+        cols.routes,
+        cols.sites,
+        cols.sections,
+    )
+    forms: dict[Any, _Form] = {}
+    nones, n_nones, TASK, MAP = _NONES, len(_NONES), G.TASK, G.MAP
+    last: Any = forms  # the options (or builtin kind) of the node before: none yet
+    last_site: Any = None
+    f: Any = None  # the form of the node before
+    for p, rec in enumerate(recs):
+        kind, task, opts, a, kw, gd, nested, site, scope = rec
+        k = len(a)
+        if (
+            kw is None
+            and not nested
+            and (len(gd) == k or not gd)
+            and (is_run is None or all(map(is_run.__getitem__, gd)))
+        ):  # distinct Nodes that run, or constants only: straight from the record
+            if gd:
+                r = gd if ident else deps[p] if c.dep_lists[order[p]] is gd else tuple([pos[d] for d in gd])
+                args_l.append(nones[k] if k < n_nones else (None,) * k)
+                fills_l.append(tuple(enumerate(r)))
+                reads_l.append(r)
+                plain = True
+            else:
+                args_l.append(a)
+                fills_l.append(())
+                reads_l.append(())
+                plain = not a
+        else:
+            t = _template(c, cols, p, rec)
+            args_l.append(t[0])
+            fills_l.append(t[1])
+            reads_l.append(t[2])
+            plain = False
+        if site is not last_site:
+            last_site, where = site, format_site(site)
+        form = opts if opts is not None else kind
+        if form is not last:
+            last, f = form, forms.get(form)
+            if f is None:
+                f = forms[form] = _Form(task, opts, kind)
+            fn, name, route, timeout, resources, coro, watched = (
+                f.fn, f.name, f.route, f.timeout, f.resources, f.coro, f.watched
+            )  # fmt: skip
+            checks: Any = ()
+            ret: Any = None
+        if (watched is not False or not plain) and task is not None:
+            checks, ret = _node_checks(c, f, p, keys[p], where, task, args_l[p], cols.kwargs[p])
+            watched = f.watched
+        if kind != TASK:
+            if kind == MAP:
+                cols.maps.append(p)
+            elif task is None:  # node[k] and a section's packed value run where their producer runs
+                route = routes_l[deps[p][0]] if deps[p] else "default"
+        specs_l.append(NodeSpec(keys[p], fn, task, checks, ret, timeout, resources, coro))
+        opts_l.append(opts)
+        names_l.append(name)
+        routes_l.append(route)
+        sites_l.append(where)
+        sections_l.append(scope.path if scope is not None else "")
+    return cols
+
+
+def _node_checks(
+    c: _Compiler,
+    f: _Form,
+    p: int,
+    key: str,
+    where: str,
+    task: Any,
+    a: tuple[Any, ...],
+    kw: dict[str, Any] | None,
+) -> tuple[Any, Any]:
+    """The checks of task node ``p`` that look at its own call (constants and edges
+    against annotations, its function and constants pickling); returns its run-time
+    checks and return annotation."""
+    checks: Any = ()
+    ret: Any = None
+    if f.hinted:
+        gi = p if c.identity else c.order_[p]
+        kind, _, _, raw_args, raw_kwargs = c.recs[gi][:5]
+        # a map's first argument is the list of items: each item is checked on its own
+        skip = 1 if kind == G.MAP else 0
+        C.check_constants(c.g, gi, key, where, task, raw_args, raw_kwargs, c.res, c.problems, skip)
+        if skip:
+            C.check_map_items(c.g, key, where, task, raw_args[0], c.res, c.problems)
+        checks, ret = _run_checks(task, f, len(a), kw)
+    fn = f.fn
+    fid = id(fn)
+    if fid not in c.pickled_fns:
+        c.pickled_fns[fid] = C.pickles(task, key, where, c.pickle_problems)
+    else:
+        because = c.pickled_fns[fid]
+        if because is not None:  # the same function again: named, without the error twice
+            c.pickle_problems.append(
+                C.pickle_problem(key, where, f"task function {C.qual(fn)}", None, because)
+            )
+    f.watched = f.hinted or c.pickled_fns[fid] is not None
+    simple = C.SIMPLE
+    if kw or any(type(v) not in simple for v in a):
+        C.check_constant_pickles(key, where, task, a, kw, c.pickle_problems)
+    return checks, ret
+
+
+def _run_checks(task: Any, f: _Form, k: int, kw: dict[str, Any] | None) -> tuple[Any, Any]:
+    """The run-time checks of a call of ``task`` with ``k`` arguments and keywords ``kw``."""
+    if kw is None:
+        hit = f.ret_checks.get(k)
+        if hit is None:
+            hit = f.ret_checks[k] = C.runtime_checks(task.meta, k, None)
+        return hit
+    return C.runtime_checks(task.meta, k, kw)
+
+
+def readers(cols: Columns, waiting: tuple[tuple[int, ...], ...], n_slots: int) -> tuple[list[int], set[int]]:
+    """How many nodes read each slot (nodes and inputs), and the nodes read by a node
+    that does not wait for them.  A node mostly reads just what it waits for (its reads
+    are its dependencies' tuple): the nodes waiting for a node are its readers."""
+    counts = list(map(len, waiting))
+    counts += [0] * (n_slots - len(counts))
+    apart: set[int] = set()
+    for reads, deps in zip(cols.reads, cols.deps, strict=True):
+        if reads is not deps:
+            for d in deps:
+                counts[d] -= 1
+            for s in reads:
+                counts[s] += 1
+            apart.update(reads)
+    return counts, apart
+
+
+def dependents(deps: list[tuple[int, ...]]) -> tuple[tuple[int, ...], ...]:
+    """Per node, the nodes that wait for it, in plan order."""
+    out: list[list[int]] = [[] for _ in deps]
+    for p, ds in enumerate(deps):
+        for d in ds:
+            out[d].append(p)
+    return tuple(map(tuple, out))
+
+
+def _template(c: _Compiler, cols: Columns, p: int, rec: Any) -> tuple[tuple[Any, ...], Any, tuple[int, ...]]:
+    """The general path: ``(args, fills, reads)`` of plan node ``p`` (record ``rec``),
+    its keyword template, keyword fills and nesting set in ``cols``."""
+    res, pos = c.res, c.pos
+    _, _, _, raw_args, raw_kwargs, gdeps, nested, _, _ = rec
+    if c.has_tpl and not nested:
+        nested = any(res[d][0] == TPL for d in gdeps)
+    fills: list[tuple[int, int]] = []
+    reads: dict[int, None] = {}
+    if nested:
+        a = tuple(c.substitute(v) for v in raw_args)
+        kw = {k: c.substitute(v) for k, v in raw_kwargs.items()} if raw_kwargs else None
+        collect_refs(a, reads)
+        if kw:
+            collect_refs(kw, reads)
+        cols.kwargs[p], cols.nested[p] = kw, True
+        return a, (), tuple(reads)
+    al = list(raw_args)
+    Node = G.Node
+    for j, v in enumerate(al):
+        if isinstance(v, Node):
+            r = res[v._i]
+            if r[0] == CONST:
+                al[j] = r[1]
+            else:
+                s = pos[r[1]] if r[0] == NODE else c.slot_of(r)
+                al[j] = None
+                fills.append((j, s))
+                reads[s] = None
+    if raw_kwargs:
+        cols.kwargs[p], cols.kwfills[p] = _kw_template(c, raw_kwargs, reads)
+    return tuple(al), tuple(fills), tuple(reads)
+
+
+def _kw_template(
+    c: _Compiler, raw_kwargs: dict[str, Any], reads: dict[int, None]
+) -> tuple[dict[str, Any], tuple[tuple[str, int], ...]]:
+    kw = dict(raw_kwargs)
+    kwf: list[tuple[str, int]] = []
+    for name, v in kw.items():
+        if isinstance(v, G.Node):
+            r = c.res[v._i]
+            if r[0] == CONST:
+                kw[name] = r[1]
+            else:
+                s = c.slot_of(r)
+                kw[name] = None
+                kwf.append((name, s))
+                reads[s] = None
+    return kw, tuple(kwf)
