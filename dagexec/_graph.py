@@ -50,6 +50,7 @@ from ._node import (
     SectionNode,
     holds_node,
     nesting_exceeds,
+    record_args,
     reject_nodes_outside,
     scan,
 )
@@ -75,7 +76,7 @@ __all__ += [
     "SELECT",
     "TASK",
 ]
-__all__ += ["holds_node", "nesting_exceeds", "reject_nodes_outside"]
+__all__ += ["holds_node", "nesting_exceeds", "record_args", "reject_nodes_outside"]
 
 
 class _Missing:
@@ -268,6 +269,7 @@ class Graph:
             key = f"{base}-{n}"
         self._counts[base] = n + 1
         deps: tuple[int, ...] | None = None
+        stored: tuple[Any, ...] | None = args
         if not kwargs:  # fast path: Nodes and plain constants as positional arguments
             found: list[int] = []
             for a in args:
@@ -281,15 +283,17 @@ class Graph:
                 deps = tuple(found)
                 if len(deps) > 1 and len(set(deps)) < len(deps):
                     deps = tuple(dict.fromkeys(deps))
+                elif deps and len(deps) == len(args):
+                    stored = None  # every argument a distinct Node: the record keeps no tuple of them
                 kw: dict[str, Any] | None = None
                 nested = False
         if deps is None:
-            args, kw, deps, nested = self._scan(args, kwargs, key, site, task.meta.pos_params)
+            stored, kw, deps, nested = self._scan(args, kwargs, key, site, task.meta.pos_params)
         keys = self._keys
         idx = len(keys)
         used.add(key)
         keys.append(key)
-        self._recs.append((TASK, task, opts, args, kw, deps, nested, site, scope))
+        self._recs.append((TASK, task, opts, stored, kw, deps, nested, site, scope))
         node = _new_node(Node)
         _set_graph(node, self)
         _set_idx(node, idx)

@@ -52,6 +52,7 @@ __all__ = [
     "SectionNode",
     "holds_node",
     "nesting_exceeds",
+    "record_args",
     "reject_nodes_outside",
     "scan",
 ]
@@ -71,12 +72,14 @@ R_NESTED: Final = 6
 R_SITE: Final = 7
 R_SCOPE: Final = 8
 
-#: ``(kind, task, opts, args, kwargs, deps, nested, site, scope)``
+#: ``(kind, task, opts, args, kwargs, deps, nested, site, scope)``; ``args`` is None for
+#: a task call given distinct Nodes only, positionally: they are ``deps``, in order
+#: (:func:`record_args`), and the record keeps no tuple of Nodes alive
 Rec = tuple[
     int,
     "Task | None",
     "TaskOptions | None",
-    tuple[Any, ...],
+    "tuple[Any, ...] | None",
     "dict[str, Any] | None",
     tuple[int, ...],
     bool,
@@ -102,6 +105,14 @@ MAX_NESTING: Final = 200
 
 def _is_node(value: Any) -> bool:
     return isinstance(value, Node)
+
+
+def record_args(graph: Graph, rec: Rec) -> tuple[Any, ...]:
+    """The positional arguments of record ``rec`` of ``graph``, Nodes where Nodes were given."""
+    args = rec[R_ARGS]
+    if args is None:
+        return tuple([Node(graph, d) for d in rec[R_DEPS]])
+    return args
 
 
 def holds_node(value: Any) -> bool:

@@ -149,7 +149,7 @@ class _Compiler:
             elif kind == G.INPUT:
                 res[i] = (_INPUT, i)
             else:
-                value = rec[3][0]
+                value = G.record_args(self.g, rec)[0]  # a marker's one argument
                 if rec[6] and kind == G.PARAM:
                     res[i] = (_TPL, (value, tuple(_runnable_deps(rec[5], res))))
                     self.has_tpl = True

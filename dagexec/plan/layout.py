@@ -139,13 +139,18 @@ def lay_out(c: _Compiler) -> Columns:
     f: Any = None  # the form of the node before
     for p, rec in enumerate(recs):
         kind, task, opts, a, kw, gd, nested, site, scope = rec
-        k = len(a)
-        if (
-            kw is None
-            and not nested
-            and (len(gd) == k or not gd)
-            and (is_run is None or all(map(is_run.__getitem__, gd)))
-        ):  # distinct Nodes that run, or constants only: straight from the record
+        if a is None:  # distinct Nodes only (dagexec._node.Rec)
+            k = len(gd)
+            straight = is_run is None or all(map(is_run.__getitem__, gd))
+        else:
+            k = len(a)
+            straight = (
+                kw is None
+                and not nested
+                and (len(gd) == k or not gd)
+                and (is_run is None or all(map(is_run.__getitem__, gd)))
+            )
+        if straight:  # distinct Nodes that run, or constants only: straight from the record
             if gd:
                 r = gd if ident else deps[p] if c.dep_lists[order[p]] is gd else tuple([pos[d] for d in gd])
                 args_l.append(nones[k] if k < n_nones else (None,) * k)
@@ -153,7 +158,7 @@ def lay_out(c: _Compiler) -> Columns:
                 reads_l.append(r)
                 plain = True
             else:
-                args_l.append(a)
+                args_l.append(a)  # type: ignore[arg-type]  # not None without dependencies
                 fills_l.append(())
                 reads_l.append(())
                 plain = not a
@@ -209,7 +214,8 @@ def _node_checks(
     ret: Any = None
     if f.hinted:
         gi = p if c.identity else c.order_[p]
-        kind, _, _, raw_args, raw_kwargs = c.recs[gi][:5]
+        kind, _, _, _, raw_kwargs = c.recs[gi][:5]
+        raw_args = G.record_args(c.g, c.recs[gi])
         # a map's first argument is the list of items: each item is checked on its own
         skip = 1 if kind == G.MAP else 0
         C.check_constants(c.g, gi, key, where, task, raw_args, raw_kwargs, c.res, c.problems, skip)
@@ -273,7 +279,8 @@ def _template(c: _Compiler, cols: Columns, p: int, rec: Any) -> tuple[tuple[Any,
     """The general path: ``(args, fills, reads)`` of plan node ``p`` (record ``rec``),
     its keyword template, keyword fills and nesting set in ``cols``."""
     res, pos = c.res, c.pos
-    _, _, _, raw_args, raw_kwargs, gdeps, nested, _, _ = rec
+    _, _, _, _, raw_kwargs, gdeps, nested, _, _ = rec
+    raw_args = G.record_args(c.g, rec)
     if c.has_tpl and not nested:
         nested = any(res[d][0] == TPL for d in gdeps)
     fills: list[tuple[int, int]] = []
