@@ -281,9 +281,10 @@ class Graph:
                     break
             else:
                 deps = tuple(found)
-                if len(deps) > 1 and len(set(deps)) < len(deps):
+                nd = len(deps)
+                if (nd == 2 and deps[0] == deps[1]) or (nd > 2 and len(set(deps)) < nd):
                     deps = tuple(dict.fromkeys(deps))
-                elif deps and len(deps) == len(args):
+                elif nd and nd == len(args):
                     stored = None  # every argument a distinct Node: the record keeps no tuple of them
                 kw: dict[str, Any] | None = None
                 nested = False

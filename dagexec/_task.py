@@ -22,6 +22,8 @@ from ._node import reject_nodes_outside
 
 __all__ = ["Task", "TaskOptions", "task"]
 
+_current_graph = _graph.current_graph
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Every task option with its default value (DESIGN §2).
@@ -351,7 +353,7 @@ class Task(DecoratedFunction):
 
     # -- calling ---------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        graph = _graph.current_graph()
+        graph = _current_graph()
         if graph is None:
             reject_nodes_outside(self.task_name, args, kwargs)
             return self.__wrapped__(*args, **kwargs)
