@@ -1,4 +1,10 @@
-"""Where the user's code called into dagexec: ``path/to/file.py:14``."""
+"""Where the user's code called into dagexec: ``path/to/file.py:14``.
+
+A frame's line number is worked out by scanning its code's line table, which costs
+more than the rest of recording a task call, so each place is looked up once: per
+code object and offset, and for the last code seen at each offset (a graph built in a
+loop asks for the same place again and again and gets the same tuple back).
+"""
 
 from __future__ import annotations
 
