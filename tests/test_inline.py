@@ -78,7 +78,8 @@ def test_tiny_trials_run_in_the_master_once_measured_and_say_so():
     assert all(where[k].startswith("dagexec-") for k in submitted)
     # the first squares go to threads until one has been measured; most run in the master
     assert {"square", "square-1"} <= submitted
-    assert sum(1 for k in where if k.startswith("square") and where[k] == "master") >= 190
+    # (a trial slowed by the machine now and then may send a few back to the threads)
+    assert sum(1 for k in where if k.startswith("square") and where[k] == "master") >= 150
     for trials in result.trials.values():
         (trial,) = trials
         assert trial.attempt == 1 and trial.state is SUCCEEDED
@@ -126,7 +127,8 @@ def turns_slow(x: int) -> int:
 def test_a_function_that_turns_slow_goes_back_to_the_threads():
     # max_workers=2: turns_slow-0 and -1 go to threads; once one is measured, the rest
     # of the quick ones run in the master, and so do the first two slow ones (one slow
-    # trial alone may be the machine's doing): after them, the others go to threads
+    # trial alone may be the machine's doing): after them, the others go to threads.
+    # (A quick trial the machine slowed just before counts as the first of the two.)
     with dx.Graph("g") as g:
         collect([turns_slow(i) for i in range(40)])
     result = g.compile().run(executor=Counting(2))
@@ -134,8 +136,9 @@ def test_a_function_that_turns_slow_goes_back_to_the_threads():
     where = workers(result)
     slow_keys = [f"turns_slow-{i}" for i in range(SLOW_FROM, 40)]
     in_master = [k for k in slow_keys if where[k] == "master"]
-    assert in_master == [f"turns_slow-{SLOW_FROM}", f"turns_slow-{SLOW_FROM + 1}"]
-    assert all(where[k].startswith("dagexec-") for k in slow_keys[2:])
+    assert in_master in (slow_keys[:2], slow_keys[:1], [])
+    assert all(where[k].startswith("dagexec-") for k in slow_keys[len(in_master) :])
+    assert sum(1 for i in range(2, SLOW_FROM) if where[f"turns_slow-{i}"] == "master") >= 10
 
 
 def test_sleeping_tasks_keep_their_threads():
@@ -194,9 +197,12 @@ def test_ctrl_c_during_a_trial_in_the_master_cancels_the_run():
         def on_run_end(self, result: dx.RunResult) -> None:
             ended.append(result)
 
+    fired: list[int] = []
+
     @dx.task
     def tiny(x: int) -> int:
-        if x == 30 and threading.current_thread() is threading.main_thread():
+        if x >= 30 and not fired and threading.current_thread() is threading.main_thread():
+            fired.append(x)
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, while this trial runs in the master
             time.sleep(5)  # the KeyboardInterrupt comes before this ends
         return x
@@ -206,9 +212,12 @@ def test_ctrl_c_during_a_trial_in_the_master_cancels_the_run():
     with pytest.raises(KeyboardInterrupt):
         g.compile().run(executor="threads", max_workers=2, callbacks=[Record()])
     (result,) = ended
-    (trial,) = result.trials["tiny-30"]
+    (x,) = fired
+    (trial,) = result.trials[f"tiny-{x}"]
     assert (trial.state, trial.worker) == (CANCELLED, "master")
-    assert result.states["tiny-30"] is CANCELLED and result.states["collect"] is CANCELLED
-    # tiny and tiny-1 went to threads (tiny-1's outcome may not have been taken in)
-    assert all(result.states[f"tiny-{i}"] is SUCCEEDED for i in range(2, 30))
-    assert all(result.states[f"tiny-{i}"] is CANCELLED for i in range(31, 60))
+    assert result.states[f"tiny-{x}"] is CANCELLED and result.states["collect"] is CANCELLED
+    # what ended before it succeeded; nothing after it ran (what was in flight on a
+    # thread was abandoned and cancelled)
+    assert set(result.states.values()) == {SUCCEEDED, CANCELLED}
+    assert all(result.states[f"tiny-{i}"] is CANCELLED for i in range(x + 1, 60))
+    assert sum(1 for i in range(2, x) if result.states[f"tiny-{i}"] is SUCCEEDED) >= 20
