@@ -15,13 +15,13 @@ from typing import Any
 
 from memory import MALLOC_ENV, check_supported, rss_peak
 from runner_base import Runner
-from shapes import SHAPES, Dag
-from workload_base import Workload
+from shapes import Dag
+from special_workloads import PlanWorkload
 
 __all__ = ["BigBuildWorkload"]
 
 
-class BigBuildWorkload(Workload):
+class BigBuildWorkload(PlanWorkload):
     """Time building and compiling a large graph, and measure the memory it takes.
 
     dagexec only (its serial runner; executors play no part).  After an untimed
@@ -49,15 +49,6 @@ class BigBuildWorkload(Workload):
     def __init__(self, name: str, shape: str, size: int, quick_size: int, description: str) -> None:
         super().__init__(name, shape, size, quick_size, description)
         self._info: dict[str, Any] = {}
-
-    def applies_to(self, runner: Runner) -> bool:
-        return runner.family == "dagexec" and runner.mode == "serial"
-
-    def size(self, runner: Runner, quick: bool) -> int:
-        return self._quick if quick else self._size
-
-    def make(self, runner: Runner, quick: bool) -> Dag:
-        return SHAPES[self.shape](self.size(runner, quick))
 
     def info(self) -> dict[str, Any]:
         return self._info

@@ -86,7 +86,35 @@ class RunWorkload(Workload):
         return out, checksum
 
 
-class CpuWorkload(RunWorkload):
+class ParallelWorkload(RunWorkload):
+    """Independent tasks of ``task_s`` seconds each on ``workers`` at once: the figure
+    to read is ÷ideal, the median against ``size * task_s / workers``, the time the
+    workers need with no overhead at all.  No per-task overhead column: a parallel run
+    is not compared to a loop."""
+
+    overhead = False
+    ratio_phases = {}  # noqa: RUF012
+
+    def __init__(
+        self,
+        name: str,
+        shape: str,
+        size: int,
+        quick_size: int,
+        task_s: float,
+        workers: int,
+        description: str,
+        modes: tuple[str, ...],
+    ) -> None:
+        super().__init__(name, shape, size, quick_size, description, modes)
+        self.task_s = task_s
+        self.workers = workers
+
+    def ideal_s(self, nodes: int) -> float | None:
+        return nodes * self.task_s / self.workers
+
+
+class CpuWorkload(ParallelWorkload):
     """Time ``size`` independent tasks of ``task_s`` seconds of pure-Python CPU work.
 
     Each process (each pair runs in its own) first calibrates ``spin``'s loop count
@@ -94,11 +122,7 @@ class CpuWorkload(RunWorkload):
     results.  The figure to read is ÷ideal: the median against
     ``size * task_s / workers``, the time ``workers`` cores need with no overhead at
     all.  The plain loop runs on one core, so it sits near ``workers`` times the ideal.
-    There is no per-task overhead column: a parallel run is not compared to a loop.
     """
-
-    overhead = False
-    ratio_phases = {}  # noqa: RUF012
 
     def __init__(
         self,
@@ -110,9 +134,7 @@ class CpuWorkload(RunWorkload):
         description: str,
         modes: tuple[str, ...] = ("processes",),
     ) -> None:
-        super().__init__(name, "independent", size, quick_size, description, modes)
-        self.task_s = task_s
-        self.workers = workers
+        super().__init__(name, "independent", size, quick_size, task_s, workers, description, modes)
         self._info: dict[str, Any] = {}
 
     def make(self, runner: Runner, quick: bool) -> Dag:
@@ -128,22 +150,16 @@ class CpuWorkload(RunWorkload):
     def info(self) -> dict[str, Any]:
         return self._info
 
-    def ideal_s(self, nodes: int) -> float | None:
-        return nodes * self.task_s / self.workers
 
-
-class SleepWorkload(RunWorkload):
+class SleepWorkload(ParallelWorkload):
     """Time ``size`` independent tasks that each sleep ``task_s`` seconds.
 
     A sleeping task holds no core, so ``workers`` threads run ``workers`` of them at
     once: the figure to read is ÷ideal, the median against ``size * task_s /
     workers``.  It shows whether an executor that may run tiny trials in its own
     thread still hands waiting ones to its workers.  The plain loop sleeps one task
-    after the other, ``workers`` times the ideal.  No per-task overhead column.
+    after the other, ``workers`` times the ideal.
     """
-
-    overhead = False
-    ratio_phases = {}  # noqa: RUF012
 
     def __init__(
         self,
@@ -154,18 +170,13 @@ class SleepWorkload(RunWorkload):
         description: str,
         modes: tuple[str, ...] = ("threads",),
     ) -> None:
-        super().__init__(name, "sleepers", size, size, description, modes)
-        self.task_s = task_s
-        self.workers = workers
+        super().__init__(name, "sleepers", size, size, task_s, workers, description, modes)
 
     def make(self, runner: Runner, quick: bool) -> Dag:
         return sleepers(self.size(runner, quick), self.task_s)
 
     def info(self) -> dict[str, Any]:
         return {"task_ms": self.task_s * 1e3, "ideal_workers": self.workers}
-
-    def ideal_s(self, nodes: int) -> float | None:
-        return nodes * self.task_s / self.workers
 
 
 class BuildWorkload(Workload):

@@ -210,7 +210,10 @@ class Graph:
     # -- keys ------------------------------------------------------------------
     def _next_key(self, name: str, reserve: bool = True) -> str:
         scope = self._scope
-        base = f"{scope.path}/{name}" if scope is not None else name
+        return self._key_of(f"{scope.path}/{name}" if scope is not None else name, reserve)
+
+    def _key_of(self, base: str, reserve: bool = True) -> str:
+        """``base``, or ``base-N`` with the first free N (kept as taken with ``reserve``)."""
         n = self._counts.get(base, 0)
         key = base if n == 0 else f"{base}-{n}"
         used = self._used
@@ -268,13 +271,7 @@ class Graph:
             base, opts = name, root_opts
         else:
             base, opts = f"{scope.path}/{name}", task.resolve(scope.defaults, scope.defaults_key)
-        n = self._counts.get(base, 0)
-        key = base if n == 0 else f"{base}-{n}"
-        used = self._used
-        while key in used:
-            n += 1
-            key = f"{base}-{n}"
-        self._counts[base] = n + 1
+        key = self._key_of(base)
         deps: tuple[int, ...] | None = None
         stored: tuple[Any, ...] | None = args
         if not kwargs:  # fast path: Nodes and plain constants as positional arguments
@@ -299,7 +296,7 @@ class Graph:
             stored, kw, deps, nested = self._scan(args, kwargs, key, site, task.meta.pos_params)
         keys = self._keys
         idx = len(keys)
-        used.add(key)
+        self._used.add(key)
         keys.append(key)
         self._recs.append((TASK, task, opts, stored, kw, deps, nested, site, scope))
         node = _new_node(Node)
