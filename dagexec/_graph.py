@@ -15,7 +15,8 @@ the call.  ``after()`` records where it was called, so a cycle is reported
 at the call that closed it.
 
 Recording a task call is the hot path of building (a graph of 1,000,000 nodes is
-1,000,000 of them), so :meth:`Graph._add_task_call` does it inline: the call site
+1,000,000 of them), so :func:`call_task`, which is ``Task.__call__`` itself, does it
+inline, key included (the general :meth:`Graph._key_of` only when the key is taken): the call site
 comes from a table keyed by the caller's code and offset (:mod:`dagexec._callsite`),
 what is per task (name, arity bounds, options outside sections) from one tuple the
 task works out on its first call, and a call given distinct Nodes only stores no
@@ -69,7 +70,7 @@ if TYPE_CHECKING:
     from ._task import Task, TaskOptions
     from .plan.compiled import CompiledGraph
 
-__all__ = ["Graph", "Node", "SectionNode", "current_graph"]
+__all__ = ["Graph", "Node", "SectionNode", "call_task", "current_graph"]
 # and, for the modules that read records through this one, what dagexec._node defines
 __all__ += ["FINISH", "GETITEM", "INPUT", "MAP", "MAX_NESTING", "NODE_TYPES", "PARAM", "R_KIND"]
 __all__ += [
@@ -106,6 +107,7 @@ MISSING: Any = _Missing()
 
 _current: contextvars.ContextVar[Graph | None] = contextvars.ContextVar("dagexec_graph", default=None)
 current_graph = _current.get
+_current_get = _current.get
 
 # a Node made without Node.__init__'s calls, on the hot path of building
 _new_node = object.__new__
@@ -258,52 +260,6 @@ class Graph:
     _scan = scan  # see dagexec._node.scan
 
     # -- recording -------------------------------------------------------------
-    def _add_task_call(self, task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Node:
-        # the hot path of building (module docstring)
-        f = _getframe(2)  # this method <- Task.__call__ <- the user's call
-        hit = sites_at.get(f.f_lasti)
-        site = hit[1] if hit is not None and hit[0] is f.f_code else site_at(f) or user_frame(2)
-        name, lo, hi, root_opts = task._self_fast or task.fast_facts()
-        if kwargs or not lo <= len(args) <= hi:
-            args, kwargs = self._bind(task, args, kwargs, site, "")
-        scope = self._scope
-        if scope is None:
-            base, opts = name, root_opts
-        else:
-            base, opts = f"{scope.path}/{name}", task.resolve(scope.defaults, scope.defaults_key)
-        key = self._key_of(base)
-        deps: tuple[int, ...] | None = None
-        stored: tuple[Any, ...] | None = args
-        if not kwargs:  # fast path: Nodes and plain constants as positional arguments
-            found: list[int] = []
-            for a in args:
-                if isinstance(a, Node):
-                    if a._g is not self:
-                        self._own(a, key, site)
-                    found.append(a._i)
-                elif isinstance(a, _CONTAINER_BASES):
-                    break
-            else:
-                deps = tuple(found)
-                nd = len(deps)
-                if (nd == 2 and deps[0] == deps[1]) or (nd > 2 and len(set(deps)) < nd):
-                    deps = tuple(dict.fromkeys(deps))
-                elif nd and nd == len(args):
-                    stored = None  # every argument a distinct Node: the record keeps no tuple of them
-                kw: dict[str, Any] | None = None
-                nested = False
-        if deps is None:
-            stored, kw, deps, nested = self._scan(args, kwargs, key, site, task.meta.pos_params)
-        keys = self._keys
-        idx = len(keys)
-        self._used.add(key)
-        keys.append(key)
-        self._recs.append((TASK, task, opts, stored, kw, deps, nested, site, scope))
-        node = _new_node(Node)
-        _set_graph(node, self)
-        _set_idx(node, idx)
-        return node
-
     def _bind(
         self, task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], site: tuple[str, int], what: str
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -524,6 +480,68 @@ class Graph:
         from ._dot import to_dot
 
         return to_dot(self, collapse=collapse, expand=expand)
+
+
+def call_task(task: Task, *args: Any, **kwargs: Any) -> Any:
+    """``Task.__call__``: inside a graph, record the call and return its Node; anywhere
+    else, run the function.
+
+    The hot path of building (module docstring), one frame deep: the key and the
+    record are made here, inline; calls given keywords, a number of arguments the
+    task does not bind as it is, or containers go the general way."""
+    self = _current_get()
+    if self is None:
+        reject_nodes_outside(task._self_name, args, kwargs)
+        return task.__wrapped__(*args, **kwargs)
+    f = _getframe(1)  # the user's call
+    hit = sites_at.get(f.f_lasti)
+    site = hit[1] if hit is not None and hit[0] is f.f_code else site_at(f) or user_frame(1)
+    name, lo, hi, root_opts = task._self_fast or task.fast_facts()
+    if kwargs or not lo <= len(args) <= hi:
+        args, kwargs = self._bind(task, args, kwargs, site, "")
+    scope = self._scope
+    if scope is None:
+        base, opts = name, root_opts
+    else:
+        base, opts = f"{scope.path}/{name}", task.resolve(scope.defaults, scope.defaults_key)
+    counts, used = self._counts, self._used
+    n = counts.get(base, 0)
+    key = base if n == 0 else f"{base}-{n}"
+    if key in used:
+        key = self._key_of(base)
+    else:
+        counts[base] = n + 1
+    deps: tuple[int, ...] | None = None
+    stored: tuple[Any, ...] | None = args
+    if not kwargs:  # fast path: Nodes and plain constants as positional arguments
+        found: list[int] = []
+        for a in args:
+            if isinstance(a, Node):
+                if a._g is not self:
+                    self._own(a, key, site)
+                found.append(a._i)
+            elif isinstance(a, _CONTAINER_BASES):
+                break
+        else:
+            deps = tuple(found)
+            nd = len(deps)
+            if (nd == 2 and deps[0] == deps[1]) or (nd > 2 and len(set(deps)) < nd):
+                deps = tuple(dict.fromkeys(deps))
+            elif nd and nd == len(args):
+                stored = None  # every argument a distinct Node: the record keeps no tuple of them
+            kw: dict[str, Any] | None = None
+            nested = False
+    if deps is None:
+        stored, kw, deps, nested = self._scan(args, kwargs, key, site, task.meta.pos_params)
+    keys = self._keys
+    idx = len(keys)
+    used.add(key)
+    keys.append(key)
+    self._recs.append((TASK, task, opts, stored, kw, deps, nested, site, scope))
+    node = _new_node(Node)
+    _set_graph(node, self)
+    _set_idx(node, idx)
+    return node
 
 
 def _short(value: Any) -> str:

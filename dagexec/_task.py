@@ -18,11 +18,8 @@ import wrapt
 
 from . import _graph
 from ._errors import CallError
-from ._node import reject_nodes_outside
 
 __all__ = ["Task", "TaskOptions", "task"]
-
-_current_graph = _graph.current_graph
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -352,12 +349,9 @@ class Task(DecoratedFunction):
         return Task(self.__wrapped__, {**self._self_explicit, **overrides})
 
     # -- calling ---------------------------------------------------------------
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        graph = _current_graph()
-        if graph is None:
-            reject_nodes_outside(self.task_name, args, kwargs)
-            return self.__wrapped__(*args, **kwargs)
-        return graph._add_task_call(self, args, kwargs)
+    #: inside a graph, record the call as a Node; anywhere else, run the function
+    #: (one frame deep, the hot path of building: see ``dagexec._graph``)
+    __call__ = _graph.call_task
 
     def map(self, items: Any, **fixed: Any) -> Any:
         """One trial per item: the task called with each item as its first argument.

@@ -19,6 +19,7 @@ template holds constants.  They run in plan order, so problems are listed node b
 from __future__ import annotations
 
 import inspect
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from .. import _graph as G
@@ -125,20 +126,15 @@ def lay_out(c: _Compiler) -> Columns:
         deps = [tuple([pos[d] for d in c.dep_lists[gi]]) for gi in order]
     cols = Columns(c.n, deps)
     args_l, fills_l, reads_l, specs_l = cols.args, cols.fills, cols.reads, cols.specs
-    opts_l, names_l, routes_l, sites_l, sections_l = (
-        cols.opts,
-        cols.names,
-        cols.routes,
-        cols.sites,
-        cols.sections,
-    )
     forms: dict[Any, _Form] = {}
+    sites: dict[Any, str] = {}  # a record's call site -> its text
+    builtins: list[int] = []  # the nodes that are no task's call
     nones, n_nones, TASK, MAP = _NONES, len(_NONES), G.TASK, G.MAP
     last: Any = forms  # the options (or builtin kind) of the node before: none yet
     last_site: Any = None
     f: Any = None  # the form of the node before
     for p, rec in enumerate(recs):
-        kind, task, opts, a, kw, gd, nested, site, scope = rec
+        kind, task, opts, a, kw, gd, nested, site, _ = rec
         if a is None:  # distinct Nodes only (dagexec._node.Rec)
             k = len(gd)
             straight = is_run is None or all(map(is_run.__getitem__, gd))
@@ -169,15 +165,15 @@ def lay_out(c: _Compiler) -> Columns:
             reads_l.append(t[2])
             plain = False
         if site is not last_site:
-            last_site, where = site, format_site(site)
+            last_site = site
+            hit = sites.get(site)
+            where = sites[site] = format_site(site) if hit is None else hit
         form = opts if opts is not None else kind
         if form is not last:
             last, f = form, forms.get(form)
             if f is None:
                 f = forms[form] = _Form(task, opts, kind)
-            fn, name, route, timeout, resources, coro, watched = (
-                f.fn, f.name, f.route, f.timeout, f.resources, f.coro, f.watched
-            )  # fmt: skip
+            fn, timeout, resources, coro, watched = f.fn, f.timeout, f.resources, f.coro, f.watched
             checks: Any = ()
             ret: Any = None
         if (watched is not False or not plain) and task is not None:
@@ -186,15 +182,44 @@ def lay_out(c: _Compiler) -> Columns:
         if kind != TASK:
             if kind == MAP:
                 cols.maps.append(p)
-            elif task is None:  # node[k] and a section's packed value run where their producer runs
-                route = routes_l[deps[p][0]] if deps[p] else "default"
+            elif task is None:
+                builtins.append(p)
         specs_l.append(NodeSpec(keys[p], fn, task, checks, ret, timeout, resources, coro))
-        opts_l.append(opts)
-        names_l.append(name)
-        routes_l.append(route)
-        sites_l.append(where)
-        sections_l.append(scope.path if scope is not None else "")
+    _per_form_columns(cols, recs, forms, sites, builtins, c.g)
     return cols
+
+
+class _Paths(dict[Any, str]):
+    """A record's scope -> its path (``""`` outside sections)."""
+
+    def __missing__(self, scope: Any) -> str:
+        path: str = scope.path
+        self[scope] = path
+        return path
+
+
+def _per_form_columns(
+    cols: Columns, recs: Any, forms: dict[Any, _Form], sites: dict[Any, str], builtins: list[int], g: G.Graph
+) -> None:
+    """The columns that follow from a node's options, call site and scope alone, made
+    a column at a time; then the nodes that are no task's call get their names, and
+    the route of their producer."""
+    opts = cols.opts = list(map(itemgetter(G.R_OPTS), recs))
+    cols.sites = list(map(sites.__getitem__, map(itemgetter(G.R_SITE), recs)))
+    paths = _Paths()
+    paths[None] = ""
+    cols.sections = list(map(paths.__getitem__, map(itemgetter(G.R_SCOPE), recs)))
+    named = {o: f for o, f in forms.items() if not isinstance(o, int)}
+    name_of = {o: f.name for o, f in named.items()}
+    route_of = {o: f.route for o, f in named.items()}
+    name_of[None] = route_of[None] = ""
+    names = cols.names = list(map(name_of.__getitem__, opts))
+    routes = cols.routes = list(map(route_of.__getitem__, opts))
+    deps = cols.deps
+    for p in builtins:  # node[k], a section's packed value, dx.cond: in plan order
+        names[p] = BUILTIN[recs[p][G.R_KIND]][1]
+        ds = deps[p]
+        routes[p] = routes[ds[0]] if ds else "default"  # they run where their producer runs
 
 
 def _node_checks(
@@ -268,11 +293,13 @@ def readers(cols: Columns, waiting: tuple[tuple[int, ...], ...], n_slots: int) -
 
 def dependents(deps: list[tuple[int, ...]]) -> tuple[tuple[int, ...], ...]:
     """Per node, the nodes that wait for it, in plan order."""
-    out: list[list[int]] = [[] for _ in deps]
+    # a tuple grown by one per dependent: most nodes have one or two, and a list per
+    # node (turned into a tuple after) cost twice as much
+    out: list[tuple[int, ...]] = [()] * len(deps)
     for p, ds in enumerate(deps):
         for d in ds:
-            out[d].append(p)
-    return tuple(map(tuple, out))
+            out[d] += (p,)
+    return tuple(out)
 
 
 def _template(c: _Compiler, cols: Columns, p: int, rec: Any) -> tuple[tuple[Any, ...], Any, tuple[int, ...]]:
