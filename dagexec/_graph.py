@@ -57,6 +57,7 @@ from ._node import (
     Node,
     Rec,
     SectionNode,
+    _Scope,
     holds_node,
     nesting_exceeds,
     record_args,
@@ -66,7 +67,6 @@ from ._node import (
 from ._typecheck import short_repr, unknown_keywords
 
 if TYPE_CHECKING:
-    from ._section import Section
     from ._task import Task, TaskOptions
     from .plan.compiled import CompiledGraph
 
@@ -115,43 +115,6 @@ _set_graph = vars(Node)["_g"].__set__  # the slots' own setters
 _set_idx = vars(Node)["_i"].__set__
 
 
-class _Scope:
-    """One section call: keys inside it are prefixed with ``path + "/"``."""
-
-    __slots__ = (
-        "call_site",
-        "defaults",
-        "defaults_key",
-        "depth",
-        "finish",
-        "name",
-        "params",
-        "parent",
-        "path",
-        "section",
-    )
-
-    def __init__(
-        self,
-        path: str,
-        name: str,
-        parent: _Scope | None,
-        defaults: dict[str, Any],
-        section: Section | None,
-        call_site: tuple[str, int],
-    ) -> None:
-        self.path = path
-        self.name = name
-        self.parent = parent
-        self.defaults = defaults
-        self.defaults_key = repr(sorted(defaults.items())) if defaults else ""
-        self.section = section
-        self.call_site = call_site
-        self.depth: int = parent.depth + 1 if parent is not None else 1  # sections around it, itself included
-        self.params: dict[str, int] = {}  # parameter name -> PARAM node idx
-        self.finish = -1  # FINISH node idx, once the body returned
-
-
 class Graph:
     """The container nodes are created in.
 
@@ -178,8 +141,10 @@ class Graph:
         self._after_sites: dict[tuple[int, int], tuple[str, int]] = {}
         # dx.cond calls: (select idx, predicate idx, then-branch start, otherwise start, end)
         self._conds: list[tuple[int, int, int, int, int]] = []
-        self._used: set[str] = set()
-        self._counts: dict[str, int] = {}
+        self._counts: dict[str, int] = {}  # base -> the N its next key tries (see _taken)
+        self._reserved: set[str] = set()  # keys taken as they are: inputs, section parameters
+        self._freed: set[str] = set()  # keys a failed section call or cond gave back
+        self._suffixed: set[str] = set()  # X when a key "X-N" was taken other than as X's N-th
         self._inputs: dict[str, int] = {}  # input name -> idx
         self._input_specs: dict[int, tuple[Any, Any]] = {}  # idx -> (type, default)
         self._outputs: list[tuple[str, int]] = []
@@ -218,13 +183,45 @@ class Graph:
         """``base``, or ``base-N`` with the first free N (kept as taken with ``reserve``)."""
         n = self._counts.get(base, 0)
         key = base if n == 0 else f"{base}-{n}"
-        used = self._used
-        while key in used:
+        while self._taken(key):
             n += 1
             key = f"{base}-{n}"
         if reserve:
             self._counts[base] = n + 1
+            self._freed.discard(key)
+            self._note_suffix(base)
         return key
+
+    # A key ``base`` or ``base-N`` made by _key_of stays taken through the counter of its
+    # base, with no set of every key: "base-N" is taken when base's counter passed N.
+    # Two such keys of different bases never clash (the text after the last "-" is N),
+    # so a call can take ``base-N`` unchecked unless some key "base-M" was taken another
+    # way (as a base of its own, an input, a section parameter): ``_suffixed`` says so.
+    def _taken(self, key: str) -> bool:
+        if key in self._reserved:
+            return True
+        if key in self._freed:
+            return False
+        if self._counts.get(key, 0):
+            return True
+        base, n = _split_suffix(key)
+        return n > 0 and self._counts.get(base, 0) > n
+
+    def _note_suffix(self, key: str) -> None:
+        base, n = _split_suffix(key)
+        if n > 0:
+            self._suffixed.add(base)
+
+    def _reserve(self, key: str) -> None:
+        """Take ``key`` as it is (an input's name, a section parameter's marker)."""
+        self._reserved.add(key)
+        self._freed.discard(key)
+        self._note_suffix(key)
+
+    def _release(self, key: str) -> None:
+        """Give ``key`` back (what a failed section call or cond recorded)."""
+        self._reserved.discard(key)
+        self._freed.add(key)
 
     def _append(
         self,
@@ -240,7 +237,8 @@ class Graph:
         scope: _Scope | None,
     ) -> int:
         idx = len(self._keys)
-        self._used.add(key)
+        if kind == INPUT or kind == PARAM:  # keys not made by _key_of
+            self._reserve(key)
         self._keys.append(key)
         self._recs.append((kind, task, opts, args, kwargs, deps, nested, site, scope))
         return idx
@@ -339,7 +337,7 @@ class Graph:
                     f"input {name!r} is declared twice (declared again at {where})", key=name, call_site=where
                 )
             )
-        if name in self._used:
+        if self._taken(name):
             raise GraphError(
                 Problem(
                     f"input {name!r}: the name is already the key of a node (declared at {where})",
@@ -407,7 +405,7 @@ class Graph:
         Key counters are left as they are: a failed call may use up a number.
         """
         for key in self._keys[n_nodes:]:
-            self._used.discard(key)
+            self._release(key)
         del self._keys[n_nodes:]
         del self._recs[n_nodes:]
         del self._sections[n_sections:]
@@ -504,13 +502,13 @@ def call_task(task: Task, *args: Any, **kwargs: Any) -> Any:
         base, opts = name, root_opts
     else:
         base, opts = f"{scope.path}/{name}", task.resolve(scope.defaults, scope.defaults_key)
-    counts, used = self._counts, self._used
+    counts = self._counts
     n = counts.get(base, 0)
-    key = base if n == 0 else f"{base}-{n}"
-    if key in used:
-        key = self._key_of(base)
-    else:
+    if n and base not in self._suffixed:  # base-n is free (Graph._taken)
+        key = f"{base}-{n}"
         counts[base] = n + 1
+    else:
+        key = self._key_of(base)
     deps: tuple[int, ...] | None = None
     stored: tuple[Any, ...] | None = args
     if not kwargs:  # fast path: Nodes and plain constants as positional arguments
@@ -535,13 +533,20 @@ def call_task(task: Task, *args: Any, **kwargs: Any) -> Any:
         stored, kw, deps, nested = self._scan(args, kwargs, key, site, task.meta.pos_params)
     keys = self._keys
     idx = len(keys)
-    used.add(key)
     keys.append(key)
     self._recs.append((TASK, task, opts, stored, kw, deps, nested, site, scope))
     node = _new_node(Node)
     _set_graph(node, self)
     _set_idx(node, idx)
     return node
+
+
+def _split_suffix(key: str) -> tuple[str, int]:
+    """``("X", N)`` for a key ``"X-N"`` as _key_of makes them (N >= 1), else ``(key, 0)``."""
+    base, dash, digits = key.rpartition("-")
+    if dash and digits.isascii() and digits.isdigit() and digits[0] != "0":
+        return base, int(digits)
+    return key, 0
 
 
 def _short(value: Any) -> str:

@@ -42,7 +42,8 @@ from ._errors import CallError, GraphError, NodeAttributeError, Problem
 from ._walk import TooDeepError, exceeds, leaves, replace
 
 if TYPE_CHECKING:
-    from ._graph import Graph, _Scope
+    from ._graph import Graph
+    from ._section import Section
     from ._task import Task, TaskOptions
 
 __all__ = [
@@ -86,6 +87,43 @@ Rec = tuple[
     tuple[str, int],
     "_Scope | None",
 ]
+
+
+class _Scope:
+    """One section call: keys inside it are prefixed with ``path + "/"``."""
+
+    __slots__ = (
+        "call_site",
+        "defaults",
+        "defaults_key",
+        "depth",
+        "finish",
+        "name",
+        "params",
+        "parent",
+        "path",
+        "section",
+    )
+
+    def __init__(
+        self,
+        path: str,
+        name: str,
+        parent: _Scope | None,
+        defaults: dict[str, Any],
+        section: Section | None,
+        call_site: tuple[str, int],
+    ) -> None:
+        self.path = path
+        self.name = name
+        self.parent = parent
+        self.defaults = defaults
+        self.defaults_key = repr(sorted(defaults.items())) if defaults else ""
+        self.section = section
+        self.call_site = call_site
+        self.depth: int = parent.depth + 1 if parent is not None else 1  # sections around it, itself included
+        self.params: dict[str, int] = {}  # parameter name -> PARAM node idx
+        self.finish = -1  # FINISH node idx, once the body returned
 
 
 #: the container types a call's arguments are walked for (their subclasses included,

@@ -25,8 +25,8 @@ from typing import Any, SupportsIndex, TypeVar, overload
 from . import _graph
 from ._callsite import format_site, user_frame
 from ._errors import CallError, GraphError, Problem
-from ._graph import Graph, _Scope
-from ._node import FINISH, PARAM, Node, SectionNode, reject_nodes_outside
+from ._graph import Graph
+from ._node import FINISH, PARAM, Node, SectionNode, _Scope, reject_nodes_outside
 from ._task import (
     DecoratedFunction,
     _import_task,
@@ -100,7 +100,7 @@ class Section(DecoratedFunction):
         except BaseException as exc:
             graph._scope = scope.parent
             graph._rollback(*mark)
-            graph._used.discard(scope.path)
+            graph._release(scope.path)
             if isinstance(exc, RecursionError) and scope.parent is None:
                 raise _too_deep(graph, scope) or exc from None
             raise
@@ -176,7 +176,6 @@ def _open_scope(
         raise CallError(f"section {name!r}: {why} (called at {where})", name, where) from None
     ba.apply_defaults()
     path = graph._next_key(name)
-    graph._used.add(path)
     parent = graph._scope
     defaults = dict(parent.defaults) if parent is not None else {}
     defaults.update(section.default_options)
@@ -203,7 +202,7 @@ def _open_scope(
                 call_args.append(_add_param(graph, scope, pname, value, site))
     except BaseException:
         graph._rollback(*mark)
-        graph._used.discard(path)
+        graph._release(path)
         raise
     return scope, mark, call_args, call_kwargs
 

@@ -4,14 +4,16 @@ No timing here (bench/ measures it): these tests pin the behaviour of the shortc
 that make building and compiling fast, where a shortcut could go wrong: the call-site
 table (one lookup per place, never the wrong place), the compact record of a call
 given Nodes only (it keeps no Node alive, and the checks that need the Nodes still
-see them), and the plan laid out straight from the records (the same plan as a
+see them), the plan laid out straight from the records (the same plan as a
 node-by-node layout gives, with or without inputs, forward ``after()`` calls and
-constants).
+constants), and keys kept by their bases' counters instead of a set of every key
+(the same keys as that set gives, keys given back by a failed call included).
 """
 
 from __future__ import annotations
 
 import gc
+import random
 import sys
 
 import pytest
@@ -121,3 +123,81 @@ def test_a_plan_with_inputs_and_a_forward_after_is_laid_out_in_topological_order
 def _last(graph: dx.Graph) -> dx.Node:
     """The node recorded last."""
     return Node(graph, len(graph) - 1)
+
+
+class _KeysBySet:
+    """Keys as a set of every key taken gives them: the rule the graph keeps without one."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+        self.counts: dict[str, int] = {}
+
+    def key(self, base: str) -> str:
+        n = self.counts.get(base, 0)
+        key = base if n == 0 else f"{base}-{n}"
+        while key in self.used:
+            n += 1
+            key = f"{base}-{n}"
+        self.counts[base] = n + 1
+        self.used.add(key)
+        return key
+
+
+def _named(name: str) -> dx.Task:
+    return dx.task(name=name)(lambda *xs: 0)
+
+
+def test_keys_are_those_a_set_of_every_key_would_give() -> None:
+    rng = random.Random(7)
+    names = ["a", "a-1", "a-2", "a-1-1", "a-01", "b", "b-3", "a-10", "a-²"]
+    tasks = {name: _named(name) for name in names}
+    model = _KeysBySet()
+    expected, got = [], []
+    with dx.Graph("g") as g:
+        for _ in range(3_000):
+            name = rng.choice(names)
+            if rng.random() < 0.02 and name not in model.used:
+                expected.append(name)
+                model.used.add(name)
+                got.append(g.input(name).key)
+            else:
+                expected.append(model.key(name))
+                got.append(tasks[name]().key)
+    assert got == expected
+    assert len(set(got)) == len(got)
+
+
+@dx.section
+def _fails(x: dx.Node) -> dx.Node:
+    inc(x)
+    raise ValueError("no")
+
+
+def _inc_then_fail(x: dx.Node) -> dx.Node:
+    inc(x)
+    raise ValueError("no")
+
+
+def test_keys_given_back_by_a_failed_call_are_taken_again_as_before() -> None:
+    with dx.Graph("g") as g:
+        x = inc(0)  # inc
+        with pytest.raises(ValueError):
+            _fails(x)  # _fails, _fails:x and _fails/inc, all given back
+        with pytest.raises(ValueError):
+            dx.cond(x, then=lambda: _inc_then_fail(x))  # inc-1 given back, its number used up
+        section_name = g.input("_fails")
+        param_name = g.input("_fails:x")
+        literal = _named("inc-1")()
+        after = inc(x)
+    keys = [n.key for n in (section_name, param_name, literal, after)]
+    assert keys == ["_fails", "_fails:x", "inc-1", "inc-2"]
+    assert len(g) == 5
+
+
+def test_a_graph_keeps_no_set_of_every_key() -> None:
+    with dx.Graph("chain") as g:
+        x = inc(0)
+        for _ in range(2_000):
+            x = inc(x)
+    sets = {name: len(v) for name, v in vars(g).items() if isinstance(v, (set, frozenset))}
+    assert sets and max(sets.values()) == 0  # the counters say which keys are taken
