@@ -4,8 +4,10 @@ The fastest executor for tiny tasks and the friendliest to debuggers.  It cannot
 pre-empt a task: a trial that returns after its task's ``timeout`` is marked
 ``timed_out`` and its value discarded.  On Ctrl-C the processes the trial started
 are killed with what they started (:func:`~dagexec.run.worker.run_call` does it, as
-it runs the trial with ``reraise_interrupt``).  From its first trial to its end, a
-run watches the processes its trials start, so that they die with a killed master
+it runs the trial with ``reraise_interrupt``).  The engine runs a plain node's trial
+itself, as :meth:`SerialExecutor.submit` would (:mod:`dagexec.run.here`, without a
+call object: the fast path).  From its start to its end, a run watches the processes
+its trials start, so that they die with a killed master
 (:func:`~dagexec._proctree.watch_children`).
 """
 
@@ -28,12 +30,23 @@ class SerialExecutor(Executor):
         """One trial at a time."""
         return 1
 
-    def submit(self, call: Call, post: Callable[[Outcome], None]) -> Outcome:
-        """Run ``call`` now and return its outcome."""
-        if self._watch is None:  # the run's first trial
+    @property
+    def runs_in_master(self) -> bool:  # type: ignore[override]
+        """True: the engine runs plain trials itself, as :meth:`submit` would; False in a
+        subclass that overrides :meth:`submit`, whose every trial is then submitted."""
+        return type(self).submit is SerialExecutor.submit
+
+    def run_starting(self) -> None:
+        """From here to its end, the run watches the processes its trials start."""
+        if self._watch is None:
             from .._proctree import watch_children
 
             self._watch = watch_children()
+
+    def submit(self, call: Call, post: Callable[[Outcome], None]) -> Outcome:
+        """Run ``call`` now and return its outcome."""
+        if self._watch is None:  # not told of the run (an engine of another kind)
+            self.run_starting()
         return run_call(call, "master", reraise_interrupt=True)
 
     def run_ended(self) -> None:

@@ -12,8 +12,8 @@ runs alone after (``solo``).
 On executors with ``inline_tiny`` (threads), a trial of a function measured under
 :data:`INLINE_S` is not submitted at all: the loop runs it in the master thread
 (``quick`` holds those functions; :meth:`Batching.observe` keeps it, and
-:meth:`Batching.slow_here` sends a function back to the threads after two slow trials in
-a row in the master).
+:meth:`Batching.ran_here` sends a function back to the threads after two slow trials in
+a row in the master; :mod:`.here` runs them).
 
 :class:`Batching` chooses the members; :func:`submit_batch` makes the calls and sends
 the batch, and :func:`finish_batch` finishes each member's outcome through the loop.
@@ -27,10 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._shell import run_command
 from .policy import refused
-from .protocol import LINK, O_END, O_IDX, O_START, Batch, BatchDone, Call, Executor, Outcome
+from .protocol import LINK, O_IDX, O_START, Batch, BatchDone, Call, Executor, Outcome
 from .state import MEMBER, PENDING, PLAIN
-from .timers import expire
-from .worker import run_call
 
 logger = logging.getLogger("dagexec.engine")
 
@@ -169,17 +167,25 @@ class Batching:
             members.append(stack.pop())
         return members if len(members) > 1 else None
 
-    def slow_here(self, out: Outcome) -> None:
-        """A trial in the master took ``INLINE_S`` or more: after two in a row its
-        function goes back to the threads.  One alone may be the machine's doing (a
+    def ran_here(self, i: int, start: float, end: float) -> bool:
+        """Unit ``i``'s trial ran in the master from ``start`` to ``end``; True every
+        :data:`INLINE_BURST` such trials (the loop then takes in what workers posted).
+
+        A trial of :data:`INLINE_S` or more makes its function suspect, and a second in
+        a row sends it back to the threads: one alone may be the machine's doing (a
         preemption, a garbage collection), not the function's."""
-        fn = self.specs[self.owner[out[O_IDX]]].fn
-        if fn in self.suspect:
-            self.suspect.discard(fn)
-            self.quick.discard(fn)
-            self.est[fn] = out[O_END] - out[O_START]
-        else:
-            self.suspect.add(fn)
+        if end - start >= INLINE_S:
+            fn = self.specs[self.owner[i]].fn
+            if fn in self.suspect:
+                self.suspect.discard(fn)
+                self.quick.discard(fn)
+                self.est[fn] = end - start
+            else:
+                self.suspect.add(fn)
+        elif self.suspect:
+            self.suspect.discard(self.specs[self.owner[i]].fn)
+        n = self.inline_run = self.inline_run + 1
+        return n % INLINE_BURST == 0
 
     def observe(self, out: Outcome) -> None:
         """Keep a running estimate of how long the node's function takes; a function
@@ -195,26 +201,6 @@ class Batching:
                 self.quick.add(fn)
         elif self.quick:
             self.quick.discard(fn)
-
-
-def run_here(loop: Loop, i: int) -> None:
-    """Run unit ``i``'s trial in the master thread (its function is measured tiny: a
-    hand-off to a worker would cost more); every ``INLINE_BURST`` such trials, take in
-    what workers posted and expire deadlines."""
-    call = loop.make_call(i)
-    if loop.has_cb:
-        loop.trials.started(i, call.attempt)
-    out = run_call(call, "master", True)
-    batches = loop.batches
-    if out[O_END] - out[O_START] >= INLINE_S:
-        batches.slow_here(out)
-    elif batches.suspect:
-        batches.suspect.discard(loop.plan._specs[loop.owner[i]].fn)
-    loop.finish(out, False)
-    n = batches.inline_run = batches.inline_run + 1
-    if n % INLINE_BURST == 0:
-        loop.take_posted(None, batches.observe)
-        expire(loop)
 
 
 def before_stop(batch: Batch, outs: list[Outcome], stop_time: float) -> list[Outcome]:

@@ -48,8 +48,9 @@ from .._plan import NodeSpec
 from .._state import State, Trial
 from ..cache.session import CacheSession
 from ..plan.templates import fill
-from .batching import Batching, finish_batch, run_here, submit_batch
+from .batching import Batching, finish_batch, submit_batch
 from .conds import choose, conds_by_predicate
+from .here import drain_here, plain_units
 from .interrupt import cancel_all
 from .maps import Maps
 from .policy import next_wait, refused, timeout_error, trial_state
@@ -82,6 +83,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("dagexec.engine")
 
 _CORO = operator.attrgetter("coro")
+#: a lane whose executor runs every trial in the master (see ``_loop``)
+ALL: Any = frozenset()
 _TIMEOUT = operator.attrgetter("timeout")
 
 
@@ -164,6 +167,8 @@ class Loop(RunState):
                 self.ready[self.route[i]].append(i)
         for stack in self.ready:
             stack.reverse()  # so that the first ready node in plan order runs first
+        for ex in dict.fromkeys(self.execs):  # an executor has a lane per kind of task
+            ex.run_starting()
         try:
             self._loop()
         except BaseException:
@@ -199,10 +204,13 @@ class Loop(RunState):
         batching = batches.on
         observe = batches.observe if any(batches.measured) else None
         batch_members = batches.members
-        inline = batches.inline if any(batches.inline) else None
-        quick = batches.quick
-        owner = self.owner
-        plan_specs = self.plan._specs  # a map item's function and options are its map's
+        # per lane: None, or the trials it runs in the master (drain_here): all (the
+        # executor runs every trial there) or the functions measured tiny
+        here: list[Any] = [ALL if ex.runs_in_master else None for ex in execs]
+        for r, inline in enumerate(batches.inline):
+            if inline:
+                here[r] = batches.quick
+        plain = plain_units(self.plan) if any(h is not None for h in here) else []
         remote = self.remote
         has_maps = bool(self.map_nodes)
         kind = self.kind
@@ -214,16 +222,18 @@ class Loop(RunState):
                 stack = ready[r]
                 ex = execs[r]
                 cap = caps[r]
-                while stack and inflight[r] < cap:
+                quick = here[r]
+                while stack:
+                    if quick is not None:
+                        drain_here(self, stack, None if quick is ALL else quick, plain)
+                        if not stack:
+                            break
+                    if inflight[r] >= cap:
+                        break
                     i = stack.pop()
                     if has_maps and kind[i] == EXPAND:
                         maps.expand(i, stack)
                         continue
-                    if inline is not None and inline[r]:
-                        spec = plan_specs[owner[i]]
-                        if spec.fn in quick and spec.timeout is None:
-                            run_here(self, i)
-                            continue
                     if batching[r]:
                         members = batch_members(i, r, stack)
                         if members is not None:

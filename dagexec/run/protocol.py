@@ -266,6 +266,10 @@ class Executor:
     #: submission costs more than such a trial (a hand-off between threads).  Such a
     #: trial's worker is ``"master"``
     inline_tiny = False
+    #: True when the executor runs each trial in the master thread, at once, the way
+    #: :func:`~dagexec.run.worker.run_call` does (serial): the engine then runs a plain
+    #: node's first trial itself, without a :meth:`submit` (:mod:`dagexec.run.here`)
+    runs_in_master = False
     #: trials of ``async def`` tasks the executor runs at once besides :attr:`capacity`
     #: (on an event loop: they wait without holding a worker); 0: they count as any trial
     async_capacity = 0
@@ -314,6 +318,10 @@ class Executor:
     def abandon(self, call: Call | Batch) -> None:
         """``call`` ran past its timeout, or the run was interrupted: stop it if the
         backend can (its outcome is ignored)."""
+
+    def run_starting(self) -> None:
+        """A run is about to start its first trial on this executor (every executor,
+        owned or not)."""
 
     def run_ended(self) -> None:
         """A run that used this executor ended (every executor, owned or not)."""

@@ -1,0 +1,146 @@
+"""Trials run in the master thread, back to back, without a submission.
+
+A serial executor runs every trial where the loop is, and a threads executor the
+trials of functions measured tiny (:mod:`.batching`): a hand-off would cost more
+than the trial.  For those, :func:`drain_here` takes ready units off a lane's stack
+and runs them in a loop of its own, the run state bound to locals once: it makes the
+call, runs it as :func:`~.worker.run_call` would (type checks, the trial's own log
+slot, Ctrl-C stopping the processes the trial started) and, for the common case of a
+first trial that succeeded and logged nothing, does what :meth:`Loop.finish
+<.loop.Loop.finish>` does on success in place.  Anything else goes through the
+loop's own paths::
+
+    lane stack --(a plain node's first trial)--> drain_here: call, run, record,
+        ^                                          release reads, ready dependents
+        |                                                |          |
+        +-------------- dependents on this lane ---------+          | anything else
+                                                                    v
+                           Loop.finish(outcome) / the loop's submit path
+
+A unit takes the short way when it is a plan node (not a map item) whose call holds
+no containers to fill, whose task is not ``async`` and has no timeout, on its first
+attempt; its outcome goes through ``finish`` when it failed, logged or printed
+something, is a cond's predicate, is written to the cache, or the run has callbacks.
+:func:`plain_units` says which nodes may.
+"""
+
+from __future__ import annotations
+
+from time import time
+from typing import TYPE_CHECKING, Any
+
+from .._capture import CURRENT as _CURRENT
+from .._capture import log_text
+from .._proctree import stop_started_since
+from .protocol import Call, failed_outcome
+from .state import PENDING, RELEASED, RUNNING, SUCCEEDED
+from .timers import expire
+from .worker import _check, _check_return, _from_task
+
+if TYPE_CHECKING:
+    from .._plan import CompiledGraph
+    from .loop import Loop
+
+_set_slot = _CURRENT.set
+_reset_slot = _CURRENT.reset
+
+
+def plain_units(plan: CompiledGraph) -> list[bool]:
+    """Per plan node, whether its trials may take :func:`drain_here`'s short way: not a
+    map node, no containers in its call to fill, not ``async``, no timeout."""
+    plain = [
+        not nested and not spec.coro and spec.timeout is None
+        for spec, nested in zip(plan._specs, plan._nested, strict=True)
+    ]
+    for m in plan._maps:  # a map node expands in the loop
+        plain[m] = False
+    return plain
+
+
+def drain_here(loop: Loop, stack: list[int], quick: Any, plain: list[bool]) -> None:
+    """Run the units on top of ``stack`` in the master thread until it is empty or its
+    top unit needs the loop's general path (``quick``: only the functions in this
+    set run here; None: every plain unit)."""
+    state, attempts, specs, vals, rows = loop.state, loop.attempt, loop.specs, loop.vals, loop.rows
+    argv, fills, kwargs, kwfills = loop.args, loop.fills, loop.kwargs, loop.kwfills
+    reads, left, kept = loop.reads, loop.left, loop.kept
+    dependents, waiting, ready, route = loop.dependents, loop.waiting, loop.ready, loop.route
+    plan_specs = loop.plan._specs
+    finish = loop.finish
+    n = loop.n
+    has_cb = loop.has_cb
+    conds = loop.conds or ()
+    short = not has_cb and loop.saving is None
+    batches = loop.batches
+    while stack:
+        i = stack[-1]
+        if i >= n or not plain[i] or attempts[i] or loop.stopping:
+            return
+        spec = specs[i]
+        if quick is not None and plan_specs[i].fn not in quick:
+            return
+        stack.pop()
+        fl = fills[i]
+        if fl:
+            al: Any = list(argv[i])
+            for p, s in fl:
+                al[p] = vals[s]
+        else:
+            al = argv[i]
+        kw = kwargs[i]
+        if kw is not None:
+            kwf = kwfills[i]
+            if kwf:
+                kw = dict(kw)
+                for name, s in kwf:
+                    kw[name] = vals[s]
+        state[i] = RUNNING
+        attempts[i] = 1
+        if has_cb:
+            loop.trials.started(i, 1)
+        buf: list[Any] = []  # what the task logs and prints
+        slot: list[Any] = [buf]
+        token = _set_slot(slot)
+        start = time()
+        try:
+            try:
+                if spec.checks:
+                    _check(spec, al, kw)
+                value = spec.fn(*al, **kw) if kw else spec.fn(*al)
+                if spec.ret is not None:
+                    _check_return(spec, value)
+            finally:
+                slot[0] = None  # closed: what the task's threads write from now on is no trial's
+                _reset_slot(token)  # a trial that runs this one (a nested run) gets its slot back
+        except KeyboardInterrupt:
+            stop_started_since(start)  # what this trial started in the master
+            raise
+        except BaseException as exc:
+            exc = _from_task(exc.with_traceback(exc.__traceback__.tb_next if exc.__traceback__ else None), spec.fn)
+            out = failed_outcome(Call(i, 1, spec, al, kw), exc, start, "master", log_text(buf))
+            finish(out, False)
+            end = out[7]
+        else:
+            end = time()
+            if buf or not short or i in conds:
+                out = (i, 1, True, value, None, "", start, end, "master", log_text(buf) if buf else "")
+                finish(out, False)
+            else:  # what finish does on success, with the lists bound to locals
+                state[i] = SUCCEEDED
+                vals[i] = value
+                rows[i] = (start, end, "master")
+                for s in reads[i]:
+                    c = left[s] - 1
+                    left[s] = c
+                    if c == 0 and not kept[s]:
+                        vals[s] = RELEASED
+                if left[i] == 0 and not kept[i]:
+                    vals[i] = RELEASED
+                for d in dependents[i]:
+                    w = waiting[d] - 1
+                    waiting[d] = w
+                    if w == 0 and state[d] == PENDING:
+                        ready[route[d]].append(d)
+        if quick is not None and batches.ran_here(i, start, end):
+            loop.take_posted(None, batches.observe)  # what the workers posted meanwhile
+            expire(loop)
