@@ -89,5 +89,5 @@ def _check_types(graph: Graph, a: Any, b: Any, site: tuple[str, int]) -> None:
 def _return_type(graph: Graph, value: Any) -> Any:
     if not isinstance(value, Node) or graph._recs[value._i][0] != TASK:
         return None
-    task = graph._recs[value._i][1]
+    task = graph._task_of(value._i)
     return task.meta.hints.get("return") if task is not None else None

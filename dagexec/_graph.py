@@ -16,12 +16,15 @@ at the call that closed it.
 
 Recording a task call is the hot path of building (a graph of 1,000,000 nodes is
 1,000,000 of them), so :func:`call_task`, which is ``Task.__call__`` itself, does it
-inline, key included (the general :meth:`Graph._key_of` only when the key is taken): the call site
-comes from a table keyed by the caller's code and offset (:mod:`dagexec._callsite`),
-what is per task (name, arity bounds, options outside sections) from one tuple the
-task works out on its first call, and a call given distinct Nodes only stores no
-tuple of them (its record's dependencies are they, in order), so that the cyclic
-collector has one object fewer per node to walk while a big graph grows.
+inline: the call site comes from a table keyed by the caller's code and offset
+(:mod:`dagexec._callsite`); what is per task (name, arity bounds, the form of its
+calls outside sections) from a tuple the graph keeps by ``id(task)`` (an attribute
+of the task, a wrapt proxy, costs several times a dict lookup); the key from the
+counter of its base (:meth:`Graph._taken` says why no set of every key is needed);
+and a call given distinct Nodes only stores no tuple of them (its record's
+dependencies are they, in order).  The record holds no object the cyclic collector
+must walk (``dagexec._node``), nor does the graph hold a set of every key, so
+building 1,000,000 nodes costs about ten times building 100,000.
 """
 
 from __future__ import annotations
@@ -45,15 +48,14 @@ from ._node import (
     PARAM,
     R_ARGS,
     R_DEPS,
+    R_FORM,
     R_KIND,
     R_KWARGS,
     R_NESTED,
-    R_OPTS,
-    R_SCOPE,
     R_SITE,
-    R_TASK,
     SELECT,
     TASK,
+    Form,
     Node,
     Rec,
     SectionNode,
@@ -76,12 +78,10 @@ __all__ += ["FINISH", "GETITEM", "INPUT", "MAP", "MAX_NESTING", "NODE_TYPES", "P
 __all__ += [
     "R_ARGS",
     "R_DEPS",
+    "R_FORM",
     "R_KWARGS",
     "R_NESTED",
-    "R_OPTS",
-    "R_SCOPE",
     "R_SITE",
-    "R_TASK",
     "SELECT",
     "TASK",
 ]
@@ -136,6 +136,10 @@ class Graph:
         self.name = name
         self._keys: list[str] = []
         self._recs: list[Rec] = []
+        self._forms: list[Form] = []  # what records share (dagexec._node.Form)
+        self._form_idx: dict[tuple[int, int, int], int] = {}  # ids of a form's parts -> its idx
+        # id(task) -> (name, lo, hi, its form outside sections), for recording calls (call_task)
+        self._task_facts: dict[int, tuple[str, int, int, int]] = {}
         self._after: dict[int, list[int]] = {}
         # (waiting idx, awaited idx) -> where node.after() was called, for cycle reports
         self._after_sites: dict[tuple[int, int], tuple[str, int]] = {}
@@ -239,9 +243,31 @@ class Graph:
         idx = len(self._keys)
         if kind == INPUT or kind == PARAM:  # keys not made by _key_of
             self._reserve(key)
+        form = self._form(task, opts, scope)
         self._keys.append(key)
-        self._recs.append((kind, task, opts, args, kwargs, deps, nested, site, scope))
+        self._recs.append((kind, form, args, kwargs, deps, nested, site))
         return idx
+
+    def _form(self, task: Task | None, opts: TaskOptions | None, scope: _Scope | None) -> int:
+        """The idx in ``_forms`` of ``(task, opts, scope)``, added when new (the list
+        keeps them alive, so their ids stand for them)."""
+        ids = (id(task), id(opts), id(scope))
+        form = self._form_idx.get(ids)
+        if form is None:
+            form = self._form_idx[ids] = len(self._forms)
+            self._forms.append((task, opts, scope))
+        return form
+
+    def _facts(self, task: Task) -> tuple[str, int, int, int]:
+        """What recording a call of ``task`` needs (:meth:`~dagexec._task.Task.fast_facts`),
+        with the form of its calls outside sections; kept per graph by ``id(task)``."""
+        name, lo, hi, opts = task._self_fast or task.fast_facts()
+        facts = self._task_facts[id(task)] = (name, lo, hi, self._form(task, opts, None))
+        return facts
+
+    def _task_of(self, idx: int) -> Task | None:
+        """The task of node ``idx`` (None for a node that is no task's call)."""
+        return self._forms[self._recs[idx][R_FORM]][0]
 
     # -- arguments -------------------------------------------------------------
     def _own(self, node: Node, key: str, site: tuple[str, int]) -> None:
@@ -494,14 +520,16 @@ def call_task(task: Task, *args: Any, **kwargs: Any) -> Any:
     f = _getframe(1)  # the user's call
     hit = sites_at.get(f.f_lasti)
     site = hit[1] if hit is not None and hit[0] is f.f_code else site_at(f) or user_frame(1)
-    name, lo, hi, root_opts = task._self_fast or task.fast_facts()
+    facts = self._task_facts.get(id(task))
+    name, lo, hi, form = facts if facts is not None else self._facts(task)
     if kwargs or not lo <= len(args) <= hi:
         args, kwargs = self._bind(task, args, kwargs, site, "")
     scope = self._scope
     if scope is None:
-        base, opts = name, root_opts
+        base = name
     else:
-        base, opts = f"{scope.path}/{name}", task.resolve(scope.defaults, scope.defaults_key)
+        base = f"{scope.path}/{name}"
+        form = self._form(task, task.resolve(scope.defaults, scope.defaults_key), scope)
     counts = self._counts
     n = counts.get(base, 0)
     if n and base not in self._suffixed:  # base-n is free (Graph._taken)
@@ -534,7 +562,7 @@ def call_task(task: Task, *args: Any, **kwargs: Any) -> Any:
     keys = self._keys
     idx = len(keys)
     keys.append(key)
-    self._recs.append((TASK, task, opts, stored, kw, deps, nested, site, scope))
+    self._recs.append((TASK, form, stored, kw, deps, nested, site))
     node = _new_node(Node)
     _set_graph(node, self)
     _set_idx(node, idx)

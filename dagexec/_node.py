@@ -2,10 +2,14 @@
 
 A Graph stores its nodes in two lists indexed by ``idx`` (creation order):
 ``_keys[idx]`` and ``_recs[idx]``, a tuple
-``(kind, task, opts, args, kwargs, deps, nested, site, scope)`` (see the ``R_*``
-indices).  A :class:`Node` is only ``(graph, idx)``; everything it knows lives in
-those lists, so building 100,000 nodes stays cheap and
-:func:`~dagexec.Graph.compile` reads flat data.
+``(kind, form, args, kwargs, deps, nested, site)`` (see the ``R_*`` indices), where
+``form`` indexes the graph's ``_forms``, the ``(task, options, scope)`` its calls
+share (:data:`Form`).  A :class:`Node` is only ``(graph, idx)``; everything it knows
+lives in those lists, so building 100,000 nodes stays cheap and
+:func:`~dagexec.Graph.compile` reads flat data.  A record holds ints, strings and
+tuples of them (and the constants a call was given), never a task, options or scope
+object: the cyclic collector untracks such a tuple the first time it meets it, so the
+records of a big graph cost it nothing while the graph grows.
 
 Node kinds:
 
@@ -64,29 +68,29 @@ KIND_NAMES = ("task", "input", "getitem", "param", "finish", "select", "map")
 
 # fields of a node record in Graph._recs
 R_KIND: Final = 0
-R_TASK: Final = 1
-R_OPTS: Final = 2
-R_ARGS: Final = 3
-R_KWARGS: Final = 4
-R_DEPS: Final = 5
-R_NESTED: Final = 6
-R_SITE: Final = 7
-R_SCOPE: Final = 8
+R_FORM: Final = 1
+R_ARGS: Final = 2
+R_KWARGS: Final = 3
+R_DEPS: Final = 4
+R_NESTED: Final = 5
+R_SITE: Final = 6
 
-#: ``(kind, task, opts, args, kwargs, deps, nested, site, scope)``; ``args`` is None for
-#: a task call given distinct Nodes only, positionally: they are ``deps``, in order
+#: ``(kind, form, args, kwargs, deps, nested, site)``; ``args`` is None for a task call
+#: given distinct Nodes only, positionally: they are ``deps``, in order
 #: (:func:`record_args`), and the record keeps no tuple of Nodes alive
 Rec = tuple[
     int,
-    "Task | None",
-    "TaskOptions | None",
+    int,
     "tuple[Any, ...] | None",
     "dict[str, Any] | None",
     tuple[int, ...],
     bool,
     tuple[str, int],
-    "_Scope | None",
 ]
+
+#: what records share, in ``Graph._forms``: ``(task, options, scope)``; the task and
+#: options are None for nodes that are no task's call, the scope None outside sections
+Form = tuple["Task | None", "TaskOptions | None", "_Scope | None"]
 
 
 class _Scope:
@@ -206,8 +210,7 @@ class Node:
         rec = g._recs[i]
         kind = rec[R_KIND]
         if kind == TASK:
-            opts = rec[R_OPTS]
-            task = rec[R_TASK]
+            task, opts, _ = g._forms[rec[R_FORM]]
             if opts is not None and opts.nout is not None:
                 return opts.nout
             return task.meta.tuple_arity if task is not None else None

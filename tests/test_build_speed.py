@@ -201,3 +201,17 @@ def test_a_graph_keeps_no_set_of_every_key() -> None:
             x = inc(x)
     sets = {name: len(v) for name, v in vars(g).items() if isinstance(v, (set, frozenset))}
     assert sets and max(sets.values()) == 0  # the counters say which keys are taken
+
+
+def test_the_collector_walks_no_record_of_a_call_given_nodes_only_or_plain_constants() -> None:
+    with dx.Graph("g") as g:
+        x = inc(0)
+        for i in range(1_000):
+            x = add(x, inc(i))
+    # the collector untracks a tuple of ints, strings and such tuples when it meets one
+    # (a tuple made just before a collection may be met once before it is untracked)
+    gc.collect()
+    gc.collect()
+    assert len(g._recs) == 2_001
+    assert sum(gc.is_tracked(rec) for rec in g._recs) == 0
+    assert len(g._forms) == 2  # inc and add, outside any section

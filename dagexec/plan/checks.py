@@ -211,7 +211,7 @@ def _produced_type(g: G.Graph, r: tuple[int, Any]) -> tuple[Any, str]:
         typ = g._input_specs[i][0]
         return (typ if typ is not Any else _UNKNOWN), f"input {g._keys[i]!r} is"
     if g._recs[i][G.R_KIND] == G.TASK:
-        task = g._recs[i][G.R_TASK]
+        task = g._task_of(i)
         hints = task.meta.hints if task is not None else {}
         if "return" in hints:
             return hints["return"], f"{g._keys[i]!r} returns"

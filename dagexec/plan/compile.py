@@ -150,10 +150,12 @@ class _Compiler:
                 res[i] = (_INPUT, i)
             else:
                 value = G.record_args(self.g, rec)[0]  # a marker's one argument
-                if rec[6] and kind == G.PARAM:
-                    res[i] = (_TPL, (value, tuple(_runnable_deps(rec[5], res))))
+                if rec[G.R_NESTED] and kind == G.PARAM:
+                    res[i] = (_TPL, (value, tuple(_runnable_deps(rec[G.R_DEPS], res))))
                     self.has_tpl = True
-                elif rec[6] or (kind == G.FINISH and isinstance(value, G.Node) and res[value._i][0] == _TPL):
+                elif rec[G.R_NESTED] or (
+                    kind == G.FINISH and isinstance(value, G.Node) and res[value._i][0] == _TPL
+                ):
                     res[i] = (_NODE, i)  # a section's value built from several Nodes
                     runnable.append(i)
                     is_run[i] = True
@@ -173,7 +175,7 @@ class _Compiler:
         members = _section_members(self.g, self.runnable) if after else {}
         dep_lists: list[tuple[int, ...]] = [()] * len(recs)
         for i in self.runnable:
-            gd = recs[i][5]
+            gd = recs[i][G.R_DEPS]
             if i not in after and (is_run is None or all(map(is_run.__getitem__, gd))):
                 dep_lists[i] = gd
                 continue

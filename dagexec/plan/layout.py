@@ -130,11 +130,12 @@ def lay_out(c: _Compiler) -> Columns:
     sites: dict[Any, str] = {}  # a record's call site -> its text
     builtins: list[int] = []  # the nodes that are no task's call
     nones, n_nones, TASK, MAP = _NONES, len(_NONES), G.TASK, G.MAP
-    last: Any = forms  # the options (or builtin kind) of the node before: none yet
+    g_forms = g._forms
+    last = last_kind = -1  # the form and kind of the node before: none yet
     last_site: Any = None
     f: Any = None  # the form of the node before
     for p, rec in enumerate(recs):
-        kind, task, opts, a, kw, gd, nested, site, _ = rec
+        kind, form, a, kw, gd, nested, site = rec
         if a is None:  # distinct Nodes only (dagexec._node.Rec)
             k = len(gd)
             straight = is_run is None or all(map(is_run.__getitem__, gd))
@@ -168,11 +169,13 @@ def lay_out(c: _Compiler) -> Columns:
             last_site = site
             hit = sites.get(site)
             where = sites[site] = format_site(site) if hit is None else hit
-        form = opts if opts is not None else kind
-        if form is not last:
-            last, f = form, forms.get(form)
+        if form != last or kind != last_kind:
+            last, last_kind = form, kind
+            task, opts, _ = g_forms[form]
+            shape = opts if opts is not None else kind
+            f = forms.get(shape)
             if f is None:
-                f = forms[form] = _Form(task, opts, kind)
+                f = forms[shape] = _Form(task, opts, kind)
             fn, timeout, resources, coro, watched = f.fn, f.timeout, f.resources, f.coro, f.watched
             checks: Any = ()
             ret: Any = None
@@ -185,36 +188,27 @@ def lay_out(c: _Compiler) -> Columns:
             elif task is None:
                 builtins.append(p)
         specs_l.append(NodeSpec(keys[p], fn, task, checks, ret, timeout, resources, coro))
-    _per_form_columns(cols, recs, forms, sites, builtins, c.g)
+    _per_form_columns(cols, recs, sites, builtins, g)
     return cols
 
 
-class _Paths(dict[Any, str]):
-    """A record's scope -> its path (``""`` outside sections)."""
-
-    def __missing__(self, scope: Any) -> str:
-        path: str = scope.path
-        self[scope] = path
-        return path
-
-
 def _per_form_columns(
-    cols: Columns, recs: Any, forms: dict[Any, _Form], sites: dict[Any, str], builtins: list[int], g: G.Graph
+    cols: Columns, recs: Any, sites: dict[Any, str], builtins: list[int], g: G.Graph
 ) -> None:
-    """The columns that follow from a node's options, call site and scope alone, made
-    a column at a time; then the nodes that are no task's call get their names, and
-    the route of their producer."""
-    opts = cols.opts = list(map(itemgetter(G.R_OPTS), recs))
+    """The columns that follow from a node's form (task, options, scope) and call site
+    alone, made a column at a time; then the nodes that are no task's call get their
+    names, and the route of their producer."""
+    form_of = list(map(itemgetter(G.R_FORM), recs))
+    forms = g._forms
+    opts_of = [o for _, o, _ in forms]
+    name_of = [o.name if o is not None else "" for o in opts_of]
+    route_of = [(o.executor or "default") if o is not None else "" for o in opts_of]
+    path_of = [s.path if s is not None else "" for _, _, s in forms]
+    cols.opts = list(map(opts_of.__getitem__, form_of))
+    names = cols.names = list(map(name_of.__getitem__, form_of))
+    routes = cols.routes = list(map(route_of.__getitem__, form_of))
+    cols.sections = list(map(path_of.__getitem__, form_of))
     cols.sites = list(map(sites.__getitem__, map(itemgetter(G.R_SITE), recs)))
-    paths = _Paths()
-    paths[None] = ""
-    cols.sections = list(map(paths.__getitem__, map(itemgetter(G.R_SCOPE), recs)))
-    named = {o: f for o, f in forms.items() if not isinstance(o, int)}
-    name_of = {o: f.name for o, f in named.items()}
-    route_of = {o: f.route for o, f in named.items()}
-    name_of[None] = route_of[None] = ""
-    names = cols.names = list(map(name_of.__getitem__, opts))
-    routes = cols.routes = list(map(route_of.__getitem__, opts))
     deps = cols.deps
     for p in builtins:  # node[k], a section's packed value, dx.cond: in plan order
         names[p] = BUILTIN[recs[p][G.R_KIND]][1]
@@ -239,7 +233,7 @@ def _node_checks(
     ret: Any = None
     if f.hinted:
         gi = p if c.identity else c.order_[p]
-        kind, _, _, _, raw_kwargs = c.recs[gi][:5]
+        kind, raw_kwargs = c.recs[gi][G.R_KIND], c.recs[gi][G.R_KWARGS]
         raw_args = G.record_args(c.g, c.recs[gi])
         # a map's first argument is the list of items: each item is checked on its own
         skip = 1 if kind == G.MAP else 0
@@ -306,7 +300,7 @@ def _template(c: _Compiler, cols: Columns, p: int, rec: Any) -> tuple[tuple[Any,
     """The general path: ``(args, fills, reads)`` of plan node ``p`` (record ``rec``),
     its keyword template, keyword fills and nesting set in ``cols``."""
     res, pos = c.res, c.pos
-    _, _, _, _, raw_kwargs, gdeps, nested, _, _ = rec
+    _, _, _, raw_kwargs, gdeps, nested, _ = rec
     raw_args = G.record_args(c.g, rec)
     if c.has_tpl and not nested:
         nested = any(res[d][0] == TPL for d in gdeps)

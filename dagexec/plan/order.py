@@ -122,7 +122,7 @@ def _section_members(g: G.Graph, runnable: list[int]) -> dict[int, list[int]]:
     """FINISH idx -> the runnable nodes inside that section (nested ones included)."""
     out: dict[int, list[int]] = {s.finish: [] for s in g._sections}
     for i in runnable:
-        scope = g._recs[i][G.R_SCOPE]
+        scope = g._forms[g._recs[i][G.R_FORM]][2]
         while scope is not None:
             out[scope.finish].append(i)
             scope = scope.parent
