@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 __all__ = ["RunResult"]
 
 
+#: the states of a node that make a run not ok
+_BAD = frozenset((State.FAILED, State.UPSTREAM_FAILED, State.CANCELLED))
+
 class RunResult:
     """The states, trials and kept values of one run.
 
@@ -86,8 +89,7 @@ class RunResult:
     @property
     def ok(self) -> bool:
         """True when no node failed, was cancelled or was left out by a failure."""
-        bad = (State.FAILED, State.UPSTREAM_FAILED, State.CANCELLED)
-        return not any(s in bad for s in self.states.values())
+        return _BAD.isdisjoint(self.states.values())
 
     @property
     def output(self) -> Any:

@@ -42,6 +42,7 @@ import logging
 import operator
 import queue
 import time
+from itertools import compress
 from typing import TYPE_CHECKING, Any
 
 from .._plan import NodeSpec
@@ -162,9 +163,10 @@ class Loop(RunState):
         if self.conds is not None:
             for slot in [s for s in self.conds if s >= self.n]:  # a graph input or a constant
                 choose(self, slot, self.vals[slot], ready=False)
-        for i in range(self.n):
-            if self.state[i] == PENDING and self.waiting[i] == 0:
-                self.ready[self.route[i]].append(i)
+        state, route, ready = self.state, self.route, self.ready
+        for i in compress(range(self.n), map(operator.not_, self.waiting)):  # nothing to wait for
+            if state[i] == PENDING:
+                ready[route[i]].append(i)
         for stack in self.ready:
             stack.reverse()  # so that the first ready node in plan order runs first
         for ex in dict.fromkeys(self.execs):  # an executor has a lane per kind of task
@@ -177,15 +179,17 @@ class Loop(RunState):
             result = run_result(self, time.perf_counter() - t0)
             self.cb.call("on_run_end", result)
             raise
-        for i in range(self.n):
-            if self.state[i] == PENDING:
-                self.state[i] = CANCELLED
+        if PENDING in self.state:
+            for i in range(self.n):
+                if self.state[i] == PENDING:
+                    self.state[i] = CANCELLED
         self.maps.stopped(time.time())
         self.trials.end_unstarted()
         result = run_result(self, time.perf_counter() - t0)
-        logger.info(
-            "run of graph %r ended in %.3f s: %s", plan.name, result.duration, "ok" if result.ok else "failed"
-        )
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "run of graph %r ended in %.3f s: %s", plan.name, result.duration, "ok" if result.ok else "failed"
+            )
         self.cb.call("on_run_end", result)
         return result
 

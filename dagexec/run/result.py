@@ -10,6 +10,7 @@ in :mod:`dagexec._result`.
 
 from __future__ import annotations
 
+from itertools import compress
 from typing import TYPE_CHECKING, Any
 
 from .._errors import RunFailed
@@ -30,7 +31,7 @@ def run_result(loop: Loop, duration: float) -> RunResult:
 
     plan = loop.plan
     keys = plan._keys
-    states = {keys[i]: STATES[loop.state[i]] for i in range(len(keys))}  # nodes: the first slots
+    states = dict(zip(keys, map(STATES.__getitem__, loop.state), strict=False))  # nodes: the first slots
     # made into Trial lists on first use of result.trials; the nodes' rows come first
     trials: Any = loop.rows if len(loop.rows) == len(keys) else loop.rows[: len(keys)]
     rows = loop.rows
@@ -65,12 +66,11 @@ def _kept_values(
             outputs[name] = v
     n_slots = len(kept)
     values: dict[str, Any] = {}
-    for slot in range(n_slots):
-        if kept[slot]:
-            v = vals[slot]
-            if v is RELEASED or (slot < n and state[slot] not in HAS_VALUE):
-                continue
-            values[keys[slot] if slot < n else plan._inputs[slot - n].name] = v
+    for slot in compress(range(n_slots), kept):
+        v = vals[slot]
+        if v is RELEASED or (slot < n and state[slot] not in HAS_VALUE):
+            continue
+        values[keys[slot] if slot < n else plan._inputs[slot - n].name] = v
     for alias, slot in plan._aliases.items():
         if slot >= n_slots:
             values[alias] = vals[slot]
