@@ -215,6 +215,8 @@ class Loop(RunState):
             if inline:
                 here[r] = batches.quick
         plain = plain_units(self.plan) if any(h is not None for h in here) else []
+        plan_specs = self.plan._specs
+        n = self.n
         remote = self.remote
         has_maps = bool(self.map_nodes)
         kind = self.kind
@@ -229,9 +231,11 @@ class Loop(RunState):
                 quick = here[r]
                 while stack:
                     if quick is not None:
-                        drain_here(self, stack, None if quick is ALL else quick, plain)
-                        if not stack:
-                            break
+                        top = stack[-1]  # its first trial, run in the master? (drain_here's test)
+                        if top < n and plain[top] and (quick is ALL or plan_specs[top].fn in quick):
+                            drain_here(self, stack, None if quick is ALL else quick, plain)
+                            if not stack:
+                                break
                     if inflight[r] >= cap:
                         break
                     i = stack.pop()
