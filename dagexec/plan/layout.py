@@ -2,12 +2,15 @@
 
 Most nodes of a big graph are task calls whose positional arguments are distinct
 Nodes that run, or constants only, and most follow a node of the same task.  For
-those the pass does little: a template of ``k`` Nodes is ``k`` Nones (one tuple
-shared by every such node), its fills enumerate the dependencies, the slots it reads
-are the dependencies' tuple itself, and what the spec needs of the task (function,
-run-time checks, timeout, route, name) is still at hand from the node before.  Every
-other node (keywords, containers, a Node given twice, markers or inputs in between)
-takes the general path, :func:`_template`.
+those the pass does little: the slots it reads are the dependencies' tuple itself,
+and what the spec needs of the task (function, run-time checks, timeout) is still at
+hand from the node before.  Every other node (keywords, containers, a Node given
+twice, markers or inputs in between) takes the general path, :func:`_template`.
+What follows from the slots read alone is made a column at a time after the pass (a
+template of ``k`` Nodes is ``k`` Nones, one tuple shared by every such node, filled
+from the slots in order), and so is what follows from a node's form and call site
+(options, task name, route, section, call site text): one C-level ``map`` per
+column instead of a list append per node and column.
 
 The checks that look at a node's own call (constants and edges against annotations,
 functions and constants that do not pickle) are made only for the nodes that have
@@ -42,8 +45,16 @@ BUILTIN: dict[int, tuple[Any, str]] = {
     G.SELECT: (choose, "cond"),
 }
 
-#: the template of a call of ``k`` Nodes, shared by every such call
-_NONES = tuple((None,) * k for k in range(33))
+
+class _Nones(dict[int, tuple[None, ...]]):
+    """``k`` -> the template of a call of ``k`` Nodes, shared by every such call."""
+
+    def __missing__(self, k: int) -> tuple[None, ...]:
+        t = self[k] = (None,) * k
+        return t
+
+
+_NONES = _Nones()
 
 
 class Columns:
@@ -125,11 +136,13 @@ def lay_out(c: _Compiler) -> Columns:
         keys = [g._keys[gi] for gi in order]
         deps = [tuple([pos[d] for d in c.dep_lists[gi]]) for gi in order]
     cols = Columns(c.n, deps)
-    args_l, fills_l, reads_l, specs_l = cols.args, cols.fills, cols.reads, cols.specs
+    reads_l, specs_l = cols.reads, cols.specs
+    args: dict[int, Any] = {}  # the templates of the nodes that are not k Nodes
+    fills: dict[int, Any] = {}  # the fills of the nodes laid out by _template
     forms: dict[Any, _Form] = {}
     sites: dict[Any, str] = {}  # a record's call site -> its text
     builtins: list[int] = []  # the nodes that are no task's call
-    nones, n_nones, TASK, MAP = _NONES, len(_NONES), G.TASK, G.MAP
+    TASK, MAP = G.TASK, G.MAP
     g_forms = g._forms
     last = last_kind = -1  # the form and kind of the node before: none yet
     last_site: Any = None
@@ -150,19 +163,16 @@ def lay_out(c: _Compiler) -> Columns:
         if straight:  # distinct Nodes that run, or constants only: straight from the record
             if gd:
                 r = gd if ident else deps[p] if c.dep_lists[order[p]] is gd else tuple([pos[d] for d in gd])
-                args_l.append(nones[k] if k < n_nones else (None,) * k)
-                fills_l.append(tuple(enumerate(r)))
                 reads_l.append(r)
                 plain = True
             else:
-                args_l.append(a)  # type: ignore[arg-type]  # not None without dependencies
-                fills_l.append(())
+                args[p] = a
                 reads_l.append(())
                 plain = not a
         else:
             t = _template(c, cols, p, rec)
-            args_l.append(t[0])
-            fills_l.append(t[1])
+            args[p] = t[0]
+            fills[p] = t[1]
             reads_l.append(t[2])
             plain = False
         if site is not last_site:
@@ -180,7 +190,8 @@ def lay_out(c: _Compiler) -> Columns:
             checks: Any = ()
             ret: Any = None
         if (watched is not False or not plain) and task is not None:
-            checks, ret = _node_checks(c, f, p, keys[p], where, task, args_l[p], cols.kwargs[p])
+            tpl = args.get(p) or _NONES[k]
+            checks, ret = _node_checks(c, f, p, keys[p], where, task, tpl, cols.kwargs[p])
             watched = f.watched
         if kind != TASK:
             if kind == MAP:
@@ -188,6 +199,13 @@ def lay_out(c: _Compiler) -> Columns:
             elif task is None:
                 builtins.append(p)
         specs_l.append(NodeSpec(keys[p], fn, task, checks, ret, timeout, resources, coro))
+    # a straight node given k Nodes: k Nones filled from the slots it reads, in order
+    cols.args = arg = list(map(_NONES.__getitem__, map(len, reads_l)))
+    cols.fills = fill = list(map(tuple, map(enumerate, reads_l)))
+    for p, t in args.items():
+        arg[p] = t
+    for p, t in fills.items():
+        fill[p] = t
     _per_form_columns(cols, recs, sites, builtins, g)
     return cols
 
