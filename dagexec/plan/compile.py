@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Sequence
-from operator import itemgetter
+from itertools import compress
+from operator import itemgetter, not_
 from typing import Any
 
 from .. import _graph as G
@@ -327,7 +328,9 @@ class _Compiler:
         if self.g._outputs:
             return tuple((name, self.slot_of(self.res[gi])) for name, gi in self.g._outputs)
         names = cols.names
-        unread = [p for p in range(self.n) if not waiting[p] and p not in read]
+        unread = list(compress(range(self.n), map(not_, waiting)))  # nobody waits for them
+        if read:
+            unread = [p for p in unread if p not in read]
         outputs = [(keys[p], p) for p in unread if names[p] != "getitem"]
         if not outputs:
             outputs = [(keys[p], p) for p in unread]

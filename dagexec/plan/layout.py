@@ -22,7 +22,8 @@ template holds constants.  They run in plan order, so problems are listed node b
 from __future__ import annotations
 
 import inspect
-from operator import itemgetter
+from itertools import compress, count
+from operator import is_not, itemgetter
 from typing import TYPE_CHECKING, Any
 
 from .. import _graph as G
@@ -293,13 +294,16 @@ def readers(cols: Columns, waiting: tuple[tuple[int, ...], ...], n_slots: int) -
     counts = list(map(len, waiting))
     counts += [0] * (n_slots - len(counts))
     apart: set[int] = set()
-    for reads, deps in zip(cols.reads, cols.deps, strict=True):
-        if reads is not deps:
-            for d in deps:
-                counts[d] -= 1
-            for s in reads:
-                counts[s] += 1
-            apart.update(reads)
+    reads_l, deps_l = cols.reads, cols.deps
+    if len(reads_l) != len(deps_l):  # pragma: no cover - one entry per node in both
+        raise AssertionError("reads and deps differ in length")
+    for p in compress(count(), map(is_not, reads_l, deps_l)):  # the few nodes that differ
+        for d in deps_l[p]:
+            counts[d] -= 1
+        reads = reads_l[p]
+        for s in reads:
+            counts[s] += 1
+        apart.update(reads)
     return counts, apart
 
 
