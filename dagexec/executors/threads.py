@@ -1,7 +1,10 @@
 """``ThreadExecutor``: a small pool of daemon threads.
 
 Each submission runs in a copy of the submitting thread's ``contextvars`` context
-(as ``dask.threaded`` does).  A thread cannot be stopped from outside: a trial
+(as ``dask.threaded`` does).  As many trials as threads wait in the queue besides
+those that run (``queue_ahead``), so a thread that ends a trial takes the next at
+once; a trial's timeout counts from when a thread took it (``started_at``), and a
+fail_fast stop takes back what still waits (``withdraw``).  A thread cannot be stopped from outside: a trial
 past its timeout is abandoned, and the pool starts one more thread so the run
 keeps its capacity; the thread that ran the abandoned trial leaves when the trial
 returns.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 import os
 import queue
 import threading
@@ -84,6 +88,10 @@ class ThreadExecutor(Executor):
         # the thread that claims one on its return leaves, so capacity is kept
         self._abandoned: InFlight[int, Call | Batch] = InFlight()
         self._busy: dict[threading.Thread, int] = {}  # thread -> id of the call it runs
+        # id(call) -> the call, from its submission until a thread takes it (or it is
+        # withdrawn); id(call) -> when it began to run, until it ended
+        self._waiting: dict[int, Call | Batch] = {}
+        self._began: dict[int, float] = {}
         self._shutdown = False
         self._counter = 0
         self._watch: float | None = None  # the watch over the processes of the run in progress
@@ -91,6 +99,13 @@ class ThreadExecutor(Executor):
     @property
     def capacity(self) -> int:
         """``max_workers``."""
+        return self._max
+
+    @property
+    def queue_ahead(self) -> int:  # type: ignore[override]
+        """``max_workers``: as many trials wait in the queue as threads run, so a thread
+        that ends a trial starts the next at once, without a round trip through the
+        master."""
         return self._max
 
     @property
@@ -110,6 +125,8 @@ class ThreadExecutor(Executor):
         if type(call) is Call and call.spec.coro:
             self._submit_async(call, post)
             return None
+        cid = id(call)
+        self._waiting[cid] = call  # (holding the call keeps its id unique)
         self._q.put((call, post, contextvars.copy_context()))
         if len(self._threads) < self._max + self._extra:
             self._start_thread()
@@ -146,13 +163,17 @@ class ThreadExecutor(Executor):
                 break
             call, post, ctx = item
             cid = id(call)
-            self._busy[me] = cid
-            RUNNING[ident] = time()
+            with self._lock:  # taken from the queue, unless withdrawn
+                if self._waiting.pop(cid, None) is None:
+                    continue
+                self._busy[me] = cid
+                self._began[cid] = RUNNING[ident] = time()
             out = ctx.run(run_batch if type(call) is Batch else run_call, call, name)
             RUNNING.pop(ident, None)
             del item, call, ctx
             post(out)
             del out
+            self._began.pop(cid, None)
             self._busy.pop(me, None)
             if self._abandoned and self._abandoned.claim(cid) is not None:
                 # a stand-in took this thread's place: leave so capacity is kept
@@ -192,13 +213,29 @@ class ThreadExecutor(Executor):
 
         loop.call_soon_threadsafe(start)
 
+    def started_at(self, call: Call) -> float | None:
+        """When a thread began ``call``; ``math.inf`` while it waits in the queue."""
+        with self._lock:
+            began = self._began.get(id(call))
+            if began is not None:
+                return began
+            return math.inf if id(call) in self._waiting else None
+
+    def withdraw(self, call: Call | Batch) -> bool:
+        """Take ``call`` out of the queue if no thread has taken it yet."""
+        with self._lock:
+            return self._waiting.pop(id(call), None) is not None
+
     def abandon(self, call: Call | Batch) -> None:
         """Leave the thread running ``call`` to finish alone; start a stand-in thread.
-        An async trial's coroutine is cancelled instead."""
+        A call still in the queue is withdrawn; an async trial's coroutine is
+        cancelled."""
         if type(call) is Call and call.spec.coro:
             loop = self._loop
             if loop is not None:
                 loop.call_soon_threadsafe(lambda: (t := self._tasks.get(id(call))) is not None and t.cancel())
+            return
+        if self.withdraw(call):
             return
         with self._lock:
             self._extra += 1

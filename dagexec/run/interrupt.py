@@ -1,12 +1,18 @@
-"""What an interrupted run does before the interrupt goes on up.
+"""What an interrupted run does before the interrupt goes on up, and what a stopped
+run takes back.
 
 When Ctrl-C (or SIGTERM, made an interrupt while a run lasts) reaches the master, the
 loop stops where it is and :func:`cancel_all` settles the run state, so that the
 result the run's callbacks receive is whole: the interrupt hooks stop what trials
-started in this process (shell commands, their process groups), every call in flight
+started in this process (shell commands, their process groups), the calls waiting in
+an executor's queue are taken back (:func:`withdraw_waiting`), every call in flight
 is abandoned through its executor (once per batch), each unit that had not ended ends
 ``cancelled`` (a map whose items ran: ``failed`` when one had failed), and each trial
 announced and not ended ends ``cancelled``.
+
+A run that fail_fast stops lets what runs finish, and :func:`withdraw_waiting` takes
+back, there too, from executors that queue ahead (``Executor.queue_ahead``) the calls that have
+not begun: their units end ``cancelled``, as the ready ones do.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .._interrupts import interrupt_hooks
-from .protocol import Batch
+from .protocol import Batch, Call
 from .state import CANCELLED, FAILED, JOINING, PENDING, RUNNING
 
 if TYPE_CHECKING:
@@ -34,6 +40,7 @@ def cancel_all(loop: Loop) -> None:
         except Exception:
             logger.warning("an interrupt hook %r failed", hook, exc_info=True)
     now = time.time()
+    withdraw_waiting(loop)  # what waits in an executor's queue never started: no trial
     in_flight = set(loop.calls)  # a running unit not in flight was running in the master
     _abandon_in_flight(loop)
     state, attempt = loop.state, loop.attempt
@@ -64,3 +71,27 @@ def _abandon_in_flight(loop: Loop) -> None:
             for member in call.calls[1:]:
                 loop.unstart(member)
     loop.calls.clear()
+
+
+def withdraw_waiting(loop: Loop) -> None:
+    """fail_fast stopped the run: each call in flight that has not begun to run is
+    taken back from its executor (a batch whole), and its units are cancelled."""
+    seen: set[int] = set()
+    for i, call in list(loop.calls.items()):
+        r = loop.route[i]
+        ex = loop.execs[r]
+        if not ex.queue_ahead or id(call) in seen:
+            continue
+        seen.add(id(call))
+        try:
+            taken = ex.withdraw(call)
+        except Exception:
+            logger.warning("executor %r failed to withdraw %r", ex, call, exc_info=True)
+            taken = False
+        if not taken:
+            continue
+        loop.inflight[r] -= 1
+        for member in [call] if isinstance(call, Call) else call.calls:
+            loop.calls.pop(member.idx, None)
+            loop.unstart(member)
+            loop.cancel(member.idx)

@@ -52,7 +52,7 @@ from ..plan.templates import fill
 from .batching import Batching, finish_batch, submit_batch
 from .conds import choose, conds_by_predicate
 from .here import drain_here, plain_units
-from .interrupt import cancel_all
+from .interrupt import cancel_all, withdraw_waiting
 from .maps import Maps
 from .policy import next_wait, refused, timeout_error, trial_state
 from .protocol import O_ATTEMPT, Batch, BatchDone, Call, Executor, Outcome
@@ -105,7 +105,9 @@ class Loop(RunState):
     ) -> None:
         self.plan = plan
         self.execs = list(execs)
-        self.caps = [ex.capacity for ex in execs]
+        # trials may wait in an executor's queue (queue_ahead) where nothing is told of
+        # a trial's start at its submission: in a run without callbacks
+        self.caps = [ex.capacity + (0 if callbacks else ex.queue_ahead) for ex in execs]
         route: Any = route_idx
         if any(map(_CORO, plan._specs)):
             route = async_lanes(plan, self.execs, self.caps, route_idx)
@@ -472,6 +474,7 @@ class Loop(RunState):
         """fail_fast: let what runs finish, cancel what is ready or waiting to retry."""
         self.stopping = True
         self.stop_time = seen
+        withdraw_waiting(self)  # what waits in an executor's queue does not start
         for call in self.calls.values():
             if type(call) is Batch:
                 call.stopped = True  # a thread running it starts no further member

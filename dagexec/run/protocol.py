@@ -270,6 +270,13 @@ class Executor:
     #: :func:`~dagexec.run.worker.run_call` does (serial): the engine then runs a plain
     #: node's first trial itself, without a :meth:`submit` (:mod:`dagexec.run.here`)
     runs_in_master = False
+    #: trials the engine may have in flight beyond :attr:`capacity`: they wait in the
+    #: executor's own queue and start the moment a worker is free, without a round trip
+    #: through the master.  An executor that queues ahead says when a trial began
+    #: (:meth:`started_at`) and takes back one that has not (:meth:`withdraw`).  The
+    #: engine queues ahead only in runs without callbacks (they are told of a trial's
+    #: start when it is submitted)
+    queue_ahead = 0
     #: trials of ``async def`` tasks the executor runs at once besides :attr:`capacity`
     #: (on an event loop: they wait without holding a worker); 0: they count as any trial
     async_capacity = 0
@@ -314,6 +321,13 @@ class Executor:
         cluster) says so here, so waiting there does not use up a timeout.
         """
         return None
+
+    def withdraw(self, call: Call | Batch) -> bool:
+        """Take ``call`` back if it has not begun to run (it waits in a queue of the
+        executor's own), so that it never will: True when taken back (its outcome
+        never comes).  A fail_fast stop withdraws what waits; the default takes
+        nothing back."""
+        return False
 
     def abandon(self, call: Call | Batch) -> None:
         """``call`` ran past its timeout, or the run was interrupted: stop it if the
