@@ -18,13 +18,14 @@ Recording a task call is the hot path of building (a graph of 1,000,000 nodes is
 1,000,000 of them), so :func:`call_task`, which is ``Task.__call__`` itself, does it
 inline: the call site comes from a table keyed by the caller's code and offset
 (:mod:`dagexec._callsite`); what is per task (name, arity bounds, the form of its
-calls outside sections) from a tuple the graph keeps by ``id(task)`` (an attribute
-of the task, a wrapt proxy, costs several times a dict lookup); the key from the
-counter of its base (:meth:`Graph._taken` says why no set of every key is needed);
-and a call given distinct Nodes only stores no tuple of them (its record's
+calls outside sections) from a tuple the graph keeps by ``id(task)`` (reading an
+attribute of the task, a wrapt proxy, costs more than that dict lookup); the key
+from the counter of its base (:meth:`Graph._taken` says why no set of every key is
+needed); and a call given distinct Nodes only stores no tuple of them (its record's
 dependencies are they, in order).  The record holds no object the cyclic collector
-must walk (``dagexec._node``), nor does the graph hold a set of every key, so
-building 1,000,000 nodes costs about ten times building 100,000.
+must walk (``dagexec._node``) and the graph no set of every key, so what a node
+costs hardly grows with the graph: the collector's full passes, which walk every
+tracked object, meet the user's Nodes but not the records.
 """
 
 from __future__ import annotations
