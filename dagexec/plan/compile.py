@@ -242,8 +242,9 @@ class _Compiler:
         keys = tuple(g._keys) if self.identity else tuple([g._keys[gi] for gi in self.order_])
         inputs = self._inputs(keys, cols.reads)
         waiting = dependents(cols.deps)
-        n_readers, read_apart = readers(cols, waiting, n + self.n_inputs)
-        outputs = self._outputs(keys, cols, waiting, read_apart)
+        n_waiting = list(map(len, waiting))  # one pass over the tuples, wherever they lie
+        n_readers, read_apart = readers(cols, n_waiting, n + self.n_inputs)
+        outputs = self._outputs(keys, cols, n_waiting, read_apart)
         aliases: dict[str, int] = {}  # section keys -> the slot they stand for
         for sc in g._sections:
             r = self.res[sc.finish]
@@ -321,14 +322,14 @@ class _Compiler:
         return tuple(out)
 
     def _outputs(
-        self, keys: tuple[str, ...], cols: Columns, waiting: tuple[tuple[int, ...], ...], read: set[int]
+        self, keys: tuple[str, ...], cols: Columns, n_waiting: list[int], read: set[int]
     ) -> tuple[tuple[str, int], ...]:
         """The marked outputs, or else the nodes nobody reads or waits for (``node[k]``
         items last); ``read`` holds the nodes read by a node that does not wait for them."""
         if self.g._outputs:
             return tuple((name, self.slot_of(self.res[gi])) for name, gi in self.g._outputs)
         names = cols.names
-        unread = list(compress(range(self.n), map(not_, waiting)))  # nobody waits for them
+        unread = list(compress(range(self.n), map(not_, n_waiting)))  # nobody waits for them
         if read:
             unread = [p for p in unread if p not in read]
         outputs = [(keys[p], p) for p in unread if names[p] != "getitem"]

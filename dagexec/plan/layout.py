@@ -287,12 +287,12 @@ def _run_checks(task: Any, f: _Form, k: int, kw: dict[str, Any] | None) -> tuple
     return C.runtime_checks(task.meta, k, kw)
 
 
-def readers(cols: Columns, waiting: tuple[tuple[int, ...], ...], n_slots: int) -> tuple[list[int], set[int]]:
+def readers(cols: Columns, n_waiting: list[int], n_slots: int) -> tuple[list[int], set[int]]:
     """How many nodes read each slot (nodes and inputs), and the nodes read by a node
-    that does not wait for them.  A node mostly reads just what it waits for (its reads
-    are its dependencies' tuple): the nodes waiting for a node are its readers."""
-    counts = list(map(len, waiting))
-    counts += [0] * (n_slots - len(counts))
+    that does not wait for them, given how many nodes wait for each node.  A node mostly
+    reads just what it waits for (its reads are its dependencies' tuple): the nodes
+    waiting for a node are its readers."""
+    counts = n_waiting + [0] * (n_slots - len(n_waiting))
     apart: set[int] = set()
     reads_l, deps_l = cols.reads, cols.deps
     if len(reads_l) != len(deps_l):  # pragma: no cover - one entry per node in both
