@@ -19,7 +19,8 @@ loop's own paths::
 
 A unit takes the short way when it is a plan node (not a map item) whose call holds
 no containers to fill, whose task is not ``async`` and has no timeout, on its first
-attempt; its outcome goes through ``finish`` when it failed, logged or printed
+attempt, in a run where no executor keeps values on its workers (the submit path
+brings those over); its outcome goes through ``finish`` when it failed, logged or printed
 something, is a cond's predicate, is written to the cache, or the run has callbacks.
 :func:`plain_units` says which nodes may.
 """

@@ -211,8 +211,9 @@ class Loop(RunState):
         observe = batches.observe if any(batches.measured) else None
         batch_members = batches.members
         # per lane: None, or the trials it runs in the master (drain_here): all (the
-        # executor runs every trial there) or the functions measured tiny
-        here: list[Any] = [ALL if ex.runs_in_master else None for ex in execs]
+        # executor runs every trial there) or the functions measured tiny; not where
+        # values are kept on workers (the submit path brings them over, localize)
+        here: list[Any] = [ALL if ex.runs_in_master and not self.remote else None for ex in execs]
         for r, inline in enumerate(batches.inline):
             if inline:
                 here[r] = batches.quick
