@@ -288,6 +288,7 @@ class _Compiler:
             _pickle_problems=tuple(self.pickle_problems),
             _fingerprint=None,
             _links=None,
+            _plain=None,
         )
         assert len(keys) == n
         return plan

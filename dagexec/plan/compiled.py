@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["CompiledGraph"]
 
 #: fields computed on first use, never pickled
-_CACHED = frozenset({"_fingerprint", "_links"})
+_CACHED = frozenset({"_fingerprint", "_links", "_plain"})
 
 
 class CompiledGraph:
@@ -80,6 +80,7 @@ class CompiledGraph:
         "_opts",
         "_outputs",
         "_pickle_problems",
+        "_plain",
         "_reads",
         "_routes",
         "_section_of",
@@ -118,6 +119,7 @@ class CompiledGraph:
     _pickle_problems: tuple[Problem, ...]
     _fingerprint: str | None
     _links: tuple[int, ...] | None
+    _plain: tuple[bool, ...] | None
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("a CompiledGraph is immutable")
@@ -132,7 +134,7 @@ class CompiledGraph:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # files from before conds and maps
-        self._set(**{"_conds": (), "_maps": frozenset(), **state}, _fingerprint=None, _links=None)
+        self._set(**{"_conds": (), "_maps": frozenset(), **state}, _fingerprint=None, _links=None, _plain=None)
 
     def _chain_links(self) -> tuple[int, ...]:
         """Per node, the node that continues its linear chain, or -1 (:func:`.links.chain_links`);
@@ -144,6 +146,22 @@ class CompiledGraph:
             links = chain_links(self)
             object.__setattr__(self, "_links", links)
         return links
+
+    def _plain_units(self) -> tuple[bool, ...]:
+        """Per node, whether the engine may run its first trial in the master without a
+        call object (:mod:`dagexec.run.here`): not a map node, no containers in its call
+        to fill, not ``async``, no timeout; computed on first use."""
+        plain = self._plain
+        if plain is None:
+            flags = [
+                not nested and not spec.coro and spec.timeout is None
+                for spec, nested in zip(self._specs, self._nested, strict=True)
+            ]
+            for m in self._maps:  # a map node expands in the loop
+                flags[m] = False
+            plain = tuple(flags)
+            object.__setattr__(self, "_plain", plain)
+        return plain
 
     # -- description ---------------------------------------------------------------
     def __len__(self) -> int:

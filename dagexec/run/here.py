@@ -22,7 +22,7 @@ no containers to fill, whose task is not ``async`` and has no timeout, on its fi
 attempt, in a run where no executor keeps values on its workers (the submit path
 brings those over); its outcome goes through ``finish`` when it failed, logged or printed
 something, is a cond's predicate, is written to the cache, or the run has callbacks.
-:func:`plain_units` says which nodes may.
+:meth:`CompiledGraph._plain_units` (kept on the plan) says which nodes may.
 """
 
 from __future__ import annotations
@@ -39,26 +39,13 @@ from .timers import expire
 from .worker import _check, _check_return, _from_task
 
 if TYPE_CHECKING:
-    from .._plan import CompiledGraph
     from .loop import Loop
 
 _set_slot = _CURRENT.set
 _reset_slot = _CURRENT.reset
 
 
-def plain_units(plan: CompiledGraph) -> list[bool]:
-    """Per plan node, whether its trials may take :func:`drain_here`'s short way: not a
-    map node, no containers in its call to fill, not ``async``, no timeout."""
-    plain = [
-        not nested and not spec.coro and spec.timeout is None
-        for spec, nested in zip(plan._specs, plan._nested, strict=True)
-    ]
-    for m in plan._maps:  # a map node expands in the loop
-        plain[m] = False
-    return plain
-
-
-def drain_here(loop: Loop, stack: list[int], quick: Any, plain: list[bool]) -> None:
+def drain_here(loop: Loop, stack: list[int], quick: Any, plain: tuple[bool, ...]) -> None:
     """Run the units on top of ``stack`` in the master thread until it is empty or its
     top unit needs the loop's general path (``quick``: only the functions in this
     set run here; None: every plain unit)."""

@@ -51,7 +51,7 @@ from ..cache.session import CacheSession
 from ..plan.templates import fill
 from .batching import Batching, finish_batch, submit_batch
 from .conds import choose, conds_by_predicate
-from .here import drain_here, plain_units
+from .here import drain_here
 from .interrupt import cancel_all, withdraw_waiting
 from .maps import Maps
 from .policy import next_wait, refused, timeout_error, trial_state
@@ -217,7 +217,7 @@ class Loop(RunState):
         for r, inline in enumerate(batches.inline):
             if inline:
                 here[r] = batches.quick
-        plain = plain_units(self.plan) if any(h is not None for h in here) else []
+        plain = self.plan._plain_units() if any(h is not None for h in here) else ()
         plan_specs = self.plan._specs
         n = self.n
         remote = self.remote
