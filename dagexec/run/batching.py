@@ -48,7 +48,7 @@ MAX_BATCH = 256
 #: and back costs about 10-20 µs, so a trial this short gains nothing from a thread,
 #: even one that releases the GIL; a longer one keeps its thread
 INLINE_S = 25e-6
-#: inline trials in a row before the loop looks at what the workers posted
+#: trials run in the master in a row before the loop looks at what the workers posted
 INLINE_BURST = 256
 
 
@@ -61,7 +61,7 @@ class Batching:
     item's function is its map's)."""
 
     __slots__ = (
-        "est", "inline", "inline_run", "kind", "links", "measured", "on", "opts", "owner", "quick",
+        "est", "inline", "kind", "links", "measured", "on", "opts", "owner", "quick",
         "route", "solo", "specs", "state", "suspect", "tiny",
     )  # fmt: skip
 
@@ -76,7 +76,6 @@ class Batching:
         self.measured = [t or i for t, i in zip(self.tiny, self.inline, strict=True)]
         self.quick: set[Any] = set()
         self.suspect: set[Any] = set()  # quick functions whose last trial in the master was slow
-        self.inline_run = 0  # trials run in the master so far
         # per unit, the node that continues its chain, or -1 (a map item is in none)
         links: Any = plan._chain_links() if any(self.on) else None
         if links is not None and plan._maps:  # map items are appended past the slots
@@ -167,25 +166,22 @@ class Batching:
             members.append(stack.pop())
         return members if len(members) > 1 else None
 
-    def ran_here(self, i: int, start: float, end: float) -> bool:
-        """Unit ``i``'s trial ran in the master from ``start`` to ``end``; True every
-        :data:`INLINE_BURST` such trials (the loop then takes in what workers posted).
+    def ran_here(self, i: int, took: float) -> None:
+        """Unit ``i``'s trial ran in the master and took ``took`` seconds (told when that
+        is :data:`INLINE_S` or more, or when a function is suspect).
 
-        A trial of :data:`INLINE_S` or more makes its function suspect, and a second in
-        a row sends it back to the threads: one alone may be the machine's doing (a
-        preemption, a garbage collection), not the function's."""
-        if end - start >= INLINE_S:
-            fn = self.specs[self.owner[i]].fn
-            if fn in self.suspect:
-                self.suspect.discard(fn)
-                self.quick.discard(fn)
-                self.est[fn] = end - start
-            else:
-                self.suspect.add(fn)
-        elif self.suspect:
-            self.suspect.discard(self.specs[self.owner[i]].fn)
-        n = self.inline_run = self.inline_run + 1
-        return n % INLINE_BURST == 0
+        A slow trial makes its function suspect, and a second in a row sends it back to
+        the threads: one alone may be the machine's doing (a preemption, a garbage
+        collection), not the function's.  A quick one clears the suspicion."""
+        fn = self.specs[self.owner[i]].fn
+        if took < INLINE_S:
+            self.suspect.discard(fn)
+        elif fn in self.suspect:
+            self.suspect.discard(fn)
+            self.quick.discard(fn)
+            self.est[fn] = took
+        else:
+            self.suspect.add(fn)
 
     def observe(self, out: Outcome) -> None:
         """Keep a running estimate of how long the node's function takes; a function

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from .._capture import CURRENT as _CURRENT
 from .._capture import log_text
 from .._proctree import stop_started_since
+from .batching import INLINE_BURST, INLINE_S
 from .protocol import Call, failed_outcome
 from .state import PENDING, RELEASED, RUNNING, SUCCEEDED
 from .timers import expire
@@ -60,6 +61,8 @@ def drain_here(loop: Loop, stack: list[int], quick: Any, plain: tuple[bool, ...]
     conds = loop.conds or ()
     short = not has_cb and loop.saving is None
     batches = loop.batches
+    suspect = batches.suspect
+    burst = INLINE_BURST
     while stack:
         i = stack[-1]
         if i >= n or not plain[i] or attempts[i] or loop.stopping:
@@ -76,12 +79,8 @@ def drain_here(loop: Loop, stack: list[int], quick: Any, plain: tuple[bool, ...]
         else:
             al = argv[i]
         kw = kwargs[i]
-        if kw is not None:
-            kwf = kwfills[i]
-            if kwf:
-                kw = dict(kw)
-                for name, s in kwf:
-                    kw[name] = vals[s]
+        if kw is not None and kwfills[i]:
+            kw = _with_values(kw, kwfills[i], vals)
         state[i] = RUNNING
         attempts[i] = 1
         if has_cb:
@@ -129,6 +128,19 @@ def drain_here(loop: Loop, stack: list[int], quick: Any, plain: tuple[bool, ...]
                     waiting[d] = w
                     if w == 0 and state[d] == PENDING:
                         ready[route[d]].append(d)
-        if quick is not None and batches.ran_here(i, start, end):
-            loop.take_posted(None, batches.observe)  # what the workers posted meanwhile
-            expire(loop)
+        if quick is not None:  # on threads: a function found slow goes back to them
+            if end - start >= INLINE_S or suspect:
+                batches.ran_here(i, end - start)
+            burst -= 1
+            if not burst:
+                burst = INLINE_BURST
+                loop.take_posted(None, batches.observe)  # what the workers posted meanwhile
+                expire(loop)
+
+
+def _with_values(kwargs: dict[str, Any], fills: Any, vals: list[Any]) -> dict[str, Any]:
+    """A call's keyword arguments with the values of the slots they read filled in."""
+    kw = dict(kwargs)
+    for name, s in fills:
+        kw[name] = vals[s]
+    return kw
