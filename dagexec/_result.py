@@ -35,6 +35,7 @@ class RunResult:
         "_declared",
         "_items",
         "_plan",
+        "_raw_ends",
         "_raw_trials",
         "_trials",
         "_values",
@@ -55,6 +56,7 @@ class RunResult:
         start: float,
         duration: float,
         items: dict[str, list[str]] | None = None,
+        ends: list[Any] | None = None,
     ) -> None:
         self.graph = plan.name
         self._declared = plan.outputs
@@ -65,6 +67,7 @@ class RunResult:
         # and left no log
         self._trials: dict[str, list[Trial]] | None = trials if isinstance(trials, dict) else None
         self._raw_trials: list[Any] | None = None if isinstance(trials, dict) else trials
+        self._raw_ends = ends  # where a raw record is a start (a trial in the master), its end
         self.outputs = outputs
         self._values = values
         self.start = start
@@ -78,12 +81,18 @@ class RunResult:
         if trials is None:
             keys = self._plan._keys
             raw = self._raw_trials or []
-            trials = {
-                keys[i]: ([Trial(keys[i], 1, State.SUCCEEDED, *t)] if type(t) is tuple else t or [])
-                for i, t in enumerate(raw)
-            }
+            ends = self._raw_ends
+            trials = {}
+            for i, t in enumerate(raw):  # a first trial that succeeded is kept compact until now
+                if type(t) is tuple:
+                    trials[keys[i]] = [Trial(keys[i], 1, State.SUCCEEDED, *t)]
+                elif type(t) is float:  # its start; it ran in the master
+                    assert ends is not None
+                    trials[keys[i]] = [Trial(keys[i], 1, State.SUCCEEDED, t, ends[i], "master")]
+                else:
+                    trials[keys[i]] = t or []
             self._trials = trials
-            self._raw_trials = None
+            self._raw_trials = self._raw_ends = None
         return trials
 
     @property

@@ -10,6 +10,7 @@ calls the base class's), which turns the short way off and sees every trial.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -180,3 +181,33 @@ def test_fail_fast_stops_the_short_way_after_a_failure(fail_fast):
     assert result.states["divide"] is State.FAILED
     expected = State.CANCELLED if fail_fast else State.SUCCEEDED
     assert result.states["inc"] is expected and result.states["inc-1"] is expected
+
+
+@dx.task
+def double(x: int) -> int:
+    return 2 * x
+
+
+@dx.task
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+
+@pytest.mark.parametrize("with_map", [False, True])
+def test_a_trial_in_the_master_keeps_its_start_and_end(with_map):
+    # the short way keeps a trial's start and end apart from its row until the result
+    # makes its Trial; with a map, the result lists trials through the maps' path
+    with dx.Graph("times") as g:
+        x = g.input("x")
+        a = inc(x)
+        g.output(total(double.map([a, inc(a)])) if with_map else add(a, b=inc(a)), name="out")
+    before = time.time()
+    result = g.compile().run({"x": 1}, executor="serial")
+    after = time.time()
+    assert result.output == (10 if with_map else 5)
+    first = result.trials["inc"]
+    assert [(t.attempt, t.state, t.worker, t.log, t.error) for t in first] == [(1, State.SUCCEEDED, "master", "", None)]
+    assert before <= first[0].start <= first[0].end <= after
+    assert type(first[0].start) is float and type(first[0].end) is float
+    later = result.trials["inc-1"][0]
+    assert first[0].end <= later.start <= later.end <= after  # one after the other

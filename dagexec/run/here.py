@@ -50,13 +50,12 @@ def drain_here(loop: Loop, stack: list[int], quick: Any, plain: tuple[bool, ...]
     """Run the units on top of ``stack`` in the master thread until it is empty or its
     top unit needs the loop's general path (``quick``: only the functions in this
     set run here; None: every plain unit)."""
-    state, attempts, specs, vals, rows = loop.state, loop.attempt, loop.specs, loop.vals, loop.rows
+    state, attempts, specs, vals = loop.state, loop.attempt, loop.specs, loop.vals
+    rows, ends = loop.rows, loop.trials.ends  # a start in rows, its end in ends (see .trials)
     argv, fills, kwargs, kwfills = loop.args, loop.fills, loop.kwargs, loop.kwfills
     reads, left, kept = loop.reads, loop.left, loop.kept
     dependents, waiting, ready, route = loop.dependents, loop.waiting, loop.ready, loop.route
-    plan_specs = loop.plan._specs
-    finish = loop.finish
-    n = loop.n
+    plan_specs, finish, n = loop.plan._specs, loop.finish, loop.n
     has_cb = loop.has_cb
     conds = loop.conds or ()
     short = not has_cb and loop.saving is None
@@ -115,7 +114,8 @@ def drain_here(loop: Loop, stack: list[int], quick: Any, plain: tuple[bool, ...]
             else:  # what finish does on success, with the lists bound to locals
                 state[i] = SUCCEEDED
                 vals[i] = value
-                rows[i] = (start, end, "master")
+                rows[i] = start
+                ends[i] = end
                 for s in reads[i]:
                     c = left[s] - 1
                     left[s] = c

@@ -257,11 +257,12 @@ class Maps:
     ) -> tuple[dict[str, State], dict[str, list[Trial]]]:
         """States and trials with each map's items after the map node itself."""
         state = self.loop.state
+        ends = self.loop.trials.ends
         out_states: dict[str, State] = {}
         out_trials: dict[str, list[Trial]] = {}
         for i, key in enumerate(keys):
             out_states[key] = states[key]
-            out_trials[key] = as_trials(key, rows[i])
+            out_trials[key] = as_trials(key, rows[i], ends[i])
             run = self.runs.get(i)
             if run is not None:
                 for j, u in enumerate(run.units):

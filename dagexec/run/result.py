@@ -38,7 +38,7 @@ def run_result(loop: Loop, duration: float) -> RunResult:
     if loop.earlier:  # a resumed run: the trials of the run it resumes come first
         trials = list(trials)
         for i, before in loop.earlier.items():
-            trials[i] = before + as_trials(keys[i], trials[i])
+            trials[i] = before + as_trials(keys[i], trials[i], loop.trials.ends[i])
         rows = trials + rows[len(keys) :]  # the map items' rows after the nodes'
     if loop.map_runs:
         states, trials = loop.maps.with_items(keys, states, rows)
@@ -49,7 +49,7 @@ def run_result(loop: Loop, duration: float) -> RunResult:
     loop.vals = []
     loop.calls = {}
     items = {keys[m]: [f"{keys[m]}[{j}]" for j in range(len(run.units))] for m, run in loop.map_runs.items()}
-    return RunResult(plan, states, trials, outputs, values, loop.start, duration, items)
+    return RunResult(plan, states, trials, outputs, values, loop.start, duration, items, loop.trials.ends)
 
 
 def _kept_values(

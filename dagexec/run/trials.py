@@ -5,7 +5,9 @@ its outcome arrives (``on_trial_end``).  :class:`Trials` keeps the trials of eve
 (node or map item), one row per unit: None before the first trial, a list of
 :class:`~dagexec.Trial`, or, for a first trial of a node that succeeded without
 callbacks and without a log, the compact tuple ``(start, end, worker)`` that the loop
-writes itself on its hot path and :func:`as_trials` makes a Trial at the end.  The rows
+writes itself on its hot path and :func:`as_trials` makes a Trial at the end; for such
+a trial run in the master (:mod:`.here`), its start alone, a float, with its end in
+``ends`` (no object made per trial).  The rows
 of the slots that are no node (graph inputs, constants) stay None; the loop appends a
 row per map item when its map expands.
 
@@ -53,11 +55,14 @@ class Callbacks:
                 logger.warning("callback %r raised in %s; the run goes on", cb, method, exc_info=True)
 
 
-def as_trials(key: str, row: Any) -> list[Trial]:
+def as_trials(key: str, row: Any, end: float | None = None) -> list[Trial]:
     """A node's row of trials as a list: the compact tuple of a first trial that
-    succeeded becomes its Trial."""
+    succeeded becomes its Trial, and so does the start of one that succeeded in the
+    master (``end`` its end)."""
     if type(row) is tuple:
         return [Trial(key, 1, State.SUCCEEDED, *row)]
+    if type(row) is float:
+        return [Trial(key, 1, State.SUCCEEDED, row, end, "master")]
     return row or []
 
 
@@ -86,7 +91,7 @@ class Trials:
     """Each unit's trials, one row per unit (see the module's docstring); ``item_key``
     names a unit past the plan's nodes (a map item)."""
 
-    __slots__ = ("cb", "item_key", "keys", "rows", "unstarted")
+    __slots__ = ("cb", "ends", "item_key", "keys", "rows", "unstarted")
 
     def __init__(self, keys: tuple[str, ...], cb: Callbacks, n_slots: int) -> None:
         self.keys = keys
@@ -94,6 +99,7 @@ class Trials:
         # per unit: None, its list of Trials, or (start, end, worker) of a first trial that
         # succeeded without callbacks and without a log (cheaper than a Trial)
         self.rows: list[Any] = [None] * n_slots
+        self.ends: list[Any] = [None] * len(keys)  # per node: the end of a row that is a start
         self.unstarted: dict[int, Trial] = {}  # announced trials of batch members sent back
         self.item_key: Callable[[int], str] = str
 
