@@ -108,7 +108,6 @@ MISSING: Any = _Missing()
 
 _current: contextvars.ContextVar[Graph | None] = contextvars.ContextVar("dagexec_graph", default=None)
 current_graph = _current.get
-_current_get = _current.get
 
 # a Node made without Node.__init__'s calls, on the hot path of building
 _new_node = object.__new__
@@ -514,7 +513,7 @@ def call_task(task: Task, *args: Any, **kwargs: Any) -> Any:
     The hot path of building (module docstring), one frame deep: the key and the
     record are made here, inline; calls given keywords, a number of arguments the
     task does not bind as it is, or containers go the general way."""
-    self = _current_get()
+    self = current_graph()
     if self is None:
         reject_nodes_outside(task._self_name, args, kwargs)
         return task.__wrapped__(*args, **kwargs)

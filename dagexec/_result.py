@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._state import State, Trial
+from .run.trials import as_trials
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -18,6 +19,7 @@ __all__ = ["RunResult"]
 
 #: the states of a node that make a run not ok
 _BAD = frozenset((State.FAILED, State.UPSTREAM_FAILED, State.CANCELLED))
+
 
 class RunResult:
     """The states, trials and kept values of one run.
@@ -81,16 +83,9 @@ class RunResult:
         if trials is None:
             keys = self._plan._keys
             raw = self._raw_trials or []
-            ends = self._raw_ends
-            trials = {}
-            for i, t in enumerate(raw):  # a first trial that succeeded is kept compact until now
-                if type(t) is tuple:
-                    trials[keys[i]] = [Trial(keys[i], 1, State.SUCCEEDED, *t)]
-                elif type(t) is float:  # its start; it ran in the master
-                    assert ends is not None
-                    trials[keys[i]] = [Trial(keys[i], 1, State.SUCCEEDED, t, ends[i], "master")]
-                else:
-                    trials[keys[i]] = t or []
+            ends = self._raw_ends or [None] * len(raw)
+            # a first trial that succeeded is kept compact until now
+            trials = {keys[i]: as_trials(keys[i], t, ends[i]) for i, t in enumerate(raw)}
             self._trials = trials
             self._raw_trials = self._raw_ends = None
         return trials

@@ -7,7 +7,8 @@ for the nodes whose ``nested`` flag is set, once per argument of every trial.  T
 walk is :func:`dagexec._walk.replace`, set up once (``replacer``) and told to call
 back only at a ``_Ref``; it copies every container, so a task that changes its
 argument changes no template and no other trial's argument.  A ``_Ref`` or a
-constant given whole is answered without entering the walk.
+constant given whole is answered without entering the walk.  A keyword argument
+given whole is put in place by name (:func:`with_values`).
 """
 
 from __future__ import annotations
@@ -30,3 +31,12 @@ def fill(value: Any, vals: list[Any]) -> Any:
     if t in _WALKED or isinstance(value, tuple):  # a namedtuple, perhaps
         return _walk_refs(value, lambda ref: vals[ref.slot])
     return value  # a constant
+
+
+def with_values(kwargs: dict[str, Any], fills: Any, vals: list[Any]) -> dict[str, Any]:
+    """A copy of a call's keyword arguments with the value of each slot it reads put
+    in place (``fills``: ``(name, slot)`` pairs)."""
+    kw = dict(kwargs)
+    for name, s in fills:
+        kw[name] = vals[s]
+    return kw

@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Any
 from .._capture import CURRENT as _CURRENT
 from .._capture import log_text
 from .._proctree import stop_started_since
+from ..plan.templates import with_values
 from .batching import INLINE_BURST, INLINE_S
-from .protocol import Call, failed_outcome
+from .protocol import O_END, Call, failed_outcome
 from .state import PENDING, RELEASED, RUNNING, SUCCEEDED
 from .timers import expire
 from .worker import _check, _check_return, _from_task
@@ -79,7 +80,7 @@ def drain_here(loop: Loop, stack: list[int], quick: Any, plain: tuple[bool, ...]
             al = argv[i]
         kw = kwargs[i]
         if kw is not None and kwfills[i]:
-            kw = _with_values(kw, kwfills[i], vals)
+            kw = with_values(kw, kwfills[i], vals)
         state[i] = RUNNING
         attempts[i] = 1
         if has_cb:
@@ -105,7 +106,7 @@ def drain_here(loop: Loop, stack: list[int], quick: Any, plain: tuple[bool, ...]
             exc = _from_task(exc.with_traceback(exc.__traceback__.tb_next if exc.__traceback__ else None), spec.fn)
             out = failed_outcome(Call(i, 1, spec, al, kw), exc, start, "master", log_text(buf))
             finish(out, False)
-            end = out[7]
+            end = out[O_END]
         else:
             end = time()
             if buf or not short or i in conds:
@@ -137,10 +138,3 @@ def drain_here(loop: Loop, stack: list[int], quick: Any, plain: tuple[bool, ...]
                 loop.take_posted(None, batches.observe)  # what the workers posted meanwhile
                 expire(loop)
 
-
-def _with_values(kwargs: dict[str, Any], fills: Any, vals: list[Any]) -> dict[str, Any]:
-    """A call's keyword arguments with the values of the slots they read filled in."""
-    kw = dict(kwargs)
-    for name, s in fills:
-        kw[name] = vals[s]
-    return kw

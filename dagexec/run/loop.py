@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from .._plan import NodeSpec
 from .._state import State, Trial
 from ..cache.session import CacheSession
-from ..plan.templates import fill
+from ..plan.templates import fill, with_values
 from .batching import Batching, finish_batch, submit_batch
 from .conds import choose, conds_by_predicate
 from .here import drain_here
@@ -84,9 +84,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("dagexec.engine")
 
 _CORO = operator.attrgetter("coro")
+_TIMEOUT = operator.attrgetter("timeout")
 #: a lane whose executor runs every trial in the master (see ``_loop``)
 ALL: Any = frozenset()
-_TIMEOUT = operator.attrgetter("timeout")
 
 
 class Loop(RunState):
@@ -311,12 +311,8 @@ class Loop(RunState):
         else:
             args = self.args[i]
         kw = self.kwargs[i]
-        if kw is not None:
-            kwf = self.kwfills[i]
-            if kwf:
-                kw = dict(kw)
-                for name, s in kwf:
-                    kw[name] = vals[s]
+        if kw is not None and self.kwfills[i]:
+            kw = with_values(kw, self.kwfills[i], vals)
         return Call(i, attempt, spec, args, kw)
 
     def take_posted(self, out: Any = None, observe: Any = None) -> None:
