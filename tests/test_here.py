@@ -211,3 +211,91 @@ def test_a_trial_in_the_master_keeps_its_start_and_end(with_map):
     assert type(first[0].start) is float and type(first[0].end) is float
     later = result.trials["inc-1"][0]
     assert first[0].end <= later.start <= later.end <= after  # one after the other
+
+
+@dx.task
+def pair(a: int, b: int) -> tuple[int, int]:
+    return (a, b)
+
+
+@dx.task
+def seven() -> int:
+    return 7
+
+
+@dx.task
+def scaled(x: int, *, factor: int) -> int:
+    return x * factor
+
+
+def test_each_call_shape_gets_its_arguments_in_order_on_the_short_way():
+    # the plan keeps, per plain node, a getter of its arguments when they are the values
+    # it reads in order (dagexec/plan/direct.py), its template and fills otherwise
+    with dx.Graph("shapes") as g:
+        x = g.input("x")
+        a, b = inc(x), seven()
+        calls = {
+            "one": inc(a),
+            "two": pair(a, b),
+            "swapped": pair(b, a),
+            "twice": pair(a, a),
+            "constant_first": pair(100, a),
+            "constants": pair(1, 2),
+            "keyword": add(a, b=b),  # bound by position
+            "keyword_only": scaled(a, factor=b),
+            "input": pair(x, b),
+        }
+        for name, node in calls.items():
+            g.output(node, name=name)
+    plan = g.compile()
+    direct = plan._plain_units()
+    getters = {name: direct[plan._index[node.key]][3] is not None for name, node in calls.items()}
+    assert getters == {
+        "one": True,
+        "two": True,
+        "swapped": True,
+        "twice": True,
+        "constant_first": False,
+        "constants": False,
+        "keyword": True,
+        "keyword_only": False,
+        "input": True,
+    }
+    expected = {
+        "one": 3, "two": (2, 7), "swapped": (7, 2), "twice": (2, 2), "constant_first": (100, 2),
+        "constants": (1, 2), "keyword": 9, "keyword_only": 14, "input": (1, 7),
+    }  # fmt: skip
+    assert plan.run({"x": 1}, executor="serial").outputs == expected
+    reference = Submitting()
+    assert plan.run({"x": 1}, executor=reference).outputs == expected
+    assert len(reference.keys) == len(plan)
+
+
+@dx.task(executor="threads")
+def triple(v: int) -> int:
+    return v * 3
+
+
+def test_a_run_over_two_lanes_readies_each_dependent_on_its_own_lane():
+    # a node routed to another executor is readied on that executor's lane, not on the
+    # stack the short way drains
+    with dx.Graph("lanes") as g:
+        a = inc(g.input("x"))
+        g.output(inc(triple(a)), name="out")
+    result = g.compile().run({"x": 1}, executor={"default": "serial", "threads": "threads"})
+    assert result.output == 7
+    assert [result.trials[k][0].worker == "master" for k in ("inc", "inc-1")] == [True, True]
+    assert result.trials["triple"][0].worker != "master"
+
+
+def test_a_mutation_check_run_takes_the_general_path():
+    @dx.task
+    def grow(xs: list[int]) -> int:
+        xs.append(1)
+        return len(xs)
+
+    with dx.Graph("mutation") as g:
+        g.output(grow(dx.task(lambda: [0])()))
+    result = g.compile().run(executor="serial", check_mutation=True, raise_on_failure=False)
+    assert result.states["grow"] is State.FAILED
+    assert str(result.trials["grow"][0].error).startswith("node 'grow' changed its argument 'xs' in place")

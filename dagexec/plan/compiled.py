@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import GraphError, Problem
+from .direct import Direct, direct_calls
 from .specs import PICKLED_AS, InputSpec, NodeInfo, NodeSpec, SectionInfo
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ class CompiledGraph:
     _pickle_problems: tuple[Problem, ...]
     _fingerprint: str | None
     _links: tuple[int, ...] | None
-    _plain: tuple[bool, ...] | None
+    _plain: tuple[Direct | None, ...] | None
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("a CompiledGraph is immutable")
@@ -147,19 +148,14 @@ class CompiledGraph:
             object.__setattr__(self, "_links", links)
         return links
 
-    def _plain_units(self) -> tuple[bool, ...]:
-        """Per node, whether the engine may run its first trial in the master without a
-        call object (:mod:`dagexec.run.here`): not a map node, no containers in its call
-        to fill, not ``async``, no timeout; computed on first use."""
+    def _plain_units(self) -> tuple[Direct | None, ...]:
+        """Per node, what the engine needs to run its first trial in the master without
+        a call object (:mod:`dagexec.run.here`), or None when it may not: a map node, a
+        call with containers to fill, an ``async`` task, a timeout; made on first use
+        (:mod:`.direct`)."""
         plain = self._plain
         if plain is None:
-            flags = [
-                not nested and not spec.coro and spec.timeout is None
-                for spec, nested in zip(self._specs, self._nested, strict=True)
-            ]
-            for m in self._maps:  # a map node expands in the loop
-                flags[m] = False
-            plain = tuple(flags)
+            plain = direct_calls(self)
             object.__setattr__(self, "_plain", plain)
         return plain
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from .._capture import CURRENT as _CURRENT
 from .._capture import log_text
 from .._proctree import stop_started_since
+from ..plan.direct import Direct
 from ..plan.templates import with_values
 from .batching import INLINE_BURST, INLINE_S
 from .protocol import O_END, Call, failed_outcome
@@ -47,16 +48,15 @@ _set_slot = _CURRENT.set
 _reset_slot = _CURRENT.reset
 
 
-def drain_here(loop: Loop, stack: list[int], quick: Any, plain: tuple[bool, ...]) -> None:
+def drain_here(loop: Loop, stack: list[int], quick: Any, plain: tuple[Direct | None, ...]) -> None:
     """Run the units on top of ``stack`` in the master thread until it is empty or its
     top unit needs the loop's general path (``quick``: only the functions in this
-    set run here; None: every plain unit)."""
-    state, attempts, specs, vals = loop.state, loop.attempt, loop.specs, loop.vals
+    set run here; None: every plain unit; ``plain``: the plan's :data:`Direct` tuples)."""
+    state, attempts, vals = loop.state, loop.attempt, loop.vals
     rows, ends = loop.rows, loop.trials.ends  # a start in rows, its end in ends (see .trials)
-    argv, fills, kwargs, kwfills = loop.args, loop.fills, loop.kwargs, loop.kwfills
-    reads, left, kept = loop.reads, loop.left, loop.kept
-    dependents, waiting, ready, route = loop.dependents, loop.waiting, loop.ready, loop.route
-    plan_specs, finish, n = loop.plan._specs, loop.finish, loop.n
+    left, kept, waiting, ready, route = loop.left, loop.kept, loop.waiting, loop.ready, loop.route
+    finish, n = loop.finish, loop.n
+    push = stack.append if len(ready) == 1 else None  # one lane: every dependent is this stack's
     has_cb = loop.has_cb
     conds = loop.conds or ()
     short = not has_cb and loop.saving is None
@@ -65,22 +65,23 @@ def drain_here(loop: Loop, stack: list[int], quick: Any, plain: tuple[bool, ...]
     burst = INLINE_BURST
     while stack:
         i = stack[-1]
-        if i >= n or not plain[i] or attempts[i] or loop.stopping:
+        if i >= n or attempts[i] or loop.stopping:
             return
-        spec = specs[i]
-        if quick is not None and plan_specs[i].fn not in quick:
+        direct = plain[i]
+        if direct is None:
+            return
+        fn, checks, ret, get, al, fl, kw, kwf, reads, dependents = direct
+        if quick is not None and fn not in quick:
             return
         stack.pop()
-        fl = fills[i]
-        if fl:
-            al: Any = list(argv[i])
+        if get is not None:  # the values it reads, in order, and nothing else
+            al = get(vals)
+        elif fl:
+            al = list(al)
             for p, s in fl:
                 al[p] = vals[s]
-        else:
-            al = argv[i]
-        kw = kwargs[i]
-        if kw is not None and kwfills[i]:
-            kw = with_values(kw, kwfills[i], vals)
+        if kwf:
+            kw = with_values(kw, kwf, vals)
         state[i] = RUNNING
         attempts[i] = 1
         if has_cb:
@@ -91,11 +92,11 @@ def drain_here(loop: Loop, stack: list[int], quick: Any, plain: tuple[bool, ...]
         start = time()
         try:
             try:
-                if spec.checks:
-                    _check(spec, al, kw)
-                value = spec.fn(*al, **kw) if kw else spec.fn(*al)
-                if spec.ret is not None:
-                    _check_return(spec, value)
+                if checks:
+                    _check(loop.specs[i], al, kw)
+                value = fn(*al, **kw) if kw else fn(*al)
+                if ret is not None:
+                    _check_return(loop.specs[i], value)
             finally:
                 slot[0] = None  # closed: what the task's threads write from now on is no trial's
                 _reset_slot(token)  # a trial that runs this one (a nested run) gets its slot back
@@ -103,10 +104,7 @@ def drain_here(loop: Loop, stack: list[int], quick: Any, plain: tuple[bool, ...]
             stop_started_since(start)  # what this trial started in the master
             raise
         except BaseException as exc:
-            exc = _from_task(exc.with_traceback(exc.__traceback__.tb_next if exc.__traceback__ else None), spec.fn)
-            out = failed_outcome(Call(i, 1, spec, al, kw), exc, start, "master", log_text(buf))
-            finish(out, False)
-            end = out[O_END]
+            end = _failed(loop, Call(i, 1, loop.specs[i], al, kw), exc, start, buf)
         else:
             end = time()
             if buf or not short or i in conds:
@@ -117,18 +115,21 @@ def drain_here(loop: Loop, stack: list[int], quick: Any, plain: tuple[bool, ...]
                 vals[i] = value
                 rows[i] = start
                 ends[i] = end
-                for s in reads[i]:
+                for s in reads:
                     c = left[s] - 1
                     left[s] = c
                     if c == 0 and not kept[s]:
                         vals[s] = RELEASED
                 if left[i] == 0 and not kept[i]:
                     vals[i] = RELEASED
-                for d in dependents[i]:
+                for d in dependents:
                     w = waiting[d] - 1
                     waiting[d] = w
                     if w == 0 and state[d] == PENDING:
-                        ready[route[d]].append(d)
+                        if push is not None:
+                            push(d)
+                        else:
+                            ready[route[d]].append(d)
         if quick is not None:  # on threads: a function found slow goes back to them
             if end - start >= INLINE_S or suspect:
                 batches.ran_here(i, end - start)
@@ -138,3 +139,12 @@ def drain_here(loop: Loop, stack: list[int], quick: Any, plain: tuple[bool, ...]
                 loop.take_posted(None, batches.observe)  # what the workers posted meanwhile
                 expire(loop)
 
+
+def _failed(loop: Loop, call: Call, exc: BaseException, start: float, buf: list[Any]) -> float:
+    """Finish a trial run in the master whose task raised ``exc``; return its end."""
+    tb = exc.__traceback__
+    exc = _from_task(exc.with_traceback(tb.tb_next if tb else None), call.spec.fn)  # from the task's frame
+    out = failed_outcome(call, exc, start, "master", log_text(buf))
+    loop.finish(out, False)
+    end: float = out[O_END]
+    return end

@@ -23,7 +23,8 @@ expansions append, described there.  What the loop adds:
 * ``q``              the queue executors post outcomes and BatchDones to;
 * ``failed_order``   the nodes that failed, in order (for RunFailed);
 * ``stopping``, ``stop_time``: fail_fast stopped the run, and when;
-* ``remote``         an executor keeps values on its workers (:mod:`.values`).
+* ``remote``         an executor keeps values on its workers (:mod:`.values`);
+* ``own_specs``      the run's specs are not the plan's (``check_mutation``).
 
 Its collaborators: ``trials`` (:mod:`.trials`; ``rows`` is its list, for ``finish``),
 ``timers`` (:mod:`.timers`), ``batches`` (:mod:`.batching`), ``maps`` (:mod:`.maps`,
@@ -112,6 +113,7 @@ class Loop(RunState):
         if any(map(_CORO, plan._specs)):
             route = async_lanes(plan, self.execs, self.caps, route_idx)
         RunState.__init__(self, plan, arguments, route, specs)
+        self.own_specs = specs is not None
         self.timeouts = any(map(_TIMEOUT, plan._specs))  # (a timeout of 0 is refused by the task)
         self.fail_fast = fail_fast
         self.cb = callbacks
@@ -212,13 +214,15 @@ class Loop(RunState):
         batch_members = batches.members
         # per lane: None, or the trials it runs in the master (drain_here): all (the
         # executor runs every trial there) or the functions measured tiny; not where
-        # values are kept on workers (the submit path brings them over, localize)
+        # values are kept on workers (the submit path brings them over, localize), nor
+        # where the run's specs are not the plan's (check_mutation)
         here: list[Any] = [ALL if ex.runs_in_master and not self.remote else None for ex in execs]
         for r, inline in enumerate(batches.inline):
             if inline:
                 here[r] = batches.quick
+        if self.own_specs:
+            here = [None] * n_exec
         plain = self.plan._plain_units() if any(h is not None for h in here) else ()
-        plan_specs = self.plan._specs
         n = self.n
         remote = self.remote
         has_maps = bool(self.map_nodes)
@@ -235,7 +239,7 @@ class Loop(RunState):
                 while stack:
                     if quick is not None:
                         top = stack[-1]  # its first trial, run in the master? (drain_here's test)
-                        if top < n and plain[top] and (quick is ALL or plan_specs[top].fn in quick):
+                        if top < n and (direct := plain[top]) is not None and (quick is ALL or direct[0] in quick):
                             drain_here(self, stack, None if quick is ALL else quick, plain)
                             if not stack:
                                 break
