@@ -7,11 +7,15 @@ Usage (from the repository root)::
     python bench/run.py --quick            # smaller graphs, fewer repetitions: a smoke run
     python bench/run.py --workloads build-1m   # on request only: a million nodes
     python bench/run.py --workloads chain,fan --runners plain,dagexec-serial
+    python bench/run.py --workloads chain,fan,layered --rounds 3   # every pair 3 times, pooled
     python bench/run.py --one chain dagexec-serial            # one measurement, JSON on stdout
     python bench/run.py --one chain dagexec-serial --profile  # cProfile of one timed run
 
 Each (workload, runner) pair is measured in a fresh subprocess; a runner whose
-library is not installed is reported as not measured.  The table and the DESIGN
+library is not installed is reported as not measured.  With ``--rounds N`` every pair
+is measured N times, all pairs once per round, and each pair's times are pooled: on a
+machine whose speed moves over tens of seconds, each runner then meets the slow
+stretches about as often as the others, and the ratios between them hold.  The table and the DESIGN
 §9 and §9b targets (``targets.py``) go to stdout, the results to
 ``bench/results/latest.json``; see bench/README.md.  The dagexec measured is the one of this checkout.
 """
@@ -105,6 +109,15 @@ def run_child(workload: str, runner: str, args: argparse.Namespace) -> dict[str,
             return res
     tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
     return {"workload": workload, "runner": runner, "error": f"exit {proc.returncode}: {tail}"}
+
+
+def merge_rounds(before: dict[str, Any] | None, res: dict[str, Any]) -> dict[str, Any]:
+    """One pair's result over the rounds so far: each phase's times of every round, in
+    one list (an error in any round is the pair's result)."""
+    if before is None or "phases" not in before or "phases" not in res:
+        return res if before is None or "error" in res else before
+    phases = {ph: [*ts, *res["phases"].get(ph, [])] for ph, ts in before["phases"].items()}
+    return {**before, "phases": phases, "wall_s": before.get("wall_s", 0.0) + res.get("wall_s", 0.0)}
 
 
 def median(times: list[float]) -> float:
@@ -272,6 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, help=f"timed repetitions (default {FULL_REPS}, --quick {QUICK_REPS})")
     p.add_argument("--workloads", help=f"comma-separated, from: {','.join(WORKLOADS)}")
     p.add_argument("--runners", help=f"comma-separated, from: {','.join(RUNNERS)}")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every pair this many times, round after round, each pair's times pooled (default 1)",
+    )
     p.add_argument("--timeout", type=float, default=240.0, help="seconds per pair (default 240)")
     p.add_argument("--out", default=str(HERE / "results" / "latest.json"), help="JSON results file")
     args = p.parse_args(argv)
@@ -306,14 +325,13 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     commit_before = git_commit()
     t0 = time.perf_counter()
-    results = []
-    for w in workloads:
-        for r in runners:
-            if not WORKLOADS[w].applies_to(RUNNERS[r]):
-                continue
+    pairs = [(w, r) for w in workloads for r in runners if WORKLOADS[w].applies_to(RUNNERS[r])]
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for round_ in range(args.rounds):
+        for w, r in pairs:
             absent = RUNNERS[r].missing()
             res = {"workload": w, "runner": r, "not_measured": absent} if absent else run_child(w, r, args)
-            results.append(res)
+            merged[w, r] = merge_rounds(merged.get((w, r)), res)
             status = (
                 res.get("error")
                 or res.get("not_measured")
@@ -322,7 +340,9 @@ def main(argv: list[str] | None = None) -> int:
                     for ph, ts in res["phases"].items()
                 )
             )
-            print(f"  {w:<11} {r:<17} {status}", file=sys.stderr, flush=True)
+            where = f" (round {round_ + 1})" if args.rounds > 1 else ""
+            print(f"  {w:<11} {r:<17} {status}{where}", file=sys.stderr, flush=True)
+    results = [merged[pair] for pair in pairs]
     total = time.perf_counter() - t0
 
     rows = make_rows(results)
@@ -337,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     print(format_targets_9b(targets_9b, args.quick))
     load_after = os.getloadavg()
     print(
-        f"\n{len(results)} measurements in {total:.0f} s ({'quick' if args.quick else 'full'}, {args.reps} reps);"
+        f"\n{len(results)} measurements in {total:.0f} s ({'quick' if args.quick else 'full'}, {args.reps} reps"
+        f"{f' x {args.rounds} rounds' if args.rounds > 1 else ''});"
         f" load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
     )
 
@@ -349,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "quick": args.quick,
             "reps": args.reps,
+            "rounds": args.rounds,
             "python": platform.python_version(),
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
