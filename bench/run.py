@@ -62,7 +62,7 @@ def measure_one(workload: str, runner: str, quick: bool, reps: int) -> dict[str,
         "checksum": checksum,
         "versions": rn.versions(),
     }
-    info = wl.info()
+    info = {**wl.info(), **rn.info()}
     if info:
         res["info"] = info
     return res
@@ -355,6 +355,11 @@ def main(argv: list[str] | None = None) -> int:
     print(format_targets(targets, args.quick))
     print()
     print(format_targets_9b(targets_9b, args.quick))
+    messages = [r for r in results if "graph_messages" in r.get("info", {})]
+    if messages:
+        print("\ngraph messages per run (update_graph messages the cluster's scheduler received):")
+        for r in messages:
+            print(f"  {r['workload']:<11} {r['runner']:<17} {r['info']['graph_messages']}")
     load_after = os.getloadavg()
     print(
         f"\n{len(results)} measurements in {total:.0f} s ({'quick' if args.quick else 'full'}, {args.reps} reps"

@@ -63,3 +63,7 @@ class Runner:
     def versions(self) -> dict[str, str]:
         """Library versions to record with the results."""
         return {}
+
+    def info(self) -> dict[str, Any]:
+        """Facts the runner saw while it was measured, kept in the results."""
+        return {}

@@ -228,15 +228,23 @@ class DaskProcessesRunner(DaskRunner):
 
 
 _client: Any = None
+#: the ``update_graph`` messages the local cluster's scheduler has received
+_graphs = [0]
 
 
 def local_cluster_client(workers: int) -> Any:
     """A client of a ``distributed.LocalCluster`` of ``workers`` single-threaded
     worker processes on 127.0.0.1, made once per process (the cluster lives as long
-    as the process, which is one measurement).  Starting it is never timed."""
+    as the process, which is one measurement).  Starting it is never timed.  Its
+    scheduler (in this process) counts the graph messages it receives in ``_graphs``."""
     global _client
     if _client is None:
         from distributed import Client, LocalCluster
+        from distributed.diagnostics.plugin import SchedulerPlugin
+
+        class CountGraphs(SchedulerPlugin):
+            def update_graph(self, scheduler: Any, **kwargs: Any) -> None:
+                _graphs[0] += 1
 
         cluster = LocalCluster(
             n_workers=workers,
@@ -245,16 +253,34 @@ def local_cluster_client(workers: int) -> Any:
             host="127.0.0.1",
             dashboard_address=None,
         )
+        cluster.scheduler.add_plugin(CountGraphs(), name="bench-count-graphs")
         _client = Client(cluster)
         _client.wait_for_workers(workers)
     return _client
 
 
-class DagexecDaskRunner(DagexecRunner):
+class CountsGraphs:
+    """A cluster runner that records how many graph messages each run sent
+    (``info()["graph_messages"]``: the distinct counts over its runs)."""
+
+    graphs: list[int]
+
+    def counted(self, run: Callable[[], Any]) -> Any:
+        before = _graphs[0]
+        out = run()
+        self.graphs = [*getattr(self, "graphs", []), _graphs[0] - before]
+        return out
+
+    def info(self) -> dict[str, Any]:
+        return {"graph_messages": sorted(set(getattr(self, "graphs", [])))}
+
+
+class DagexecDaskRunner(CountsGraphs, DagexecRunner):
     """``plan.run(executor="dask")`` on a LocalCluster's client (the current one).
 
-    Trials go to the cluster one dask task each, inputs as futures; only the sinks
-    are gathered.  The cluster starts in :meth:`prepare`, untimed.
+    Trials go to the cluster one dask task each, sent ahead in one graph per pass of
+    the loop; only the sinks are gathered.  The cluster starts in :meth:`prepare`,
+    untimed.
     """
 
     requires = ("dask", "distributed")
@@ -267,13 +293,16 @@ class DagexecDaskRunner(DagexecRunner):
         local_cluster_client(self.workers)
         return super().prepare(dag)
 
+    def run(self, prepared: Any) -> Any:
+        return self.counted(lambda: DagexecRunner.run(self, prepared))
+
     def versions(self) -> dict[str, str]:
         import distributed
 
         return {**super().versions(), "distributed": distributed.__version__}
 
 
-class DaskClusterRunner(DaskRunner):
+class DaskClusterRunner(CountsGraphs, DaskRunner):
     """``dask.compute(*sinks, scheduler=client)`` on a LocalCluster of the same size
     as :class:`DagexecDaskRunner`'s: the same delayed graph, run by dask's
     distributed scheduler."""
@@ -286,6 +315,9 @@ class DaskClusterRunner(DaskRunner):
 
     def prepare(self, dag: Dag) -> Any:
         return self.build(dag), {"scheduler": local_cluster_client(self.workers)}
+
+    def phases(self, prepared: Any) -> dict[str, Callable[[], Any]]:
+        return {name: (lambda fn=fn: self.counted(fn)) for name, fn in super().phases(prepared).items()}
 
     def versions(self) -> dict[str, str]:
         import distributed

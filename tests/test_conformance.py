@@ -983,6 +983,8 @@ def settle(ex: Any, calls: list[Call]) -> dict[int, list[Any]]:
         out = ex.submit(call, got.put)
         if out is not None:
             outcomes[call.attempt].append(out)
+    if ex.ahead:
+        ex.flush()  # what was submitted goes at once (Executor.flush)
     deadline = time.monotonic() + GUARD
     while not all(outcomes.values()) and time.monotonic() < deadline:
         try:

@@ -11,8 +11,9 @@ is abandoned through its executor (once per batch), each unit that had not ended
 announced and not ended ends ``cancelled``.
 
 A run that fail_fast stops lets what runs finish, and :func:`withdraw_waiting` takes
-back, there too, from executors that queue ahead (``Executor.queue_ahead``) the calls that have
-not begun: their units end ``cancelled``, as the ready ones do.
+back, there too, from executors that queue ahead (``Executor.queue_ahead``) or are
+submitted ahead to (``Executor.ahead``) the calls that have not begun: their units end
+``cancelled``, as the ready ones do.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def withdraw_waiting(loop: Loop) -> None:
     for i, call in list(loop.calls.items()):
         r = loop.route[i]
         ex = loop.execs[r]
-        if not ex.queue_ahead or id(call) in seen:
+        if not (ex.queue_ahead or ex.ahead) or id(call) in seen:
             continue
         seen.add(id(call))
         try:

@@ -11,7 +11,7 @@ The master thread owns every piece of run state; executors only execute::
 Ready nodes are popped last-in first-out (depth-first), so intermediates are consumed
 and released early.  Serial executors return the outcome from ``submit``; the others
 post it to ``q``, which the loop waits on until the nearest deadline or retry.  The hot
-path (``_loop``, ``finish``, the submit block) binds lists to locals and unpacks the
+path (``_loop``, ``finish``, ``submit``) binds lists to locals and unpacks the
 outcome tuple once.
 
 The loop's state is a :class:`~.state.RunState` (it is one): flat lists indexed by
@@ -50,6 +50,7 @@ from .._plan import NodeSpec
 from .._state import State, Trial
 from ..cache.session import CacheSession
 from ..plan.templates import fill, with_values
+from .ahead import push_dependents, withdraw_ahead
 from .batching import Batching, finish_batch, submit_batch
 from .conds import choose, conds_by_predicate
 from .here import drain_here
@@ -202,9 +203,7 @@ class Loop(RunState):
         ready = self.ready
         inflight = self.inflight
         q = self.q
-        post = q.put
-        finish = self.finish
-        make = self.make_call
+        submit = self.submit
         caps = self.caps
         n_exec = len(execs)
         has_cb = bool(self.cb)
@@ -223,8 +222,12 @@ class Loop(RunState):
         if self.own_specs:
             here = [None] * n_exec
         plain = self.plan._plain_units() if any(h is not None for h in here) else ()
+        # per lane: whether its dependents are submitted ahead (run/ahead.py); not on a
+        # lane of async tasks (an executor's second lane), nor in a run with callbacks
+        # (they hear of a trial's start when it is submitted)
+        ahead = [ex.ahead and not has_cb and execs.index(ex) == r for r, ex in enumerate(execs)]
+        flushes = [ex.ahead for ex in execs]
         n = self.n
-        remote = self.remote
         has_maps = bool(self.map_nodes)
         kind = self.kind
         maps = self.maps
@@ -246,6 +249,8 @@ class Loop(RunState):
                     if inflight[r] >= cap:
                         break
                     i = stack.pop()
+                    if ahead[r] and self.state[i] != PENDING:
+                        continue  # submitted ahead already, and readied by its input's end
                     if has_maps and kind[i] == EXPAND:
                         maps.expand(i, stack)
                         continue
@@ -254,27 +259,9 @@ class Loop(RunState):
                         if members is not None:
                             submit_batch(self, members, r, ex)
                             continue
-                    call = make(i)
-                    if remote:
-                        # containers to walk: a map item's arguments are its map's
-                        error = localize(call, ex, self.nested[self.owner[i]])
-                        if error is not None:
-                            finish(error, False)
-                            continue
-                    if has_cb:
-                        self.trials.started(i, call.attempt)
-                    try:
-                        out = ex.submit(call, post)
-                    except Exception as exc:
-                        out = refused(call, ex, exc)
-                    if out is None:
-                        inflight[r] += 1
-                        self.calls[i] = call
-                        timeout = call.spec.timeout
-                        if timeout is not None:
-                            self.timers.deadline(time.time() + timeout, i, call.attempt)
-                    else:
-                        finish(out, False)
+                    submit(i, r, ex, stack if ahead[r] else None)
+                if flushes[r]:
+                    ex.flush()  # what this pass submitted, sent at once
             if not any(inflight) and not retries:
                 if any(ready):
                     continue
@@ -287,6 +274,33 @@ class Loop(RunState):
             if out is not None:
                 self.take_posted(out, observe)
             expire(self)
+
+    def submit(self, i: int, r: int, ex: Executor, ahead: list[int] | None) -> None:
+        """Submit unit ``i``'s next trial to ``ex`` (lane ``r``); with ``ahead``, the
+        lane's stack, its dependents that may go ahead onto it (:mod:`.ahead`)."""
+        call = self.make_call(i)
+        if self.remote:
+            # containers to walk: a map item's arguments are its map's
+            error = localize(call, ex, self.nested[self.owner[i]])
+            if error is not None:
+                self.finish(error, False)
+                return
+        if self.has_cb:
+            self.trials.started(i, call.attempt)
+        try:
+            out = ex.submit(call, self.q.put)
+        except Exception as exc:
+            out = refused(call, ex, exc)
+        if out is not None:
+            self.finish(out, False)
+            return
+        self.inflight[r] += 1
+        self.calls[i] = call
+        timeout = call.spec.timeout
+        if timeout is not None:
+            self.timers.deadline(time.time() + timeout, i, call.attempt)
+        if ahead is not None:
+            push_dependents(self, i, call, ex, r, ahead)
 
     def make_call(self, i: int) -> Call:
         """Unit ``i``'s next trial, its arguments filled in; the unit is running."""
@@ -439,6 +453,7 @@ class Loop(RunState):
         """Unit ``i``'s trial ``out`` failed: it is retried, or the unit fails (a map item's
         map with it)."""
         seen = time.time()
+        withdraw_ahead(self, i)  # what was submitted ahead waiting for i
         trial = self.trials.record(i, out, tstate, exc, tb)
         self.cb.call("on_trial_end", trial)
         key = trial.key

@@ -283,6 +283,13 @@ class Executor:
     #: True when trial values may stay where they were made: outcomes then carry
     #: :class:`Remote` handles, and :meth:`fetch` brings values over
     keeps_values = False
+    #: True when a call may read the value of a call still in flight on this executor,
+    #: which it waits for on its own side (:mod:`dagexec.run.ahead`): the engine then
+    #: submits a trial's dependents with the trial's :meth:`promise` in their arguments,
+    #: and calls :meth:`flush` after each pass of submissions.  Such an executor keeps
+    #: values, says when a trial began (:meth:`started_at`) and takes back one that
+    #: has not (:meth:`withdraw`)
+    ahead = False
 
     @property
     def capacity(self) -> int:
@@ -332,6 +339,16 @@ class Executor:
     def abandon(self, call: Call | Batch) -> None:
         """``call`` ran past its timeout, or the run was interrupted: stop it if the
         backend can (its outcome is ignored)."""
+
+    def promise(self, call: Call) -> Remote | None:
+        """A handle on the value ``call`` (submitted, in flight) is to make, to give
+        calls submitted to this executor before ``call`` ends; None when there is none.
+        Only called when :attr:`ahead` is True."""
+        return None
+
+    def flush(self) -> None:
+        """Send what :meth:`submit` has gathered since the last flush; the engine calls
+        it after each pass of submissions, before it waits (only when :attr:`ahead`)."""
 
     def run_starting(self) -> None:
         """A run is about to start its first trial on this executor (every executor,

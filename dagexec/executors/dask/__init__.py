@@ -54,10 +54,12 @@ master's state.  Arguments are walked with :mod:`dagexec._walk`.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import itertools
 import logging
 import math
+import sys
 import threading
 import time
 import traceback
@@ -76,14 +78,12 @@ from .worker import _FAILED, _drop_tracebacks, _run_trial
 
 logger = logging.getLogger("dagexec.executors.dask")
 
-__all__ = ["DaskExecutor", "IN_FLIGHT_PER_THREAD", "MIN_IN_FLIGHT"]
+__all__ = ["UNLIMITED", "DaskExecutor"]
 
-#: trials in flight per worker thread of the cluster: enough that dask's scheduler
-#: always has the next trials at hand (each round trip through the master takes
-#: milliseconds); a trial waiting in dask's queues does not use up its timeout
-IN_FLIGHT_PER_THREAD = 16
-#: the fewest trials in flight, whatever the cluster's size when the run starts
-MIN_IN_FLIGHT = 16
+#: the capacity of an executor given no ``max_in_flight``: trials waiting in dask's
+#: queues do not use up their timeouts, and a fail_fast stop takes back what has not
+#: started, so nothing bounds what is submitted ahead
+UNLIMITED = sys.maxsize
 
 #: seconds a finished task may wait for its "ended" event before its trial fails
 _LOST_EVENT_S = 10.0
@@ -99,18 +99,15 @@ _NO_CLIENT = (
 
 
 class _Sub(Submission):
-    """One trial in flight: a dask task, until its outcome is claimed (its
-    ``future`` is set once ``client.submit`` returned)."""
+    """One trial in flight: a dask task (its ``future`` made at submission, before the
+    task is sent), until its outcome is claimed."""
 
-    __slots__ = ("began", "cancel", "out", "started")
+    __slots__ = ("began", "started")
 
     def __init__(self, call: Call, post: Callable[[Outcome], None]) -> None:
         super().__init__(call, post)
         self.started = False  # its "started" event arrived
         self.began = math.inf  # when it did, by the master's clock
-        # an outcome claimed before ``future`` was set: the submitting thread posts it
-        self.out: Outcome | None = None
-        self.cancel = False
 
 
 _REMOTE = frozenset({Remote})
@@ -179,6 +176,7 @@ class DaskExecutor(Executor):
     needs_pickle = True
     keeps_values = True
     batches = False
+    ahead = True
 
     def __init__(self, client_or_address: Any = None, *, max_in_flight: int | None = None) -> None:
         if max_in_flight is not None and (
@@ -213,10 +211,14 @@ class DaskExecutor(Executor):
                 f"'tcp://host:8786', got {type(client_or_address).__name__}"
             )
         self._client: Any = client
+        self._future: Any = distributed.Future
         self._max = max_in_flight
         self._inflight: InFlight[str, _Sub] = InFlight()  # dask key -> trial in flight
+        # dask key -> (its trial, _run_trial's arguments): submitted, sent at the next flush
+        self._gathered: dict[str, tuple[_Sub, tuple[Any, ...]]] = {}
         self._prefix = uuid.uuid4().hex[:8]
         self._count = itertools.count()
+        self._sent = 0  # tasks sent, for their dask priority
         self._hub: _Hub | None = None  # set while a run uses the executor
         # pickled this run: id(task or function) -> (it, digest, bytes), id(spec) -> (spec, blobs)
         self._pickler = SpecPickler()  # task functions and specs, pickled once per run
@@ -228,21 +230,15 @@ class DaskExecutor(Executor):
 
     @property
     def capacity(self) -> int:
-        """``max_in_flight``, or ``IN_FLIGHT_PER_THREAD`` per worker thread of the
-        cluster now (at least ``MIN_IN_FLIGHT``)."""
-        if self._max is not None:
-            return self._max
-        try:
-            threads = int(sum(self._client.nthreads().values()))
-        except Exception:
-            logger.warning("could not count the dask cluster's threads", exc_info=True)
-            threads = 0
-        return max(MIN_IN_FLIGHT, IN_FLIGHT_PER_THREAD * threads)
+        """``max_in_flight``; by default no limit (:data:`UNLIMITED`): the plan's part
+        on the cluster is submitted at once, and dask's scheduler runs it."""
+        return UNLIMITED if self._max is None else self._max
 
     # -- subscriptions, for the length of a run -------------------------------------------
     # -- submission ----------------------------------------------------------------------
     def submit(self, call: Call, post: Callable[[Outcome], None]) -> Outcome | None:
-        """Submit ``call`` as a dask task; a failed outcome at once when it cannot go."""
+        """Gather ``call`` for the next :meth:`flush`, as a dask task whose future exists
+        from now on; a failed outcome at once when it cannot go."""
         hub = self._hub
         if hub is None:
             try:
@@ -256,36 +252,54 @@ class DaskExecutor(Executor):
             return failed_outcome(call, exc, time.time(), "master")
         dkey = f"{call.key}-a{call.attempt}-{self._prefix}{next(self._count) & 0xFFFFFFFF:08x}"
         sub = _Sub(call, post)
+        sub.future = self._future(dkey, self._client)  # a handle on the value to be: promise()
         self._inflight.add(dkey, call, sub)
+        head = (call.idx, call.attempt, call.key)
+        self._gathered[dkey] = (sub, (hub.topic, dkey, head, blobs, args, kwargs, inputs))
+        if not self.ahead:  # a subclass the engine does not flush: each call goes now
+            self.flush()
+        return None
+
+    def promise(self, call: Call) -> Remote | None:
+        """A handle on the value ``call`` is to make: its dask future."""
+        sub = self._inflight.find(call)
+        return None if sub is None or sub.future is None else Remote(self, sub.future)
+
+    def flush(self) -> None:
+        """Send the tasks :meth:`submit` gathered since the last flush as one dask graph
+        (dask's ``retries=0``): each task given its ``resources`` and, as its dask
+        priority, the order of its submission (the engine's order: a dependent right
+        after what it waits for), both by key."""
+        if not self._gathered:
+            return
+        from dask._task_spec import Task, parse_input
+
+        gathered, self._gathered = self._gathered, {}
+        dsk = {dkey: Task(dkey, _run_trial, *map(parse_input, task_args)) for dkey, (_, task_args) in gathered.items()}
+        # dask calls these with each new key (they travel pickled: builtins only)
+        first, self._sent = self._sent, self._sent + len(dsk)
+        priority = collections.defaultdict(int, zip(dsk, range(-first, -first - len(dsk), -1), strict=True))
+        resources: dict[str, Any] = collections.defaultdict(dict)
+        for dkey, (sub, _) in gathered.items():
+            if sub.call.spec.resources:
+                resources[dkey] = sub.call.spec.resources
         try:
-            future = self._client.submit(
-                _run_trial,
-                hub.topic,
-                dkey,
-                (call.idx, call.attempt, call.key),
-                blobs,
-                args,
-                kwargs,
-                inputs,
-                key=dkey,
-                pure=False,
-                resources=call.spec.resources or None,
+            self._client.get(
+                dsk,
+                list(dsk),
+                sync=False,
+                priority=priority.__getitem__,
+                resources=resources.__getitem__ if resources else None,
                 retries=0,
             )
         except Exception as exc:
-            self._inflight.claim(dkey)
-            # the frames of the failed submit hold its future (in cycles the collector
-            # would free only later): clear them, so the future and its key go now
             _drop_tracebacks(exc, clear=True)
-            return self._not_sent(call, args, kwargs, exc)
-        with self._inflight.lock:
-            sub.future = future
-            out = sub.out
-        if out is not None:
-            self._deliver(sub, out)
-        else:
-            future.add_done_callback(lambda f, dkey=dkey: self._done(dkey, f))
-        return None
+            for dkey, (sub, task_args) in gathered.items():
+                if self._inflight.claim(dkey) is not None:
+                    sub.post(self._not_sent(sub.call, task_args[4], task_args[5], exc))
+            return
+        for dkey, (sub, _) in gathered.items():
+            sub.future.add_done_callback(lambda f, dkey=dkey: self._done(dkey, f))
 
     def _not_sent(self, call: Call, args: Any, kwargs: Any, exc: Exception) -> Outcome:
         """The outcome of a call dask would not take: failed, naming the argument that
@@ -298,17 +312,8 @@ class DaskExecutor(Executor):
 
     # -- outcomes (on the client's event loop, or dask's callback thread) -----------------
     def _end(self, sub: _Sub, out: Outcome, cancel: bool = False) -> None:
-        """Post the outcome of a claimed trial (or leave it to the submitting thread,
-        when ``client.submit`` has not returned yet); with ``cancel``, cancel its task."""
-        with self._inflight.lock:
-            sub.cancel = cancel
-            if sub.future is None:
-                sub.out = out
-                return
-        self._deliver(sub, out)
-
-    def _deliver(self, sub: _Sub, out: Outcome) -> None:
-        if sub.cancel:
+        """Post the outcome of a claimed trial; with ``cancel``, cancel its task."""
+        if cancel:
             self._cancel_soon([sub.future])
         if out[O_OK]:
             out = with_value(out, Remote(self, sub.future))
@@ -447,9 +452,20 @@ class DaskExecutor(Executor):
     def abandon(self, call: Call | Any) -> None:
         """Cancel ``call``'s dask task (``force=True``); its outcome is ignored.  A task
         already running goes on in its worker thread until its function returns."""
+        dkey = self._inflight.token_of(call)
         sub = self._inflight.claim_unit(call)
-        if sub is not None and sub.future is not None:
-            self._cancel_soon([sub.future])
+        if sub is not None:
+            if dkey is None or self._gathered.pop(dkey, None) is None:  # sent: cancel it there
+                self._cancel_soon([sub.future])
+
+    def withdraw(self, call: Call | Any) -> bool:
+        """Take ``call`` back if its "started" event has not arrived: its task is
+        cancelled, and its outcome never comes."""
+        sub = self._inflight.find(call)
+        if sub is None or sub.started:
+            return False
+        self.abandon(call)
+        return True
 
     def run_ended(self) -> None:
         """Unsubscribe from the client's events and forget what was pickled."""
@@ -457,6 +473,7 @@ class DaskExecutor(Executor):
         if hub is not None:
             leave_hub(hub, self)
         self._inflight.clear()
+        self._gathered.clear()
         self._pickler.clear()
 
     def shutdown(self, *, cancel: bool = False) -> None:

@@ -1,0 +1,101 @@
+"""Submitting ahead: the dependents of a trial go to its executor before it has ended.
+
+An executor with ``ahead`` (dask) keeps values where they are made and orders its work
+itself: a call may read the value of a call it still has in flight, which it waits for
+on its own side.  When the loop submits unit ``i`` to such an executor, the executor
+*promises* its value (``Executor.promise``: a :class:`~.protocol.Remote` that stands
+for the value to be), the promise goes into ``vals[i]``, and each dependent of ``i`` on
+the same lane whose inputs all exist or are promised goes onto the lane's stack (once:
+when the last of them is submitted), to be submitted in the same pass of the loop; the executor sends what one pass submitted at
+once (``Executor.flush``).  So a plan's connected part on that executor is submitted
+in one pass, and the executor, not the master, starts a dependent when its inputs
+exist::
+
+    loop pass:  submit(i) --> promise(i) into vals[i]
+                   |--> dependents of i whose inputs are done or promised --> stack
+                   |        --> submit(d), promise(d) ... (each reads its inputs' promises)
+                flush() --> one message to the cluster for all of them
+
+A unit submitted ahead is ``running`` from its submission; its trial record comes with
+its outcome, as any other's.  A dependent is never submitted ahead when it is not a
+plain node (a map, a map item), is past its first attempt, holds containers to fill
+(a value in a set is fetched, which a promise cannot be), waits on a running node it
+does not read (``after()``: the executor would not wait for it), or reads a cond's
+predicate not yet decided (its branch may be skipped).  When a trial does not succeed (it failed,
+timed out, crashed), the units submitted ahead that wait for it are withdrawn
+(:func:`withdraw_ahead`): their calls are abandoned, and they are pending again with
+their attempt given back, so that a retry submits them anew, or the failure makes them
+``upstream_failed`` as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .protocol import Call, Executor, Remote
+from .state import PENDING, PLAIN, RUNNING, SUCCEEDED
+
+if TYPE_CHECKING:
+    from .loop import Loop
+
+__all__ = ["push_dependents", "withdraw_ahead"]
+
+logger = logging.getLogger("dagexec.engine")
+
+
+def push_dependents(loop: Loop, i: int, call: Call, ex: Executor, r: int, stack: list[int]) -> None:
+    """Unit ``i`` was submitted to ``ex`` (lane ``r``) as ``call``: put its promise in
+    ``vals[i]``, and the dependents that may now be submitted ahead on ``stack``."""
+    if loop.kind[i] != PLAIN:
+        return
+    promise = ex.promise(call)
+    if promise is None:
+        return
+    loop.vals[i] = promise
+    state, route, kind, attempt, deps = loop.state, loop.route, loop.kind, loop.attempt, loop.plan._deps
+    vals, conds, nested, reads = loop.vals, loop.conds, loop.nested, loop.reads
+    for d in loop.dependents[i]:
+        if route[d] != r or state[d] != PENDING or kind[d] != PLAIN or attempt[d] or nested[d]:
+            continue
+        if all(_made_or_promised(loop, s, ex, vals, conds, reads[d]) for s in deps[d]):
+            stack.append(d)
+
+
+def _made_or_promised(loop: Loop, s: int, ex: Executor, vals: list[Any], conds: Any, reads: Any) -> bool:
+    """Whether dependency ``s`` of a dependent reading ``reads`` lets it go ahead: it
+    succeeded, or it runs on ``ex``, is read (its promise in the call, the executor
+    waits for it; an ``after()`` edge carries no value to wait on) and decides no cond."""
+    st = loop.state[s]
+    if st == SUCCEEDED:
+        return True
+    if st != RUNNING or s not in reads or (conds is not None and s in conds):
+        return False
+    v = vals[s]
+    return type(v) is Remote and v.owner is ex and s in loop.calls
+
+
+def withdraw_ahead(loop: Loop, i: int) -> None:
+    """Unit ``i``'s trial did not succeed: drop its promise, and take back each unit
+    submitted ahead that waits for it (and what waits for those): abandoned, pending
+    again, its attempt given back."""
+    if i >= len(loop.plan._keys) or type(loop.vals[i]) is not Remote:
+        return
+    loop.vals[i] = None
+    todo = [i]
+    while todo:
+        u = todo.pop()
+        for d in loop.dependents[u]:
+            call = loop.calls.get(d)
+            if loop.state[d] != RUNNING or loop.waiting[d] == 0 or type(call) is not Call:
+                continue  # not submitted ahead: it did not wait for u
+            r = loop.route[d]
+            try:
+                loop.execs[r].abandon(call)
+            except Exception:  # its outcome, should it come, is ignored all the same
+                logger.warning("executor %r failed to abandon %r", loop.execs[r], call, exc_info=True)
+            del loop.calls[d]
+            loop.inflight[r] -= 1
+            loop.vals[d] = None
+            loop.unstart(call)
+            todo.append(d)
