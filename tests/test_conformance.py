@@ -603,7 +603,15 @@ class StartSeen(DaskExecutor):
             threading.Thread(target=self._watch, args=(call,), daemon=True).start()
         return out
 
-    def _watch(self, call: Call) -> None:
+    def submit_batch(self, batch: Any, post: Any) -> Any:
+        # a chain that starts with the node runs as one dask task: its start is the batch's
+        first = batch.calls[0]
+        out = super().submit_batch(batch, post)
+        if out is None and first.key == self.key and first.attempt == 1:
+            threading.Thread(target=self._watch, args=(batch,), daemon=True).start()
+        return out
+
+    def _watch(self, call: Any) -> None:
         deadline = time.monotonic() + GUARD
         while (began := self.started_at(call)) == float("inf") and time.monotonic() < deadline:
             time.sleep(0.005)

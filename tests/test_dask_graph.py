@@ -11,6 +11,7 @@ the master.
 from __future__ import annotations
 
 import random
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -109,12 +110,14 @@ def test_a_plan_of_200_nodes_goes_to_the_cluster_in_one_graph(client, graphs, ga
     assert len(plan) == 200
     result = plan.run(executor=DaskExecutor(client))
     assert result.ok
-    assert graphs == [200]  # one message: every trial's task
+    # one message, with every trial's task (a chain of single readers is one task)
+    assert len(graphs) == 1 and graphs[0] <= 200
     sinks = {name: values[name] for name in plan.outputs}  # no output marked: the sinks, by key
     assert len(sinks) > 10
     assert result.outputs == sinks
-    # only the outputs came to the master, each once, in one gather
-    assert sorted(k.rsplit("-a1-", 1)[0] for k in gathered) == sorted(sinks)
+    # only the outputs came to the master, each once (a chain's value is its task's,
+    # keyed by its first link)
+    assert len(gathered) == len(set(gathered)) == len(sinks)
     assert all(t.worker.startswith("tcp://127.0.0.1:") for ts in result.trials.values() for t in ts)
     assert {t.attempt for ts in result.trials.values() for t in ts} == {1}
 
@@ -139,9 +142,10 @@ def test_a_retry_sends_one_more_graph_with_what_waited_for_it(client, graphs, ga
     assert result.outputs == {"out": 4, "beside": 3}
     assert [(t.attempt, t.state) for t in result.trials["flaky"]] == [(1, State.FAILED), (2, State.SUCCEEDED)]
     assert [len(result.trials[k]) for k in ("inc", "inc-1", "inc-2", "inc-3")] == [1, 1, 1, 1]
-    # the run's graph, then the retried trial with the two that wait for it
-    assert graphs == [5, 3]
-    assert sorted(k.rsplit("-a", 1)[0] for k in gathered) == ["inc-2", "inc-3"]
+    # the run's graph (inc, the chain flaky-inc-1-inc-2 as one task, inc-3), then the
+    # retried chain; its value, out's, is its task's (keyed by its first member)
+    assert graphs == [3, 1]
+    assert sorted(k.rsplit("-a", 1)[0] for k in gathered) == ["flaky", "inc-3"]
 
 
 @dx.task
@@ -163,4 +167,84 @@ def test_what_was_sent_ahead_of_a_failed_node_never_runs(client, graphs):
     }
     assert result.trials["inc-1"] == [] and result.trials["inc-2"] == []
     assert result.outputs == {"other": 11}
-    assert graphs == [5]
+    assert graphs == [2]  # the chain inc-boom-inc-1-inc-2 as one task, and inc-3
+
+
+@dx.task
+def numbers(n: int) -> list[int]:
+    return list(range(n))
+
+
+@dx.task
+def positive(x: int) -> bool:
+    return x > 0
+
+
+@dx.task
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+
+def test_a_map_sends_one_more_graph_once_its_items_are_known(client, graphs):
+    with dx.Graph("mapped") as g:
+        items = numbers(inc(3))  # [0, 1, 2, 3], known when numbers has run
+        g.output(total(inc.map(items)), name="out")
+        g.output(inc(5), name="beside")
+    result = g.compile().run(executor=DaskExecutor(client))
+    assert result.outputs == {"out": 10, "beside": 6}
+    # what waits for no map (the chain inc-numbers as one task, and inc-2); the 4
+    # items, once numbers has run; what reads the map
+    assert graphs == [2, 4, 1]
+
+
+def test_a_cond_sends_its_taken_branch_once_its_predicate_is_decided(client, graphs):
+    with dx.Graph("branching") as g:
+        x = g.input("x")
+        chosen = dx.cond(positive(inc(x)), then=lambda: inc(inc(x)), otherwise=lambda: add(x, 100))
+        g.output(chosen, name="out")
+    result = g.compile().run({"x": 1}, executor=DaskExecutor(client))
+    assert result.output == 3
+    assert result.states["add"] is State.SKIPPED
+    # the predicate with what it reads (a chain: one task); the taken branch, once it
+    # is decided (each of its nodes waits for the predicate too: no chain); the cond,
+    # which waits for the branch not taken too (skipped: no promise to wait on)
+    assert graphs == [1, 2, 1]
+
+
+def test_a_chain_runs_as_one_dask_task_with_each_trial_recorded(client, graphs, gathered):
+    with dx.Graph("chain") as g:
+        node = inc(0)
+        for _ in range(9):
+            node = inc(node)
+        g.output(node, name="out")
+    plan = g.compile()
+    result = plan.run(executor=DaskExecutor(client))
+    assert result.output == 10
+    assert graphs == [1]  # one message, one task
+    assert [k.rsplit("-a", 1)[0] for k in gathered] == ["inc"]  # the task's value: the last link's
+    trials = [result.trials[key] for key in plan.keys]
+    assert [[(t.attempt, t.state) for t in ts] for ts in trials] == [[(1, State.SUCCEEDED)]] * 10
+    assert len({ts[0].worker for ts in trials}) == 1
+    assert all(a[0].end <= b[0].start for a, b in pairwise(trials))
+
+
+def test_a_chain_with_a_value_kept_midway_goes_link_by_link(client, graphs):
+    with dx.Graph("chain") as g:
+        mid = inc(inc(0))
+        g.output(mid, name="mid")
+        g.output(inc(inc(mid)), name="out")
+    result = g.compile().run(executor=DaskExecutor(client))
+    assert result.outputs == {"mid": 2, "out": 4}
+    # mid's value must come back: the chain goes link by link, all sent ahead at once
+    assert graphs == [4]
+
+
+def test_a_link_that_may_be_retried_heads_a_chain_of_its_own(client, graphs, tmp_path):
+    with dx.Graph("chain") as g:
+        g.output(inc(inc(flaky(str(tmp_path / "failed"), inc(inc(0))))), name="out")
+    result = g.compile().run(executor=DaskExecutor(client))
+    assert result.output == 4
+    assert [(t.attempt, t.state) for t in result.trials["flaky"]] == [(1, State.FAILED), (2, State.SUCCEEDED)]
+    assert all(len(result.trials[k]) == 1 for k in ("inc", "inc-1", "inc-2", "inc-3"))
+    # inc-inc-1 and flaky-inc-2-inc-3 (sent ahead of it), then the retried chain
+    assert graphs == [2, 1]

@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .protocol import Call, Executor, Remote
+from .protocol import Batch, Call, Executor, Remote
 from .state import PENDING, PLAIN, RUNNING, SUCCEEDED
 
 if TYPE_CHECKING:
@@ -44,9 +44,10 @@ __all__ = ["push_dependents", "withdraw_ahead"]
 logger = logging.getLogger("dagexec.engine")
 
 
-def push_dependents(loop: Loop, i: int, call: Call, ex: Executor, r: int, stack: list[int]) -> None:
-    """Unit ``i`` was submitted to ``ex`` (lane ``r``) as ``call``: put its promise in
-    ``vals[i]``, and the dependents that may now be submitted ahead on ``stack``."""
+def push_dependents(loop: Loop, i: int, call: Call | Batch, ex: Executor, r: int, stack: list[int]) -> None:
+    """Unit ``i`` was submitted to ``ex`` (lane ``r``) as ``call`` (or as the last member
+    of batch ``call``, whose value is the batch's): put its promise in ``vals[i]``, and
+    the dependents that may now be submitted ahead on ``stack``."""
     if loop.kind[i] != PLAIN:
         return
     promise = ex.promise(call)
@@ -87,8 +88,12 @@ def withdraw_ahead(loop: Loop, i: int) -> None:
         u = todo.pop()
         for d in loop.dependents[u]:
             call = loop.calls.get(d)
-            if loop.state[d] != RUNNING or loop.waiting[d] == 0 or type(call) is not Call:
+            if loop.state[d] != RUNNING or loop.waiting[d] == 0 or call is None:
                 continue  # not submitted ahead: it did not wait for u
+            if isinstance(call, Batch):  # a chain sent ahead: take it back whole
+                _withdraw_batch(loop, call)
+                todo.extend(c.idx for c in call.calls)
+                continue
             r = loop.route[d]
             try:
                 loop.execs[r].abandon(call)
@@ -99,3 +104,17 @@ def withdraw_ahead(loop: Loop, i: int) -> None:
             loop.vals[d] = None
             loop.unstart(call)
             todo.append(d)
+
+
+def _withdraw_batch(loop: Loop, batch: Batch) -> None:
+    """Take back a batch sent ahead: abandoned, each member pending again."""
+    r = loop.route[batch.calls[0].idx]
+    try:
+        loop.execs[r].abandon(batch)
+    except Exception:  # its outcome, should it come, is ignored all the same
+        logger.warning("executor %r failed to abandon %r", loop.execs[r], batch, exc_info=True)
+    loop.inflight[r] -= 1
+    for c in batch.calls:
+        loop.calls.pop(c.idx, None)
+        loop.vals[c.idx] = None
+        loop.unstart(c)

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._shell import run_command
+from .ahead import push_dependents, withdraw_ahead
 from .policy import refused
 from .protocol import LINK, O_IDX, O_START, Batch, BatchDone, Call, Executor, Outcome
 from .state import MEMBER, PENDING, PLAIN
@@ -61,15 +62,22 @@ class Batching:
     item's function is its map's)."""
 
     __slots__ = (
-        "est", "inline", "kind", "links", "measured", "on", "opts", "owner", "quick",
+        "est", "inline", "keeps", "kind", "links", "measured", "on", "opts", "owner", "quick",
         "route", "solo", "specs", "state", "suspect", "tiny",
     )  # fmt: skip
 
     def __init__(
         self, plan: CompiledGraph, lanes: Sequence[Executor], n_execs: int, remote: bool, loop: Loop
     ) -> None:
-        # lanes past n_execs run async tasks: never batched
-        self.on = [ex.batches and not remote and r < n_execs for r, ex in enumerate(lanes)]
+        # lanes past n_execs run async tasks: never batched; in a run where values stay
+        # on workers, only the lanes of the one executor that keeps them (its calls
+        # read its own handles; a value from elsewhere would need fetching)
+        keepers = {id(ex) for ex in lanes if ex.keeps_values}
+        self.keeps = [ex.keeps_values for ex in lanes]
+        self.on = [
+            ex.batches and r < n_execs and (not remote or (ex.keeps_values and len(keepers) == 1))
+            for r, ex in enumerate(lanes)
+        ]
         self.tiny = [b and ex.batch_tiny for b, ex in zip(self.on, lanes, strict=True)]
         self.inline = [ex.inline_tiny and not remote and r < n_execs for r, ex in enumerate(lanes)]
         # the lanes whose trials' times are observed
@@ -131,13 +139,23 @@ class Batching:
         return members if len(members) > 1 else None
 
     def extend_chain(self, members: list[int], r: int) -> None:
-        """Append to ``members`` the chain that continues its last node on lane ``r``."""
+        """Append to ``members`` the chain that continues its last node on lane ``r``.
+
+        Where values stay on workers (``keeps_values``: a cluster), a link's input lives
+        only in the batch, so a link that may be retried starts a chain of its own: its
+        input is then the batch's value, kept for the retry; and so does a link that
+        asks for other ``resources`` than the chain's first node (a batch runs on one
+        worker)."""
         links = self.links
         assert links is not None
         route, state, solo = self.route, self.state, self.solo
+        keeps, opts, specs = self.keeps[r], self.opts, self.specs
+        wants = specs[members[0]].resources if keeps else None
         j = links[members[-1]]
         while j >= 0 and route[j] == r and state[j] == PENDING and len(members) < MAX_BATCH:
-            if solo and j in solo:
+            if (solo and j in solo) or (
+                keeps and ((opts[j] is not None and opts[j].retries) or specs[j].resources != wants)
+            ):
                 return
             members.append(j)
             j = links[j]
@@ -219,8 +237,10 @@ def before_stop(batch: Batch, outs: list[Outcome], stop_time: float) -> list[Out
     return kept
 
 
-def submit_batch(loop: Loop, members: list[int], r: int, ex: Executor) -> None:
-    """Submit ``members`` (each chain link after the node it reads) to ``ex``, lane ``r``."""
+def submit_batch(loop: Loop, members: list[int], r: int, ex: Executor, ahead: list[int] | None = None) -> None:
+    """Submit ``members`` (each chain link after the node it reads) to ``ex``, lane ``r``;
+    with ``ahead``, the lane's stack, what waits for the last member may go ahead onto
+    it (:mod:`.ahead`)."""
     vals, kept, links, make, saving = (
         loop.vals,
         loop.kept,
@@ -262,6 +282,8 @@ def submit_batch(loop: Loop, members: list[int], r: int, ex: Executor) -> None:
         for j in members:
             loop.calls.pop(j, None)
         finish_batch(loop, done, False)
+    elif ahead is not None:
+        push_dependents(loop, members[-1], batch, ex, r, ahead)
 
 
 def send_batch(loop: Loop, batch: Batch, ex: Executor) -> BatchDone | None:
@@ -299,6 +321,7 @@ def finish_batch(loop: Loop, done: BatchDone, async_: bool) -> None:
         waiting, state, ready, route = loop.waiting, loop.state, loop.ready, loop.route
         for call in calls:
             if call.idx not in ran:
+                withdraw_ahead(loop, call.idx)  # what was sent ahead waiting for it
                 loop.unstart(call)
         if not loop.stopping:
             for call in reversed(calls):

@@ -257,7 +257,7 @@ class Loop(RunState):
                     if batching[r]:
                         members = batch_members(i, r, stack)
                         if members is not None:
-                            submit_batch(self, members, r, ex)
+                            submit_batch(self, members, r, ex, stack if ahead[r] else None)
                             continue
                     submit(i, r, ex, stack if ahead[r] else None)
                 if flushes[r]:

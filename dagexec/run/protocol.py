@@ -340,10 +340,10 @@ class Executor:
         """``call`` ran past its timeout, or the run was interrupted: stop it if the
         backend can (its outcome is ignored)."""
 
-    def promise(self, call: Call) -> Remote | None:
-        """A handle on the value ``call`` (submitted, in flight) is to make, to give
-        calls submitted to this executor before ``call`` ends; None when there is none.
-        Only called when :attr:`ahead` is True."""
+    def promise(self, call: Call | Batch) -> Remote | None:
+        """A handle on the value ``call`` (submitted, in flight; a batch's: its last
+        member's) is to make, to give calls submitted to this executor before ``call``
+        ends; None when there is none.  Only called when :attr:`ahead` is True."""
         return None
 
     def flush(self) -> None:

@@ -4,17 +4,29 @@ dagexec's master loop still decides what runs and when; dask decides where, and
 moves the data.  Data flow::
 
     master process                      dask scheduler                worker W
-    submit(call) --client.submit(_run_trial, inputs as futures)-->
-                                        places the task near its
-                                        inputs (and its resources) --> _run_trial():
+    submit(call) / submit_batch(chain): a Future made now (promise()), the task gathered
+    the loop submits, in the same pass, what waits for it (its promise as an argument)
+    flush(): client.get(one graph of every gathered task) -->
+                                        starts each task when its
+                                        inputs exist (data, resources) --> _run_trial()
+                                                                           or _run_batch():
                                                                          event "started"
-                                                                         run_call()
+                                                                         run_call() / run_batch()
                                                                          event "ended" (no value)
                                                                          the value stays in W
     _on_trial_event() <------------- events on the executor's topic ---+
-      post((idx, attempt, True, Remote(self, future), ...))
+      post((idx, attempt, True, Remote(self, future), ...)) or a BatchDone
     _on_cluster_event() <-- "remove-worker" on topic "all" (a worker died)
 
+* **The plan goes ahead** (``ahead``, :mod:`dagexec.run.ahead`).  ``submit`` makes the
+  task's future at once and gathers the task; the loop asks its :meth:`promise` and
+  submits the dependents with it in their arguments; ``flush`` sends what a pass
+  gathered as one graph, with each task's ``resources`` and the order of submission
+  as its dask priority, by key.
+* **Chains are one task** (``batches``): a linear chain the loop batches runs in one
+  dask task, each member reading the one before in the worker; its value is the last
+  member's, and one event carries every member's record.  A batch that is not one
+  chain, or whose member other than the last is kept, is split (its members go alone).
 * **Values stay on the workers.**  A trial's value is its dask task's result; the
   engine holds it as a ``Remote(self, future)``.  A call on this executor gets the
   futures of its inputs as arguments (at the top level and inside lists, tuples,
@@ -69,12 +81,23 @@ from typing import Any
 
 from ..._errors import WorkerCrashed
 from ..._walk import Path, kind, replace
-from ...run.protocol import O_OK, Call, Executor, Outcome, Remote, crashed_outcome, failed_outcome, with_value
+from ...run.protocol import (
+    O_OK,
+    Batch,
+    BatchDone,
+    Call,
+    Executor,
+    Outcome,
+    Remote,
+    crashed_outcome,
+    failed_outcome,
+    with_value,
+)
 from .._crash import died_outcome, refused, worker_died
 from .._inflight import InFlight, Submission
 from .._transport import SpecPickler, dump_call, load_outcome, unpickling_error
 from .hub import _Hub, join_hub, leave_hub
-from .worker import _FAILED, _drop_tracebacks, _run_trial
+from .worker import _FAILED, _drop_tracebacks, _run_batch, _run_trial
 
 logger = logging.getLogger("dagexec.executors.dask")
 
@@ -104,8 +127,8 @@ class _Sub(Submission):
 
     __slots__ = ("began", "started")
 
-    def __init__(self, call: Call, post: Callable[[Outcome], None]) -> None:
-        super().__init__(call, post)
+    def __init__(self, call: Call, post: Callable[[Any], None], batch: Batch | None = None) -> None:
+        super().__init__(call, post, batch)
         self.started = False  # its "started" event arrived
         self.began = math.inf  # when it did, by the master's clock
 
@@ -147,12 +170,12 @@ def _no_futures(value: Any) -> Any:
 class DaskExecutor(Executor):
     """Runs trials as tasks on a dask.distributed cluster; values stay on its workers.
 
-    Each trial is one dask task (``pure=False``, dask's ``retries=0``: retries are
-    dagexec's), keyed ``<node key>-a<attempt>-<token>``, given the task's
-    ``resources`` option as dask worker resources.  Inputs made on the cluster
-    reach it as futures, so they move from worker to worker, never through the
-    master; only outputs and ``keep=`` values are gathered.  See
-    ``docs/distributed.md``.
+    Each trial, or linear chain of trials, is one dask task (dask's ``retries=0``:
+    retries are dagexec's), keyed ``<node key>-a<attempt>-<token>``, given the task's
+    ``resources`` option as dask worker resources.  A trial's dependents are sent
+    ahead with its future, one graph per pass of the engine's loop; inputs made on
+    the cluster move from worker to worker, never through the master; only outputs
+    and ``keep=`` values are gathered.  See ``docs/distributed.md``.
 
     Args:
         client_or_address: a ``distributed.Client``; a scheduler address
@@ -175,7 +198,7 @@ class DaskExecutor(Executor):
     name = "dask"
     needs_pickle = True
     keeps_values = True
-    batches = False
+    batches = True  # linear chains, as one dask task each
     ahead = True
 
     def __init__(self, client_or_address: Any = None, *, max_in_flight: int | None = None) -> None:
@@ -214,8 +237,9 @@ class DaskExecutor(Executor):
         self._future: Any = distributed.Future
         self._max = max_in_flight
         self._inflight: InFlight[str, _Sub] = InFlight()  # dask key -> trial in flight
-        # dask key -> (its trial, _run_trial's arguments): submitted, sent at the next flush
-        self._gathered: dict[str, tuple[_Sub, tuple[Any, ...]]] = {}
+        # dask key -> (its trial or batch, the function its task runs, that function's
+        # arguments): submitted, sent at the next flush
+        self._gathered: dict[str, tuple[_Sub, Callable[..., Any], tuple[Any, ...]]] = {}
         self._prefix = uuid.uuid4().hex[:8]
         self._count = itertools.count()
         self._sent = 0  # tasks sent, for their dask priority
@@ -255,13 +279,43 @@ class DaskExecutor(Executor):
         sub.future = self._future(dkey, self._client)  # a handle on the value to be: promise()
         self._inflight.add(dkey, call, sub)
         head = (call.idx, call.attempt, call.key)
-        self._gathered[dkey] = (sub, (hub.topic, dkey, head, blobs, args, kwargs, inputs))
+        self._gathered[dkey] = (sub, _run_trial, (hub.topic, dkey, head, blobs, args, kwargs, inputs))
         if not self.ahead:  # a subclass the engine does not flush: each call goes now
             self.flush()
         return None
 
-    def promise(self, call: Call) -> Remote | None:
-        """A handle on the value ``call`` is to make: its dask future."""
+    def submit_batch(self, batch: Batch, post: Callable[[Any], None]) -> BatchDone | None:
+        """Gather a linear chain as one dask task that runs its members in order on one
+        worker (:func:`.worker._run_batch`); its value is the last member's.  A batch
+        that is no single chain, or whose value other than the last's is kept, is split
+        at once (its members go one by one)."""
+        hub = self._hub
+        if hub is None:
+            try:
+                hub = self._hub = join_hub(self._client, self)
+            except Exception:
+                return BatchDone(batch, [], split=True)
+        if not all(batch.linked[1:]) or any(batch.keep[:-1]):
+            return BatchDone(batch, [], split=True)
+        try:
+            blobs = [self._pickler.blobs(call.spec) for call in batch.calls]
+            swapped = [_swap(call, self) for call in batch.calls]
+        except Exception:
+            return BatchDone(batch, [], split=True)  # each alone says what went wrong
+        first = batch.calls[0]
+        dkey = f"{first.key}-a{first.attempt}-{self._prefix}{next(self._count) & 0xFFFFFFFF:08x}"
+        sub = _Sub(first, post, batch)
+        sub.future = self._future(dkey, self._client)
+        self._inflight.add(dkey, batch, sub)
+        heads = [(call.idx, call.attempt, call.key) for call in batch.calls]
+        self._gathered[dkey] = (sub, _run_batch, (hub.topic, dkey, heads, blobs, swapped, batch.linked))
+        if not self.ahead:
+            self.flush()
+        return None
+
+    def promise(self, call: Call | Batch) -> Remote | None:
+        """A handle on the value ``call`` is to make (a batch's: its last member's): its
+        dask future."""
         sub = self._inflight.find(call)
         return None if sub is None or sub.future is None else Remote(self, sub.future)
 
@@ -275,12 +329,12 @@ class DaskExecutor(Executor):
         from dask._task_spec import Task, parse_input
 
         gathered, self._gathered = self._gathered, {}
-        dsk = {dkey: Task(dkey, _run_trial, *map(parse_input, task_args)) for dkey, (_, task_args) in gathered.items()}
+        dsk = {dkey: Task(dkey, fn, *map(parse_input, task_args)) for dkey, (_, fn, task_args) in gathered.items()}
         # dask calls these with each new key (they travel pickled: builtins only)
         first, self._sent = self._sent, self._sent + len(dsk)
         priority = collections.defaultdict(int, zip(dsk, range(-first, -first - len(dsk), -1), strict=True))
         resources: dict[str, Any] = collections.defaultdict(dict)
-        for dkey, (sub, _) in gathered.items():
+        for dkey, (sub, _, _) in gathered.items():
             if sub.call.spec.resources:
                 resources[dkey] = sub.call.spec.resources
         try:
@@ -294,11 +348,15 @@ class DaskExecutor(Executor):
             )
         except Exception as exc:
             _drop_tracebacks(exc, clear=True)
-            for dkey, (sub, task_args) in gathered.items():
-                if self._inflight.claim(dkey) is not None:
+            for dkey, (sub, _, task_args) in gathered.items():
+                if self._inflight.claim(dkey) is None:
+                    continue
+                if sub.batch is not None:
+                    sub.post(BatchDone(sub.batch, [], split=True))  # each alone says why
+                else:
                     sub.post(self._not_sent(sub.call, task_args[4], task_args[5], exc))
             return
-        for dkey, (sub, _) in gathered.items():
+        for dkey, (sub, _, _) in gathered.items():
             sub.future.add_done_callback(lambda f, dkey=dkey: self._done(dkey, f))
 
     def _not_sent(self, call: Call, args: Any, kwargs: Any, exc: Exception) -> Outcome:
@@ -312,9 +370,14 @@ class DaskExecutor(Executor):
 
     # -- outcomes (on the client's event loop, or dask's callback thread) -----------------
     def _end(self, sub: _Sub, out: Outcome, cancel: bool = False) -> None:
-        """Post the outcome of a claimed trial; with ``cancel``, cancel its task."""
+        """Post the outcome of a claimed trial; with ``cancel``, cancel its task.  For a
+        batch, ``out`` is its first member's (a crash, a lost report): the members
+        after it go again without using an attempt."""
         if cancel:
             self._cancel_soon([sub.future])
+        if sub.batch is not None:
+            sub.post(BatchDone(sub.batch, [out]))
+            return
         if out[O_OK]:
             out = with_value(out, Remote(self, sub.future))
         sub.post(out)
@@ -333,6 +396,9 @@ class DaskExecutor(Executor):
         found = self._inflight.claim(dkey)
         if found is None:
             return True  # abandoned, crashed, or run again by dask after a loss
+        if found.batch is not None:
+            found.post(self._batch_done(found, msg))
+            return True
         call = found.call
         if "t" in msg:
             start, end = msg["t"]
@@ -346,6 +412,31 @@ class DaskExecutor(Executor):
                 out = failed_outcome(call, error, found.start, "dask")
         self._end(found, out)
         return True
+
+    def _batch_done(self, sub: _Sub, msg: dict[str, Any]) -> BatchDone:
+        """The members' outcomes a batch's "ended" event reports (those that ran, in
+        order; the last one's value, when it ran and succeeded, is the task's)."""
+        batch = sub.batch
+        assert batch is not None
+        if "split" in msg:  # the worker could not load the members: each goes alone
+            return BatchDone(batch, [], split=True)
+        w = msg.get("w", "dask")
+        by_idx = {call.idx: call for call in batch.calls}
+        last = batch.calls[-1].idx
+        outs: list[Outcome] = []
+        for entry in msg["b"]:
+            call = by_idx[entry[0]]
+            if len(entry) == 5:
+                _, attempt, start, end, log = entry
+                value = Remote(self, sub.future) if call.idx == last else None
+                outs.append((call.idx, attempt, True, value, None, "", start, end, w, log))
+                continue
+            try:
+                outs.append(load_outcome(entry[2]))
+            except Exception as exc:
+                error = unpickling_error(call.key, "its exception", exc)
+                outs.append(failed_outcome(call, error, sub.start, "dask"))
+        return BatchDone(batch, outs)
 
     def _worker_died(self, worker: str, keys: Any) -> None:
         """A worker died with ``keys`` in processing: the started trials among them crashed."""
@@ -426,7 +517,7 @@ class DaskExecutor(Executor):
         except Exception:
             logger.info("cancelling dask futures failed", exc_info=True)
 
-    def started_at(self, call: Call) -> float | None:
+    def started_at(self, call: Call | Batch) -> float | None:
         """When ``call``'s "started" event arrived; ``math.inf`` while its task waits
         in dask's queues (a timeout counts from the start); None once its outcome is in."""
         sub = self._inflight.find(call)

@@ -16,18 +16,21 @@ from typing import Any
 
 from ..._walk import Path, at
 from ...run.protocol import (
+    O_ATTEMPT,
     O_END,
     O_ERROR,
+    O_IDX,
     O_LOG,
     O_OK,
     O_START,
     O_VALUE,
+    Batch,
     Call,
     Marker,
     Outcome,
     failed_outcome,
 )
-from ...run.worker import install_worker_capture, run_call
+from ...run.worker import install_worker_capture, run_batch, run_call
 from .._transport import Blobs, _type_name, dump_outcome, load_spec, unpickling_error
 
 
@@ -125,6 +128,60 @@ def _run_trial(
     _drop_tracebacks(out[O_ERROR])
     worker.log_event(topic, {"k": dkey, "e": dump_outcome(out, key)})
     return _FAILED
+
+
+def _run_batch(
+    topic: str,
+    dkey: str,
+    heads: list[tuple[int, int, str]],
+    blobs: list[Blobs],
+    swapped: list[tuple[Any, dict[str, Any] | None, list[Path]]],
+    linked: list[bool],
+) -> Any:
+    """Run a linear chain of trials in a dask worker, each member reading the value of
+    the one before in the worker (``run_batch``); one "started" and one "ended" event
+    for the whole chain, with each member's record (a failed member's outcome pickled).
+    The task's value is the last member's; :data:`_FAILED` when it did not succeed.
+    A member whose task cannot be loaded makes the master run them one by one."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    install_worker_capture()
+    where = str(worker.address)
+    worker.log_event(topic, {"k": dkey, "s": 1})
+    try:
+        specs = [load_spec(*b) for b in blobs]
+    except Exception:
+        worker.log_event(topic, {"k": dkey, "split": 1})
+        return _FAILED
+    calls = [Call(idx, attempt, spec, args, kwargs) for (idx, attempt, _), spec, (args, kwargs, _) in zip(heads, specs, swapped, strict=True)]
+    first = calls[0]
+    lost = _lost_input(first.key, first.args, first.kwargs, swapped[0][2])
+    if lost is not None:
+        outs = [failed_outcome(first, lost, time.time(), where)]
+    else:
+        outs = run_batch(Batch(calls, linked, [False] * len(calls)), where).outcomes
+    del calls, first
+    value = _FAILED
+    last = heads[-1][0]
+    entries: list[Any] = []
+    for out in outs:
+        if out[O_OK] and out[O_IDX] == last:
+            problem = _pickle_problem(out[O_VALUE])
+            if problem is not None:
+                name = _type_name(out[O_VALUE])
+                key = heads[-1][2]
+                error = pickle.PicklingError(f"node {key!r}: its result of type {name} cannot be pickled: {problem}")
+                out = (out[O_IDX], out[O_ATTEMPT], False, None, error, "", out[O_START], out[O_END], where, out[O_LOG])
+            else:
+                value = out[O_VALUE]
+        if out[O_OK]:
+            entries.append([out[O_IDX], out[O_ATTEMPT], out[O_START], out[O_END], out[O_LOG]])
+        else:
+            _drop_tracebacks(out[O_ERROR])
+            entries.append([out[O_IDX], out[O_ATTEMPT], dump_outcome(out, heads[[h[0] for h in heads].index(out[O_IDX])][2])])
+    worker.log_event(topic, {"k": dkey, "b": entries, "w": where})
+    return value
 
 
 def _drop_tracebacks(error: BaseException | None, clear: bool = False) -> None:
