@@ -254,7 +254,13 @@ WORKLOADS: dict[str, Workload] = {
             "layered", "layered", 10_000, 1_000, "20 layers; each node adds 1-3 nodes of the layer before"
         ),
         CpuWorkload(
-            "cpu200", 200, 20, 0.020, 2, "independent tasks of ~20 ms of pure-Python CPU work, on 2 processes"
+            "cpu200",
+            200,
+            20,
+            0.020,
+            2,
+            "independent tasks of ~20 ms of pure-Python CPU work, on 2 processes (or a 2-worker cluster)",
+            modes=("processes", "distributed"),
         ),
         RunWorkload(
             "fan-1k",

@@ -9,7 +9,9 @@ task's value, which stays on the worker; a failed trial's task returns
 
 from __future__ import annotations
 
+import logging
 import pickle
+import threading
 import time
 import traceback
 from typing import Any
@@ -32,6 +34,8 @@ from ...run.protocol import (
 )
 from ...run.worker import install_worker_capture, run_batch, run_call
 from .._transport import Blobs, _type_name, dump_outcome, load_spec, unpickling_error
+
+logger = logging.getLogger("dagexec.executors.dask")
 
 
 class _Failed(Marker):
@@ -99,7 +103,6 @@ def _run_trial(
     worker = get_worker()
     install_worker_capture()
     where = str(worker.address)
-    worker.log_event(topic, {"k": dkey, "s": 1})
     idx, attempt, key = head
     start = time.time()
     out: Outcome
@@ -109,10 +112,12 @@ def _run_trial(
         unloadable = unpickling_error(key, "its task", exc, " in its worker")
         out = failed_outcome(Call(idx, attempt, None, (), None), unloadable, start, where)
     else:
+        _STARTS.began(worker, topic, dkey, now=spec.timeout is not None)  # its timeout counts from now
         call = Call(idx, attempt, spec, args, kwargs)
         lost = _lost_input(key, args, kwargs, inputs)
         out = run_call(call, where) if lost is None else failed_outcome(call, lost, start, where)
         del call
+    _STARTS.ended(dkey)
     if out[O_OK]:
         value = out[O_VALUE]
         problem = _pickle_problem(value)
@@ -148,7 +153,7 @@ def _run_batch(
     worker = get_worker()
     install_worker_capture()
     where = str(worker.address)
-    worker.log_event(topic, {"k": dkey, "s": 1})
+    _STARTS.began(worker, topic, dkey)
     try:
         specs = [load_spec(*b) for b in blobs]
     except Exception:
@@ -180,8 +185,64 @@ def _run_batch(
         else:
             _drop_tracebacks(out[O_ERROR])
             entries.append([out[O_IDX], out[O_ATTEMPT], dump_outcome(out, heads[[h[0] for h in heads].index(out[O_IDX])][2])])
+    _STARTS.ended(dkey)
     worker.log_event(topic, {"k": dkey, "b": entries, "w": where})
     return value
+
+
+#: a task still running this long after it began tells the master it has started
+STARTED_AFTER_S = 0.01
+
+
+class _Starts:
+    """The "started" events of this worker process's trials.
+
+    A trial whose task has a timeout says at once that it started (its timeout counts
+    from then).  Any other says so only once it has run :data:`STARTED_AFTER_S`: a
+    tiny trial's only message is then its "ended" event, which carries its start.  The
+    master reads "started" to tell a trial that was running when its worker died
+    (``crashed``) from one that waited there (dask runs it elsewhere), and which
+    trials a fail_fast stop takes back.  One thread per process sends the late ones.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Condition()
+        self.waiting: dict[str, tuple[Any, str, float]] = {}  # dask key -> (worker, topic, began)
+        self.thread: threading.Thread | None = None
+
+    def began(self, worker: Any, topic: str, dkey: str, now: bool = False) -> None:
+        if now:
+            worker.log_event(topic, {"k": dkey, "s": 1})
+            return
+        with self.lock:
+            self.waiting[dkey] = (worker, topic, time.monotonic())
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._announce, name="dagexec-starts", daemon=True)
+                self.thread.start()
+            self.lock.notify()
+
+    def ended(self, dkey: str) -> None:
+        with self.lock:
+            self.waiting.pop(dkey, None)
+
+    def _announce(self) -> None:
+        while True:
+            with self.lock:
+                while not self.waiting:
+                    self.lock.wait()
+                now = time.monotonic()
+                due = [(k, w, t) for k, (w, t, began) in self.waiting.items() if now - began >= STARTED_AFTER_S]
+                for k, _, _ in due:
+                    del self.waiting[k]
+            for dkey, worker, topic in due:
+                try:
+                    worker.log_event(topic, {"k": dkey, "s": 1})
+                except Exception:  # a worker closing: its trials' fate is told otherwise
+                    logger.debug("the start of %r could not be told", dkey, exc_info=True)
+            time.sleep(STARTED_AFTER_S / 2)
+
+
+_STARTS = _Starts()
 
 
 def _drop_tracebacks(error: BaseException | None, clear: bool = False) -> None:
