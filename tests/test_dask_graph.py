@@ -248,3 +248,47 @@ def test_a_link_that_may_be_retried_heads_a_chain_of_its_own(client, graphs, tmp
     assert all(len(result.trials[k]) == 1 for k in ("inc", "inc-1", "inc-2", "inc-3"))
     # inc-inc-1 and flaky-inc-2-inc-3 (sent ahead of it), then the retried chain
     assert graphs == [2, 1]
+
+
+class Events(DaskExecutor):
+    """Records the trial events that reach the master, by kind."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.started: list[str] = []  # node keys
+        self.ended = 0
+
+    def _on_trial_event(self, msg: Any) -> bool:
+        mine = super()._on_trial_event(msg)
+        if mine and "s" in msg:
+            self.started.append(msg["k"].rsplit("-a", 1)[0])
+        elif mine:
+            self.ended += 1
+        return mine
+
+
+@dx.task
+def nap(x: int) -> int:
+    import time
+
+    time.sleep(0.2)
+    return x
+
+
+@dx.task(timeout=30)
+def timed(x: int) -> int:
+    return x
+
+
+def test_a_tiny_trial_sends_one_message_and_a_longer_one_says_when_it_started(client):
+    with dx.Graph("messages") as g:
+        g.output(add(*[inc(k) for k in range(10)]), name="tiny")
+        g.output(nap(1), name="long")
+        g.output(timed(2), name="timed")
+    ex = Events(client)
+    result = g.compile().run(executor=ex)
+    assert result.outputs == {"tiny": 55, "long": 1, "timed": 2}
+    # 13 trials end; nap ran 200 ms (told 10 ms in), timed has a timeout (told at once);
+    # of the 11 tiny ones, only one its thread lost the core for 10 ms would say so
+    assert ex.ended == 13
+    assert {"nap", "timed"} <= set(ex.started) and len(ex.started) <= 4, ex.started
