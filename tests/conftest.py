@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,28 @@ def chromium_program() -> str:
 
 #: mark a test that renders with Graphviz's dot
 needs_dot = pytest.mark.usefixtures("dot_program")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """A ``distributed.LocalCluster`` of two worker processes of one thread each, on
+    127.0.0.1, for the module that asks (a module may define its own)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def client(cluster: Any) -> Iterator[Any]:
+    """A client of the module's cluster; not the default client: a run given
+    ``executor="dask"`` must find none unless a test makes one current."""
+    from distributed import Client
+
+    with Client(cluster, set_as_default=False) as client:
+        yield client
 
 
 @pytest.fixture(autouse=True)

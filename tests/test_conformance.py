@@ -75,26 +75,6 @@ def process_pool():
         yield pool
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """Two worker processes of one thread each, on 127.0.0.1; started at the first dask case."""
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    ) as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="module")
-def client(cluster):
-    from distributed import Client
-
-    # not the default client: a run given executor="dask" in this process must not find it
-    with Client(cluster, set_as_default=False) as client:
-        yield client
-
-
 def trial_keys(client: Any) -> list[str]:
     """The dask keys of dagexec trials that the client or the scheduler still holds."""
     ours = re.compile(r".+-a\d+-[0-9a-f]{16}")

@@ -5,7 +5,7 @@ dask future in their arguments (``dagexec/run/ahead.py``), and sends what one pa
 the loop submitted as one graph: the scheduler, not the master, starts a dependent
 when its inputs exist.  A scheduler plugin counts the ``update_graph`` messages the
 run's client sends; a spy on the client's ``gather`` sees every value that comes to
-the master.
+the master.  The cluster and its client are conftest's (one of each per module).
 """
 
 from __future__ import annotations
@@ -15,26 +15,11 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
-from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 import dagexec as dx
 from dagexec import State
 from dagexec.executors import DaskExecutor
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    ) as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="module")
-def client(cluster):
-    with Client(cluster, set_as_default=False) as client:
-        yield client
 
 
 class GraphCount(SchedulerPlugin):
