@@ -11,6 +11,7 @@ the master.  The cluster and its client are conftest's (one of each per module).
 from __future__ import annotations
 
 import random
+import re
 from itertools import pairwise
 from typing import Any
 
@@ -55,6 +56,13 @@ def gathered(client, monkeypatch):
 
     monkeypatch.setattr(client, "gather", spy)
     return keys
+
+
+def node_of(dkey: str) -> str:
+    """The node key of a trial's dask key ``<node key>-a<attempt>-<16 hex digits>``."""
+    found = re.fullmatch(r"(.+)-a\d+-[0-9a-f]{16}", dkey)
+    assert found is not None, dkey
+    return found.group(1)
 
 
 @dx.task
@@ -130,7 +138,7 @@ def test_a_retry_sends_one_more_graph_with_what_waited_for_it(client, graphs, ga
     # the run's graph (inc, the chain flaky-inc-1-inc-2 as one task, inc-3), then the
     # retried chain; its value, out's, is its task's (keyed by its first member)
     assert graphs == [3, 1]
-    assert sorted(k.rsplit("-a", 1)[0] for k in gathered) == ["flaky", "inc-3"]
+    assert sorted(node_of(k) for k in gathered) == ["flaky", "inc-3"]
 
 
 @dx.task
@@ -206,7 +214,7 @@ def test_a_chain_runs_as_one_dask_task_with_each_trial_recorded(client, graphs, 
     result = plan.run(executor=DaskExecutor(client))
     assert result.output == 10
     assert graphs == [1]  # one message, one task
-    assert [k.rsplit("-a", 1)[0] for k in gathered] == ["inc"]  # the task's value: the last link's
+    assert [node_of(k) for k in gathered] == ["inc"]  # the task's value: the last link's
     trials = [result.trials[key] for key in plan.keys]
     assert [[(t.attempt, t.state) for t in ts] for ts in trials] == [[(1, State.SUCCEEDED)]] * 10
     assert len({ts[0].worker for ts in trials}) == 1
@@ -246,7 +254,7 @@ class Events(DaskExecutor):
     def _on_trial_event(self, msg: Any) -> bool:
         mine = super()._on_trial_event(msg)
         if mine and "s" in msg:
-            self.started.append(msg["k"].rsplit("-a", 1)[0])
+            self.started.append(node_of(msg["k"]))
         elif mine:
             self.ended += 1
         return mine
