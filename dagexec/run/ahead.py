@@ -80,41 +80,31 @@ def withdraw_ahead(loop: Loop, i: int) -> None:
     """Unit ``i``'s trial did not succeed: drop its promise, and take back each unit
     submitted ahead that waits for it (and what waits for those): abandoned, pending
     again, its attempt given back."""
-    if i >= len(loop.plan._keys) or type(loop.vals[i]) is not Remote:
+    if i >= loop.n or type(loop.vals[i]) is not Remote:
         return
     loop.vals[i] = None
     todo = [i]
     while todo:
         u = todo.pop()
         for d in loop.dependents[u]:
-            call = loop.calls.get(d)
-            if loop.state[d] != RUNNING or loop.waiting[d] == 0 or call is None:
+            unit = loop.calls.get(d)
+            if loop.state[d] != RUNNING or loop.waiting[d] == 0 or unit is None:
                 continue  # not submitted ahead: it did not wait for u
-            if isinstance(call, Batch):  # a chain sent ahead: take it back whole
-                _withdraw_batch(loop, call)
-                todo.extend(c.idx for c in call.calls)
-                continue
-            r = loop.route[d]
-            try:
-                loop.execs[r].abandon(call)
-            except Exception:  # its outcome, should it come, is ignored all the same
-                logger.warning("executor %r failed to abandon %r", loop.execs[r], call, exc_info=True)
-            del loop.calls[d]
-            loop.inflight[r] -= 1
-            loop.vals[d] = None
-            loop.unstart(call)
-            todo.append(d)
+            members = _take_back(loop, unit)  # a chain sent ahead goes back whole
+            todo.extend(c.idx for c in members)
 
 
-def _withdraw_batch(loop: Loop, batch: Batch) -> None:
-    """Take back a batch sent ahead: abandoned, each member pending again."""
-    r = loop.route[batch.calls[0].idx]
+def _take_back(loop: Loop, unit: Call | Batch) -> list[Call]:
+    """Abandon ``unit``, sent ahead; each of its calls' units is pending again."""
+    members = [unit] if isinstance(unit, Call) else unit.calls
+    r = loop.route[members[0].idx]
     try:
-        loop.execs[r].abandon(batch)
+        loop.execs[r].abandon(unit)
     except Exception:  # its outcome, should it come, is ignored all the same
-        logger.warning("executor %r failed to abandon %r", loop.execs[r], batch, exc_info=True)
+        logger.warning("executor %r failed to abandon %r", loop.execs[r], unit, exc_info=True)
     loop.inflight[r] -= 1
-    for c in batch.calls:
+    for c in members:
         loop.calls.pop(c.idx, None)
         loop.vals[c.idx] = None
         loop.unstart(c)
+    return members

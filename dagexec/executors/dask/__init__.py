@@ -263,25 +263,17 @@ class DaskExecutor(Executor):
     def submit(self, call: Call, post: Callable[[Outcome], None]) -> Outcome | None:
         """Gather ``call`` for the next :meth:`flush`, as a dask task whose future exists
         from now on; a failed outcome at once when it cannot go."""
-        hub = self._hub
-        if hub is None:
-            try:
-                hub = self._hub = join_hub(self._client, self)
-            except Exception as exc:  # a closed client refuses even the subscription
-                return crashed_outcome(call, exc, time.time(), _REFUSED)
+        try:
+            topic = self._joined()
+        except Exception as exc:  # a closed client refuses even the subscription
+            return crashed_outcome(call, exc, time.time(), _REFUSED)
         try:
             blobs = self._pickler.blobs(call.spec)
             args, kwargs, inputs = _swap(call, self)
         except Exception as exc:
             return failed_outcome(call, exc, time.time(), "master")
-        dkey = f"{call.key}-a{call.attempt}-{self._prefix}{next(self._count) & 0xFFFFFFFF:08x}"
-        sub = _Sub(call, post)
-        sub.future = self._future(dkey, self._client)  # a handle on the value to be: promise()
-        self._inflight.add(dkey, call, sub)
         head = (call.idx, call.attempt, call.key)
-        self._gathered[dkey] = (sub, _run_trial, (hub.topic, dkey, head, blobs, args, kwargs, inputs))
-        if not self.ahead:  # a subclass the engine does not flush: each call goes now
-            self.flush()
+        self._gather(call, post, None, _run_trial, topic, (head, blobs, args, kwargs, inputs))
         return None
 
     def submit_batch(self, batch: Batch, post: Callable[[Any], None]) -> BatchDone | None:
@@ -289,35 +281,43 @@ class DaskExecutor(Executor):
         worker (:func:`.worker._run_batch`); its value is the last member's.  A batch
         that is no single chain, or whose value other than the last's is kept, is split
         at once (its members go one by one)."""
-        hub = self._hub
-        if hub is None:
-            try:
-                hub = self._hub = join_hub(self._client, self)
-            except Exception:
-                return BatchDone(batch, [], split=True)
         if not all(batch.linked[1:]) or any(batch.keep[:-1]):
             return BatchDone(batch, [], split=True)
         try:
+            topic = self._joined()
             blobs = [self._pickler.blobs(call.spec) for call in batch.calls]
             swapped = [_swap(call, self) for call in batch.calls]
         except Exception:
             return BatchDone(batch, [], split=True)  # each alone says what went wrong
-        first = batch.calls[0]
+        heads = [(call.idx, call.attempt, call.key) for call in batch.calls]
+        self._gather(batch.calls[0], post, batch, _run_batch, topic, (heads, blobs, swapped, batch.linked))
+        return None
+
+    def _joined(self) -> str:
+        """The topic of this run's trial events, the client's hub joined on first use
+        (raises where the client refuses)."""
+        if self._hub is None:
+            self._hub = join_hub(self._client, self)
+        return self._hub.topic
+
+    def _gather(
+        self, first: Call, post: Callable[[Any], None], batch: Batch | None, fn: Any, topic: str, rest: tuple[Any, ...]
+    ) -> None:
+        """Register a trial (or batch, ``first`` its first call) as in flight, its future
+        made now, and gather its task ``fn(topic, dask key, *rest)`` for the next flush."""
         dkey = f"{first.key}-a{first.attempt}-{self._prefix}{next(self._count) & 0xFFFFFFFF:08x}"
         sub = _Sub(first, post, batch)
-        sub.future = self._future(dkey, self._client)
-        self._inflight.add(dkey, batch, sub)
-        heads = [(call.idx, call.attempt, call.key) for call in batch.calls]
-        self._gathered[dkey] = (sub, _run_batch, (hub.topic, dkey, heads, blobs, swapped, batch.linked))
-        if not self.ahead:
+        sub.future = self._future(dkey, self._client)  # a handle on the value to be: promise()
+        self._inflight.add(dkey, first if batch is None else batch, sub)
+        self._gathered[dkey] = (sub, fn, (topic, dkey, *rest))
+        if not self.ahead:  # a subclass the engine does not flush: each task goes now
             self.flush()
-        return None
 
     def promise(self, call: Call | Batch) -> Remote | None:
         """A handle on the value ``call`` is to make (a batch's: its last member's): its
         dask future."""
         sub = self._inflight.find(call)
-        return None if sub is None or sub.future is None else Remote(self, sub.future)
+        return None if sub is None else Remote(self, sub.future)
 
     def flush(self) -> None:
         """Send the tasks :meth:`submit` gathered since the last flush as one dask graph

@@ -118,18 +118,13 @@ def _run_trial(
         out = run_call(call, where) if lost is None else failed_outcome(call, lost, start, where)
         del call
     _STARTS.ended(dkey)
+    out = _pickled_or_failed(out, key, where)
     if out[O_OK]:
-        value = out[O_VALUE]
-        problem = _pickle_problem(value)
-        if problem is None:
-            event = {"k": dkey, "t": [out[O_START], out[O_END]], "w": where}
-            if out[O_LOG]:
-                event["l"] = out[O_LOG]
-            worker.log_event(topic, event)
-            return value
-        name = _type_name(value)
-        error = pickle.PicklingError(f"node {key!r}: its result of type {name} cannot be pickled: {problem}")
-        out = (idx, attempt, False, None, error, "", out[O_START], out[O_END], where, out[O_LOG])
+        event = {"k": dkey, "t": [out[O_START], out[O_END]], "w": where}
+        if out[O_LOG]:
+            event["l"] = out[O_LOG]
+        worker.log_event(topic, event)
+        return out[O_VALUE]
     _drop_tracebacks(out[O_ERROR])
     worker.log_event(topic, {"k": dkey, "e": dump_outcome(out, key)})
     return _FAILED
@@ -167,27 +162,35 @@ def _run_batch(
     else:
         outs = run_batch(Batch(calls, linked, [False] * len(calls)), where).outcomes
     del calls, first
+    _STARTS.ended(dkey)
     value = _FAILED
-    last = heads[-1][0]
+    last, key_of = heads[-1][0], {idx: key for idx, _, key in heads}
     entries: list[Any] = []
     for out in outs:
-        if out[O_OK] and out[O_IDX] == last:
-            problem = _pickle_problem(out[O_VALUE])
-            if problem is not None:
-                name = _type_name(out[O_VALUE])
-                key = heads[-1][2]
-                error = pickle.PicklingError(f"node {key!r}: its result of type {name} cannot be pickled: {problem}")
-                out = (out[O_IDX], out[O_ATTEMPT], False, None, error, "", out[O_START], out[O_END], where, out[O_LOG])
-            else:
+        if out[O_OK] and out[O_IDX] == last:  # its value is the task's: it must pickle
+            out = _pickled_or_failed(out, key_of[last], where)
+            if out[O_OK]:
                 value = out[O_VALUE]
         if out[O_OK]:
             entries.append([out[O_IDX], out[O_ATTEMPT], out[O_START], out[O_END], out[O_LOG]])
         else:
             _drop_tracebacks(out[O_ERROR])
-            entries.append([out[O_IDX], out[O_ATTEMPT], dump_outcome(out, heads[[h[0] for h in heads].index(out[O_IDX])][2])])
-    _STARTS.ended(dkey)
+            entries.append([out[O_IDX], out[O_ATTEMPT], dump_outcome(out, key_of[out[O_IDX]])])
     worker.log_event(topic, {"k": dkey, "b": entries, "w": where})
     return value
+
+
+def _pickled_or_failed(out: Outcome, key: str, where: str) -> Outcome:
+    """``out``, or when its value will not pickle (as dask will pickle it to move it),
+    its trial failed naming the value's type."""
+    if not out[O_OK]:
+        return out
+    problem = _pickle_problem(out[O_VALUE])
+    if problem is None:
+        return out
+    name = _type_name(out[O_VALUE])
+    error = pickle.PicklingError(f"node {key!r}: its result of type {name} cannot be pickled: {problem}")
+    return (out[O_IDX], out[O_ATTEMPT], False, None, error, "", out[O_START], out[O_END], where, out[O_LOG])
 
 
 #: a task still running this long after it began tells the master it has started
