@@ -287,6 +287,7 @@ class _Compiler:
             _maps=frozenset(cols.maps),
             _pickle_problems=tuple(self.pickle_problems),
             _fingerprint=None,
+            _levels=None,
             _links=None,
             _plain=None,
         )

@@ -32,11 +32,12 @@ The pieces a plan holds (``NodeSpec``, ``InputSpec``, ``NodeInfo``, ``SectionInf
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import GraphError, Problem
 from .direct import Direct, direct_calls
+from .links import chain_links, node_levels
 from .specs import PICKLED_AS, InputSpec, NodeInfo, NodeSpec, SectionInfo
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["CompiledGraph"]
 
 #: fields computed on first use, never pickled
-_CACHED = frozenset({"_fingerprint", "_links", "_plain"})
+_CACHED = frozenset({"_fingerprint", "_levels", "_links", "_plain"})
 
 
 class CompiledGraph:
@@ -74,6 +75,7 @@ class CompiledGraph:
         "_keys",
         "_kwargs",
         "_kwfills",
+        "_levels",
         "_links",
         "_maps",
         "_n_readers",
@@ -120,6 +122,7 @@ class CompiledGraph:
     _pickle_problems: tuple[Problem, ...]
     _fingerprint: str | None
     _links: tuple[int, ...] | None
+    _levels: tuple[int, ...] | None
     _plain: tuple[Direct | None, ...] | None
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -135,28 +138,32 @@ class CompiledGraph:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # files from before conds and maps
-        self._set(**{"_conds": (), "_maps": frozenset(), **state}, _fingerprint=None, _links=None, _plain=None)
+        self._set(**{"_conds": (), "_maps": frozenset(), **state}, _fingerprint=None, _levels=None, _links=None, _plain=None)
+
+    def _derived(self, slot: str, make: Callable[[CompiledGraph], Any]) -> Any:
+        """What ``make`` computes from the plan, kept in ``slot`` (one of ``_CACHED``)
+        after the first use."""
+        value = getattr(self, slot)
+        if value is None:
+            value = make(self)
+            object.__setattr__(self, slot, value)
+        return value
 
     def _chain_links(self) -> tuple[int, ...]:
-        """Per node, the node that continues its linear chain, or -1 (:func:`.links.chain_links`);
-        computed on first use."""
-        links = self._links
-        if links is None:
-            from .links import chain_links
-
-            links = chain_links(self)
-            object.__setattr__(self, "_links", links)
+        """Per node, the node that continues its linear chain, or -1 (:func:`.links.chain_links`)."""
+        links: tuple[int, ...] = self._derived("_links", chain_links)
         return links
+
+    def _node_levels(self) -> tuple[int, ...]:
+        """Per node, its level (:func:`.links.node_levels`)."""
+        levels: tuple[int, ...] = self._derived("_levels", node_levels)
+        return levels
 
     def _plain_units(self) -> tuple[Direct | None, ...]:
         """Per node, what the engine needs to run its first trial in the master without
         a call object (:mod:`dagexec.run.here`), or None when it may not: a map node, a
-        call with containers to fill, an ``async`` task, a timeout; made on first use
-        (:mod:`.direct`)."""
-        plain = self._plain
-        if plain is None:
-            plain = direct_calls(self)
-            object.__setattr__(self, "_plain", plain)
+        call with containers to fill, an ``async`` task, a timeout (:mod:`.direct`)."""
+        plain: tuple[Direct | None, ...] = self._derived("_plain", direct_calls)
         return plain
 
     # -- description ---------------------------------------------------------------

@@ -1,10 +1,11 @@
-"""Linear chains in a compiled plan: which node continues which.
+"""Linear chains and levels in a compiled plan: which node continues which, and how
+far each is from the nodes that wait for none.
 
 An executor that takes batches runs a chain as one submission, the value passed
 along inside the worker (DESIGN §12 Values that never travel).  Whether two nodes
 chain is decided from the plan's structure alone, never from timing, so a plan
 behaves the same on every run; ``CompiledGraph._chain_links`` computes it once and
-keeps it beside the plan (never pickled).
+keeps it beside the plan (never pickled), and ``CompiledGraph._node_levels`` the levels.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .compiled import CompiledGraph
 
-__all__ = ["chain_links"]
+__all__ = ["chain_links", "node_levels"]
 
 
 def chain_links(plan: CompiledGraph) -> tuple[int, ...]:
@@ -42,4 +43,17 @@ def chain_links(plan: CompiledGraph) -> tuple[int, ...]:
                 and j not in maps
             ):
                 out[i] = j
+    return tuple(out)
+
+
+def node_levels(plan: CompiledGraph) -> tuple[int, ...]:
+    """Per node, its level: 0 for a node that waits for none, else one more than the
+    highest level among the nodes it waits for (the plan is in topological order).
+
+    Nodes of one level never wait for each other; an executor that groups siblings
+    (``Executor.groups``) gets those of one level that are ready together as one
+    submission."""
+    out: list[int] = []
+    for ds in plan._deps:
+        out.append(1 + max([out[d] for d in ds]) if ds else 0)
     return tuple(out)

@@ -45,21 +45,40 @@ logger = logging.getLogger("dagexec.engine")
 
 
 def push_dependents(loop: Loop, i: int, call: Call | Batch, ex: Executor, r: int, stack: list[int]) -> None:
-    """Unit ``i`` was submitted to ``ex`` (lane ``r``) as ``call`` (or as the last member
-    of batch ``call``, whose value is the batch's): put its promise in ``vals[i]``, and
-    the dependents that may now be submitted ahead on ``stack``."""
+    """Unit ``i`` was submitted to ``ex`` (lane ``r``) as ``call`` (or as a member of
+    batch ``call``): put its promise in ``vals[i]``, and the dependents that may now be
+    submitted ahead on ``stack``.  A chain's member other than its last has no promise
+    (its one reader is the next member)."""
     if loop.kind[i] != PLAIN:
         return
-    promise = ex.promise(call)
+    promise = ex.promise(call) if isinstance(call, Call) else ex.promise(call, i)
     if promise is None:
         return
     loop.vals[i] = promise
     state, route, kind, attempt, deps = loop.state, loop.route, loop.kind, loop.attempt, loop.plan._deps
-    vals, conds, nested, reads = loop.vals, loop.conds, loop.nested, loop.reads
+    vals, conds, nested, reads, unsent = loop.vals, loop.conds, loop.nested, loop.reads, loop.unsent
     for d in loop.dependents[i]:
         if route[d] != r or state[d] != PENDING or kind[d] != PLAIN or attempt[d] or nested[d]:
             continue
-        if all(_made_or_promised(loop, s, ex, vals, conds, reads[d]) for s in deps[d]):
+        left = unsent.get(d)
+        if left is None:
+            waits = [s for s in deps[d] if not _made_or_promised(loop, s, ex, vals, conds, reads[d])]
+            # counted once when each input it waits for is to be promised here, so that a
+            # node reading a thousand is not looked over a thousand times; else looked
+            # over again with each promise
+            if waits and all(
+                state[s] in (PENDING, RUNNING) and route[s] == r and s in reads[d] and (conds is None or s not in conds)
+                for s in waits
+            ):
+                unsent[d] = len(waits)
+            elif not waits:
+                stack.append(d)
+            continue
+        left -= 1  # i was one of those it waited for
+        if left:
+            unsent[d] = left
+        else:
+            del unsent[d]
             stack.append(d)
 
 
@@ -78,20 +97,40 @@ def _made_or_promised(loop: Loop, s: int, ex: Executor, vals: list[Any], conds: 
 
 def withdraw_ahead(loop: Loop, i: int) -> None:
     """Unit ``i``'s trial did not succeed: drop its promise, and take back each unit
-    submitted ahead that waits for it (and what waits for those): abandoned, pending
-    again, its attempt given back."""
+    submitted ahead that waits for it (and what waits for those): pending again, its
+    attempt given back.  A call or a chain is abandoned (a chain whole); a member of a
+    group of siblings is detached, and the group runs on for the others (the member's
+    outcome, should it come, is ignored)."""
     if i >= loop.n or type(loop.vals[i]) is not Remote:
         return
     loop.vals[i] = None
     todo = [i]
+    unsent = loop.unsent
     while todo:
         u = todo.pop()
         for d in loop.dependents[u]:
+            unsent.pop(d, None)  # counted with u's promise: counted again when it comes back
             unit = loop.calls.get(d)
             if loop.state[d] != RUNNING or loop.waiting[d] == 0 or unit is None:
                 continue  # not submitted ahead: it did not wait for u
-            members = _take_back(loop, unit)  # a chain sent ahead goes back whole
-            todo.extend(c.idx for c in members)
+            if isinstance(unit, Batch) and not any(unit.linked):
+                _detach(loop, d, unit)
+                todo.append(d)
+            else:
+                members = _take_back(loop, unit)  # a chain sent ahead goes back whole
+                todo.extend(c.idx for c in members)
+
+
+def _detach(loop: Loop, d: int, group: Batch) -> None:
+    """Unit ``d``, a member of ``group`` sent ahead, is pending again; the group stays
+    in flight for its other members (the last one detached abandons it)."""
+    loop.calls.pop(d)
+    loop.vals[d] = None
+    for call in group.calls:
+        if call.idx == d:
+            loop.unstart(call)
+    if not any(loop.calls.get(c.idx) is group for c in group.calls):
+        _take_back(loop, group)
 
 
 def _take_back(loop: Loop, unit: Call | Batch) -> list[Call]:
@@ -104,7 +143,8 @@ def _take_back(loop: Loop, unit: Call | Batch) -> list[Call]:
         logger.warning("executor %r failed to abandon %r", loop.execs[r], unit, exc_info=True)
     loop.inflight[r] -= 1
     for c in members:
-        loop.calls.pop(c.idx, None)
-        loop.vals[c.idx] = None
-        loop.unstart(c)
+        if loop.calls.get(c.idx) is unit:
+            del loop.calls[c.idx]
+            loop.vals[c.idx] = None
+            loop.unstart(c)
     return members

@@ -239,8 +239,8 @@ def before_stop(batch: Batch, outs: list[Outcome], stop_time: float) -> list[Out
 
 def submit_batch(loop: Loop, members: list[int], r: int, ex: Executor, ahead: list[int] | None = None) -> None:
     """Submit ``members`` (each chain link after the node it reads) to ``ex``, lane ``r``;
-    with ``ahead``, the lane's stack, what waits for the last member may go ahead onto
-    it (:mod:`.ahead`)."""
+    with ``ahead``, the lane's stack, what waits for its members may go ahead onto it
+    (:mod:`.ahead`)."""
     vals, kept, links, make, saving = (
         loop.vals,
         loop.kept,
@@ -283,7 +283,8 @@ def submit_batch(loop: Loop, members: list[int], r: int, ex: Executor, ahead: li
             loop.calls.pop(j, None)
         finish_batch(loop, done, False)
     elif ahead is not None:
-        push_dependents(loop, members[-1], batch, ex, r, ahead)
+        for j in members:
+            push_dependents(loop, j, batch, ex, r, ahead)
 
 
 def send_batch(loop: Loop, batch: Batch, ex: Executor) -> BatchDone | None:
@@ -298,16 +299,21 @@ def send_batch(loop: Loop, batch: Batch, ex: Executor) -> BatchDone | None:
 def finish_batch(loop: Loop, done: BatchDone, async_: bool) -> None:
     """A batch ended (``async_``: posted by its executor): each outcome is finished as
     a trial's; members that did not run are pending again."""
-    calls = done.batch.calls
+    calls = mine = done.batch.calls
     first = calls[0]
     i = first.idx
     if async_:
-        if loop.calls.get(i) is not done.batch:
+        batch, owned = done.batch, loop.calls
+        mine = [call for call in calls if owned.get(call.idx) is batch]  # not detached (ahead.py)
+        if not mine:
             return  # an abandoned batch (the run was interrupted) reporting late
         loop.inflight[loop.route[i]] -= 1
-        for call in calls:
-            loop.calls.pop(call.idx, None)
+        for call in mine:
+            del owned[call.idx]
     outs = done.outcomes
+    if len(mine) < len(calls):  # a detached member's outcome is not its unit's now
+        kept_idx = {call.idx for call in mine}
+        outs = [out for out in outs if out[O_IDX] in kept_idx]
     if done.split:
         logger.info("a batch of %d trials from %r on runs again one by one", len(calls), first.key)
         for call in calls:
@@ -319,12 +325,12 @@ def finish_batch(loop: Loop, done: BatchDone, async_: bool) -> None:
         # are pending again, without using an attempt
         ran = {out[O_IDX] for out in outs}
         waiting, state, ready, route = loop.waiting, loop.state, loop.ready, loop.route
-        for call in calls:
+        for call in mine:
             if call.idx not in ran:
                 withdraw_ahead(loop, call.idx)  # what was sent ahead waiting for it
                 loop.unstart(call)
         if not loop.stopping:
-            for call in reversed(calls):
+            for call in reversed(mine):
                 j = call.idx
                 if j not in ran and state[j] == PENDING and waiting[j] == 0:
                     ready[route[j]].append(j)

@@ -93,6 +93,7 @@ def withdraw_waiting(loop: Loop) -> None:
             continue
         loop.inflight[r] -= 1
         for member in [call] if isinstance(call, Call) else call.calls:
-            loop.calls.pop(member.idx, None)
-            loop.unstart(member)
-            loop.cancel(member.idx)
+            if loop.calls.get(member.idx) is call:  # not a member detached from its group
+                del loop.calls[member.idx]
+                loop.unstart(member)
+                loop.cancel(member.idx)

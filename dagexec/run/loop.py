@@ -59,6 +59,7 @@ from .maps import Maps
 from .policy import next_wait, refused, timeout_error, trial_state
 from .protocol import O_ATTEMPT, Batch, BatchDone, Call, Executor, Outcome
 from .result import run_result
+from .siblings import submit_by_level
 from .state import (
     CANCELLED,
     EXPAND,
@@ -124,6 +125,8 @@ class Loop(RunState):
         if plan._maps:
             self.track(self.rows, None)
         self.calls: dict[int, Call | Batch] = {}
+        # a dependent's inputs not yet made or promised, once one of them was (run/ahead.py)
+        self.unsent: dict[int, int] = {}
         self.inflight = [0] * len(self.execs)
         self.ready: list[list[int]] = [[] for _ in self.execs]
         self.timers = Timers()
@@ -227,6 +230,8 @@ class Loop(RunState):
         # (they hear of a trial's start when it is submitted)
         ahead = [ex.ahead and not has_cb and execs.index(ex) == r for r, ex in enumerate(execs)]
         flushes = [ex.ahead for ex in execs]
+        # per lane: whether its ready plain nodes go level by level, siblings grouped
+        grouped = [a and ex.groups and b for a, ex, b in zip(ahead, execs, batching, strict=True)]
         n = self.n
         has_maps = bool(self.map_nodes)
         kind = self.kind
@@ -239,6 +244,8 @@ class Loop(RunState):
                 ex = execs[r]
                 cap = caps[r]
                 quick = here[r]
+                if grouped[r] and stack:
+                    submit_by_level(self, r, ex, stack)
                 while stack:
                     if quick is not None:
                         top = stack[-1]  # its first trial, run in the master? (drain_here's test)

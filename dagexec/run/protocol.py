@@ -290,11 +290,23 @@ class Executor:
     #: values, says when a trial began (:meth:`started_at`) and takes back one that
     #: has not (:meth:`withdraw`)
     ahead = False
+    #: True when, on a lane that goes :attr:`ahead`, the engine should send siblings (nodes
+    #: of one level, ready in the same pass, alike in resources and in whether the master
+    #: needs their values) several to a :meth:`submit_batch`, unlinked: about
+    #: ``GROUPS_PER_SLOT`` groups for each of :attr:`parallelism`, decided from the plan's
+    #: structure alone (:mod:`dagexec.run.siblings`)
+    groups = False
 
     @property
     def capacity(self) -> int:
         """How many trials may be in flight at once."""
         return 1
+
+    @property
+    def parallelism(self) -> int:
+        """How many trials the executor runs at the same time (its worker threads or
+        processes); by default :attr:`capacity`."""
+        return self.capacity
 
     def submit(self, call: Call, post: Callable[[Outcome], None]) -> Outcome | None:
         """Start ``call``; return its outcome now, or None and ``post`` it later.
@@ -340,10 +352,11 @@ class Executor:
         """``call`` ran past its timeout, or the run was interrupted: stop it if the
         backend can (its outcome is ignored)."""
 
-    def promise(self, call: Call | Batch) -> Remote | None:
-        """A handle on the value ``call`` (submitted, in flight; a batch's: its last
-        member's) is to make, to give calls submitted to this executor before ``call``
-        ends; None when there is none.  Only called when :attr:`ahead` is True."""
+    def promise(self, call: Call | Batch, idx: int | None = None) -> Remote | None:
+        """A handle on the value ``call`` (submitted, in flight) is to make, or, for a
+        batch, its member ``idx`` (a unit index), to give calls submitted to this
+        executor before ``call`` ends; None when there is none (a chain's member other
+        than its last).  Only called when :attr:`ahead` is True."""
         return None
 
     def flush(self) -> None:

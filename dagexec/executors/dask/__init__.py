@@ -27,6 +27,12 @@ moves the data.  Data flow::
   dask task, each member reading the one before in the worker; its value is the last
   member's, and one event carries every member's record.  A batch that is not one
   chain, or whose member other than the last is kept, is split (its members go alone).
+* **Siblings are one task** (``groups``, :mod:`dagexec.run.siblings`): the engine
+  sends nodes of one level several to a batch with no member linked; it runs as one
+  dask task (:func:`.worker._run_group`) whose value is the tuple of the members'
+  values, and one event carries every member's record.  A member's handle is an
+  ``_Elem`` of the group's future; a reader's task takes its element in a nested
+  dask task, so only the group's tuple moves between workers.
 * **Values stay on the workers.**  A trial's value is its dask task's result; the
   engine holds it as a ``Remote(self, future)``.  A call on this executor gets the
   futures of its inputs as arguments (at the top level and inside lists, tuples,
@@ -80,7 +86,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ..._errors import WorkerCrashed
-from ..._walk import Path, kind, replace
 from ...run.protocol import (
     O_OK,
     Batch,
@@ -95,9 +100,11 @@ from ...run.protocol import (
 )
 from .._crash import died_outcome, refused, worker_died
 from .._inflight import InFlight, Submission
-from .._transport import SpecPickler, dump_call, load_outcome, unpickling_error
+from .._transport import SpecPickler, dump_call
+from .graph import Elem, graph_of, member_value, no_futures, resources_of, swap_remotes
 from .hub import _Hub, join_hub, leave_hub
-from .worker import _FAILED, _drop_tracebacks, _run_batch, _run_trial
+from .reports import batch_outcomes, trial_outcome
+from .worker import _FAILED, _drop_tracebacks, _run_batch, _run_group, _run_trial
 
 logger = logging.getLogger("dagexec.executors.dask")
 
@@ -125,54 +132,22 @@ class _Sub(Submission):
     """One trial in flight: a dask task (its ``future`` made at submission, before the
     task is sent), until its outcome is claimed."""
 
-    __slots__ = ("began", "started")
+    __slots__ = ("began", "running", "started")
 
     def __init__(self, call: Call, post: Callable[[Any], None], batch: Batch | None = None) -> None:
         super().__init__(call, post, batch)
         self.started = False  # its "started" event arrived
         self.began = math.inf  # when it did, by the master's clock
-
-
-_REMOTE = frozenset({Remote})
-
-
-def _swap(call: Call, owner: Executor) -> tuple[Any, Any, list[Path]]:
-    """``call``'s arguments with each Remote of ``owner`` replaced by its future, and
-    the path of each in ``(args, kwargs)``; a container without one is left as it is.
-
-    Containers are those :mod:`dagexec._walk` enters (dask puts a future's value back
-    inside a namedtuple too).  Members of a set cannot be told apart by position:
-    values held in a set (small, hashable ones) are brought over instead."""
-
-    def ref(remote: Remote) -> Any:
-        return remote.ref if remote.owner is owner else remote
-
-    def fetched(remote: Remote) -> Any:
-        return owner.fetch([remote])[0] if remote.owner is owner else remote
-
-    args, kwargs = call.args, call.kwargs
-    inputs: list[Path] = []
-    if any(type(a) is Remote or kind(a) is not None for a in args):
-        args, inputs = replace(args, ref, paths=True, set_fn=fetched, types=_REMOTE)
-    if kwargs:
-        kwargs, found = replace(kwargs, ref, paths=True, set_fn=fetched, types=_REMOTE)
-        inputs += found
-    return args, kwargs, inputs
-
-
-def _no_futures(value: Any) -> Any:
-    """``value`` with dask futures replaced by None (to find what does not pickle)."""
-    from distributed import Future
-
-    return replace(value, lambda leaf: None if isinstance(leaf, Future) else leaf)
+        self.running = call  # a batch's member last told running (its first, until told)
 
 
 class DaskExecutor(Executor):
     """Runs trials as tasks on a dask.distributed cluster; values stay on its workers.
 
-    Each trial, or linear chain of trials, is one dask task (dask's ``retries=0``:
-    retries are dagexec's), keyed ``<node key>-a<attempt>-<token>``, given the task's
-    ``resources`` option as dask worker resources.  A trial's dependents are sent
+    Each trial, linear chain of trials or group of sibling trials is one dask task
+    (dask's ``retries=0``: retries are dagexec's), keyed ``<node key>-a<attempt>-<token>``
+    (a chain's and a group's by its first member), given the task's ``resources``
+    option as dask worker resources.  A trial's dependents are sent
     ahead with its future, one graph per pass of the engine's loop; inputs made on
     the cluster move from worker to worker, never through the master; only outputs
     and ``keep=`` values are gathered.  See ``docs/distributed.md``.
@@ -183,9 +158,8 @@ class DaskExecutor(Executor):
             and closes it at :meth:`shutdown`; or None for the current client
             (``distributed.get_client()``), else one to dask's configured
             ``scheduler-address`` (``DASK_SCHEDULER_ADDRESS``).
-        max_in_flight: trials submitted to the cluster at once (default:
-            ``IN_FLIGHT_PER_THREAD`` per worker thread of the cluster when a run
-            starts, at least ``MIN_IN_FLIGHT``).
+        max_in_flight: dask tasks (trials, chains, groups) submitted to the cluster
+            at once; by default no limit (:data:`UNLIMITED`).
 
     Raises:
         ValueError: with no client and no address, saying how to make one; for a
@@ -200,6 +174,7 @@ class DaskExecutor(Executor):
     keeps_values = True
     batches = True  # linear chains, as one dask task each
     ahead = True
+    groups = True  # siblings, several to a dask task
 
     def __init__(self, client_or_address: Any = None, *, max_in_flight: int | None = None) -> None:
         if max_in_flight is not None and (
@@ -244,6 +219,7 @@ class DaskExecutor(Executor):
         self._count = itertools.count()
         self._sent = 0  # tasks sent, for their dask priority
         self._hub: _Hub | None = None  # set while a run uses the executor
+        self._threads: int | None = None  # the cluster's worker threads, read once a run
         # pickled this run: id(task or function) -> (it, digest, bytes), id(spec) -> (spec, blobs)
         self._pickler = SpecPickler()  # task functions and specs, pickled once per run
 
@@ -258,7 +234,18 @@ class DaskExecutor(Executor):
         on the cluster is submitted at once, and dask's scheduler runs it."""
         return UNLIMITED if self._max is None else self._max
 
-    # -- subscriptions, for the length of a run -------------------------------------------
+    @property
+    def parallelism(self) -> int:
+        """The cluster's worker threads, asked of the scheduler once a run (at least 1;
+        1 when it cannot be asked)."""
+        if self._threads is None:
+            try:
+                self._threads = max(1, sum(self._client.nthreads().values()))
+            except Exception:
+                logger.info("could not ask the dask scheduler for its threads", exc_info=True)
+                self._threads = 1
+        return self._threads
+
     # -- submission ----------------------------------------------------------------------
     def submit(self, call: Call, post: Callable[[Outcome], None]) -> Outcome | None:
         """Gather ``call`` for the next :meth:`flush`, as a dask task whose future exists
@@ -269,7 +256,7 @@ class DaskExecutor(Executor):
             return crashed_outcome(call, exc, time.time(), _REFUSED)
         try:
             blobs = self._pickler.blobs(call.spec)
-            args, kwargs, inputs = _swap(call, self)
+            args, kwargs, inputs = swap_remotes(call, self)
         except Exception as exc:
             return failed_outcome(call, exc, time.time(), "master")
         head = (call.idx, call.attempt, call.key)
@@ -278,19 +265,24 @@ class DaskExecutor(Executor):
 
     def submit_batch(self, batch: Batch, post: Callable[[Any], None]) -> BatchDone | None:
         """Gather a linear chain as one dask task that runs its members in order on one
-        worker (:func:`.worker._run_batch`); its value is the last member's.  A batch
-        that is no single chain, or whose value other than the last's is kept, is split
-        at once (its members go one by one)."""
-        if not all(batch.linked[1:]) or any(batch.keep[:-1]):
+        worker (:func:`.worker._run_batch`; its value is the last member's), or a group
+        of siblings (no member linked) as one that runs each (:func:`.worker._run_group`;
+        its value the tuple of theirs).  A batch that is neither, or a chain whose value
+        other than the last's is kept, is split at once (its members go one by one)."""
+        group = not any(batch.linked)
+        if not group and (not all(batch.linked[1:]) or any(batch.keep[:-1])):
             return BatchDone(batch, [], split=True)
         try:
             topic = self._joined()
             blobs = [self._pickler.blobs(call.spec) for call in batch.calls]
-            swapped = [_swap(call, self) for call in batch.calls]
+            swapped = [swap_remotes(call, self) for call in batch.calls]
         except Exception:
             return BatchDone(batch, [], split=True)  # each alone says what went wrong
         heads = [(call.idx, call.attempt, call.key) for call in batch.calls]
-        self._gather(batch.calls[0], post, batch, _run_batch, topic, (heads, blobs, swapped, batch.linked))
+        if group:
+            self._gather(batch.calls[0], post, batch, _run_group, topic, (heads, blobs, swapped))
+        else:
+            self._gather(batch.calls[0], post, batch, _run_batch, topic, (heads, blobs, swapped, batch.linked))
         return None
 
     def _joined(self) -> str:
@@ -313,11 +305,16 @@ class DaskExecutor(Executor):
         if not self.ahead:  # a subclass the engine does not flush: each task goes now
             self.flush()
 
-    def promise(self, call: Call | Batch) -> Remote | None:
-        """A handle on the value ``call`` is to make (a batch's: its last member's): its
-        dask future."""
+    def promise(self, call: Call | Batch, idx: int | None = None) -> Remote | None:
+        """A handle on the value ``call`` is to make: its dask future; for a chain's
+        member ``idx``, the future when it is the last member (else None); for a group's,
+        its element of the group's value."""
         sub = self._inflight.find(call)
-        return None if sub is None else Remote(self, sub.future)
+        if sub is None:
+            return None
+        if sub.batch is None or idx is None:
+            return Remote(self, sub.future)
+        return member_value(self, sub.future, sub.batch, idx)
 
     def flush(self) -> None:
         """Send the tasks :meth:`submit` gathered since the last flush as one dask graph
@@ -333,13 +330,10 @@ class DaskExecutor(Executor):
         # dask calls these with each new key (they travel pickled: builtins only)
         first, self._sent = self._sent, self._sent + len(dsk)
         priority = collections.defaultdict(int, zip(dsk, range(-first, -first - len(dsk), -1), strict=True))
-        resources: dict[str, Any] = collections.defaultdict(dict)
-        for dkey, (sub, _, _) in gathered.items():
-            if sub.call.spec.resources:
-                resources[dkey] = sub.call.spec.resources
+        resources = resources_of(gathered)
         try:
             self._client.get(
-                dsk,
+                graph_of(dsk, f"dagexec-{self._prefix}-{first:x}"),
                 list(dsk),
                 sync=False,
                 priority=priority.__getitem__,
@@ -348,21 +342,29 @@ class DaskExecutor(Executor):
             )
         except Exception as exc:
             _drop_tracebacks(exc, clear=True)
-            for dkey, (sub, _, task_args) in gathered.items():
-                if self._inflight.claim(dkey) is None:
-                    continue
-                if sub.batch is not None:
-                    sub.post(BatchDone(sub.batch, [], split=True))  # each alone says why
-                else:
-                    sub.post(self._not_sent(sub.call, task_args[4], task_args[5], exc))
+            self._not_taken(gathered, exc)
+            # the errors dask logged on the way keep this frame: it holds no trial
+            gathered.clear()
+            dsk.clear()
             return
-        for dkey, (sub, _, _) in gathered.items():
-            sub.future.add_done_callback(lambda f, dkey=dkey: self._done(dkey, f))
+        for dkey, entry in gathered.items():
+            entry[0].future.add_done_callback(lambda f, dkey=dkey: self._done(dkey, f))
+
+    def _not_taken(self, gathered: dict[str, tuple[_Sub, Callable[..., Any], tuple[Any, ...]]], exc: Exception) -> None:
+        """The client would not take the graph of ``gathered``: each trial's outcome
+        (:meth:`_not_sent`); a batch is split, its members saying why one by one."""
+        for dkey, (sub, _, task_args) in gathered.items():
+            if self._inflight.claim(dkey) is None:
+                continue
+            if sub.batch is not None:
+                sub.post(BatchDone(sub.batch, [], split=True))
+            else:
+                sub.post(self._not_sent(sub.call, task_args[4], task_args[5], exc))
 
     def _not_sent(self, call: Call, args: Any, kwargs: Any, exc: Exception) -> Outcome:
         """The outcome of a call dask would not take: failed, naming the argument that
         does not pickle; else crashed, with the client's error (a closed client)."""
-        plain = Call(call.idx, call.attempt, call.spec, _no_futures(args), _no_futures(kwargs))
+        plain = Call(call.idx, call.attempt, call.spec, no_futures(args), no_futures(kwargs))
         found = dump_call(plain, (plain.args, plain.kwargs))
         if not isinstance(found, bytes):
             return found
@@ -371,8 +373,8 @@ class DaskExecutor(Executor):
     # -- outcomes (on the client's event loop, or dask's callback thread) -----------------
     def _end(self, sub: _Sub, out: Outcome, cancel: bool = False) -> None:
         """Post the outcome of a claimed trial; with ``cancel``, cancel its task.  For a
-        batch, ``out`` is its first member's (a crash, a lost report): the members
-        after it go again without using an attempt."""
+        batch, ``out`` is one member's (a crash, a lost report): the others go again
+        without using an attempt (their values, if any, were in the task's)."""
         if cancel:
             self._cancel_soon([sub.future])
         if sub.batch is not None:
@@ -390,53 +392,21 @@ class DaskExecutor(Executor):
         if "s" in msg:
             sub = self._inflight.get(dkey)
             if sub is not None:
-                sub.began = time.time()
-                sub.started = True
+                if not sub.started:
+                    sub.began = time.time()
+                    sub.started = True
+                if "m" in msg and sub.batch is not None:
+                    sub.running = sub.batch.calls[msg["m"]]
             return True
         found = self._inflight.claim(dkey)
         if found is None:
             return True  # abandoned, crashed, or run again by dask after a loss
         if found.batch is not None:
-            found.post(self._batch_done(found, msg))
+            found.post(batch_outcomes(found.batch, msg, lambda idx: member_value(self, found.future, found.batch, idx), found.start))
             return True
-        call = found.call
-        if "t" in msg:
-            start, end = msg["t"]
-            w, log = msg.get("w", "dask"), msg.get("l", "")
-            out: Outcome = (call.idx, call.attempt, True, None, None, "", start, end, w, log)
-        else:
-            try:
-                out = load_outcome(msg["e"])
-            except Exception as exc:
-                error = unpickling_error(call.key, "its exception", exc)
-                out = failed_outcome(call, error, found.start, "dask")
+        out = trial_outcome(found.call, msg, found.start)
         self._end(found, out)
         return True
-
-    def _batch_done(self, sub: _Sub, msg: dict[str, Any]) -> BatchDone:
-        """The members' outcomes a batch's "ended" event reports (those that ran, in
-        order; the last one's value, when it ran and succeeded, is the task's)."""
-        batch = sub.batch
-        assert batch is not None
-        if "split" in msg:  # the worker could not load the members: each goes alone
-            return BatchDone(batch, [], split=True)
-        w = msg.get("w", "dask")
-        by_idx = {call.idx: call for call in batch.calls}
-        last = batch.calls[-1].idx
-        outs: list[Outcome] = []
-        for entry in msg["b"]:
-            call = by_idx[entry[0]]
-            if len(entry) == 5:
-                _, attempt, start, end, log = entry
-                value = Remote(self, sub.future) if call.idx == last else None
-                outs.append((call.idx, attempt, True, value, None, "", start, end, w, log))
-                continue
-            try:
-                outs.append(load_outcome(entry[2]))
-            except Exception as exc:
-                error = unpickling_error(call.key, "its exception", exc)
-                outs.append(failed_outcome(call, error, sub.start, "dask"))
-        return BatchDone(batch, outs)
 
     def _worker_died(self, worker: str, keys: Any) -> None:
         """A worker died with ``keys`` in processing: the started trials among them crashed."""
@@ -450,7 +420,7 @@ class DaskExecutor(Executor):
             sub = self._inflight.claim(dkey)
             if sub is None:
                 continue
-            call = sub.call
+            call = sub.running  # a batch's: the member told running, else its first
             error = worker_died(call, f"its dask worker {worker}", worker=worker)
             logger.warning(
                 "node %r: dask worker %s died while running attempt %d", call.key, worker, call.attempt
@@ -530,13 +500,21 @@ class DaskExecutor(Executor):
         Raises:
             RuntimeError: for a value dask lost and failed to compute again.
         """
-        values: list[Any] = self._client.gather([r.ref for r in remotes])
-        for remote, value in zip(remotes, values, strict=True):
+        refs = [r.ref for r in remotes]
+        futures = [ref.future if type(ref) is Elem else ref for ref in refs]
+        unique = list({f.key: f for f in futures}.values())  # a group's task once
+        got = dict(zip((f.key for f in unique), self._client.gather(unique), strict=True))
+        values: list[Any] = []
+        for ref, future in zip(refs, futures, strict=True):
+            value = got[future.key]
+            if value is not _FAILED and type(ref) is Elem:
+                value = value[ref.k]
             if value is _FAILED:
                 raise RuntimeError(
-                    f"the value of dask task {remote.ref.key!r} was lost with a worker, "
+                    f"the value of dask task {future.key!r} was lost with a worker, "
                     "and dask's recomputation of it failed"
                 )
+            values.append(value)
         return values
 
     # -- the end of a trial, a run, the executor ------------------------------------------------
@@ -566,6 +544,7 @@ class DaskExecutor(Executor):
         self._inflight.clear()
         self._gathered.clear()
         self._pickler.clear()
+        self._threads = None
 
     def shutdown(self, *, cancel: bool = False) -> None:
         """End the run's use of the cluster; close the client when the executor made it."""

@@ -1,6 +1,7 @@
 """The worker side of :class:`~dagexec.executors.dask.DaskExecutor`: what a dask task runs.
 
-:func:`_run_trial` is submitted by reference, so dask workers import this module
+:func:`_run_trial` (one trial), :func:`_run_batch` (a chain) and :func:`_run_group`
+(siblings) are submitted by reference, so dask workers import this module
 (dagexec must be installed where they run) but never the master's state.  It sends
 the trial's "started" and "ended" events on the executor's topic and returns the
 task's value, which stays on the worker; a failed trial's task returns
@@ -152,6 +153,7 @@ def _run_batch(
     try:
         specs = [load_spec(*b) for b in blobs]
     except Exception:
+        _STARTS.ended(dkey)
         worker.log_event(topic, {"k": dkey, "split": 1})
         return _FAILED
     calls = [Call(idx, attempt, spec, args, kwargs) for (idx, attempt, _), spec, (args, kwargs, _) in zip(heads, specs, swapped, strict=True)]
@@ -160,7 +162,7 @@ def _run_batch(
     if lost is not None:
         outs = [failed_outcome(first, lost, time.time(), where)]
     else:
-        outs = run_batch(Batch(calls, linked, [False] * len(calls)), where).outcomes
+        outs = run_batch(Batch(calls, linked, [False] * len(calls)), where, _Board(dkey)).outcomes
     del calls, first
     _STARTS.ended(dkey)
     value = _FAILED
@@ -171,13 +173,56 @@ def _run_batch(
             out = _pickled_or_failed(out, key_of[last], where)
             if out[O_OK]:
                 value = out[O_VALUE]
-        if out[O_OK]:
-            entries.append([out[O_IDX], out[O_ATTEMPT], out[O_START], out[O_END], out[O_LOG]])
-        else:
-            _drop_tracebacks(out[O_ERROR])
-            entries.append([out[O_IDX], out[O_ATTEMPT], dump_outcome(out, key_of[out[O_IDX]])])
+        entries.append(_entry(out, key_of[out[O_IDX]]))
     worker.log_event(topic, {"k": dkey, "b": entries, "w": where})
     return value
+
+
+def _run_group(
+    topic: str,
+    dkey: str,
+    heads: list[tuple[int, int, str]],
+    blobs: list[Blobs],
+    swapped: list[tuple[Any, dict[str, Any] | None, list[Path]]],
+) -> tuple[Any, ...]:
+    """Run a group of siblings (independent trials) in a dask worker, one after the
+    other; one "ended" event with each member's record.  The task's value is the tuple
+    of the members' values (:data:`_FAILED` for one that did not succeed); a reader of
+    a member takes its element."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    install_worker_capture()
+    where = str(worker.address)
+    _STARTS.began(worker, topic, dkey)
+    values: list[Any] = []
+    entries: list[Any] = []
+    for k, ((idx, attempt, key), blob, (args, kwargs, inputs)) in enumerate(zip(heads, blobs, swapped, strict=True)):
+        _STARTS.member(dkey, k)
+        start = time.time()
+        try:
+            call = Call(idx, attempt, load_spec(*blob), args, kwargs)
+        except Exception as exc:
+            out = failed_outcome(Call(idx, attempt, None, (), None), unpickling_error(key, "its task", exc, " in its worker"), start, where)
+        else:
+            lost = _lost_input(key, args, kwargs, inputs)
+            out = run_call(call, where) if lost is None else failed_outcome(call, lost, start, where)
+            del call
+        out = _pickled_or_failed(out, key, where)
+        values.append(out[O_VALUE] if out[O_OK] else _FAILED)
+        entries.append(_entry(out, key))
+    _STARTS.ended(dkey)
+    worker.log_event(topic, {"k": dkey, "b": entries, "w": where})
+    return tuple(values)
+
+
+def _entry(out: Outcome, key: str) -> list[Any]:
+    """A member's record in a batch's or a group's "ended" event: attempt, start, end
+    and log; or its outcome pickled, when it did not succeed."""
+    if out[O_OK]:
+        return [out[O_IDX], out[O_ATTEMPT], out[O_START], out[O_END], out[O_LOG]]
+    _drop_tracebacks(out[O_ERROR])
+    return [out[O_IDX], out[O_ATTEMPT], dump_outcome(out, key)]
 
 
 def _pickled_or_failed(out: Outcome, key: str, where: str) -> Outcome:
@@ -202,47 +247,77 @@ class _Starts:
 
     A trial whose task has a timeout says at once that it started (its timeout counts
     from then).  Any other says so only once it has run :data:`STARTED_AFTER_S`: a
-    tiny trial's only message is then its "ended" event, which carries its start.  The
-    master reads "started" to tell a trial that was running when its worker died
-    (``crashed``) from one that waited there (dask runs it elsewhere), and which
+    tiny trial's only message is then its "ended" event, which carries its start.  A
+    chain or a group says which member runs (``"m"``: its position) when it says it
+    started, and again whenever another member has run that long.  The master reads "started" to tell a trial
+    that was running when its worker died (``crashed``: in a batch, the member told,
+    else its first) from one that waited there (dask runs it elsewhere), and which
     trials a fail_fast stop takes back.  One thread per process sends the late ones.
     """
 
     def __init__(self) -> None:
         self.lock = threading.Condition()
-        self.waiting: dict[str, tuple[Any, str, float]] = {}  # dask key -> (worker, topic, began)
+        # dask key -> [worker, topic, when it began, when its member began, the member's
+        # position (None: no batch), the position told (None: nothing told yet; -1: no batch)]
+        self.running: dict[str, list[Any]] = {}
         self.thread: threading.Thread | None = None
 
     def began(self, worker: Any, topic: str, dkey: str, now: bool = False) -> None:
         if now:
             worker.log_event(topic, {"k": dkey, "s": 1})
-            return
         with self.lock:
-            self.waiting[dkey] = (worker, topic, time.monotonic())
+            began = time.monotonic()
+            self.running[dkey] = [worker, topic, began, began, None, -1 if now else None]
             if self.thread is None:
                 self.thread = threading.Thread(target=self._announce, name="dagexec-starts", daemon=True)
                 self.thread.start()
             self.lock.notify()
 
+    def member(self, dkey: str, k: int) -> None:
+        """Member ``k`` (a position) of the batch running as ``dkey`` begins."""
+        with self.lock:
+            entry = self.running.get(dkey)
+            if entry is not None:
+                entry[3:5] = [time.monotonic(), k]
+
     def ended(self, dkey: str) -> None:
         with self.lock:
-            self.waiting.pop(dkey, None)
+            self.running.pop(dkey, None)
 
     def _announce(self) -> None:
         while True:
             with self.lock:
-                while not self.waiting:
+                while not self.running:
                     self.lock.wait()
                 now = time.monotonic()
-                due = [(k, w, t) for k, (w, t, began) in self.waiting.items() if now - began >= STARTED_AFTER_S]
-                for k, _, _ in due:
-                    del self.waiting[k]
-            for dkey, worker, topic in due:
+                due = []
+                for dkey, entry in self.running.items():
+                    worker, topic, began, member_began, member, told = entry
+                    if (told is None and now - began >= STARTED_AFTER_S) or (
+                        told is not None and told != -1 and member != told and now - member_began >= STARTED_AFTER_S
+                    ):
+                        entry[5] = -1 if member is None else member
+                        event = {"k": dkey, "s": 1} if member is None else {"k": dkey, "s": 1, "m": member}
+                        due.append((worker, topic, event))
+            for worker, topic, event in due:
                 try:
-                    worker.log_event(topic, {"k": dkey, "s": 1})
+                    worker.log_event(topic, event)
                 except Exception:  # a worker closing: its trials' fate is told otherwise
-                    logger.debug("the start of %r could not be told", dkey, exc_info=True)
+                    logger.debug("the start of %r could not be told", event["k"], exc_info=True)
             time.sleep(STARTED_AFTER_S / 2)
+
+
+class _Board:
+    """What ``run_batch`` writes the running member's position to (``board[slot] = k``):
+    here, :meth:`_Starts.member` of the batch's task."""
+
+    __slots__ = ("dkey",)
+
+    def __init__(self, dkey: str) -> None:
+        self.dkey = dkey
+
+    def __setitem__(self, slot: int, k: int) -> None:
+        _STARTS.member(self.dkey, k)
 
 
 _STARTS = _Starts()

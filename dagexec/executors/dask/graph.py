@@ -1,0 +1,109 @@
+"""How trials become a dask graph: their arguments, the handles on their values, the
+graph :meth:`~dagexec.executors.dask.DaskExecutor.flush` sends.
+
+A trial's task reads an input made on the cluster through the input's dask key: a
+call's arguments hold ``Remote`` handles, which :func:`swap_remotes` replaces by the
+future of the task that makes the value, or, for a member of a group (several
+siblings in one task, whose value is the tuple of theirs), by a nested task that
+takes its element (:class:`Elem`).  dask moves the value from worker to worker; the
+master never sees it.
+"""
+
+from __future__ import annotations
+
+import collections
+import operator
+from typing import Any
+
+from ..._walk import Path, kind, replace
+from ...run.protocol import Batch, Call, Executor, Remote
+
+__all__ = ["Elem", "graph_of", "member_value", "no_futures", "resources_of", "swap_remotes"]
+
+_REMOTE = frozenset({Remote})
+
+
+class Elem:
+    """A handle on member ``k``'s value in a group's task (whose value is the tuple of
+    its members'): the group's ``future`` and ``k``."""
+
+    __slots__ = ("future", "k")
+
+    def __init__(self, future: Any, k: int) -> None:
+        self.future = future
+        self.k = k
+
+    def task(self) -> Any:
+        """What a reader's task holds in its place: a dask task that takes the element."""
+        from dask._task_spec import Task, TaskRef
+
+        return Task(None, operator.getitem, TaskRef(self.future.key), self.k)
+
+    def __repr__(self) -> str:
+        return f"<element {self.k} of {self.future!r}>"
+
+
+def swap_remotes(call: Call, owner: Executor) -> tuple[Any, Any, list[Path]]:
+    """``call``'s arguments with each Remote of ``owner`` replaced by its future, and
+    the path of each in ``(args, kwargs)``; a container without one is left as it is.
+
+    Containers are those :mod:`dagexec._walk` enters (dask puts a future's value back
+    inside a namedtuple too).  Members of a set cannot be told apart by position:
+    values held in a set (small, hashable ones) are brought over instead."""
+
+    def ref(remote: Remote) -> Any:
+        if remote.owner is not owner:
+            return remote
+        r = remote.ref
+        return r.task() if type(r) is Elem else r
+
+    def fetched(remote: Remote) -> Any:
+        return owner.fetch([remote])[0] if remote.owner is owner else remote
+
+    args, kwargs = call.args, call.kwargs
+    inputs: list[Path] = []
+    if any(type(a) is Remote or kind(a) is not None for a in args):
+        args, inputs = replace(args, ref, paths=True, set_fn=fetched, types=_REMOTE)
+    if kwargs:
+        kwargs, found = replace(kwargs, ref, paths=True, set_fn=fetched, types=_REMOTE)
+        inputs += found
+    return args, kwargs, inputs
+
+
+def graph_of(dsk: dict[str, Any], token: str) -> Any:
+    """``dsk`` as the graph expression ``client.get`` sends, named by ``token``: dask
+    would otherwise name it by a hash of every task in it (a tenth of a second for a
+    thousand tasks).  The plain dict where this dask has no such expression."""
+    try:
+        from dask._expr import LLGExpr
+    except ImportError:
+        return dsk
+    return LLGExpr(dsk, _determ_token=token)  # type: ignore[no-untyped-call]
+
+
+def resources_of(gathered: dict[str, tuple[Any, ...]]) -> collections.defaultdict[str, Any]:
+    """The ``resources`` of each gathered task that asks for some, by dask key (a
+    batch's members ask for the same)."""
+    found = {dkey: entry[0].call.spec.resources for dkey, entry in gathered.items() if entry[0].call.spec.resources}
+    return collections.defaultdict(dict, found)  # dask asks it of every key
+
+
+def no_futures(value: Any) -> Any:
+    """``value`` with dask futures replaced by None (to find what does not pickle)."""
+    from distributed import Future
+
+    return replace(value, lambda leaf: None if isinstance(leaf, Future) else leaf)
+
+
+def member_value(owner: Executor, future: Any, batch: Batch | None, idx: int) -> Remote | None:
+    """The handle on the value unit ``idx`` makes in the task of ``future`` (running
+    ``batch``, or one call): the future itself for a call or a chain's last member,
+    an :class:`Elem` of it for a group's member, None for a chain's other members."""
+    if batch is None:
+        return Remote(owner, future)
+    if any(batch.linked):
+        return Remote(owner, future) if batch.calls[-1].idx == idx else None
+    for k, call in enumerate(batch.calls):
+        if call.idx == idx:
+            return Remote(owner, Elem(future, k))
+    return None
