@@ -18,7 +18,7 @@ import dagexec as dx
 import dagexec.executors as executors
 from dagexec.executors import _crash
 from dagexec.executors._inflight import InFlight, Submission
-from dagexec.executors.dask import _swap
+from dagexec.executors.dask.graph import swap_remotes
 from dagexec.executors.dask.worker import _FAILED, _lost_input
 from dagexec.run import protocol, worker
 from dagexec.run.protocol import LINK, O_ERROR, O_OK, O_START, O_WORKER, Batch, Call, Remote
@@ -149,13 +149,13 @@ def test_dask_swaps_its_own_handles_for_futures_at_any_depth_and_records_where()
     mine = [Remote(owner, f"future{k}") for k in range(4)]
     foreign = Remote(other, "elsewhere")
     args = [mine[0], Pair(mine[1], 5), {"x": [foreign, mine[2]]}, {mine[3]}, 7]
-    new_args, new_kwargs, inputs = _swap(_call(args=args, kwargs={"k": (mine[0],), "j": 3}), owner)
+    new_args, new_kwargs, inputs = swap_remotes(_call(args=args, kwargs={"k": (mine[0],), "j": 3}), owner)
     assert new_args == ["future0", Pair("future1", 5), {"x": [foreign, "future2"]}, {"value of future3"}, 7]
     assert type(new_args[1]) is Pair
     assert new_kwargs == {"k": ("future0",), "j": 3}
     assert inputs == [(0,), (1, 0), (2, "x", 1), ("k", 0)]
     plain = ((1, [2]), {"a": 3})
-    assert _swap(_call(args=plain[0], kwargs=plain[1]), owner) == (plain[0], plain[1], [])
+    assert swap_remotes(_call(args=plain[0], kwargs=plain[1]), owner) == (plain[0], plain[1], [])
 
 
 def test_a_worker_finds_a_lost_input_at_the_paths_the_master_recorded() -> None:
