@@ -236,3 +236,45 @@ def test_a_chunk_of_map_items_is_one_dask_task(client, graphs):
     assert result.output == sum(range(1, 11))
     assert [(t.attempt, t.state) for t in result.trials["inc[9]"]] == [(1, State.SUCCEEDED)]
     assert graphs == [1, 3, 1]  # numbers; the 10 items 4 to a task; total
+
+
+class FakeWorker:
+    """Records what the reports of a worker process send (``log_event``)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Any]] = []
+
+    def log_event(self, topic: str, msg: Any) -> None:
+        self.sent.append((topic, msg))
+
+
+def wait_for(predicate: Any) -> None:
+    limit = time.monotonic() + GUARD
+    while not predicate():
+        assert time.monotonic() < limit, "waited too long"
+        time.sleep(0.005)
+
+
+def test_a_workers_successes_go_several_to_an_event_and_a_failure_at_once():
+    from dagexec.executors.dask.worker import _Reports
+
+    reports, worker = _Reports(), FakeWorker()
+    with reports.lock:  # three successes before the reporting thread looks
+        for k in range(3):
+            reports.succeeded(worker, "t", {"k": f"n{k}", "t": [0.0, 1.0], "w": "w"})
+        reports.batch_ended(worker, "t", {"k": "g", "b": [[1, 1, 0.0, 1.0, ""], [2, 1, b"failed"]], "w": "w"})
+        assert worker.sent == [("t", {"k": "g", "b": [[1, 1, 0.0, 1.0, ""], [2, 1, b"failed"]], "w": "w"})]
+    wait_for(lambda: len(worker.sent) == 2)
+    assert worker.sent[1] == ("t", {"r": [{"k": f"n{k}", "t": [0.0, 1.0], "w": "w"} for k in range(3)]})
+    # a task running past 10 ms says so (and, for a batch, which member runs)
+    reports.began(worker, "t", "long")
+    reports.member("long", 2)
+    wait_for(lambda: len(worker.sent) == 3)
+    assert worker.sent[2] == ("t", {"r": [{"k": "long", "s": 1, "m": 2}]})
+    reports.ended("long")
+    # one with a timeout says so at once
+    reports.began(worker, "t", "timed", now=True)
+    assert worker.sent[3] == ("t", {"k": "timed", "s": 1})
+    reports.ended("timed")
+    time.sleep(0.05)
+    assert len(worker.sent) == 4

@@ -8,11 +8,13 @@ moves the data.  Data flow::
     the loop submits, in the same pass, what waits for it (its promise as an argument)
     flush(): client.get(one graph of every gathered task) -->
                                         starts each task when its
-                                        inputs exist (data, resources) --> _run_trial()
-                                                                           or _run_batch():
-                                                                         event "started"
+                                        inputs exist (data, resources) --> _run_trial(),
+                                                                     _run_batch() or _run_group():
                                                                          run_call() / run_batch()
-                                                                         event "ended" (no value)
+                                                                         a report (no value):
+                                                                         a failure at once,
+                                                                         successes and late
+                                                                         starts a few to an event
                                                                          the value stays in W
     _on_trial_event() <------------- events on the executor's topic ---+
       post((idx, attempt, True, Remote(self, future), ...)) or a BatchDone
@@ -41,11 +43,14 @@ moves the data.  Data flow::
   that a call on another executor reads, come to the master through ``fetch`` (one
   ``client.gather``).  When the engine drops the last ``Remote`` of a value its
   future goes, and dask releases the value.
-* **Outcomes travel as events, not as task results.**  The worker logs a small
-  "ended" event on this executor's topic (start, end and worker; or the pickled
-  error and traceback), which the client hands to ``_on_trial_event`` on its event
-  loop.  A worker sends it before it reports the task finished, on the same
-  connection, so the master never waits for a value to learn that a trial ended.
+* **Outcomes travel as reports, not as task results** (:mod:`.reports`).  The
+  worker logs a small report on this executor's topic (start, end and worker; or the
+  pickled error and traceback), which the client hands to ``_on_trial_event`` on
+  its event loop: a failure in an event of its own, sent before the task is reported
+  finished, so the master never waits for a value to learn that a trial failed;
+  successes a few milliseconds later, several to an event (``worker._Reports``).
+  When dask says a task finished before its report came, the executor waits for
+  it (``_late``; one timer fails a trial whose report is lost).
   A failed trial's task returns a marker (``_FAILED``) that no consumer is ever
   given: were dask to recompute it after a loss and fail, a consumer reading it
   fails by name.
@@ -100,8 +105,8 @@ from ...run.protocol import (
 )
 from .._crash import died_outcome, refused, worker_died
 from .._inflight import InFlight, Submission
-from .._transport import SpecPickler, dump_call
-from .graph import Elem, graph_of, member_value, no_futures, resources_of, swap_remotes
+from .._transport import SpecPickler
+from .graph import Elem, graph_of, member_value, not_sent, resources_of, swap_remotes
 from .hub import _Hub, join_hub, leave_hub
 from .reports import batch_outcomes, trial_outcome
 from .worker import _FAILED, _drop_tracebacks, _run_batch, _run_group, _run_trial
@@ -220,6 +225,11 @@ class DaskExecutor(Executor):
         self._sent = 0  # tasks sent, for their dask priority
         self._hub: _Hub | None = None  # set while a run uses the executor
         self._threads: int | None = None  # the cluster's worker threads, read once a run
+        # dask key -> when dask said its task finished, while its report is awaited;
+        # one timer looks them over
+        self._late: dict[str, float] = {}
+        self._late_lock = threading.Lock()
+        self._sweeper: threading.Timer | None = None
         # pickled this run: id(task or function) -> (it, digest, bytes), id(spec) -> (spec, blobs)
         self._pickler = SpecPickler()  # task functions and specs, pickled once per run
 
@@ -352,23 +362,14 @@ class DaskExecutor(Executor):
 
     def _not_taken(self, gathered: dict[str, tuple[_Sub, Callable[..., Any], tuple[Any, ...]]], exc: Exception) -> None:
         """The client would not take the graph of ``gathered``: each trial's outcome
-        (:meth:`_not_sent`); a batch is split, its members saying why one by one."""
+        (:func:`.graph.not_sent`); a batch is split, its members saying why one by one."""
         for dkey, (sub, _, task_args) in gathered.items():
             if self._inflight.claim(dkey) is None:
                 continue
             if sub.batch is not None:
                 sub.post(BatchDone(sub.batch, [], split=True))
             else:
-                sub.post(self._not_sent(sub.call, task_args[4], task_args[5], exc))
-
-    def _not_sent(self, call: Call, args: Any, kwargs: Any, exc: Exception) -> Outcome:
-        """The outcome of a call dask would not take: failed, naming the argument that
-        does not pickle; else crashed, with the client's error (a closed client)."""
-        plain = Call(call.idx, call.attempt, call.spec, no_futures(args), no_futures(kwargs))
-        found = dump_call(plain, (plain.args, plain.kwargs))
-        if not isinstance(found, bytes):
-            return found
-        return crashed_outcome(call, exc, time.time(), _REFUSED)
+                sub.post(not_sent(sub.call, task_args[4], task_args[5], exc, _REFUSED))
 
     # -- outcomes (on the client's event loop, or dask's callback thread) -----------------
     def _end(self, sub: _Sub, out: Outcome, cancel: bool = False) -> None:
@@ -433,10 +434,13 @@ class DaskExecutor(Executor):
             return
         status = future.status
         if status == "finished":
-            # its "ended" event comes before dask reports it finished: wait a little
-            timer = threading.Timer(_LOST_EVENT_S, self._no_event, args=(dkey,))
-            timer.daemon = True
-            timer.start()
+            # its report comes a few ms after dask says it finished: wait for it
+            with self._late_lock:
+                self._late[dkey] = time.monotonic()
+                if self._sweeper is None:
+                    self._sweeper = threading.Timer(1.0, self._sweep)
+                    self._sweeper.daemon = True
+                    self._sweeper.start()
             return
         sub = self._inflight.claim(dkey)
         if sub is None:
@@ -461,6 +465,24 @@ class DaskExecutor(Executor):
                 f"node {call.key!r}: its dask task was cancelled (dask future status {status!r})"
             )
         self._end(sub, died_outcome(call, error, sub.start, "dask", text))
+
+    def _sweep(self) -> None:
+        """Fail the trials whose task finished :data:`_LOST_EVENT_S` ago and whose
+        report never came; look again in a second while some wait."""
+        now = time.monotonic()
+        with self._late_lock:
+            lost = [k for k, t in self._late.items() if now - t > _LOST_EVENT_S]
+            for dkey in lost:
+                del self._late[dkey]
+        for dkey in lost:
+            self._no_event(dkey)
+        with self._late_lock:
+            self._late = {k: t for k, t in self._late.items() if self._inflight.get(k) is not None}
+            self._sweeper = None
+            if self._late:
+                self._sweeper = threading.Timer(1.0, self._sweep)
+                self._sweeper.daemon = True
+                self._sweeper.start()
 
     def _no_event(self, dkey: str) -> None:
         sub = self._inflight.claim(dkey)
@@ -545,6 +567,11 @@ class DaskExecutor(Executor):
         self._gathered.clear()
         self._pickler.clear()
         self._threads = None
+        with self._late_lock:
+            sweeper, self._sweeper = self._sweeper, None
+            self._late.clear()
+        if sweeper is not None:
+            sweeper.cancel()
 
     def shutdown(self, *, cancel: bool = False) -> None:
         """End the run's use of the cluster; close the client when the executor made it."""

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import collections
 import operator
+import time
 from typing import Any
 
 from ..._walk import Path, kind, replace
-from ...run.protocol import Batch, Call, Executor, Remote
+from ...run.protocol import Batch, Call, Executor, Outcome, Remote, crashed_outcome
+from .._transport import dump_call
 
-__all__ = ["Elem", "graph_of", "member_value", "no_futures", "resources_of", "swap_remotes"]
+__all__ = ["Elem", "graph_of", "member_value", "no_futures", "not_sent", "resources_of", "swap_remotes"]
 
 _REMOTE = frozenset({Remote})
 
@@ -86,6 +88,17 @@ def resources_of(gathered: dict[str, tuple[Any, ...]]) -> collections.defaultdic
     batch's members ask for the same)."""
     found = {dkey: entry[0].call.spec.resources for dkey, entry in gathered.items() if entry[0].call.spec.resources}
     return collections.defaultdict(dict, found)  # dask asks it of every key
+
+
+def not_sent(call: Call, args: Any, kwargs: Any, exc: Exception, refused: str) -> Outcome:
+    """The outcome of a call dask would not take (``args`` and ``kwargs`` as swapped):
+    failed, naming the argument that does not pickle; else crashed with the client's
+    error (a closed client), which ``refused`` words."""
+    plain = Call(call.idx, call.attempt, call.spec, no_futures(args), no_futures(kwargs))
+    found = dump_call(plain, (plain.args, plain.kwargs))
+    if not isinstance(found, bytes):
+        return found
+    return crashed_outcome(call, exc, time.time(), refused)
 
 
 def no_futures(value: Any) -> Any:

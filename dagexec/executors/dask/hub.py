@@ -22,7 +22,8 @@ class _Hub:
 
     ``"all"`` tells of dead workers; the trial topic (one per client, so that the
     events the scheduler keeps stay bounded however many executors and runs there
-    are) carries every trial's "started" and "ended" events.  A client has one
+    are) carries every trial's reports (:mod:`.reports`): a failure alone, successes
+    and late "started" reports several to an event.  A client has one
     handler per topic: a handler of ``"all"`` the application had set is called
     first, and set back when the last executor leaves.
     """
@@ -58,9 +59,12 @@ class _Hub:
         return True
 
     def on_trial_event(self, event: Any) -> None:
-        for ex in tuple(self.members):
-            if ex._on_trial_event(event[1]):
-                return
+        msg = event[1]
+        members = tuple(self.members)
+        for report in msg["r"] if "r" in msg else (msg,):  # a worker's successes of a few ms
+            for ex in members:
+                if ex._on_trial_event(report):
+                    break
 
     async def on_event(self, event: Any) -> None:
         previous = self.previous

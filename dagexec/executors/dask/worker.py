@@ -113,18 +113,18 @@ def _run_trial(
         unloadable = unpickling_error(key, "its task", exc, " in its worker")
         out = failed_outcome(Call(idx, attempt, None, (), None), unloadable, start, where)
     else:
-        _STARTS.began(worker, topic, dkey, now=spec.timeout is not None)  # its timeout counts from now
+        _REPORTS.began(worker, topic, dkey, now=spec.timeout is not None)  # its timeout counts from now
         call = Call(idx, attempt, spec, args, kwargs)
         lost = _lost_input(key, args, kwargs, inputs)
         out = run_call(call, where) if lost is None else failed_outcome(call, lost, start, where)
         del call
-    _STARTS.ended(dkey)
+    _REPORTS.ended(dkey)
     out = _pickled_or_failed(out, key, where)
     if out[O_OK]:
         event = {"k": dkey, "t": [out[O_START], out[O_END]], "w": where}
         if out[O_LOG]:
             event["l"] = out[O_LOG]
-        worker.log_event(topic, event)
+        _REPORTS.succeeded(worker, topic, event)
         return out[O_VALUE]
     _drop_tracebacks(out[O_ERROR])
     worker.log_event(topic, {"k": dkey, "e": dump_outcome(out, key)})
@@ -149,11 +149,11 @@ def _run_batch(
     worker = get_worker()
     install_worker_capture()
     where = str(worker.address)
-    _STARTS.began(worker, topic, dkey)
+    _REPORTS.began(worker, topic, dkey)
     try:
         specs = [load_spec(*b) for b in blobs]
     except Exception:
-        _STARTS.ended(dkey)
+        _REPORTS.ended(dkey)
         worker.log_event(topic, {"k": dkey, "split": 1})
         return _FAILED
     calls = [Call(idx, attempt, spec, args, kwargs) for (idx, attempt, _), spec, (args, kwargs, _) in zip(heads, specs, swapped, strict=True)]
@@ -164,7 +164,7 @@ def _run_batch(
     else:
         outs = run_batch(Batch(calls, linked, [False] * len(calls)), where, _Board(dkey)).outcomes
     del calls, first
-    _STARTS.ended(dkey)
+    _REPORTS.ended(dkey)
     value = _FAILED
     last, key_of = heads[-1][0], {idx: key for idx, _, key in heads}
     entries: list[Any] = []
@@ -174,7 +174,7 @@ def _run_batch(
             if out[O_OK]:
                 value = out[O_VALUE]
         entries.append(_entry(out, key_of[out[O_IDX]]))
-    worker.log_event(topic, {"k": dkey, "b": entries, "w": where})
+    _REPORTS.batch_ended(worker, topic, {"k": dkey, "b": entries, "w": where})
     return value
 
 
@@ -194,11 +194,11 @@ def _run_group(
     worker = get_worker()
     install_worker_capture()
     where = str(worker.address)
-    _STARTS.began(worker, topic, dkey)
+    _REPORTS.began(worker, topic, dkey)
     values: list[Any] = []
     entries: list[Any] = []
     for k, ((idx, attempt, key), blob, (args, kwargs, inputs)) in enumerate(zip(heads, blobs, swapped, strict=True)):
-        _STARTS.member(dkey, k)
+        _REPORTS.member(dkey, k)
         start = time.time()
         try:
             call = Call(idx, attempt, load_spec(*blob), args, kwargs)
@@ -211,8 +211,8 @@ def _run_group(
         out = _pickled_or_failed(out, key, where)
         values.append(out[O_VALUE] if out[O_OK] else _FAILED)
         entries.append(_entry(out, key))
-    _STARTS.ended(dkey)
-    worker.log_event(topic, {"k": dkey, "b": entries, "w": where})
+    _REPORTS.ended(dkey)
+    _REPORTS.batch_ended(worker, topic, {"k": dkey, "b": entries, "w": where})
     return tuple(values)
 
 
@@ -238,21 +238,29 @@ def _pickled_or_failed(out: Outcome, key: str, where: str) -> Outcome:
     return (out[O_IDX], out[O_ATTEMPT], False, None, error, "", out[O_START], out[O_END], where, out[O_LOG])
 
 
-#: a task still running this long after it began tells the master it has started
+#: a task still running this long after it began tells the master it has started; a
+#: success is told at most this long after it ended, with the others of that time
 STARTED_AFTER_S = 0.01
 
 
-class _Starts:
-    """The "started" events of this worker process's trials.
+class _Reports:
+    """What this worker process tells the master of its trials, and when.
+
+    A failure is told at once (its own event): the master retries it, or stops the
+    run.  A success is told with the others of the same few milliseconds, in one
+    event (``{"r": [report, ...]}``) sent by one thread per process every
+    ``STARTED_AFTER_S / 2``: a worker running a thousand tiny trials sends tens of
+    events, not a thousand.  The master learns from dask that the task finished; the
+    report brings its record (start, end, worker, log).
 
     A trial whose task has a timeout says at once that it started (its timeout counts
     from then).  Any other says so only once it has run :data:`STARTED_AFTER_S`: a
-    tiny trial's only message is then its "ended" event, which carries its start.  A
-    chain or a group says which member runs (``"m"``: its position) when it says it
-    started, and again whenever another member has run that long.  The master reads "started" to tell a trial
-    that was running when its worker died (``crashed``: in a batch, the member told,
-    else its first) from one that waited there (dask runs it elsewhere), and which
-    trials a fail_fast stop takes back.  One thread per process sends the late ones.
+    tiny trial's only report is then its end, which carries its start.  A chain or a
+    group says which member runs (``"m"``: its position) when it says it started,
+    and again whenever another member has run that long.  The master reads "started"
+    to tell a trial that was running when its worker died (``crashed``: in a batch,
+    the member told, else its first) from one that waited there (dask runs it
+    elsewhere), and which trials a fail_fast stop takes back.
     """
 
     def __init__(self) -> None:
@@ -260,6 +268,7 @@ class _Starts:
         # dask key -> [worker, topic, when it began, when its member began, the member's
         # position (None: no batch), the position told (None: nothing told yet; -1: no batch)]
         self.running: dict[str, list[Any]] = {}
+        self.told: dict[tuple[int, str], tuple[Any, str, list[Any]]] = {}  # reports to send
         self.thread: threading.Thread | None = None
 
     def began(self, worker: Any, topic: str, dkey: str, now: bool = False) -> None:
@@ -268,10 +277,7 @@ class _Starts:
         with self.lock:
             began = time.monotonic()
             self.running[dkey] = [worker, topic, began, began, None, -1 if now else None]
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._announce, name="dagexec-starts", daemon=True)
-                self.thread.start()
-            self.lock.notify()
+            self._wake()
 
     def member(self, dkey: str, k: int) -> None:
         """Member ``k`` (a position) of the batch running as ``dkey`` begins."""
@@ -284,13 +290,37 @@ class _Starts:
         with self.lock:
             self.running.pop(dkey, None)
 
-    def _announce(self) -> None:
+    def succeeded(self, worker: Any, topic: str, report: dict[str, Any]) -> None:
+        """Tell ``report`` (a success) with the next reports of this process."""
+        with self.lock:
+            self._add(worker, topic, report)
+            self._wake()
+
+    def batch_ended(self, worker: Any, topic: str, report: dict[str, Any]) -> None:
+        """Tell a chain's or a group's ``report``: at once when a member failed."""
+        if all(len(entry) == 5 for entry in report["b"]):
+            self.succeeded(worker, topic, report)
+        else:
+            worker.log_event(topic, report)
+
+    def _add(self, worker: Any, topic: str, report: dict[str, Any]) -> None:
+        entry = self.told.get((id(worker), topic))
+        if entry is None:
+            entry = self.told[(id(worker), topic)] = (worker, topic, [])
+        entry[2].append(report)
+
+    def _wake(self) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._tell, name="dagexec-reports", daemon=True)
+            self.thread.start()
+        self.lock.notify()
+
+    def _tell(self) -> None:
         while True:
             with self.lock:
-                while not self.running:
+                while not self.running and not self.told:
                     self.lock.wait()
                 now = time.monotonic()
-                due = []
                 for dkey, entry in self.running.items():
                     worker, topic, began, member_began, member, told = entry
                     if (told is None and now - began >= STARTED_AFTER_S) or (
@@ -298,18 +328,19 @@ class _Starts:
                     ):
                         entry[5] = -1 if member is None else member
                         event = {"k": dkey, "s": 1} if member is None else {"k": dkey, "s": 1, "m": member}
-                        due.append((worker, topic, event))
-            for worker, topic, event in due:
+                        self._add(worker, topic, event)
+                due, self.told = list(self.told.values()), {}
+            for worker, topic, reports in due:
                 try:
-                    worker.log_event(topic, event)
+                    worker.log_event(topic, {"r": reports})
                 except Exception:  # a worker closing: its trials' fate is told otherwise
-                    logger.debug("the start of %r could not be told", event["k"], exc_info=True)
+                    logger.debug("%d reports could not be told", len(reports), exc_info=True)
             time.sleep(STARTED_AFTER_S / 2)
 
 
 class _Board:
     """What ``run_batch`` writes the running member's position to (``board[slot] = k``):
-    here, :meth:`_Starts.member` of the batch's task."""
+    here, :meth:`_Reports.member` of the batch's task."""
 
     __slots__ = ("dkey",)
 
@@ -317,10 +348,10 @@ class _Board:
         self.dkey = dkey
 
     def __setitem__(self, slot: int, k: int) -> None:
-        _STARTS.member(self.dkey, k)
+        _REPORTS.member(self.dkey, k)
 
 
-_STARTS = _Starts()
+_REPORTS = _Reports()
 
 
 def _drop_tracebacks(error: BaseException | None, clear: bool = False) -> None:
