@@ -182,6 +182,10 @@ TARGETS_9B: list[Target9b] = [
         ("hamilton", "build"),
     ),
     Target9b("sleep ÷ ideal", "sleep100", "dagexec-threads", "run", "ratio_ideal", 1.05, "≤ 1.05"),
+    *(
+        Target9b("dask cluster ÷ dask.delayed", w, "dagexec-dask", "run", "ratio_dask", limit, reads)
+        for w, limit, reads in (("chain-1k", 0.2, "≤ 0.2"), ("fan-1k", 1.0, "≤ 1"), ("layered-1k", 1.0, "≤ 1"))
+    ),
     Target9b("build+compile", "build-1m", "dagexec", "build+compile", "median_s", 8.0, "≤ 8 s"),
     Target9b("peak memory", "build-1m", "dagexec", "peak", "median_bytes", 2e9, "≤ 2 GB"),
 ]
