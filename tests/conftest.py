@@ -59,6 +59,31 @@ def client(cluster: Any) -> Iterator[Any]:
         yield client
 
 
+@pytest.fixture
+def graphs(cluster: Any, client: Any) -> Iterator[list[int]]:
+    """The number of keys of each graph the module's client sends during the test."""
+    from dask_helpers import GraphCount
+
+    plugin = GraphCount(client.id)
+    cluster.scheduler.add_plugin(plugin, name="dagexec-graph-count")
+    yield plugin.graphs
+    cluster.scheduler.remove_plugin(name="dagexec-graph-count")
+
+
+@pytest.fixture
+def gathered(client: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The dask keys of every value the module's client gathers during the test."""
+    keys: list[str] = []
+    gather = client.gather
+
+    def spy(futures: Any, *args: Any, **kwargs: Any) -> Any:
+        keys.extend(f.key for f in futures)
+        return gather(futures, *args, **kwargs)
+
+    monkeypatch.setattr(client, "gather", spy)
+    return keys
+
+
 @pytest.fixture(autouse=True)
 def no_run_left_watching() -> Iterator[None]:
     """Fails a test after which a run still watches this process's children: its

@@ -11,58 +11,14 @@ the master.  The cluster and its client are conftest's (one of each per module).
 from __future__ import annotations
 
 import random
-import re
 from itertools import pairwise
 from typing import Any
 
-import pytest
-from distributed.diagnostics.plugin import SchedulerPlugin
+from dask_helpers import node_of
 
 import dagexec as dx
 from dagexec import State
 from dagexec.executors import DaskExecutor
-
-
-class GraphCount(SchedulerPlugin):
-    """Counts the update_graph messages of one client, and the keys each asks for (its
-    tasks; ``tasks`` would count the earlier graphs' keys they read as well)."""
-
-    def __init__(self, client_id: str) -> None:
-        self.client_id = client_id
-        self.graphs: list[int] = []
-
-    def update_graph(self, scheduler: Any, *, client: str, keys: set[Any], **kwargs: Any) -> None:
-        if client == self.client_id:
-            self.graphs.append(len(keys))
-
-
-@pytest.fixture
-def graphs(cluster, client):
-    plugin = GraphCount(client.id)
-    cluster.scheduler.add_plugin(plugin, name="dagexec-graph-count")
-    yield plugin.graphs
-    cluster.scheduler.remove_plugin(name="dagexec-graph-count")
-
-
-@pytest.fixture
-def gathered(client, monkeypatch):
-    """The keys of every value the client gathers."""
-    keys: list[str] = []
-    gather = client.gather
-
-    def spy(futures: Any, *args: Any, **kwargs: Any) -> Any:
-        keys.extend(f.key for f in futures)
-        return gather(futures, *args, **kwargs)
-
-    monkeypatch.setattr(client, "gather", spy)
-    return keys
-
-
-def node_of(dkey: str) -> str:
-    """The node key of a trial's dask key ``<node key>-a<attempt>-<16 hex digits>``."""
-    found = re.fullmatch(r"(.+)-a\d+-[0-9a-f]{16}", dkey)
-    assert found is not None, dkey
-    return found.group(1)
 
 
 def chain_end(plan: dx.CompiledGraph, key: str) -> str:

@@ -12,60 +12,18 @@ comes to the master; marks in a file count how often a function really ran.
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from itertools import pairwise
 from typing import Any
 
-import pytest
-from distributed.diagnostics.plugin import SchedulerPlugin
+from dask_helpers import node_of
 
 import dagexec as dx
 from dagexec import State
 from dagexec.executors import DaskExecutor
 
 GUARD = 30.0  # seconds before a wait is a failure
-
-
-class GraphCount(SchedulerPlugin):
-    """The number of keys of each graph one client sends."""
-
-    def __init__(self, client_id: str) -> None:
-        self.client_id = client_id
-        self.graphs: list[int] = []
-
-    def update_graph(self, scheduler: Any, *, client: str, keys: set[Any], **kwargs: Any) -> None:
-        if client == self.client_id:
-            self.graphs.append(len(keys))
-
-
-@pytest.fixture
-def graphs(cluster, client):
-    plugin = GraphCount(client.id)
-    cluster.scheduler.add_plugin(plugin, name="dagexec-group-count")
-    yield plugin.graphs
-    cluster.scheduler.remove_plugin(name="dagexec-group-count")
-
-
-@pytest.fixture
-def gathered(client, monkeypatch):
-    """The node keys (a task's first member) of every task whose value the client gathers."""
-    keys: list[str] = []
-    gather = client.gather
-
-    def spy(futures: Any, *args: Any, **kwargs: Any) -> Any:
-        keys.extend(node_of(f.key) for f in futures)
-        return gather(futures, *args, **kwargs)
-
-    monkeypatch.setattr(client, "gather", spy)
-    return keys
-
-
-def node_of(dkey: str) -> str:
-    found = re.fullmatch(r"(.+)-a\d+-[0-9a-f]{16}", dkey)
-    assert found is not None, dkey
-    return found.group(1)
 
 
 def marks(path: Any) -> list[str]:
@@ -131,7 +89,7 @@ def test_siblings_go_several_to_a_dask_task_each_with_its_own_record(client, gra
     assert result.output == 80
     # one graph: the root, the 40 siblings 10 to a task (ceil(40 / (2 x 2 threads))), the sum
     assert graphs == [1 + 4 + 1]
-    assert gathered == ["add"]  # no sibling's value came to the master
+    assert [node_of(k) for k in gathered] == ["add"]  # no sibling's value came to the master
     trials = [result.trials[k.key] for k in kids]
     assert all([(t.attempt, t.state) for t in ts] == [(1, State.SUCCEEDED)] for ts in trials)
     for k in range(0, 40, 10):  # a group: plan order, one worker, one member after the other
@@ -195,7 +153,7 @@ def test_siblings_the_master_needs_never_share_a_task_with_others(client, graphs
     assert result.outputs == {"one": 2, "out": 24}
     # the root; the 11 siblings only the sum reads, 3 to a task; the output alone; the sum
     assert graphs == [1 + 4 + 1 + 1]
-    assert sorted(gathered) == ["add", "inc-4"]
+    assert sorted(node_of(k) for k in gathered) == ["add", "inc-4"]
 
 
 def test_a_worker_dying_under_a_group_charges_the_member_that_was_running(client, tmp_path):
