@@ -63,6 +63,7 @@ EXPECTED_BLOCKS: dict[str, int] = {
     "docs/running.md": 10,
     "docs/security.md": 1,
     "docs/shell.md": 1,
+    "docs/streams.md": 1,
 }
 
 #: pages that start worker processes or a cluster

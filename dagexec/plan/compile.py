@@ -290,6 +290,7 @@ class _Compiler:
             _levels=None,
             _links=None,
             _plain=None,
+            _streams=None,
         )
         assert len(keys) == n
         return plan

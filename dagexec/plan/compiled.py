@@ -33,12 +33,13 @@ The pieces a plan holds (``NodeSpec``, ``InputSpec``, ``NodeInfo``, ``SectionInf
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import GraphError, Problem
 from .direct import Direct, direct_calls
 from .links import chain_links, node_levels
 from .specs import PICKLED_AS, InputSpec, NodeInfo, NodeSpec, SectionInfo
+from .streams import StreamFeeds, stream_feeds
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -49,8 +50,10 @@ if TYPE_CHECKING:
 
 __all__ = ["CompiledGraph"]
 
+T = TypeVar("T")
+
 #: fields computed on first use, never pickled
-_CACHED = frozenset({"_fingerprint", "_levels", "_links", "_plain"})
+_CACHED = frozenset({"_fingerprint", "_levels", "_links", "_plain", "_streams"})
 
 
 class CompiledGraph:
@@ -90,6 +93,7 @@ class CompiledGraph:
         "_sections",
         "_sites",
         "_specs",
+        "_streams",
         "_task_names",
         "name",
     )
@@ -124,6 +128,7 @@ class CompiledGraph:
     _links: tuple[int, ...] | None
     _levels: tuple[int, ...] | None
     _plain: tuple[Direct | None, ...] | None
+    _streams: StreamFeeds | None
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("a CompiledGraph is immutable")
@@ -138,12 +143,12 @@ class CompiledGraph:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # files from before conds and maps
-        self._set(**{"_conds": (), "_maps": frozenset(), **state}, _fingerprint=None, _levels=None, _links=None, _plain=None)
+        self._set(**{"_conds": (), "_maps": frozenset(), **state}, _fingerprint=None, _levels=None, _links=None, _plain=None, _streams=None)
 
-    def _derived(self, slot: str, make: Callable[[CompiledGraph], Any]) -> Any:
+    def _derived(self, slot: str, make: Callable[[CompiledGraph], T]) -> T:
         """What ``make`` computes from the plan, kept in ``slot`` (one of ``_CACHED``)
         after the first use."""
-        value = getattr(self, slot)
+        value: T | None = getattr(self, slot)
         if value is None:
             value = make(self)
             object.__setattr__(self, slot, value)
@@ -151,20 +156,21 @@ class CompiledGraph:
 
     def _chain_links(self) -> tuple[int, ...]:
         """Per node, the node that continues its linear chain, or -1 (:func:`.links.chain_links`)."""
-        links: tuple[int, ...] = self._derived("_links", chain_links)
-        return links
+        return self._derived("_links", chain_links)
 
     def _node_levels(self) -> tuple[int, ...]:
         """Per node, its level (:func:`.links.node_levels`)."""
-        levels: tuple[int, ...] = self._derived("_levels", node_levels)
-        return levels
+        return self._derived("_levels", node_levels)
+
+    def _stream_feeds(self) -> StreamFeeds:
+        """The plan's stream producers and the parameters they feed (:func:`.streams.stream_feeds`)."""
+        return self._derived("_streams", stream_feeds)
 
     def _plain_units(self) -> tuple[Direct | None, ...]:
         """Per node, what the engine needs to run its first trial in the master without
         a call object (:mod:`dagexec.run.here`), or None when it may not: a map node, a
         call with containers to fill, an ``async`` task, a timeout (:mod:`.direct`)."""
-        plain: tuple[Direct | None, ...] = self._derived("_plain", direct_calls)
-        return plain
+        return self._derived("_plain", direct_calls)
 
     # -- description ---------------------------------------------------------------
     def __len__(self) -> int:
