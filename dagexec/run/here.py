@@ -39,7 +39,7 @@ from .batching import INLINE_BURST, INLINE_S
 from .protocol import O_END, Call, failed_outcome
 from .state import PENDING, RELEASED, RUNNING, SUCCEEDED
 from .timers import expire
-from .worker import _check, _check_return, _from_task
+from .worker import _check, _check_return, from_task
 
 if TYPE_CHECKING:
     from .loop import Loop
@@ -143,7 +143,7 @@ def drain_here(loop: Loop, stack: list[int], quick: Any, plain: tuple[Direct | N
 def _failed(loop: Loop, call: Call, exc: BaseException, start: float, buf: list[Any]) -> float:
     """Finish a trial run in the master whose task raised ``exc``; return its end."""
     tb = exc.__traceback__
-    exc = _from_task(exc.with_traceback(tb.tb_next if tb else None), call.spec.fn)  # from the task's frame
+    exc = from_task(exc.with_traceback(tb.tb_next if tb else None), call.spec.fn)  # from the task's frame
     out = failed_outcome(call, exc, start, "master", log_text(buf))
     loop.finish(out, False)
     end: float = out[O_END]

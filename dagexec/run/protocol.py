@@ -154,6 +154,18 @@ class _Link(Marker):
 LINK: Any = _Link()
 
 
+class _Feed(Marker):
+    """Stands in a pipe member's arguments for a stream fed to it item by item."""
+
+    __slots__ = ()
+    NAME = TEXT = "FEED"
+
+
+#: where a member of a pipe (a :class:`Batch` with ``feeds``) takes an iterator over a
+#: stream another member produces (:mod:`dagexec.run.pipes`)
+FEED: Any = _Feed()
+
+
 class Batch:
     """Trials an executor runs as one submission, in order, on one worker.
 
@@ -167,20 +179,32 @@ class Batch:
             if that one succeeded, and takes its value where ``LINK`` stands in its
             arguments.
         keep: per member, True when the master needs its value even when the next,
-            linked member consumed it (an output, or a ``keep=`` key).
+            linked member consumed it (an output, or a ``keep=`` key); for a pipe's
+            stream producer, its complete list of items.
+        feeds: None, or for a *pipe* (a stream producer and what it feeds, run
+            interleaved: :mod:`dagexec.run.pipes`), per member ``(where, k)`` for each
+            of its arguments that member ``k`` (a position) feeds item by item
+            (``FEED`` stands there in its call).
     """
 
-    __slots__ = ("calls", "keep", "linked", "stopped")
+    __slots__ = ("calls", "feeds", "keep", "linked", "stopped")
 
-    def __init__(self, calls: list[Call], linked: list[bool], keep: list[bool]) -> None:
+    def __init__(
+        self,
+        calls: list[Call],
+        linked: list[bool],
+        keep: list[bool],
+        feeds: list[tuple[tuple[int | str, int], ...]] | None = None,
+    ) -> None:
         self.calls = calls
         self.linked = linked
         self.keep = keep
+        self.feeds = feeds
         #: set by the engine when fail_fast stops the run: no further chained member starts
         self.stopped = False
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Batch, (self.calls, self.linked, self.keep))
+        return (Batch, (self.calls, self.linked, self.keep, self.feeds))
 
     def __repr__(self) -> str:
         return f"<Batch of {len(self.calls)}: {self.calls[0].key!r} ...>"
@@ -196,14 +220,18 @@ class BatchDone:
         split: True when the batch could not run as one (its worker died, or it
             did not pickle): the engine runs its members again, one by one,
             without using an attempt.
+        items: for a pipe, the number of items each stream producer yielded, by unit.
     """
 
-    __slots__ = ("batch", "outcomes", "split")
+    __slots__ = ("batch", "items", "outcomes", "split")
 
-    def __init__(self, batch: Batch, outcomes: list[Outcome], split: bool = False) -> None:
+    def __init__(
+        self, batch: Batch, outcomes: list[Outcome], split: bool = False, items: dict[int, int] | None = None
+    ) -> None:
         self.batch = batch
         self.outcomes = outcomes
         self.split = split
+        self.items = items
 
 
 def failed_outcome(

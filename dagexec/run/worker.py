@@ -83,6 +83,13 @@ def run_batch(batch: Batch, worker: str | None = None, board: Any = None, slot: 
     return BatchDone(batch, outs)
 
 
+def check_arguments(call: Call) -> None:
+    """Type-check ``call``'s arguments against its task's annotations (where it has
+    checks); raises :class:`~dagexec.TypeCheckError`."""
+    if call.spec.checks:
+        _check(call.spec, call.args, call.kwargs)
+
+
 def _check(spec: Any, args: Any, kwargs: dict[str, Any] | None) -> None:
     for where, pname, ann in spec.checks:
         value = args[where] if isinstance(where, int) else (kwargs or {})[where]
@@ -133,9 +140,9 @@ def run_call(call: Call, worker: str | None = None, reraise_interrupt: bool = Fa
         if reraise_interrupt:
             _stop_processes_since(start)  # what this trial started in the master
             raise
-        return failed_outcome(call, _from_task(exc, spec.fn), start, worker, _log_text(buf))
+        return failed_outcome(call, from_task(exc, spec.fn), start, worker, _log_text(buf))
     except BaseException as exc:
-        return failed_outcome(call, _from_task(exc, spec.fn), start, worker, _log_text(buf))
+        return failed_outcome(call, from_task(exc, spec.fn), start, worker, _log_text(buf))
     return (
         call.idx,
         call.attempt,
@@ -168,7 +175,7 @@ def _code_of(fn: Any) -> Any:
     return code
 
 
-def _from_task(exc: BaseException, fn: Any) -> BaseException:
+def from_task(exc: BaseException, fn: Any) -> BaseException:
     """``exc`` with its traceback starting at the task function's own frame: the
     frames of the trial machinery above it (:func:`run_call`, an event loop) are
     left out, the task's own calls below it kept.  Where no frame is the task's (a
@@ -207,7 +214,7 @@ async def run_call_async(call: Call, worker: str) -> Outcome:
         if spec.ret is not None:
             _check_return(spec, value)
     except BaseException as exc:
-        return failed_outcome(call, _from_task(exc, spec.fn), start, worker, _log_text(buf))
+        return failed_outcome(call, from_task(exc, spec.fn), start, worker, _log_text(buf))
     log = _log_text(buf) if buf else ""
     return (call.idx, call.attempt, True, value, None, "", start, time(), worker, log)
 

@@ -1,0 +1,216 @@
+"""A pipe: stream producers and the nodes they feed, run as one unit, interleaved.
+
+DESIGN §13.  A *pipe* is a :class:`~.protocol.Batch` with ``feeds``: its members, in
+plan order, are stream producers (generator functions, :mod:`dagexec.plan.streams`)
+and the nodes they feed item by item; where a member is fed, its call holds ``FEED``.
+:func:`run_pipe` runs a pipe in the thread that calls it, on any executor, the way a
+chain runs: pulling drives it, so no member ever waits for a worker another member
+holds.  Data flow::
+
+    a reader's code --> next(its feed) --> its buffer empty? --> source.advance():
+                                             next(the producer's generator), under the
+                                             producer's own log slot
+        <-- the item <-- every reader's buffer gets it (and the list, when kept)
+
+A producer starts when it is first pulled and ends when its generator does.  The
+members that are not producers run in plan order (each pulls what it reads); then
+the producers not yet ended are drained, the last first (draining a stage pulls what
+feeds it, so buffers stay short); a producer whose readers all stopped early, and
+whose list nobody needs, is closed (``GeneratorExit``: its ``finally`` runs; one that
+was never pulled does not start, and its trial has 0 items).
+
+Each member keeps its own trial: start, end, state, log, and a producer's item count
+(``BatchDone.items``).  A producer that fails raises :class:`Broken` in each member it
+feeds, which then has no outcome: the engine makes it ``upstream_failed``.  However a
+pipe ends (an error, Ctrl-C), every generator still open is closed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from time import time
+from typing import Any
+
+from .._capture import CURRENT, log_text
+from ..plan.streams import is_producer
+from .protocol import FEED, O_END, O_ERROR, O_IDX, Batch, BatchDone, Call, Outcome, failed_outcome
+from .worker import check_arguments, from_task, run_call
+
+__all__ = ["Broken", "run_pipe"]
+
+NEW, RUNNING, ENDED, FAILED, BROKEN, CLOSED = range(6)
+
+
+class Broken(BaseException):
+    """Raised in a member by the feed of a producer that failed: the member ends with no
+    outcome (``upstream_failed``).  A BaseException: ``except Exception`` lets it pass."""
+
+
+class _Source:
+    """One producer member: its call, its generator, its readers' buffers, its items.
+
+    ``state`` goes NEW -> RUNNING -> ENDED (its generator returned), FAILED (it
+    raised), BROKEN (what feeds it failed) or CLOSED (nobody needs more)."""
+
+    __slots__ = ("bufs", "call", "end", "error", "gen", "items", "listed", "log", "read_by", "start", "state", "worker")
+
+    def __init__(self, call: Call, keep: bool, worker: str) -> None:
+        self.call = call
+        self.worker = worker
+        self.gen: Any = None
+        self.bufs: dict[int, deque[Any]] = {}  # reader's position -> its buffer
+        self.read_by = 0  # readers it ever had
+        self.listed: list[Any] | None = [] if keep else None  # every item, when the master needs them
+        self.items = 0
+        self.state = NEW
+        self.log: list[Any] = []
+        self.start = self.end = 0.0
+        self.error: BaseException | None = None
+
+    def advance(self) -> bool:
+        """Pull one item into every reader's buffer; False once there is none to come."""
+        if self.state > RUNNING:
+            return False
+        call = self.call
+        slot: list[Any] = [self.log]
+        token = CURRENT.set(slot)
+        try:
+            if self.state == NEW:
+                self.state, self.start = RUNNING, time()
+                check_arguments(call)
+                self.gen = call.spec.fn(*call.args, **(call.kwargs or {}))
+            item = next(self.gen)
+        except StopIteration:
+            self._ended(ENDED, None)
+            return False
+        except Broken as exc:
+            self._ended(BROKEN, exc)
+            return False
+        except BaseException as exc:
+            self._ended(FAILED, exc)
+            if not isinstance(exc, Exception):
+                raise  # Ctrl-C, SystemExit: the pipe stops
+            return False
+        finally:
+            slot[0] = None
+            CURRENT.reset(token)
+        self.items += 1
+        for buf in self.bufs.values():
+            buf.append(item)
+        if self.listed is not None:
+            self.listed.append(item)
+        return True
+
+    def _ended(self, state: int, error: BaseException | None) -> None:
+        self.state, self.end, self.error, self.gen = state, time(), error, None
+
+    def close(self) -> None:
+        """Nobody needs more: close its generator (its ``finally`` runs); one never
+        pulled does not start."""
+        if self.state == NEW:
+            self.state, self.start, self.end = CLOSED, time(), time()
+        elif self.state == RUNNING:
+            gen, self.gen = self.gen, None
+            self.state, self.end = CLOSED, time()
+            gen.close()
+
+    def outcome(self) -> Outcome | None:
+        """Its trial's outcome once it has ended; None when what fed it failed."""
+        call, log = self.call, log_text(self.log) if self.log else ""
+        if self.state == BROKEN:
+            return None
+        if self.state == FAILED:
+            assert self.error is not None
+            out = failed_outcome(call, from_task(self.error, call.spec.fn), self.start, self.worker, log)
+            return (*out[:O_END], self.end, *out[O_END + 1 :])
+        return (call.idx, call.attempt, True, self.listed, None, "", self.start, self.end, self.worker, log)
+
+
+class _Fed:
+    """The iterator a fed parameter receives: its own buffer of one source's items."""
+
+    __slots__ = ("buf", "src")
+
+    def __init__(self, src: _Source, buf: deque[Any]) -> None:
+        self.src = src
+        self.buf = buf
+
+    def __iter__(self) -> _Fed:
+        return self
+
+    def __next__(self) -> Any:
+        buf = self.buf
+        while not buf:
+            if not self.src.advance():
+                if self.src.state in (FAILED, BROKEN):
+                    raise Broken(f"node {self.src.call.key!r}, which feeds this one, failed")
+                raise StopIteration
+        return buf.popleft()
+
+
+def run_pipe(batch: Batch, worker: str | None = None) -> BatchDone:
+    """Run the pipe ``batch`` in this thread (see the module's docstring); never raises
+    for the tasks' own errors."""
+    name = worker or threading.current_thread().name
+    calls, feeds, keep = batch.calls, batch.feeds, batch.keep
+    assert feeds is not None
+    sources = {k: _Source(call, keep[k], name) for k, call in enumerate(calls) if is_producer(call.spec.fn)}
+    reads: dict[int, list[int]] = {}  # member -> the sources it reads
+    for m, call in enumerate(calls):
+        for where, k in feeds[m]:
+            src = sources[k]
+            buf = src.bufs[m] = deque()
+            src.read_by += 1
+            reads.setdefault(m, []).append(k)
+            _put(call, where, _Fed(src, buf))
+    outs: dict[int, Outcome] = {}
+    try:
+        for m, call in enumerate(calls):
+            if m in sources or batch.stopped:
+                continue
+            out = run_call(call, name, reraise_interrupt=True)
+            _done_reading(m, reads, sources)
+            if not isinstance(out[O_ERROR], Broken):
+                outs[m] = out
+        for k in sorted(sources, reverse=True):  # the last first: draining it pulls what feeds it
+            src = sources[k]
+            if batch.stopped or (src.read_by and not src.bufs and src.listed is None):
+                src.close()  # its readers stopped early (or the run stops): nobody needs more
+            while src.advance():
+                pass
+            _done_reading(k, reads, sources)
+    finally:
+        for src in sources.values():
+            src.close()
+    for k, src in sources.items():
+        ended = None if batch.stopped and src.state == CLOSED else src.outcome()
+        if ended is not None:  # a stopped run's closed producers did not end: cancelled
+            outs[k] = ended
+    items = {src.call.idx: src.items for src in sources.values()}
+    return BatchDone(batch, sorted(outs.values(), key=_order(calls)), items=items)
+
+
+def _put(call: Call, where: int | str, fed: _Fed) -> None:
+    """Put ``fed`` where ``FEED`` stands in ``call``'s arguments."""
+    if isinstance(where, int):
+        args = list(call.args)
+        assert args[where] is FEED
+        args[where] = fed
+        call.args = args
+    else:
+        kwargs = dict(call.kwargs or {})
+        assert kwargs[where] is FEED
+        kwargs[where] = fed
+        call.kwargs = kwargs
+
+
+def _done_reading(m: int, reads: dict[int, list[int]], sources: dict[int, _Source]) -> None:
+    """Member ``m`` reads no more: its buffers go (a producer stops filling them)."""
+    for k in reads.pop(m, ()):
+        sources[k].bufs.pop(m, None)
+
+
+def _order(calls: list[Call]) -> Any:
+    pos = {call.idx: k for k, call in enumerate(calls)}
+    return lambda out: pos[out[O_IDX]]
