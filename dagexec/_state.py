@@ -53,6 +53,7 @@ class Trial:
         error: the task's exception, when it could be brought back.
         traceback: the traceback of the error as text.
         log: what the task logged and printed (empty when nothing was captured).
+        items: for a stream producer's trial, the items it yielded; else None.
     """
 
     key: str
@@ -64,6 +65,12 @@ class Trial:
     error: BaseException | None = None
     traceback: str = ""
     log: str = ""
+    items: int | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        """Its slots by name; a Trial pickled before ``items`` loads with none."""
+        for name, value in {"items": None, **state[1]}.items():
+            object.__setattr__(self, name, value)
 
     @property
     def duration(self) -> float | None:
@@ -71,8 +78,9 @@ class Trial:
         return None if self.end is None else self.end - self.start
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able view: attempt, state, start, end, worker, error, log."""
-        return {
+        """A JSON-able view: attempt, state, start, end, worker, error, log (and
+        items, for a stream producer's trial)."""
+        out: dict[str, Any] = {
             "attempt": self.attempt,
             "state": self.state.value,
             "start": self.start,
@@ -81,6 +89,9 @@ class Trial:
             "error": None if self.error is None else f"{type(self.error).__name__}: {self.error}",
             "log": self.log,
         }
+        if self.items is not None:
+            out["items"] = self.items
+        return out
 
     def __repr__(self) -> str:
         return f"<Trial {self.key!r} attempt={self.attempt} {self.state.value}>"

@@ -1,8 +1,8 @@
 """The executor protocol, the executing side and the pickled transport, under their old path.
 
 They live in :mod:`dagexec.run.protocol` (``Call``, ``Batch``, ``BatchDone``,
-``Remote``, ``LINK``, outcomes), :mod:`dagexec.run.worker` (``run_call``,
-``run_batch``) and :mod:`dagexec.executors._transport` (``dump_call``,
+``Remote``, ``LINK``, outcomes), :mod:`dagexec.run.worker` (``run_call``),
+:mod:`dagexec.run.batches` (``run_batch``) and :mod:`dagexec.executors._transport` (``dump_call``,
 ``run_pickled``, ``SpecPickler``); this module re-exports them for executors written
 against ``dagexec._worker`` (docs/executors.md).  It sits with the executors, the
 only layer that may import all three.
@@ -22,6 +22,7 @@ from .executors._transport import (
     run_pickled,
     spec_fields,
 )
+from .run.batches import run_batch
 from .run.protocol import (
     LINK,
     O_ATTEMPT,
@@ -41,7 +42,7 @@ from .run.protocol import (
     Remote,
     failed_outcome,
 )
-from .run.worker import background_loop, install_worker_capture, run_batch, run_call, run_call_async
+from .run.worker import background_loop, install_worker_capture, run_call, run_call_async
 
 __all__ = [
     "LINK",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copyreg
 import inspect
 import json
 import os
@@ -765,7 +766,12 @@ def test_plan_records_pickle_their_slots_by_name() -> None:
     trial = Trial("k", 1)
     assert trial.__reduce_ex__(2)[2][1] == {
         "key": "k", "attempt": 1, "state": State.RUNNING, "start": 0.0, "end": None,
-        "worker": "", "error": None, "traceback": "", "log": "",
+        "worker": "", "error": None, "traceback": "", "log": "", "items": None,
     }  # fmt: skip
+    # a Trial pickled before it had items loads with none
+    old = copyreg.__newobj__, (Trial,), (None, {k: v for k, v in trial.__reduce_ex__(2)[2][1].items() if k != "items"})
+    loaded = old[0](*old[1])
+    loaded.__setstate__(old[2])
+    assert (loaded.key, loaded.items) == ("k", None)
     back = pickle.loads(pickle.dumps(spec))
     assert (back.name, back.type, back.default, back.slot, back.readers) == ("n", int, 3, 5, ("double",))

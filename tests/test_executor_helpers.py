@@ -20,7 +20,7 @@ from dagexec.executors import _crash
 from dagexec.executors._inflight import InFlight, Submission
 from dagexec.executors.dask.graph import swap_remotes
 from dagexec.executors.dask.worker import _FAILED, _lost_input
-from dagexec.run import protocol, worker
+from dagexec.run import batches, protocol, worker
 from dagexec.run.protocol import LINK, O_ERROR, O_OK, O_START, O_WORKER, Batch, Call, Remote
 
 Pair = collections.namedtuple("Pair", ["left", "right"])
@@ -174,8 +174,9 @@ def test_a_worker_finds_a_lost_input_at_the_paths_the_master_recorded() -> None:
 def test_the_executors_package_re_exports_the_protocol_as_the_same_objects() -> None:
     for name in ("Executor", "Call", "Batch", "BatchDone", "Remote", "Outcome", "crashed_outcome"):
         assert getattr(executors, name) is getattr(protocol, name)
-    for name in ("run_call", "run_batch", "run_call_async"):
+    for name in ("run_call", "run_call_async"):
         assert getattr(executors, name) is getattr(worker, name)
+    assert executors.run_batch is batches.run_batch
 
 
 def test_importing_the_executors_package_loads_no_backend_until_one_is_named() -> None:

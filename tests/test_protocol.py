@@ -12,7 +12,7 @@ import dagexec._engine as engine
 import dagexec._worker as old_worker
 from dagexec import _capture
 from dagexec.executors import _transport
-from dagexec.run import protocol, worker
+from dagexec.run import batches, protocol, worker
 from dagexec.run.protocol import (
     O_ATTEMPT,
     O_END,
@@ -37,7 +37,7 @@ OLD_WORKER_NAMES = (
 
 
 def _home(name: str) -> object:
-    for module in (protocol, worker, _transport):
+    for module in (protocol, worker, batches, _transport):
         if hasattr(module, name):
             return getattr(module, name)
     from dagexec import _interrupts

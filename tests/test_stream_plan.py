@@ -79,7 +79,8 @@ def test_generator_functions_produce_streams_and_annotated_parameters_are_fed():
         whole(ns)  # a list parameter: the complete list, not fed
         unannotated(d)  # no annotation: the complete list
         inc(count(ns))
-    producers, feeds = feeds_by_key(g.compile())
+    plan = g.compile()
+    producers, feeds = feeds_by_key(plan)
     assert producers == {"numbers", "ticks", "double"}
     assert feeds == {
         "double": ((0, "numbers"),),
@@ -87,6 +88,49 @@ def test_generator_functions_produce_streams_and_annotated_parameters_are_fed():
         "count-1": ((0, "numbers"),),
         "total": ((0, "ticks"),),
     }
+    # one pipe: the producer and what it feeds that reads nothing else; an async
+    # generator heads none (what it feeds gets an iterator over its list)
+    assert pipes_by_key(plan) == ({"numbers": ("numbers", "double", "count", "count-1")}, {"total"})
+
+
+def pipes_by_key(plan: dx.CompiledGraph) -> tuple[dict[str, tuple[str, ...]], set[str]]:
+    found = plan._stream_feeds()
+    keys = plan.keys
+    return {keys[h]: tuple(keys[m] for m in ms) for h, ms in found.pipes.items()}, {keys[i] for i in found.fed_whole}
+
+
+@dx.task
+def zipped(a: Iterator[int], b: Iterator[int]) -> int:
+    return sum(x * y for x, y in zip(a, b, strict=False))
+
+
+@dx.task(timeout=5)
+def timed_count(xs: Iterable[int]) -> int:
+    return sum(1 for _ in xs)
+
+
+@dx.task
+def fed_and_whole(xs: Iterator[int], ys: list[int]) -> int:
+    return len(ys)
+
+
+def test_what_joins_a_pipe_and_what_reads_the_whole_list():
+    with dx.Graph("g") as g:
+        a, b = numbers(3), numbers(4)
+        zipped(a, a)  # fed twice by one pipe: joins it
+        zipped(a, b)  # fed by two pipes: reads both lists
+        timed_count(a)  # a timeout: not in a pipe
+        fed_and_whole(b, b)  # fed and read whole: not in a pipe
+        double(inc(1))  # a producer waiting for a plain node heads its own pipe
+        count(numbers(2), scale=inc(2))  # waits for a node outside the pipe
+    pipes, fed_whole = pipes_by_key(g.compile())
+    assert pipes == {
+        "numbers": ("numbers", "zipped"),
+        "numbers-1": ("numbers-1",),
+        "double": ("double",),
+        "numbers-2": ("numbers-2",),
+    }
+    assert fed_whole == {"zipped-1", "timed_count", "fed_and_whole", "count"}
 
 
 def test_feeds_by_position_past_the_named_ones_by_keyword_and_from_typing():
@@ -104,5 +148,5 @@ def test_a_plan_without_generators_has_no_streams_and_the_feeds_are_not_pickled(
     with dx.Graph("g") as g:
         inc(inc(1))
     plan = g.compile()
-    assert plan._stream_feeds() == (frozenset(), ((), ()))
+    assert plan._stream_feeds() == (frozenset(), ((), ()), {}, frozenset(), frozenset())
     assert "_streams" not in plan.__getstate__()

@@ -40,8 +40,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ..run.batches import run_batch
 from ..run.protocol import Batch, BatchDone, Call, Executor, Outcome, Remote, crashed_outcome, failed_outcome
-from ..run.worker import run_batch, run_call, run_call_async
+from ..run.worker import run_call, run_call_async
 
 if TYPE_CHECKING:
     from .dask import DaskExecutor

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..run.protocol import Call, Executor, Outcome
+from ..run.batches import run_batch
+from ..run.protocol import Batch, BatchDone, Call, Executor, Outcome
 from ..run.worker import run_call
 
 
@@ -36,6 +37,14 @@ class SerialExecutor(Executor):
         subclass that overrides :meth:`submit`, whose every trial is then submitted."""
         return type(self).submit is SerialExecutor.submit
 
+    @property
+    def batches(self) -> bool:  # type: ignore[override]
+        """True: a pipe (a stream and what it feeds), or a chain the engine does not run
+        itself, runs as one batch (:meth:`submit_batch`); False in a subclass that
+        overrides :meth:`submit`, which then sees every trial (a stream's producer runs
+        alone, its readers iterate over its list)."""
+        return type(self).submit is SerialExecutor.submit
+
     def run_starting(self) -> None:
         """From here to its end, the run watches the processes its trials start."""
         if self._watch is None:
@@ -48,6 +57,13 @@ class SerialExecutor(Executor):
         if self._watch is None:  # not told of the run (an engine of another kind)
             self.run_starting()
         return run_call(call, "master", reraise_interrupt=True)
+
+    def submit_batch(self, batch: Batch, post: Callable[[BatchDone], None]) -> BatchDone:
+        """Run ``batch`` now (a pipe interleaved, :mod:`dagexec.run.pipes`) and return
+        its members' outcomes."""
+        if self._watch is None:
+            self.run_starting()
+        return run_batch(batch, "master")
 
     def run_ended(self) -> None:
         """The run's processes are no longer watched."""

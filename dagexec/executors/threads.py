@@ -36,8 +36,9 @@ from typing import Any
 
 from .._interrupts import interrupt_hooks
 from .._proctree import RUNNING, stop_interrupted
+from ..run.batches import run_batch
 from ..run.protocol import Batch, BatchDone, Call, Executor, Outcome, crashed_outcome
-from ..run.worker import run_batch, run_call, run_call_async
+from ..run.worker import run_call, run_call_async
 from ._crash import refused
 from ._inflight import InFlight
 

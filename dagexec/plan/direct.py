@@ -56,6 +56,9 @@ def direct_calls(plan: CompiledGraph) -> tuple[Direct | None, ...]:
         append((spec.fn, spec.checks, spec.ret, get, args, fills, kwargs, kwfills, reads, dependents))
     for m in plan._maps:  # a map node expands in the loop
         out[m] = None
+    streams = plan._stream_feeds()
+    for i in streams.producers | streams.fed_whole:  # a pipe's, or fed a list's iterator
+        out[i] = None
     return tuple(out)
 
 

@@ -23,11 +23,13 @@ def chain_links(plan: CompiledGraph) -> tuple[int, ...]:
 
     ``j`` continues ``i`` when ``j`` is ``i``'s only dependent, ``i`` is ``j``'s only
     dependency, ``j`` reads ``i``'s value (if at all) as a whole argument, not inside
-    a container, neither has a timeout, neither is a coroutine function and neither is
-    a map.
+    a container, neither has a timeout, neither is a coroutine function, and neither is
+    a map, a stream producer or fed a stream's list.
     """
     deps, dependents, nested, specs = plan._deps, plan._dependents, plan._nested, plan._specs
     maps = plan._maps
+    streams = plan._stream_feeds()
+    apart = maps | streams.producers | streams.fed_whole  # a stream's producer runs in its pipe
     out = [-1] * len(deps)
     for i, d in enumerate(dependents):
         if len(d) == 1:
@@ -39,8 +41,8 @@ def chain_links(plan: CompiledGraph) -> tuple[int, ...]:
                 and specs[j].timeout is None
                 and not specs[i].coro
                 and not specs[j].coro
-                and i not in maps
-                and j not in maps
+                and i not in apart
+                and j not in apart
             ):
                 out[i] = j
     return tuple(out)

@@ -26,7 +26,7 @@ from .specs import _Ref
 if TYPE_CHECKING:
     from .compiled import CompiledGraph
 
-__all__ = ["FEEDING", "StreamFeeds", "is_producer", "stream_feeds"]
+__all__ = ["FEEDING", "StreamFeeds", "is_producer", "pipes_of", "stream_feeds"]
 
 #: the annotations (their ``typing.get_origin``) that make a parameter a stream feed
 FEEDING = frozenset({cabc.Iterator, cabc.Iterable, cabc.AsyncIterator})
@@ -39,10 +39,18 @@ class StreamFeeds(typing.NamedTuple):
         producers: the nodes whose function is a generator (or async generator) function.
         feeds: per node, ``(where, producer)`` for each parameter fed item by item:
             ``where`` is the argument's position, or its name for a keyword-only one.
+        pipes: per pipe, by its first node (its *head*), its nodes in plan order: see
+            :func:`pipes_of`.
+        fed_whole: the nodes with a fed parameter that are in no pipe: they are given
+            an iterator over the stream's complete list.
+        fed: the nodes with a fed parameter.
     """
 
     producers: frozenset[int]
     feeds: tuple[tuple[tuple[int | str, int], ...], ...]
+    pipes: dict[int, tuple[int, ...]] = {}  # noqa: RUF012 (a NamedTuple field: never changed)
+    fed_whole: frozenset[int] = frozenset()
+    fed: frozenset[int] = frozenset()
 
 
 def is_producer(fn: Any) -> bool:
@@ -64,7 +72,51 @@ def stream_feeds(plan: CompiledGraph) -> StreamFeeds:
                 if slot in producers and _fed(spec.task.meta, where):
                     found.append((where, slot))
         feeds.append(tuple(found))
-    return StreamFeeds(producers, tuple(feeds))
+    pipes = pipes_of(plan, producers, feeds)
+    piped = {m for members in pipes.values() for m in members}
+    fed_whole = frozenset(i for i, f in enumerate(feeds) if f and i not in piped)
+    fed = frozenset(i for i, f in enumerate(feeds) if f)
+    return StreamFeeds(producers, tuple(feeds), pipes, fed_whole, fed)
+
+
+def pipes_of(
+    plan: CompiledGraph, producers: frozenset[int], feeds: list[tuple[tuple[int | str, int], ...]]
+) -> dict[int, tuple[int, ...]]:
+    """The plan's pipes: each a stream producer, and the nodes it feeds that read nothing
+    else, transitively, run as one unit (:mod:`dagexec.run.pipes`).
+
+    In plan order, a node that is fed joins the pipe of what feeds it when every node
+    it waits for is in that one pipe and every value it reads is fed (none inside a
+    container), it runs on the same route as the pipe's head, and it is neither async
+    nor timed.  Any other
+    producer (a generator function, neither async nor timed) heads a pipe of its own.
+    An async generator, a timed producer and a map are in no pipe."""
+    specs, deps, routes = plan._specs, plan._deps, plan._routes
+    head_of: dict[int, int] = {}
+    pipes: dict[int, list[int]] = {}
+    for i, spec in enumerate(specs):
+        runs_here = spec.task is not None and spec.timeout is None and not spec.coro and i not in plan._maps
+        if not runs_here or inspect.isasyncgenfunction(spec.fn):
+            continue
+        fed_by = {p for _, p in feeds[i]}
+        heads = {head_of.get(d) for d in deps[i]}
+        if (
+            feeds[i]
+            and len(heads) == 1
+            and None not in heads
+            and not plan._nested[i]  # no stream hidden in a container
+            and set(deps[i]) == fed_by
+            and len(_whole_reads(plan, i)) == len(feeds[i])  # every value it reads is fed
+            and routes[i] == routes[next(iter(heads))]  # type: ignore[index]
+        ):
+            head = next(iter(heads))
+            assert head is not None
+            pipes[head].append(i)
+            head_of[i] = head
+        elif i in producers:
+            pipes[i] = [i]
+            head_of[i] = i
+    return {head: tuple(members) for head, members in pipes.items()}
 
 
 def _whole_reads(plan: CompiledGraph, i: int) -> list[tuple[int | str, int]]:

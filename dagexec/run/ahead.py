@@ -19,7 +19,7 @@ exist::
 A unit submitted ahead is ``running`` from its submission; its trial record comes with
 its outcome, as any other's.  A dependent is never submitted ahead when it is not a
 plain node (a map, a map item), is past its first attempt, holds containers to fill
-(a value in a set is fetched, which a promise cannot be), waits on a running node it
+(a value in a set is fetched, which a promise cannot be), is fed a stream's list, waits on a running node it
 does not read (``after()``: the executor would not wait for it), or reads a cond's
 predicate not yet decided (its branch may be skipped).  When a trial does not succeed (it failed,
 timed out, crashed), the units submitted ahead that wait for it are withdrawn
@@ -57,8 +57,9 @@ def push_dependents(loop: Loop, i: int, call: Call | Batch, ex: Executor, r: int
     loop.vals[i] = promise
     state, route, kind, attempt, deps = loop.state, loop.route, loop.kind, loop.attempt, loop.plan._deps
     vals, conds, nested, reads, unsent = loop.vals, loop.conds, loop.nested, loop.reads, loop.unsent
+    fed = loop.fed_any  # a stream's list to iterate over must exist: never ahead
     for d in loop.dependents[i]:
-        if route[d] != r or state[d] != PENDING or kind[d] != PLAIN or attempt[d] or nested[d]:
+        if route[d] != r or state[d] != PENDING or kind[d] != PLAIN or attempt[d] or nested[d] or d in fed:
             continue
         left = unsent.get(d)
         if left is None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from .._shell import run_command
 from .ahead import push_dependents, withdraw_ahead
 from .policy import refused
-from .protocol import LINK, O_IDX, O_START, Batch, BatchDone, Call, Executor, Outcome
+from .protocol import FEED, LINK, O_ATTEMPT, O_IDX, O_START, Batch, BatchDone, Call, Executor, Outcome
 from .state import MEMBER, PENDING, PLAIN
 
 logger = logging.getLogger("dagexec.engine")
@@ -62,7 +62,7 @@ class Batching:
     item's function is its map's)."""
 
     __slots__ = (
-        "est", "inline", "keeps", "kind", "links", "measured", "on", "opts", "owner", "quick",
+        "est", "inline", "keeps", "kind", "links", "measured", "on", "opts", "owner", "pipes", "quick",
         "route", "solo", "specs", "state", "suspect", "tiny",
     )  # fmt: skip
 
@@ -90,6 +90,8 @@ class Batching:
             links = list(links)
             loop.track(links, -1)
         self.links: Any = links
+        # per pipe head, its members (dagexec/plan/streams.py): one batch, run interleaved
+        self.pipes = plan._stream_feeds().pipes if any(self.on) else {}
         self.specs = plan._specs
         self.opts = plan._opts
         self.route = loop.route
@@ -115,6 +117,10 @@ class Batching:
         solo = self.solo
         if solo and i in solo:
             return None
+        pipe = self.pipes.get(i) if self.pipes else None
+        if pipe is not None:  # a pipe goes whole, even of one node (a producer's items)
+            state = self.state
+            return [j for j in pipe if state[j] == PENDING and not (solo and j in solo)]
         members = [i]
         self.extend_chain(members, r)
         if self.tiny[r] and stack:
@@ -254,17 +260,21 @@ def submit_batch(loop: Loop, members: list[int], r: int, ex: Executor, ahead: li
     linked: list[bool] = []
     keep: list[bool] = []
     prev = -1
-    for j in members:
-        is_link = prev >= 0 and links[prev] == j
-        if is_link:
-            vals[prev] = LINK  # where j reads prev, the worker passes prev's value
-        calls.append(make(j))
-        linked.append(is_link)
-        # a chained value stays in the worker unless kept, or written to the cache
-        # (a map item's value always comes back: no member reads it)
-        keep.append(j >= n_slots or kept[j] or (saving is not None and saving[j]))
-        prev = j
-    batch = Batch(calls, linked, keep)
+    if loop.batches.pipes and members[0] in loop.batches.pipes:
+        batch = pipe_batch(loop, members)
+        calls = batch.calls
+    else:
+        for j in members:
+            is_link = prev >= 0 and links[prev] == j
+            if is_link:
+                vals[prev] = LINK  # where j reads prev, the worker passes prev's value
+            calls.append(make(j))
+            linked.append(is_link)
+            # a chained value stays in the worker unless kept, or written to the cache
+            # (a map item's value always comes back: no member reads it)
+            keep.append(j >= n_slots or kept[j] or (saving is not None and saving[j]))
+            prev = j
+        batch = Batch(calls, linked, keep)
     if loop.has_cb:
         # a chained member's trial starts when its outcome arrives (finish_batch):
         # callbacks see what they would see were the chain submitted node by node
@@ -285,6 +295,24 @@ def submit_batch(loop: Loop, members: list[int], r: int, ex: Executor, ahead: li
     elif ahead is not None:
         for j in members:
             push_dependents(loop, j, batch, ex, r, ahead)
+
+
+def pipe_batch(loop: Loop, members: list[int]) -> Batch:
+    """The batch of a pipe's ``members`` (:mod:`.pipes`): ``FEED`` where each is fed, and
+    the position of the member feeding it; a producer's list kept where the master, the
+    cache or a node outside the pipe needs it."""
+    streams = loop.plan._stream_feeds()
+    pos = {j: k for k, j in enumerate(members)}
+    vals, kept, saving, dependents = loop.vals, loop.kept, loop.saving, loop.dependents
+    for j in members:
+        if j in streams.producers:
+            vals[j] = FEED  # where a member reads it, the worker feeds it item by item
+    calls = [loop.make_call(j) for j in members]
+    feeds = [tuple((where, pos[p]) for where, p in streams.feeds[j]) for j in members]
+    keep = [
+        kept[j] or (saving is not None and saving[j]) or any(d not in pos for d in dependents[j]) for j in members
+    ]
+    return Batch(calls, [False] * len(members), keep, feeds)
 
 
 def send_batch(loop: Loop, batch: Batch, ex: Executor) -> BatchDone | None:
@@ -334,6 +362,7 @@ def finish_batch(loop: Loop, done: BatchDone, async_: bool) -> None:
                 j = call.idx
                 if j not in ran and state[j] == PENDING and waiting[j] == 0:
                     ready[route[j]].append(j)
+    loop.yielded = done.items  # a pipe's: what each producer yielded (no retry once it has)
     observe = loop.batches.measured[loop.route[i]]
     finish = loop.finish
     has_cb = loop.has_cb
@@ -349,3 +378,9 @@ def finish_batch(loop: Loop, done: BatchDone, async_: bool) -> None:
             if linked[k]:
                 loop.trials.started(idx, calls[k].attempt, out[O_START])
         finish(out, False)
+    if done.items:  # on each producer's trial record
+        loop.yielded = None
+        for out in outs:
+            n = done.items.get(out[O_IDX])
+            if n is not None:
+                loop.trials.set_items(out[O_IDX], out[O_ATTEMPT], n)

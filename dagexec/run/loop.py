@@ -75,7 +75,7 @@ from .state import (
 )
 from .timers import Timers, expire
 from .trials import Callbacks, Trials
-from .values import localize
+from .values import fed_lists, localize
 
 if TYPE_CHECKING:
     from .._plan import CompiledGraph
@@ -127,6 +127,9 @@ class Loop(RunState):
         self.calls: dict[int, Call | Batch] = {}
         # a dependent's inputs not yet made or promised, once one of them was (run/ahead.py)
         self.unsent: dict[int, int] = {}
+        self.yielded: dict[int, int] | None = None  # a pipe's producers' items, while finished
+        # the nodes a stream feeds: where their call holds a list, not FEED, an iterator over it
+        self.fed_any = plan._stream_feeds().fed
         self.inflight = [0] * len(self.execs)
         self.ready: list[list[int]] = [[] for _ in self.execs]
         self.timers = Timers()
@@ -320,13 +323,11 @@ class Loop(RunState):
             spec = self.specs[i] = self.maps.spec(i)
         if self.nested[i]:
             kw = self.kwargs[i]
-            return Call(
-                i,
-                attempt,
-                spec,
-                tuple(fill(a, vals) for a in self.args[i]),
-                {k: fill(v, vals) for k, v in kw.items()} if kw else None,
-            )
+            nargs: Any = tuple(fill(a, vals) for a in self.args[i])
+            nkw = {k: fill(v, vals) for k, v in kw.items()} if kw else None
+            if self.fed_any and i in self.fed_any:
+                nargs, nkw = fed_lists(self.plan, i, nargs, nkw)
+            return Call(i, attempt, spec, nargs, nkw)
         fills = self.fills[i]
         if fills:
             al = list(self.args[i])
@@ -338,6 +339,8 @@ class Loop(RunState):
         kw = self.kwargs[i]
         if kw is not None and self.kwfills[i]:
             kw = with_values(kw, self.kwfills[i], vals)
+        if self.fed_any and i in self.fed_any:
+            args, kw = fed_lists(self.plan, i, args, kw)
         return Call(i, attempt, spec, args, kw)
 
     def take_posted(self, out: Any = None, observe: Any = None) -> None:
@@ -465,6 +468,9 @@ class Loop(RunState):
         self.cb.call("on_trial_end", trial)
         key = trial.key
         wait = next_wait(self.plan._opts[self.owner[i]], out[O_ATTEMPT], exc, tstate, key, self.stopping)
+        if wait is not None and self.yielded and self.yielded.get(i):
+            logger.info("node %r: not retried: it failed after its stream had yielded", key)
+            wait = None
         if wait is not None:
             self.state[i] = PENDING
             if wait > 0:

@@ -78,7 +78,7 @@ def submit_by_level(loop: Loop, r: int, ex: Executor, stack: list[int]) -> None:
                     stack.extend(buckets[lvl])
                 stack.extend(reversed(later))
                 return
-            if len(members) > 1:
+            if len(members) > 1 or members[0] in loop.batches.pipes:
                 submit_batch(loop, members, r, ex, pushed)
             else:
                 loop.submit(members[0], r, ex, pushed)
@@ -100,6 +100,9 @@ def sibling_groups(loop: Loop, units: list[int], r: int, width: int) -> list[lis
     for u in units:
         if solo and u in solo:
             order.append([u])
+            continue
+        if u in batching.pipes:  # a stream and what it feeds: one unit
+            order.append(batching.members(u, r, []) or [u])
             continue
         members = [u]
         batching.extend_chain(members, r)

@@ -125,6 +125,13 @@ class Trials:
         if announce:
             self.cb.call("on_trial_start", trial)
 
+    def set_items(self, i: int, attempt: int, items: int) -> None:
+        """Unit ``i``'s trial ``attempt`` (a stream producer's, recorded) yielded ``items``."""
+        lst = self.rows[i] = as_trials(self.key(i), self.rows[i], self.ends[i] if i < len(self.ends) else None)
+        for trial in lst:
+            if trial.attempt == attempt:
+                trial.items = items
+
     def record(self, i: int, out: Outcome, state: State, error: BaseException | None, tb: str) -> Trial:
         """Record unit ``i``'s trial ``out``, announced or not."""
         lst: list[Trial] | None = self.rows[i]

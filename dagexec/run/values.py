@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Any
 
-from .protocol import Call, Executor, Outcome, Remote, failed_outcome
+from .protocol import FEED, Call, Executor, Outcome, Remote, failed_outcome
 from .state import RELEASED, SUCCEEDED
 
 logger = logging.getLogger("dagexec.engine")
@@ -32,6 +32,25 @@ def fetch_in(value: Any, ex: Executor) -> Any:
     if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple, as the graph builder walks it
         return t(*[fetch_in(v, ex) for v in value])
     return value
+
+
+def fed_lists(plan: Any, i: int, args: Any, kwargs: dict[str, Any] | None) -> tuple[Any, Any]:
+    """Node ``i`` is fed a stream (``plan/streams.py``): each fed argument that holds the
+    stream's complete list (the node runs outside the stream's pipe: in none, after a
+    cached stream, or one by one), not ``FEED``, becomes an iterator over it (a list
+    kept on a worker is brought over: the iterator is made where the call is)."""
+    for where, _ in plan._stream_feeds().feeds[i]:
+        if isinstance(where, int):
+            if args[where] is not FEED:
+                args = list(args)
+                args[where] = iter(_here(args[where]))
+        elif kwargs is not None and kwargs[where] is not FEED:
+            kwargs = {**kwargs, where: iter(_here(kwargs[where]))}
+    return args, kwargs
+
+
+def _here(value: Any) -> Any:
+    return value.owner.fetch([value])[0] if type(value) is Remote else value
 
 
 def localize(call: Call, ex: Executor, nested: bool) -> Outcome | None:

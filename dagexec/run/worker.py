@@ -1,4 +1,4 @@
-"""The executing side: run one trial, or a batch of them, and report what happened.
+"""The executing side: run one trial and report what happened.
 
 This is what worker threads and processes run, so it imports little: the
 protocol (:mod:`dagexec.run.protocol`) and leaf modules.  :func:`run_call` runs one
@@ -6,8 +6,8 @@ protocol (:mod:`dagexec.run.protocol`) and leaf modules.  :func:`run_call` runs 
 the task's own errors: it checks argument and return types where the plan asks,
 runs an ``async def`` task's coroutine to its end (:func:`run_call_async` awaits it
 on a running event loop instead), and captures what the trial logs and prints in a
-slot of its own (see :mod:`dagexec._capture`).  :func:`run_batch` runs a batch's
-members in order, passing a chain's values on inside the worker.  A failed trial's
+slot of its own (see :mod:`dagexec._capture`); :mod:`.batches` runs a batch's members
+with it.  A failed trial's
 traceback starts at the task function's own frame: the frames of this module are
 left out.
 """
@@ -15,6 +15,7 @@ left out.
 from __future__ import annotations
 
 import threading
+import types
 from time import time
 from typing import Any
 
@@ -24,63 +25,22 @@ from .._capture import log_text as _log_text
 from .._errors import TypeCheckError
 from .._proctree import stop_started_since as _stop_processes_since
 from .._typecheck import describe_mismatch
-from .protocol import LINK, O_OK, O_VALUE, Batch, BatchDone, Call, Outcome, failed_outcome, with_value
+from .protocol import Call, Outcome, failed_outcome
 
 __all__ = [
     "background_loop",
     "install_worker_capture",
-    "run_batch",
     "run_call",
     "run_call_async",
 ]
 
+_GENERATOR = types.GeneratorType
+_GENERATORS = (types.GeneratorType, types.AsyncGeneratorType)
 _set_slot = _CURRENT.set
 _reset_slot = _CURRENT.reset
 
 #: a worker process's capture of trial logs, installed for its lifetime (before its first trial)
 install_worker_capture = _install_for_good
-
-
-def run_batch(batch: Batch, worker: str | None = None, board: Any = None, slot: int = 0) -> BatchDone:
-    """Run a batch's members in order; never raises for the tasks' own errors.
-
-    A linked member runs only when the member before it succeeded.  A value is
-    sent back only when the master needs it: not when the next member is linked,
-    succeeded and the member is not kept, so a chain's values stay in the worker.
-    With ``board``, the position of each member is written to ``board[slot]``
-    before it runs (so a crash can be charged to the member that caused it).
-    """
-    name = worker or threading.current_thread().name
-    calls, linked, keep = batch.calls, batch.linked, batch.keep
-    outs: list[Outcome] = []
-    prev_ok = False
-    prev: Any = None
-    for k, call in enumerate(calls):
-        if board is not None:
-            board[slot] = k
-        if linked[k]:
-            if not prev_ok or batch.stopped:
-                prev_ok = False
-                continue  # the chain broke before this member: it does not run
-            args = call.args
-            kwargs = call.kwargs
-            if any(a is LINK for a in args):
-                call.args = [prev if a is LINK else a for a in args]
-            if kwargs and any(v is LINK for v in kwargs.values()):
-                call.kwargs = {n: prev if v is LINK else v for n, v in kwargs.items()}
-            prev = None
-            out = run_call(call, name)
-            call.args, call.kwargs = args, kwargs  # hold no value past its last reader
-            if out[O_OK] and not keep[k - 1]:
-                # consumed here, and nobody else reads it: not sent back
-                outs[-1] = with_value(outs[-1], None)
-        else:
-            prev = None
-            out = run_call(call, name)
-        prev_ok = out[O_OK]
-        prev = out[O_VALUE]
-        outs.append(out)
-    return BatchDone(batch, outs)
 
 
 def check_arguments(call: Call) -> None:
@@ -131,6 +91,11 @@ def run_call(call: Call, worker: str | None = None, reraise_interrupt: bool = Fa
             value = spec.fn(*args, **kwargs) if kwargs else spec.fn(*args)
             if spec.coro:
                 value = _run_coroutine(_awaited(spec, value))
+            elif type(value) in _GENERATORS:  # a stream producer run on its own: its items
+                if spec.ret is not None:
+                    _check_return(spec, value)  # the generator against its Iterator[...]
+                value = list(value) if type(value) is _GENERATOR else _run_coroutine(_listed(value))
+                return _succeeded(call, start, value, worker, buf)
         finally:
             slot[0] = None  # closed: what the task's threads write from now on is no trial's
             _reset_slot(token)  # a trial that runs this one (a nested run) gets its slot back
@@ -143,18 +108,13 @@ def run_call(call: Call, worker: str | None = None, reraise_interrupt: bool = Fa
         return failed_outcome(call, from_task(exc, spec.fn), start, worker, _log_text(buf))
     except BaseException as exc:
         return failed_outcome(call, from_task(exc, spec.fn), start, worker, _log_text(buf))
-    return (
-        call.idx,
-        call.attempt,
-        True,
-        value,
-        None,
-        "",
-        start,
-        time(),
-        worker or threading.current_thread().name,
-        _log_text(buf) if buf else "",
-    )
+    return _succeeded(call, start, value, worker, buf)
+
+
+def _succeeded(call: Call, start: float, value: Any, worker: str | None, buf: list[Any]) -> Outcome:
+    """The outcome of ``call``, which returned ``value`` and logged ``buf``."""
+    name = worker or threading.current_thread().name
+    return (call.idx, call.attempt, True, value, None, "", start, time(), name, _log_text(buf) if buf else "")
 
 
 def _code_of(fn: Any) -> Any:
@@ -217,6 +177,11 @@ async def run_call_async(call: Call, worker: str) -> Outcome:
         return failed_outcome(call, from_task(exc, spec.fn), start, worker, _log_text(buf))
     log = _log_text(buf) if buf else ""
     return (call.idx, call.attempt, True, value, None, "", start, time(), worker, log)
+
+
+async def _listed(agen: Any) -> list[Any]:
+    """The items of an async generator (a stream producer run on its own)."""
+    return [item async for item in agen]
 
 
 async def _awaited(spec: Any, coro: Any) -> Any:

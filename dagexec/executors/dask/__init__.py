@@ -109,7 +109,7 @@ from .._transport import SpecPickler
 from .graph import Elem, graph_of, member_value, not_sent, resources_of, swap_remotes
 from .hub import _Hub, join_hub, leave_hub
 from .reports import batch_outcomes, trial_outcome
-from .worker import _FAILED, _drop_tracebacks, _run_batch, _run_group, _run_trial
+from .worker import _FAILED, _drop_tracebacks, _run_batch, _run_group, _run_pipe, _run_trial
 
 logger = logging.getLogger("dagexec.executors.dask")
 
@@ -280,7 +280,7 @@ class DaskExecutor(Executor):
         its value the tuple of theirs).  A batch that is neither, or a chain whose value
         other than the last's is kept, is split at once (its members go one by one)."""
         group = not any(batch.linked)
-        if not group and (not all(batch.linked[1:]) or any(batch.keep[:-1])):
+        if batch.feeds is None and not group and (not all(batch.linked[1:]) or any(batch.keep[:-1])):
             return BatchDone(batch, [], split=True)
         try:
             topic = self._joined()
@@ -289,7 +289,10 @@ class DaskExecutor(Executor):
         except Exception:
             return BatchDone(batch, [], split=True)  # each alone says what went wrong
         heads = [(call.idx, call.attempt, call.key) for call in batch.calls]
-        if group:
+        if batch.feeds is not None:  # a pipe: its value, as a group's, the tuple of its members'
+            pipe = (heads, blobs, swapped, batch.linked, batch.keep, batch.feeds)
+            self._gather(batch.calls[0], post, batch, _run_pipe, topic, pipe)
+        elif group:
             self._gather(batch.calls[0], post, batch, _run_group, topic, (heads, blobs, swapped))
         else:
             self._gather(batch.calls[0], post, batch, _run_batch, topic, (heads, blobs, swapped, batch.linked))

@@ -4,8 +4,8 @@ A worker (:mod:`.worker`) reports a trial's end as a small event: ``{"k": dask k
 "t": [start, end], "w": worker, "l": log}`` for a success, ``{"k", "e": pickled
 outcome}`` for a failure, ``{"k", "b": [one entry per member], "w"}`` for a chain or a
 group (a success's entry ``[idx, attempt, start, end, log]``, a failure's ``[idx,
-attempt, pickled outcome]``), ``{"k", "split": 1}`` for a batch the worker could not
-load.  These functions turn them into the engine's outcomes.
+attempt, pickled outcome]``; a pipe's with ``"i"``, ``[idx, items]`` per producer),
+``{"k", "split": 1}`` for a batch the worker could not load.  These functions turn them into the engine's outcomes.
 """
 
 from __future__ import annotations
@@ -54,4 +54,5 @@ def batch_outcomes(
         except Exception as exc:
             error = unpickling_error(call.key, "its exception", exc)
             outs.append(failed_outcome(call, error, start, "dask"))
-    return BatchDone(batch, outs)
+    items = msg.get("i")  # a pipe's: what each producer yielded
+    return BatchDone(batch, outs, items=dict(items) if items else None)

@@ -18,6 +18,7 @@ import traceback
 from typing import Any
 
 from ..._walk import Path, at
+from ...run.batches import run_batch
 from ...run.protocol import (
     O_ATTEMPT,
     O_END,
@@ -28,12 +29,13 @@ from ...run.protocol import (
     O_START,
     O_VALUE,
     Batch,
+    BatchDone,
     Call,
     Marker,
     Outcome,
     failed_outcome,
 )
-from ...run.worker import install_worker_capture, run_batch, run_call
+from ...run.worker import install_worker_capture, run_call
 from .._transport import Blobs, _type_name, dump_outcome, load_spec, unpickling_error
 
 logger = logging.getLogger("dagexec.executors.dask")
@@ -214,6 +216,51 @@ def _run_group(
     _REPORTS.ended(dkey)
     _REPORTS.batch_ended(worker, topic, {"k": dkey, "b": entries, "w": where})
     return tuple(values)
+
+
+def _run_pipe(
+    topic: str,
+    dkey: str,
+    heads: list[tuple[int, int, str]],
+    blobs: list[Blobs],
+    swapped: list[tuple[Any, dict[str, Any] | None, list[Path]]],
+    linked: list[bool],
+    keep: list[bool],
+    feeds: list[Any],
+) -> tuple[Any, ...]:
+    """Run a pipe (stream producers and what they feed, :mod:`dagexec.run.pipes`) in a
+    dask worker, interleaved; one "ended" event with each member's record and each
+    producer's items.  The task's value is the tuple of the members' values (a
+    producer's: its list, when kept), as a group's."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    install_worker_capture()
+    where = str(worker.address)
+    _REPORTS.began(worker, topic, dkey)
+    try:
+        specs = [load_spec(*b) for b in blobs]
+    except Exception:
+        _REPORTS.ended(dkey)
+        worker.log_event(topic, {"k": dkey, "split": 1})
+        return (_FAILED,) * len(heads)
+    calls = [Call(idx, attempt, spec, args, kwargs) for (idx, attempt, _), spec, (args, kwargs, _) in zip(heads, specs, swapped, strict=True)]
+    lost = next(((c, e) for c, (a, k, p) in zip(calls, swapped, strict=True) if (e := _lost_input(c.key, a, k, p))), None)
+    if lost is not None:
+        done = BatchDone(Batch(calls, linked, keep), [failed_outcome(lost[0], lost[1], time.time(), where)])
+    else:
+        done = run_batch(Batch(calls, linked, keep, feeds), where)
+    _REPORTS.ended(dkey)
+    key_of = {idx: key for idx, _, key in heads}
+    by_idx: dict[int, Any] = {}
+    entries: list[Any] = []
+    for out in done.outcomes:
+        out = _pickled_or_failed(out, key_of[out[O_IDX]], where)
+        by_idx[out[O_IDX]] = out[O_VALUE] if out[O_OK] else _FAILED
+        entries.append(_entry(out, key_of[out[O_IDX]]))
+    report = {"k": dkey, "b": entries, "w": where, "i": [[idx, n] for idx, n in (done.items or {}).items()]}
+    _REPORTS.batch_ended(worker, topic, report)
+    return tuple(by_idx.get(idx, _FAILED) for idx, _, _ in heads)
 
 
 def _entry(out: Outcome, key: str) -> list[Any]:

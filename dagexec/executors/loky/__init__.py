@@ -186,7 +186,7 @@ class LokyExecutor(Executor):
         sub = _Sub(next(_sids), calls[0], post, batch)
         self._inflight.add(sub.sid, batch, sub)
         _get_shared()[2].clear(sub.sid)
-        error = self._send(sub, (heads, fns, specs, batch.linked, batch.keep, values))
+        error = self._send(sub, (heads, fns, specs, batch.linked, batch.keep, values, batch.feeds))
         if error is not None:
             self._forget(sub)
             return BatchDone(batch, [], split=True)
@@ -258,7 +258,7 @@ class LokyExecutor(Executor):
             else:
                 sub.post(failed_outcome(sub.call, exc, sub.start, "master"))
 
-    def _batch_done(self, sub: _Sub, ran: bool, data: Any) -> BatchDone:
+    def _batch_done(self, sub: _Sub, ran: bool, data: Any, items: dict[int, int] | None = None) -> BatchDone:
         batch = sub.batch
         assert batch is not None
         if not ran:
@@ -272,7 +272,7 @@ class LokyExecutor(Executor):
         except Exception:
             logger.info("the outcomes of a batch from node %r did not unpickle", sub.call.key, exc_info=True)
             return BatchDone(batch, [], split=True)
-        return BatchDone(batch, outs)
+        return BatchDone(batch, outs, items=items)
 
     def _broken(self, sub: _Sub, exc: BaseException, payload: _Payload) -> None:
         """The pool broke with ``sub`` in flight: it crashed, or it was a bystander."""
@@ -306,7 +306,7 @@ class LokyExecutor(Executor):
         out = died_outcome(call, error, sub.start, "loky" if pid is None else f"pid:{pid}", str(exc))
         if sub.batch is None:
             sub.post(out)
-        elif k == 0:
+        elif k == 0 or sub.batch.feeds is not None:  # a pipe's other members run again, free
             sub.post(BatchDone(sub.batch, [out]))
         else:
             # the members before it ran, but their outcomes died with the worker: run

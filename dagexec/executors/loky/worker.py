@@ -24,8 +24,9 @@ from typing import Any
 
 from ..._errors import TaskTimeout
 from ..._proctree import children, kill_trees, stop_started_since
+from ...run.batches import run_batch
 from ...run.protocol import O_ERROR, O_IDX, O_OK, Batch, Call, failed_outcome
-from ...run.worker import install_worker_capture, run_batch, run_call
+from ...run.worker import install_worker_capture, run_call
 from .._transport import Blobs, dump_outcome, load_spec, unpickling_error
 
 #: a start report, ``(sid, pid)``: shorter than PIPE_BUF, so written at once
@@ -133,10 +134,12 @@ def _run_batch_in_worker(
     linked: list[bool],
     keep: list[bool],
     values: bytes,
-) -> tuple[bool, Any]:
+    feeds: list[Any] | None = None,
+) -> tuple[Any, ...]:
     """Run a batch in a worker process: ``(True, outcomes as bytes)``, or
     ``(False, why)`` when the batch cannot run as one (its members then run alone,
-    where what does not unpickle fails with its node's name)."""
+    where what does not unpickle fails with its node's name); a pipe's (``feeds``)
+    also gives the items each of its producers yielded."""
     pid = os.getpid()
     if _reports is not None:
         _reports.send_bytes(_REPORT.pack(sid, pid))
@@ -151,14 +154,15 @@ def _run_batch_in_worker(
         for (idx, attempt, _), spec, (args, kwargs) in zip(heads, loaded, argl, strict=True)
     ]
     del argl
-    batch = Batch(calls, linked, keep)
-    outs = run_batch(batch, f"pid:{pid}", _progress, sid % _BOARD_SLOTS).outcomes
-    del batch, calls
+    batch = Batch(calls, linked, keep, feeds)
+    done = run_batch(batch, f"pid:{pid}", _progress, sid % _BOARD_SLOTS)
+    outs, yielded = done.outcomes, done.items
+    del batch, calls, done
     if all(out[O_OK] for out in outs):
         try:
             import cloudpickle
 
-            return True, cloudpickle.dumps(outs)
+            return True, cloudpickle.dumps(outs), yielded
         except Exception:
             pass
     # one at a time: a result or an exception that does not pickle fails its own node,
@@ -173,4 +177,4 @@ def _run_batch_in_worker(
         data = dump_outcome(out, keys[out[O_IDX]])
         broken = out[O_OK] and not pickle.loads(data)[O_OK]
         items.append(data)
-    return True, items
+    return True, items, yielded

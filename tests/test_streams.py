@@ -1,0 +1,185 @@
+"""Streams in a run (DESIGN §13, ``docs/streams.md``): a generator task feeds what reads
+it item by item, in one pipe, on every executor; plain readers get the list.
+
+The pipe runs interleaved in one worker (the master on serial), so a module-level
+list shared by a producer and its reader is the same list on every executor: the
+tests read what the producer saw of the reader through it, never through sleeps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pytest
+
+import dagexec as dx
+from dagexec import State
+
+SEEN: list[int] = []  # the items a reader has had, in the process that runs the pipe
+
+
+@dx.task
+def numbers(n: int) -> Iterator[int]:
+    yield from range(n)
+
+
+@dx.task
+def watched(n: int) -> Iterator[list[int]]:
+    """Yields, with each item, what its reader had had when the producer went on."""
+    SEEN.clear()
+    for _ in range(n):
+        yield list(SEEN)
+
+
+@dx.task
+def reads(xs: Iterator[list[int]]) -> list[list[int]]:
+    out = []
+    for k, x in enumerate(xs):
+        SEEN.append(k)
+        out.append(x)
+    return out
+
+
+@dx.task
+def double(xs: Iterator[int]) -> Iterator[int]:
+    for x in xs:
+        yield 2 * x
+
+
+@dx.task
+def total(xs: Iterable[int]) -> int:
+    return sum(xs)
+
+
+@dx.task
+def size(xs: list[int]) -> int:
+    return len(xs)
+
+
+@dx.task(retries=2)
+def breaks_after(n: int) -> Iterator[int]:
+    yield from range(n)
+    raise ValueError(f"broke after {n}")
+
+
+@dx.task(retries=1)
+def fails_first(marker: str) -> Iterator[int]:
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("first attempt, before any item")
+    yield from range(3)
+
+
+@dx.task
+def endless(marker: str) -> Iterator[int]:
+    try:
+        yield from itertools.count()
+    finally:
+        open(marker, "w").close()  # closed when nobody needs more
+
+
+@dx.task
+def first(xs: Iterator[int], k: int) -> list[int]:
+    return list(itertools.islice(xs, k))
+
+
+@dx.task(timeout=30)
+def timed_total(xs: Iterator[int]) -> int:  # a timeout: in no pipe, fed an iterator over the list
+    return sum(xs)
+
+
+EXECUTORS = ["serial", "threads", "loky", "dask"]
+
+
+@pytest.fixture(params=EXECUTORS)
+def executor(request: Any) -> Any:
+    if request.param == "dask":
+        from dagexec.executors import DaskExecutor
+
+        return DaskExecutor(request.getfixturevalue("client"))
+    return request.param
+
+
+def trial_log(result: dx.RunResult, key: str) -> list[tuple[int, State, int | None]]:
+    return [(t.attempt, t.state, t.items) for t in result.trials[key]]
+
+
+def test_a_stream_feeds_its_stages_and_plain_readers_get_its_list(executor):
+    with dx.Graph("g") as g:
+        ns = numbers(4)
+        g.output(total(double(ns)), name="total")
+        g.output(size(ns), name="size")
+        g.output(ns, name="items")
+    result = g.compile().run(executor=executor)
+    assert result.outputs == {"total": 12, "size": 4, "items": [0, 1, 2, 3]}
+    assert trial_log(result, "numbers") == [(1, State.SUCCEEDED, 4)]
+    assert trial_log(result, "double") == [(1, State.SUCCEEDED, 4)]
+    assert trial_log(result, "total") == [(1, State.SUCCEEDED, None)]
+
+
+def test_each_item_reaches_the_reader_before_the_producer_goes_on(executor):
+    with dx.Graph("g") as g:
+        g.output(reads(watched(3)), name="seen")
+    result = g.compile().run(executor=executor)
+    # when the producer made item k, the reader had had items 0 .. k-1
+    assert result.output == [[], [0], [0, 1]]
+
+
+def test_a_stream_that_fails_after_yielding_is_not_retried_and_fails_what_it_feeds(executor):
+    with dx.Graph("g") as g:
+        total(double(breaks_after(2)))
+    result = g.compile().run(executor=executor, raise_on_failure=False)
+    assert result.states == {
+        "breaks_after": State.FAILED,
+        "double": State.UPSTREAM_FAILED,
+        "total": State.UPSTREAM_FAILED,
+    }
+    assert trial_log(result, "breaks_after") == [(1, State.FAILED, 2)]  # retries=2, none used
+    assert str(result.trials["breaks_after"][0].error) == "broke after 2"
+    assert result.trials["double"] == [] and result.trials["total"] == []
+
+
+def test_a_stream_that_fails_before_its_first_item_is_retried(executor, tmp_path):
+    with dx.Graph("g") as g:
+        g.output(total(fails_first(str(tmp_path / "failed"))), name="total")
+    result = g.compile().run(executor=executor)
+    assert result.output == 3
+    assert trial_log(result, "fails_first") == [(1, State.FAILED, 0), (2, State.SUCCEEDED, 3)]
+    assert trial_log(result, "total") == [(1, State.SUCCEEDED, None)]
+
+
+def test_an_endless_stream_is_closed_when_its_reader_stops(executor, tmp_path):
+    marker = tmp_path / "closed"
+    with dx.Graph("g") as g:
+        g.output(first(endless(str(marker)), 3), name="first")
+    result = g.compile().run(executor=executor)
+    assert result.output == [0, 1, 2]
+    assert trial_log(result, "endless") == [(1, State.SUCCEEDED, 3)]
+    assert marker.exists()  # its finally ran
+
+
+def test_a_fed_parameter_outside_a_pipe_gets_an_iterator_over_the_list(executor):
+    with dx.Graph("g") as g:
+        g.output(timed_total(numbers(5)), name="total")
+    result = g.compile().run(executor=executor)
+    assert result.output == 10
+    assert trial_log(result, "numbers") == [(1, State.SUCCEEDED, 5)]
+
+
+def test_an_executor_without_batches_runs_a_producer_alone_and_feeds_an_iterator_over_its_list():
+    from dagexec.executors import SerialExecutor
+
+    class Submits(SerialExecutor):  # overrides submit: sees every trial, takes no batch
+        def submit(self, call: Any, post: Any) -> Any:
+            return super().submit(call, post)
+
+    with dx.Graph("g") as g:
+        ns = numbers(4)
+        g.output(total(double(ns)), name="total")
+        g.output(ns, name="items")
+    result = g.compile().run(executor=Submits())
+    assert result.outputs == {"total": 12, "items": [0, 1, 2, 3]}
+    assert trial_log(result, "numbers") == [(1, State.SUCCEEDED, None)]  # alone: not counted
