@@ -27,6 +27,7 @@ from bigbuild import BigBuildWorkload
 from runners import Runner
 from shapes import SHAPES, Dag, independent, sleepers
 from special_workloads import CacheWorkload, MapWorkload, MemoryWorkload, SaveWorkload
+from streams import StreamWorkload
 from tasks import calibrate
 from workload_base import Workload, time_calls
 
@@ -41,6 +42,7 @@ __all__ = [
     "RunWorkload",
     "SaveWorkload",
     "SleepWorkload",
+    "StreamWorkload",
     "Workload",
     "time_calls",
 ]
@@ -319,6 +321,13 @@ WORKLOADS: dict[str, Workload] = {
             10,
             20_000_000,
             "peak memory of a chain of 20 MB values, each a copy of the one before",
+        ),
+        StreamWorkload(
+            "stream",
+            "stream",
+            1_000_000,
+            100_000,
+            "1,000,000 records of ~100 bytes through a three-stage stream (producer, 2 stages, a fed reader)",
         ),
         BigBuildWorkload(
             "build-1m",

@@ -183,3 +183,37 @@ def test_an_executor_without_batches_runs_a_producer_alone_and_feeds_an_iterator
     result = g.compile().run(executor=Submits())
     assert result.outputs == {"total": 12, "items": [0, 1, 2, 3]}
     assert trial_log(result, "numbers") == [(1, State.SUCCEEDED, None)]  # alone: not counted
+
+
+STARTED = __import__("threading").Event()  # set by the endless producer once it has yielded
+
+
+@dx.task
+def endless_started(marker: str) -> Iterator[int]:
+    try:
+        for k in itertools.count():
+            STARTED.set()
+            yield k
+    finally:
+        open(marker, "w").close()
+
+
+@dx.task
+def fails_once_streaming() -> int:
+    assert STARTED.wait(30), "the stream never started"
+    raise RuntimeError("failed while a stream ran")
+
+
+def test_fail_fast_closes_a_running_pipe_on_threads(tmp_path):
+    STARTED.clear()
+    marker = tmp_path / "closed"
+    with dx.Graph("g") as g:
+        first(endless_started(str(marker)), 10**12)  # reads until the run stops
+        fails_once_streaming()
+    result = g.compile().run(executor="threads", raise_on_failure=False)
+    assert result.states == {
+        "endless_started": State.CANCELLED,
+        "first": State.CANCELLED,
+        "fails_once_streaming": State.FAILED,
+    }
+    assert marker.exists()  # the generator was closed: its finally ran

@@ -21,8 +21,11 @@ was never pulled does not start, and its trial has 0 items).
 
 Each member keeps its own trial: start, end, state, log, and a producer's item count
 (``BatchDone.items``).  A producer that fails raises :class:`Broken` in each member it
-feeds, which then has no outcome: the engine makes it ``upstream_failed``.  However a
-pipe ends (an error, Ctrl-C), every generator still open is closed.
+feeds, which then has no outcome: the engine makes it ``upstream_failed``.  When
+fail_fast stops the run (``batch.stopped``, where the engine can set it: threads, the
+master), producers give no more: they are closed, and they and what they feed end
+with no outcome (``cancelled``).  However a pipe ends (an error, Ctrl-C), every
+generator still open is closed.
 """
 
 from __future__ import annotations
@@ -53,9 +56,13 @@ class _Source:
     ``state`` goes NEW -> RUNNING -> ENDED (its generator returned), FAILED (it
     raised), BROKEN (what feeds it failed) or CLOSED (nobody needs more)."""
 
-    __slots__ = ("bufs", "call", "end", "error", "gen", "items", "listed", "log", "read_by", "start", "state", "worker")
+    __slots__ = (
+        "batch", "bufs", "call", "end", "error", "gen", "items", "listed", "log", "read_by", "start", "state",
+        "worker",
+    )  # fmt: skip
 
-    def __init__(self, call: Call, keep: bool, worker: str) -> None:
+    def __init__(self, batch: Batch, call: Call, keep: bool, worker: str) -> None:
+        self.batch = batch  # its ``stopped``: fail_fast stopped the run
         self.call = call
         self.worker = worker
         self.gen: Any = None
@@ -71,6 +78,9 @@ class _Source:
     def advance(self) -> bool:
         """Pull one item into every reader's buffer; False once there is none to come."""
         if self.state > RUNNING:
+            return False
+        if self.batch.stopped:  # the run stops: nobody gets more
+            self.close()
             return False
         call = self.call
         slot: list[Any] = [self.log]
@@ -142,9 +152,12 @@ class _Fed:
     def __next__(self) -> Any:
         buf = self.buf
         while not buf:
-            if not self.src.advance():
-                if self.src.state in (FAILED, BROKEN):
-                    raise Broken(f"node {self.src.call.key!r}, which feeds this one, failed")
+            src = self.src
+            if not src.advance():
+                if src.state in (FAILED, BROKEN):
+                    raise Broken(f"node {src.call.key!r}, which feeds this one, failed")
+                if src.batch.stopped:
+                    raise Broken("the run stopped")
                 raise StopIteration
         return buf.popleft()
 
@@ -155,7 +168,7 @@ def run_pipe(batch: Batch, worker: str | None = None) -> BatchDone:
     name = worker or threading.current_thread().name
     calls, feeds, keep = batch.calls, batch.feeds, batch.keep
     assert feeds is not None
-    sources = {k: _Source(call, keep[k], name) for k, call in enumerate(calls) if is_producer(call.spec.fn)}
+    sources = {k: _Source(batch, call, keep[k], name) for k, call in enumerate(calls) if is_producer(call.spec.fn)}
     reads: dict[int, list[int]] = {}  # member -> the sources it reads
     for m, call in enumerate(calls):
         for where, k in feeds[m]:
