@@ -217,6 +217,9 @@ def _run_line(word: str, trials: Sequence[Trial]) -> str:
         parts.append(format_duration(sum(spent)))
     if len(trials) > 1:
         parts.append(f"{len(trials)} attempts")
+    if trials and trials[-1].items is not None:  # a stream producer's
+        n = trials[-1].items
+        parts.append(f"{n:,} item" if n == 1 else f"{n:,} items")
     return ", ".join(parts)
 
 

@@ -217,3 +217,12 @@ def test_fail_fast_closes_a_running_pipe_on_threads(tmp_path):
         "fails_once_streaming": State.FAILED,
     }
     assert marker.exists()  # the generator was closed: its finally ran
+
+
+def test_a_pictured_run_counts_a_streams_items():
+    with dx.Graph("g") as g:
+        g.output(total(double(numbers(1234))), name="total")
+    result = g.compile().run(executor="serial")
+    dot = result.to_dot().source
+    assert "1,234 items" in dot
+    assert dot.count(" items") == 2  # the producer and the stage; the reader yields none
