@@ -226,3 +226,25 @@ def test_a_pictured_run_counts_a_streams_items():
     dot = result.to_dot().source
     assert "1,234 items" in dot
     assert dot.count(" items") == 2  # the producer and the stage; the reader yields none
+
+
+@dx.task
+def triple(xs: Iterator[int]) -> Iterator[int]:
+    for x in xs:
+        yield 3 * x
+
+
+def test_a_cached_stream_replays_its_items_to_what_it_feeds(tmp_path, executor):
+    cache = str(tmp_path / "cache")
+    with dx.Graph("g") as g:
+        g.output(total(double(numbers(4))), name="total")
+    first = g.compile().run(executor=executor, cache=cache)
+    assert first.output == 12
+    with dx.Graph("g") as g:  # the same producer, a stage that changed
+        g.output(total(triple(numbers(4))), name="total")
+    plan = g.compile()
+    assert {e.key: e.action for e in plan.explain(cache=cache)}["numbers"] == "cached"
+    again = plan.run(executor=executor, cache=cache)
+    assert again.output == 18
+    assert again.states["numbers"] is State.CACHED
+    assert trial_log(again, "triple") == [(1, State.SUCCEEDED, 4)]

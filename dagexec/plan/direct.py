@@ -57,7 +57,7 @@ def direct_calls(plan: CompiledGraph) -> tuple[Direct | None, ...]:
     for m in plan._maps:  # a map node expands in the loop
         out[m] = None
     streams = plan._stream_feeds()
-    for i in streams.producers | streams.fed_whole:  # a pipe's, or fed a list's iterator
+    for i in streams.producers | streams.fed:  # in a pipe, or fed an iterator over a list
         out[i] = None
     return tuple(out)
 

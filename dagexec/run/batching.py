@@ -62,7 +62,7 @@ class Batching:
     item's function is its map's)."""
 
     __slots__ = (
-        "est", "inline", "keeps", "kind", "links", "measured", "on", "opts", "owner", "pipes", "quick",
+        "est", "inline", "keeps", "kind", "links", "measured", "on", "opts", "owner", "pipe_of", "pipes", "quick",
         "route", "solo", "specs", "state", "suspect", "tiny",
     )  # fmt: skip
 
@@ -92,6 +92,7 @@ class Batching:
         self.links: Any = links
         # per pipe head, its members (dagexec/plan/streams.py): one batch, run interleaved
         self.pipes = plan._stream_feeds().pipes if any(self.on) else {}
+        self.pipe_of = {m: head for head, members in self.pipes.items() for m in members}
         self.specs = plan._specs
         self.opts = plan._opts
         self.route = loop.route
@@ -117,10 +118,10 @@ class Batching:
         solo = self.solo
         if solo and i in solo:
             return None
-        pipe = self.pipes.get(i) if self.pipes else None
-        if pipe is not None:  # a pipe goes whole, even of one node (a producer's items)
-            state = self.state
-            return [j for j in pipe if state[j] == PENDING and not (solo and j in solo)]
+        head = self.pipe_of.get(i) if self.pipes else None
+        if head is not None:  # a pipe goes whole, even of one node (a producer's items);
+            state = self.state  # what is left of one whose first nodes are done (cached)
+            return [j for j in self.pipes[head] if j >= i and state[j] == PENDING and not (solo and j in solo)]
         members = [i]
         self.extend_chain(members, r)
         if self.tiny[r] and stack:
@@ -260,9 +261,9 @@ def submit_batch(loop: Loop, members: list[int], r: int, ex: Executor, ahead: li
     linked: list[bool] = []
     keep: list[bool] = []
     prev = -1
-    if loop.batches.pipes and members[0] in loop.batches.pipes:
+    if loop.batches.pipes and members[0] in loop.batches.pipe_of:
         batch = pipe_batch(loop, members)
-        calls = batch.calls
+        calls, linked = batch.calls, batch.linked
     else:
         for j in members:
             is_link = prev >= 0 and links[prev] == j
@@ -308,7 +309,8 @@ def pipe_batch(loop: Loop, members: list[int]) -> Batch:
         if j in streams.producers:
             vals[j] = FEED  # where a member reads it, the worker feeds it item by item
     calls = [loop.make_call(j) for j in members]
-    feeds = [tuple((where, pos[p]) for where, p in streams.feeds[j]) for j in members]
+    # fed by a member; by a producer done before (cached): an iterator over its list
+    feeds = [tuple((where, pos[p]) for where, p in streams.feeds[j] if p in pos) for j in members]
     keep = [
         kept[j] or (saving is not None and saving[j]) or any(d not in pos for d in dependents[j]) for j in members
     ]

@@ -78,7 +78,7 @@ def submit_by_level(loop: Loop, r: int, ex: Executor, stack: list[int]) -> None:
                     stack.extend(buckets[lvl])
                 stack.extend(reversed(later))
                 return
-            if len(members) > 1 or members[0] in loop.batches.pipes:
+            if len(members) > 1 or members[0] in loop.batches.pipe_of:
                 submit_batch(loop, members, r, ex, pushed)
             else:
                 loop.submit(members[0], r, ex, pushed)
@@ -101,7 +101,7 @@ def sibling_groups(loop: Loop, units: list[int], r: int, width: int) -> list[lis
         if solo and u in solo:
             order.append([u])
             continue
-        if u in batching.pipes:  # a stream and what it feeds: one unit
+        if u in batching.pipe_of:  # a stream and what it feeds: one unit
             order.append(batching.members(u, r, []) or [u])
             continue
         members = [u]
