@@ -146,19 +146,10 @@ def _run_batch(
     for the whole chain, with each member's record (a failed member's outcome pickled).
     The task's value is the last member's; :data:`_FAILED` when it did not succeed.
     A member whose task cannot be loaded makes the master run them one by one."""
-    from distributed import get_worker
-
-    worker = get_worker()
-    install_worker_capture()
-    where = str(worker.address)
-    _REPORTS.began(worker, topic, dkey)
-    try:
-        specs = [load_spec(*b) for b in blobs]
-    except Exception:
-        _REPORTS.ended(dkey)
-        worker.log_event(topic, {"k": dkey, "split": 1})
+    worker, calls = _batch_calls(topic, dkey, heads, blobs, swapped)
+    if calls is None:
         return _FAILED
-    calls = [Call(idx, attempt, spec, args, kwargs) for (idx, attempt, _), spec, (args, kwargs, _) in zip(heads, specs, swapped, strict=True)]
+    where = str(worker.address)
     first = calls[0]
     lost = _lost_input(first.key, first.args, first.kwargs, swapped[0][2])
     if lost is not None:
@@ -232,22 +223,15 @@ def _run_pipe(
     dask worker, interleaved; one "ended" event with each member's record and each
     producer's items.  The task's value is the tuple of the members' values (a
     producer's: its list, when kept), as a group's."""
-    from distributed import get_worker
-
-    worker = get_worker()
-    install_worker_capture()
-    where = str(worker.address)
-    _REPORTS.began(worker, topic, dkey)
-    try:
-        specs = [load_spec(*b) for b in blobs]
-    except Exception:
-        _REPORTS.ended(dkey)
-        worker.log_event(topic, {"k": dkey, "split": 1})
+    worker, calls = _batch_calls(topic, dkey, heads, blobs, swapped)
+    if calls is None:
         return (_FAILED,) * len(heads)
-    calls = [Call(idx, attempt, spec, args, kwargs) for (idx, attempt, _), spec, (args, kwargs, _) in zip(heads, specs, swapped, strict=True)]
-    lost = next(((c, e) for c, (a, k, p) in zip(calls, swapped, strict=True) if (e := _lost_input(c.key, a, k, p))), None)
-    if lost is not None:
-        done = BatchDone(Batch(calls, linked, keep), [failed_outcome(lost[0], lost[1], time.time(), where)])
+    where = str(worker.address)
+    for call, (args, kwargs, inputs) in zip(calls, swapped, strict=True):
+        lost = _lost_input(call.key, args, kwargs, inputs)
+        if lost is not None:  # the pipe does not run: this member fails, the others go again
+            done = BatchDone(Batch(calls, linked, keep), [failed_outcome(call, lost, time.time(), where)])
+            break
     else:
         done = run_batch(Batch(calls, linked, keep, feeds), where)
     _REPORTS.ended(dkey)
@@ -261,6 +245,34 @@ def _run_pipe(
     report = {"k": dkey, "b": entries, "w": where, "i": [[idx, n] for idx, n in (done.items or {}).items()]}
     _REPORTS.batch_ended(worker, topic, report)
     return tuple(by_idx.get(idx, _FAILED) for idx, _, _ in heads)
+
+
+def _batch_calls(
+    topic: str,
+    dkey: str,
+    heads: list[tuple[int, int, str]],
+    blobs: list[Blobs],
+    swapped: list[tuple[Any, dict[str, Any] | None, list[Path]]],
+) -> tuple[Any, list[Call] | None]:
+    """This worker (its capture installed, the task's start reported) and the calls of
+    a chain's or a pipe's members; None for the calls when a member's task cannot be
+    loaded (the master is told to run them one by one)."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    install_worker_capture()
+    _REPORTS.began(worker, topic, dkey)
+    try:
+        specs = [load_spec(*b) for b in blobs]
+    except Exception:
+        _REPORTS.ended(dkey)
+        worker.log_event(topic, {"k": dkey, "split": 1})
+        return worker, None
+    calls = [
+        Call(idx, attempt, spec, args, kwargs)
+        for (idx, attempt, _), spec, (args, kwargs, _) in zip(heads, specs, swapped, strict=True)
+    ]
+    return worker, calls
 
 
 def _entry(out: Outcome, key: str) -> list[Any]:
