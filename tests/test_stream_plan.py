@@ -88,9 +88,12 @@ def test_generator_functions_produce_streams_and_annotated_parameters_are_fed():
         "count-1": ((0, "numbers"),),
         "total": ((0, "ticks"),),
     }
-    # one pipe: the producer and what it feeds that reads nothing else; an async
-    # generator heads none (what it feeds gets an iterator over its list)
-    assert pipes_by_key(plan) == ({"numbers": ("numbers", "double", "count", "count-1")}, {"total"})
+    # pipes: a producer and what it feeds that reads nothing else; an async def reader
+    # is in none (it gets an iterator over the list)
+    assert pipes_by_key(plan) == (
+        {"numbers": ("numbers", "double", "count", "count-1"), "ticks": ("ticks",)},
+        {"total"},
+    )
 
 
 def pipes_by_key(plan: dx.CompiledGraph) -> tuple[dict[str, tuple[str, ...]], set[str]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -248,3 +248,24 @@ def test_a_cached_stream_replays_its_items_to_what_it_feeds(tmp_path, executor):
     assert again.output == 18
     assert again.states["numbers"] is State.CACHED
     assert trial_log(again, "triple") == [(1, State.SUCCEEDED, 4)]
+
+
+@dx.task
+async def ticks(n: int) -> AsyncIterator[int]:
+    for k in range(n):
+        yield k
+
+
+@dx.task
+async def atotal(xs: AsyncIterator[int]) -> int:
+    return sum([x async for x in xs])
+
+
+def test_an_async_generator_feeds_a_stage_and_an_async_reader_gets_its_list(executor):
+    with dx.Graph("g") as g:
+        ts = ticks(4)
+        g.output(total(double(ts)), name="total")  # in the pipe: fed item by item
+        g.output(atotal(ts), name="atotal")  # async def: in no pipe, an async iterator over the list
+    result = g.compile().run(executor=executor)
+    assert result.outputs == {"total": 12, "atotal": 6}
+    assert trial_log(result, "ticks") == [(1, State.SUCCEEDED, 4)]

@@ -26,7 +26,7 @@ from .specs import _Ref
 if TYPE_CHECKING:
     from .compiled import CompiledGraph
 
-__all__ = ["FEEDING", "StreamFeeds", "is_producer", "pipes_of", "stream_feeds"]
+__all__ = ["FEEDING", "StreamFeeds", "is_producer", "pipes_of", "stream_feeds", "wants_async"]
 
 #: the annotations (their ``typing.get_origin``) that make a parameter a stream feed
 FEEDING = frozenset({cabc.Iterator, cabc.Iterable, cabc.AsyncIterator})
@@ -89,14 +89,14 @@ def pipes_of(
     it waits for is in that one pipe and every value it reads is fed (none inside a
     container), it runs on the same route as the pipe's head, and it is neither async
     nor timed.  Any other
-    producer (a generator function, neither async nor timed) heads a pipe of its own.
-    An async generator, a timed producer and a map are in no pipe."""
+    producer (a generator or async generator function, not timed) heads a pipe of its
+    own.  A timed producer and a map are in no pipe."""
     specs, deps, routes = plan._specs, plan._deps, plan._routes
     head_of: dict[int, int] = {}
     pipes: dict[int, list[int]] = {}
     for i, spec in enumerate(specs):
         runs_here = spec.task is not None and spec.timeout is None and not spec.coro and i not in plan._maps
-        if not runs_here or inspect.isasyncgenfunction(spec.fn):
+        if not runs_here:
             continue
         fed_by = {p for _, p in feeds[i]}
         heads = {head_of.get(d) for d in deps[i]}
@@ -132,15 +132,30 @@ def _whole_reads(plan: CompiledGraph, i: int) -> list[tuple[int | str, int]]:
 
 def _fed(meta: Any, where: int | str) -> bool:
     """Whether the parameter an argument at ``where`` binds to is annotated as a stream."""
+    name = _param(meta, where)
+    return name is not None and _feeding(meta.hints.get(name))
+
+
+def _param(meta: Any, where: int | str) -> str | None:
+    """The name of the parameter an argument at ``where`` binds to (``*args``' and
+    ``**kwargs``' past the named ones), or None."""
     params = meta.params
     if isinstance(where, int):
         if where < len(meta.pos_params):
-            name = meta.pos_params[where]
-        else:  # past the named ones: *args
-            name = next((p.name for p in params.values() if p.kind is p.VAR_POSITIONAL), None)
-    else:
-        name = where if where in params else next((p.name for p in params.values() if p.kind is p.VAR_KEYWORD), None)
-    return name is not None and _feeding(meta.hints.get(name))
+            return str(meta.pos_params[where])
+        return next((p.name for p in params.values() if p.kind is p.VAR_POSITIONAL), None)
+    if where in params:
+        return where
+    return next((p.name for p in params.values() if p.kind is p.VAR_KEYWORD), None)
+
+
+def wants_async(meta: Any, where: int | str) -> bool:
+    """Whether the fed parameter at ``where`` is annotated ``AsyncIterator[T]``."""
+    name = _param(meta, where)
+    ann = meta.hints.get(name) if name is not None else None
+    if typing.get_origin(ann) in (typing.Union, types.UnionType):
+        ann = next((a for a in typing.get_args(ann) if a is not type(None)), None)
+    return typing.get_origin(ann) is cabc.AsyncIterator
 
 
 def _feeding(ann: Any) -> bool:

@@ -1,7 +1,8 @@
 """A pipe: stream producers and the nodes they feed, run as one unit, interleaved.
 
 DESIGN §13.  A *pipe* is a :class:`~.protocol.Batch` with ``feeds``: its members, in
-plan order, are stream producers (generator functions, :mod:`dagexec.plan.streams`)
+plan order, are stream producers (generator functions, and async generator functions,
+each item awaited on the thread's event loop: :mod:`dagexec.plan.streams`)
 and the nodes they feed item by item; where a member is fed, its call holds ``FEED``.
 :func:`run_pipe` runs a pipe in the thread that calls it, on any executor, the way a
 chain runs: pulling drives it, so no member ever waits for a worker another member
@@ -31,6 +32,7 @@ generator still open is closed.
 from __future__ import annotations
 
 import threading
+import types
 from collections import deque
 from time import time
 from typing import Any
@@ -38,11 +40,12 @@ from typing import Any
 from .._capture import CURRENT, log_text
 from ..plan.streams import is_producer
 from .protocol import FEED, O_END, O_ERROR, O_IDX, Batch, BatchDone, Call, Outcome, failed_outcome
-from .worker import check_arguments, from_task, run_call
+from .worker import check_arguments, from_task, run_call, run_coroutine
 
 __all__ = ["Broken", "run_pipe"]
 
 NEW, RUNNING, ENDED, FAILED, BROKEN, CLOSED = range(6)
+_ASYNC = types.AsyncGeneratorType
 
 
 class Broken(BaseException):
@@ -90,8 +93,10 @@ class _Source:
                 self.state, self.start = RUNNING, time()
                 check_arguments(call)
                 self.gen = call.spec.fn(*call.args, **(call.kwargs or {}))
-            item = next(self.gen)
-        except StopIteration:
+            gen = self.gen
+            # an async generator's next item, awaited on this thread's event loop
+            item = next(gen) if type(gen) is not _ASYNC else run_coroutine(gen.__anext__())
+        except (StopIteration, StopAsyncIteration):
             self._ended(ENDED, None)
             return False
         except Broken as exc:
@@ -123,7 +128,10 @@ class _Source:
         elif self.state == RUNNING:
             gen, self.gen = self.gen, None
             self.state, self.end = CLOSED, time()
-            gen.close()
+            if type(gen) is _ASYNC:
+                run_coroutine(gen.aclose())
+            else:
+                gen.close()
 
     def outcome(self) -> Outcome | None:
         """Its trial's outcome once it has ended; None when what fed it failed."""

@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Any
 
+from ..plan.streams import wants_async
 from .protocol import FEED, Call, Executor, Outcome, Remote, failed_outcome
 from .state import RELEASED, SUCCEEDED
 
@@ -39,14 +40,36 @@ def fed_lists(plan: Any, i: int, args: Any, kwargs: dict[str, Any] | None) -> tu
     stream's complete list (the node runs outside the stream's pipe: in none, after a
     cached stream, or one by one), not ``FEED``, becomes an iterator over it (a list
     kept on a worker is brought over: the iterator is made where the call is)."""
+    spec = plan._specs[i]
     for where, _ in plan._stream_feeds().feeds[i]:
+        make = AsyncItems if wants_async(spec.task.meta, where) else iter
         if isinstance(where, int):
             if args[where] is not FEED:
                 args = list(args)
-                args[where] = iter(_here(args[where]))
+                args[where] = make(_here(args[where]))
         elif kwargs is not None and kwargs[where] is not FEED:
-            kwargs = {**kwargs, where: iter(_here(kwargs[where]))}
+            kwargs = {**kwargs, where: make(_here(kwargs[where]))}
     return args, kwargs
+
+
+class AsyncItems:
+    """An async iterator over a list: what a parameter annotated ``AsyncIterator[T]``
+    receives of a stream's complete list."""
+
+    __slots__ = ("items", "k")
+
+    def __init__(self, items: Any) -> None:
+        self.items = list(items)
+        self.k = 0
+
+    def __aiter__(self) -> AsyncItems:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self.k >= len(self.items):
+            raise StopAsyncIteration
+        self.k += 1
+        return self.items[self.k - 1]
 
 
 def _here(value: Any) -> Any:

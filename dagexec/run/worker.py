@@ -90,11 +90,11 @@ def run_call(call: Call, worker: str | None = None, reraise_interrupt: bool = Fa
         try:
             value = spec.fn(*args, **kwargs) if kwargs else spec.fn(*args)
             if spec.coro:
-                value = _run_coroutine(_awaited(spec, value))
+                value = run_coroutine(_awaited(spec, value))
             elif type(value) in _GENERATORS:  # a stream producer run on its own: its items
                 if spec.ret is not None:
                     _check_return(spec, value)  # the generator against its Iterator[...]
-                value = list(value) if type(value) is _GENERATOR else _run_coroutine(_listed(value))
+                value = list(value) if type(value) is _GENERATOR else run_coroutine(_listed(value))
                 return _succeeded(call, start, value, worker, buf)
         finally:
             slot[0] = None  # closed: what the task's threads write from now on is no trial's
@@ -221,7 +221,7 @@ _background: list[Any] = []  # [loop] of the thread that runs coroutines for thr
 _background_lock = threading.Lock()
 
 
-def _run_coroutine(coro: Any) -> Any:
+def run_coroutine(coro: Any) -> Any:
     """Run ``coro`` to its end from synchronous code: on this thread's own event loop
     (one per thread, kept between trials), or, when a loop already runs in this thread
     (a notebook), on a loop thread of dagexec's."""
