@@ -233,7 +233,9 @@ def occupy(marks: str) -> int:
     return os.getpid()
 
 
-@dx.task(timeout=1.0)
+# its timeout: far longer than its own result takes to reach the master on a loaded
+# machine (1 s was seen to be too short there), far shorter than its wait in the queue
+@dx.task(timeout=3.0)
 def quick_pid(x: int = 0) -> int:
     return os.getpid()
 
@@ -511,7 +513,7 @@ def test_a_timeout_counts_from_the_trials_start_not_from_its_submission(tmp_path
     thread.start()
     try:
         await_path(tmp_path / "held", "the only worker to be busy")
-        free = threading.Timer(2.0, (tmp_path / "go").touch)  # after timeout + grace
+        free = threading.Timer(4.5, (tmp_path / "go").touch)  # after timeout + grace
         free.start()
         with dx.Graph("timed") as timed:
             quick_pid()
