@@ -269,3 +269,14 @@ def test_an_async_generator_feeds_a_stage_and_an_async_reader_gets_its_list(exec
     result = g.compile().run(executor=executor)
     assert result.outputs == {"total": 12, "atotal": 6}
     assert trial_log(result, "ticks") == [(1, State.SUCCEEDED, 4)]
+
+
+def test_the_json_of_a_run_has_a_producers_items():
+    from dagexec.cli.report import result_to_json
+
+    with dx.Graph("g") as g:
+        g.output(total(double(numbers(3))), name="total")
+    doc = result_to_json(g.compile().run(executor="serial"))
+    assert [t["items"] for t in doc["trials"]["numbers"]] == [3]
+    assert "items" not in doc["trials"]["total"][0]
+    assert list(doc["trials"]["total"][0]) == ["attempt", "state", "start", "end", "error", "log"]

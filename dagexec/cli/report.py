@@ -125,6 +125,15 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+def _trial_json(trial: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    """A trial's ``--json`` fields; a stream producer's items too, where counted."""
+    full = trial.to_dict()
+    out = {f: full[f] for f in fields}
+    if "items" in full:
+        out["items"] = full["items"]
+    return out
+
+
 def result_to_json(result: RunResult) -> dict[str, Any]:
     """The ``--json`` document of a run (DESIGN §8)."""
     fields = ("attempt", "state", "start", "end", "error", "log")
@@ -132,10 +141,7 @@ def result_to_json(result: RunResult) -> dict[str, Any]:
         "ok": result.ok,
         "outputs": {name: _jsonable(value) for name, value in result.outputs.items()},
         "states": {key: state.value for key, state in result.states.items()},
-        "trials": {
-            key: [{f: t.to_dict()[f] for f in fields} for t in trials]
-            for key, trials in result.trials.items()
-        },
+        "trials": {key: [_trial_json(t, fields) for t in trials] for key, trials in result.trials.items()},
         "duration": result.duration,
     }
 
