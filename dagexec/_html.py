@@ -115,6 +115,8 @@ def _node_details(plan: CompiledGraph, result: RunResult | None) -> dict[str, di
             )
             if info.key in result._items:
                 d.update(_map_details(info.key, trials, result))
+            elif last is not None and last.items is not None:  # a stream producer's
+                d["items"] = f"{last.items:,} yielded"
         details[info.key] = d
     return details
 

@@ -280,3 +280,14 @@ def test_the_json_of_a_run_has_a_producers_items():
     assert [t["items"] for t in doc["trials"]["numbers"]] == [3]
     assert "items" not in doc["trials"]["total"][0]
     assert list(doc["trials"]["total"][0]) == ["attempt", "state", "start", "end", "error", "log"]
+
+
+def test_the_html_report_says_what_a_producer_yielded():
+    from dagexec._html import _node_details
+
+    with dx.Graph("g") as g:
+        g.output(total(double(numbers(1234))), name="total")
+    plan = g.compile()
+    details = _node_details(plan, plan.run(executor="serial"))
+    assert (details["numbers"]["items"], details["double"]["items"]) == ("1,234 yielded", "1,234 yielded")
+    assert "items" not in details["total"]
