@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
@@ -185,38 +186,39 @@ def test_an_executor_without_batches_runs_a_producer_alone_and_feeds_an_iterator
     assert trial_log(result, "numbers") == [(1, State.SUCCEEDED, None)]  # alone: not counted
 
 
-STARTED = __import__("threading").Event()  # set by the endless producer once it has yielded
-
-
 @dx.task
-def endless_started(marker: str) -> Iterator[int]:
+def endless_started(folder: str) -> Iterator[int]:
     try:
         for k in itertools.count():
-            STARTED.set()
+            if k == 1:
+                open(os.path.join(folder, "started"), "w").close()  # one item is out
             yield k
     finally:
-        open(marker, "w").close()
+        open(os.path.join(folder, "closed"), "w").close()
 
 
 @dx.task
-def fails_once_streaming() -> int:
-    assert STARTED.wait(30), "the stream never started"
+def fails_once_streaming(folder: str) -> int:
+    path = os.path.join(folder, "started")
+    deadline = time.monotonic() + 30
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, "the stream never started"
+        time.sleep(0.01)
     raise RuntimeError("failed while a stream ran")
 
 
-def test_fail_fast_closes_a_running_pipe_on_threads(tmp_path):
-    STARTED.clear()
-    marker = tmp_path / "closed"
+@pytest.mark.parametrize("ex", ["threads", "loky"])
+def test_fail_fast_closes_a_running_pipe(tmp_path, ex):
     with dx.Graph("g") as g:
-        first(endless_started(str(marker)), 10**12)  # reads until the run stops
-        fails_once_streaming()
-    result = g.compile().run(executor="threads", raise_on_failure=False)
+        first(endless_started(str(tmp_path)), 10**12)  # reads until the run stops
+        fails_once_streaming(str(tmp_path))
+    result = g.compile().run(executor=ex, raise_on_failure=False)
     assert result.states == {
         "endless_started": State.CANCELLED,
         "first": State.CANCELLED,
         "fails_once_streaming": State.FAILED,
     }
-    assert marker.exists()  # the generator was closed: its finally ran
+    assert (tmp_path / "closed").exists()  # the generator was closed: its finally ran
 
 
 def test_a_pictured_run_counts_a_streams_items():

@@ -28,7 +28,7 @@ def run_batch(batch: Batch, worker: str | None = None, board: Any = None, slot: 
     before it runs (so a crash can be charged to the member that caused it).
     """
     if batch.feeds is not None:
-        return run_pipe(batch, worker)
+        return run_pipe(batch, worker, board, slot)
     name = worker or threading.current_thread().name
     calls, linked, keep = batch.calls, batch.linked, batch.keep
     outs: list[Outcome] = []

@@ -74,6 +74,20 @@ def _abandon_in_flight(loop: Loop) -> None:
     loop.calls.clear()
 
 
+def stop_batches(loop: Loop) -> None:
+    """fail_fast stopped the run: each batch in flight is ``stopped`` (a thread running
+    it starts no further member; a pipe gives no more items), and its executor is told
+    (one that runs it in another process passes it on)."""
+    for i, call in list(loop.calls.items()):
+        if type(call) is Batch and not call.stopped:
+            call.stopped = True
+            ex = loop.execs[loop.route[i]]
+            try:
+                ex.stop_batch(call)
+            except Exception:
+                logger.warning("executor %r failed to stop %r", ex, call, exc_info=True)
+
+
 def withdraw_waiting(loop: Loop) -> None:
     """fail_fast stopped the run: each call in flight that has not begun to run is
     taken back from its executor (a batch whole), and its units are cancelled."""

@@ -54,7 +54,7 @@ from .ahead import push_dependents, withdraw_ahead
 from .batching import Batching, finish_batch, submit_batch
 from .conds import choose, conds_by_predicate
 from .here import drain_here
-from .interrupt import cancel_all, withdraw_waiting
+from .interrupt import cancel_all, stop_batches, withdraw_waiting
 from .maps import Maps
 from .policy import next_wait, refused, timeout_error, trial_state
 from .protocol import O_ATTEMPT, Batch, BatchDone, Call, Executor, Outcome
@@ -504,9 +504,7 @@ class Loop(RunState):
         self.stopping = True
         self.stop_time = seen
         withdraw_waiting(self)  # what waits in an executor's queue does not start
-        for call in self.calls.values():
-            if type(call) is Batch:
-                call.stopped = True  # a thread running it starts no further member
+        stop_batches(self)  # what runs as a batch starts no further member, gives no more items
         for stack in self.ready:
             for j in stack:
                 self.cancel(j)

@@ -45,6 +45,9 @@ from .worker import check_arguments, from_task, run_call, run_coroutine
 __all__ = ["Broken", "run_pipe"]
 
 NEW, RUNNING, ENDED, FAILED, BROKEN, CLOSED = range(6)
+#: what a process executor writes in a pipe's slot of its board when fail_fast stops
+#: the run (the worker reads it at each item: ``run_pipe``'s ``board``)
+STOP_MARK = -2
 _ASYNC = types.AsyncGeneratorType
 
 
@@ -61,11 +64,12 @@ class _Source:
 
     __slots__ = (
         "batch", "bufs", "call", "end", "error", "gen", "items", "listed", "log", "read_by", "start", "state",
-        "worker",
+        "stop", "worker",
     )  # fmt: skip
 
-    def __init__(self, batch: Batch, call: Call, keep: bool, worker: str) -> None:
+    def __init__(self, batch: Batch, call: Call, keep: bool, worker: str, stop: Any) -> None:
         self.batch = batch  # its ``stopped``: fail_fast stopped the run
+        self.stop = stop  # or this, not None, says so (a board written by the master)
         self.call = call
         self.worker = worker
         self.gen: Any = None
@@ -82,7 +86,7 @@ class _Source:
         """Pull one item into every reader's buffer; False once there is none to come."""
         if self.state > RUNNING:
             return False
-        if self.batch.stopped:  # the run stops: nobody gets more
+        if self.stopped():  # the run stops: nobody gets more
             self.close()
             return False
         call = self.call
@@ -116,6 +120,10 @@ class _Source:
         if self.listed is not None:
             self.listed.append(item)
         return True
+
+    def stopped(self) -> bool:
+        """Whether fail_fast stopped the run."""
+        return self.batch.stopped or (self.stop is not None and self.stop())
 
     def _ended(self, state: int, error: BaseException | None) -> None:
         self.state, self.end, self.error, self.gen = state, time(), error, None
@@ -164,19 +172,22 @@ class _Fed:
             if not src.advance():
                 if src.state in (FAILED, BROKEN):
                     raise Broken(f"node {src.call.key!r}, which feeds this one, failed")
-                if src.batch.stopped:
+                if src.stopped():
                     raise Broken("the run stopped")
                 raise StopIteration
         return buf.popleft()
 
 
-def run_pipe(batch: Batch, worker: str | None = None) -> BatchDone:
+def run_pipe(batch: Batch, worker: str | None = None, board: Any = None, slot: int = 0) -> BatchDone:
     """Run the pipe ``batch`` in this thread (see the module's docstring); never raises
-    for the tasks' own errors."""
+    for the tasks' own errors.  With ``board``, ``board[slot] == STOP_MARK`` says, as
+    ``batch.stopped`` does, that fail_fast stopped the run (a process executor's)."""
     name = worker or threading.current_thread().name
     calls, feeds, keep = batch.calls, batch.feeds, batch.keep
     assert feeds is not None
-    sources = {k: _Source(batch, call, keep[k], name) for k, call in enumerate(calls) if is_producer(call.spec.fn)}
+    stop = None if board is None else (lambda: board[slot] == STOP_MARK)
+    producers = [k for k, call in enumerate(calls) if is_producer(call.spec.fn)]
+    sources = {k: _Source(batch, calls[k], keep[k], name, stop) for k in producers}
     reads: dict[int, list[int]] = {}  # member -> the sources it reads
     for m, call in enumerate(calls):
         for where, k in feeds[m]:
@@ -188,7 +199,7 @@ def run_pipe(batch: Batch, worker: str | None = None) -> BatchDone:
     outs: dict[int, Outcome] = {}
     try:
         for m, call in enumerate(calls):
-            if m in sources or batch.stopped:
+            if m in sources or batch.stopped or (stop is not None and stop()):
                 continue
             out = run_call(call, name, reraise_interrupt=True)
             _done_reading(m, reads, sources)
@@ -196,7 +207,7 @@ def run_pipe(batch: Batch, worker: str | None = None) -> BatchDone:
                 outs[m] = out
         for k in sorted(sources, reverse=True):  # the last first: draining it pulls what feeds it
             src = sources[k]
-            if batch.stopped or (src.read_by and not src.bufs and src.listed is None):
+            if src.stopped() or (src.read_by and not src.bufs and src.listed is None):
                 src.close()  # its readers stopped early (or the run stops): nobody needs more
             while src.advance():
                 pass
@@ -204,8 +215,9 @@ def run_pipe(batch: Batch, worker: str | None = None) -> BatchDone:
     finally:
         for src in sources.values():
             src.close()
+    stopped = batch.stopped or (stop is not None and stop())
     for k, src in sources.items():
-        ended = None if batch.stopped and src.state == CLOSED else src.outcome()
+        ended = None if stopped and src.state == CLOSED else src.outcome()
         if ended is not None:  # a stopped run's closed producers did not end: cancelled
             outs[k] = ended
     items = {src.call.idx: src.items for src in sources.values()}

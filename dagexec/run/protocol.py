@@ -387,6 +387,12 @@ class Executor:
         than its last).  Only called when :attr:`ahead` is True."""
         return None
 
+    def stop_batch(self, batch: Batch) -> None:
+        """fail_fast stopped the run while ``batch`` runs, and the engine has set its
+        ``stopped``: an executor whose batches run in another process tells that side
+        (a pipe there then gives no more items).  By default nothing: a batch that runs
+        in this process reads ``stopped`` itself."""
+
     def flush(self) -> None:
         """Send what :meth:`submit` has gathered since the last flush; the engine calls
         it after each pass of submissions, before it waits (only when :attr:`ahead`)."""

@@ -63,6 +63,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from ..._proctree import kill_trees
+from ...run.pipes import STOP_MARK
 from ...run.protocol import Batch, BatchDone, Call, Executor, Outcome, crashed_outcome, failed_outcome
 from .._crash import died_outcome, exit_codes, refused, worker_died
 from .._inflight import InFlight, Submission
@@ -348,6 +349,13 @@ class LokyExecutor(Executor):
         loaded machine) or to come free does not use up its timeout."""
         sid = self._inflight.token_of(call)
         return None if sid is None else _get_reports().began_at(sid)
+
+    def stop_batch(self, batch: Batch) -> None:
+        """fail_fast stopped the run: a pipe running in a worker reads it on its board
+        (:data:`~dagexec.run.pipes.STOP_MARK`) and gives no more items."""
+        sub = self._inflight.find(batch)
+        if sub is not None and batch.feeds is not None:
+            _get_shared()[2].mark(sub.sid, STOP_MARK)
 
     def abandon(self, call: Call | Batch) -> None:
         """The trial is past its timeout (or the run was interrupted): its outcome is

@@ -118,6 +118,10 @@ class _Board:
     def clear(self, sid: int) -> None:
         self.view[sid % _BOARD_SLOTS] = -1
 
+    def mark(self, sid: int, value: int) -> None:
+        """Write ``value`` in batch ``sid``'s slot (a stop the worker reads)."""
+        self.view[sid % _BOARD_SLOTS] = value
+
     def running(self, sid: int) -> int:
         """The position of the member batch ``sid`` started last, or -1."""
         return int(self.view[sid % _BOARD_SLOTS])
