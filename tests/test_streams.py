@@ -293,3 +293,23 @@ def test_the_html_report_says_what_a_producer_yielded():
     details = _node_details(plan, plan.run(executor="serial"))
     assert (details["numbers"]["items"], details["double"]["items"]) == ("1,234 yielded", "1,234 yielded")
     assert "items" not in details["total"]
+
+
+def test_fail_fast_closes_a_running_pipe_on_dask(tmp_path, client):
+    from dagexec.executors import DaskExecutor
+
+    with dx.Graph("g") as g:
+        first(endless_started(str(tmp_path)), 10**12)  # reads until the run stops
+        fails_once_streaming(str(tmp_path))
+    result = g.compile().run(executor=DaskExecutor(client), raise_on_failure=False)
+    assert result.states == {
+        "endless_started": State.CANCELLED,
+        "first": State.CANCELLED,
+        "fails_once_streaming": State.FAILED,
+    }
+    # the generator is closed on its worker (its finally runs), if only once the run has
+    # returned: a pipe whose start had not reached the master was taken back, and stopped
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "closed").exists():
+        assert time.monotonic() < deadline, "the pipe was never closed"
+        time.sleep(0.01)

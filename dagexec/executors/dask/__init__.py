@@ -65,14 +65,12 @@ moves the data.  Data flow::
   :class:`~dagexec.executors._inflight.InFlight` (by its dask key, under the
   registry's lock) posts its outcome: the "ended" event, a crash, the done-callback
   of a future that erred or was cancelled, or ``abandon`` (a timeout, Ctrl-C).
-* **The task function** is pickled with cloudpickle once per run (through its
-  ``Task``, so a module's function travels by reference) and workers keep what they
-  have unpickled, keyed by digest.
+* **The task function** is pickled once per run (its ``Task``: a module's function by
+  reference); workers keep what they unpickled, by digest.
 
-The executor runs in the master process (this module; the event topics of its
-client in :mod:`.hub`); dask workers import :mod:`.worker`, whose ``_run_trial`` is
-submitted by reference (so dagexec must be installed where they run), but never the
-master's state.  Arguments are walked with :mod:`dagexec._walk`.
+The master side is this module, :mod:`.hub`, :mod:`.graph` and :mod:`.reports`;
+dask workers import :mod:`.worker` (dagexec installed where they run), whose task
+functions are submitted by reference.  A running pipe is stopped by an event.
 """
 
 from __future__ import annotations
@@ -109,7 +107,7 @@ from .._transport import SpecPickler
 from .graph import Elem, graph_of, member_value, not_sent, resources_of, swap_remotes
 from .hub import _Hub, join_hub, leave_hub
 from .reports import batch_outcomes, trial_outcome
-from .worker import _FAILED, _drop_tracebacks, _run_batch, _run_group, _run_pipe, _run_trial
+from .worker import _FAILED, _drop_tracebacks, _run_batch, _run_group, _run_pipe, _run_trial, stop_pipe
 
 logger = logging.getLogger("dagexec.executors.dask")
 
@@ -144,6 +142,21 @@ class _Sub(Submission):
         self.started = False  # its "started" event arrived
         self.began = math.inf  # when it did, by the master's clock
         self.running = call  # a batch's member last told running (its first, until told)
+
+
+def _cancel_soon(client: Any, futures: list[Any]) -> None:
+    """Cancel ``futures`` (also if running) without waiting, from any thread."""
+
+    async def cancel() -> None:
+        try:
+            await client.cancel(futures, asynchronous=True, force=True)
+        except Exception:
+            logger.info("cancelling dask futures failed", exc_info=True)
+
+    try:
+        client.loop.add_callback(cancel)
+    except Exception:
+        logger.info("cancelling dask futures failed", exc_info=True)
 
 
 class DaskExecutor(Executor):
@@ -380,7 +393,7 @@ class DaskExecutor(Executor):
         batch, ``out`` is one member's (a crash, a lost report): the others go again
         without using an attempt (their values, if any, were in the task's)."""
         if cancel:
-            self._cancel_soon([sub.future])
+            _cancel_soon(self._client, [sub.future])
         if sub.batch is not None:
             sub.post(BatchDone(sub.batch, [out]))
             return
@@ -497,20 +510,10 @@ class DaskExecutor(Executor):
         )
         self._end(sub, failed_outcome(call, error, sub.start, "dask"))
 
-    def _cancel_soon(self, futures: list[Any]) -> None:
-        """Cancel ``futures`` (also if running) without waiting, from any thread."""
-        client = self._client
-
-        async def cancel() -> None:
-            try:
-                await client.cancel(futures, asynchronous=True, force=True)
-            except Exception:
-                logger.info("cancelling dask futures failed", exc_info=True)
-
-        try:
-            client.loop.add_callback(cancel)
-        except Exception:
-            logger.info("cancelling dask futures failed", exc_info=True)
+    def stop_batch(self, batch: Batch) -> None:
+        """fail_fast stopped the run: a pipe running on a worker gives no more items."""
+        if batch.feeds is not None and (dkey := self._inflight.token_of(batch)) is not None:
+            stop_pipe(self._client, dkey)
 
     def started_at(self, call: Call | Batch) -> float | None:
         """When ``call``'s "started" event arrived; ``math.inf`` while its task waits
@@ -544,13 +547,14 @@ class DaskExecutor(Executor):
 
     # -- the end of a trial, a run, the executor ------------------------------------------------
     def abandon(self, call: Call | Any) -> None:
-        """Cancel ``call``'s dask task (``force=True``); its outcome is ignored.  A task
-        already running goes on in its worker thread until its function returns."""
+        """Cancel ``call``'s dask task (``force=True``): its outcome is ignored, and a running
+        one goes on in its thread until its function returns (a pipe's gives no more items)."""
         dkey = self._inflight.token_of(call)
         sub = self._inflight.claim_unit(call)
-        if sub is not None:
-            if dkey is None or self._gathered.pop(dkey, None) is None:  # sent: cancel it there
-                self._cancel_soon([sub.future])
+        if sub is not None and (dkey is None or self._gathered.pop(dkey, None) is None):  # sent
+            _cancel_soon(self._client, [sub.future])
+            if dkey is not None and sub.batch is not None and sub.batch.feeds is not None:
+                stop_pipe(self._client, dkey)
 
     def withdraw(self, call: Call | Any) -> bool:
         """Take ``call`` back if its "started" event has not arrived: its task is
@@ -580,7 +584,7 @@ class DaskExecutor(Executor):
         """End the run's use of the cluster; close the client when the executor made it."""
         subs = self._inflight.pending()
         if cancel and subs:
-            self._cancel_soon([s.future for s in subs if s.future is not None])
+            _cancel_soon(self._client, [s.future for s in subs if s.future is not None])
         self.run_ended()
         if self._owns_client:
             try:

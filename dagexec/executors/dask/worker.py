@@ -19,6 +19,7 @@ from typing import Any
 
 from ..._walk import Path, at
 from ...run.batches import run_batch
+from ...run.pipes import STOP_MARK
 from ...run.protocol import (
     O_ATTEMPT,
     O_END,
@@ -233,7 +234,7 @@ def _run_pipe(
             done = BatchDone(Batch(calls, linked, keep), [failed_outcome(call, lost, time.time(), where)])
             break
     else:
-        done = run_batch(Batch(calls, linked, keep, feeds), where)
+        done = run_batch(Batch(calls, linked, keep, feeds), where, _StopBoard(dkey), 0)
     _REPORTS.ended(dkey)
     key_of = {idx: key for idx, _, key in heads}
     by_idx: dict[int, Any] = {}
@@ -245,6 +246,57 @@ def _run_pipe(
     report = {"k": dkey, "b": entries, "w": where, "i": [[idx, n] for idx, n in (done.items or {}).items()]}
     _REPORTS.batch_ended(worker, topic, report)
     return tuple(by_idx.get(idx, _FAILED) for idx, _, _ in heads)
+
+
+#: seconds between two looks of a running pipe at its stop event (each a scheduler round trip)
+STOP_LOOK_S = 0.05
+
+
+class _StopBoard:
+    """A pipe's stop, read as a board slot (``board[slot] == STOP_MARK``): the master
+    sets the ``distributed.Event`` named after the pipe's dask key when fail_fast stops
+    the run (``DaskExecutor.stop_batch``); the pipe looks at it at most every
+    :data:`STOP_LOOK_S`."""
+
+    __slots__ = ("event", "name", "next", "stopped")
+
+    def __init__(self, dkey: str) -> None:
+        self.name = stop_event_name(dkey)
+        self.event: Any = None
+        self.next = time.monotonic() + STOP_LOOK_S
+        self.stopped = False
+
+    def __getitem__(self, slot: int) -> int:
+        now = time.monotonic()
+        if not self.stopped and now >= self.next:
+            self.next = now + STOP_LOOK_S
+            try:
+                if self.event is None:
+                    from distributed import Event
+
+                    event: Any = Event
+                    self.event = event(self.name)
+                self.stopped = bool(self.event.is_set())
+            except Exception:  # no scheduler to ask (closing): the pipe goes on
+                logger.debug("the stop of %s could not be read", self.name, exc_info=True)
+        return STOP_MARK if self.stopped else -1
+
+
+def stop_event_name(dkey: str) -> str:
+    """The name of the ``distributed.Event`` that stops the pipe running as ``dkey``."""
+    return f"dagexec-stop-{dkey}"
+
+
+def stop_pipe(client: Any, dkey: str) -> None:
+    """Set the event the pipe running as ``dkey`` reads (in the master; a failure is
+    logged: the pipe then runs to its end)."""
+    from distributed import Event
+
+    event: Any = Event
+    try:
+        event(stop_event_name(dkey), client=client).set()
+    except Exception:
+        logger.info("the stop of pipe %r could not be told", dkey, exc_info=True)
 
 
 def _batch_calls(
