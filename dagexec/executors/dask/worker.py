@@ -15,6 +15,7 @@ import pickle
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from ..._walk import Path, at
@@ -107,20 +108,12 @@ def _run_trial(
     worker = get_worker()
     install_worker_capture()
     where = str(worker.address)
-    idx, attempt, key = head
-    start = time.time()
-    out: Outcome
-    try:
-        spec = load_spec(*blobs)
-    except Exception as exc:
-        unloadable = unpickling_error(key, "its task", exc, " in its worker")
-        out = failed_outcome(Call(idx, attempt, None, (), None), unloadable, start, where)
-    else:
-        _REPORTS.began(worker, topic, dkey, now=spec.timeout is not None)  # its timeout counts from now
-        call = Call(idx, attempt, spec, args, kwargs)
-        lost = _lost_input(key, args, kwargs, inputs)
-        out = run_call(call, where) if lost is None else failed_outcome(call, lost, start, where)
-        del call
+    key = head[2]
+
+    def began(spec: Any) -> None:  # a trial with a timeout says at once that it started
+        _REPORTS.began(worker, topic, dkey, now=spec.timeout is not None)
+
+    out = _one_trial(head, blobs, args, kwargs, inputs, where, began)
     _REPORTS.ended(dkey)
     out = _pickled_or_failed(out, key, where)
     if out[O_OK]:
@@ -189,25 +182,14 @@ def _run_group(
     install_worker_capture()
     where = str(worker.address)
     _REPORTS.began(worker, topic, dkey)
-    values: list[Any] = []
-    entries: list[Any] = []
-    for k, ((idx, attempt, key), blob, (args, kwargs, inputs)) in enumerate(zip(heads, blobs, swapped, strict=True)):
+    outs: list[Outcome] = []
+    for k, (head, blob, (args, kwargs, inputs)) in enumerate(zip(heads, blobs, swapped, strict=True)):
         _REPORTS.member(dkey, k)
-        start = time.time()
-        try:
-            call = Call(idx, attempt, load_spec(*blob), args, kwargs)
-        except Exception as exc:
-            out = failed_outcome(Call(idx, attempt, None, (), None), unpickling_error(key, "its task", exc, " in its worker"), start, where)
-        else:
-            lost = _lost_input(key, args, kwargs, inputs)
-            out = run_call(call, where) if lost is None else failed_outcome(call, lost, start, where)
-            del call
-        out = _pickled_or_failed(out, key, where)
-        values.append(out[O_VALUE] if out[O_OK] else _FAILED)
-        entries.append(_entry(out, key))
+        outs.append(_one_trial(head, blob, args, kwargs, inputs, where))
     _REPORTS.ended(dkey)
+    values, entries = _members_value(outs, heads, where)
     _REPORTS.batch_ended(worker, topic, {"k": dkey, "b": entries, "w": where})
-    return tuple(values)
+    return values
 
 
 def _run_pipe(
@@ -236,16 +218,10 @@ def _run_pipe(
     else:
         done = run_batch(Batch(calls, linked, keep, feeds), where, _StopBoard(dkey), 0)
     _REPORTS.ended(dkey)
-    key_of = {idx: key for idx, _, key in heads}
-    by_idx: dict[int, Any] = {}
-    entries: list[Any] = []
-    for out in done.outcomes:
-        out = _pickled_or_failed(out, key_of[out[O_IDX]], where)
-        by_idx[out[O_IDX]] = out[O_VALUE] if out[O_OK] else _FAILED
-        entries.append(_entry(out, key_of[out[O_IDX]]))
+    values, entries = _members_value(done.outcomes, heads, where)
     report = {"k": dkey, "b": entries, "w": where, "i": [[idx, n] for idx, n in (done.items or {}).items()]}
     _REPORTS.batch_ended(worker, topic, report)
-    return tuple(by_idx.get(idx, _FAILED) for idx, _, _ in heads)
+    return values
 
 
 #: seconds between two looks of a running pipe at its stop event (each a scheduler round trip)
@@ -325,6 +301,47 @@ def _batch_calls(
         for (idx, attempt, _), spec, (args, kwargs, _) in zip(heads, specs, swapped, strict=True)
     ]
     return worker, calls
+
+
+def _one_trial(
+    head: tuple[int, int, str],
+    blob: Blobs,
+    args: Any,
+    kwargs: dict[str, Any] | None,
+    inputs: list[Path],
+    where: str,
+    began: Callable[[Any], None] | None = None,
+) -> Outcome:
+    """The outcome of one trial run here (a single task's, or a group's member): its
+    task loaded (``began(spec)`` then), unless an input was lost with a worker."""
+    idx, attempt, key = head
+    start = time.time()
+    try:
+        spec = load_spec(*blob)
+    except Exception as exc:
+        unloadable = unpickling_error(key, "its task", exc, " in its worker")
+        return failed_outcome(Call(idx, attempt, None, (), None), unloadable, start, where)
+    if began is not None:
+        began(spec)
+    call = Call(idx, attempt, spec, args, kwargs)
+    lost = _lost_input(key, args, kwargs, inputs)
+    return run_call(call, where) if lost is None else failed_outcome(call, lost, start, where)
+
+
+def _members_value(
+    outs: list[Outcome], heads: list[tuple[int, int, str]], where: str
+) -> tuple[tuple[Any, ...], list[Any]]:
+    """A group's or a pipe's task value (each member's value, :data:`_FAILED` for one
+    that did not succeed or did not run) and its report's entries, each value checked
+    to pickle (dask may move it)."""
+    key_of = {idx: key for idx, _, key in heads}
+    by_idx: dict[int, Any] = {}
+    entries: list[Any] = []
+    for out in outs:
+        out = _pickled_or_failed(out, key_of[out[O_IDX]], where)
+        by_idx[out[O_IDX]] = out[O_VALUE] if out[O_OK] else _FAILED
+        entries.append(_entry(out, key_of[out[O_IDX]]))
+    return tuple(by_idx.get(idx, _FAILED) for idx, _, _ in heads), entries
 
 
 def _entry(out: Outcome, key: str) -> list[Any]:
