@@ -71,13 +71,17 @@ def submit_by_level(loop: Loop, r: int, ex: Executor, stack: list[int]) -> None:
         todo = sibling_groups(loop, units, r, width)
         for k, members in enumerate(todo):
             if inflight[r] >= cap:  # the rest goes in a later pass, lowest level on top
-                links = loop.batches.links
-                # a chain's head only: its links go with it, and wait for it
-                later = [u for m in todo[k:] for u in (m[:1] if len(m) > 1 and links[m[0]] == m[1] else m)]
+                links, pipe_of = loop.batches.links, loop.batches.pipe_of
+                # a chain's or a pipe's first node only: the others go with it, and wait for it
+                later = [
+                    u for m in todo[k:] for u in (m[:1] if m[0] in pipe_of or (len(m) > 1 and links[m[0]] == m[1]) else m)
+                ]
                 for lvl in sorted(buckets, reverse=True):
                     stack.extend(buckets[lvl])
                 stack.extend(reversed(later))
                 return
+            if state[members[0]] != PENDING:
+                continue  # gone with a pipe submitted before it (its head)
             if len(members) > 1 or members[0] in loop.batches.pipe_of:
                 submit_batch(loop, members, r, ex, pushed)
             else:
