@@ -39,7 +39,12 @@ DEFAULTS: dict[str, Any] = {
     "tags": (),
     "resources": None,
     "chunksize": None,
+    "buffer": 64,
 }
+
+#: Options added after plan fingerprints were first pinned: a plan's fingerprint counts
+#: each only where it differs from its default, so plans written before keep theirs.
+LATER_OPTIONS = frozenset({"buffer"})
 
 
 def _check_number(name: str, value: Any, *, minimum: float, allow_none: bool = False) -> None:
@@ -107,6 +112,10 @@ def validate_options(options: dict[str, Any]) -> dict[str, Any]:
         c = out["chunksize"]
         if c is not None and (isinstance(c, bool) or not isinstance(c, int) or c < 1):
             raise ValueError(f"task option 'chunksize' must be an int >= 1 or None, got {c!r}")
+    if "buffer" in out:
+        b = out["buffer"]
+        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+            raise ValueError(f"task option 'buffer' must be an int >= 1, got {b!r}")
     if "nout" in out:
         n = out["nout"]
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
@@ -148,6 +157,7 @@ class TaskOptions:
     tags: tuple[str, ...]
     resources: dict[str, float] | None
     chunksize: int | None
+    buffer: int
 
     def __init__(self, values: dict[str, Any]) -> None:
         for k, v in DEFAULTS.items():
@@ -159,6 +169,11 @@ class TaskOptions:
     def to_dict(self) -> dict[str, Any]:
         """The options as a dict."""
         return {k: getattr(self, k) for k in DEFAULTS}
+
+    def fingerprinted(self) -> dict[str, Any]:
+        """The options a plan's fingerprint counts: all but those of
+        :data:`LATER_OPTIONS` left at their default."""
+        return {k: v for k, v in self.to_dict().items() if k not in LATER_OPTIONS or v != DEFAULTS[k]}
 
     def __repr__(self) -> str:
         changed = {k: getattr(self, k) for k, v in DEFAULTS.items() if getattr(self, k) != v}
@@ -465,7 +480,7 @@ def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         fn: the function (when used as ``@task`` without parentheses).
         **options: task options (DESIGN §2): ``name``, ``retries``, ``retry_delay``,
             ``retry_backoff``, ``retry_jitter``, ``retry_on``, ``timeout``, ``executor``,
-            ``cache``, ``typecheck``, ``nout``, ``tags``, ``resources``, ``chunksize``.
+            ``cache``, ``typecheck``, ``nout``, ``tags``, ``resources``, ``chunksize``, ``buffer``.
 
     Returns:
         A :class:`Task`, or a decorator making one.

@@ -742,3 +742,12 @@ def test_a_map_runs_each_item_as_a_dask_task(dask_ex):
     assert result.output == 9
     assert [k for k in result.trials if k.startswith("inc[")] == ["inc[0]", "inc[1]", "inc[2]"]
     assert all(result.trials[f"inc[{j}]"][0].worker.startswith("tcp://") for j in range(3))
+
+
+def test_a_maps_list_as_an_output_holds_the_items_values(dask_ex):
+    with dx.Graph("g") as g:
+        items = inc.map([1, 2, 3])
+        g.output(items, name="items")
+        g.output(total(items), name="total")
+    result = g.compile().run(executor=dask_ex)
+    assert result.outputs == {"items": [2, 3, 4], "total": 9}

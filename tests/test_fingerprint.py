@@ -203,3 +203,15 @@ def test_a_namedtuple_constant_holding_a_set_has_one_fingerprint_under_every_has
     (tmp_path / "fpmod.py").write_text(NAMEDTUPLE_MODULE)
     prints = {_in_subprocess(tmp_path, seed)["fingerprint"] for seed in ("0", "1", "2", "3")}
     assert len(prints) == 1
+
+
+def test_a_later_option_counts_in_the_fingerprint_only_away_from_its_default() -> None:
+    def fingerprint(**options: object) -> str:
+        with dx.Graph("g") as g:
+            double.options(**options)(1)
+        return g.compile().fingerprint
+
+    base = fingerprint()
+    assert fingerprint(buffer=64) == base  # the default: as a plan from before the option
+    assert fingerprint(buffer=8) != base
+    assert fingerprint(buffer=8) == fingerprint(buffer=8)

@@ -151,5 +151,5 @@ def test_a_plan_without_generators_has_no_streams_and_the_feeds_are_not_pickled(
     with dx.Graph("g") as g:
         inc(inc(1))
     plan = g.compile()
-    assert plan._stream_feeds() == (frozenset(), ((), ()), {}, frozenset(), frozenset())
+    assert plan._stream_feeds() == (frozenset(), ((), ()), {}, frozenset(), frozenset(), {})
     assert "_streams" not in plan.__getstate__()

@@ -60,6 +60,7 @@ DEFAULT_OPTIONS = {
     "tags": (),
     "resources": None,
     "chunksize": None,
+    "buffer": 64,
 }
 
 
@@ -204,7 +205,7 @@ def test_task_options_are_immutable() -> None:
 
 
 VALID = (
-    "cache, chunksize, executor, name, nout, resources, retries, retry_backoff, retry_delay, "
+    "buffer, cache, chunksize, executor, name, nout, resources, retries, retry_backoff, retry_delay, "
     "retry_jitter, retry_on, tags, timeout, typecheck"
 )
 
@@ -246,6 +247,9 @@ def test_unknown_option_in_options_is_a_type_error() -> None:
         ({"typecheck": "yes"}, "task option 'typecheck' must be True or False, got 'yes'"),
         ({"nout": 0}, "task option 'nout' must be an int >= 1 or None, got 0"),
         ({"chunksize": 0}, "task option 'chunksize' must be an int >= 1 or None, got 0"),
+        ({"buffer": 0}, "task option 'buffer' must be an int >= 1, got 0"),
+        ({"buffer": None}, "task option 'buffer' must be an int >= 1, got None"),
+        ({"buffer": True}, "task option 'buffer' must be an int >= 1, got True"),
         ({"nout": True}, "task option 'nout' must be an int >= 1 or None, got True"),
         ({"tags": ("a", 1)}, "task option 'tags' must be strings, got ('a', 1)"),
         (

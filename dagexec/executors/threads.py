@@ -66,6 +66,7 @@ class ThreadExecutor(Executor):
 
     name = "threads"
     batches = True
+    outlets = True
 
     def __init__(self, max_workers: int | None = None, max_async: int = 256, inline: bool = True) -> None:
         if max_workers is None:
@@ -169,7 +170,10 @@ class ThreadExecutor(Executor):
                     continue
                 self._busy[me] = cid
                 self._began[cid] = RUNNING[ident] = time()
-            out = ctx.run(run_batch if type(call) is Batch else run_call, call, name)
+            if type(call) is Batch:
+                out = ctx.run(run_batch, call, name, None, 0, post)
+            else:
+                out = ctx.run(run_call, call, name)
             RUNNING.pop(ident, None)
             del item, call, ctx
             post(out)

@@ -30,7 +30,7 @@ def plan_fingerprint(plan: CompiledGraph) -> str:
         opts = plan._opts[i]
         otok = opts_tokens.get(id(opts))
         if otok is None:
-            otok = value_token(sorted(opts.to_dict().items())) if opts is not None else ""
+            otok = value_token(sorted(opts.fingerprinted().items())) if opts is not None else ""
             opts_tokens[id(opts)] = otok
         args = plan._args[i]
         kwargs = plan._kwargs[i]

@@ -44,6 +44,9 @@ class StreamFeeds(typing.NamedTuple):
         fed_whole: the nodes with a fed parameter that are in no pipe: they are given
             an iterator over the stream's complete list.
         fed: the nodes with a fed parameter.
+        outlets: per map over a stream (``task.map(stream)`` that waits for nothing
+            else), the producer whose items it maps: they go to the master while the
+            producer runs, each item's trial started as it arrives.
     """
 
     producers: frozenset[int]
@@ -51,6 +54,7 @@ class StreamFeeds(typing.NamedTuple):
     pipes: dict[int, tuple[int, ...]] = {}  # noqa: RUF012 (a NamedTuple field: never changed)
     fed_whole: frozenset[int] = frozenset()
     fed: frozenset[int] = frozenset()
+    outlets: dict[int, int] = {}  # noqa: RUF012 (a NamedTuple field: never changed)
 
 
 def is_producer(fn: Any) -> bool:
@@ -76,7 +80,13 @@ def stream_feeds(plan: CompiledGraph) -> StreamFeeds:
     piped = {m for members in pipes.values() for m in members}
     fed_whole = frozenset(i for i, f in enumerate(feeds) if f and i not in piped)
     fed = frozenset(i for i, f in enumerate(feeds) if f)
-    return StreamFeeds(producers, tuple(feeds), pipes, fed_whole, fed)
+    outlets = {
+        m: p
+        for m in plan._maps
+        for p in plan._deps[m][:1]
+        if p in piped and p in producers and plan._deps[m] == (p,) and (0, p) in plan._fills[m] and not plan._nested[m]
+    }
+    return StreamFeeds(producers, tuple(feeds), pipes, fed_whole, fed, outlets)
 
 
 def pipes_of(

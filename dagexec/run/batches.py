@@ -17,7 +17,9 @@ from .worker import run_call
 __all__ = ["run_batch"]
 
 
-def run_batch(batch: Batch, worker: str | None = None, board: Any = None, slot: int = 0) -> BatchDone:
+def run_batch(
+    batch: Batch, worker: str | None = None, board: Any = None, slot: int = 0, post: Any = None
+) -> BatchDone:
     """Run a batch's members in order; never raises for the tasks' own errors.  A pipe
     (a batch with ``feeds``) runs interleaved (:func:`dagexec.run.pipes.run_pipe`).
 
@@ -25,10 +27,11 @@ def run_batch(batch: Batch, worker: str | None = None, board: Any = None, slot: 
     sent back only when the master needs it: not when the next member is linked,
     succeeded and the member is not kept, so a chain's values stay in the worker.
     With ``board``, the position of each member is written to ``board[slot]``
-    before it runs (so a crash can be charged to the member that caused it).
+    before it runs (so a crash can be charged to the member that caused it).  A pipe
+    with ``outlets`` posts its maps' items with ``post`` as it runs.
     """
     if batch.feeds is not None:
-        return run_pipe(batch, worker, board, slot)
+        return run_pipe(batch, worker, board, slot, post)
     name = worker or threading.current_thread().name
     calls, linked, keep = batch.calls, batch.linked, batch.keep
     outs: list[Outcome] = []

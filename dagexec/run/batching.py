@@ -22,6 +22,7 @@ the batch, and :func:`finish_batch` finishes each member's outcome through the l
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -262,7 +263,7 @@ def submit_batch(loop: Loop, members: list[int], r: int, ex: Executor, ahead: li
     keep: list[bool] = []
     prev = -1
     if loop.batches.pipes and members[0] in loop.batches.pipe_of:
-        batch = pipe_batch(loop, members)
+        batch = pipe_batch(loop, members, ex)
         calls, linked = batch.calls, batch.linked
     else:
         for j in members:
@@ -284,12 +285,16 @@ def submit_batch(loop: Loop, members: list[int], r: int, ex: Executor, ahead: li
                 loop.trials.started(call.idx, call.attempt)
     # in flight before it is sent: its first member may run, and a Ctrl-C arrive,
     # before submit_batch returns, and an interrupted run must find every member
-    loop.inflight[r] += 1
+    if batch.outlets:  # a pipe that posts items: it may hold the lane's one slot (serial)
+        loop.maps.streaming += 1
+    else:
+        loop.inflight[r] += 1
     for j in members:
         loop.calls[j] = batch
     done = send_batch(loop, batch, ex)
     if done is not None:
-        loop.inflight[r] -= 1
+        if not batch.outlets:
+            loop.inflight[r] -= 1
         for j in members:
             loop.calls.pop(j, None)
         finish_batch(loop, done, False)
@@ -298,10 +303,11 @@ def submit_batch(loop: Loop, members: list[int], r: int, ex: Executor, ahead: li
             push_dependents(loop, j, batch, ex, r, ahead)
 
 
-def pipe_batch(loop: Loop, members: list[int]) -> Batch:
+def pipe_batch(loop: Loop, members: list[int], ex: Executor) -> Batch:
     """The batch of a pipe's ``members`` (:mod:`.pipes`): ``FEED`` where each is fed, and
     the position of the member feeding it; a producer's list kept where the master, the
-    cache or a node outside the pipe needs it."""
+    cache or a node outside the pipe needs it (not a map it feeds through an outlet:
+    ``ex.outlets``, :mod:`.maps`)."""
     streams = loop.plan._stream_feeds()
     pos = {j: k for k, j in enumerate(members)}
     vals, kept, saving, dependents = loop.vals, loop.kept, loop.saving, loop.dependents
@@ -311,10 +317,17 @@ def pipe_batch(loop: Loop, members: list[int]) -> Batch:
     calls = [loop.make_call(j) for j in members]
     # fed by a member; by a producer done before (cached): an iterator over its list
     feeds = [tuple((where, pos[p]) for where, p in streams.feeds[j] if p in pos) for j in members]
+    fed = loop.maps.fed_maps(streams.outlets, pos) if streams.outlets and ex.outlets else {}
     keep = [
-        kept[j] or (saving is not None and saving[j]) or any(d not in pos for d in dependents[j]) for j in members
+        kept[j] or (saving is not None and saving[j]) or any(d not in pos and d != fed.get(j) for d in dependents[j])
+        for j in members
     ]
-    return Batch(calls, [False] * len(members), keep, feeds)
+    batch = Batch(calls, [False] * len(members), keep, feeds)
+    if fed:
+        batch.outlets = {pos[p]: buffer for p, buffer in loop.maps.open(batch, fed).items()}
+        batch.taken = threading.Event()
+        batch.taken.set()
+    return batch
 
 
 def send_batch(loop: Loop, batch: Batch, ex: Executor) -> BatchDone | None:
@@ -337,7 +350,8 @@ def finish_batch(loop: Loop, done: BatchDone, async_: bool) -> None:
         mine = [call for call in calls if owned.get(call.idx) is batch]  # not detached (ahead.py)
         if not mine:
             return  # an abandoned batch (the run was interrupted) reporting late
-        loop.inflight[loop.route[i]] -= 1
+        if not done.batch.outlets:
+            loop.inflight[loop.route[i]] -= 1
         for call in mine:
             del owned[call.idx]
     outs = done.outcomes
@@ -386,3 +400,5 @@ def finish_batch(loop: Loop, done: BatchDone, async_: bool) -> None:
             n = done.items.get(out[O_IDX])
             if n is not None:
                 loop.trials.set_items(out[O_IDX], out[O_ATTEMPT], n)
+    if done.batch.outlets:
+        loop.maps.pipe_ended(done.batch)

@@ -64,6 +64,8 @@ def _abandon_in_flight(loop: Loop) -> None:
             continue
         seen.add(id(call))
         ex = loop.execs[loop.route[i]]
+        if type(call) is Batch:
+            call.stopped = True  # a pipe left running gives no more items, waits for nothing
         try:
             ex.abandon(call)
         except Exception:

@@ -57,7 +57,7 @@ from .here import drain_here
 from .interrupt import cancel_all, stop_batches, withdraw_waiting
 from .maps import Maps
 from .policy import next_wait, refused, timeout_error, trial_state
-from .protocol import O_ATTEMPT, Batch, BatchDone, Call, Executor, Outcome
+from .protocol import O_ATTEMPT, Batch, BatchDone, Call, Executor, Items, Outcome
 from .result import run_result
 from .siblings import submit_by_level
 from .state import (
@@ -272,7 +272,7 @@ class Loop(RunState):
                     submit(i, r, ex, stack if ahead[r] else None)
                 if flushes[r]:
                     ex.flush()  # what this pass submitted, sent at once
-            if not any(inflight) and not retries:
+            if not any(inflight) and not retries and not maps.streaming:
                 if any(ready):
                     continue
                 return
@@ -356,6 +356,8 @@ class Loop(RunState):
                     return
             if type(out) is BatchDone:
                 finish_batch(self, out, True)
+            elif type(out) is Items:  # a pipe's items for a map over its stream
+                self.maps.arrived(out)
             else:
                 if observe is not None:
                     observe(out)

@@ -14,6 +14,19 @@ its items run the map node is ``JOINING`` and its ``waiting`` counts the items n
 ended; when it reaches 0, the map succeeds with the list of values (:meth:`Maps.end`), or
 fails when an item failed.
 
+A map over a stream (``f.map(s)``, ``s`` a generator task's node in a pipe, the map
+waiting for nothing else: ``StreamFeeds.outlets``) opens when its pipe is sent, on an
+executor that takes ``outlets``: its ``MapRun`` starts with no items, and its
+``waiting`` counts 1 for the open stream besides its items.  The pipe posts the items
+as the producer yields them (:class:`~.protocol.Items`); each batch becomes units at the
+bottom of the map's lane's stack (:meth:`Maps.arrived`, first come, first run).  The
+pipe posts again once the master has taken the last batch (``Executor.more``), which it
+does while the map has at most ``buffer`` items (the producer's option) not ended:
+so the producer runs at most about ``buffer`` items ahead of the map's trials.  When
+the pipe ends (:meth:`Maps.pipe_ended`) the stream closes: the map joins once its
+items have ended, or, when its producer failed or was cancelled, ends
+``upstream_failed``, its items already sent running to their end.
+
 A map over a map's list (``b = f.map(a)`` with ``a`` a map) is chained: it expands as
 soon as ``a`` does, and its item k depends on ``a``'s item k as a unit on a unit (the
 loop's ``dependents`` and ``waiting``): it is ready when that one has succeeded.
@@ -30,7 +43,9 @@ from .._plan import NodeSpec
 from .._state import State, Trial
 from . import state as st
 from .protocol import (
+    Batch,
     Call,
+    Items,
     Remote,
     failed_outcome,
 )
@@ -46,8 +61,8 @@ class MapRun:
     """A ``task.map`` node expanded at run time: its items, and each item's trials."""
 
     __slots__ = (
-        "call", "failed", "failed_items", "keys", "kwargs", "m",
-        "rest", "units", "upstream", "values", "values_in",
+        "call", "failed", "failed_items", "feed", "keys", "kwargs", "m",
+        "owed", "rest", "units", "upstream", "values", "values_in",
     )  # fmt: skip
 
     def __init__(self, m: int, call: Call, items: list[Any]) -> None:
@@ -63,6 +78,8 @@ class MapRun:
         self.failed_items: list[int] = []  # the items that failed, in the order they did
         self.upstream = False  # an item of the map it is chained to failed
         self.keys: list[str | None] | None = None  # each item's cache key, with a cache
+        self.feed: tuple[Batch, int, int] | None = None  # over an open stream: (its pipe, producer, buffer)
+        self.owed = False  # the pipe waits for the master to take more items
 
     def item_key(self, j: int) -> str:
         return f"{self.call.spec.key}[{j}]"
@@ -71,12 +88,118 @@ class MapRun:
 class Maps:
     """The run's map expansions (``runs``, by map node) and items (``items``, by unit)."""
 
-    __slots__ = ("items", "loop", "runs")
+    __slots__ = ("fed", "items", "loop", "runs", "streaming")
 
     def __init__(self, loop: Loop) -> None:
         self.loop = loop
         self.runs: dict[int, MapRun] = {}
         self.items: dict[int, tuple[MapRun, int]] = {}
+        self.fed: dict[int, MapRun] = {}  # by producer: the maps over open streams
+        self.streaming = 0  # pipes in flight that post items (not counted in ``inflight``)
+
+    # -- maps over a stream --------------------------------------------------------
+    def fed_maps(self, outlets: dict[int, int], members: dict[int, int]) -> dict[int, int]:
+        """Of the plan's maps over streams (``outlets``: map -> producer), those a pipe of
+        ``members`` (unit -> position) feeds now, by producer: not when the cache
+        writes the map (its items are keyed by the complete list), nor once it ran."""
+        loop = self.loop
+        state, waiting, saving = loop.state, loop.waiting, loop.saving
+        out: dict[int, int] = {}
+        for m, p in outlets.items():
+            if p not in members:
+                continue
+            run = self.runs.get(m)
+            if run is not None and run.feed is not None and state[m] == st.JOINING:
+                out[p] = m  # the producer runs again (a retry before any item left it)
+            elif state[m] == st.PENDING and waiting[m] == 1 and not (saving is not None and saving[m]):
+                out[p] = m
+        return out
+
+    def open(self, batch: Batch, fed: dict[int, int]) -> dict[int, int]:
+        """Pipe ``batch`` feeds the maps ``fed`` (by producer): each opens, with no item
+        yet; returns each producer's ``buffer``."""
+        loop = self.loop
+        buffers: dict[int, int] = {}
+        for p, m in fed.items():
+            run = self.runs.get(m)
+            if run is None:
+                call = loop.make_call(m)  # args[0] is the producer's FEED: the items come later
+                loop.state[m] = st.JOINING
+                run = self.runs[m] = MapRun(m, call, [])
+            opts = loop.plan._opts[p]
+            buffers[p] = opts.buffer if opts is not None else 64
+            run.feed = (batch, p, buffers[p])
+            self.fed[p] = run
+        return buffers
+
+    def arrived(self, posted: Items) -> None:
+        """A pipe posted items for the map over its producer's stream: one unit each,
+        ready at the bottom of the map's lane's stack (first come, first run)."""
+        loop = self.loop
+        run = self.fed.get(posted.idx)
+        if run is None or loop.state[run.m] != st.JOINING or loop.stopping:
+            return  # the map failed (fail_fast), or the run stops: nobody takes more
+        items = posted.items
+        j0 = len(run.values_in)
+        run.values_in.extend(items)
+        run.values.extend([None] * len(items))
+        units = loop.add_units(len(items), run.m, run.kwargs)
+        run.units.extend(units)
+        loop.waiting[run.m] += len(items)
+        for j, u in enumerate(units, j0):
+            self.items[u] = (run, j)
+        loop.ready[loop.route[run.m]][0:0] = reversed(units)
+        run.owed = True
+        self._take_more(run)
+
+    def _take_more(self, run: MapRun) -> None:
+        """Let ``run``'s pipe post more items, once at most ``buffer`` of the map's items
+        have not ended (none, on an executor that runs in the master); or at once where the pipe and the map share
+        an executor whose every worker a pipe holds (its items would wait for ever)."""
+        loop = self.loop
+        if run.feed is None or not run.owed:
+            return  # its pipe ended, or waits for nothing
+        batch, p, buffer = run.feed
+        ex = loop.execs[loop.route[p]]
+        route = loop.route
+        lane = route[p]
+        full = (
+            not ex.runs_in_master
+            and lane == route[run.m]
+            and sum(1 for q in self.fed if route[q] == lane) >= ex.capacity  # pipes holding its workers
+        )
+        # in the master thread (serial), the producer waits for the map's items to run:
+        # nothing else would run them meanwhile
+        if loop.waiting[run.m] - 1 <= (0 if ex.runs_in_master else buffer) or full:
+            run.owed = False
+            ex.more(batch)
+
+    def pipe_ended(self, batch: Batch) -> None:
+        """Pipe ``batch``, which fed maps, ended: each map's stream closes, unless its
+        producer runs again (a retry before any item left it)."""
+        loop = self.loop
+        self.streaming -= 1
+        assert batch.outlets is not None
+        for k in batch.outlets:
+            p = batch.calls[k].idx
+            run = self.fed.get(p)
+            if run is None or run.feed is None or run.feed[0] is not batch:
+                continue
+            now = loop.state[p]
+            if now in (st.PENDING, st.RUNNING):
+                continue  # it runs again; or the run stops (the map is cancelled at the end)
+            del self.fed[p]
+            run.feed, run.owed = None, False
+            if loop.state[run.m] != st.JOINING:
+                continue
+            if now != st.SUCCEEDED:  # its wait for the producer never ends: it ends here
+                run.upstream = True
+                loop.waiting[run.m] -= 1
+                if loop.stopping:  # fail_fast: its items not ended are cancelled at the end
+                    loop.state[run.m] = st.UPSTREAM_FAILED
+                    continue
+            if loop.waiting[run.m] == 0:
+                self.end(run)
 
     def expand(self, m: int, stack: list[int]) -> None:
         """Map node ``m`` is ready: one unit per item onto ``stack`` (item 0 on top)."""
@@ -202,6 +325,8 @@ class Maps:
         waiting[run.m] -= 1
         if waiting[run.m] == 0:
             self.end(run)
+        elif run.owed:
+            self._take_more(run)
 
     def end(self, run: MapRun) -> None:
         """Every item of a map ended: the map node succeeds with the list of values, or

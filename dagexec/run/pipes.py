@@ -34,21 +34,24 @@ from __future__ import annotations
 import threading
 import types
 from collections import deque
+from collections.abc import Generator
 from time import time
 from typing import Any
 
 from .._capture import CURRENT, log_text
 from ..plan.streams import is_producer
-from .protocol import FEED, O_END, O_ERROR, O_IDX, Batch, BatchDone, Call, Outcome, failed_outcome
+from .protocol import FEED, O_END, O_ERROR, O_IDX, Batch, BatchDone, Call, Items, Outcome, failed_outcome
 from .worker import check_arguments, from_task, run_call, run_coroutine
 
-__all__ = ["Broken", "run_pipe"]
+__all__ = ["Broken", "pipe_steps", "run_pipe"]
 
 NEW, RUNNING, ENDED, FAILED, BROKEN, CLOSED = range(6)
 #: what a process executor writes in a pipe's slot of its board when fail_fast stops
 #: the run (the worker reads it at each item: ``run_pipe``'s ``board``)
 STOP_MARK = -2
 _ASYNC = types.AsyncGeneratorType
+#: seconds between two looks at ``batch.stopped`` while a pipe waits for the master
+_LOOK_S = 0.05
 
 
 class Broken(BaseException):
@@ -178,10 +181,76 @@ class _Fed:
         return buf.popleft()
 
 
-def run_pipe(batch: Batch, worker: str | None = None, board: Any = None, slot: int = 0) -> BatchDone:
+class _Outlet:
+    """Where a producer's items leave the pipe for the master, for the map reading them:
+    its own buffer of the producer's items, and the items pulled but not yet sent."""
+
+    __slots__ = ("batch", "buf", "buffer", "k", "pending", "src")
+
+    def __init__(self, batch: Batch, k: int, src: _Source, buf: deque[Any], buffer: int) -> None:
+        self.batch = batch
+        self.k = k  # the producer's position in the batch
+        self.src = src
+        self.buf = buf
+        self.buffer = buffer
+        self.pending: list[Any] = []
+
+    def pull(self) -> bool:
+        """One more item into ``pending``; False once the producer has none to give."""
+        buf = self.buf
+        if not buf and not self.src.advance():
+            return False
+        self.pending.append(buf.popleft())
+        return True
+
+    def due(self) -> bool:
+        """Whether ``pending`` goes now: the master took the last, or ``buffer`` wait."""
+        taken = self.batch.taken
+        return len(self.pending) >= self.buffer or (taken is not None and taken.is_set())
+
+    def take(self) -> list[Any]:
+        out, self.pending = self.pending, []
+        return out
+
+
+def run_pipe(
+    batch: Batch, worker: str | None = None, board: Any = None, slot: int = 0, post: Any = None
+) -> BatchDone:
     """Run the pipe ``batch`` in this thread (see the module's docstring); never raises
     for the tasks' own errors.  With ``board``, ``board[slot] == STOP_MARK`` says, as
-    ``batch.stopped`` does, that fail_fast stopped the run (a process executor's)."""
+    ``batch.stopped`` does, that fail_fast stopped the run (a process executor's).  A
+    pipe with ``outlets`` posts its maps' items with ``post``, each time once the master
+    has taken the last (``batch.taken``)."""
+    steps = pipe_steps(batch, worker, board, slot)
+    while True:
+        try:
+            k, items = next(steps)
+        except StopIteration as end:
+            done: BatchDone = end.value
+            return done
+        if _wait_taken(batch):
+            assert batch.taken is not None
+            batch.taken.clear()
+            post(Items(batch, batch.calls[k].idx, items))
+
+
+def _wait_taken(batch: Batch) -> bool:
+    """Wait until the master has taken what the pipe posted last; False when the run
+    stopped meanwhile (nobody takes more)."""
+    taken = batch.taken
+    assert taken is not None
+    while not taken.wait(_LOOK_S):
+        if batch.stopped:
+            return False
+    return not batch.stopped
+
+
+def pipe_steps(
+    batch: Batch, worker: str | None = None, board: Any = None, slot: int = 0
+) -> Generator[tuple[int, list[Any]], None, BatchDone]:
+    """Run the pipe ``batch``, yielding ``(k, items)`` where member ``k``'s items are to go
+    to the master for its map (``batch.outlets``): the caller posts them, and resumes
+    this when the master may take more.  Returns the :class:`BatchDone`."""
     name = worker or threading.current_thread().name
     calls, feeds, keep = batch.calls, batch.feeds, batch.keep
     assert feeds is not None
@@ -191,11 +260,10 @@ def run_pipe(batch: Batch, worker: str | None = None, board: Any = None, slot: i
     reads: dict[int, list[int]] = {}  # member -> the sources it reads
     for m, call in enumerate(calls):
         for where, k in feeds[m]:
-            src = sources[k]
-            buf = src.bufs[m] = deque()
-            src.read_by += 1
-            reads.setdefault(m, []).append(k)
-            _put(call, where, _Fed(src, buf))
+            _put(call, where, _Fed(sources[k], _reader(sources, k, m, reads)))
+    outlets = [
+        _Outlet(batch, k, sources[k], _reader(sources, k, ~k, reads), n) for k, n in (batch.outlets or {}).items()
+    ]
     outs: dict[int, Outcome] = {}
     try:
         for m, call in enumerate(calls):
@@ -205,6 +273,7 @@ def run_pipe(batch: Batch, worker: str | None = None, board: Any = None, slot: i
             _done_reading(m, reads, sources)
             if not isinstance(out[O_ERROR], Broken):
                 outs[m] = out
+        yield from _round_robin(sources, outlets, reads)
         for k in sorted(sources, reverse=True):  # the last first: draining it pulls what feeds it
             src = sources[k]
             if src.stopped() or (src.read_by and not src.bufs and src.listed is None):
@@ -222,6 +291,41 @@ def run_pipe(batch: Batch, worker: str | None = None, board: Any = None, slot: i
             outs[k] = ended
     items = {src.call.idx: src.items for src in sources.values()}
     return BatchDone(batch, sorted(outs.values(), key=_order(calls)), items=items)
+
+
+def _reader(sources: dict[int, _Source], k: int, m: int, reads: dict[int, list[int]]) -> deque[Any]:
+    """A new buffer of source ``k``'s items for reader ``m`` (a member; ``~k`` for the
+    outlet of ``k``)."""
+    buf: deque[Any] = deque()
+    src = sources[k]
+    src.bufs[m] = buf
+    src.read_by += 1
+    reads.setdefault(m, []).append(k)
+    return buf
+
+
+def _round_robin(
+    sources: dict[int, _Source], outlets: list[_Outlet], reads: dict[int, list[int]]
+) -> Generator[tuple[int, list[Any]], None, None]:
+    """Step, one item each in turn, the producers nobody in the pipe reads and the
+    outlets, until all have ended: no buffer then grows past an item or two (the
+    buffers of members that already ran whole are left alone).  An outlet's items are
+    yielded once the master has taken the last ones, or ``buffer`` of them wait."""
+    steppers: list[_Source | _Outlet] = [src for src in sources.values() if not src.read_by and not src.stopped()]
+    steppers += outlets
+    while steppers:
+        for s in list(steppers):
+            if type(s) is _Source:
+                if not s.advance():
+                    steppers.remove(s)
+                continue
+            assert type(s) is _Outlet
+            more = s.pull()
+            if s.pending and (not more or s.due()):
+                yield s.k, s.take()
+            if not more:
+                steppers.remove(s)
+                _done_reading(~s.k, reads, sources)
 
 
 def _put(call: Call, where: int | str, fed: _Fed) -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "BatchDone",
     "Call",
     "Executor",
+    "Items",
     "Marker",
     "Outcome",
     "Remote",
@@ -185,9 +186,15 @@ class Batch:
             interleaved: :mod:`dagexec.run.pipes`), per member ``(where, k)`` for each
             of its arguments that member ``k`` (a position) feeds item by item
             (``FEED`` stands there in its call).
+        outlets: None, or for a pipe whose producers feed maps (DESIGN §13: a map over
+            a stream starts an item's trial as the item arrives), ``{k: buffer}``: the
+            items member ``k`` yields go to the master as :class:`Items` (``post``), at
+            most ``buffer`` at a time while the master has not taken the last ones.
+        taken: set while the master has taken every :class:`Items` posted (the master
+            sets it: :meth:`Executor.more`); cleared by the worker at each post.
     """
 
-    __slots__ = ("calls", "feeds", "keep", "linked", "stopped")
+    __slots__ = ("calls", "feeds", "keep", "linked", "outlets", "stopped", "taken")
 
     def __init__(
         self,
@@ -202,6 +209,8 @@ class Batch:
         self.feeds = feeds
         #: set by the engine when fail_fast stops the run: no further chained member starts
         self.stopped = False
+        self.outlets: dict[int, int] | None = None
+        self.taken: threading.Event | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Batch, (self.calls, self.linked, self.keep, self.feeds))
@@ -231,6 +240,18 @@ class BatchDone:
         self.batch = batch
         self.outcomes = outcomes
         self.split = split
+        self.items = items
+
+
+class Items:
+    """What a pipe posts while it runs: ``items`` its producer ``idx`` (a unit) yielded,
+    for the map that reads that stream (``Batch.outlets``)."""
+
+    __slots__ = ("batch", "idx", "items")
+
+    def __init__(self, batch: Batch, idx: int, items: list[Any]) -> None:
+        self.batch = batch
+        self.idx = idx
         self.items = items
 
 
@@ -324,6 +345,10 @@ class Executor:
     #: ``GROUPS_PER_SLOT`` groups for each of :attr:`parallelism`, decided from the plan's
     #: structure alone (:mod:`dagexec.run.siblings`)
     groups = False
+    #: True when a pipe it runs may post :class:`Items` while it runs (``Batch.outlets``):
+    #: a map over a stream then starts its items' trials as they arrive; otherwise the
+    #: map gets the stream's complete list once its producer has finished
+    outlets = False
 
     @property
     def capacity(self) -> int:
@@ -392,6 +417,12 @@ class Executor:
         ``stopped``: an executor whose batches run in another process tells that side
         (a pipe there then gives no more items).  By default nothing: a batch that runs
         in this process reads ``stopped`` itself."""
+
+    def more(self, batch: Batch) -> None:
+        """The master took every :class:`Items` that pipe ``batch`` posted, and its map can
+        take more: the pipe may post again (only when :attr:`outlets` is True)."""
+        assert batch.taken is not None
+        batch.taken.set()
 
     def flush(self) -> None:
         """Send what :meth:`submit` has gathered since the last flush; the engine calls

@@ -93,6 +93,20 @@ def localize(call: Call, ex: Executor, nested: bool) -> Outcome | None:
     return None
 
 
+def _items_here(values: list[Any]) -> list[Any]:
+    """``values`` (a map's), each Remote handle replaced by its value, fetched at once
+    from each executor that keeps some."""
+    out = list(values)
+    by_owner: dict[int, tuple[Any, list[int]]] = {}
+    for k, v in enumerate(values):
+        if type(v) is Remote:
+            by_owner.setdefault(id(v.owner), (v.owner, []))[1].append(k)
+    for owner, where in by_owner.values():
+        for k, got in zip(where, owner.fetch([values[k] for k in where]), strict=True):
+            out[k] = got
+    return out
+
+
 def fetch_results(vals: list[Any], kept: list[bool], state: list[int], n: int) -> None:
     """Bring the run's outputs and kept values over from the executors that keep them:
     in ``vals``, the slots ``kept`` (of nodes that succeeded) and the inputs and constants
@@ -102,6 +116,12 @@ def fetch_results(vals: list[Any], kept: list[bool], state: list[int], n: int) -
         v = vals[slot]
         if type(v) is Remote and (kept[slot] or slot >= n) and (slot >= n or state[slot] == SUCCEEDED):
             by_owner.setdefault(id(v.owner), (v.owner, []))[1].append(slot)
+        elif type(v) is list and kept[slot] and state[slot] == SUCCEEDED and any(type(x) is Remote for x in v):
+            try:
+                vals[slot] = _items_here(v)  # a map's list of its items' values
+            except Exception:
+                logger.warning("the items of a map's value could not be fetched", exc_info=True)
+                vals[slot] = RELEASED
     for owner, slots in by_owner.values():
         try:
             got = owner.fetch([vals[s] for s in slots])

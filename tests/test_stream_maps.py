@@ -1,0 +1,220 @@
+"""``task.map(stream)`` (DESIGN §13): one trial per item, started as items arrive.
+
+On serial and threads the pipe posts its items to the master while the producer runs
+(``Batch.outlets``); the tests prove "as they arrive" with a producer that waits for an
+event only an item's trial sets, never with sleeps.  On loky and dask the map gets the
+complete list once its producer has finished (docs/streams.md): same values and keys.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import dagexec as dx
+from dagexec import State
+from dagexec.executors import ThreadExecutor
+
+RAN = threading.Event()  # set by item 0's trial
+AHEAD: list[int] = []  # per item the producer made: items made minus item trials ended
+ENDED: list[int] = []
+
+
+@dx.task
+def waits_for_an_item(n: int) -> Iterator[int]:
+    """Yields 0 .. n-1, but item 3 only once item 0's trial has run."""
+    for i in range(n):
+        if i == 3 and not RAN.wait(30):
+            raise AssertionError("no item's trial ran while the producer ran")
+        yield i
+
+
+@dx.task
+def triple(x: int) -> int:
+    if x == 0:
+        RAN.set()
+    return 3 * x
+
+
+@dx.task(buffer=4)
+def counted(n: int) -> Iterator[int]:
+    AHEAD.clear()
+    ENDED.clear()
+    for i in range(n):
+        AHEAD.append(i - len(ENDED))
+        yield i
+
+
+@dx.task
+def slow_square(x: int) -> int:
+    threading.Event().wait(0.002)  # slower than the producer, so the buffer fills
+    ENDED.append(x)
+    return x * x
+
+
+@dx.task
+def numbers(n: int) -> Iterator[int]:
+    yield from range(n)
+
+
+@dx.task
+def breaks_after(n: int) -> Iterator[int]:
+    yield from range(n)
+    raise ValueError(f"broke after {n}")
+
+
+@dx.task
+def fails_at(x: int, bad: int) -> int:
+    if x == bad:
+        raise ValueError(f"item {x} is bad")
+    return x
+
+
+@dx.task
+def endless(folder: str) -> Iterator[int]:
+    try:
+        i = 0
+        while True:
+            yield i
+            i += 1
+    finally:
+        open(os.path.join(folder, "closed"), "w").close()
+
+
+@dx.task
+def running_total(xs: Iterator[int]) -> Iterator[int]:
+    total = 0
+    for x in xs:
+        total += x
+        yield total
+
+
+@pytest.fixture(params=["serial", "threads"])
+def live(request: Any) -> str:
+    return str(request.param)
+
+
+def test_an_items_trial_runs_before_the_producer_has_finished(live):
+    RAN.clear()
+    with dx.Graph("g") as g:
+        g.output(triple.map(waits_for_an_item(6)), name="out")
+    result = g.compile().run(executor=live)
+    assert result.output == [0, 3, 6, 9, 12, 15]
+    assert result.states == {
+        "waits_for_an_item": State.SUCCEEDED,
+        "triple": State.SUCCEEDED,
+        **{f"triple[{k}]": State.SUCCEEDED for k in range(6)},
+    }
+    assert [t.items for t in result.trials["waits_for_an_item"]] == [6]
+    assert [t.attempt for k in range(6) for t in result.trials[f"triple[{k}]"]] == [1] * 6
+
+
+def test_the_producer_runs_at_most_three_buffers_ahead_of_the_maps_trials():
+    with dx.Graph("g") as g:
+        g.output(slow_square.map(counted(200)), name="out")
+    result = g.compile().run(executor=ThreadExecutor(max_workers=3))
+    assert result.output == [x * x for x in range(200)]
+    # buffer=4: at most 4 items not ended when the master takes more, 4 more it takes
+    # then, 4 waiting to go, and the one in hand
+    assert max(AHEAD) <= 3 * 4 + 1
+    assert max(AHEAD) >= 4  # the producer did run ahead: the bound was reached
+
+
+def test_a_stream_feeds_a_map_and_a_stage_in_one_pipe(live):
+    with dx.Graph("g") as g:
+        ns = numbers(5)
+        g.output(triple.map(ns), name="tripled")
+        g.output(running_total(ns), name="totals")
+    result = g.compile().run(executor=live)
+    assert result.outputs == {"tripled": [0, 3, 6, 9, 12], "totals": [0, 1, 3, 6, 10]}
+    assert [t.items for t in result.trials["numbers"]] == [5]
+
+
+def test_a_producer_failing_after_yielding_leaves_its_map_upstream_failed(live):
+    with dx.Graph("g") as g:
+        triple.map(breaks_after(3))
+    result = g.compile().run(executor=live, fail_fast=False, raise_on_failure=False)
+    assert result.states == {
+        "breaks_after": State.FAILED,
+        "triple": State.UPSTREAM_FAILED,
+        # the items that left the producer before it failed ran
+        **{f"triple[{k}]": State.SUCCEEDED for k in range(3)},
+    }
+    assert [(t.state, t.items) for t in result.trials["breaks_after"]] == [(State.FAILED, 3)]
+
+
+def test_with_fail_fast_a_failed_producers_map_is_upstream_failed_and_its_waiting_items_cancelled(live):
+    with dx.Graph("g") as g:
+        triple.map(breaks_after(3))
+    result = g.compile().run(executor=live, raise_on_failure=False)
+    assert result.states["breaks_after"] == State.FAILED
+    assert result.states["triple"] == State.UPSTREAM_FAILED
+    items = [result.states[f"triple[{k}]"] for k in range(3)]
+    assert set(items) <= {State.SUCCEEDED, State.CANCELLED}  # ran, or still waiting at the stop
+
+
+def test_an_item_failing_with_fail_fast_closes_an_endless_producer(live, tmp_path):
+    with dx.Graph("g") as g:
+        fails_at.map(endless(str(tmp_path)), bad=5)
+    result = g.compile().run(executor=live, raise_on_failure=False)
+    assert result.states["fails_at"] == State.FAILED
+    assert result.states["fails_at[5]"] == State.FAILED
+    assert result.states["endless"] == State.CANCELLED
+    assert [result.states[f"fails_at[{k}]"] for k in range(5)] == [State.SUCCEEDED] * 5
+    assert (tmp_path / "closed").exists()  # the generator was closed: its finally ran
+
+
+def test_without_fail_fast_a_failed_item_fails_the_map_once_the_stream_ended(live):
+    with dx.Graph("g") as g:
+        fails_at.map(numbers(6), bad=2)
+    result = g.compile().run(executor=live, fail_fast=False, raise_on_failure=False)
+    assert result.states == {
+        "numbers": State.SUCCEEDED,
+        "fails_at": State.FAILED,
+        **{f"fails_at[{k}]": State.FAILED if k == 2 else State.SUCCEEDED for k in range(6)},
+    }
+
+
+def test_one_thread_held_by_the_pipe_does_not_deadlock_its_map():
+    with dx.Graph("g") as g:
+        g.output(slow_square.map(counted(50)), name="out")
+    result = g.compile().run(executor=ThreadExecutor(max_workers=1))
+    assert result.output == [x * x for x in range(50)]
+
+
+def test_a_map_over_a_stream_downstream_of_the_map_and_an_output_of_the_stream(live):
+    with dx.Graph("g") as g:
+        ns = numbers(4)
+        g.output(ns, name="items")
+        g.output(triple.map(triple.map(ns)), name="nine")
+    result = g.compile().run(executor=live)
+    assert result.outputs == {"items": [0, 1, 2, 3], "nine": [0, 9, 18, 27]}
+
+
+@pytest.mark.parametrize("ex", ["loky", "dask"])
+def test_elsewhere_the_map_gets_the_streams_list_once_it_ended(ex, request):
+    executor: Any = ex
+    if ex == "dask":
+        from dagexec.executors import DaskExecutor
+
+        executor = DaskExecutor(request.getfixturevalue("client"))
+    with dx.Graph("g") as g:
+        g.output(fails_at.map(numbers(5), bad=-1), name="out")
+    result = g.compile().run(executor=executor)
+    assert result.output == [0, 1, 2, 3, 4]
+    assert sorted(k for k in result.states if k.startswith("fails_at[")) == [f"fails_at[{k}]" for k in range(5)]
+
+
+def test_a_cached_map_over_a_stream_is_served_whole_the_second_time(tmp_path, live):
+    with dx.Graph("g") as g:
+        g.output(fails_at.map(numbers(4), bad=-1), name="out")
+    plan = g.compile()
+    first = plan.run(executor=live, cache=str(tmp_path))
+    second = plan.run(executor=live, cache=str(tmp_path))
+    assert first.output == second.output == [0, 1, 2, 3]
+    assert first.states["fails_at"] == State.SUCCEEDED
+    assert second.states["fails_at"] == State.CACHED
