@@ -56,6 +56,13 @@ EXPECTED: dict[str, list[str | re.Pattern[str]]] = {
         "kept 1000 of 588895 bytes; all of them in a file: True",
         "ends when it exits, not with its sleep: 'started\\n'",
     ],
+    "streaming.py": [
+        *(re.compile(rf"reading {n:2}: scored \d+ ms after it arrived") for n in (0, 10, 20, 30)),
+        "scored 40 readings; running mean at the end: 19.50",
+        "the first score came before the last reading arrived: True",
+        re.compile(r"latency from arrival to score: median \d+ ms, max \d+ ms; the run took \d+\.\d s"),
+        "items: {'readings': [40], 'parse': [40], 'running_mean': [40]}",
+    ],
     "quickstart.py": [
         "nodes: fetch_stopwords, word_counts/tokenize, word_counts/count, "
         "word_counts-1/tokenize, word_counts-1/count, merge, top",

@@ -15,10 +15,18 @@ holds.  Data flow::
 
 A producer starts when it is first pulled and ends when its generator does.  The
 members that are not producers run in plan order (each pulls what it reads); then
-the producers not yet ended are drained, the last first (draining a stage pulls what
-feeds it, so buffers stay short); a producer whose readers all stopped early, and
-whose list nobody needs, is closed (``GeneratorExit``: its ``finally`` runs; one that
-was never pulled does not start, and its trial has 0 items).
+the producers nobody in the pipe reads and the *outlets* (``batch.outlets``: a
+producer's items for a map over its stream, which go to the master) are stepped one
+item each in turn; then the producers not yet ended are drained, the last first
+(draining a stage pulls what feeds it, so buffers stay short); a producer whose
+readers all stopped early, and whose list nobody needs, is closed (``GeneratorExit``:
+its ``finally`` runs; one that was never pulled does not start, and its trial has 0
+items).
+
+:func:`pipe_steps` is that run as a generator: it yields an outlet's items when the
+master has taken the last ones (``batch.taken``) or ``buffer`` of them wait.
+:func:`run_pipe` posts them (:class:`~.protocol.Items`) and waits on ``batch.taken``;
+the serial executor keeps the generator paused until the engine takes them.
 
 Each member keeps its own trial: start, end, state, log, and a producer's item count
 (``BatchDone.items``).  A producer that fails raises :class:`Broken` in each member it
