@@ -113,6 +113,7 @@ DEFAULT_OPTIONS = {
     "tags": (),
     "resources": None,
     "chunksize": None,
+    "buffer": 64,
 }
 
 
@@ -142,7 +143,7 @@ def test_section_called_outside_a_graph_runs_the_function() -> None:
 def test_section_options_are_checked() -> None:
     with pytest.raises(TypeError) as type_info:
         dx.section(retry=1)
-    assert str(type_info.value).startswith("unknown task option 'retry'; valid options: cache, ")
+    assert str(type_info.value).startswith("unknown task option 'retry'; valid options: buffer, cache, ")
     with pytest.raises(ValueError) as value_info:
         dx.section(timeout=-1)
     assert str(value_info.value) == "task option 'timeout' must be a number > 0 or None, got -1"

@@ -1,8 +1,8 @@
 """``task.map(stream)`` (DESIGN §13): one trial per item, started as items arrive.
 
-On serial and threads the pipe posts its items to the master while the producer runs
-(``Batch.outlets``); the tests prove "as they arrive" with a producer that waits for an
-event only an item's trial sets, never with sleeps.  On loky and dask the map gets the
+On serial, threads and loky the pipe sends its items to the master while the producer
+runs (``Batch.outlets``); the tests prove "as they arrive" with a producer that waits
+for a file only an item's trial writes, never with sleeps.  On dask the map gets the
 complete list once its producer has finished (docs/streams.md): same values and keys.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,25 +20,45 @@ import dagexec as dx
 from dagexec import State
 from dagexec.executors import ThreadExecutor
 
-RAN = threading.Event()  # set by item 0's trial
 AHEAD: list[int] = []  # per item the producer made: items made minus item trials ended
 ENDED: list[int] = []
 
 
+def wait_for(path: str) -> None:
+    deadline = time.monotonic() + 30
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise AssertionError("no item's trial ran while the producer ran")
+        time.sleep(0.005)
+
+
 @dx.task
-def waits_for_an_item(n: int) -> Iterator[int]:
+def waits_for_an_item(n: int, folder: str) -> Iterator[int]:
     """Yields 0 .. n-1, but item 3 only once item 0's trial has run."""
     for i in range(n):
-        if i == 3 and not RAN.wait(30):
-            raise AssertionError("no item's trial ran while the producer ran")
+        if i == 3:
+            wait_for(os.path.join(folder, "item-0-ran"))
         yield i
 
 
 @dx.task
-def triple(x: int) -> int:
+def triple_marks(x: int, folder: str) -> int:
     if x == 0:
-        RAN.set()
+        open(os.path.join(folder, "item-0-ran"), "w").close()
     return 3 * x
+
+
+@dx.task
+def triple(x: int) -> int:
+    return 3 * x
+
+
+@dx.task(retries=2)
+def dies_after_yielding(folder: str) -> Iterator[int]:
+    """Yields 3 items, then its worker process dies once item 0's trial has run."""
+    yield from range(3)
+    wait_for(os.path.join(folder, "item-0-ran"))
+    os._exit(1)
 
 
 @dx.task(buffer=4)
@@ -93,24 +114,41 @@ def running_total(xs: Iterator[int]) -> Iterator[int]:
         yield total
 
 
-@pytest.fixture(params=["serial", "threads"])
+@pytest.fixture(params=["serial", "threads", "loky"])
 def live(request: Any) -> str:
     return str(request.param)
 
 
-def test_an_items_trial_runs_before_the_producer_has_finished(live):
-    RAN.clear()
+def test_an_items_trial_runs_before_the_producer_has_finished(live, tmp_path):
     with dx.Graph("g") as g:
-        g.output(triple.map(waits_for_an_item(6)), name="out")
+        g.output(triple_marks.map(waits_for_an_item(6, str(tmp_path)), folder=str(tmp_path)), name="out")
     result = g.compile().run(executor=live)
     assert result.output == [0, 3, 6, 9, 12, 15]
     assert result.states == {
         "waits_for_an_item": State.SUCCEEDED,
-        "triple": State.SUCCEEDED,
-        **{f"triple[{k}]": State.SUCCEEDED for k in range(6)},
+        "triple_marks": State.SUCCEEDED,
+        **{f"triple_marks[{k}]": State.SUCCEEDED for k in range(6)},
     }
     assert [t.items for t in result.trials["waits_for_an_item"]] == [6]
-    assert [t.attempt for k in range(6) for t in result.trials[f"triple[{k}]"]] == [1] * 6
+    assert [t.attempt for k in range(6) for t in result.trials[f"triple_marks[{k}]"]] == [1] * 6
+
+
+def test_a_loky_worker_dying_after_its_items_left_fails_the_producer_without_a_retry(tmp_path):
+    with dx.Graph("g") as g:
+        triple_marks.map(dies_after_yielding(str(tmp_path)), folder=str(tmp_path))
+    result = g.compile().run(executor="loky", fail_fast=False, raise_on_failure=False)
+    # item 0 left at once; items 1 and 2 left only if the master took item 0 before
+    # the producer went on to die
+    sent = sorted(k for k in result.states if k.startswith("triple_marks["))
+    assert sent == [f"triple_marks[{k}]" for k in range(len(sent))] and len(sent) >= 1
+    assert result.states == {
+        "dies_after_yielding": State.FAILED,
+        "triple_marks": State.UPSTREAM_FAILED,
+        **dict.fromkeys(sent, State.SUCCEEDED),
+    }
+    trials = result.trials["dies_after_yielding"]
+    assert [(t.attempt, t.state, t.items) for t in trials] == [(1, State.CRASHED, len(sent))]
+    assert isinstance(trials[0].error, dx.WorkerCrashed)
 
 
 def test_the_producer_runs_at_most_three_buffers_ahead_of_the_maps_trials():
@@ -195,13 +233,10 @@ def test_a_map_over_a_stream_downstream_of_the_map_and_an_output_of_the_stream(l
     assert result.outputs == {"items": [0, 1, 2, 3], "nine": [0, 9, 18, 27]}
 
 
-@pytest.mark.parametrize("ex", ["loky", "dask"])
-def test_elsewhere_the_map_gets_the_streams_list_once_it_ended(ex, request):
-    executor: Any = ex
-    if ex == "dask":
-        from dagexec.executors import DaskExecutor
+def test_on_dask_the_map_gets_the_streams_list_once_it_ended(client):
+    from dagexec.executors import DaskExecutor
 
-        executor = DaskExecutor(request.getfixturevalue("client"))
+    executor = DaskExecutor(client)
     with dx.Graph("g") as g:
         g.output(fails_at.map(numbers(5), bad=-1), name="out")
     result = g.compile().run(executor=executor)

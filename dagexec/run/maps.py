@@ -138,7 +138,10 @@ class Maps:
         loop = self.loop
         run = self.fed.get(posted.idx)
         if run is None or loop.state[run.m] != st.JOINING or loop.stopping:
-            return  # the map failed (fail_fast), or the run stops: nobody takes more
+            # the map ended (fail_fast), or the run stops: the items go nowhere, and the
+            # pipe, which waits for them to be taken, goes on to its end (it gives no more)
+            loop.execs[loop.route[posted.idx]].more(posted.batch)
+            return
         items = posted.items
         j0 = len(run.values_in)
         run.values_in.extend(items)
@@ -186,8 +189,11 @@ class Maps:
             if run is None or run.feed is None or run.feed[0] is not batch:
                 continue
             now = loop.state[p]
+            if now == st.PENDING and not run.values_in:
+                self._reopen(run)  # it runs again, as a pipe or alone, before any item came
+                continue
             if now in (st.PENDING, st.RUNNING):
-                continue  # it runs again; or the run stops (the map is cancelled at the end)
+                continue  # the run stops (the map is cancelled at the end)
             del self.fed[p]
             run.feed, run.owed = None, False
             if loop.state[run.m] != st.JOINING:
@@ -318,6 +324,16 @@ class Maps:
         run = self.items[u][0]
         run.upstream = True
         self._joined(run)
+
+    def _reopen(self, run: MapRun) -> None:
+        """``run``'s producer runs again before any item came: the map is pending again,
+        opened by the producer's next pipe, or expanded over its list."""
+        assert run.feed is not None
+        loop = self.loop
+        del self.fed[run.feed[1]], self.runs[run.m]
+        run.feed, run.owed = None, False
+        loop.state[run.m] = st.PENDING
+        loop.attempt[run.m] -= 1
 
     def _joined(self, run: MapRun) -> None:
         """One more of ``run``'s items ended: the map joins after the last."""

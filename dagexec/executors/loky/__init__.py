@@ -47,7 +47,8 @@ The package: this module holds the executor (the master side; its submissions in
 an :class:`~dagexec.executors._inflight.InFlight` by ``sid``, crashes worded by
 :mod:`dagexec.executors._crash`); :mod:`.worker` what loky runs in its worker
 processes, sent there by reference; :mod:`.shared` the pipe, the board and the pool
-keeper that every ``LokyExecutor`` of the process shares.
+keeper that every ``LokyExecutor`` of the process shares; :mod:`.outlets` the
+connection over which a pipe in a worker sends a map's items while it runs.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ from ...run.protocol import Batch, BatchDone, Call, Executor, Outcome, crashed_o
 from .._crash import died_outcome, exit_codes, refused, worker_died
 from .._inflight import InFlight, Submission
 from .._transport import SpecPickler, dump_call, load_outcome, unpickling_error
+from .outlets import get_hub
 from .shared import _alive, _get_reports, _get_shared, _sids
 from .worker import _init_worker, _run_batch_in_worker, _run_in_worker
 
@@ -110,6 +112,7 @@ class LokyExecutor(Executor):
     name = "loky"
     needs_pickle = True
     batches = True
+    outlets = True
     batch_tiny = True
 
     #: how many times a trial is resubmitted for free after crashes it did not
@@ -187,7 +190,10 @@ class LokyExecutor(Executor):
         sub = _Sub(next(_sids), calls[0], post, batch)
         self._inflight.add(sub.sid, batch, sub)
         _get_shared()[2].clear(sub.sid)
-        error = self._send(sub, (heads, fns, specs, batch.linked, batch.keep, values, batch.feeds))
+        outlet = None
+        if batch.outlets:  # a map's items come through the master while the pipe runs
+            outlet = (batch.outlets, *get_hub().expect(sub.sid, batch, post))
+        error = self._send(sub, (heads, fns, specs, batch.linked, batch.keep, values, batch.feeds, outlet))
         if error is not None:
             self._forget(sub)
             return BatchDone(batch, [], split=True)
@@ -279,7 +285,9 @@ class LokyExecutor(Executor):
         """The pool broke with ``sub`` in flight: it crashed, or it was a bystander."""
         reports = _get_reports()
         pid = reports.pid_of(sub.sid, wait=0.5)
-        if pid is None or _alive(pid):
+        # a pipe whose items went to a map cannot run again: charge its producer
+        gone = get_hub().sent_by(sub.batch) if sub.batch is not None and sub.batch.outlets else None
+        if (pid is None or _alive(pid)) and not gone:
             if sub.free_resubmits < self.MAX_FREE_RESUBMITS:
                 sub.free_resubmits += 1
                 if pid is not None:
@@ -296,7 +304,7 @@ class LokyExecutor(Executor):
         self._forget(sub)
         call = sub.call
         if sub.batch is not None:
-            k = _get_shared()[2].running(sub.sid)
+            k = min(sub.batch.outlets) if gone else _get_shared()[2].running(sub.sid)  # type: ignore[arg-type]
             if k < 0:
                 # it died before the batch's first member started: charge none of them
                 sub.post(BatchDone(sub.batch, [], split=True))
@@ -308,7 +316,7 @@ class LokyExecutor(Executor):
         if sub.batch is None:
             sub.post(out)
         elif k == 0 or sub.batch.feeds is not None:  # a pipe's other members run again, free
-            sub.post(BatchDone(sub.batch, [out]))
+            sub.post(BatchDone(sub.batch, [out], items=gone or None))  # items gone: no retry
         else:
             # the members before it ran, but their outcomes died with the worker: run
             # them again (free) and report them before the crash, as they happened
@@ -340,6 +348,12 @@ class LokyExecutor(Executor):
     def _forget(self, sub: _Sub) -> None:
         self._inflight.claim(sub.sid)
         _get_reports().forget(sub.sid)
+        if sub.batch is not None and sub.batch.outlets:
+            get_hub().forget(sub.sid, sub.batch)
+
+    def more(self, batch: Batch) -> None:
+        """The engine took a pipe's items: its worker is told (:mod:`.outlets`)."""
+        get_hub().more(batch)
 
     # -- timeouts and cancellation -------------------------------------------------------
     def started_at(self, call: Call) -> float | None:

@@ -25,6 +25,7 @@ from typing import Any
 from ..._errors import TaskTimeout
 from ..._proctree import children, kill_trees, stop_started_since
 from ...run.batches import run_batch
+from ...run.pipes import STOP_MARK
 from ...run.protocol import O_ERROR, O_IDX, O_OK, Batch, Call, failed_outcome
 from ...run.worker import install_worker_capture, run_call
 from .._transport import Blobs, dump_outcome, load_spec, unpickling_error
@@ -135,11 +136,14 @@ def _run_batch_in_worker(
     keep: list[bool],
     values: bytes,
     feeds: list[Any] | None = None,
+    outlet: tuple[dict[int, int], str, bytes] | None = None,
 ) -> tuple[Any, ...]:
     """Run a batch in a worker process: ``(True, outcomes as bytes)``, or
     ``(False, why)`` when the batch cannot run as one (its members then run alone,
     where what does not unpickle fails with its node's name); a pipe's (``feeds``)
-    also gives the items each of its producers yielded."""
+    also gives the items each of its producers yielded.  A pipe with an ``outlet`` (its
+    outlets, and where the master listens: :mod:`.outlets`) sends a map's items there
+    while it runs."""
     pid = os.getpid()
     if _reports is not None:
         _reports.send_bytes(_REPORT.pack(sid, pid))
@@ -155,7 +159,19 @@ def _run_batch_in_worker(
     ]
     del argl
     batch = Batch(calls, linked, keep, feeds)
-    done = run_batch(batch, f"pid:{pid}", _progress, sid % _BOARD_SLOTS)
+    slot = sid % _BOARD_SLOTS
+    post = None
+    if outlet is not None:
+        from .outlets import connect
+
+        batch.outlets = outlet[0]
+        board = _progress
+        post = connect(sid, batch, outlet[1:], lambda: board is not None and board[slot] == STOP_MARK)
+    done = run_batch(batch, f"pid:{pid}", _progress, slot, post)
+    if post is not None:
+        from .outlets import finish
+
+        finish(batch, post)  # its last items taken before its outcomes go
     outs, yielded = done.outcomes, done.items
     del batch, calls, done
     if all(out[O_OK] for out in outs):
