@@ -378,6 +378,8 @@ def finish_batch(loop: Loop, done: BatchDone, async_: bool) -> None:
                 j = call.idx
                 if j not in ran and state[j] == PENDING and waiting[j] == 0:
                     ready[route[j]].append(j)
+    if done.batch.outlets:  # what reached a map left, whatever the pipe's end says (a crash)
+        done.items = {**loop.maps.received(done.batch), **(done.items or {})}
     loop.yielded = done.items  # a pipe's: what each producer yielded (no retry once it has)
     observe = loop.batches.measured[loop.route[i]]
     finish = loop.finish

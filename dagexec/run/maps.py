@@ -50,6 +50,7 @@ from .protocol import (
     failed_outcome,
 )
 from .trials import as_trials
+from .values import items_here
 
 if TYPE_CHECKING:
     from .loop import Loop
@@ -176,6 +177,12 @@ class Maps:
         if loop.waiting[run.m] - 1 <= (0 if ex.runs_in_master else buffer) or full:
             run.owed = False
             ex.more(batch)
+
+    def received(self, batch: Batch) -> dict[int, int]:
+        """The items pipe ``batch``'s producers sent to their maps, by producer."""
+        assert batch.outlets is not None
+        runs = (self.fed.get(batch.calls[k].idx) for k in batch.outlets)
+        return {run.feed[1]: len(run.values_in) for run in runs if run is not None and run.feed is not None}
 
     def pipe_ended(self, batch: Batch) -> None:
         """Pipe ``batch``, which fed maps, ended: each map's stream closes, unless its
@@ -363,7 +370,10 @@ class Maps:
         run.values = []
         if loop.saving is not None and loop.saving[m]:
             assert loop.cache is not None
-            loop.cache.save(m, values)
+            try:
+                loop.cache.save(m, items_here(values) if loop.remote else values)
+            except Exception:  # an item's value lost with a worker: the map is not cached
+                logger.warning("node %r: its items could not be fetched to cache", run.call.key, exc_info=True)
         loop.settle(m, values, st.SUCCEEDED)
 
     def key(self, u: int) -> str:

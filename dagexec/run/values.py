@@ -93,14 +93,16 @@ def localize(call: Call, ex: Executor, nested: bool) -> Outcome | None:
     return None
 
 
-def _items_here(values: list[Any]) -> list[Any]:
+def items_here(values: list[Any]) -> list[Any]:
     """``values`` (a map's), each Remote handle replaced by its value, fetched at once
-    from each executor that keeps some."""
-    out = list(values)
+    from each executor that keeps some (a new list; ``values`` itself where none is)."""
     by_owner: dict[int, tuple[Any, list[int]]] = {}
     for k, v in enumerate(values):
         if type(v) is Remote:
             by_owner.setdefault(id(v.owner), (v.owner, []))[1].append(k)
+    if not by_owner:
+        return values
+    out = list(values)
     for owner, where in by_owner.values():
         for k, got in zip(where, owner.fetch([values[k] for k in where]), strict=True):
             out[k] = got
@@ -118,7 +120,7 @@ def fetch_results(vals: list[Any], kept: list[bool], state: list[int], n: int) -
             by_owner.setdefault(id(v.owner), (v.owner, []))[1].append(slot)
         elif type(v) is list and kept[slot] and state[slot] == SUCCEEDED and any(type(x) is Remote for x in v):
             try:
-                vals[slot] = _items_here(v)  # a map's list of its items' values
+                vals[slot] = items_here(v)  # a map's list of its items' values
             except Exception:
                 logger.warning("the items of a map's value could not be fetched", exc_info=True)
                 vals[slot] = RELEASED

@@ -105,7 +105,8 @@ from .._crash import died_outcome, refused, worker_died
 from .._inflight import InFlight, Submission
 from .._transport import SpecPickler
 from .graph import Elem, graph_of, member_value, not_sent, resources_of, swap_remotes
-from .hub import _Hub, join_hub, leave_hub
+from .hub import _Hub, cancel_soon, join_hub, leave_hub
+from .outlets import items_posted, tell_taken
 from .reports import batch_outcomes, trial_outcome
 from .worker import _FAILED, _drop_tracebacks, _run_batch, _run_group, _run_pipe, _run_trial, stop_pipe
 
@@ -144,21 +145,6 @@ class _Sub(Submission):
         self.running = call  # a batch's member last told running (its first, until told)
 
 
-def _cancel_soon(client: Any, futures: list[Any]) -> None:
-    """Cancel ``futures`` (also if running) without waiting, from any thread."""
-
-    async def cancel() -> None:
-        try:
-            await client.cancel(futures, asynchronous=True, force=True)
-        except Exception:
-            logger.info("cancelling dask futures failed", exc_info=True)
-
-    try:
-        client.loop.add_callback(cancel)
-    except Exception:
-        logger.info("cancelling dask futures failed", exc_info=True)
-
-
 class DaskExecutor(Executor):
     """Runs trials as tasks on a dask.distributed cluster; values stay on its workers.
 
@@ -193,6 +179,7 @@ class DaskExecutor(Executor):
     batches = True  # linear chains, as one dask task each
     ahead = True
     groups = True  # siblings, several to a dask task
+    outlets = True  # a pipe's items for a map sent while it runs
 
     def __init__(self, client_or_address: Any = None, *, max_in_flight: int | None = None) -> None:
         if max_in_flight is not None and (
@@ -303,7 +290,7 @@ class DaskExecutor(Executor):
             return BatchDone(batch, [], split=True)  # each alone says what went wrong
         heads = [(call.idx, call.attempt, call.key) for call in batch.calls]
         if batch.feeds is not None:  # a pipe: its value, as a group's, the tuple of its members'
-            pipe = (heads, blobs, swapped, batch.linked, batch.keep, batch.feeds)
+            pipe = (heads, blobs, swapped, batch.linked, batch.keep, batch.feeds, batch.outlets)
             self._gather(batch.calls[0], post, batch, _run_pipe, topic, pipe)
         elif group:
             self._gather(batch.calls[0], post, batch, _run_group, topic, (heads, blobs, swapped))
@@ -393,7 +380,7 @@ class DaskExecutor(Executor):
         batch, ``out`` is one member's (a crash, a lost report): the others go again
         without using an attempt (their values, if any, were in the task's)."""
         if cancel:
-            _cancel_soon(self._client, [sub.future])
+            cancel_soon(self._client, [sub.future])
         if sub.batch is not None:
             sub.post(BatchDone(sub.batch, [out]))
             return
@@ -406,6 +393,10 @@ class DaskExecutor(Executor):
         dkey = msg.get("k")
         if not isinstance(dkey, str) or not dkey.endswith(self._prefix, -16, -8):
             return False
+        if "o" in msg:  # a pipe's items for a map (.outlets)
+            if (sub := self._inflight.get(dkey)) is not None and sub.batch is not None:
+                sub.post(items_posted(sub.batch, msg))
+            return True
         if "s" in msg:
             sub = self._inflight.get(dkey)
             if sub is not None:
@@ -510,6 +501,11 @@ class DaskExecutor(Executor):
         )
         self._end(sub, failed_outcome(call, error, sub.start, "dask"))
 
+    def more(self, batch: Batch) -> None:
+        """The engine took a pipe's items: the pipe is told (:mod:`.outlets`)."""
+        if (dkey := self._inflight.token_of(batch)) is not None:
+            tell_taken(self._client, dkey)
+
     def stop_batch(self, batch: Batch) -> None:
         """fail_fast stopped the run: a pipe running on a worker gives no more items."""
         if batch.feeds is not None and (dkey := self._inflight.token_of(batch)) is not None:
@@ -552,7 +548,7 @@ class DaskExecutor(Executor):
         dkey = self._inflight.token_of(call)
         sub = self._inflight.claim_unit(call)
         if sub is not None and (dkey is None or self._gathered.pop(dkey, None) is None):  # sent
-            _cancel_soon(self._client, [sub.future])
+            cancel_soon(self._client, [sub.future])
             if dkey is not None and sub.batch is not None and sub.batch.feeds is not None:
                 stop_pipe(self._client, dkey)
 
@@ -584,7 +580,7 @@ class DaskExecutor(Executor):
         """End the run's use of the cluster; close the client when the executor made it."""
         subs = self._inflight.pending()
         if cancel and subs:
-            _cancel_soon(self._client, [s.future for s in subs if s.future is not None])
+            cancel_soon(self._client, [s.future for s in subs if s.future is not None])
         self.run_ended()
         if self._owns_client:
             try:

@@ -116,3 +116,18 @@ def leave_hub(hub: _Hub, ex: DaskExecutor) -> None:
                 del _hubs[id(hub.client)]
     except Exception:
         logger.warning("could not unsubscribe from the dask client's events", exc_info=True)
+
+
+def cancel_soon(client: Any, futures: list[Any]) -> None:
+    """Cancel ``futures`` (also if running) without waiting, from any thread."""
+
+    async def cancel() -> None:
+        try:
+            await client.cancel(futures, asynchronous=True, force=True)
+        except Exception:
+            logger.info("cancelling dask futures failed", exc_info=True)
+
+    try:
+        client.loop.add_callback(cancel)
+    except Exception:
+        logger.info("cancelling dask futures failed", exc_info=True)

@@ -39,6 +39,7 @@ from ...run.protocol import (
 )
 from ...run.worker import install_worker_capture, run_call
 from .._transport import Blobs, _type_name, dump_outcome, load_spec, unpickling_error
+from .outlets import connect, finish
 
 logger = logging.getLogger("dagexec.executors.dask")
 
@@ -201,11 +202,13 @@ def _run_pipe(
     linked: list[bool],
     keep: list[bool],
     feeds: list[Any],
+    outlets: dict[int, int] | None = None,
 ) -> tuple[Any, ...]:
     """Run a pipe (stream producers and what they feed, :mod:`dagexec.run.pipes`) in a
     dask worker, interleaved; one "ended" event with each member's record and each
     producer's items.  The task's value is the tuple of the members' values (a
-    producer's: its list, when kept), as a group's."""
+    producer's: its list, when kept), as a group's.  A pipe with ``outlets`` sends a
+    map's items to the master while it runs (:mod:`.outlets`)."""
     worker, calls = _batch_calls(topic, dkey, heads, blobs, swapped)
     if calls is None:
         return (_FAILED,) * len(heads)
@@ -216,7 +219,11 @@ def _run_pipe(
             done = BatchDone(Batch(calls, linked, keep), [failed_outcome(call, lost, time.time(), where)])
             break
     else:
-        done = run_batch(Batch(calls, linked, keep, feeds), where, _StopBoard(dkey), 0)
+        batch, board = Batch(calls, linked, keep, feeds), _StopBoard(dkey)
+        post = None if outlets is None else connect(worker, topic, dkey, batch, outlets, board)
+        done = run_batch(batch, where, board, 0, post)
+        if post is not None:
+            finish(batch)  # its last items taken before its end is told
     _REPORTS.ended(dkey)
     values, entries = _members_value(done.outcomes, heads, where)
     report = {"k": dkey, "b": entries, "w": where, "i": [[idx, n] for idx, n in (done.items or {}).items()]}
