@@ -4,7 +4,12 @@ A producer yields ``n`` records of 100 characters; ``parse`` (a stage) cuts each
 into its number and its text, ``keep`` (a stage) keeps the records whose number is
 not a multiple of 7, and ``measure`` (a fed reader) sums their text lengths.  The
 plain runner is the same three generators chained in one process (the floor); the
-dagexec runners run the graph ``measure(keep(parse(records(n))))``, one pipe.
+dagexec runners run the graph ``measure(keep(parse(records(n))))``, one pipe.  The
+peer is ``dask.bag``, the nearest thing to a stream of Python items that runs here:
+the same steps per item (``map``, ``map``, ``filter``, ``sum``) over ``range(n)`` cut
+into 16 partitions, each partition's items flowing through the steps as iterators
+(no stream between tasks: a partition is one task), on dask's ``sync`` and
+``threads`` schedulers.
 
 Phase ``run`` is seconds; ``µs/task`` is then per item per stage, over the plain
 chain (``nodes`` is items x 3).  Phase ``peak`` (bytes, one repetition per round of
@@ -54,6 +59,26 @@ def measure(rows: Iterable[tuple[int, str]]) -> int:
 
 _records, _parse, _keep, _measure = (dx.task(f) for f in (records, parse, keep, measure))
 
+#: dask.bag's partitions of the items
+PARTITIONS = 16
+_PAD = "x" * 91
+
+
+def record_of(k: int) -> str:
+    return f"{k:08d},{_PAD}"
+
+
+def parse_one(line: str) -> tuple[int, str]:
+    return int(line[:8]), line[9:]
+
+
+def kept(row: tuple[int, str]) -> bool:
+    return bool(row[0] % 7)
+
+
+def text_length(row: tuple[int, str]) -> int:
+    return len(row[1])
+
 
 class _Items(Dag):
     """Only a length: items x stages (the table's ``nodes``)."""
@@ -76,7 +101,7 @@ class StreamWorkload(Workload):
     units = {"peak": "bytes"}  # noqa: RUF012
 
     def applies_to(self, runner: Runner) -> bool:
-        return runner.name in ("plain", "dagexec-serial", "dagexec-threads", "dagexec-loky")
+        return runner.name in ("plain", "dagexec-serial", "dagexec-threads", "dagexec-loky", "dask-sync", "dask-threads")
 
     def size(self, runner: Runner, quick: bool) -> int:
         return self._quick if quick else self._size
@@ -90,6 +115,16 @@ class StreamWorkload(Workload):
 
             def call() -> Any:
                 return measure(keep(parse(records(n))))
+
+        elif runner.family == "dask":
+            import dask.bag as db
+
+            scheduler = getattr(runner, "scheduler", "sync")
+
+            def call() -> Any:
+                bag = db.from_sequence(range(n), npartitions=PARTITIONS)
+                rows = bag.map(record_of).map(parse_one).filter(kept).map(text_length)
+                return rows.sum().compute(scheduler=scheduler)
 
         else:
             assert isinstance(runner, DagexecRunner)

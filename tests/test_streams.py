@@ -313,3 +313,30 @@ def test_fail_fast_closes_a_running_pipe_on_dask(tmp_path, client):
     while not (tmp_path / "closed").exists():
         assert time.monotonic() < deadline, "the pipe was never closed"
         time.sleep(0.01)
+
+
+@dx.task(timeout=0.3)
+def endless_timed(folder: str) -> Iterator[int]:
+    try:
+        i = 0
+        while True:
+            yield i
+            i += 1
+            time.sleep(0.01)
+    finally:
+        open(os.path.join(folder, "closed"), "w").close()
+
+
+@pytest.mark.parametrize("ex", ["serial", "threads", "loky"])
+def test_a_producer_past_its_timeout_is_closed(ex, tmp_path):
+    with dx.Graph("g") as g:
+        total(endless_timed(str(tmp_path)))
+    result = g.compile().run(executor=ex, raise_on_failure=False)
+    assert result.states == {"endless_timed": State.FAILED, "total": State.UPSTREAM_FAILED}
+    (trial,) = result.trials["endless_timed"]
+    assert trial.state == State.TIMED_OUT
+    assert str(trial.error) == "node 'endless_timed' timed out after 0.3 s"
+    deadline = time.monotonic() + 30  # a thread closes it at its next item, after the run
+    while not (tmp_path / "closed").exists():
+        assert time.monotonic() < deadline, "the generator was never closed"
+        time.sleep(0.01)

@@ -22,7 +22,7 @@ from typing import Any
 from .._capture import CURRENT as _CURRENT
 from .._capture import install_for_good as _install_for_good
 from .._capture import log_text as _log_text
-from .._errors import TypeCheckError
+from .._errors import TaskTimeout, TypeCheckError
 from .._proctree import stop_started_since as _stop_processes_since
 from .._typecheck import describe_mismatch
 from .protocol import Call, Outcome, failed_outcome
@@ -94,7 +94,10 @@ def run_call(call: Call, worker: str | None = None, reraise_interrupt: bool = Fa
             elif type(value) in _GENERATORS:  # a stream producer run on its own: its items
                 if spec.ret is not None:
                     _check_return(spec, value)  # the generator against its Iterator[...]
-                value = list(value) if type(value) is _GENERATOR else run_coroutine(_listed(value))
+                if type(value) is not _GENERATOR:
+                    value = run_coroutine(_listed(value))
+                else:
+                    value = list(value) if spec.timeout is None else _listed_within(value, spec, start)
                 return _succeeded(call, start, value, worker, buf)
         finally:
             slot[0] = None  # closed: what the task's threads write from now on is no trial's
@@ -179,6 +182,20 @@ async def run_call_async(call: Call, worker: str) -> Outcome:
     return (call.idx, call.attempt, True, value, None, "", start, time(), worker, log)
 
 
+def _listed_within(gen: Any, spec: Any, start: float) -> list[Any]:
+    """The items of a generator whose task has a timeout: past it, at its next item,
+    the generator is closed (its ``finally`` runs) and :class:`~dagexec.TaskTimeout`
+    raised, on executors that cannot interrupt it (a thread)."""
+    deadline = start + spec.timeout
+    items = []
+    for item in gen:
+        items.append(item)
+        if time() > deadline:
+            gen.close()
+            raise TaskTimeout(f"node {spec.key!r} timed out after {spec.timeout:g} s", spec.key, spec.timeout)
+    return items
+
+
 async def _listed(agen: Any) -> list[Any]:
     """The items of an async generator (a stream producer run on its own)."""
     return [item async for item in agen]
@@ -199,8 +216,6 @@ async def _awaited(spec: Any, coro: Any) -> Any:
         raise
     if not done:
         await _cancel(task)
-        from .._errors import TaskTimeout
-
         raise TaskTimeout(f"node {spec.key!r} timed out after {spec.timeout:g} s", spec.key, spec.timeout)
     return task.result()
 
