@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 
 from ._artifact import load, read_header
+from ._bundle import Bundle, BundleError, load_bundle
 from ._cond import cond
 from ._envelope import SigningKeyError
 from ._errors import (
@@ -52,6 +53,8 @@ from .run.protocol import Executor
 __all__ = [
     "MISSING",
     "ArtifactError",
+    "Bundle",
+    "BundleError",
     "CacheEntry",
     "CacheStore",
     "CallError",
@@ -89,6 +92,7 @@ __all__ = [
     "cond",
     "current_graph",
     "load",
+    "load_bundle",
     "read_header",
     "section",
     "shell",

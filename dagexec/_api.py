@@ -86,6 +86,10 @@ def run(
 
             specs = checked_specs(plan)
         loop = Loop(plan, arguments, lanes.execs, lanes.route_idx, config.fail_fast, Callbacks(cbs), specs)
+        if config.bundles is not None:
+            from .run.bundles import BundleWriter
+
+            loop.bundles = BundleWriter(config.bundles, config.bundle_personal)
         if decision is not None:
             assert store is not None
             loop.use_cache(store, decision, earlier)

@@ -113,6 +113,8 @@ def _node_details(plan: CompiledGraph, result: RunResult | None) -> dict[str, di
                     for t in trials
                 ],
             )
+            if last is not None and last.bundle is not None:
+                d["bundle"] = last.bundle
             if info.key in result._items:
                 d.update(_map_details(info.key, trials, result))
             elif last is not None and last.items is not None:  # a stream producer's
@@ -132,6 +134,9 @@ def _map_details(key: str, trials: list[Trial], result: RunResult) -> dict[str, 
     d: dict[str, Any] = {"items": _items_line(key, result.states)}
     if failed:
         d["failed_items"] = "\n".join(result._failure_line(k) for k in failed)
+        bundles = [t.bundle for k in failed for t in result.trials[k][-1:] if t.bundle is not None]
+        if bundles:
+            d["bundle"] = "\n".join(bundles)
     if trials:
         return d  # its own trial failed (no list of items to map over): its own record stands
     d["attempts"] = None
@@ -332,6 +337,7 @@ _PAGE = """<!DOCTYPE html>
 <div class="row" data-field="worker"><dt>worker</dt><dd id="detail-worker"></dd></div>
 <div class="row" data-field="error"><dt>error</dt><dd id="detail-error"></dd></div>
 <div class="row" data-field="failed_items"><dt>failed items</dt><dd><pre id="detail-failed_items"></pre></dd></div>
+<div class="row" data-field="bundle"><dt>repro bundle</dt><dd><pre id="detail-bundle"></pre></dd></div>
 <div class="row" data-field="traceback"><dt>traceback</dt><dd><pre id="detail-traceback"></pre></dd></div>
 <div class="row" data-field="log"><dt>log</dt><dd><pre id="detail-log"></pre></dd></div>
 </dl>

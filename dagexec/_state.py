@@ -54,6 +54,7 @@ class Trial:
         traceback: the traceback of the error as text.
         log: what the task logged and printed (empty when nothing was captured).
         items: for a stream producer's trial, the items it yielded; else None.
+        bundle: the repro bundle written for this trial (``run(bundles=...)``), or None.
     """
 
     key: str
@@ -66,10 +67,11 @@ class Trial:
     traceback: str = ""
     log: str = ""
     items: int | None = None
+    bundle: str | None = None
 
     def __setstate__(self, state: Any) -> None:
-        """Its slots by name; a Trial pickled before ``items`` loads with none."""
-        for name, value in {"items": None, **state[1]}.items():
+        """Its slots by name; a Trial pickled before ``items`` or ``bundle`` loads with none."""
+        for name, value in {"items": None, "bundle": None, **state[1]}.items():
             object.__setattr__(self, name, value)
 
     @property
@@ -79,7 +81,7 @@ class Trial:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able view: attempt, state, start, end, worker, error, log (and
-        items, for a stream producer's trial)."""
+        items, for a stream producer's trial; bundle, where one was written)."""
         out: dict[str, Any] = {
             "attempt": self.attempt,
             "state": self.state.value,
@@ -91,6 +93,8 @@ class Trial:
         }
         if self.items is not None:
             out["items"] = self.items
+        if self.bundle is not None:
+            out["bundle"] = self.bundle
         return out
 
     def __repr__(self) -> str:

@@ -52,6 +52,7 @@ EXPECTED_BLOCKS: dict[str, int] = {
     "docs/cache.md": 3,
     "docs/cli.md": 5,
     "docs/concepts.md": 8,
+    "docs/debugging.md": 4,
     "docs/distributed.md": 1,
     "docs/dynamic.md": 3,
     "docs/executors.md": 1,

@@ -52,7 +52,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "dagexec._plan", "dagexec._compile", "dagexec.plan.*",
     ),
     "run": (
-        "dagexec._engine", "dagexec._result", "dagexec._mutation", "dagexec.run.*",
+        "dagexec._engine", "dagexec._result", "dagexec._mutation", "dagexec._bundle", "dagexec.run.*",
         "dagexec.cache.*",
     ),
     # dagexec._worker: the old path of the protocol, the worker side and the transport

@@ -5,6 +5,7 @@
     dagexec compile TARGET -o FILE.dagx        save a compiled graph
     dagexec run FILE.dagx|TARGET [options]     run it, show progress and a summary
     dagexec inspect FILE.dagx                  show a file's header, without unpickling (safe on any file)
+    dagexec debug FILE.dxbundle [--no-pdb]     rerun a failed trial from its repro bundle, pdb at the error
     dagexec dot FILE.dagx|TARGET -o OUT        draw it (.dot, .svg, .png, .html)
     dagexec diff A B                           nodes added, removed or changed (exit 1 if any)
     dagexec cache ls|prune DIR                 list or prune a cache folder
@@ -46,6 +47,7 @@ from .commands import (
     MAX_PROCESSES_PER_CPU,
     cmd_cache,
     cmd_compile,
+    cmd_debug,
     cmd_diff,
     cmd_dot,
     cmd_inspect,
@@ -90,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
         type=duration,
         help="prune: only entries unused for longer than AGE (30s, 15m, 12h, 7d, 2w); default: all",
     )
+
+    p = _command(sub, "debug", cmd_debug, "rerun a failed trial from its repro bundle, under pdb")
+    p.add_argument("file", metavar="FILE", help="a repro bundle (.dxbundle)")
+    p.add_argument("--no-pdb", action="store_true", help="print the traceback instead: exit 1 if it "
+                   "still fails, 0 if it no longer does")
 
     p = _command(sub, "inspect", cmd_inspect, "show a saved file's header without loading its code")
     p.add_argument("file", metavar="FILE", help="a saved .dagx file")
@@ -152,6 +159,8 @@ _RUN_ARGUMENTS: Final[tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = (
     (("--json",), {"metavar": "FILE",
         "help": "write the result as JSON to FILE; - writes it to standard output"}),
     (("--no-progress",), {**_SWITCH, "help": "no progress display nor per-node log"}),
+    (("--bundles",), {"metavar": "DIR", "help": "write each failed trial to DIR as a repro bundle "
+        "(dagexec debug FILE reruns it; docs/debugging.md)"}),
     (("--check-mutation",), {**_SWITCH,
         "help": "fail a trial whose task changed one of its arguments in place (docs/running.md)"}),
     (("--require-signed",), {**_SWITCH,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -127,6 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             callbacks=callbacks,
             raise_on_failure=False,
             check_mutation=args.check_mutation,
+            bundles=args.bundles,
         )
         result = run(plan, inputs, config)
         if args.json is not None:
@@ -277,3 +279,20 @@ def _html_page(plan: Any) -> bytes:
         page = Path(folder) / "plan.html"
         plan.to_html(page)
         return page.read_bytes()
+
+
+def cmd_debug(args: argparse.Namespace) -> int:
+    """``dagexec debug FILE``: check the bundle (nothing unpickled), say what failed, and
+    rerun the function with its recorded arguments in a fresh process, which opens pdb
+    post-mortem where it raises (``--no-pdb``: prints the traceback).  The exit code is
+    the rerun's: 1 when it failed again, 0 when it no longer fails."""
+    import subprocess
+
+    from .._bundle import describe, read_bundle_header
+    from .report import printable
+
+    header = read_bundle_header(args.file)  # refuses a bad file before anything runs
+    print(printable(describe(header), newlines=True), file=sys.stderr)
+    code = "import sys; from dagexec._bundle import debug_main; sys.exit(debug_main(sys.argv[1], sys.argv[2] == '1'))"
+    flag = "0" if args.no_pdb else "1"
+    return subprocess.run([sys.executable, "-c", code, os.path.abspath(args.file), flag], check=False).returncode

@@ -126,11 +126,13 @@ def _jsonable(value: Any) -> Any:
 
 
 def _trial_json(trial: Any, fields: tuple[str, ...]) -> dict[str, Any]:
-    """A trial's ``--json`` fields; a stream producer's items too, where counted."""
+    """A trial's ``--json`` fields; a stream producer's items and a failed trial's repro
+    bundle too, where there are."""
     full = trial.to_dict()
     out = {f: full[f] for f in fields}
-    if "items" in full:
-        out["items"] = full["items"]
+    for extra in ("items", "bundle"):
+        if extra in full:
+            out[extra] = full[extra]
     return out
 
 
@@ -213,6 +215,8 @@ def print_summary(result: RunResult, color: bool) -> None:
         if not trials:
             continue
         last = trials[-1]
+        if last.bundle is not None:
+            out.print(f"{key}: repro bundle {last.bundle} (dagexec debug FILE)", style="bold", markup=False)
         lines = _tail(last.traceback, _TB_LINES)
         if lines:
             out.print(f"{key}: traceback (last lines)", style="bold", markup=False)

@@ -438,6 +438,8 @@ class CompiledGraph:
         progress: bool = False,
         raise_on_failure: bool = True,
         check_mutation: bool = False,
+        bundles: str | PathLike[str] | None = None,
+        bundle_personal: bool = False,
         **input_values: Any,
     ) -> RunResult:
         """Run the plan and return its :class:`~dagexec.RunResult`.
@@ -473,6 +475,10 @@ class CompiledGraph:
                 :class:`~dagexec.MutationError` (naming the node, the parameter and
                 where the value came from); values that do not pickle are not
                 checked.  Off by default: it costs a pickling of each argument twice.
+            bundles: a folder: each failed trial (its last attempt) is written there
+                as a repro bundle, named by its ``Trial.bundle`` (docs/debugging.md).
+            bundle_personal: also write the user and host names, the working
+                directory and the environment variables into each bundle.
             **input_values: graph input values by name.
 
         Returns:
@@ -487,22 +493,8 @@ class CompiledGraph:
             RunFailed: when a node failed and ``raise_on_failure`` is True.
             KeyboardInterrupt: on Ctrl-C, after unfinished nodes are marked cancelled.
         """
+        options = {k: v for k, v in locals().items() if k not in ("self", "inputs", "input_values")}
         from .._api import run
         from ..run.config import RunConfig
 
-        config = RunConfig(
-            executor=executor,
-            max_workers=max_workers,
-            scheduler=scheduler,
-            only=only,
-            skip=skip,
-            fail_fast=fail_fast,
-            cache=cache,
-            resume=resume,
-            keep=keep,
-            callbacks=callbacks,
-            progress=progress,
-            raise_on_failure=raise_on_failure,
-            check_mutation=check_mutation,
-        )
-        return run(self, inputs, config, named=input_values)
+        return run(self, inputs, RunConfig(**options), named=input_values)

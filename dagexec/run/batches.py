@@ -55,7 +55,7 @@ def run_batch(
             call.args, call.kwargs = args, kwargs  # hold no value past its last reader
             if out[O_OK] and not keep[k - 1]:
                 # consumed here, and nobody else reads it: not sent back
-                outs[-1] = with_value(outs[-1], None)
+                outs[-1] = with_value(outs[-1], LINK)  # the master holds LINK: the value stayed here
         else:
             prev = None
             out = run_call(call, name)

@@ -33,12 +33,14 @@ from .._graph import MAX_NESTING, nesting_exceeds
 from ..plan.arguments import Arguments, as_list, bind_inputs, kept_slots, select
 
 if TYPE_CHECKING:
+    from os import PathLike
+
     from ..plan.compiled import CompiledGraph
 
 __all__ = ["FLAGS", "RunConfig", "check_run_arguments"]
 
 #: the options that must be True or False, in the order their problems are found
-FLAGS = ("fail_fast", "resume", "progress", "raise_on_failure", "check_mutation")
+FLAGS = ("fail_fast", "resume", "progress", "raise_on_failure", "check_mutation", "bundle_personal")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,8 @@ class RunConfig:
     progress: bool = False
     raise_on_failure: bool = True
     check_mutation: bool = False
+    bundles: str | PathLike[str] | None = None
+    bundle_personal: bool = False
 
     def check(
         self, plan: CompiledGraph, inputs: Any, input_values: Mapping[str, Any] | None = None
@@ -81,6 +85,7 @@ class RunConfig:
             callbacks=self.callbacks,
             cache=self.cache,
             flags={name: getattr(self, name) for name in FLAGS},
+            bundles=self.bundles,
         )
 
     def validate(self, plan: CompiledGraph, given: dict[str, Any], problems: list[Problem]) -> Arguments:
@@ -114,6 +119,7 @@ def check_run_arguments(
     callbacks: Any,
     cache: Any,
     flags: dict[str, Any],
+    bundles: Any = None,
 ) -> dict[str, Any]:
     """The graph input values ``run(inputs, **input_values)`` gives, once every argument
     of ``run()`` has the type it needs; the checks of their values (keys, inputs,
@@ -141,6 +147,7 @@ def check_run_arguments(
         if not isinstance(value, bool):
             problems.append(Problem(f"{name} must be True or False, got {_got(value)}"))
     _check_cache(cache, given, problems)
+    _check_bundles(bundles, problems)
     if problems:
         raise InputError(problems, what=f"run of graph {plan.name!r}")
     return given
@@ -172,6 +179,22 @@ def _check_callbacks(callbacks: Any, problems: list[Problem]) -> None:
     for i, cb in enumerate(callbacks):
         if not any(callable(getattr(cb, hook, None)) for hook in _HOOKS):
             problems.append(Problem(f"callbacks[{i}] must have {_ANY_HOOK}, got {_got(cb)}"))
+
+
+def _check_bundles(bundles: Any, problems: list[Problem]) -> None:
+    import os
+
+    from .._envelope import SigningKeyError, resolve_key
+
+    if bundles is None:
+        return
+    if not isinstance(bundles, (str, os.PathLike)) or not os.fspath(bundles):
+        problems.append(Problem(f"bundles must be a folder (a non-empty path), got {_got(bundles)}"))
+        return
+    try:
+        resolve_key(None)  # the key bundles are signed with, checked before anything runs
+    except SigningKeyError as exc:
+        problems.append(Problem(f"bundles: {exc}"))
 
 
 def _check_cache(cache: Any, given: dict[str, Any], problems: list[Problem]) -> None:

@@ -49,7 +49,6 @@ from typing import TYPE_CHECKING, Any
 from .._plan import NodeSpec
 from .._state import State, Trial
 from ..cache.session import CacheSession
-from ..plan.templates import fill, with_values
 from .ahead import push_dependents, withdraw_ahead
 from .batching import Batching, finish_batch, submit_batch
 from .conds import choose, conds_by_predicate
@@ -75,7 +74,7 @@ from .state import (
 )
 from .timers import Timers, expire
 from .trials import Callbacks, Trials
-from .values import fed_lists, localize
+from .values import call_values, localize
 
 if TYPE_CHECKING:
     from .._plan import CompiledGraph
@@ -83,6 +82,7 @@ if TYPE_CHECKING:
     from ..cache.decide import CacheDecision
     from ..cache.store import CacheStore
     from ..plan.arguments import Arguments
+    from .bundles import BundleWriter
 
 logger = logging.getLogger("dagexec.engine")
 
@@ -130,6 +130,7 @@ class Loop(RunState):
         self.yielded: dict[int, int] | None = None  # a pipe's producers' items, while finished
         # the nodes a stream feeds: where their call holds a list, not FEED, an iterator over it
         self.fed_any = plan._stream_feeds().fed
+        self.bundles: BundleWriter | None = None  # run(bundles=): run/bundles.py
         self.inflight = [0] * len(self.execs)
         self.ready: list[list[int]] = [[] for _ in self.execs]
         self.timers = Timers()
@@ -314,34 +315,13 @@ class Loop(RunState):
 
     def make_call(self, i: int) -> Call:
         """Unit ``i``'s next trial, its arguments filled in; the unit is running."""
-        vals = self.vals
         self.state[i] = RUNNING
         attempt = self.attempt[i] + 1
         self.attempt[i] = attempt
         spec = self.specs[i]
         if spec is None:  # a map item's first trial: its spec and arguments are made
             spec = self.specs[i] = self.maps.spec(i)
-        if self.nested[i]:
-            kw = self.kwargs[i]
-            nargs: Any = tuple(fill(a, vals) for a in self.args[i])
-            nkw = {k: fill(v, vals) for k, v in kw.items()} if kw else None
-            if self.fed_any and i in self.fed_any:
-                nargs, nkw = fed_lists(self.plan, i, nargs, nkw)
-            return Call(i, attempt, spec, nargs, nkw)
-        fills = self.fills[i]
-        if fills:
-            al = list(self.args[i])
-            for p, s in fills:
-                al[p] = vals[s]
-            args: Any = al
-        else:
-            args = self.args[i]
-        kw = self.kwargs[i]
-        if kw is not None and self.kwfills[i]:
-            kw = with_values(kw, self.kwfills[i], vals)
-        if self.fed_any and i in self.fed_any:
-            args, kw = fed_lists(self.plan, i, args, kw)
-        return Call(i, attempt, spec, args, kw)
+        return Call(i, attempt, spec, *call_values(self, i))
 
     def take_posted(self, out: Any = None, observe: Any = None) -> None:
         """Finish ``out`` and what else executors have posted, without waiting;
@@ -467,12 +447,14 @@ class Loop(RunState):
         seen = time.time()
         withdraw_ahead(self, i)  # what was submitted ahead waiting for i
         trial = self.trials.record(i, out, tstate, exc, tb)
-        self.cb.call("on_trial_end", trial)
         key = trial.key
         wait = next_wait(self.plan._opts[self.owner[i]], out[O_ATTEMPT], exc, tstate, key, self.stopping)
         if wait is not None and self.yielded and self.yielded.get(i):
             logger.info("node %r: not retried: it failed after its stream had yielded", key)
             wait = None
+        if wait is None and self.bundles is not None:  # its last attempt: a repro bundle
+            self.bundles.write(self, i, trial)
+        self.cb.call("on_trial_end", trial)
         if wait is not None:
             self.state[i] = PENDING
             if wait > 0:

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from ..plan.streams import wants_async
+from ..plan.templates import fill, with_values
 from .protocol import FEED, Call, Executor, Outcome, Remote, failed_outcome
 from .state import RELEASED, SUCCEEDED
 
@@ -33,6 +34,34 @@ def fetch_in(value: Any, ex: Executor) -> Any:
     if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple, as the graph builder walks it
         return t(*[fetch_in(v, ex) for v in value])
     return value
+
+
+def call_values(loop: Any, i: int) -> tuple[Any, dict[str, Any] | None]:
+    """Unit ``i``'s arguments, its inputs' values filled in from ``loop.vals`` (its
+    positional ones, its keyword ones or None); a fed parameter's stream as an
+    iterator over its list where the stream is not fed item by item."""
+    vals = loop.vals
+    if loop.nested[i]:
+        kw = loop.kwargs[i]
+        nargs: Any = tuple(fill(a, vals) for a in loop.args[i])
+        nkw = {k: fill(v, vals) for k, v in kw.items()} if kw else None
+        if loop.fed_any and i in loop.fed_any:
+            nargs, nkw = fed_lists(loop.plan, i, nargs, nkw)
+        return nargs, nkw
+    fills = loop.fills[i]
+    if fills:
+        al = list(loop.args[i])
+        for p, s in fills:
+            al[p] = vals[s]
+        args: Any = al
+    else:
+        args = loop.args[i]
+    kw = loop.kwargs[i]
+    if kw is not None and loop.kwfills[i]:
+        kw = with_values(kw, loop.kwfills[i], vals)
+    if loop.fed_any and i in loop.fed_any:
+        args, kw = fed_lists(loop.plan, i, args, kw)
+    return args, kw
 
 
 def fed_lists(plan: Any, i: int, args: Any, kwargs: dict[str, Any] | None) -> tuple[Any, Any]:

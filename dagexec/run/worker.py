@@ -153,7 +153,48 @@ def from_task(exc: BaseException, fn: Any) -> BaseException:
         at = tb
         while at is not None and at.tb_frame.f_code.co_filename == __file__:
             at = at.tb_next
+    try:  # travels with the exception (pickled with its __dict__): a bundle's .locals
+        exc.__dagexec_locals__ = failing_locals(at)  # type: ignore[attr-defined]
+    except Exception:
+        pass
     return exc.with_traceback(at)
+
+
+#: bounds of :func:`failing_locals` (docs/debugging.md): frames, names per frame, repr
+LOCALS_FRAMES, LOCALS_NAMES, LOCALS_REPR = 10, 40, 200
+
+
+def failing_locals(tb: Any) -> dict[str, dict[str, str]]:
+    """Each frame of traceback ``tb`` (the innermost :data:`LOCALS_FRAMES`, outermost
+    first) as ``"file:line function"``, with its local variables as reprs cut to
+    :data:`LOCALS_REPR` characters (at most :data:`LOCALS_NAMES` of them)."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = LOCALS_REPR
+    frames = []
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    out: dict[str, dict[str, str]] = {}
+    for t in frames[-LOCALS_FRAMES:]:
+        code = t.tb_frame.f_code
+        where = f"{code.co_filename}:{t.tb_lineno} {code.co_name}"
+        while where in out:  # recursion: the same line again
+            where += "'"
+        names: dict[str, str] = {}
+        found = t.tb_frame.f_locals
+        for k, (name, value) in enumerate(found.items()):
+            if k == LOCALS_NAMES:
+                names["..."] = f"{len(found) - LOCALS_NAMES} more"
+                break
+            try:
+                text = short.repr(value)
+            except Exception as exc:
+                text = f"<repr failed: {type(exc).__name__}>"
+            names[str(name)] = text[:LOCALS_REPR]
+        out[where] = names
+    return out
 
 
 async def run_call_async(call: Call, worker: str) -> Outcome:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ...run.protocol import Batch, BatchDone, Call, Outcome, Remote, failed_outcome
+from ...run.protocol import LINK, Batch, BatchDone, Call, Outcome, Remote, failed_outcome
 from .._transport import load_outcome, unpickling_error
 
 __all__ = ["batch_outcomes", "trial_outcome"]
@@ -37,7 +37,8 @@ def batch_outcomes(
     batch: Batch, msg: dict[str, Any], value_of: Callable[[int], Remote | None], start: float
 ) -> BatchDone:
     """The members' outcomes a batch's "ended" event reports (those that ran, in
-    order), each success with ``value_of(its unit)``."""
+    order), each success with ``value_of(its unit)`` (``LINK`` for a chain's member
+    whose value stayed in its task)."""
     if "split" in msg:  # the worker could not load the members: each goes alone
         return BatchDone(batch, [], split=True)
     w = msg.get("w", "dask")
@@ -47,7 +48,8 @@ def batch_outcomes(
         call = by_idx[entry[0]]
         if len(entry) == 5:
             _, attempt, began, end, log = entry
-            outs.append((call.idx, attempt, True, value_of(call.idx), None, "", began, end, w, log))
+            value = value_of(call.idx)  # None: a chain's member before its last, whose value stayed there
+            outs.append((call.idx, attempt, True, LINK if value is None else value, None, "", began, end, w, log))
             continue
         try:
             outs.append(load_outcome(entry[2]))
