@@ -766,12 +766,13 @@ def test_plan_records_pickle_their_slots_by_name() -> None:
     trial = Trial("k", 1)
     assert trial.__reduce_ex__(2)[2][1] == {
         "key": "k", "attempt": 1, "state": State.RUNNING, "start": 0.0, "end": None,
-        "worker": "", "error": None, "traceback": "", "log": "", "items": None,
+        "worker": "", "error": None, "traceback": "", "log": "", "items": None, "bundle": None,
     }  # fmt: skip
-    # a Trial pickled before it had items loads with none
-    old = copyreg.__newobj__, (Trial,), (None, {k: v for k, v in trial.__reduce_ex__(2)[2][1].items() if k != "items"})
+    # a Trial pickled before it had items (or a bundle) loads with none
+    earlier = {k: v for k, v in trial.__reduce_ex__(2)[2][1].items() if k not in ("items", "bundle")}
+    old = copyreg.__newobj__, (Trial,), (None, earlier)
     loaded = old[0](*old[1])
     loaded.__setstate__(old[2])
-    assert (loaded.key, loaded.items) == ("k", None)
+    assert (loaded.key, loaded.items, loaded.bundle) == ("k", None, None)
     back = pickle.loads(pickle.dumps(spec))
     assert (back.name, back.type, back.default, back.slot, back.readers) == ("n", int, 3, 5, ("double",))
