@@ -76,6 +76,8 @@ def run(
             decision, earlier, writer = _plan_cache(plan, store, input_values, selected, kept, config.resume)
             if writer is not None:
                 cbs.insert(0, writer)
+        if config.events is not None:
+            cbs.append(_events_writer(plan, config.events, lanes))
         if config.progress:
             from ._progress import ProgressBar
 
@@ -103,6 +105,23 @@ def run(
     if config.raise_on_failure and loop.failed_order:
         raise run_failed(result, loop)
     return result
+
+
+def _events_writer(plan: CompiledGraph, to: Any, lanes: Any) -> Any:
+    """The callback that writes the run's events to ``to`` (run/events.py), naming each
+    trial's executor by its node's route (a map item's: its map's)."""
+    from .run.events import EventsWriter
+
+    names = [ex.name for ex in lanes.execs]
+    index, route = plan._index, lanes.route_idx
+
+    def executor_of(key: str) -> str:
+        i = index.get(key)
+        if i is None:  # a map item, "map[k]"
+            i = index.get(key.rpartition("[")[0])
+        return names[route[i]] if i is not None else ""
+
+    return EventsWriter(to, executor_of, names)
 
 
 def _plan_cache(

@@ -57,6 +57,7 @@ EXPECTED_BLOCKS: dict[str, int] = {
     "docs/dynamic.md": 3,
     "docs/executors.md": 1,
     "docs/index.md": 1,
+    "docs/observability.md": 1,
     "docs/performance.md": 0,
     "docs/pictures.md": 3,
     "docs/processes.md": 11,

@@ -158,6 +158,8 @@ _RUN_ARGUMENTS: Final[tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = (
         "what succeeded does not run again"}),
     (("--json",), {"metavar": "FILE",
         "help": "write the result as JSON to FILE; - writes it to standard output"}),
+    (("--events",), {"metavar": "FILE", "help": "write the run's events to FILE as JSON lines, each "
+        "flushed as written (docs/observability.md); - writes them to standard output"}),
     (("--no-progress",), {**_SWITCH, "help": "no progress display nor per-node log"}),
     (("--bundles",), {"metavar": "DIR", "help": "write each failed trial to DIR as a repro bundle "
         "(dagexec debug FILE reruns it; docs/debugging.md)"}),

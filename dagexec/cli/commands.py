@@ -79,6 +79,10 @@ def _check_run_usage(args: argparse.Namespace) -> None:
         raise UsageError(f"--cache {args.cache!r}: {why}")
     if args.json is not None:
         check_destination(args.json, "--json")
+    if args.events is not None:
+        check_destination(args.events, "--events")
+    if args.json == STDOUT and args.events == STDOUT:
+        raise UsageError("--json - and --events - would share standard output: give one a file")
     if args.executor == "loky" and args.workers is not None:
         args.workers = _capped_processes(args.workers)
 
@@ -100,7 +104,7 @@ def _capped_processes(workers: int) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     _check_run_usage(args)
-    to_stdout = args.json == STDOUT
+    to_stdout = STDOUT in (args.json, args.events)
     with stdout_for_document(to_stdout) as document:
         plan = load_plan(args.target, args.require_signed, args.expect_graph, args.expect_fingerprint)
         inputs = parse_inputs(plan, args.input)
@@ -129,6 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise_on_failure=False,
             check_mutation=args.check_mutation,
             bundles=args.bundles,
+            events=None if args.events is None else document if args.events == STDOUT else args.events,
         )
         result = run(plan, inputs, config)
         if args.json is not None:

@@ -440,6 +440,7 @@ class CompiledGraph:
         check_mutation: bool = False,
         bundles: str | PathLike[str] | None = None,
         bundle_personal: bool = False,
+        events: Any = None,
         **input_values: Any,
     ) -> RunResult:
         """Run the plan and return its :class:`~dagexec.RunResult`.
@@ -479,6 +480,8 @@ class CompiledGraph:
                 as a repro bundle, named by its ``Trial.bundle`` (docs/debugging.md).
             bundle_personal: also write the user and host names, the working
                 directory and the environment variables into each bundle.
+            events: a file's path, or an open stream: the run's events as JSON lines,
+                each flushed as written (docs/observability.md).
             **input_values: graph input values by name.
 
         Returns:

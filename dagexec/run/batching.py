@@ -380,7 +380,8 @@ def finish_batch(loop: Loop, done: BatchDone, async_: bool) -> None:
                     ready[route[j]].append(j)
     if done.batch.outlets:  # what reached a map left, whatever the pipe's end says (a crash)
         done.items = {**loop.maps.received(done.batch), **(done.items or {})}
-    loop.yielded = done.items  # a pipe's: what each producer yielded (no retry once it has)
+    # a pipe's: what each producer yielded (no retry once it has; on its trial's record)
+    loop.yielded = loop.trials.yielded = done.items
     observe = loop.batches.measured[loop.route[i]]
     finish = loop.finish
     has_cb = loop.has_cb
@@ -396,6 +397,7 @@ def finish_batch(loop: Loop, done: BatchDone, async_: bool) -> None:
             if linked[k]:
                 loop.trials.started(idx, calls[k].attempt, out[O_START])
         finish(out, False)
+    loop.trials.yielded = None
     if done.items:  # on each producer's trial record
         loop.yielded = None
         for out in outs:

@@ -24,6 +24,7 @@ This module imports neither the loop nor the executors: ``import dagexec`` stays
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,7 @@ class RunConfig:
     check_mutation: bool = False
     bundles: str | PathLike[str] | None = None
     bundle_personal: bool = False
+    events: Any = None
 
     def check(
         self, plan: CompiledGraph, inputs: Any, input_values: Mapping[str, Any] | None = None
@@ -86,6 +88,7 @@ class RunConfig:
             cache=self.cache,
             flags={name: getattr(self, name) for name in FLAGS},
             bundles=self.bundles,
+            events=self.events,
         )
 
     def validate(self, plan: CompiledGraph, given: dict[str, Any], problems: list[Problem]) -> Arguments:
@@ -120,6 +123,7 @@ def check_run_arguments(
     cache: Any,
     flags: dict[str, Any],
     bundles: Any = None,
+    events: Any = None,
 ) -> dict[str, Any]:
     """The graph input values ``run(inputs, **input_values)`` gives, once every argument
     of ``run()`` has the type it needs; the checks of their values (keys, inputs,
@@ -148,6 +152,9 @@ def check_run_arguments(
             problems.append(Problem(f"{name} must be True or False, got {_got(value)}"))
     _check_cache(cache, given, problems)
     _check_bundles(bundles, problems)
+    if events is not None and not (isinstance(events, (str, os.PathLike)) and os.fspath(events)):
+        if not callable(getattr(events, "write", None)):
+            problems.append(Problem(f"events must be a file's path or a stream, got {_got(events)}"))
     if problems:
         raise InputError(problems, what=f"run of graph {plan.name!r}")
     return given

@@ -91,7 +91,7 @@ class Trials:
     """Each unit's trials, one row per unit (see the module's docstring); ``item_key``
     names a unit past the plan's nodes (a map item)."""
 
-    __slots__ = ("cb", "ends", "item_key", "keys", "rows", "unstarted")
+    __slots__ = ("cb", "ends", "item_key", "keys", "rows", "unstarted", "yielded")
 
     def __init__(self, keys: tuple[str, ...], cb: Callbacks, n_slots: int) -> None:
         self.keys = keys
@@ -102,6 +102,7 @@ class Trials:
         self.ends: list[Any] = [None] * len(keys)  # per node: the end of a row that is a start
         self.unstarted: dict[int, Trial] = {}  # announced trials of batch members sent back
         self.item_key: Callable[[int], str] = str
+        self.yielded: dict[int, int] | None = None  # while a pipe's outcomes are recorded: its items
 
     def key(self, u: int) -> str:
         """Unit ``u``'s key: a node's, or a map item's (``inv[2]``)."""
@@ -142,6 +143,8 @@ class Trials:
                 self.rows[i] = [trial]
             else:
                 lst.append(trial)
+        if self.yielded is not None and i in self.yielded:  # a stream producer's, before callbacks see it
+            trial.items = self.yielded[i]
         return trial
 
     def unstart(self, i: int, attempt: int) -> None:
