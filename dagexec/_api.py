@@ -13,6 +13,7 @@ itself imports none of these extras.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from .executors._resolve import require_portable, resolve_executors
 from .run.config import RunConfig
 from .run.loop import Loop
 from .run.result import run_failed
+from .run.tracing import tracing_wanted
 from .run.trials import Callbacks
 
 if TYPE_CHECKING:
@@ -56,6 +58,8 @@ def run(
     arguments = config.validate(plan, given, problems)
     input_values, selected, kept = arguments
     lanes = resolve_executors(plan, config.executor, config.max_workers, selected, problems, config.scheduler)
+    if tracing_wanted(config.trace) and importlib.util.find_spec("opentelemetry") is None:
+        problems.append(Problem("trace=True needs opentelemetry-api: pip install 'dagexec[otel]'"))
     with lanes.owned as owned:  # shuts down what the run made, however it leaves
         if problems:
             raise InputError(problems, what=f"run of graph {plan.name!r}")
@@ -77,7 +81,13 @@ def run(
             if writer is not None:
                 cbs.insert(0, writer)
         if config.events is not None:
-            cbs.append(_events_writer(plan, config.events, lanes))
+            from .run.events import EventsWriter
+
+            cbs.append(EventsWriter(config.events, _executor_namer(plan, lanes), [ex.name for ex in lanes.execs]))
+        if tracing_wanted(config.trace):
+            from .run.tracing import TraceWriter
+
+            cbs.append(TraceWriter(_executor_namer(plan, lanes)))
         if config.progress:
             from ._progress import ProgressBar
 
@@ -107,11 +117,9 @@ def run(
     return result
 
 
-def _events_writer(plan: CompiledGraph, to: Any, lanes: Any) -> Any:
-    """The callback that writes the run's events to ``to`` (run/events.py), naming each
-    trial's executor by its node's route (a map item's: its map's)."""
-    from .run.events import EventsWriter
-
+def _executor_namer(plan: CompiledGraph, lanes: Any) -> Any:
+    """``executor_of(key)``: the name of the executor a node's (a map item's: its map's)
+    trials run on, by the node's route."""
     names = [ex.name for ex in lanes.execs]
     index, route = plan._index, lanes.route_idx
 
@@ -121,7 +129,7 @@ def _events_writer(plan: CompiledGraph, to: Any, lanes: Any) -> Any:
             i = index.get(key.rpartition("[")[0])
         return names[route[i]] if i is not None else ""
 
-    return EventsWriter(to, executor_of, names)
+    return executor_of
 
 
 def _plan_cache(

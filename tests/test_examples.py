@@ -63,6 +63,17 @@ EXPECTED: dict[str, list[str | re.Pattern[str]]] = {
         re.compile(r"latency from arrival to score: median \d+ ms, max \d+ ms; the run took \d+\.\d s"),
         "items: {'readings': [40], 'parse': [40], 'running_mean': [40]}",
     ],
+    "tracing.py": [
+        "total: 5",
+        "nightly job",
+        "  run nightly",
+        "    trial fetch  attempt 1: failed on serial  [ERROR]",
+        "    trial fetch  attempt 2: succeeded on serial",
+        "    trial square[0]  attempt 1: succeeded on serial",
+        "    trial square[1]  attempt 1: succeeded on serial",
+        "    trial square[2]  attempt 1: succeeded on serial",
+        "    trial total  attempt 1: succeeded on serial",
+    ],
     "quickstart.py": [
         "nodes: fetch_stopwords, word_counts/tokenize, word_counts/count, "
         "word_counts-1/tokenize, word_counts-1/count, merge, top",

@@ -42,7 +42,7 @@ def test_run_keywords_are_the_fields_of_run_config_with_the_same_types_and_defau
     assert [f[0] for f in fields] == [
         "executor", "max_workers", "scheduler", "only", "skip", "fail_fast", "cache", "resume",
         "keep", "callbacks", "progress", "raise_on_failure", "check_mutation", "bundles", "bundle_personal",
-        "events",
+        "events", "trace",
     ]  # fmt: skip
 
 

@@ -441,6 +441,7 @@ class CompiledGraph:
         bundles: str | PathLike[str] | None = None,
         bundle_personal: bool = False,
         events: Any = None,
+        trace: bool | None = None,
         **input_values: Any,
     ) -> RunResult:
         """Run the plan and return its :class:`~dagexec.RunResult`.
@@ -482,6 +483,9 @@ class CompiledGraph:
                 directory and the environment variables into each bundle.
             events: a file's path, or an open stream: the run's events as JSON lines,
                 each flushed as written (docs/observability.md).
+            trace: OpenTelemetry spans of the run and of each trial, through the
+                caller's tracer provider (``dagexec[otel]``); None: as
+                ``DAGEXEC_TRACE=1`` says (docs/observability.md).
             **input_values: graph input values by name.
 
         Returns:

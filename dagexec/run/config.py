@@ -67,6 +67,7 @@ class RunConfig:
     bundles: str | PathLike[str] | None = None
     bundle_personal: bool = False
     events: Any = None
+    trace: bool | None = None
 
     def check(
         self, plan: CompiledGraph, inputs: Any, input_values: Mapping[str, Any] | None = None
@@ -89,6 +90,7 @@ class RunConfig:
             flags={name: getattr(self, name) for name in FLAGS},
             bundles=self.bundles,
             events=self.events,
+            trace=self.trace,
         )
 
     def validate(self, plan: CompiledGraph, given: dict[str, Any], problems: list[Problem]) -> Arguments:
@@ -124,6 +126,7 @@ def check_run_arguments(
     flags: dict[str, Any],
     bundles: Any = None,
     events: Any = None,
+    trace: Any = None,
 ) -> dict[str, Any]:
     """The graph input values ``run(inputs, **input_values)`` gives, once every argument
     of ``run()`` has the type it needs; the checks of their values (keys, inputs,
@@ -155,6 +158,8 @@ def check_run_arguments(
     if events is not None and not (isinstance(events, (str, os.PathLike)) and os.fspath(events)):
         if not callable(getattr(events, "write", None)):
             problems.append(Problem(f"events must be a file's path or a stream, got {_got(events)}"))
+    if trace is not None and not isinstance(trace, bool):
+        problems.append(Problem(f"trace must be True, False or None, got {_got(trace)}"))
     if problems:
         raise InputError(problems, what=f"run of graph {plan.name!r}")
     return given
