@@ -84,10 +84,12 @@ def run(
             from .run.events import EventsWriter
 
             cbs.append(EventsWriter(config.events, _executor_namer(plan, lanes), [ex.name for ex in lanes.execs]))
+        tracer = None
         if tracing_wanted(config.trace):
             from .run.tracing import TraceWriter
 
-            cbs.append(TraceWriter(_executor_namer(plan, lanes)))
+            tracer = TraceWriter(_executor_namer(plan, lanes))
+            cbs.append(tracer)
         if config.progress:
             from ._progress import ProgressBar
 
@@ -98,6 +100,7 @@ def run(
 
             specs = checked_specs(plan)
         loop = Loop(plan, arguments, lanes.execs, lanes.route_idx, config.fail_fast, Callbacks(cbs), specs)
+        loop.tracer = tracer
         if config.bundles is not None:
             from .run.bundles import BundleWriter
 

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 from ._command import GRACE_S, Command, CommandOutput, kill_running
 from ._errors import DagexecError, TaskTimeout
+from ._tracectx import TRACEPARENT
 
 __all__ = [
     "CommandFailed",
@@ -208,9 +209,12 @@ def find_program(cmd: list[Any], env: Mapping[Any, Any], cwd: Any) -> None:
 
 
 def command_env(env: Mapping[str, Any] | None) -> dict[Any, Any]:
-    """A command's whole environment: this process's without ``WITHHELD``, with
-    ``env`` laid over it."""
+    """A command's whole environment: this process's without ``WITHHELD``, the trial's
+    ``TRACEPARENT`` in a traced run, with ``env`` laid over it."""
     full: dict[Any, Any] = {k: v for k, v in os.environ.items() if k not in WITHHELD}
+    traceparent = TRACEPARENT.get()  # a traced run's trial: its span, for the command's own
+    if traceparent is not None:
+        full["TRACEPARENT"] = traceparent
     for key, value in (env or {}).items():
         full[key] = _argument(value)
     return full

@@ -42,7 +42,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "dagexec._errors", "dagexec._state", "dagexec._callsite", "dagexec._typecheck",
         "dagexec._envelope", "dagexec._files", "dagexec._folders", "dagexec._capture",
         "dagexec._proctree", "dagexec._command", "dagexec._version", "dagexec._interrupts",
-        "dagexec._walk",
+        "dagexec._walk", "dagexec._tracectx",
     ),
     "definition": (
         "dagexec._task", "dagexec._graph", "dagexec._section", "dagexec._cond", "dagexec._shell",

@@ -178,3 +178,62 @@ def test_trace_must_be_a_bool():
         double(1)
     with pytest.raises(dx.InputError, match="trace must be True, False or None, got str 'yes'"):
         g.compile().run(trace="yes")  # type: ignore[arg-type]
+
+
+@dx.task
+def current_span_ids() -> tuple[int, int]:
+    """Where the trial runs: the current OpenTelemetry span's trace and span ids."""
+    ctx = trace.get_current_span().get_span_context()
+    return ctx.trace_id, ctx.span_id
+
+
+@dx.task
+def makes_a_span() -> int:
+    with trace.get_tracer("a-task").start_as_current_span("inside the task"):
+        return 1
+
+
+def span_named(exporter: InMemorySpanExporter, name: str) -> Any:
+    (span,) = [s for s in exporter.get_finished_spans() if s.name == name]
+    return span
+
+
+@pytest.fixture(params=["serial", "threads", "loky", "dask"])
+def executor(request: Any) -> Any:
+    if request.param == "dask":
+        from dagexec.executors import DaskExecutor
+
+        return DaskExecutor(request.getfixturevalue("client"))
+    return request.param
+
+
+def test_a_trial_runs_in_its_spans_context_wherever_it_runs(spans, executor):
+    with dx.Graph("g") as g:
+        g.output(current_span_ids(), name="ids")
+    result = g.compile().run(executor=executor, trace=True)
+    trial = span_named(spans, "trial current_span_ids").context
+    assert result.output == (trial.trace_id, trial.span_id)
+
+
+def test_a_tasks_own_spans_are_children_of_its_trials(spans):
+    with dx.Graph("g") as g:
+        makes_a_span()
+    g.compile().run(executor="threads", trace=True)
+    inner, trial = span_named(spans, "inside the task"), span_named(spans, "trial makes_a_span")
+    assert inner.parent.span_id == trial.context.span_id
+
+
+@pytest.mark.parametrize("executor", ["threads", "loky"])
+def test_a_shell_command_gets_its_trials_traceparent(spans, executor):
+    with dx.Graph("g") as g:
+        g.output(dx.shell(["sh", "-c", 'printf %s "$TRACEPARENT"'], name="tp"), name="tp")
+    result = g.compile().run(executor=executor, trace=True)
+    ctx = span_named(spans, "trial tp").context
+    assert result.output == f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+
+
+def test_an_untraced_commands_environment_has_no_traceparent(monkeypatch):
+    monkeypatch.delenv("TRACEPARENT", raising=False)
+    with dx.Graph("g") as g:
+        g.output(dx.shell(["sh", "-c", 'printf %s "${TRACEPARENT-unset}"'], name="tp"), name="tp")
+    assert g.compile().run(executor="threads").output == "unset"

@@ -283,6 +283,8 @@ def submit_batch(loop: Loop, members: list[int], r: int, ex: Executor, ahead: li
         for call, is_link in zip(calls, linked, strict=True):
             if not is_link:
                 loop.trials.started(call.idx, call.attempt)
+            if loop.tracer is not None:  # the trace context each member runs in
+                call.trace = loop.tracer.traceparent(loop.trials.key(call.idx), call.attempt)
     # in flight before it is sent: its first member may run, and a Ctrl-C arrive,
     # before submit_batch returns, and an interrupted run must find every member
     if batch.outlets:  # a pipe that posts items: it may hold the lane's one slot (serial)

@@ -83,6 +83,7 @@ if TYPE_CHECKING:
     from ..cache.store import CacheStore
     from ..plan.arguments import Arguments
     from .bundles import BundleWriter
+    from .tracing import TraceWriter
 
 logger = logging.getLogger("dagexec.engine")
 
@@ -131,6 +132,7 @@ class Loop(RunState):
         # the nodes a stream feeds: where their call holds a list, not FEED, an iterator over it
         self.fed_any = plan._stream_feeds().fed
         self.bundles: BundleWriter | None = None  # run(bundles=): run/bundles.py
+        self.tracer: TraceWriter | None = None  # run(trace=True): run/tracing.py
         self.inflight = [0] * len(self.execs)
         self.ready: list[list[int]] = [[] for _ in self.execs]
         self.timers = Timers()
@@ -226,7 +228,7 @@ class Loop(RunState):
         for r, inline in enumerate(batches.inline):
             if inline:
                 here[r] = batches.quick
-        if self.own_specs:
+        if self.own_specs or self.tracer is not None:  # every trial through its Call
             here = [None] * n_exec
         plain = self.plan._plain_units() if any(h is not None for h in here) else ()
         # per lane: whether its dependents are submitted ahead (run/ahead.py); not on a
@@ -298,6 +300,8 @@ class Loop(RunState):
                 return
         if self.has_cb:
             self.trials.started(i, call.attempt)
+            if self.tracer is not None:  # the trace context the trial runs in
+                call.trace = self.tracer.traceparent(self.trials.key(i), call.attempt)
         try:
             out = ex.submit(call, self.q.put)
         except Exception as exc:

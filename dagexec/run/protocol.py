@@ -78,16 +78,21 @@ class Call:
         spec: the node's :class:`~dagexec.plan.specs.NodeSpec`.
         args: positional argument values.
         kwargs: keyword argument values, or None.
+        trace: in a traced run, the trial's span as a W3C ``traceparent`` (the trace
+            context it runs in: :mod:`dagexec._tracectx`); else None.
     """
 
-    __slots__ = ("args", "attempt", "idx", "kwargs", "spec")
+    __slots__ = ("args", "attempt", "idx", "kwargs", "spec", "trace")
 
-    def __init__(self, idx: int, attempt: int, spec: Any, args: Any, kwargs: dict[str, Any] | None):
+    def __init__(
+        self, idx: int, attempt: int, spec: Any, args: Any, kwargs: dict[str, Any] | None, trace: str | None = None
+    ):
         self.idx = idx
         self.attempt = attempt
         self.spec = spec
         self.args = args
         self.kwargs = kwargs
+        self.trace = trace
 
     @property
     def key(self) -> str:
@@ -95,7 +100,7 @@ class Call:
         return str(self.spec.key)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Call, (self.idx, self.attempt, self.spec, self.args, self.kwargs))
+        return (Call, (self.idx, self.attempt, self.spec, self.args, self.kwargs, self.trace))
 
     def __repr__(self) -> str:
         return f"<Call {self.spec.key!r} attempt={self.attempt}>"

@@ -18,9 +18,11 @@ when a run is traced: with tracing off nothing of OpenTelemetry is imported.
 from __future__ import annotations
 
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 from .._state import State, Trial
+from .._tracectx import traceparent_of
 from .._version import __version__
 
 if TYPE_CHECKING:
@@ -79,7 +81,16 @@ class TraceWriter:
         )
 
     def on_trial_start(self, trial: Trial) -> None:
-        self._open[trial.key, trial.attempt] = self._start(trial)
+        if (trial.key, trial.attempt) not in self._open:  # (a chain's member: opened at its submission)
+            self._open[trial.key, trial.attempt] = self._start(trial)
+
+    def traceparent(self, key: str, attempt: int) -> str:
+        """The W3C traceparent of trial ``attempt`` of ``key``, its span opened if it is
+        not yet (a chain's member, announced when the chain's outcome comes)."""
+        span = self._open.get((key, attempt))
+        if span is None:
+            span = self._open[key, attempt] = self._start(Trial(key, attempt, start=time.time()))
+        return traceparent_of(span.get_span_context())
 
     def on_trial_end(self, trial: Trial) -> None:
         from opentelemetry.trace import Status, StatusCode

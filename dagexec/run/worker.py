@@ -24,6 +24,8 @@ from .._capture import install_for_good as _install_for_good
 from .._capture import log_text as _log_text
 from .._errors import TaskTimeout, TypeCheckError
 from .._proctree import stop_started_since as _stop_processes_since
+from .._tracectx import TRACEPARENT as _TRACEPARENT
+from .._tracectx import entered as _entered
 from .._typecheck import describe_mismatch
 from .protocol import Call, Outcome, failed_outcome
 
@@ -77,6 +79,9 @@ def run_call(call: Call, worker: str | None = None, reraise_interrupt: bool = Fa
     Returns:
         The outcome tuple.
     """
+    if call.trace is not None and _TRACEPARENT.get() != call.trace:  # a traced run's trial
+        with _entered(call.trace):
+            return run_call(call, worker, reraise_interrupt)
     spec = call.spec
     args = call.args
     kwargs = call.kwargs
@@ -200,6 +205,9 @@ def failing_locals(tb: Any) -> dict[str, dict[str, str]]:
 async def run_call_async(call: Call, worker: str) -> Outcome:
     """:func:`run_call` for an ``async def`` task, on the running event loop: awaits
     the coroutine (with the task's timeout) without blocking the loop's other trials."""
+    if call.trace is not None and _TRACEPARENT.get() != call.trace:  # a traced run's trial
+        with _entered(call.trace):
+            return await run_call_async(call, worker)
     spec = call.spec
     args = call.args
     kwargs = call.kwargs

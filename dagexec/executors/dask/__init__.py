@@ -269,7 +269,7 @@ class DaskExecutor(Executor):
             args, kwargs, inputs = swap_remotes(call, self)
         except Exception as exc:
             return failed_outcome(call, exc, time.time(), "master")
-        head = (call.idx, call.attempt, call.key)
+        head = (call.idx, call.attempt, call.key) + (() if call.trace is None else (call.trace,))
         self._gather(call, post, None, _run_trial, topic, (head, blobs, args, kwargs, inputs))
         return None
 
@@ -288,7 +288,7 @@ class DaskExecutor(Executor):
             swapped = [swap_remotes(call, self) for call in batch.calls]
         except Exception:
             return BatchDone(batch, [], split=True)  # each alone says what went wrong
-        heads = [(call.idx, call.attempt, call.key) for call in batch.calls]
+        heads = [(c.idx, c.attempt, c.key) + (() if c.trace is None else (c.trace,)) for c in batch.calls]
         if batch.feeds is not None:  # a pipe: its value, as a group's, the tuple of its members'
             pipe = (heads, blobs, swapped, batch.linked, batch.keep, batch.feeds, batch.outlets)
             self._gather(batch.calls[0], post, batch, _run_pipe, topic, pipe)

@@ -154,7 +154,7 @@ def _run_batch(
     del calls, first
     _REPORTS.ended(dkey)
     value = _FAILED
-    last, key_of = heads[-1][0], {idx: key for idx, _, key in heads}
+    last, key_of = heads[-1][0], {h[0]: h[2] for h in heads}
     entries: list[Any] = []
     for out in outs:
         if out[O_OK] and out[O_IDX] == last:  # its value is the task's: it must pickle
@@ -304,8 +304,8 @@ def _batch_calls(
         worker.log_event(topic, {"k": dkey, "split": 1})
         return worker, None
     calls = [
-        Call(idx, attempt, spec, args, kwargs)
-        for (idx, attempt, _), spec, (args, kwargs, _) in zip(heads, specs, swapped, strict=True)
+        Call(h[0], h[1], spec, args, kwargs, h[3] if len(h) > 3 else None)
+        for h, spec, (args, kwargs, _) in zip(heads, specs, swapped, strict=True)
     ]
     return worker, calls
 
@@ -321,7 +321,7 @@ def _one_trial(
 ) -> Outcome:
     """The outcome of one trial run here (a single task's, or a group's member): its
     task loaded (``began(spec)`` then), unless an input was lost with a worker."""
-    idx, attempt, key = head
+    idx, attempt, key = head[:3]  # (and, in a traced run, the trace context it runs in)
     start = time.time()
     try:
         spec = load_spec(*blob)
@@ -330,7 +330,7 @@ def _one_trial(
         return failed_outcome(Call(idx, attempt, None, (), None), unloadable, start, where)
     if began is not None:
         began(spec)
-    call = Call(idx, attempt, spec, args, kwargs)
+    call = Call(idx, attempt, spec, args, kwargs, head[3] if len(head) > 3 else None)
     lost = _lost_input(key, args, kwargs, inputs)
     return run_call(call, where) if lost is None else failed_outcome(call, lost, start, where)
 
@@ -341,14 +341,14 @@ def _members_value(
     """A group's or a pipe's task value (each member's value, :data:`_FAILED` for one
     that did not succeed or did not run) and its report's entries, each value checked
     to pickle (dask may move it)."""
-    key_of = {idx: key for idx, _, key in heads}
+    key_of = {h[0]: h[2] for h in heads}
     by_idx: dict[int, Any] = {}
     entries: list[Any] = []
     for out in outs:
         out = _pickled_or_failed(out, key_of[out[O_IDX]], where)
         by_idx[out[O_IDX]] = out[O_VALUE] if out[O_OK] else _FAILED
         entries.append(_entry(out, key_of[out[O_IDX]]))
-    return tuple(by_idx.get(idx, _FAILED) for idx, _, _ in heads), entries
+    return tuple(by_idx.get(h[0], _FAILED) for h in heads), entries
 
 
 def _entry(out: Outcome, key: str) -> list[Any]:

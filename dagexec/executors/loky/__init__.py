@@ -164,7 +164,8 @@ class LokyExecutor(Executor):
             return values
         sub = _Sub(next(_sids), call, post)
         self._inflight.add(sub.sid, call, sub)
-        error = self._send(sub, ((call.idx, call.attempt, call.key), blobs, values))
+        payload: tuple[Any, ...] = ((call.idx, call.attempt, call.key), blobs, values)
+        error = self._send(sub, payload if call.trace is None else (*payload, call.trace))
         if error is not None:
             self._forget(sub)
             return crashed_outcome(call, error, sub.start, _REFUSED)
@@ -193,7 +194,8 @@ class LokyExecutor(Executor):
         outlet = None
         if batch.outlets:  # a map's items come through the master while the pipe runs
             outlet = (batch.outlets, *get_hub().expect(sub.sid, batch, post))
-        error = self._send(sub, (heads, fns, specs, batch.linked, batch.keep, values, batch.feeds, outlet))
+        traces = [call.trace for call in calls] if calls[0].trace is not None else None
+        error = self._send(sub, (heads, fns, specs, batch.linked, batch.keep, values, batch.feeds, outlet, traces))
         if error is not None:
             self._forget(sub)
             return BatchDone(batch, [], split=True)

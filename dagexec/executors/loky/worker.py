@@ -92,8 +92,11 @@ def _unloadable(head: tuple[int, int, str], what: str, exc: Exception, start: fl
     return dump_outcome(failed_outcome(Call(idx, attempt, None, (), None), error, start, worker), key)
 
 
-def _run_in_worker(sid: int, head: tuple[int, int, str], blobs: Blobs, values: bytes) -> tuple[bool, bytes]:
-    """Run one trial in a worker process: whether the task returned, and its outcome as bytes."""
+def _run_in_worker(
+    sid: int, head: tuple[int, int, str], blobs: Blobs, values: bytes, trace: str | None = None
+) -> tuple[bool, bytes]:
+    """Run one trial in a worker process: whether the task returned, and its outcome as
+    bytes (``trace``: the trace context it runs in, in a traced run)."""
     pid = os.getpid()
     if _reports is not None:
         _reports.send_bytes(_REPORT.pack(sid, pid))
@@ -108,7 +111,7 @@ def _run_in_worker(sid: int, head: tuple[int, int, str], blobs: Blobs, values: b
         args, kwargs = pickle.loads(values)
     except Exception as exc:
         return False, _unloadable(head, "its arguments", exc, start, worker)
-    call = Call(head[0], head[1], spec, args, kwargs)
+    call = Call(head[0], head[1], spec, args, kwargs, trace)
     timeout = spec.timeout
     if timeout is None:
         out = run_call(call, worker)
@@ -137,13 +140,14 @@ def _run_batch_in_worker(
     values: bytes,
     feeds: list[Any] | None = None,
     outlet: tuple[dict[int, int], str, bytes] | None = None,
+    traces: list[str | None] | None = None,
 ) -> tuple[Any, ...]:
     """Run a batch in a worker process: ``(True, outcomes as bytes)``, or
     ``(False, why)`` when the batch cannot run as one (its members then run alone,
     where what does not unpickle fails with its node's name); a pipe's (``feeds``)
     also gives the items each of its producers yielded.  A pipe with an ``outlet`` (its
     outlets, and where the master listens: :mod:`.outlets`) sends a map's items there
-    while it runs."""
+    while it runs; ``traces``: each member's trace context, in a traced run."""
     pid = os.getpid()
     if _reports is not None:
         _reports.send_bytes(_REPORT.pack(sid, pid))
@@ -154,8 +158,8 @@ def _run_batch_in_worker(
     except Exception as exc:
         return False, f"{type(exc).__name__}: {exc}"
     calls = [
-        Call(idx, attempt, spec, args, kwargs)
-        for (idx, attempt, _), spec, (args, kwargs) in zip(heads, loaded, argl, strict=True)
+        Call(idx, attempt, spec, args, kwargs, traces[k] if traces else None)
+        for k, ((idx, attempt, _), spec, (args, kwargs)) in enumerate(zip(heads, loaded, argl, strict=True))
     ]
     del argl
     batch = Batch(calls, linked, keep, feeds)
