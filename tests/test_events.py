@@ -223,3 +223,18 @@ def test_the_schema_is_documented():
     page = (Path(__file__).resolve().parent.parent / "docs" / "observability.md").read_text()
     for field in ("run_start", "trial_start", "trial_end", "run_end", "error_type", "items", "maps", "schema"):
         assert f"`{field}`" in page
+
+
+@dx.task
+def says(text: str) -> int:
+    raise ValueError(text)
+
+
+def test_a_line_holds_any_text_as_json(tmp_path):
+    text = 'a "quoted" word,\na second line, a tab\t, \\ and \u00e9\u4e2d </script>'
+    with dx.Graph("g") as g:
+        says.options(name="says-\u00e9")(text)
+    out = io.StringIO()
+    g.compile().run(executor="threads", events=out, raise_on_failure=False)
+    (end,) = [e for e in events_of(out) if e["event"] == "trial_end"]
+    assert (end["key"], end["error_type"], end["error"]) == ("says-\u00e9", "ValueError", text)
