@@ -174,7 +174,6 @@ def _bad_field(header: dict[str, Any]) -> str | None:
     return next((name for name, test in _FIELDS.items() if not test(header.get(name))), None)
 
 
-_CORRUPTED = " (the file is corrupted)"
 _FORMAT = envelope.Format(
     MAGIC,
     FORMAT_VERSION,
@@ -184,12 +183,7 @@ _FORMAT = envelope.Format(
     messages={
         "format-version": "it is in artifact format {version}, and this dagexec reads format {current}; "
         "load it with the dagexec version that saved it, or save the plan again",
-        "header-digest": "the header does not match its SHA-256 checksum" + _CORRUPTED,
-        "header-json": "the header is not valid JSON: {error}" + _CORRUPTED,
-        "header-object": "the header is not a JSON object" + _CORRUPTED,
-        "header-field": "the header's {field!r} is missing or invalid" + _CORRUPTED,
-        "trailing": "the file has {extra} bytes after the payload" + _CORRUPTED,
-        "payload-digest": "the payload does not match its SHA-256 checksum" + _CORRUPTED,
+        **envelope.CORRUPTED_SAYS_SO,
         "unsigned": f"the artifact is not signed, but a key is set (key= or {KEY_ENV}); "
         "save the plan again with that key to sign it",
         "unsigned-required": "the artifact is not signed, and only signed files are loaded here "

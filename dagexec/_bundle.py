@@ -130,7 +130,6 @@ def _bad_field(header: dict[str, Any]) -> str | None:
     return next((name for name, test in _FIELDS.items() if not test(header.get(name))), None)
 
 
-_CORRUPTED = " (the file is corrupted)"
 _FORMAT = envelope.Format(
     MAGIC,
     FORMAT_VERSION,
@@ -140,12 +139,7 @@ _FORMAT = envelope.Format(
     messages={
         "format-version": "it is in bundle format {version}, and this dagexec reads format {current}; "
         "open it with the dagexec version that wrote it",
-        "header-digest": "the header does not match its SHA-256 checksum" + _CORRUPTED,
-        "header-json": "the header is not valid JSON: {error}" + _CORRUPTED,
-        "header-object": "the header is not a JSON object" + _CORRUPTED,
-        "header-field": "the header's {field!r} is missing or invalid" + _CORRUPTED,
-        "trailing": "the file has {extra} bytes after the payload" + _CORRUPTED,
-        "payload-digest": "the payload does not match its SHA-256 checksum" + _CORRUPTED,
+        **envelope.CORRUPTED_SAYS_SO,
         "unsigned": f"the bundle is not signed, but a key is set (key= or {KEY_ENV})",
         "unsigned-required": "the bundle is not signed, and only signed files are opened here "
         f"(require_signed=True or {REQUIRE_ENV})",

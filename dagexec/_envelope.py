@@ -70,6 +70,7 @@ from typing import Any
 from ._errors import DagexecError
 
 __all__ = [
+    "CORRUPTED_SAYS_SO",
     "DIGEST",
     "KEY_ENV",
     "PREFIX",
@@ -175,6 +176,15 @@ _CHECKS: dict[str, tuple[str, str]] = {
                       "(a different key signed it, or the file was changed after signing)"),
     "key-required": ("key-required", "it is signed and no key was given to verify it"),
 }  # fmt: skip
+
+
+#: the corruption checks' messages saying so, for a kind of file read by people
+#: (artifacts, bundles): ``Format(messages={**CORRUPTED_SAYS_SO, ...})``
+CORRUPTED_SAYS_SO: dict[str, str] = {
+    check: message.replace("it has", "the file has") + " (the file is corrupted)"
+    for check, (reason, message) in _CHECKS.items()
+    if reason == "corrupted"
+}
 
 
 class EnvelopeError(Exception):
