@@ -369,3 +369,15 @@ def test_the_html_report_names_the_bundle(tmp_path):
     page = (tmp_path / "report.html").read_text()
     assert '<dt>repro bundle</dt><dd><pre id="detail-bundle">' in page
     assert json.dumps(str(tmp_path / "b" / "g--divide.dxbundle")) in page.replace("\\/", "/")
+
+
+def test_dagexec_inspect_shows_a_bundles_header(bundle_of_a_gone_module, tmp_path):
+    done = cli("inspect", str(bundle_of_a_gone_module), cwd=tmp_path / "elsewhere")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["node 'divide' of graph 'g', attempt 1: failed", "  builtins.ZeroDivisionError: division by zero"]
+    assert lines[3:5] == ["needs: nothing installed", "by value: pipe_gone"]
+    assert lines[5].endswith(" divide: xs=[0, 1, 2, 3], by=0, total=6")
+    bundle_of_a_gone_module.write_bytes(_tamper(bundle_of_a_gone_module.read_bytes()))
+    refused = cli("inspect", str(bundle_of_a_gone_module), cwd=tmp_path / "elsewhere")
+    assert refused.returncode == 2 and "the payload does not match its SHA-256 checksum" in refused.stderr

@@ -199,13 +199,46 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .._artifact import read_header
+    from .._bundle import read_bundle_header
 
     path = Path(args.file)
     if not path.exists():
         raise UsageError(f"no such file {args.file!r}")
+    if _starts_with(path, b"DXRB"):  # a repro bundle: its header, nothing unpickled
+        _print_bundle_header(read_bundle_header(path))
+        return EXIT_OK
     # read_header refuses what is not a regular file (a FIFO, a device, a folder)
     print_header(path, read_header(path))
     return EXIT_OK
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    """Whether the regular file ``path`` starts with ``magic`` (anything else: False)."""
+    try:
+        if not path.is_file():
+            return False
+        with path.open("rb") as f:
+            return f.read(len(magic)) == magic
+    except OSError:
+        return False
+
+
+def _print_bundle_header(header: dict[str, Any]) -> None:
+    """What ``dagexec inspect`` shows of a repro bundle."""
+    from .._bundle import describe
+    from .report import printable
+
+    signed = "unsigned" if not header["signed"] else "signed, verified" if header["verified"] else "signed"
+    lines = [
+        describe(header),
+        f"written by dagexec {header['dagexec_version']}, {header['python_implementation']} "
+        f"{header['python_version']}; {signed}",
+        f"needs: {', '.join(r['distribution'] + '==' + r['version'] for r in header['requirements']) or 'nothing installed'}",
+        f"by value: {', '.join(header['by_value']) or 'nothing'}",
+    ]
+    for frame, names in header["locals"].items():
+        lines.append(f"  {frame}: " + ", ".join(f"{k}={v}" for k, v in names.items()))
+    print(printable("\n".join(lines), newlines=True))
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
