@@ -413,12 +413,24 @@ def _add_outputs(
                 edges.setdefault((names[slot] if slot < n else f"in{slot - n}", f"out{j}"), [])
 
 
+def _map_line(plan: CompiledGraph, idx: int) -> str:
+    """``map: task``, and for a map by name its mapped parameters (``over a, b``, zipped;
+    ``over a, b (product)``, crossed)."""
+    from ._mapping import Mapped
+
+    args = plan._args[idx]
+    how = args[0] if args else None
+    if type(how) is not Mapped:
+        return f"map: {plan._task_names[idx]}"
+    return f"map: {plan._task_names[idx]} over {', '.join(how.names)}{' (product)' if how.product else ''}"
+
+
 def _node_box(
     plan: CompiledGraph, idx: int, consts: list[tuple[str, Any]], run: tuple[str, Sequence[Trial]] | None
 ) -> dict[str, str]:
     """Attributes of node ``idx``'s box; ``run`` is its state word and trials in a result."""
     key = plan._keys[idx]
-    lines = [key, f"map: {plan._task_names[idx]}" if idx in plan._maps else plan._task_names[idx]]
+    lines = [key, _map_line(plan, idx) if idx in plan._maps else plan._task_names[idx]]
     lines += [f"{p}={short_repr(v, _CONST_WIDTH)}" for p, v in consts[:_CONST_LINES]]
     if len(consts) > _CONST_LINES:
         lines.append(f"+{len(consts) - _CONST_LINES} more")

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._callsite import format_site, site_at, sites_at, user_frame
 from ._errors import CallError, GraphError, Problem
+from ._mapping import Mapped
 from ._node import (
     _CONTAINER_BASES,
     FINISH,
@@ -301,15 +302,20 @@ class Graph:
         """Record ``task.map(items, **fixed)``: a TASK record whose first argument is the
         list of items (each item call takes one of them there)."""
         site = user_frame(2)
-        args, kwargs = self._bind(task, (items,), fixed, site, "map: ")
+        if type(items) is Mapped:  # by name: each item's keywords (dagexec/_mapping.py)
+            self._bind(task, (), {**fixed, **dict.fromkeys(items.names)}, site, "map: ")
+            args, kwargs = (items,), dict(fixed)
+        else:
+            args, kwargs = self._bind(task, (items,), fixed, site, "map: ")
         key = self._next_key(task._self_name)
-        if not isinstance(items, (Node, list, tuple)):
-            raise CallError(
-                f"node {key!r}: map takes a Node or a list of items, got {_short(items)} "
-                f"(called at {format_site(site)})",
-                key,
-                format_site(site),
-            )
+        for name, given in zip(items.names, items.lists, strict=True) if type(items) is Mapped else (("", items),):
+            if not isinstance(given, (Node, list, tuple)):
+                raise CallError(
+                    f"node {key!r}: map takes a Node or a list of items{f' for {name}=' if name else ''}, got "
+                    f"{_short(given)} (called at {format_site(site)})",
+                    key,
+                    format_site(site),
+                )
         args, kw, deps, nested = self._scan(args, kwargs, key, site, task.meta.pos_params)
         scope = self._scope
         opts = task.resolve(scope.defaults, scope.defaults_key) if scope is not None else task.resolve(None)

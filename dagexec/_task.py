@@ -18,6 +18,7 @@ import wrapt
 
 from . import _graph
 from ._errors import CallError
+from ._mapping import Mapped, Partial, named_items
 
 __all__ = ["Task", "TaskOptions", "task"]
 
@@ -368,26 +369,53 @@ class Task(DecoratedFunction):
     #: (one frame deep, the hot path of building: see ``dagexec._graph``)
     __call__ = _graph.call_task
 
-    def map(self, items: Any, **fixed: Any) -> Any:
-        """One trial per item: the task called with each item as its first argument.
+    def map(self, *items: Any, product: bool = False, **kwargs: Any) -> Any:
+        """One trial per item: ``task.map(items, **fixed)`` calls the task with each item
+        as its first argument; ``task.map(x=xs, y=ys)`` maps every keyword, the lists
+        zipped (of equal lengths), or crossed with ``product=True`` (the first keyword
+        varying slowest); ``task.partial(**fixed).map(...)`` adds fixed keywords.
 
-        Inside a graph, returns a Node for the list of results, in item order;
-        ``items`` is a Node whose value is a list (known only at run time) or a list.
-        The other parameters are given by name in ``fixed`` (Nodes or constants), the
-        same for every item.  Each item is its own trial, key ``task[k]``: retried,
-        timed out and recorded on its own (``docs/dynamic.md``).  Outside a graph, the
-        plain list comprehension ``[fn(item, **fixed) for item in items]``.
+        Inside a graph, returns a Node for the list of results, in item order; the
+        items, or each mapped list, are a Node whose value is a list (known only at run
+        time) or a list.  Fixed arguments (Nodes or constants) are the same for every
+        item.  Each item is its own trial, key ``task[k]``: retried, timed out and
+        recorded on its own (``docs/dynamic.md``).  Outside a graph, the plain list
+        comprehension.
 
         Raises:
-            CallError: when the task's signature rejects ``(item, **fixed)``.
+            CallError: when the task's signature rejects the call (an unknown keyword
+                is named, with the task's parameters).
+            TypeError: for items given both ways, or ``product`` without mapped keywords.
         """
+        if not items and "items" in kwargs and "items" not in self.meta.params:
+            items = (kwargs.pop("items"),)  # task.map(items=xs): the first parameter, as before
+        if not items:
+            return self._map_by_name(kwargs, {}, product)
+        if len(items) > 1 or product:
+            raise TypeError("map: give one list of items for the first parameter, or mapped keywords (product=True)")
         from ._graph import current_graph
 
         graph = current_graph()
         if graph is None:
             fn = self.__wrapped__
-            return [fn(item, **fixed) for item in items]
-        return graph._add_map_call(self, items, fixed)
+            return [fn(item, **kwargs) for item in items[0]]
+        return graph._add_map_call(self, items[0], kwargs)
+
+    def partial(self, **fixed: Any) -> Partial:
+        """This task with keywords fixed for every item of a map: ``.partial(y=2).map(x=xs)``."""
+        return Partial(self, fixed)
+
+    def _map_by_name(self, mapped: dict[str, Any], fixed: dict[str, Any], product: bool) -> Any:
+        from ._graph import current_graph
+
+        if not mapped:
+            raise TypeError("map: give the items, or the mapped keywords (task.map(x=xs))")
+        how = Mapped(tuple(mapped), product, tuple(mapped.values()))
+        graph = current_graph()
+        if graph is None:
+            fn = self.__wrapped__
+            return [fn(**fixed, **item) for item in named_items(how)]
+        return graph._add_map_call(self, how, fixed)
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Bind a call against the signature: canonical ``(args, kwargs)``.

@@ -46,7 +46,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "definition": (
         "dagexec._task", "dagexec._graph", "dagexec._section", "dagexec._cond", "dagexec._shell",
-        "dagexec._node",
+        "dagexec._node", "dagexec._mapping",
     ),
     "plan": (
         "dagexec._plan", "dagexec._compile", "dagexec.plan.*",

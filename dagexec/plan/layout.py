@@ -30,6 +30,7 @@ from .. import _graph as G
 from .._callsite import format_site
 from .._compile import _pack, getitem
 from .._cond import choose
+from .._mapping import Mapped
 from . import checks as C
 from .checks import CONST, NODE, TPL
 from .specs import NodeSpec, collect_refs
@@ -257,9 +258,13 @@ def _node_checks(
         # a map's first argument is the list of items: each item is checked on its own
         skip = 1 if kind == G.MAP else 0
         C.check_constants(c.g, gi, key, where, task, raw_args, raw_kwargs, c.res, c.problems, skip)
-        if skip:
+        by_name = skip and type(raw_args[0]) is Mapped  # each item's mapped values as keywords
+        if skip and not by_name:
             C.check_map_items(c.g, key, where, task, raw_args[0], c.res, c.problems)
-        checks, ret = _run_checks(task, f, len(a), kw)
+        if by_name:
+            checks, ret = _run_checks(task, f, 0, {**(kw or {}), **dict.fromkeys(raw_args[0].names)})
+        else:
+            checks, ret = _run_checks(task, f, len(a), kw)
     fn = f.fn
     fid = id(fn)
     if fid not in c.pickled_fns:

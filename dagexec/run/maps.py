@@ -38,6 +38,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from .._mapping import Mapped, named_items
 from .._mutation import MutationCheck
 from .._plan import NodeSpec
 from .._state import State, Trial
@@ -58,11 +59,21 @@ if TYPE_CHECKING:
 logger = logging.getLogger("dagexec.engine")
 
 
+def _here(value: Any) -> Any:
+    """``value`` with a value kept on a worker fetched (a map's list, or each list of a
+    map by name)."""
+    if type(value) is Remote:
+        return value.owner.fetch([value])[0]
+    if type(value) is Mapped:
+        return value._replace(lists=tuple(_here(v) for v in value.lists))
+    return value
+
+
 class MapRun:
     """A ``task.map`` node expanded at run time: its items, and each item's trials."""
 
     __slots__ = (
-        "call", "failed", "failed_items", "feed", "keys", "kwargs", "m",
+        "call", "failed", "failed_items", "feed", "keys", "kwargs", "m", "named",
         "owed", "rest", "units", "upstream", "values", "values_in",
     )  # fmt: skip
 
@@ -81,6 +92,7 @@ class MapRun:
         self.keys: list[str | None] | None = None  # each item's cache key, with a cache
         self.feed: tuple[Batch, int, int] | None = None  # over an open stream: (its pipe, producer, buffer)
         self.owed = False  # the pipe waits for the master to take more items
+        self.named = False  # by name: each item is a dict of keywords (dagexec/_mapping.py)
 
     def item_key(self, j: int) -> str:
         return f"{self.call.spec.key}[{j}]"
@@ -219,19 +231,20 @@ class Maps:
         loop = self.loop
         call = loop.make_call(m)  # its values filled in; args[0] is the list of items
         loop.state[m] = st.JOINING
+        named = type(call.args[0]) is Mapped  # by name: one dict of keywords per item
         try:
-            items = call.args[0]
-            if type(items) is Remote:
-                items = items.owner.fetch([items])[0]
-            items = list(items)
+            items = named_items(_here(call.args[0])) if named else list(_here(call.args[0]))
         except Exception as exc:
-            error = TypeError(
+            error: Exception = TypeError(
                 f"node {call.key!r}: map needs a list of items, got {type(call.args[0]).__name__}"
             )
+            if named:
+                error = type(exc)(f"node {call.key!r}: {exc}")
             error.__cause__ = exc
             loop.failed(m, failed_outcome(call, error, time.time(), "master"), State.FAILED, error, "")
             return
         run = MapRun(m, call, items)
+        run.named = named
         self.runs[m] = run
         if not items:
             self.end(run)
@@ -286,7 +299,11 @@ class Maps:
         item), made when it first runs, with its arguments (the item, then the map's
         fixed ones) in the loop's ``args``."""
         run, j = self.items[u]
-        self.loop.args[u] = (run.values_in[j], *run.rest)
+        if run.named:
+            self.loop.args[u] = run.rest
+            self.loop.kwargs[u] = {**(run.kwargs or {}), **run.values_in[j]}
+        else:
+            self.loop.args[u] = (run.values_in[j], *run.rest)
         s = run.call.spec
         fn = s.fn
         key = f"{s.key}[{j}]"
