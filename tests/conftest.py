@@ -59,6 +59,17 @@ def client(cluster: Any) -> Iterator[Any]:
         yield client
 
 
+@pytest.fixture(params=["serial", "threads", "loky", "dask"])
+def every_executor(request: pytest.FixtureRequest) -> Any:
+    """Each executor in turn: its name, or for dask a ``DaskExecutor`` on the module's
+    client."""
+    if request.param == "dask":
+        from dagexec.executors import DaskExecutor
+
+        return DaskExecutor(request.getfixturevalue("client"))
+    return request.param
+
+
 @pytest.fixture
 def graphs(cluster: Any, client: Any) -> Iterator[list[int]]:
     """The number of keys of each graph the module's client sends during the test."""

@@ -46,16 +46,9 @@ def takes(value: Any, other: int) -> int:
     raise RuntimeError(f"failed with {other}")
 
 
-EXECUTORS = ["serial", "threads", "loky", "dask"]
-
-
-@pytest.fixture(params=EXECUTORS)
-def executor(request: Any) -> Any:
-    if request.param == "dask":
-        from dagexec.executors import DaskExecutor
-
-        return DaskExecutor(request.getfixturevalue("client"))
-    return request.param
+@pytest.fixture
+def executor(every_executor: Any) -> Any:
+    return every_executor
 
 
 def divide_graph() -> dx.CompiledGraph:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,47 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from observed_tasks import dies_once, double, flaky, hangs, small
 
 import dagexec as dx
-
-
-def once_then(marks: str, name: str) -> bool:
-    """False the first time (leaving a mark), True after."""
-    path = os.path.join(marks, name)
-    if os.path.exists(path):
-        return True
-    open(path, "w").close()
-    return False
-
-
-@dx.task(retries=1)
-def flaky(marks: str) -> int:
-    if not once_then(marks, "flaky"):
-        raise ValueError("first attempt")
-    return 1
-
-
-@dx.task(retries=1)
-def dies_once(marks: str) -> int:
-    if not once_then(marks, "dies"):
-        os._exit(3)
-    return 2
-
-
-@dx.task(timeout=0.3)
-def hangs() -> int:
-    time.sleep(30)
-    return 0
-
-
-@dx.task
-def double(x: int) -> int:
-    return 2 * x
-
-
-@dx.task
-def small(x: int) -> bool:
-    return x < 10
 
 
 @dx.task
@@ -74,13 +35,9 @@ def trial_events(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return sorted(rows, key=lambda r: (r[1], r[2], r[0] == "trial_end"))
 
 
-@pytest.fixture(params=["serial", "threads", "loky", "dask"])
-def executor(request: Any) -> Any:
-    if request.param == "dask":
-        from dagexec.executors import DaskExecutor
-
-        return DaskExecutor(request.getfixturevalue("client"))
-    return request.param
+@pytest.fixture
+def executor(every_executor: Any) -> Any:
+    return every_executor
 
 
 def test_the_events_of_retries_a_map_a_stream_and_a_skipped_branch(executor, tmp_path):

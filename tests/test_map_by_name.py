@@ -25,13 +25,9 @@ def greet(person: str, greeting: str = "hello") -> str:
     return f"{greeting}, {person}"
 
 
-@pytest.fixture(params=["serial", "threads", "loky", "dask"])
-def executor(request: Any) -> Any:
-    if request.param == "dask":
-        from dagexec.executors import DaskExecutor
-
-        return DaskExecutor(request.getfixturevalue("client"))
-    return request.param
+@pytest.fixture
+def executor(every_executor: Any) -> Any:
+    return every_executor
 
 
 def test_keywords_are_mapped_zipped_crossed_and_fixed_by_partial(executor):

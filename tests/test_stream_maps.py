@@ -119,13 +119,9 @@ def running_total(xs: Iterator[int]) -> Iterator[int]:
         yield total
 
 
-@pytest.fixture(params=["serial", "threads", "loky", "dask"])
-def live(request: Any) -> Any:
-    if request.param == "dask":
-        from dagexec.executors import DaskExecutor
-
-        return DaskExecutor(request.getfixturevalue("client"))
-    return request.param
+@pytest.fixture
+def live(every_executor: Any) -> Any:
+    return every_executor
 
 
 def test_an_items_trial_runs_before_the_producer_has_finished(live, tmp_path):

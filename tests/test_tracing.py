@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+from observed_tasks import dies_once, double, flaky, hangs, small
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -33,44 +34,6 @@ def spans() -> Any:
     EXPORTER.clear()
     yield EXPORTER
     EXPORTER.clear()
-
-
-def once_then(marks: str, name: str) -> bool:
-    path = os.path.join(marks, name)
-    if os.path.exists(path):
-        return True
-    open(path, "w").close()
-    return False
-
-
-@dx.task(retries=1)
-def flaky(marks: str) -> int:
-    if not once_then(marks, "flaky"):
-        raise ValueError("first attempt")
-    return 1
-
-
-@dx.task(retries=1)
-def dies_once(marks: str) -> int:
-    if not once_then(marks, "dies"):
-        os._exit(3)
-    return 2
-
-
-@dx.task(timeout=0.3)
-def hangs() -> int:
-    time.sleep(30)
-    return 0
-
-
-@dx.task
-def double(x: int) -> int:
-    return 2 * x
-
-
-@dx.task
-def small(x: int) -> bool:
-    return x < 10
 
 
 def tree(exporter: InMemorySpanExporter) -> tuple[Any, list[tuple[Any, ...]]]:
@@ -198,13 +161,9 @@ def span_named(exporter: InMemorySpanExporter, name: str) -> Any:
     return span
 
 
-@pytest.fixture(params=["serial", "threads", "loky", "dask"])
-def executor(request: Any) -> Any:
-    if request.param == "dask":
-        from dagexec.executors import DaskExecutor
-
-        return DaskExecutor(request.getfixturevalue("client"))
-    return request.param
+@pytest.fixture
+def executor(every_executor: Any) -> Any:
+    return every_executor
 
 
 def test_a_trial_runs_in_its_spans_context_wherever_it_runs(spans, executor):
