@@ -171,6 +171,8 @@ def _reads_and_consts(
     """``(slot, parameter)`` pairs that node ``idx`` reads, and its constant arguments."""
     spec = plan._specs[idx]
     args, kwargs = plan._args[idx], plan._kwargs[idx] or {}
+    if spec.task is None and plan._task_names[idx] == "cond":  # its predicate, and each branch's value
+        return _cond_reads(plan, idx), []
     if spec.task is None:  # node[k] or a section's packed value: no parameters of the user's
         label = f"[{short_repr(args[1], _CONST_WIDTH)}]" if plan._task_names[idx] == "getitem" else ""
         return [(s, label) for s in plan._reads[idx]], []
@@ -194,6 +196,20 @@ def _reads_and_consts(
     reads += [(s, name) for name, s in plan._kwfills[idx]]
     consts += [(name, v) for name, v in kwargs.items() if name not in kwfilled]
     return reads, consts
+
+
+def _cond_reads(plan: CompiledGraph, idx: int) -> list[tuple[int, str]]:
+    """A cond's inputs, each edge named for what it is: ``if`` (the predicate), ``then``
+    and ``otherwise`` (the value of each branch)."""
+    words = ("if", "then", "otherwise")
+    if not plan._nested[idx]:
+        return [(s, words[p]) for p, s in plan._fills[idx]]
+    reads: list[tuple[int, str]] = []
+    for j, a in enumerate(plan._args[idx]):
+        found: dict[int, None] = {}
+        collect_refs(a, found)
+        reads += [(s, words[j]) for s in found]
+    return reads
 
 
 def _by_value(inputs: dict[str, str]) -> dict[str, str]:

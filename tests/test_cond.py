@@ -224,3 +224,31 @@ def test_a_run_picture_colours_the_skipped_branch():
     source = result.to_dot().source
     assert '"node:heavy"' in source and '"node:cond"' in source
     assert "skipped" in source
+
+
+def test_a_pictures_cond_edges_are_named_for_the_predicate_and_each_branch():
+    @dx.task
+    def below(x: int) -> bool:
+        return x < 10
+
+    @dx.task
+    def twice(x: int) -> int:
+        return 2 * x
+
+    with dx.Graph("g") as g:
+        dx.cond(below(g.input("n", int)), then=lambda: twice(1), otherwise=lambda: twice(2))
+        dx.cond(below(3), then=lambda: twice(5))
+    edges = [line.strip() for line in g.compile().to_dot().source.splitlines() if "->" in line]
+    assert edges == [
+        "in0 -> n0 [label=x]",
+        "n0 -> n1 [style=dashed]",
+        "n0 -> n2 [style=dashed]",
+        "n0 -> n3 [label=if]",
+        "n1 -> n3 [label=then]",
+        "n2 -> n3 [label=otherwise]",
+        "n4 -> n5 [style=dashed]",
+        "n4 -> n6 [label=if]",
+        "n5 -> n6 [label=then]",
+        "n3 -> out0",
+        "n6 -> out1",
+    ]
