@@ -80,15 +80,16 @@ def run(
             decision, earlier, writer = _plan_cache(plan, store, input_values, selected, kept, config.resume)
             if writer is not None:
                 cbs.insert(0, writer)
+        executor_of = _executor_namer(plan, lanes)
         if config.events is not None:
             from .run.events import EventsWriter
 
-            cbs.append(EventsWriter(config.events, _executor_namer(plan, lanes), [ex.name for ex in lanes.execs]))
+            cbs.append(EventsWriter(config.events, executor_of, [ex.name for ex in lanes.execs]))
         tracer = None
         if tracing_wanted(config.trace):
             from .run.tracing import TraceWriter
 
-            tracer = TraceWriter(_executor_namer(plan, lanes))
+            tracer = TraceWriter(executor_of)
             cbs.append(tracer)
         if config.progress:
             from ._progress import ProgressBar

@@ -383,7 +383,7 @@ def finish_batch(loop: Loop, done: BatchDone, async_: bool) -> None:
     if done.batch.outlets:  # what reached a map left, whatever the pipe's end says (a crash)
         done.items = {**loop.maps.received(done.batch), **(done.items or {})}
     # a pipe's: what each producer yielded (no retry once it has; on its trial's record)
-    loop.yielded = loop.trials.yielded = done.items
+    loop.trials.yielded = done.items
     observe = loop.batches.measured[loop.route[i]]
     finish = loop.finish
     has_cb = loop.has_cb
@@ -400,8 +400,7 @@ def finish_batch(loop: Loop, done: BatchDone, async_: bool) -> None:
                 loop.trials.started(idx, calls[k].attempt, out[O_START])
         finish(out, False)
     loop.trials.yielded = None
-    if done.items:  # on each producer's trial record
-        loop.yielded = None
+    if done.items:  # on each producer's trial record (a compact one made a Trial)
         for out in outs:
             n = done.items.get(out[O_IDX])
             if n is not None:

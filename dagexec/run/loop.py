@@ -128,7 +128,6 @@ class Loop(RunState):
         self.calls: dict[int, Call | Batch] = {}
         # a dependent's inputs not yet made or promised, once one of them was (run/ahead.py)
         self.unsent: dict[int, int] = {}
-        self.yielded: dict[int, int] | None = None  # a pipe's producers' items, while finished
         # the nodes a stream feeds: where their call holds a list, not FEED, an iterator over it
         self.fed_any = plan._stream_feeds().fed
         self.bundles: BundleWriter | None = None  # run(bundles=): run/bundles.py
@@ -453,7 +452,8 @@ class Loop(RunState):
         trial = self.trials.record(i, out, tstate, exc, tb)
         key = trial.key
         wait = next_wait(self.plan._opts[self.owner[i]], out[O_ATTEMPT], exc, tstate, key, self.stopping)
-        if wait is not None and self.yielded and self.yielded.get(i):
+        yielded = self.trials.yielded  # a pipe's producers' items, while its outcomes are finished
+        if wait is not None and yielded and yielded.get(i):
             logger.info("node %r: not retried: it failed after its stream had yielded", key)
             wait = None
         if wait is None and self.bundles is not None:  # its last attempt: a repro bundle

@@ -47,11 +47,10 @@ from .protocol import (
     Batch,
     Call,
     Items,
-    Remote,
     failed_outcome,
 )
 from .trials import as_trials
-from .values import items_here
+from .values import fetched, items_here
 
 if TYPE_CHECKING:
     from .loop import Loop
@@ -60,13 +59,10 @@ logger = logging.getLogger("dagexec.engine")
 
 
 def _here(value: Any) -> Any:
-    """``value`` with a value kept on a worker fetched (a map's list, or each list of a
-    map by name)."""
-    if type(value) is Remote:
-        return value.owner.fetch([value])[0]
+    """A map's list (or each list of a map by name), fetched where a worker keeps it."""
     if type(value) is Mapped:
-        return value._replace(lists=tuple(_here(v) for v in value.lists))
-    return value
+        return value._replace(lists=tuple(fetched(v) for v in value.lists))
+    return fetched(value)
 
 
 class MapRun:

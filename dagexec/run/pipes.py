@@ -51,7 +51,7 @@ from ..plan.streams import is_producer
 from .protocol import FEED, O_END, O_ERROR, O_IDX, Batch, BatchDone, Call, Items, Outcome, failed_outcome
 from .worker import check_arguments, from_task, run_call, run_coroutine
 
-__all__ = ["Broken", "pipe_steps", "run_pipe"]
+__all__ = ["Broken", "pipe_steps", "run_pipe", "wait_taken"]
 
 NEW, RUNNING, ENDED, FAILED, BROKEN, CLOSED = range(6)
 #: what a process executor writes in a pipe's slot of its board when fail_fast stops
@@ -236,15 +236,16 @@ def run_pipe(
         except StopIteration as end:
             done: BatchDone = end.value
             return done
-        if _wait_taken(batch):
+        if wait_taken(batch):
             assert batch.taken is not None
             batch.taken.clear()
             post(Items(batch, batch.calls[k].idx, items))
 
 
-def _wait_taken(batch: Batch) -> bool:
-    """Wait until the master has taken what the pipe posted last; False when the run
-    stopped meanwhile (nobody takes more)."""
+def wait_taken(batch: Batch) -> bool:
+    """Wait until the master has taken what the pipe posted last (a pipe posting
+    again, or one on another process ending: its end must not overtake its last
+    items); False when the run stopped meanwhile (nobody takes more)."""
     taken = batch.taken
     assert taken is not None
     while not taken.wait(_LOOK_S):

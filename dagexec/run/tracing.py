@@ -68,34 +68,30 @@ class TraceWriter:
         )
         self._run_ctx = self._trace.set_span_in_context(self._run)
 
-    def _start(self, trial: Trial) -> Any:
+    def _start(self, key: str, attempt: int, start: float | None) -> Any:
         return self._tracer.start_span(
-            f"trial {trial.key}",
+            f"trial {key}",
             context=self._run_ctx,
-            start_time=_ns(trial.start) if trial.start else None,
-            attributes={
-                "dagexec.key": trial.key,
-                "dagexec.attempt": trial.attempt,
-                "dagexec.executor": self._executor_of(trial.key),
-            },
+            start_time=_ns(start) if start else None,
+            attributes={"dagexec.key": key, "dagexec.attempt": attempt, "dagexec.executor": self._executor_of(key)},
         )
 
     def on_trial_start(self, trial: Trial) -> None:
         if (trial.key, trial.attempt) not in self._open:  # (a chain's member: opened at its submission)
-            self._open[trial.key, trial.attempt] = self._start(trial)
+            self._open[trial.key, trial.attempt] = self._start(trial.key, trial.attempt, trial.start)
 
     def traceparent(self, key: str, attempt: int) -> str:
         """The W3C traceparent of trial ``attempt`` of ``key``, its span opened if it is
         not yet (a chain's member, announced when the chain's outcome comes)."""
         span = self._open.get((key, attempt))
         if span is None:
-            span = self._open[key, attempt] = self._start(Trial(key, attempt, start=time.time()))
+            span = self._open[key, attempt] = self._start(key, attempt, time.time())
         return traceparent_of(span.get_span_context())
 
     def on_trial_end(self, trial: Trial) -> None:
         from opentelemetry.trace import Status, StatusCode
 
-        span = self._open.pop((trial.key, trial.attempt), None) or self._start(trial)
+        span = self._open.pop((trial.key, trial.attempt), None) or self._start(trial.key, trial.attempt, trial.start)
         span.set_attribute("dagexec.state", trial.state.value)
         span.set_attribute("dagexec.worker", trial.worker)
         if trial.state is not State.SUCCEEDED:

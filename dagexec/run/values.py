@@ -75,9 +75,9 @@ def fed_lists(plan: Any, i: int, args: Any, kwargs: dict[str, Any] | None) -> tu
         if isinstance(where, int):
             if args[where] is not FEED:
                 args = list(args)
-                args[where] = make(_here(args[where]))
+                args[where] = make(fetched(args[where]))
         elif kwargs is not None and kwargs[where] is not FEED:
-            kwargs = {**kwargs, where: make(_here(kwargs[where]))}
+            kwargs = {**kwargs, where: make(fetched(kwargs[where]))}
     return args, kwargs
 
 
@@ -101,7 +101,8 @@ class AsyncItems:
         return self.items[self.k - 1]
 
 
-def _here(value: Any) -> Any:
+def fetched(value: Any) -> Any:
+    """``value``, or where it is a handle on a value kept on a worker, that value."""
     return value.owner.fetch([value])[0] if type(value) is Remote else value
 
 

@@ -25,7 +25,7 @@ import pickle
 import time
 from typing import Any
 
-from ...run.pipes import STOP_MARK
+from ...run.pipes import STOP_MARK, wait_taken
 from ...run.protocol import Batch, Items
 
 logger = logging.getLogger("dagexec.executors.dask")
@@ -93,10 +93,7 @@ def connect(worker: Any, topic: str, dkey: str, batch: Batch, outlets: dict[int,
 
 def finish(batch: Batch) -> None:
     """On a worker, the pipe ended: wait until its last items are taken."""
-    taken = batch.taken
-    assert taken is not None
-    while not taken.wait(0.05) and not batch.stopped:
-        pass
+    wait_taken(batch)
 
 
 def items_posted(batch: Batch, msg: dict[str, Any]) -> Items:

@@ -288,7 +288,7 @@ class LokyExecutor(Executor):
         reports = _get_reports()
         pid = reports.pid_of(sub.sid, wait=0.5)
         # a pipe whose items went to a map cannot run again: charge its producer
-        gone = get_hub().sent_by(sub.batch) if sub.batch is not None and sub.batch.outlets else None
+        gone = sub.batch is not None and bool(sub.batch.outlets) and get_hub().sent_any(sub.batch)
         if (pid is None or _alive(pid)) and not gone:
             if sub.free_resubmits < self.MAX_FREE_RESUBMITS:
                 sub.free_resubmits += 1
@@ -318,7 +318,7 @@ class LokyExecutor(Executor):
         if sub.batch is None:
             sub.post(out)
         elif k == 0 or sub.batch.feeds is not None:  # a pipe's other members run again, free
-            sub.post(BatchDone(sub.batch, [out], items=gone or None))  # items gone: no retry
+            sub.post(BatchDone(sub.batch, [out]))
         else:
             # the members before it ran, but their outcomes died with the worker: run
             # them again (free) and report them before the crash, as they happened

@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ...run.pipes import wait_taken
 from ...run.protocol import Batch, Items
 
 logger = logging.getLogger("dagexec.executors.loky")
@@ -48,7 +49,7 @@ class Hub:
         self.lock = threading.Lock()
         self.expected: dict[int, tuple[Batch, Callable[[Any], None]]] = {}  # sid -> its batch, post
         self.conns: dict[int, Any] = {}  # id(batch) -> its connection
-        self.sent: dict[int, dict[int, int]] = {}  # id(batch) -> items it sent, by producer
+        self.sent: set[int] = set()  # id(batch) of each pipe that has sent items
         threading.Thread(target=self._accept, name="dagexec-loky-outlets", daemon=True).start()
 
     def expect(self, sid: int, batch: Batch, post: Callable[[Any], None]) -> tuple[str, bytes]:
@@ -57,11 +58,11 @@ class Hub:
             self.expected[sid] = (batch, post)
         return self.address, self.authkey
 
-    def sent_by(self, batch: Batch) -> dict[int, int]:
-        """The items pipe ``batch`` has sent, by producer (where it sent any, the pipe
-        cannot run again: they left)."""
+    def sent_any(self, batch: Batch) -> bool:
+        """Whether pipe ``batch`` has sent items (it cannot run again: they left; the
+        engine counts them as its producer's)."""
         with self.lock:
-            return dict(self.sent.get(id(batch), {}))
+            return id(batch) in self.sent
 
     def more(self, batch: Batch) -> None:
         """The master took ``batch``'s items: tell its pipe."""
@@ -78,7 +79,7 @@ class Hub:
         with self.lock:
             self.expected.pop(sid, None)
             conn = self.conns.pop(id(batch), None)
-            self.sent.pop(id(batch), None)
+            self.sent.discard(id(batch))
         if conn is not None:
             conn.close()
 
@@ -100,8 +101,7 @@ class Hub:
             while True:
                 idx, items = pickle.loads(conn.recv_bytes())
                 with self.lock:
-                    sent = self.sent.setdefault(id(batch), {})
-                    sent[idx] = sent.get(idx, 0) + len(items)
+                    self.sent.add(id(batch))
                 post(Items(batch, idx, items))
         except (EOFError, OSError, KeyError):
             conn.close()  # the pipe ended, or was forgotten
@@ -159,8 +159,5 @@ def _acks(conn: Any, batch: Batch, stopped: Callable[[], bool]) -> None:
 
 def finish(batch: Batch, post: Any) -> None:
     """In a worker, the pipe ended: wait until its last items are taken, then close."""
-    taken = batch.taken
-    assert taken is not None
-    while not taken.wait(_LOOK_S) and not batch.stopped:
-        pass
+    wait_taken(batch)
     post.conn.close()
