@@ -21,7 +21,7 @@ import logging
 
 from ._artifact import load, read_header
 from ._bundle import Bundle, BundleError, load_bundle
-from ._cond import cond
+from ._cond import cond, switch
 from ._envelope import SigningKeyError
 from ._errors import (
     ArtifactError,
@@ -96,6 +96,7 @@ __all__ = [
     "read_header",
     "section",
     "shell",
+    "switch",
     "task",
 ]
 

@@ -171,7 +171,7 @@ def _reads_and_consts(
     """``(slot, parameter)`` pairs that node ``idx`` reads, and its constant arguments."""
     spec = plan._specs[idx]
     args, kwargs = plan._args[idx], plan._kwargs[idx] or {}
-    if spec.task is None and plan._task_names[idx] == "cond":  # its predicate, and each branch's value
+    if spec.task is None and plan._task_names[idx] in ("cond", "switch"):  # its predicate, each branch's value
         return _cond_reads(plan, idx), []
     if spec.task is None:  # node[k] or a section's packed value: no parameters of the user's
         label = f"[{short_repr(args[1], _CONST_WIDTH)}]" if plan._task_names[idx] == "getitem" else ""
@@ -199,13 +199,19 @@ def _reads_and_consts(
 
 
 def _cond_reads(plan: CompiledGraph, idx: int) -> list[tuple[int, str]]:
-    """A cond's inputs, each edge named for what it is: ``if`` (the predicate), ``then``
-    and ``otherwise`` (the value of each branch)."""
-    words = ("if", "then", "otherwise")
+    """A cond's or switch's inputs, each edge named for what it is: a cond's ``if``
+    (the predicate), ``then`` and ``otherwise``; a switch's ``switch`` (the selector),
+    each case's label and ``default`` (the value of each branch)."""
+    args = plan._args[idx]
+    if plan._task_names[idx] == "cond":
+        words = ["if", "then", "otherwise"]
+    else:
+        cases = args[1]
+        words = ["switch", "", *(short_repr(label, _CONST_WIDTH) for label in cases.labels), "default"]
     if not plan._nested[idx]:
         return [(s, words[p]) for p, s in plan._fills[idx]]
     reads: list[tuple[int, str]] = []
-    for j, a in enumerate(plan._args[idx]):
+    for j, a in enumerate(args):
         found: dict[int, None] = {}
         collect_refs(a, found)
         reads += [(s, words[j]) for s in found]

@@ -56,6 +56,7 @@ from ._node import (
     R_NESTED,
     R_SITE,
     SELECT,
+    SWITCH,
     TASK,
     Form,
     Node,
@@ -85,6 +86,7 @@ __all__ += [
     "R_NESTED",
     "R_SITE",
     "SELECT",
+    "SWITCH",
     "TASK",
 ]
 __all__ += ["holds_node", "nesting_exceeds", "record_args", "reject_nodes_outside"]
@@ -144,8 +146,9 @@ class Graph:
         self._after: dict[int, list[int]] = {}
         # (waiting idx, awaited idx) -> where node.after() was called, for cycle reports
         self._after_sites: dict[tuple[int, int], tuple[str, int]] = {}
-        # dx.cond calls: (select idx, predicate idx, then-branch start, otherwise start, end)
-        self._conds: list[tuple[int, int, int, int, int]] = []
+        # dx.cond and dx.switch calls: (its idx, the predicate's or selector's idx, the
+        # bounds of its branches: the first's start, then each one's end)
+        self._conds: list[tuple[int, int, tuple[int, ...]]] = []
         self._counts: dict[str, int] = {}  # base -> the N its next key tries (see _taken)
         self._reserved: set[str] = set()  # keys taken as they are: inputs, section parameters
         self._freed: set[str] = set()  # keys a failed section call or cond gave back

@@ -19,6 +19,7 @@ Node kinds:
 * ``PARAM``    a section's Start marker for one parameter: stands for the argument;
 * ``FINISH``   a section's Finish marker: stands for what the body returned;
 * ``SELECT``   a ``dx.cond``: the taken branch's value (``_conds`` holds its branches);
+* ``SWITCH``   a ``dx.switch``: the chosen case's value (``_conds`` holds its cases);
 * ``MAP``      ``task.map(items, **fixed)``: a task call per item, made at run time.
 
 ``PARAM`` and ``FINISH`` are markers: compile resolves them to what they stand
@@ -63,8 +64,8 @@ __all__ = [
 ]
 
 
-TASK, INPUT, GETITEM, PARAM, FINISH, SELECT, MAP = range(7)
-KIND_NAMES = ("task", "input", "getitem", "param", "finish", "select", "map")
+TASK, INPUT, GETITEM, PARAM, FINISH, SELECT, MAP, SWITCH = range(8)
+KIND_NAMES = ("task", "input", "getitem", "param", "finish", "select", "map", "switch")
 
 # fields of a node record in Graph._recs
 R_KIND: Final = 0

@@ -218,6 +218,31 @@ def test_cond_with_a_cache_reruns_only_the_branch_that_changes(tmp_path):
     assert other.outputs == {"label": "x=6"} and other.states["heavy"] == SKIPPED
 
 
+def test_a_cached_predicate_still_skips_the_branch_not_taken(tmp_path):
+    with dx.Graph("g") as g:
+        g.output(dx.cond(is_big(g.input("n", int)), then=lambda: heavy(1), otherwise=lambda: light(1)), name="v")
+    plan = g.compile()
+    plan.run(n=50, executor="serial", cache=tmp_path)
+    again = plan.run(n=50, executor="serial", cache=tmp_path)
+    assert again.output == 100
+    assert dict(again.states) == {"is_big": State.CACHED, "heavy": State.CACHED, "light": SKIPPED, "cond": SUCCEEDED}
+    assert again.trials["light"] == []
+
+
+def test_a_map_in_the_branch_not_taken_never_expands():
+    @dx.task
+    def numbers() -> list[int]:
+        return [1, 2]
+
+    with dx.Graph("g") as g:
+        listed = numbers()
+        g.output(dx.cond(is_big(g.input("n", int)), then=lambda: heavy.map(listed), otherwise=lambda: []), name="v")
+    plan = g.compile()
+    small = plan.run(n=1, executor="threads")
+    assert small.output == [] and small.states["heavy"] == SKIPPED
+    assert plan.run(n=11, executor="threads").output == [100, 200]
+
+
 def test_a_run_picture_colours_the_skipped_branch():
     plan, _ = branching()
     result = plan.run(n=5, executor="serial")

@@ -54,7 +54,7 @@ EXPECTED_BLOCKS: dict[str, int] = {
     "docs/concepts.md": 8,
     "docs/debugging.md": 4,
     "docs/distributed.md": 1,
-    "docs/dynamic.md": 4,
+    "docs/dynamic.md": 5,
     "docs/executors.md": 1,
     "docs/index.md": 1,
     "docs/observability.md": 1,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Sequence
-from itertools import compress
+from itertools import compress, pairwise
 from operator import itemgetter, not_
 from typing import Any
 
@@ -50,7 +50,7 @@ _walk_nodes = replacer(types=G.NODE_TYPES, copy=True)
 _NODE, _INPUT, _CONST, _TPL = NODE, INPUT, CONST, TPL
 
 #: the kinds of records that become plan nodes as they are
-_RUNS = frozenset({G.TASK, G.GETITEM, G.SELECT, G.MAP})
+_RUNS = frozenset({G.TASK, G.GETITEM, G.SELECT, G.MAP, G.SWITCH})
 _KIND, _DEPS = itemgetter(G.R_KIND), itemgetter(G.R_DEPS)
 
 
@@ -295,17 +295,18 @@ class _Compiler:
         assert len(keys) == n
         return plan
 
-    def _conds(self) -> tuple[tuple[int, int, tuple[int, ...], tuple[int, ...]], ...]:
-        """Per ``dx.cond``: (its plan idx, its predicate's slot, the plan idxs of the
-        then-branch's nodes, of the otherwise-branch's)."""
+    def _conds(self) -> tuple[tuple[Any, ...], ...]:
+        """Per ``dx.cond`` or ``dx.switch``: (its plan idx, its predicate's or selector's
+        slot, then per branch the plan idxs of its nodes): a cond's then-branch and
+        otherwise-branch, a switch's cases and its default."""
         res, pos = self.res, self.pos
 
         def nodes(lo: int, hi: int) -> tuple[int, ...]:
             return tuple(pos[gi] for gi in range(lo, hi) if res[gi][0] == _NODE and res[gi][1] == gi)
 
         return tuple(
-            (pos[sel], self.slot_of(res[pred]), nodes(lo, mid), nodes(mid, hi))
-            for sel, pred, lo, mid, hi in self.g._conds
+            (pos[sel], self.slot_of(res[pred]), *(nodes(lo, hi) for lo, hi in pairwise(bounds)))
+            for sel, pred, bounds in self.g._conds
         )
 
     def _inputs(self, keys: tuple[str, ...], reads_l: list[tuple[int, ...]]) -> tuple[InputSpec, ...]:

@@ -121,7 +121,7 @@ class CompiledGraph:
     _consts: tuple[Any, ...]
     _aliases: dict[str, int]
     _sections: tuple[SectionInfo, ...]
-    _conds: tuple[tuple[int, int, tuple[int, ...], tuple[int, ...]], ...]
+    _conds: tuple[tuple[Any, ...], ...]  # (chooser, predicate slot, *branches): compile._conds
     _maps: frozenset[int]
     _pickle_problems: tuple[Problem, ...]
     _fingerprint: str | None

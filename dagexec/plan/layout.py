@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _graph as G
 from .._callsite import format_site
 from .._compile import _pack, getitem
-from .._cond import choose
+from .._cond import choose, choose_case
 from .._mapping import Mapped
 from . import checks as C
 from .checks import CONST, NODE, TPL
@@ -45,6 +45,7 @@ BUILTIN: dict[int, tuple[Any, str]] = {
     G.GETITEM: (getitem, "getitem"),
     G.FINISH: (_pack, "pack"),
     G.SELECT: (choose, "cond"),
+    G.SWITCH: (choose_case, "switch"),
 }
 
 

@@ -1,44 +1,51 @@
-"""``dx.cond`` at run time: what a predicate's value skips.
+"""``dx.cond`` and ``dx.switch`` at run time: what a predicate's value skips.
 
-A cond node waits for its predicate and for both branches' nodes, yet runs only one
-branch.  When the predicate's value is known, :func:`choose` marks the branch not taken
-``skipped``, with every node only that branch feeds, and counts the branch off the cond's
-dependencies, so that the cond is ready once the taken branch is done.
+A cond or switch node (its *chooser*) waits for its predicate and for every branch's
+nodes, yet runs only one branch.  When the predicate's value is known, :func:`choose`
+marks each branch not taken ``skipped``, with every node only such a branch feeds, and
+counts those branches off the chooser's dependencies, so that the chooser is ready once
+the taken branch is done.  A cond is a switch of two branches picked by truth; a
+switch's :class:`~dagexec._cond.Cases` pick by label (no branch at all when the value
+has none and there is no default: the chooser then fails, naming it).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._cond import Cases
 from .protocol import Remote
 from .state import PENDING, SKIPPED
 
 if TYPE_CHECKING:
+    from .._plan import CompiledGraph
     from .loop import Loop
 
-#: one cond: (its node, the predicate's slot, the then-branch's nodes, the otherwise-branch's)
-Cond = tuple[int, int, tuple[int, ...], tuple[int, ...]]
+#: one chooser: (its node, its branches' nodes, its Cases; None for a cond: by truth)
+Chooser = tuple[int, tuple[tuple[int, ...], ...], Cases | None]
 
 
-def conds_by_predicate(conds: tuple[Cond, ...]) -> dict[int, list[Cond]] | None:
-    """The plan's conds under their predicate's slot; None when the plan has none."""
-    if not conds:
+def conds_by_predicate(plan: CompiledGraph) -> dict[int, list[Chooser]] | None:
+    """The plan's choosers under their predicate's slot; None when the plan has none."""
+    if not plan._conds:
         return None
-    by_slot: dict[int, list[Cond]] = {}
-    for c in conds:
-        by_slot.setdefault(c[1], []).append(c)
+    by_slot: dict[int, list[Chooser]] = {}
+    for node, slot, *branches in plan._conds:
+        cases = plan._args[node][1] if plan._task_names[node] == "switch" else None
+        by_slot.setdefault(slot, []).append((node, tuple(branches), cases))
     return by_slot
 
 
 def choose(run: Loop, slot: int, value: Any, ready: bool = True) -> None:
-    """The predicate in ``slot`` has ``value``: skip each of its conds' untaken
-    branch, and what only that branch feeds (the cond itself takes the other).  With
-    ``ready``, a cond left waiting for nothing goes on its lane's ready stack."""
+    """The predicate in ``slot`` has ``value``: skip each of its choosers' branches
+    not taken, and what only they feed (the chooser itself takes the one left).  With
+    ``ready``, a chooser left waiting for nothing goes on its lane's ready stack."""
     if type(value) is Remote:
         value = value.owner.fetch([value])[0]
     state, waiting, dependents = run.state, run.waiting, run.dependents
-    for chooser, _, then_nodes, otherwise_nodes in run.conds[slot] if run.conds else ():
-        stack = list(reversed(otherwise_nodes if value else then_nodes))
+    for chooser, branches, cases in run.conds[slot] if run.conds else ():
+        taken = (0 if value else 1) if cases is None else cases.branch(value)
+        stack = [j for k in reversed(range(len(branches))) if k != taken for j in reversed(branches[k])]
         while stack:
             j = stack.pop()
             if state[j] != PENDING:

@@ -60,6 +60,7 @@ from .protocol import O_ATTEMPT, Batch, BatchDone, Call, Executor, Items, Outcom
 from .result import run_result
 from .siblings import submit_by_level
 from .state import (
+    CACHED,
     CANCELLED,
     EXPAND,
     FAILED,
@@ -151,7 +152,7 @@ class Loop(RunState):
         self.items = self.maps.items
         self.trials.item_key = self.maps.key
         self.batches = Batching(plan, self.execs, len(execs), self.remote, self)
-        self.conds = conds_by_predicate(plan._conds)
+        self.conds = conds_by_predicate(plan)
 
     def use_cache(self, store: CacheStore, decision: CacheDecision, earlier: dict[int, list[Trial]]) -> None:
         """Mark the nodes the cache serves (or that only cached nodes need) ``cached``,
@@ -173,9 +174,11 @@ class Loop(RunState):
         t0 = time.perf_counter()
         logger.info("run of graph %r: %d nodes", plan.name, sum(self.selected))
         self.cb.call("on_run_start", plan)
-        if self.conds is not None:
-            for slot in [s for s in self.conds if s >= self.n]:  # a graph input or a constant
-                choose(self, slot, self.vals[slot], ready=False)
+        if self.conds is not None:  # predicates known before anything runs: inputs, cached
+            state, vals = self.state, self.vals
+            for slot in self.conds:
+                if (slot >= self.n or state[slot] in (CACHED, SUCCEEDED)) and vals[slot] is not RELEASED:
+                    choose(self, slot, vals[slot], ready=False)
         state, route, ready = self.state, self.route, self.ready
         for i in compress(range(self.n), map(operator.not_, self.waiting)):  # nothing to wait for
             if state[i] == PENDING:
