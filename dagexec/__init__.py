@@ -43,7 +43,7 @@ from ._plan import CompiledGraph, InputSpec, NodeInfo, SectionInfo
 from ._result import RunResult
 from ._section import Section, section
 from ._shell import CommandFailed, CommandOutput, CommandResult, shell
-from ._state import State, Trial
+from ._state import Outcome, State, Trial
 from ._task import Task, TaskOptions, task
 from ._version import __version__
 from .cache.decide import Explanation
@@ -73,6 +73,7 @@ __all__ = [
     "Node",
     "NodeAttributeError",
     "NodeInfo",
+    "Outcome",
     "Problem",
     "RemoteError",
     "RunFailed",

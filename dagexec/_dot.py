@@ -453,10 +453,16 @@ def _node_box(
     """Attributes of node ``idx``'s box; ``run`` is its state word and trials in a result."""
     key = plan._keys[idx]
     lines = [key, _map_line(plan, idx) if idx in plan._maps else plan._task_names[idx]]
+    gate = plan._gates.get(idx)
+    trigger = gate[0] if gate is not None and gate[0] != "all_succeeded" else None
+    if trigger is not None:  # a trigger rule: runs whatever (all_done) or unless (none_failed)
+        lines.append(f"trigger: {trigger}")
     lines += [f"{p}={short_repr(v, _CONST_WIDTH)}" for p, v in consts[:_CONST_LINES]]
     if len(consts) > _CONST_LINES:
         lines.append(f"+{len(consts) - _CONST_LINES} more")
     attrs = {"id": f"node:{key}"}
+    if trigger is not None:
+        attrs["peripheries"] = "2"
     if plan._specs[idx].task is not None:
         attrs["tooltip"] = _function(plan._specs[idx].fn)
     if run is not None:

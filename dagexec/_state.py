@@ -1,12 +1,15 @@
-"""States of nodes and trials, and the Trial record."""
+"""States of nodes and trials, the Trial record, and the Outcome a trigger-rule task
+receives of each upstream node."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-__all__ = ["State", "Trial"]
+__all__ = ["Outcome", "State", "Trial"]
+
+T = TypeVar("T")
 
 
 class State(str, enum.Enum):
@@ -99,3 +102,41 @@ class Trial:
 
     def __repr__(self) -> str:
         return f"<Trial {self.key!r} attempt={self.attempt} {self.state.value}>"
+
+
+class Outcome(Generic[T]):
+    """How an upstream node ended: what a parameter annotated ``dx.Outcome`` (or a
+    container of them, ``list[dx.Outcome]``) receives for each node it is given
+    (DESIGN §17).  Mostly for trigger-rule tasks (``trigger="all_done"``), which run
+    whatever their upstreams end as.
+
+    Attributes:
+        key: the upstream node's key (a graph input's name).
+        state: its node state: ``succeeded``, ``cached``, ``failed``,
+            ``upstream_failed``, ``skipped`` or ``cancelled``.
+        value: its value where it has one (``succeeded``, ``cached``), else None.
+        error: where it failed, the exception of its last trial (a map's: of its first
+            failed item; a ``TaskTimeout`` or ``WorkerCrashed`` says how), else None.
+    """
+
+    __slots__ = ("error", "key", "state", "value")
+
+    def __init__(self, key: str, state: State, value: T | None = None, error: BaseException | None = None) -> None:
+        self.key = key
+        self.state = state
+        self.value = value
+        self.error = error
+
+    @property
+    def ok(self) -> bool:
+        """True where the node has a value (``succeeded`` or ``cached``)."""
+        return self.state in (State.SUCCEEDED, State.CACHED)
+
+    def __repr__(self) -> str:
+        if self.ok:
+            return f"Outcome({self.key!r}, {self.state.value}, value={self.value!r})"
+        error = f", error={self.error!r}" if self.error is not None else ""
+        return f"Outcome({self.key!r}, {self.state.value}{error})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Outcome, (self.key, self.state, self.value, self.error))

@@ -41,11 +41,16 @@ DEFAULTS: dict[str, Any] = {
     "resources": None,
     "chunksize": None,
     "buffer": 64,
+    "trigger": "all_succeeded",
 }
+
+#: the trigger rules a task may have (DESIGN §17): when its node runs, given how its
+#: upstream nodes ended
+TRIGGERS = ("all_succeeded", "all_done", "none_failed")
 
 #: Options added after plan fingerprints were first pinned: a plan's fingerprint counts
 #: each only where it differs from its default, so plans written before keep theirs.
-LATER_OPTIONS = frozenset({"buffer"})
+LATER_OPTIONS = frozenset({"buffer", "trigger"})
 
 
 def _check_number(name: str, value: Any, *, minimum: float, allow_none: bool = False) -> None:
@@ -117,6 +122,9 @@ def validate_options(options: dict[str, Any]) -> dict[str, Any]:
         b = out["buffer"]
         if isinstance(b, bool) or not isinstance(b, int) or b < 1:
             raise ValueError(f"task option 'buffer' must be an int >= 1, got {b!r}")
+    if "trigger" in out and out["trigger"] not in TRIGGERS:
+        known = ", ".join(map(repr, TRIGGERS))
+        raise ValueError(f"task option 'trigger' must be one of {known}, got {out['trigger']!r}")
     if "nout" in out:
         n = out["nout"]
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
@@ -159,6 +167,7 @@ class TaskOptions:
     resources: dict[str, float] | None
     chunksize: int | None
     buffer: int
+    trigger: str
 
     def __init__(self, values: dict[str, Any]) -> None:
         for k, v in DEFAULTS.items():
@@ -508,7 +517,8 @@ def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         fn: the function (when used as ``@task`` without parentheses).
         **options: task options (DESIGN §2): ``name``, ``retries``, ``retry_delay``,
             ``retry_backoff``, ``retry_jitter``, ``retry_on``, ``timeout``, ``executor``,
-            ``cache``, ``typecheck``, ``nout``, ``tags``, ``resources``, ``chunksize``, ``buffer``.
+            ``cache``, ``typecheck``, ``nout``, ``tags``, ``resources``, ``chunksize``, ``buffer``,
+            ``trigger``.
 
     Returns:
         A :class:`Task`, or a decorator making one.

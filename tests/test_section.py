@@ -114,6 +114,7 @@ DEFAULT_OPTIONS = {
     "resources": None,
     "chunksize": None,
     "buffer": 64,
+    "trigger": "all_succeeded",
 }
 
 

@@ -60,19 +60,23 @@ def by_day() -> dx.CompiledGraph:
     return g.compile()
 
 
+#: the states of a run of by_day() on a Friday
+FRIDAY = {
+    "weekday": SUCCEEDED,
+    "report": SKIPPED,
+    "report-1": SUCCEEDED,
+    "report-2": SKIPPED,
+    "switch": SUCCEEDED,
+    "length": SUCCEEDED,
+}
+
+
 def test_only_the_chosen_case_runs_and_the_others_are_skipped(every_executor):
     plan = by_day()
     assert plan.keys == ("weekday", "report", "report-1", "report-2", "switch", "length")
     fri = plan.run(day="fri", executor=every_executor)
     assert fri.outputs == {"n": 13, "report": "friday report"}
-    assert dict(fri.states) == {
-        "weekday": SUCCEEDED,
-        "report": SKIPPED,
-        "report-1": SUCCEEDED,
-        "report-2": SKIPPED,
-        "switch": SUCCEEDED,
-        "length": SUCCEEDED,
-    }
+    assert dict(fri.states) == FRIDAY
     assert fri.trials["report"] == [] and fri.trials["report-2"] == []
     sun = plan.run(day="sun", executor=every_executor)
     assert sun.outputs == {"n": 12, "report": "daily report"}
@@ -263,14 +267,7 @@ def test_a_switch_with_a_cache_runs_only_the_newly_chosen_case(tmp_path):
     assert again.trials["report-1"] == [] and again.outputs["report"] == "weekly report"
     fri = plan.run(day="fri", executor="serial", cache=tmp_path)
     assert fri.outputs == {"n": 13, "report": "friday report"}
-    assert {k: s for k, s in fri.states.items() if s is not State.CACHED} == {
-        "weekday": SUCCEEDED,
-        "report": SKIPPED,
-        "report-1": SUCCEEDED,
-        "report-2": SKIPPED,
-        "switch": SUCCEEDED,
-        "length": SUCCEEDED,
-    }
+    assert {k: s for k, s in fri.states.items() if s is not State.CACHED} == FRIDAY
 
 
 def test_a_pictures_switch_edges_are_named_for_the_selector_and_each_case():

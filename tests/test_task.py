@@ -61,6 +61,7 @@ DEFAULT_OPTIONS = {
     "resources": None,
     "chunksize": None,
     "buffer": 64,
+    "trigger": "all_succeeded",
 }
 
 
@@ -206,7 +207,7 @@ def test_task_options_are_immutable() -> None:
 
 VALID = (
     "buffer, cache, chunksize, executor, name, nout, resources, retries, retry_backoff, retry_delay, "
-    "retry_jitter, retry_on, tags, timeout, typecheck"
+    "retry_jitter, retry_on, tags, timeout, trigger, typecheck"
 )
 
 
@@ -250,6 +251,10 @@ def test_unknown_option_in_options_is_a_type_error() -> None:
         ({"buffer": 0}, "task option 'buffer' must be an int >= 1, got 0"),
         ({"buffer": None}, "task option 'buffer' must be an int >= 1, got None"),
         ({"buffer": True}, "task option 'buffer' must be an int >= 1, got True"),
+        (
+            {"trigger": "always"},
+            "task option 'trigger' must be one of 'all_succeeded', 'all_done', 'none_failed', got 'always'",
+        ),
         ({"nout": True}, "task option 'nout' must be an int >= 1 or None, got True"),
         ({"tags": ("a", 1)}, "task option 'tags' must be strings, got ('a', 1)"),
         (

@@ -174,14 +174,22 @@ def explain(
         if not selected[i]:
             out.append(Explanation(key, "skipped", ("left out by only/skip",), ck))
             continue
+        rule = _TRIGGERS.get(plan._gates[i][0], ()) if i in plan._gates else ()
         if decision.hit[i]:
-            out.append(Explanation(key, "cached", ("in the store",), ck))
+            out.append(Explanation(key, "cached", ("in the store", *rule), ck))
             continue
         if not decision.runs[i]:
-            out.append(Explanation(key, "cached", ("needed only by cached nodes",), ck))
+            out.append(Explanation(key, "cached", ("needed only by cached nodes", *rule), ck))
             continue
-        out.append(Explanation(key, "run", tuple(_why(plan, i, keys, decision, previous)), ck))
+        out.append(Explanation(key, "run", (*_why(plan, i, keys, decision, previous), *rule), ck))
     return out
+
+
+#: what a dry run says of a node with a trigger rule (DESIGN §17)
+_TRIGGERS = {
+    "all_done": ("trigger all_done: runs once its upstreams end, whatever their state",),
+    "none_failed": ("trigger none_failed: runs unless an upstream fails (then skipped)",),
+}
 
 
 def _why(

@@ -17,6 +17,7 @@ from .._typecheck import describe_mismatch, format_type, is_plain_class, short_r
 from .fingerprint import type_name
 from .specs import _Ref
 from .tokens import global_names
+from .triggers import none_problem, wants_outcome
 
 # how compile resolves a graph node: (NODE, idx) | (INPUT, idx) | (CONST, value) |
 # (TPL, (container, deps)): a section parameter given a container of Nodes
@@ -49,6 +50,13 @@ def param_names(meta: Any, n_args: int, kw: dict[str, Any] | None) -> list[tuple
     return out
 
 
+def outcome_params(meta: Any, n_args: int, kwargs: dict[str, Any] | None) -> tuple[int | str, ...]:
+    """The positions and keyword names of a call's arguments whose parameter wants
+    Outcomes (:mod:`.triggers`)."""
+    hints = meta.hints
+    return tuple(w for w, name in param_names(meta, n_args, kwargs) if wants_outcome(hints.get(name)))
+
+
 def runtime_checks(
     meta: Any, n_args: int, kw: dict[str, Any] | None
 ) -> tuple[tuple[tuple[int | str, str, Any], ...], Any]:
@@ -79,7 +87,10 @@ def check_constants(
     res: Sequence[tuple[int, Any]],
     problems: list[Problem],
     skip: int = 0,
+    rule: str | None = None,
 ) -> None:
+    """Check a task node's constants, and its edges, against its annotations; ``rule``:
+    its trigger rule, where the node is gated (:mod:`.triggers`)."""
     meta = task.meta
     hints = meta.hints
     for where_, pname in param_names(meta, len(raw_args), raw_kwargs):
@@ -88,6 +99,11 @@ def check_constants(
             continue
         raw = raw_args[where_] if isinstance(where_, int) else (raw_kwargs or {})[where_]
         if isinstance(raw, G.Node):
+            if rule is not None:
+                problem = none_problem(key, pname, ann, rule, g._keys[raw._i], where)
+                if problem is not None or wants_outcome(ann):  # an Outcome is no producer's value
+                    problems.extend([problem] if problem is not None else [])
+                    continue
             _check_edge(g, res[raw._i], ann, key, pname, where, problems)
         elif not g._recs[gi][G.R_NESTED] or not G.holds_node(raw):
             _check_constant(raw, ann, key, pname, where, problems)

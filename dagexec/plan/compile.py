@@ -285,6 +285,7 @@ class _Compiler:
             _sections=sections,
             _conds=self._conds(),
             _maps=frozenset(cols.maps),
+            _gates=cols.gates,
             _pickle_problems=tuple(self.pickle_problems),
             _fingerprint=None,
             _levels=None,

@@ -54,6 +54,8 @@ T = TypeVar("T")
 
 #: fields computed on first use, never pickled
 _CACHED = frozenset({"_fingerprint", "_levels", "_links", "_plain", "_streams"})
+#: the fields a file from before conds, maps and trigger rules lacks, as such a plan has them
+_ADDED_LATER: dict[str, Any] = {"_conds": (), "_maps": frozenset(), "_gates": {}}
 
 
 class CompiledGraph:
@@ -73,6 +75,7 @@ class CompiledGraph:
         "_deps",
         "_fills",
         "_fingerprint",
+        "_gates",
         "_index",
         "_inputs",
         "_keys",
@@ -123,6 +126,7 @@ class CompiledGraph:
     _sections: tuple[SectionInfo, ...]
     _conds: tuple[tuple[Any, ...], ...]  # (chooser, predicate slot, *branches): compile._conds
     _maps: frozenset[int]
+    _gates: dict[int, tuple[str, tuple[int | str, ...]]]  # gated node -> (rule, Outcome params): plan/triggers.py
     _pickle_problems: tuple[Problem, ...]
     _fingerprint: str | None
     _links: tuple[int, ...] | None
@@ -142,8 +146,7 @@ class CompiledGraph:
         return {k: getattr(self, k) for k in self.__slots__ if k not in _CACHED}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # files from before conds and maps
-        self._set(**{"_conds": (), "_maps": frozenset(), **state}, _fingerprint=None, _levels=None, _links=None, _plain=None, _streams=None)
+        self._set(**{**_ADDED_LATER, **state}, _fingerprint=None, _levels=None, _links=None, _plain=None, _streams=None)
 
     def _derived(self, slot: str, make: Callable[[CompiledGraph], T]) -> T:
         """What ``make`` computes from the plan, kept in ``slot`` (one of ``_CACHED``)

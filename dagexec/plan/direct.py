@@ -59,6 +59,8 @@ def direct_calls(plan: CompiledGraph) -> tuple[Direct | None, ...]:
     streams = plan._stream_feeds()
     for i in streams.producers | streams.fed:  # in a pipe, or fed an iterator over a list
         out[i] = None
+    for i in plan._gates:  # its arguments stand for how its upstreams ended (run/triggers.py)
+        out[i] = None
     return tuple(out)
 
 

@@ -34,6 +34,7 @@ from .._mapping import Mapped
 from . import checks as C
 from .checks import CONST, NODE, TPL
 from .specs import NodeSpec, collect_refs
+from .triggers import gate_of, map_gate_problem
 
 if TYPE_CHECKING:
     from .compile import _Compiler
@@ -67,6 +68,7 @@ class Columns:
         "args",
         "deps",
         "fills",
+        "gates",
         "kwargs",
         "kwfills",
         "maps",
@@ -95,13 +97,14 @@ class Columns:
         self.sites: list[str] = []
         self.sections: list[str] = []
         self.maps: list[int] = []
+        self.gates: dict[int, tuple[str, tuple[int | str, ...]]] = {}
 
 
 class _Form:
     """What the nodes of one task with one resolved options share (or of one kind of
     builtin node), worked out at the first of them."""
 
-    __slots__ = ("coro", "fn", "hinted", "name", "resources", "ret_checks", "route", "timeout", "watched")
+    __slots__ = ("coro", "fn", "gate", "hinted", "name", "resources", "ret_checks", "route", "timeout", "watched")
 
     fn: Any
     name: str
@@ -109,6 +112,7 @@ class _Form:
     timeout: float | None
     resources: dict[str, float] | None
     coro: bool
+    gate: str | None  # its trigger rule where its nodes are gated (plan/triggers.py)
     hinted: bool  # its constants and edges are checked, and it has run-time checks
     watched: bool | None  # whether each node has checks of its own: None until the first is checked
     ret_checks: dict[int, tuple[Any, Any]]  # number of arguments -> (checks, ret), without keywords
@@ -119,6 +123,7 @@ class _Form:
             self.fn, self.name = BUILTIN[kind]
             self.timeout = self.resources = self.route = None
             self.coro = self.hinted = self.watched = False
+            self.gate = None
             return
         self.fn = fn = task.__wrapped__
         self.name, self.route = opts.name, opts.executor or "default"
@@ -127,6 +132,7 @@ class _Form:
         meta = task._self_meta or task.meta
         self.hinted = bool(meta.hints) and opts.typecheck
         self.watched = None
+        self.gate = gate_of(meta, opts)
 
 
 def lay_out(c: _Compiler) -> Columns:
@@ -196,6 +202,13 @@ def lay_out(c: _Compiler) -> Columns:
             tpl = args.get(p) or _NONES[k]
             checks, ret = _node_checks(c, f, p, keys[p], where, task, tpl, cols.kwargs[p])
             watched = f.watched
+        if f.gate is not None:
+            if kind == MAP:
+                c.problems.append(map_gate_problem(keys[p], f.gate, where))
+            else:
+                meta = task._self_meta or task.meta  # type: ignore[union-attr]  # a gated form is a task's
+                at = C.outcome_params(meta, len(args.get(p) or _NONES[k]), cols.kwargs[p])
+                cols.gates[p] = (f.gate, at)
         if kind != TASK:
             if kind == MAP:
                 cols.maps.append(p)
@@ -258,7 +271,8 @@ def _node_checks(
         raw_args = G.record_args(c.g, c.recs[gi])
         # a map's first argument is the list of items: each item is checked on its own
         skip = 1 if kind == G.MAP else 0
-        C.check_constants(c.g, gi, key, where, task, raw_args, raw_kwargs, c.res, c.problems, skip)
+        rule = f.gate if kind != G.MAP else None
+        C.check_constants(c.g, gi, key, where, task, raw_args, raw_kwargs, c.res, c.problems, skip, rule)
         by_name = skip and type(raw_args[0]) is Mapped  # each item's mapped values as keywords
         if skip and not by_name:
             C.check_map_items(c.g, key, where, task, raw_args[0], c.res, c.problems)

@@ -24,12 +24,12 @@ def chain_links(plan: CompiledGraph) -> tuple[int, ...]:
     ``j`` continues ``i`` when ``j`` is ``i``'s only dependent, ``i`` is ``j``'s only
     dependency, ``j`` reads ``i``'s value (if at all) as a whole argument, not inside
     a container, neither has a timeout, neither is a coroutine function, and neither is
-    a map, a stream producer or fed a stream's list.
+    a map, a stream producer, fed a stream's list or gated (a trigger rule).
     """
     deps, dependents, nested, specs = plan._deps, plan._dependents, plan._nested, plan._specs
     maps = plan._maps
     streams = plan._stream_feeds()
-    apart = maps | streams.producers | streams.fed_whole  # a stream's producer runs in its pipe
+    apart = maps | streams.producers | streams.fed_whole | plan._gates.keys()  # a stream's producer: in its pipe
     out = [-1] * len(deps)
     for i, d in enumerate(dependents):
         if len(d) == 1:

@@ -100,12 +100,14 @@ def pipes_of(
     container), it runs on the same route as the pipe's head, and it is neither async
     nor timed.  Any other
     producer (a generator or async generator function, not timed) heads a pipe of its
-    own.  A timed producer and a map are in no pipe."""
+    own.  A timed producer, a map and a gated node (a trigger rule) are in no pipe."""
     specs, deps, routes = plan._specs, plan._deps, plan._routes
     head_of: dict[int, int] = {}
     pipes: dict[int, list[int]] = {}
     for i, spec in enumerate(specs):
-        runs_here = spec.task is not None and spec.timeout is None and not spec.coro and i not in plan._maps
+        runs_here = (
+            spec.task is not None and spec.timeout is None and not spec.coro and i not in plan._maps and i not in plan._gates
+        )
         if not runs_here:
             continue
         fed_by = {p for _, p in feeds[i]}

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._cond import Cases
 from .protocol import Remote
-from .state import PENDING, SKIPPED
+from .triggers import skip_downstream
 
 if TYPE_CHECKING:
     from .._plan import CompiledGraph
@@ -42,20 +42,7 @@ def choose(run: Loop, slot: int, value: Any, ready: bool = True) -> None:
     ``ready``, a chooser left waiting for nothing goes on its lane's ready stack."""
     if type(value) is Remote:
         value = value.owner.fetch([value])[0]
-    state, waiting, dependents = run.state, run.waiting, run.dependents
     for chooser, branches, cases in run.conds[slot] if run.conds else ():
         taken = (0 if value else 1) if cases is None else cases.branch(value)
-        stack = [j for k in reversed(range(len(branches))) if k != taken for j in reversed(branches[k])]
-        while stack:
-            j = stack.pop()
-            if state[j] != PENDING:
-                continue
-            state[j] = SKIPPED
-            run.release_reads(j)
-            for d in dependents[j]:
-                if d == chooser:
-                    waiting[d] -= 1
-                    if ready and waiting[d] == 0 and state[d] == PENDING:
-                        run.ready[run.route[d]].append(d)
-                else:
-                    stack.append(d)
+        nodes = [j for k, branch in enumerate(branches) if k != taken for j in branch]
+        skip_downstream(run, nodes, chooser, ready)

@@ -64,17 +64,18 @@ from .state import (
     CANCELLED,
     EXPAND,
     FAILED,
+    GATED,
     MEMBER,
     PENDING,
     RELEASED,
     RUNNING,
     SUCCEEDED,
-    UPSTREAM_FAILED,
     RunState,
     async_lanes,
 )
 from .timers import Timers, expire
 from .trials import Callbacks, Trials
+from .triggers import fail_downstream, run_after_stop, survives_stop
 from .values import call_values, localize
 
 if TYPE_CHECKING:
@@ -278,7 +279,7 @@ class Loop(RunState):
                 if flushes[r]:
                     ex.flush()  # what this pass submitted, sent at once
             if not any(inflight) and not retries and not maps.streaming:
-                if any(ready):
+                if any(ready) or (self.stopping and self.plan._gates and run_after_stop(self)):
                     continue
                 return
             wait = next_wake()
@@ -454,7 +455,8 @@ class Loop(RunState):
         withdraw_ahead(self, i)  # what was submitted ahead waiting for i
         trial = self.trials.record(i, out, tstate, exc, tb)
         key = trial.key
-        wait = next_wait(self.plan._opts[self.owner[i]], out[O_ATTEMPT], exc, tstate, key, self.stopping)
+        stopping = self.stopping and not (self.kind[i] == GATED and survives_stop(self, i))  # all_done retries
+        wait = next_wait(self.plan._opts[self.owner[i]], out[O_ATTEMPT], exc, tstate, key, stopping)
         yielded = self.trials.yielded  # a pipe's producers' items, while its outcomes are finished
         if wait is not None and yielded and yielded.get(i):
             logger.info("node %r: not retried: it failed after its stream had yielded", key)
@@ -475,7 +477,7 @@ class Loop(RunState):
         if self.kind[i] == MEMBER:
             self.state[i] = FAILED
             self.release_reads(i)
-            self.upstream_failed(i)
+            fail_downstream(self, i)
             self.maps.member_failed(i, seen)
         else:
             self.fail(i, seen)
@@ -486,7 +488,7 @@ class Loop(RunState):
         self.state[u] = FAILED
         self.failed_order.append(u)
         self.release_reads(u)
-        self.upstream_failed(u)
+        fail_downstream(self, u)
         if self.fail_fast and not self.stopping:
             self.stop(seen)
 
@@ -504,8 +506,10 @@ class Loop(RunState):
             self.cancel(j)
 
     def cancel(self, i: int) -> None:
-        """A ready or retrying node, or map item, that a stop leaves unrun."""
-        self.state[i] = CANCELLED
+        """A ready or retrying node, or map item, that a stop leaves unrun (an
+        ``all_done`` node waits to run after the stop: run/triggers.py)."""
+        if self.kind[i] != GATED or not survives_stop(self, i):
+            self.state[i] = CANCELLED
 
     def release_reads(self, i: int) -> None:
         """Node ``i`` will not read its inputs again: a value none will read is released."""
@@ -514,17 +518,3 @@ class Loop(RunState):
             left[s] -= 1
             if left[s] == 0 and not kept[s]:
                 vals[s] = RELEASED
-
-    def upstream_failed(self, u: int) -> None:
-        """Unit ``u`` failed: what depends on it, and has not ended, fails upstream (a
-        map item's map counts it as ended)."""
-        state, dependents, kind = self.state, self.dependents, self.kind
-        stack = list(dependents[u])
-        while stack:
-            j = stack.pop()
-            if state[j] == PENDING:
-                state[j] = UPSTREAM_FAILED
-                self.release_reads(j)
-                if kind[j] == MEMBER:
-                    self.maps.member_blocked(j)
-                stack.extend(dependents[j])

@@ -50,6 +50,7 @@ from .protocol import (
     failed_outcome,
 )
 from .trials import as_trials
+from .triggers import fail_downstream
 from .values import fetched, items_here
 
 if TYPE_CHECKING:
@@ -377,7 +378,7 @@ class Maps:
         if run.upstream:
             loop.state[m] = st.UPSTREAM_FAILED
             loop.release_reads(m)
-            loop.upstream_failed(m)
+            fail_downstream(loop, m)
             return
         values = run.values
         run.values = []

@@ -39,9 +39,9 @@ STATES = (
     State.CANCELLED,
     State.RUNNING,  # JOINING
 )
-#: what a unit is (``kind[u]``): a plain node, a map node that expands into items, or
-#: (when map items become units) an item
-PLAIN, EXPAND, MEMBER = range(3)
+#: what a unit is (``kind[u]``): a plain node, a map node that expands into items,
+#: (when map items become units) an item, or a gated node (a trigger rule: run/triggers.py)
+PLAIN, EXPAND, MEMBER, GATED = range(4)
 
 
 class _Released:
@@ -100,8 +100,8 @@ class RunState:
                          node's: its items not yet ended);
     * ``left[u]``        readers not yet finished (a map item's: its map's join);
     * ``attempt[u]``     the attempt number of its current or last trial;
-    * ``kind[u]``        ``EXPAND`` for a map node, ``MEMBER`` for a map item, else
-                         ``PLAIN``;
+    * ``kind[u]``        ``EXPAND`` for a map node, ``MEMBER`` for a map item,
+                         ``GATED`` for a node with a trigger rule, else ``PLAIN``;
     * ``route[u]``       its lane (one per executor, one more per executor running async
                          tasks);
     * ``owner[u]``       the plan index whose function, options and retries apply (a map
@@ -154,6 +154,8 @@ class RunState:
         self.kind = [PLAIN] * n_slots
         for m in plan._maps:
             self.kind[m] = EXPAND
+        for g in plan._gates:
+            self.kind[g] = GATED
         self.route: Any = _units(route, n_slots, 0, True) if grows else route
         self.owner: Any = list(range(n_slots)) if grows else range(n_slots)
         self.tracked: list[tuple[list[Any], Any]] = []

@@ -13,10 +13,11 @@ import logging
 import time
 from typing import Any
 
+from .._state import Outcome as Ended
 from ..plan.streams import wants_async
 from ..plan.templates import fill, with_values
 from .protocol import FEED, Call, Executor, Outcome, Remote, failed_outcome
-from .state import RELEASED, SUCCEEDED
+from .state import GATED, HAS_VALUE, RELEASED, STATES, SUCCEEDED
 
 logger = logging.getLogger("dagexec.engine")
 
@@ -40,6 +41,8 @@ def call_values(loop: Any, i: int) -> tuple[Any, dict[str, Any] | None]:
     """Unit ``i``'s arguments, its inputs' values filled in from ``loop.vals`` (its
     positional ones, its keyword ones or None); a fed parameter's stream as an
     iterator over its list where the stream is not fed item by item."""
+    if loop.kind[i] == GATED:  # a trigger rule: how its upstreams ended (run/triggers.py)
+        return gated_values(loop, i)
     vals = loop.vals
     if loop.nested[i]:
         kw = loop.kwargs[i]
@@ -62,6 +65,73 @@ def call_values(loop: Any, i: int) -> tuple[Any, dict[str, Any] | None]:
     if loop.fed_any and i in loop.fed_any:
         args, kw = fed_lists(loop.plan, i, args, kw)
     return args, kw
+
+
+class _Filled:
+    """The values a gated node's arguments are filled from: a slot's value where it has
+    one, else None; with ``outcomes``, an :class:`~dagexec.Outcome` for each slot."""
+
+    __slots__ = ("loop", "outcomes")
+
+    def __init__(self, loop: Any, outcomes: bool) -> None:
+        self.loop = loop
+        self.outcomes = outcomes
+
+    def __getitem__(self, s: int) -> Any:
+        loop = self.loop
+        state = loop.state[s]
+        value = fetched(loop.vals[s]) if state in HAS_VALUE else None
+        if not self.outcomes:
+            return value
+        return Ended(_slot_key(loop, s), STATES[state], value, _error_of(loop, s) if value is None else None)
+
+
+def gated_values(loop: Any, i: int) -> tuple[Any, dict[str, Any] | None]:
+    """Gated node ``i``'s arguments: each upstream's value, None where it has none, and
+    an Outcome for each where the parameter wants Outcomes.  An upstream without a
+    value makes the node's own value one the cache does not keep (its key stands for
+    its upstreams' values)."""
+    args, kwargs = loop.args[i], loop.kwargs[i]
+    at = loop.plan._gates[i][1]
+    plain, outcomes = _Filled(loop, False), _Filled(loop, True)
+    if loop.nested[i]:
+        view: Any = lambda where: outcomes if where in at else plain  # noqa: E731
+        args = tuple(fill(a, view(j)) for j, a in enumerate(args))
+        kwargs = {k: fill(v, view(k)) for k, v in kwargs.items()} if kwargs else None
+    else:
+        args = list(args)
+        for p, s in loop.fills[i]:
+            args[p] = (outcomes if p in at else plain)[s]
+        if kwargs is not None:
+            kwargs = dict(kwargs)
+            for name, s in loop.kwfills[i]:
+                kwargs[name] = (outcomes if name in at else plain)[s]
+    saving = loop.saving
+    if saving is not None and saving[i] and any(loop.state[s] not in HAS_VALUE for s in loop.reads[i]):
+        saving[i] = False
+    if loop.fed_any and i in loop.fed_any:
+        args, kwargs = fed_lists(loop.plan, i, args, kwargs)
+    return args, kwargs
+
+
+def _slot_key(loop: Any, s: int) -> str:
+    n = loop.n
+    if s < n:
+        return str(loop.plan._keys[s])
+    k = s - n
+    inputs = loop.plan._inputs
+    return inputs[k].name if k < len(inputs) else f"constant {k - len(inputs)}"
+
+
+def _error_of(loop: Any, s: int) -> BaseException | None:
+    """The exception of slot ``s``'s last trial, where it failed (a map's: of its first
+    failed item)."""
+    run = loop.map_runs.get(s)
+    if run is not None and run.failed_items:
+        s = run.units[run.failed_items[0]]
+    row = loop.rows[s]
+    error: BaseException | None = row[-1].error if isinstance(row, list) and row else None
+    return error
 
 
 def fed_lists(plan: Any, i: int, args: Any, kwargs: dict[str, Any] | None) -> tuple[Any, Any]:
