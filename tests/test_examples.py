@@ -14,6 +14,13 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # The exact stdout of each example. A line given as a compiled pattern holds a
 # duration, which varies; every other line must match exactly.
 EXPECTED: dict[str, list[str | re.Pattern[str]]] = {
+    "airflow_port.py": [
+        "2026-12-07: sent 'weekly report: 1400' (ran ['report']); clean succeeded, files left: 0",
+        "2026-12-09: sent 'daily report: 1400' (ran ['report-2']); clean succeeded, files left: 0",
+        "2026-12-25: paged on-call: switch upstream_failed (ran []); clean succeeded, files left: 0",
+        "  {'extract': 'failed', 'total': 'upstream_failed', 'report': 'skipped', 'report-1': 'upstream_failed', "
+        "'report-2': 'skipped', 'switch': 'upstream_failed'}",
+    ],
     "cluster.py": [
         "model: model fitted on 120",
         "  train ran on: gpu",

@@ -31,7 +31,8 @@ Its collaborators: ``trials`` (:mod:`.trials`; ``rows`` is its list, for ``finis
 for the ``map_nodes``; ``items`` leads from an item's unit to its expansion,
 ``map_runs`` from a map node to it), ``cache`` (:mod:`dagexec.cache.session`;
 ``saving[u]``: the unit's value is written), ``conds`` (:mod:`.conds`, by predicate
-slot).  A value the master makes without a trial (a map's join, a map item the cache
+slot); what fails or is skipped downstream of a unit, :mod:`.triggers` walks (a node
+with a trigger rule decides for itself).  A value the master makes without a trial (a map's join, a map item the cache
 serves) goes through ``settle``.  :mod:`.policy` says what a failed trial means,
 :mod:`.values` moves values kept on workers, :mod:`.result` makes the result,
 :mod:`.state` holds the states and lanes.
@@ -64,7 +65,6 @@ from .state import (
     CANCELLED,
     EXPAND,
     FAILED,
-    GATED,
     MEMBER,
     PENDING,
     RELEASED,
@@ -455,7 +455,7 @@ class Loop(RunState):
         withdraw_ahead(self, i)  # what was submitted ahead waiting for i
         trial = self.trials.record(i, out, tstate, exc, tb)
         key = trial.key
-        stopping = self.stopping and not (self.kind[i] == GATED and survives_stop(self, i))  # all_done retries
+        stopping = self.stopping and not survives_stop(self, i)  # an all_done node keeps its retries
         wait = next_wait(self.plan._opts[self.owner[i]], out[O_ATTEMPT], exc, tstate, key, stopping)
         yielded = self.trials.yielded  # a pipe's producers' items, while its outcomes are finished
         if wait is not None and yielded and yielded.get(i):
@@ -508,7 +508,7 @@ class Loop(RunState):
     def cancel(self, i: int) -> None:
         """A ready or retrying node, or map item, that a stop leaves unrun (an
         ``all_done`` node waits to run after the stop: run/triggers.py)."""
-        if self.kind[i] != GATED or not survives_stop(self, i):
+        if not survives_stop(self, i):
             self.state[i] = CANCELLED
 
     def release_reads(self, i: int) -> None:
