@@ -311,3 +311,24 @@ def test_pictures_mark_trigger_nodes_and_a_dry_run_names_the_rule(tmp_path):
     assert found["cleanup"][-1] == "trigger all_done: runs once its upstreams end, whatever their state"
     assert found["publish"][-1] == "trigger none_failed: runs unless an upstream fails (then skipped)"
     assert found["double"] == ("upstream will run: load",)
+
+
+@pytest.mark.parametrize("executor", ["serial", "threads"])
+def test_ctrl_c_starts_no_all_done_node(executor):
+    @dx.task
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    ended: list[dx.RunResult] = []
+
+    class End:
+        def on_run_end(self, result: dx.RunResult) -> None:
+            ended.append(result)
+
+    with dx.Graph("c") as g:
+        g.output(notify(interrupted()), name="v")
+    with pytest.raises(KeyboardInterrupt):
+        g.compile().run(executor=executor, callbacks=[End()])
+    (result,) = ended
+    assert dict(result.states) == {"interrupted": CANCELLED, "notify": CANCELLED}
+    assert result.trials["notify"] == []
