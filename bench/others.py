@@ -1,9 +1,11 @@
-"""Runners of other ways to run a DAG: Hamilton's driver and a bare ThreadPoolExecutor.
+"""Runners of other ways to run a DAG: Hamilton's driver, a bare ThreadPoolExecutor
+and Ray's own ``ray.remote`` tasks.
 
-DESIGN §9b sets dagexec's figures against these two, measured in the same run:
+DESIGN §9b sets dagexec's figures against the first two, measured in the same run:
 serial overhead against Hamilton's synchronous driver, threads overhead against a
 ``concurrent.futures.ThreadPoolExecutor`` that a user drives by hand, and
-build + compile against Hamilton's build of the same graph.
+build + compile against Hamilton's build of the same graph.  ``ray-remote`` is the
+graph a Ray user writes by hand, beside ``dagexec-ray`` (docs/ray.md).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from runner_base import Runner
 from shapes import Dag, Ref
 
-__all__ = ["HamiltonRunner", "ThreadPoolRunner"]
+__all__ = ["HamiltonRunner", "RayRemoteRunner", "ThreadPoolRunner", "local_ray"]
 
 _modules = itertools.count()
 
@@ -174,3 +176,48 @@ class ThreadPoolRunner(Runner):
                     if not waiting[r]:
                         submit(r)
         return sum(vals[s] for s in sinks)
+
+
+def local_ray(cpus: int) -> None:
+    """A local Ray of ``cpus`` CPUs on 127.0.0.1, started once per process (the
+    measurement's): never timed."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+
+
+class RayRemoteRunner(Runner):
+    """The same graph as Ray tasks written by hand: each node's function as a
+    ``ray.remote`` task (Ray's retries off, as dagexec's executor has them), called
+    with the object refs of the nodes it reads, then ``ray.get`` of the sinks.  Ray
+    submits as the graph is written, so the timed run builds and runs it."""
+
+    family = "ray"
+    requires = ("ray",)
+
+    def __init__(self, cpus: int) -> None:
+        self.cpus = cpus
+        self.name = "ray-remote"
+        self.mode = "ray"
+
+    def prepare(self, dag: Dag) -> Any:
+        import ray
+
+        local_ray(self.cpus)
+        remote = {id(fn): ray.remote(max_retries=0)(fn.__wrapped__) for fn in set(dag.fns)}
+        return dag, remote
+
+    def run(self, prepared: Any) -> Any:
+        import ray
+
+        dag, remote = prepared
+        refs: list[Any] = []
+        for fn, args in zip(dag.fns, dag.args, strict=True):
+            refs.append(remote[id(fn)].remote(*[refs[a.i] if type(a) is Ref else a for a in args]))
+        return sum(ray.get([refs[s] for s in dag.sinks]))
+
+    def versions(self) -> dict[str, str]:
+        import ray
+
+        return {"ray": ray.__version__}

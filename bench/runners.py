@@ -23,19 +23,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from others import HamiltonRunner, ThreadPoolRunner
+from others import HamiltonRunner, RayRemoteRunner, ThreadPoolRunner, local_ray
 from runner_base import Runner
 from shapes import Dag, Ref
 
 __all__ = [
     "RUNNERS",
     "DagexecDaskRunner",
+    "DagexecRayRunner",
     "DagexecRunner",
     "DaskClusterRunner",
     "DaskProcessesRunner",
     "DaskRunner",
     "HamiltonRunner",
     "PlainRunner",
+    "RayRemoteRunner",
     "Runner",
     "ThreadPoolRunner",
     "local_cluster_client",
@@ -325,6 +327,26 @@ class DaskClusterRunner(CountsGraphs, DaskRunner):
         return {**super().versions(), "distributed": distributed.__version__}
 
 
+class DagexecRayRunner(DagexecRunner):
+    """``plan.run(executor="ray")`` on a local Ray of ``cpus`` CPUs, started in
+    :meth:`prepare`, untimed (the one :class:`~others.RayRemoteRunner` uses)."""
+
+    requires = ("ray",)
+
+    def __init__(self, cpus: int) -> None:
+        super().__init__("ray", None, mode="ray")
+        self.cpus = cpus
+
+    def prepare(self, dag: Dag) -> Any:
+        local_ray(self.cpus)
+        return super().prepare(dag)
+
+    def versions(self) -> dict[str, str]:
+        import ray
+
+        return {**super().versions(), "ray": ray.__version__}
+
+
 #: every runner by name, in table order
 RUNNERS: dict[str, Runner] = {
     r.name: r
@@ -341,5 +363,7 @@ RUNNERS: dict[str, Runner] = {
         DaskProcessesRunner(2),
         DagexecDaskRunner(2),
         DaskClusterRunner(2),
+        DagexecRayRunner(2),
+        RayRemoteRunner(2),
     ]
 }

@@ -270,7 +270,7 @@ WORKLOADS: dict[str, Workload] = {
             1_000,
             200,
             "one source, 1,000 independent inc children, one add of all: per-task overhead on processes and a cluster",
-            modes=("processes", "distributed"),
+            modes=("processes", "distributed", "ray"),
         ),
         RunWorkload(
             "chain-1k",
@@ -278,7 +278,7 @@ WORKLOADS: dict[str, Workload] = {
             1_000,
             200,
             "chain of 1,000 inc: per-task overhead on processes and a cluster",
-            modes=("processes", "distributed"),
+            modes=("processes", "distributed", "ray"),
         ),
         RunWorkload(
             "layered-1k",
@@ -286,7 +286,7 @@ WORKLOADS: dict[str, Workload] = {
             1_000,
             200,
             "20 layers of 50 nodes, as layered: per-task overhead on processes and a cluster",
-            modes=("processes", "distributed"),
+            modes=("processes", "distributed", "ray"),
         ),
         SleepWorkload("sleep100", 100, 0.010, 4, "100 independent tasks that each sleep 10 ms, on 4 threads"),
         BuildWorkload("build", "layered", 100_000, 10_000, "build (and compile) a layered DAG, not run"),

@@ -7,6 +7,7 @@ skipped them would pass without checking the pictures or the pages.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -57,6 +58,29 @@ def client(cluster: Any) -> Iterator[Any]:
 
     with Client(cluster, set_as_default=False) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[str]:
+    """A local Ray of two CPUs (and one ``special`` resource) on 127.0.0.1, started in
+    this process for the module that asks and shut down after it; its address."""
+    import ray
+
+    environ = dict(os.environ)  # ray.init sets variables of its own (PYTHONBREAKPOINT among them)
+    ray.init(
+        num_cpus=2,
+        resources={"special": 1},
+        include_dashboard=False,
+        log_to_driver=False,
+        object_store_memory=256 * 1024 * 1024,
+        _node_ip_address="127.0.0.1",
+    )
+    try:
+        yield str(ray.get_runtime_context().gcs_address)
+    finally:
+        ray.shutdown()
+        os.environ.clear()
+        os.environ.update(environ)
 
 
 @pytest.fixture(params=["serial", "threads", "loky", "dask"])

@@ -3,7 +3,8 @@
 The executors: ``serial``, ``threads``, ``loky``, ``FuturesExecutor`` over a
 ``ThreadPoolExecutor`` and over a ``ProcessPoolExecutor``, and ``DaskExecutor`` on a real
 ``distributed.LocalCluster`` of two worker processes on 127.0.0.1 (one for the module,
-started only when a dask case runs; those cases are marked slow).  What every one of them
+started only when a dask case runs; those cases are marked slow), and ``RayExecutor`` on
+a local Ray of two CPUs started in this process (likewise, ``ray_cluster`` in conftest).  What every one of them
 must give alike (DESIGN §5, §12): values, nested containers and namedtuples included;
 failures with their exact type and message; retries with attempts numbered from 1;
 timeouts that end one trial and lose no other work; Ctrl-C, a real ``SIGINT`` to a master
@@ -47,7 +48,14 @@ import pytest
 import dagexec as dx
 from dagexec import State
 from dagexec._worker import Call
-from dagexec.executors import DaskExecutor, FuturesExecutor, LokyExecutor, ThreadExecutor, make_executor
+from dagexec.executors import (
+    DaskExecutor,
+    FuturesExecutor,
+    LokyExecutor,
+    RayExecutor,
+    ThreadExecutor,
+    make_executor,
+)
 
 SUCCEEDED = State.SUCCEEDED
 FAILED = State.FAILED
@@ -61,6 +69,8 @@ SPAWN = multiprocessing.get_context("spawn")  # workers start clean whatever thr
 
 #: a dask case: slow, for the cluster it needs
 DASK = pytest.param("dask", marks=pytest.mark.slow)
+#: a Ray case: slow, for the local Ray it starts
+RAY = pytest.param("ray", marks=pytest.mark.slow)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +100,7 @@ def wait_until(predicate: Any, what: str) -> None:
         time.sleep(0.01)
 
 
-@pytest.fixture(params=["serial", "threads", "futures-threads", "futures-processes", "loky", DASK])
+@pytest.fixture(params=["serial", "threads", "futures-threads", "futures-processes", "loky", DASK, RAY])
 def executor(request):
     """The executor under test, as passed to ``run(executor=...)``; a dask case ends with
     every trial's task released by the client and the scheduler."""
@@ -104,6 +114,9 @@ def executor(request):
         client = request.getfixturevalue("client")
         yield DaskExecutor(client)
         wait_until(lambda: not trial_keys(client), "the trials' dask tasks to be released")
+    elif request.param == "ray":
+        request.getfixturevalue("ray_cluster")
+        yield RayExecutor()
     else:
         yield request.param
 
@@ -249,7 +262,7 @@ def test_runs_a_graph_with_sections_and_nested_arguments(executor):
         assert trial.key == key
         assert trial.end is not None and trial.start <= trial.end
         assert re.fullmatch(
-            r"master|dagexec-\d+|ThreadPoolExecutor-\d+_\d+|pid:\d+|tcp://127\.0\.0\.1:\d+", trial.worker
+            r"master|dagexec-\d+|ThreadPoolExecutor-\d+_\d+|pid:\d+|tcp://127\.0\.0\.1:\d+|ray:pid:\d+", trial.worker
         )
         assert (trial.error, trial.traceback) == (None, "")
 
@@ -563,6 +576,7 @@ CRASH_MESSAGES = {
     "loky": r"node 'crash_once': its worker process \(pid \d+\) died while running attempt 1; "
     r"exit codes of the workers that died: \{.*\}",
     "dask": r"node 'crash_once': its dask worker tcp://127\.0\.0\.1:\d+ died while running attempt 1",
+    "ray": r"node 'crash_once': its Ray worker died or was lost: WorkerCrashedError: .*",
 }
 
 
@@ -604,9 +618,12 @@ def crashing_executor(kind: str, request: Any, key: str, seen: str) -> Any:
     ``seen`` exists (made at once where the executor needs no wait)."""
     if kind == "dask":
         return StartSeen(request.getfixturevalue("client"), key, seen)
-    Path(seen).touch()  # loky and a stdlib pool tell a crash from the dead worker itself
+    Path(seen).touch()  # loky, Ray and a stdlib pool tell a crash from the dead worker itself
     if kind == "loky":
         return LokyExecutor(max_workers=2)
+    if kind == "ray":
+        request.getfixturevalue("ray_cluster")
+        return RayExecutor()
     pool = ProcessPoolExecutor(max_workers=2, mp_context=SPAWN)  # a fresh one: a dead worker breaks it
     request.addfinalizer(pool.shutdown)
     return pool
@@ -627,7 +644,7 @@ def crash_once(path: str, seen: str) -> int:
     return 7
 
 
-@pytest.mark.parametrize("kind", ["loky", "futures-processes", DASK])
+@pytest.mark.parametrize("kind", ["loky", "futures-processes", DASK, RAY])
 def test_a_worker_dying_crashes_its_trial_which_is_retried_and_the_run_goes_on(kind, request, tmp_path):
     seen = str(tmp_path / "seen")
     ex = crashing_executor(kind, request, "crash_once", seen)
@@ -683,7 +700,7 @@ def bystander(beside: str, crashing: str) -> int:
     return 5
 
 
-@pytest.mark.parametrize("kind", ["loky", DASK])
+@pytest.mark.parametrize("kind", ["loky", DASK, RAY])
 def test_a_trial_running_beside_a_crash_is_not_lost_nor_charged_an_attempt(kind, request, tmp_path):
     # not on a stdlib pool: a dead worker fails every trial that pool holds (see above)
     seen, beside, crashing = (str(tmp_path / name) for name in ("seen", "beside", "crashing"))
@@ -715,7 +732,8 @@ INTERRUPTED = textwrap.dedent(
 
     @dx.task
     def block() -> int:
-        open(started, "w").close()
+        with open(started, "w") as f:
+            f.write(str(os.getpid()))
         limit = time.monotonic() + 120  # far longer than the test waits for this process
         while not os.path.exists(gate) and time.monotonic() < limit:
             time.sleep(0.01)
@@ -771,15 +789,26 @@ def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
     return left
 
 
-@pytest.mark.parametrize("kind", ["serial", "threads", "futures-threads", "futures-processes", "loky", DASK])
+def ended(pid: int) -> bool:
+    """Process ``pid`` is gone (or a zombie)."""
+    try:
+        return not alive([psutil.Process(pid)])
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.parametrize("kind", ["serial", "threads", "futures-threads", "futures-processes", "loky", DASK, RAY])
 def test_sigint_cancels_the_run_raises_keyboard_interrupt_and_leaves_no_process(kind, request, tmp_path):
     script, started, gate = tmp_path / "plan.py", str(tmp_path / "started"), str(tmp_path / "gate")
     script.write_text(INTERRUPTED)
+    ray_address = request.getfixturevalue("ray_cluster") if kind == "ray" else None  # before the environment is read
     env = dict(os.environ)
     if kind == "dask":
         cluster = request.getfixturevalue("cluster")
         env["DASK_SCHEDULER_ADDRESS"] = cluster.scheduler_address
         clients = set(cluster.scheduler.clients)
+    if ray_address is not None:  # the run joins the module's Ray, whose worker runs block()
+        env["RAY_ADDRESS"] = ray_address
     proc = subprocess.Popen(
         [sys.executable, str(script), kind, started, gate],
         stdout=subprocess.PIPE,
@@ -809,6 +838,9 @@ def test_sigint_cancels_the_run_raises_keyboard_interrupt_and_leaves_no_process(
     if kind in ("loky", "futures-processes"):
         assert below, "the master had no worker process to stop"
     wait_until(lambda: not alive(below), "every process below the master to end")
+    if kind == "ray":  # the task's Ray worker, no child of the master, was stopped too
+        pid = int(Path(started).read_text())
+        wait_until(lambda: ended(pid), "the Ray worker that ran block() to end")
     if kind == "dask":
         # the run's client is gone, and the scheduler forgot every task of the run
         wait_until(lambda: set(cluster.scheduler.clients) == clients, "the run's client to close")
@@ -1011,7 +1043,7 @@ def test_each_call_gets_one_outcome_with_its_fields_in_order(executor, tmp_path)
         assert out[:2] == (idx, attempt)
         assert type(out[6]) is float and type(out[7]) is float and out[6] <= out[7]
         assert re.fullmatch(
-            r"master|dagexec-\d+|ThreadPoolExecutor-\d+_\d+|pid:\d+|tcp://127\.0\.0\.1:\d+", out[8]
+            r"master|dagexec-\d+|ThreadPoolExecutor-\d+_\d+|pid:\d+|tcp://127\.0\.0\.1:\d+|ray:pid:\d+", out[8]
         )
         assert out[9] == ""
     values = [ok[3], other[3]]

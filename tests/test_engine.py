@@ -693,7 +693,7 @@ def test_unknown_executor_name_lists_valid_names():
     ran: list[str] = []
     with pytest.raises(dx.InputError) as info:
         input_plan(ran).run(n=1, s="s", executor="nope")
-    assert str(info.value) == "unknown executor 'nope'; valid names: 'dask', 'loky', 'serial', 'threads'"
+    assert str(info.value) == "unknown executor 'nope'; valid names: 'dask', 'loky', 'ray', 'serial', 'threads'"
     assert ran == []
 
 
@@ -702,7 +702,7 @@ def test_executor_of_the_wrong_kind_is_an_input_error():
     with pytest.raises(dx.InputError) as info:
         input_plan(ran).run(n=1, s="s", executor=42)
     assert str(info.value) == (
-        "executor must be a name ('dask', 'loky', 'serial', 'threads'), an Executor or a concurrent.futures.Executor, got 42"
+        "executor must be a name ('dask', 'loky', 'ray', 'serial', 'threads'), an Executor or a concurrent.futures.Executor, got 42"
     )
     assert ran == []
 
@@ -788,7 +788,7 @@ def test_a_bad_executor_in_the_mapping_names_its_route():
         route_plan().run(executor={"default": "serial", "cpu": "nope"})
     assert (
         str(info.value)
-        == "unknown executor 'nope'; valid names: 'dask', 'loky', 'serial', 'threads' (for route 'cpu')"
+        == "unknown executor 'nope'; valid names: 'dask', 'loky', 'ray', 'serial', 'threads' (for route 'cpu')"
     )
 
 

@@ -182,16 +182,16 @@ def test_the_executors_package_re_exports_the_protocol_as_the_same_objects() -> 
 def test_importing_the_executors_package_loads_no_backend_until_one_is_named() -> None:
     script = (
         "import sys, dagexec, dagexec.executors as e\n"
-        "loaded = lambda: sorted(m for m in sys.modules if m.split('.')[0] in ('loky', 'distributed', 'dask')"
-        " or m.startswith(('dagexec.executors.loky', 'dagexec.executors.dask')))\n"
+        "loaded = lambda: sorted(m for m in sys.modules if m.split('.')[0] in ('loky', 'distributed', 'dask', 'ray')"
+        " or m.startswith(('dagexec.executors.loky', 'dagexec.executors.dask', 'dagexec.executors.ray')))\n"
         "print(loaded())\n"
         "from dagexec.executors import LokyExecutor\n"
         "print(LokyExecutor.__module__, 'dagexec.executors.dask' in sys.modules)\n"
-        "print(e.make_executor('serial')[0], sorted(e.EXECUTORS))\n"
+        "print(e.make_executor('serial')[0], sorted(e.EXECUTORS), 'ray' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.splitlines() == [
         "[]",
         "dagexec.executors.loky False",
-        "SerialExecutor() ['dask', 'loky', 'serial', 'threads']",
+        "SerialExecutor() ['dask', 'loky', 'ray', 'serial', 'threads'] False",
     ]

@@ -144,8 +144,8 @@ _RUN_ARGUMENTS: Final[tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = (
     (("target",), {"metavar": "FILE|TARGET", "help": "a saved .dagx file or module:attr"}),
     (("-i", "--input"), {"metavar": "NAME=VALUE", **_APPEND, "help": "a graph input, parsed by its "
         "declared type (JSON for containers); repeat for several"}),
-    (("--executor",), {"choices": ("serial", "threads", "loky", "dask"), "default": "threads",
-        "help": "default: threads; dask needs --scheduler"}),
+    (("--executor",), {"choices": ("serial", "threads", "loky", "dask", "ray"), "default": "threads",
+        "help": "default: threads; dask needs --scheduler; ray joins RAY_ADDRESS, else starts a local Ray"}),
     (("--workers",), {"metavar": "N", "type": positive_int, "help": "number of workers (dask: trials "
         f"in flight; loky: at most {MAX_PROCESSES_PER_CPU} per CPU)"}),
     (("--scheduler",), {"metavar": "ADDR",

@@ -1,11 +1,11 @@
 """Executors run trials; the run loop decides what runs.  This is the executor protocol's public home.
 
 Names usable as ``run(executor=...)``: ``"serial"``, ``"threads"``, ``"loky"``,
-``"dask"``.  Any :class:`Executor` instance or ``concurrent.futures.Executor`` works
-too.  The executor classes are loaded when first named (``from dagexec.executors
+``"dask"``, ``"ray"``.  Any :class:`Executor` instance or ``concurrent.futures.Executor``
+works too.  The executor classes are loaded when first named (``from dagexec.executors
 import LokyExecutor``, or :func:`make_executor`): importing this package loads neither
-loky's nor dask's code, and ``distributed`` is imported only when a ``DaskExecutor``
-is made.
+loky's, dask's nor Ray's code, and ``distributed`` (``ray``) is imported only when a
+``DaskExecutor`` (``RayExecutor``) is made.
 
 **Writing a backend** (docs/executors.md).  Subclass :class:`Executor`; a backend
 *must* implement:
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from .dask import DaskExecutor
     from .futures import FuturesExecutor
     from .loky import LokyExecutor
+    from .ray import RayExecutor
     from .serial import SerialExecutor
     from .threads import ThreadExecutor
 
@@ -61,6 +62,7 @@ __all__ = [
     "FuturesExecutor",
     "LokyExecutor",
     "Outcome",
+    "RayExecutor",
     "Remote",
     "SerialExecutor",
     "ThreadExecutor",
@@ -79,6 +81,7 @@ _HOMES = {
     "FuturesExecutor": ".futures",
     "LokyExecutor": ".loky",
     "DaskExecutor": ".dask",
+    "RayExecutor": ".ray",
 }
 
 #: executor names -> the names of their classes (:data:`EXECUTORS` gives the classes)
@@ -87,6 +90,7 @@ _NAMES = {
     "threads": "ThreadExecutor",
     "loky": "LokyExecutor",
     "dask": "DaskExecutor",
+    "ray": "RayExecutor",
 }
 
 
@@ -130,7 +134,10 @@ def make_executor(
         if spec == "dask":
             return _make_dask(scheduler, max_workers), True
         cls = __getattr__(cls_name)
-        return (cls() if spec == "serial" else cls(max_workers=max_workers)), True
+        try:
+            return (cls() if spec == "serial" else cls(max_workers=max_workers)), True
+        except ImportError as exc:  # an optional backend not installed: how to install it
+            raise ValueError(str(exc)) from None
     if isinstance(spec, Executor):
         return spec, False
     import concurrent.futures

@@ -20,6 +20,7 @@ from typing import Any
 from .._errors import DagexecError
 from ..run.protocol import O_ERROR, O_OK, O_TRACEBACK, Call, Outcome, failed_outcome
 from ..run.worker import install_worker_capture, run_call
+from ._byvalue import restore_files
 
 __all__ = [
     "Blobs",
@@ -29,8 +30,10 @@ __all__ = [
     "dump_outcome",
     "load_outcome",
     "load_spec",
+    "result_pickling_error",
     "run_pickled",
     "spec_fields",
+    "unloadable",
     "unpickling_error",
 ]
 
@@ -119,6 +122,7 @@ def load_spec(fn_digest: bytes, fn_bytes: bytes, spec_digest: bytes, spec_bytes:
         if fn is None:
             unwrap, obj = pickle.loads(fn_bytes)
             fn = obj.__wrapped__ if unwrap else obj
+            restore_files(fn)  # where it came by value: the file its tracebacks show
             if len(_loaded_fns) >= _CACHE_SIZE:
                 _loaded_fns.clear()
             _loaded_fns[fn_digest] = fn
@@ -178,14 +182,17 @@ def dump_outcome(out: Outcome, key: str) -> bytes:
     except Exception as exc:
         idx, attempt, ok, value, error, tb, start, end, worker, log = out
         if ok:
-            error = _pickling_error(
-                f"node {key!r}: its result of type {_type_name(value)} cannot be pickled: {exc}"
-            )
+            error = result_pickling_error(key, value, exc)
         else:
             from .._errors import RemoteError
 
             error = RemoteError(_type_name(error), str(error), tb)
         return cloudpickle.dumps((idx, attempt, False, None, error, tb, start, end, worker, log))  # type: ignore[no-any-return]
+
+
+def result_pickling_error(key: str, value: Any, exc: BaseException) -> BaseException:
+    """The error of a trial of node ``key`` whose result ``value`` did not pickle (``exc``)."""
+    return _pickling_error(f"node {key!r}: its result of type {_type_name(value)} cannot be pickled: {exc}")
 
 
 class _RemoteTraceback(DagexecError):
@@ -221,6 +228,14 @@ def unpickling_error(key: str, what: str, exc: BaseException, where: str = "") -
     )
     error.__cause__ = exc
     return error
+
+
+def unloadable(head: tuple[int, int, str], what: str, exc: Exception, start: float, worker: str) -> bytes:
+    """The outcome, as bytes, of a trial (``head``: its idx, attempt and key) whose
+    ``what`` (``"its task"``, ``"its arguments"``) did not unpickle in its worker."""
+    idx, attempt, key = head
+    error = unpickling_error(key, what, exc, " in its worker")
+    return dump_outcome(failed_outcome(Call(idx, attempt, None, (), None), error, start, worker), key)
 
 
 def _pickling_error(message: str) -> BaseException:

@@ -26,9 +26,9 @@ from ..._errors import TaskTimeout
 from ..._proctree import children, kill_trees, stop_started_since
 from ...run.batches import run_batch
 from ...run.pipes import STOP_MARK
-from ...run.protocol import O_ERROR, O_IDX, O_OK, Batch, Call, failed_outcome
+from ...run.protocol import O_ERROR, O_IDX, O_OK, Batch, Call
 from ...run.worker import install_worker_capture, run_call
-from .._transport import Blobs, dump_outcome, load_spec, unpickling_error
+from .._transport import Blobs, dump_outcome, load_spec, unloadable
 
 #: a start report, ``(sid, pid)``: shorter than PIPE_BUF, so written at once
 _REPORT = struct.Struct("=qq")
@@ -86,12 +86,6 @@ def _alarm(key: str, timeout: float, start: float) -> Callable[[int, Any], None]
     return on_alarm
 
 
-def _unloadable(head: tuple[int, int, str], what: str, exc: Exception, start: float, worker: str) -> bytes:
-    idx, attempt, key = head
-    error = unpickling_error(key, what, exc, " in its worker")
-    return dump_outcome(failed_outcome(Call(idx, attempt, None, (), None), error, start, worker), key)
-
-
 def _run_in_worker(
     sid: int, head: tuple[int, int, str], blobs: Blobs, values: bytes, trace: str | None = None
 ) -> tuple[bool, bytes]:
@@ -106,11 +100,11 @@ def _run_in_worker(
     try:
         spec = load_spec(*blobs)
     except Exception as exc:
-        return False, _unloadable(head, "its task", exc, start, worker)
+        return False, unloadable(head, "its task", exc, start, worker)
     try:
         args, kwargs = pickle.loads(values)
     except Exception as exc:
-        return False, _unloadable(head, "its arguments", exc, start, worker)
+        return False, unloadable(head, "its arguments", exc, start, worker)
     call = Call(head[0], head[1], spec, args, kwargs, trace)
     timeout = spec.timeout
     if timeout is None:

@@ -1,0 +1,263 @@
+"""``RayExecutor``: trials as Ray tasks, values kept in Ray's object store (DESIGN §5).
+
+Data flow::
+
+    master (engine)                              Ray                      a Ray worker
+    submit(call) --spec, arguments, input refs--> task (no retries) ----> _trial()
+                                                                          run_call()
+    _done() <---- the outcome's bytes (small) --- out ref <--------------+
+    Remote(value ref) ........ value stays ...... object store <---------+ the value
+
+* A trial is one Ray task of :func:`_trial`, with Ray's own retries off (dagexec's
+  apply).  It travels as cloudpickle bytes: its spec (the task function pickled once
+  per run, kept by each worker, as on loky) and its arguments.  The task's module,
+  where it is the user's, goes by value (Ray's workers need not find it on their
+  path; its functions get their file back there, for tracebacks).  An input kept in
+  the object store travels as an object ref beside the call, which Ray resolves
+  before the task starts, and stands in the arguments as :class:`_Ref`.
+* The task returns two objects: the value as cloudpickle bytes (so that a class that
+  came by value comes back as itself, and a value that does not pickle fails its
+  trial by name, as on loky), then the outcome without it.  The value stays in the
+  object store; the engine holds it as a :class:`Remote` and passes it to the calls
+  that read it; only the outputs (and what another executor needs) come over
+  (:meth:`RayExecutor.fetch`).
+* Task ``resources`` become Ray's: ``cpu`` (``num_cpus``, default 1), ``gpu``
+  (``num_gpus``), ``memory`` (bytes), any other name a custom resource.
+* A timeout, or Ctrl-C, cancels the task with ``ray.cancel(force=True)``, which kills
+  its worker process; a worker that dies makes the trial ``crashed``
+  (``WorkerCrashedError`` and Ray's other lost-work errors), retried like any crash.
+* A trial's timeout counts from its submission (Ray does not tell when a task began).
+  The executor keeps :data:`IN_FLIGHT_PER_CPU` trials in flight per CPU of the
+  cluster, so that its workers stay busy while outcomes travel back; where timeouts
+  must count from the start, give ``max_workers`` the number of CPUs.
+* ``executor="ray"`` joins the cluster at ``address`` (``RAY_ADDRESS``, else a local
+  one started on first use and kept for the process, as loky keeps its pool).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+from collections.abc import Callable
+from time import time
+from typing import Any
+
+from .._walk import replace
+from ..run.protocol import (
+    O_LOG,
+    O_OK,
+    O_START,
+    O_VALUE,
+    Batch,
+    Call,
+    Executor,
+    Outcome,
+    Remote,
+    crashed_outcome,
+    failed_outcome,
+    with_value,
+)
+from ..run.worker import install_worker_capture, run_call
+from ._byvalue import by_value
+from ._inflight import InFlight
+from ._transport import (
+    Blobs,
+    SpecPickler,
+    dump_call,
+    dump_outcome,
+    load_outcome,
+    load_spec,
+    result_pickling_error,
+    unloadable,
+)
+
+__all__ = ["RayExecutor"]
+
+#: trials in flight per CPU of the cluster, by default: enough to keep its workers busy
+#: while outcomes travel back to the master
+IN_FLIGHT_PER_CPU = 4
+#: Ray's errors for work it lost (the trial is ``crashed``); any other error fails it
+_LOST = ("WorkerCrashedError", "NodeDiedError", "ObjectLostError", "OwnerDiedError", "OutOfMemoryError",
+         "RaySystemError", "LocalRayletDiedError", "ActorDiedError")
+
+
+class _Ref:
+    """Stands in a call for the ``k``-th object ref sent beside it."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_Ref, (self.k,))
+
+
+def _trial(
+    head: tuple[int, int, str], blobs: Blobs, values: bytes, trace: str | None, *kept: bytes
+) -> tuple[bytes | None, bytes]:
+    """What a Ray task runs: one trial (``head``: its idx, attempt and key; ``blobs``:
+    its spec, :class:`SpecPickler`'s), each :class:`_Ref` in its arguments given the
+    value Ray resolved; returns (the value's bytes, the outcome's bytes without it)."""
+    import cloudpickle
+
+    install_worker_capture()
+    worker, start = f"ray:pid:{os.getpid()}", time()
+    try:
+        spec = load_spec(*blobs)
+    except Exception as exc:  # its task's module, say, not found on this worker
+        return None, unloadable(head, "its task", exc, start, worker)
+    try:
+        args, kwargs = pickle.loads(values)
+        if kept:
+            loaded = [pickle.loads(v) for v in kept]
+            fill = lambda v: loaded[v.k] if type(v) is _Ref else v  # noqa: E731
+            args, kwargs = replace(args, fill), replace(kwargs, fill) if kwargs else kwargs
+    except Exception as exc:
+        return None, unloadable(head, "its arguments", exc, start, worker)
+    call = Call(head[0], head[1], spec, args, kwargs, trace)
+    out = run_call(call, worker)
+    if not out[O_OK]:
+        return None, dump_outcome(out, call.key)
+    try:  # by the cloudpickle that sent the call: a class sent by value comes back as itself
+        data = cloudpickle.dumps(out[O_VALUE])
+    except Exception as exc:
+        error = result_pickling_error(call.key, out[O_VALUE], exc)
+        return None, dump_outcome(failed_outcome(call, error, out[O_START], worker, out[O_LOG]), call.key)
+    return data, dump_outcome(with_value(out, None), call.key)
+
+
+def ray_options(resources: dict[str, float] | None) -> dict[str, Any]:
+    """Ray's task options for a task's ``resources``: ``cpu``, ``gpu``, ``memory``
+    (any case) become ``num_cpus``, ``num_gpus``, ``memory``; other names custom."""
+    options: dict[str, Any] = {"num_returns": 2, "max_retries": 0, "retry_exceptions": False}
+    custom = {}
+    for name, amount in (resources or {}).items():
+        known = {"cpu": "num_cpus", "gpu": "num_gpus", "memory": "memory"}.get(name.lower())
+        if known is not None:
+            options[known] = int(amount) if known == "memory" else amount
+        else:
+            custom[name] = amount
+    if custom:
+        options["resources"] = custom
+    return options
+
+
+class RayExecutor(Executor):
+    """Runs trials as tasks on a Ray cluster, values kept in its object store.
+
+    Args:
+        address: the cluster to join (``ray.init(address=...)``); default
+            ``RAY_ADDRESS``, else a local cluster started on first use. Ignored when
+            Ray is already initialised in this process.
+        max_workers: trials in flight at once (default: 4 per CPU of the cluster).
+        init: more keyword arguments for ``ray.init`` when this executor starts Ray.
+    """
+
+    name = "ray"
+    needs_pickle = True
+    keeps_values = True
+
+    def __init__(self, address: str | None = None, max_workers: int | None = None, **init: Any) -> None:
+        try:
+            import ray
+        except ImportError as exc:
+            raise ImportError(f"executor 'ray' needs the ray package ({exc}); pip install 'dagexec[ray]'") from None
+        self._ray = ray
+        if not ray.is_initialized():
+            ray.init(address=address or os.environ.get("RAY_ADDRESS"), **{"log_to_driver": False, **init})
+        cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
+        self._max = max_workers or max(1, IN_FLIGHT_PER_CPU * cpus)
+        self._remote: Any = ray.remote(_trial)
+        self._tasks: dict[tuple[Any, ...], Any] = {}  # resources -> the Ray task with their options
+        self._pickler = SpecPickler()  # task functions and specs, pickled once per run
+        self._inflight: InFlight[int, Any] = InFlight()  # id(call) -> its out ref
+
+    @property
+    def capacity(self) -> int:
+        """Trials in flight at once."""
+        return self._max
+
+    def submit(self, call: Call, post: Callable[[Outcome], None]) -> Outcome | None:
+        """Start ``call`` as a Ray task; its outcome is posted when the task ends.
+
+        Returns:
+            None, or at once the failed outcome of a call that does not pickle, or
+            the crashed outcome of one Ray refused.
+        """
+        start = time()
+        kept: list[Any] = []  # the object refs of the values it reads that stay in the store
+
+        def swap(v: Any) -> Any:
+            if type(v) is Remote and v.owner is self:
+                kept.append(v.ref)
+                return _Ref(len(kept) - 1)
+            return v
+
+        with by_value(call.spec.fn):
+            try:
+                blobs = self._pickler.blobs(call.spec)
+            except Exception as exc:
+                return failed_outcome(call, exc, start, "master")
+            values = dump_call(call, (replace(call.args, swap), replace(call.kwargs, swap) if call.kwargs else None))
+        if not isinstance(values, bytes):
+            return values
+        try:
+            task = self._task(call.spec.resources)
+            value_ref, out_ref = task.remote((call.idx, call.attempt, call.key), blobs, values, call.trace, *kept)
+            future = out_ref.future()
+        except Exception as exc:
+            return crashed_outcome(call, exc, start, "Ray refused the trial")
+        self._inflight.add(id(call), call, out_ref)
+        future.add_done_callback(lambda f: self._done(call, f, value_ref, start, post))
+        return None
+
+    def _task(self, resources: dict[str, float] | None) -> Any:
+        """The Ray task of :func:`_trial` with the options of ``resources``, made once."""
+        key = tuple(sorted(resources.items())) if resources else ()
+        task = self._tasks.get(key)
+        if task is None:
+            task = self._tasks[key] = self._remote.options(**ray_options(resources))
+        return task
+
+    def _done(self, call: Call, future: Any, value_ref: Any, start: float, post: Callable[[Outcome], None]) -> None:
+        if self._inflight.claim(id(call)) is None:
+            return  # abandoned: its outcome is not awaited
+        try:
+            out = load_outcome(future.result())
+        except Exception as exc:  # the task did not end as _trial ends: Ray lost it
+            lost = any(c.__name__ in _LOST for c in type(exc).__mro__)
+            post(crashed_outcome(call, exc, start, "its Ray worker died or was lost") if lost
+                 else failed_outcome(call, exc, start, "ray"))
+            return
+        post(with_value(out, Remote(self, value_ref)) if out[O_OK] else out)
+
+    def fetch(self, remotes: list[Remote]) -> list[Any]:
+        """The values of ``remotes``, from the object store."""
+        return [pickle.loads(data) for data in self._ray.get([r.ref for r in remotes])]
+
+    def abandon(self, call: Call | Batch) -> None:
+        """Stop the task (a timeout, Ctrl-C): ``ray.cancel(force=True)`` kills its worker."""
+        ref = self._inflight.claim_unit(call)
+        if ref is not None:
+            threading.Thread(target=self._cancel, args=(ref,), daemon=True).start()
+
+    def _cancel(self, ref: Any) -> None:
+        try:
+            self._ray.cancel(ref, force=True)
+        except Exception:  # already ended, or Ray is going away
+            pass
+
+    def run_ended(self) -> None:
+        """Forget the functions pickled: the next run sees changed globals."""
+        self._pickler.clear()
+
+    def shutdown(self, *, cancel: bool = False) -> None:
+        """With ``cancel``, stop every task in flight; Ray itself goes on for the process."""
+        for ref in self._inflight.clear():
+            if cancel:
+                self._cancel(ref)
+
+    def __repr__(self) -> str:
+        return f"RayExecutor(capacity={self._max})"
