@@ -61,6 +61,7 @@ EXPECTED_BLOCKS: dict[str, int] = {
     "docs/observability.md": 1,
     "docs/performance.md": 0,
     "docs/pictures.md": 3,
+    "docs/ray.md": 0,
     "docs/processes.md": 11,
     "docs/run-engine.md": 0,
     "docs/running.md": 10,

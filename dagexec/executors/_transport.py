@@ -14,11 +14,13 @@ on either side.  cloudpickle is imported only when something is pickled.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from time import time
 from typing import Any
 
 from .._errors import DagexecError
-from ..run.protocol import O_ERROR, O_OK, O_TRACEBACK, Call, Outcome, failed_outcome
+from .._walk import Path, kind, replace
+from ..run.protocol import O_ERROR, O_OK, O_TRACEBACK, Call, Outcome, Remote, failed_outcome
 from ..run.worker import install_worker_capture, run_call
 from ._byvalue import restore_files
 
@@ -33,9 +35,13 @@ __all__ = [
     "result_pickling_error",
     "run_pickled",
     "spec_fields",
+    "swap_remotes",
     "unloadable",
     "unpickling_error",
 ]
+
+
+_REMOTE = frozenset({Remote})
 
 
 class WorkerSpec:
@@ -188,6 +194,31 @@ def dump_outcome(out: Outcome, key: str) -> bytes:
 
             error = RemoteError(_type_name(error), str(error), tb)
         return cloudpickle.dumps((idx, attempt, False, None, error, tb, start, end, worker, log))  # type: ignore[no-any-return]
+
+
+def swap_remotes(call: Call, owner: Any, stand_in: Callable[[Any], Any]) -> tuple[Any, Any, list[Path]]:
+    """``call``'s arguments with each Remote that ``owner`` keeps replaced by
+    ``stand_in(its ref)`` (what the backend sends in its place: a dask future, a Ray
+    object ref's position), and the path of each in ``(args, kwargs)``; a container
+    without one is left as it is.
+
+    Containers are those :mod:`dagexec._walk` enters.  Members of a set cannot be told
+    apart by position: values held in a set (small, hashable ones) are brought over."""
+
+    def swapped(remote: Remote) -> Any:
+        return stand_in(remote.ref) if remote.owner is owner else remote
+
+    def fetched(remote: Remote) -> Any:
+        return owner.fetch([remote])[0] if remote.owner is owner else remote
+
+    args, kwargs = call.args, call.kwargs
+    inputs: list[Path] = []
+    if any(type(a) is Remote or kind(a) is not None for a in args):
+        args, inputs = replace(args, swapped, paths=True, set_fn=fetched, types=_REMOTE)
+    if kwargs:
+        kwargs, found = replace(kwargs, swapped, paths=True, set_fn=fetched, types=_REMOTE)
+        inputs += found
+    return args, kwargs, inputs
 
 
 def result_pickling_error(key: str, value: Any, exc: BaseException) -> BaseException:

@@ -69,6 +69,7 @@ from ._transport import (
     load_outcome,
     load_spec,
     result_pickling_error,
+    swap_remotes,
     unloadable,
 )
 
@@ -189,18 +190,17 @@ class RayExecutor(Executor):
         start = time()
         kept: list[Any] = []  # the object refs of the values it reads that stay in the store
 
-        def swap(v: Any) -> Any:
-            if type(v) is Remote and v.owner is self:
-                kept.append(v.ref)
-                return _Ref(len(kept) - 1)
-            return v
+        def stand_in(ref: Any) -> _Ref:
+            kept.append(ref)
+            return _Ref(len(kept) - 1)
 
         with by_value(call.spec.fn):
             try:
                 blobs = self._pickler.blobs(call.spec)
+                args, kwargs, _ = swap_remotes(call, self, stand_in)
             except Exception as exc:
                 return failed_outcome(call, exc, start, "master")
-            values = dump_call(call, (replace(call.args, swap), replace(call.kwargs, swap) if call.kwargs else None))
+            values = dump_call(call, (args, kwargs))
         if not isinstance(values, bytes):
             return values
         try:

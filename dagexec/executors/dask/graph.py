@@ -16,14 +16,12 @@ import operator
 import time
 from typing import Any
 
-from ..._walk import Path, kind, replace
+from ..._walk import Path, replace
 from ...run.protocol import Batch, Call, Executor, Outcome, Remote, crashed_outcome
 from .._transport import dump_call
+from .._transport import swap_remotes as swap_in
 
 __all__ = ["Elem", "graph_of", "member_value", "no_futures", "not_sent", "resources_of", "swap_remotes"]
-
-_REMOTE = frozenset({Remote})
-
 
 class Elem:
     """A handle on member ``k``'s value in a group's task (whose value is the tuple of
@@ -46,30 +44,10 @@ class Elem:
 
 
 def swap_remotes(call: Call, owner: Executor) -> tuple[Any, Any, list[Path]]:
-    """``call``'s arguments with each Remote of ``owner`` replaced by its future, and
-    the path of each in ``(args, kwargs)``; a container without one is left as it is.
-
-    Containers are those :mod:`dagexec._walk` enters (dask puts a future's value back
-    inside a namedtuple too).  Members of a set cannot be told apart by position:
-    values held in a set (small, hashable ones) are brought over instead."""
-
-    def ref(remote: Remote) -> Any:
-        if remote.owner is not owner:
-            return remote
-        r = remote.ref
-        return r.task() if type(r) is Elem else r
-
-    def fetched(remote: Remote) -> Any:
-        return owner.fetch([remote])[0] if remote.owner is owner else remote
-
-    args, kwargs = call.args, call.kwargs
-    inputs: list[Path] = []
-    if any(type(a) is Remote or kind(a) is not None for a in args):
-        args, inputs = replace(args, ref, paths=True, set_fn=fetched, types=_REMOTE)
-    if kwargs:
-        kwargs, found = replace(kwargs, ref, paths=True, set_fn=fetched, types=_REMOTE)
-        inputs += found
-    return args, kwargs, inputs
+    """``call``'s arguments with each Remote of ``owner`` replaced by its future (a
+    group member's by an :class:`Elem` task), and the path of each in ``(args, kwargs)``
+    (:func:`~.._transport.swap_remotes`)."""
+    return swap_in(call, owner, lambda r: r.task() if type(r) is Elem else r)
 
 
 def graph_of(dsk: dict[str, Any], token: str) -> Any:
