@@ -13,7 +13,7 @@ import signal
 import threading
 from typing import Any
 
-__all__ = ["interrupt_hooks", "sigterm_interrupts"]
+__all__ = ["interrupt_hooks", "kept_handlers", "sigterm_interrupts"]
 
 #: called in the master when a run is interrupted (Ctrl-C): each stops what trials
 #: started outside Python in this process (``dx.shell`` registers its commands' killer)
@@ -67,3 +67,17 @@ def _interrupt_in(master: int) -> Any:
         raise KeyboardInterrupt(f"the run received {signal.Signals(signum).name}")
 
     return stop_run
+
+
+class kept_handlers:
+    """While it lasts, a library may set handlers of SIGINT and the stopping signals
+    (``ray.init`` takes SIGTERM); they are put back as they were when it ends, so that
+    a run stops on them as it should.  Only in the main thread."""
+
+    def __enter__(self) -> None:
+        main = threading.current_thread() is threading.main_thread()
+        self.previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, *_STOPPING)} if main else {}
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)

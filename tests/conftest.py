@@ -66,8 +66,10 @@ def ray_cluster() -> Iterator[str]:
     this process for the module that asks and shut down after it; its address."""
     import ray
 
+    from dagexec.executors import RayExecutor
+
     environ = dict(os.environ)  # ray.init sets variables of its own (PYTHONBREAKPOINT among them)
-    ray.init(
+    RayExecutor(  # starts Ray as executor="ray" does (the signal handlers of a run kept)
         num_cpus=2,
         resources={"special": 1},
         include_dashboard=False,

@@ -228,3 +228,12 @@ def test_a_saved_plan_runs_on_ray_from_the_command_line(tmp_path, ray_cluster):
     assert ran.returncode == 0, ran.stderr
     report = json.loads((other / "out.json").read_text())
     assert report["outputs"] == {"v": 49}
+
+
+def test_starting_ray_leaves_the_signal_handlers_of_a_run_as_they_were():
+    import signal
+
+    # the module's Ray was started by RayExecutor, as executor="ray" starts it; ray.init
+    # alone installs a SIGTERM handler of its own, and a run's SIGTERM would then not
+    # stop it as Ctrl-C does (docs/running.md)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

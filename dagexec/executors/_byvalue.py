@@ -20,6 +20,8 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
+from ..plan.tokens import in_file
+
 __all__ = ["by_value", "restore_files", "users_module"]
 
 #: where the modules that travel by reference live: the standard library and installed packages
@@ -65,9 +67,4 @@ def restore_files(fn: Any) -> None:
         return  # by reference, or given its file already
     for f in [fn, *scope.values()]:
         if isinstance(f, types.FunctionType) and f.__globals__ is scope and f.__code__.co_filename == _DYNAMIC:
-            f.__code__ = _in_file(f.__code__, path)
-
-
-def _in_file(code: types.CodeType, path: str) -> types.CodeType:
-    consts = tuple(_in_file(c, path) if isinstance(c, types.CodeType) else c for c in code.co_consts)
-    return code.replace(co_filename=path, co_consts=consts)
+            f.__code__ = in_file(f.__code__, path)

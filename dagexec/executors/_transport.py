@@ -34,6 +34,8 @@ __all__ = [
     "load_spec",
     "result_pickling_error",
     "run_pickled",
+    "by_position",
+    "put_back",
     "spec_fields",
     "swap_remotes",
     "unloadable",
@@ -219,6 +221,38 @@ def swap_remotes(call: Call, owner: Any, stand_in: Callable[[Any], Any]) -> tupl
         kwargs, found = replace(kwargs, swapped, paths=True, set_fn=fetched, types=_REMOTE)
         inputs += found
     return args, kwargs, inputs
+
+
+class _Kept:
+    """Stands in a call's arguments for the ``k``-th value sent beside it (:func:`by_position`)."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_Kept, (self.k,))
+
+
+def by_position(refs: list[Any]) -> Callable[[Any], Any]:
+    """A ``stand_in`` for :func:`swap_remotes` that appends each ref to ``refs`` and
+    leaves its position there in the arguments (a backend that resolves refs given
+    beside a call, Ray, sends them so); :func:`put_back` undoes it in the worker."""
+
+    def stand_in(ref: Any) -> _Kept:
+        refs.append(ref)
+        return _Kept(len(refs) - 1)
+
+    return stand_in
+
+
+def put_back(args: Any, kwargs: dict[str, Any] | None, values: list[Any]) -> tuple[Any, Any]:
+    """``args`` and ``kwargs`` with each position :func:`by_position` left given its value."""
+    if not values:
+        return args, kwargs
+    fill = lambda v: values[v.k] if type(v) is _Kept else v  # noqa: E731
+    return replace(args, fill), replace(kwargs, fill) if kwargs else kwargs
 
 
 def result_pickling_error(key: str, value: Any, exc: BaseException) -> BaseException:

@@ -14,7 +14,7 @@ Data flow::
   where it is the user's, goes by value (Ray's workers need not find it on their
   path; its functions get their file back there, for tracebacks).  An input kept in
   the object store travels as an object ref beside the call, which Ray resolves
-  before the task starts, and stands in the arguments as :class:`_Ref`.
+  before the task starts (its position stands in the arguments: ``by_position``).
 * The task returns two objects: the value as cloudpickle bytes (so that a class that
   came by value comes back as itself, and a value that does not pickle fails its
   trial by name, as on loky), then the outcome without it.  The value stays in the
@@ -43,7 +43,7 @@ from collections.abc import Callable
 from time import time
 from typing import Any
 
-from .._walk import replace
+from .._interrupts import kept_handlers
 from ..run.protocol import (
     O_LOG,
     O_OK,
@@ -64,10 +64,12 @@ from ._inflight import InFlight
 from ._transport import (
     Blobs,
     SpecPickler,
+    by_position,
     dump_call,
     dump_outcome,
     load_outcome,
     load_spec,
+    put_back,
     result_pickling_error,
     swap_remotes,
     unloadable,
@@ -83,24 +85,13 @@ _LOST = ("WorkerCrashedError", "NodeDiedError", "ObjectLostError", "OwnerDiedErr
          "RaySystemError", "LocalRayletDiedError", "ActorDiedError")
 
 
-class _Ref:
-    """Stands in a call for the ``k``-th object ref sent beside it."""
-
-    __slots__ = ("k",)
-
-    def __init__(self, k: int) -> None:
-        self.k = k
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_Ref, (self.k,))
-
-
 def _trial(
     head: tuple[int, int, str], blobs: Blobs, values: bytes, trace: str | None, *kept: bytes
 ) -> tuple[bytes | None, bytes]:
     """What a Ray task runs: one trial (``head``: its idx, attempt and key; ``blobs``:
-    its spec, :class:`SpecPickler`'s), each :class:`_Ref` in its arguments given the
-    value Ray resolved; returns (the value's bytes, the outcome's bytes without it)."""
+    its spec, :class:`SpecPickler`'s), each position ``by_position`` left in its
+    arguments given the value Ray resolved from ``kept``; returns (the value's bytes,
+    the outcome's bytes without it)."""
     import cloudpickle
 
     install_worker_capture()
@@ -111,10 +102,7 @@ def _trial(
         return None, unloadable(head, "its task", exc, start, worker)
     try:
         args, kwargs = pickle.loads(values)
-        if kept:
-            loaded = [pickle.loads(v) for v in kept]
-            fill = lambda v: loaded[v.k] if type(v) is _Ref else v  # noqa: E731
-            args, kwargs = replace(args, fill), replace(kwargs, fill) if kwargs else kwargs
+        args, kwargs = put_back(args, kwargs, [pickle.loads(v) for v in kept])
     except Exception as exc:
         return None, unloadable(head, "its arguments", exc, start, worker)
     call = Call(head[0], head[1], spec, args, kwargs, trace)
@@ -167,7 +155,8 @@ class RayExecutor(Executor):
             raise ImportError(f"executor 'ray' needs the ray package ({exc}); pip install 'dagexec[ray]'") from None
         self._ray = ray
         if not ray.is_initialized():
-            ray.init(address=address or os.environ.get("RAY_ADDRESS"), **{"log_to_driver": False, **init})
+            with kept_handlers():  # ray.init takes SIGTERM: a run's own handling must stay
+                ray.init(address=address or os.environ.get("RAY_ADDRESS"), **{"log_to_driver": False, **init})
         cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
         self._max = max_workers or max(1, IN_FLIGHT_PER_CPU * cpus)
         self._remote: Any = ray.remote(_trial)
@@ -189,15 +178,10 @@ class RayExecutor(Executor):
         """
         start = time()
         kept: list[Any] = []  # the object refs of the values it reads that stay in the store
-
-        def stand_in(ref: Any) -> _Ref:
-            kept.append(ref)
-            return _Ref(len(kept) - 1)
-
         with by_value(call.spec.fn):
             try:
                 blobs = self._pickler.blobs(call.spec)
-                args, kwargs, _ = swap_remotes(call, self, stand_in)
+                args, kwargs, _ = swap_remotes(call, self, by_position(kept))
             except Exception as exc:
                 return failed_outcome(call, exc, start, "master")
             values = dump_call(call, (args, kwargs))

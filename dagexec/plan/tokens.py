@@ -32,6 +32,7 @@ __all__ = [
     "code_token",
     "feed_code",
     "global_names",
+    "in_file",
     "type_name",
     "value_token",
 ]
@@ -184,3 +185,10 @@ def global_names(code: types.CodeType) -> list[str]:
         if isinstance(c, types.CodeType):
             names.update(dict.fromkeys(global_names(c)))
     return list(names)
+
+
+def in_file(code: types.CodeType, path: str) -> types.CodeType:
+    """``code``, and the code objects nested in it, with ``path`` as their file name (what
+    tracebacks show): for code that came by value (:mod:`dagexec.executors._byvalue`)."""
+    consts = tuple(in_file(c, path) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+    return code.replace(co_filename=path, co_consts=consts)
