@@ -237,3 +237,73 @@ def test_starting_ray_leaves_the_signal_handlers_of_a_run_as_they_were():
     # alone installs a SIGTERM handler of its own, and a run's SIGTERM would then not
     # stop it as Ctrl-C does (docs/running.md)
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+class Counting(RayExecutor):
+    """Counts what the engine submits: trials alone, and chains (their sizes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alone = 0
+        self.chains: list[int] = []
+
+    def submit(self, call: Any, post: Any) -> Any:
+        self.alone += 1
+        return super().submit(call, post)
+
+    def submit_batch(self, batch: Any, post: Any) -> Any:
+        self.chains.append(len(batch.calls))
+        return super().submit_batch(batch, post)
+
+
+@dx.task
+def shaky(x: int, marker: str) -> int:
+    if x == 3:
+        if Path(marker).read_text() == "crash":
+            os._exit(1)
+        raise ValueError("three")
+    return x
+
+
+def test_a_chain_goes_at_once_and_each_member_keeps_its_own_trial():
+    with dx.Graph("g") as g:
+        x = inc(0)
+        for _ in range(4):
+            x = inc(x)
+        g.output(x, name="v")
+    ex = Counting()
+    result = g.compile().run(executor=ex)
+    assert result.output == 5
+    assert (ex.alone, ex.chains) == (0, [5])
+    assert {k: [(t.attempt, t.state) for t in ts] for k, ts in result.trials.items()} == {
+        k: [(1, State.SUCCEEDED)] for k in ("inc", "inc-1", "inc-2", "inc-3", "inc-4")
+    }
+    assert all(t.worker.startswith("ray:pid:") for ts in result.trials.values() for t in ts)
+
+
+@pytest.mark.parametrize("mode", ["fail", "crash"])
+def test_a_chain_broken_in_the_middle_charges_the_member_that_broke_it(tmp_path, mode):
+    marker = tmp_path / "mode"
+    marker.write_text(mode)
+    with dx.Graph("g") as g:
+        x = inc(1)  # 2
+        x = inc(x)  # 3
+        x = shaky(x, str(marker))  # fails (or its worker dies) on 3
+        g.output(inc(inc(x)), name="v")
+    ex = Counting()
+    result = g.compile().run(executor=ex, raise_on_failure=False)
+    assert ex.chains == [5]
+    assert dict(result.states) == {
+        "inc": State.SUCCEEDED,
+        "inc-1": State.SUCCEEDED,
+        "shaky": State.FAILED,
+        "inc-2": State.UPSTREAM_FAILED,
+        "inc-3": State.UPSTREAM_FAILED,
+    }
+    (trial,) = result.trials["shaky"]
+    if mode == "crash":
+        assert trial.state is State.CRASHED and type(trial.error) is dx.WorkerCrashed
+    else:
+        assert trial.state is State.FAILED and str(trial.error) == "three"
+    assert [t.state for t in result.trials["inc-1"]] == [State.SUCCEEDED]
+    assert result.trials["inc-2"] == []

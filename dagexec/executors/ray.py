@@ -21,6 +21,11 @@ Data flow::
   object store; the engine holds it as a :class:`Remote` and passes it to the calls
   that read it; only the outputs (and what another executor needs) come over
   (:meth:`RayExecutor.fetch`).
+* A linear chain (a node whose one reader reads only it, and so on) goes at once: a
+  task per member, each given the object ref of the value of the member before, so
+  Ray runs them in turn with no round trip through the master, and a crash is
+  charged to the member whose worker died.  A member whose member before failed
+  does not run.
 * Task ``resources`` become Ray's: ``cpu`` (``num_cpus``, default 1), ``gpu``
   (``num_gpus``), ``memory`` (bytes), any other name a custom resource.
 * A timeout, or Ctrl-C, cancels the task with ``ray.cancel(force=True)``, which kills
@@ -36,6 +41,7 @@ Data flow::
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import threading
@@ -44,12 +50,15 @@ from time import time
 from typing import Any
 
 from .._interrupts import kept_handlers
+from .._walk import replace
 from ..run.protocol import (
+    LINK,
     O_LOG,
     O_OK,
     O_START,
     O_VALUE,
     Batch,
+    BatchDone,
     Call,
     Executor,
     Outcome,
@@ -77,10 +86,9 @@ from ._transport import (
 
 __all__ = ["RayExecutor"]
 
-#: trials in flight per CPU of the cluster, by default: enough to keep its workers busy
-#: while outcomes travel back to the master
-IN_FLIGHT_PER_CPU = 4
+IN_FLIGHT_PER_CPU = 4  # trials in flight per CPU by default: its workers busy while outcomes travel
 #: Ray's errors for work it lost (the trial is ``crashed``); any other error fails it
+_RESOURCES = {"cpu": "num_cpus", "gpu": "num_gpus", "memory": "memory"}  # as Ray names them
 _LOST = ("WorkerCrashedError", "NodeDiedError", "ObjectLostError", "OwnerDiedError", "OutOfMemoryError",
          "RaySystemError", "LocalRayletDiedError", "ActorDiedError")
 
@@ -88,12 +96,12 @@ _LOST = ("WorkerCrashedError", "NodeDiedError", "ObjectLostError", "OwnerDiedErr
 def _trial(
     head: tuple[int, int, str], blobs: Blobs, values: bytes, trace: str | None, *kept: bytes
 ) -> tuple[bytes | None, bytes]:
-    """What a Ray task runs: one trial (``head``: its idx, attempt and key; ``blobs``:
-    its spec, :class:`SpecPickler`'s), each position ``by_position`` left in its
-    arguments given the value Ray resolved from ``kept``; returns (the value's bytes,
-    the outcome's bytes without it)."""
+    """What a Ray task runs: one trial (``head``: idx, attempt, key), its arguments given
+    the values Ray resolved (``kept``); returns (value bytes, outcome bytes without it)."""
     import cloudpickle
 
+    if None in kept:  # a chain's member whose member before did not succeed: not run
+        return None, b""
     install_worker_capture()
     worker, start = f"ray:pid:{os.getpid()}", time()
     try:
@@ -117,19 +125,20 @@ def _trial(
     return data, dump_outcome(with_value(out, None), call.key)
 
 
+def _linked(value: Remote, v: Any) -> Any:
+    return value if v is LINK else v
+
+
 def ray_options(resources: dict[str, float] | None) -> dict[str, Any]:
     """Ray's task options for a task's ``resources``: ``cpu``, ``gpu``, ``memory``
     (any case) become ``num_cpus``, ``num_gpus``, ``memory``; other names custom."""
     options: dict[str, Any] = {"num_returns": 2, "max_retries": 0, "retry_exceptions": False}
-    custom = {}
     for name, amount in (resources or {}).items():
-        known = {"cpu": "num_cpus", "gpu": "num_gpus", "memory": "memory"}.get(name.lower())
-        if known is not None:
-            options[known] = int(amount) if known == "memory" else amount
+        known = _RESOURCES.get(name.lower())
+        if known is None:
+            options.setdefault("resources", {})[name] = amount
         else:
-            custom[name] = amount
-    if custom:
-        options["resources"] = custom
+            options[known] = int(amount) if known == "memory" else amount
     return options
 
 
@@ -147,6 +156,7 @@ class RayExecutor(Executor):
     name = "ray"
     needs_pickle = True
     keeps_values = True
+    batches = True  # a linear chain goes at once, a task per member (submit_batch)
 
     def __init__(self, address: str | None = None, max_workers: int | None = None, **init: Any) -> None:
         try:
@@ -162,7 +172,7 @@ class RayExecutor(Executor):
         self._remote: Any = ray.remote(_trial)
         self._tasks: dict[tuple[Any, ...], Any] = {}  # resources -> the Ray task with their options
         self._pickler = SpecPickler()  # task functions and specs, pickled once per run
-        self._inflight: InFlight[int, Any] = InFlight()  # id(call) -> its out ref
+        self._inflight: InFlight[int, Any] = InFlight()  # id(call or batch) -> its tasks' out refs
 
     @property
     def capacity(self) -> int:
@@ -170,52 +180,78 @@ class RayExecutor(Executor):
         return self._max
 
     def submit(self, call: Call, post: Callable[[Outcome], None]) -> Outcome | None:
-        """Start ``call`` as a Ray task; its outcome is posted when the task ends.
+        """Start ``call`` as a Ray task; its outcome is posted when the task ends (at once
+        for a call that does not pickle, failed, or one Ray refused, crashed)."""
+        return self._send([call], None, post)  # type: ignore[no-any-return]
 
-        Returns:
-            None, or at once the failed outcome of a call that does not pickle, or
-            the crashed outcome of one Ray refused.
-        """
-        start = time()
-        kept: list[Any] = []  # the object refs of the values it reads that stay in the store
-        with by_value(call.spec.fn):
+    def submit_batch(self, batch: Batch, post: Callable[[Any], None]) -> BatchDone | None:
+        """Start a linear chain, one Ray task per member, each reading the object ref of
+        the value of the member before: Ray runs them in turn with no round trip through
+        the master.  Any other batch (a stream's pipe, a chain whose other values are
+        kept) goes one by one."""
+        if batch.feeds is not None or not all(batch.linked[1:]) or any(batch.keep[:-1]):
+            return BatchDone(batch, [], split=True)
+        return self._send(batch.calls, batch, post)  # type: ignore[no-any-return]
+
+    def _send(self, calls: list[Call], batch: Batch | None, post: Callable[[Any], None]) -> Any:
+        """Send ``calls`` (a trial, or ``batch``'s members), a Ray task each; what to
+        return at once where they cannot go: a trial's outcome, or a split batch."""
+        start, refs, link = time(), [], None
+        for call in calls:
+            kept: list[Any] = []  # the object refs of the values it reads that stay in the store
+            with by_value(call.spec.fn):
+                try:
+                    blobs = self._pickler.blobs(call.spec)
+                    if link is not None:  # a chain's member: the value of the one before for LINK
+                        linked = functools.partial(_linked, Remote(self, link))
+                        call = Call(call.idx, call.attempt, call.spec, replace(call.args, linked), call.kwargs, call.trace)
+                    args, kwargs, _ = swap_remotes(call, self, by_position(kept))
+                except Exception as exc:
+                    return failed_outcome(call, exc, start, "master") if batch is None else BatchDone(batch, [], True)
+                values = dump_call(call, (args, kwargs))
+            if not isinstance(values, bytes):
+                return values if batch is None else BatchDone(batch, [], split=True)  # each says what
             try:
-                blobs = self._pickler.blobs(call.spec)
-                args, kwargs, _ = swap_remotes(call, self, by_position(kept))
+                head = (call.idx, call.attempt, call.key)
+                link, out_ref = self._task(call.spec.resources).remote(head, blobs, values, call.trace, *kept)
             except Exception as exc:
-                return failed_outcome(call, exc, start, "master")
-            values = dump_call(call, (args, kwargs))
-        if not isinstance(values, bytes):
-            return values
-        try:
-            task = self._task(call.spec.resources)
-            value_ref, out_ref = task.remote((call.idx, call.attempt, call.key), blobs, values, call.trace, *kept)
-            future = out_ref.future()
-        except Exception as exc:
-            return crashed_outcome(call, exc, start, "Ray refused the trial")
-        self._inflight.add(id(call), call, out_ref)
-        future.add_done_callback(lambda f: self._done(call, f, value_ref, start, post))
+                out = crashed_outcome(call, exc, start, "Ray refused the trial")
+                return out if batch is None else BatchDone(batch, [], split=True)
+            refs.append(out_ref)
+        unit = calls[0] if batch is None else batch
+        self._inflight.add(id(unit), unit, refs)
+        futures = [ref.future() for ref in refs]  # the last ends after the others (it reads them)
+        futures[-1].add_done_callback(lambda _: self._done(unit, calls, futures, link, start, post))
         return None
 
     def _task(self, resources: dict[str, float] | None) -> Any:
         """The Ray task of :func:`_trial` with the options of ``resources``, made once."""
         key = tuple(sorted(resources.items())) if resources else ()
-        task = self._tasks.get(key)
-        if task is None:
-            task = self._tasks[key] = self._remote.options(**ray_options(resources))
-        return task
+        if key not in self._tasks:
+            self._tasks[key] = self._remote.options(**ray_options(resources))
+        return self._tasks[key]
 
-    def _done(self, call: Call, future: Any, value_ref: Any, start: float, post: Callable[[Outcome], None]) -> None:
-        if self._inflight.claim(id(call)) is None:
+    def _done(self, unit: Call | Batch, calls: list[Call], futures: list[Any], value_ref: Any, start: float, post: Any) -> None:
+        """Every task of ``unit`` ended: the outcomes of the members that ran, in order,
+        the last one's value a Remote on ``value_ref``."""
+        if self._inflight.claim(id(unit)) is None:
             return  # abandoned: its outcome is not awaited
-        try:
-            out = load_outcome(future.result())
-        except Exception as exc:  # the task did not end as _trial ends: Ray lost it
-            lost = any(c.__name__ in _LOST for c in type(exc).__mro__)
-            post(crashed_outcome(call, exc, start, "its Ray worker died or was lost") if lost
-                 else failed_outcome(call, exc, start, "ray"))
-            return
-        post(with_value(out, Remote(self, value_ref)) if out[O_OK] else out)
+        outs: list[Outcome] = []
+        for call, future in zip(calls, futures, strict=True):
+            try:
+                data = future.result()
+            except Exception as exc:  # the task did not end as _trial ends: Ray lost it
+                lost = any(c.__name__ in _LOST for c in type(exc).__mro__)
+                outs.append(crashed_outcome(call, exc, start, "its Ray worker died or was lost") if lost
+                            else failed_outcome(call, exc, start, "ray"))
+                break
+            if not data:
+                break  # not run: the member before it did not succeed
+            out = load_outcome(data)
+            outs.append(with_value(out, Remote(self, value_ref)) if out[O_OK] and call is calls[-1] else out)
+            if not out[O_OK]:
+                break  # the members after it did not run
+        post(BatchDone(unit, outs) if type(unit) is Batch else outs[0])
 
     def fetch(self, remotes: list[Remote]) -> list[Any]:
         """The values of ``remotes``, from the object store."""
@@ -223,15 +259,16 @@ class RayExecutor(Executor):
 
     def abandon(self, call: Call | Batch) -> None:
         """Stop the task (a timeout, Ctrl-C): ``ray.cancel(force=True)`` kills its worker."""
-        ref = self._inflight.claim_unit(call)
-        if ref is not None:
-            threading.Thread(target=self._cancel, args=(ref,), daemon=True).start()
+        refs = self._inflight.claim_unit(call)
+        if refs is not None:
+            threading.Thread(target=self._cancel, args=(refs,), daemon=True).start()
 
-    def _cancel(self, ref: Any) -> None:
-        try:
-            self._ray.cancel(ref, force=True)
-        except Exception:  # already ended, or Ray is going away
-            pass
+    def _cancel(self, refs: list[Any]) -> None:
+        for ref in refs:
+            try:
+                self._ray.cancel(ref, force=True)
+            except Exception:  # already ended, or Ray is going away
+                pass
 
     def run_ended(self) -> None:
         """Forget the functions pickled: the next run sees changed globals."""
@@ -239,9 +276,9 @@ class RayExecutor(Executor):
 
     def shutdown(self, *, cancel: bool = False) -> None:
         """With ``cancel``, stop every task in flight; Ray itself goes on for the process."""
-        for ref in self._inflight.clear():
+        for refs in self._inflight.clear():
             if cancel:
-                self._cancel(ref)
+                self._cancel(refs)
 
     def __repr__(self) -> str:
         return f"RayExecutor(capacity={self._max})"
