@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -307,3 +308,24 @@ def test_a_chain_broken_in_the_middle_charges_the_member_that_broke_it(tmp_path,
         assert trial.state is State.FAILED and str(trial.error) == "three"
     assert [t.state for t in result.trials["inc-1"]] == [State.SUCCEEDED]
     assert result.trials["inc-2"] == []
+
+
+@dx.task
+def produce(n: int) -> Iterator[int]:
+    yield from range(n)
+
+
+@dx.task
+def added(items: Iterator[int]) -> int:
+    return sum(items)
+
+
+def test_a_stream_and_a_map_over_it_run_on_ray():
+    # a stream's pipe goes one by one on Ray: the producer gives its list, its readers
+    # an iterator over it, and the map an item each
+    with dx.Graph("g") as g:
+        made = produce(5)
+        g.output(added(made), name="sum")
+        g.output(inc.map(made), name="each")
+    result = g.compile().run(executor=RayExecutor())
+    assert result.outputs == {"sum": 10, "each": [1, 2, 3, 4, 5]}
