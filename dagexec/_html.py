@@ -11,7 +11,9 @@ The page holds three things and loads nothing else (no network, no files)::
 
 Every node's details are computed here, in Python, so the JS only looks values up
 and writes them with ``textContent``; nothing from the plan or the run is ever parsed
-as HTML. The file is written atomically: a temporary file beside it, then a rename.
+as HTML. The page's HTML, CSS and JS are files of their own in ``dagexec/_page/``
+(package data), inlined into each page. The file is written atomically: a temporary
+file beside it, then a rename.
 """
 
 from __future__ import annotations
@@ -35,6 +37,15 @@ if TYPE_CHECKING:
     from .plan.compiled import CompiledGraph
 
 __all__ = ["to_html"]
+
+
+#: the page's HTML, CSS and JS, files of their own beside this module (package data)
+_ASSETS = Path(__file__).parent / "_page"
+
+
+def _asset(name: str) -> str:
+    """The text of the page's asset ``name`` (``report.html``, ``.css``, ``.js``)."""
+    return (_ASSETS / name).read_text(encoding="utf-8")
 
 
 def _duration(seconds: float | None) -> str:
@@ -288,259 +299,13 @@ def to_html(obj: CompiledGraph | RunResult, path: str | PathLike[str]) -> None:
     }
     title = f"{'run of ' if result is not None else ''}graph {plan.name}"
     page = (
-        _PAGE.replace("@@TITLE@@", html.escape(title))
+        _asset("report.html").replace("@@TITLE@@", html.escape(title))
         .replace("@@KIND@@", data["kind"])
-        .replace("@@CSS@@", _CSS + _state_css())
+        .replace("@@CSS@@", _asset("report.css") + _state_css())
         .replace("@@SVG@@", svg)
         .replace("@@COLLAPSED@@", collapsed)
         .replace("@@HAS_SECTIONS@@", "" if collapsed else " hidden")
         .replace("@@DATA@@", _json_for_script(data))
-        .replace("@@JS@@", _JS)
+        .replace("@@JS@@", _asset("report.js"))
     )
     write_atomic(out, [page.encode("utf-8")])
-
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>@@TITLE@@</title>
-<style>@@CSS@@</style>
-</head>
-<body class="@@KIND@@">
-<header>
-<h1 id="title">@@TITLE@@</h1>
-<p id="summary"></p>
-<input id="search" type="search" placeholder="search keys, tasks, functions" autocomplete="off">
-<span id="search-count"></span>
-</header>
-<main>
-<section id="picture">
-<button id="toggle-sections" type="button"@@HAS_SECTIONS@@>collapse sections</button>
-<div id="view-expanded" class="view">@@SVG@@</div>
-<div id="view-collapsed" class="view" hidden>@@COLLAPSED@@</div>
-</section>
-<aside id="details">
-<p id="details-empty">Click a node to see its details.</p>
-<dl id="details-fields" hidden>
-<div class="row" data-field="key"><dt>key</dt><dd id="detail-key"></dd></div>
-<div class="row" data-field="task"><dt>task</dt><dd id="detail-task"></dd></div>
-<div class="row" data-field="function"><dt>function</dt><dd id="detail-function"></dd></div>
-<div class="row" data-field="call_site"><dt>file:line</dt><dd id="detail-call_site"></dd></div>
-<div class="row" data-field="signature"><dt>signature</dt><dd id="detail-signature"></dd></div>
-<div class="row" data-field="section"><dt>section</dt><dd id="detail-section"></dd></div>
-<div class="row" data-field="deps"><dt>waits for</dt><dd id="detail-deps"></dd></div>
-<div class="row" data-field="state"><dt>state</dt><dd id="detail-state"></dd></div>
-<div class="row" data-field="duration"><dt>duration</dt><dd id="detail-duration"></dd></div>
-<div class="row" data-field="attempts"><dt>attempts</dt><dd id="detail-attempts"></dd></div>
-<div class="row" data-field="items"><dt>items</dt><dd id="detail-items"></dd></div>
-<div class="row" data-field="worker"><dt>worker</dt><dd id="detail-worker"></dd></div>
-<div class="row" data-field="error"><dt>error</dt><dd id="detail-error"></dd></div>
-<div class="row" data-field="failed_items"><dt>failed items</dt><dd><pre id="detail-failed_items"></pre></dd></div>
-<div class="row" data-field="bundle"><dt>repro bundle</dt><dd><pre id="detail-bundle"></pre></dd></div>
-<div class="row" data-field="traceback"><dt>traceback</dt><dd><pre id="detail-traceback"></pre></dd></div>
-<div class="row" data-field="log"><dt>log</dt><dd><pre id="detail-log"></pre></dd></div>
-</dl>
-</aside>
-</main>
-<section id="timeline-section" class="result-only">
-<h2>Timeline</h2>
-<div id="timeline"></div>
-</section>
-<section id="errors-section" class="result-only">
-<h2>Errors</h2>
-<div id="errors"></div>
-</section>
-<script type="application/json" id="dagexec-data">@@DATA@@</script>
-<script>@@JS@@</script>
-</body>
-</html>
-"""
-
-_CSS = """
-[hidden] { display: none !important; }
-body { font-family: Helvetica, Arial, sans-serif; margin: 0; color: #222; }
-header { padding: 8px 16px; border-bottom: 1px solid #ddd; display: flex; gap: 16px; align-items: center; flex-wrap: wrap; }
-header h1 { font-size: 18px; margin: 0; }
-#summary { margin: 0; color: #555; }
-#search { margin-left: auto; width: 18em; }
-main { display: flex; align-items: flex-start; }
-#picture { flex: 1; overflow: auto; padding: 8px; max-height: 80vh; }
-#picture svg { max-width: 100%; height: auto; }
-#details { width: 30em; padding: 8px 16px; border-left: 1px solid #ddd; max-height: 80vh; overflow: auto; }
-#details dl { margin: 0; }
-#details .row { display: flex; gap: 8px; padding: 2px 0; }
-#details dt { width: 6em; flex: none; color: #666; }
-#details dd { margin: 0; word-break: break-all; }
-#details pre { margin: 0; white-space: pre-wrap; font-size: 12px; }
-body.plan .result-only { display: none; }
-g.node { cursor: pointer; }
-g.node.selected polygon, g.node.selected ellipse, g.node.selected path { stroke: #1565c0; stroke-width: 3; }
-g.node.dim { opacity: 0.25; }
-section h2 { font-size: 15px; margin: 12px 16px 4px; }
-#timeline { margin: 0 16px; }
-.lane { display: flex; align-items: center; height: 18px; margin: 2px 0; }
-.lane-name { width: 12em; flex: none; font-size: 12px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.lane-track { position: relative; flex: 1; height: 100%; background: #f4f4f4; }
-.bar { position: absolute; top: 2px; bottom: 2px; min-width: 2px; cursor: pointer; border-radius: 2px; }
-.bar.selected { outline: 2px solid #1565c0; }
-#errors { margin: 0 16px 16px; }
-#errors details { margin: 4px 0; }
-#errors pre { white-space: pre-wrap; font-size: 12px; background: #fafafa; padding: 4px; }
-.error-key { font-weight: bold; cursor: pointer; color: #1565c0; }
-"""
-
-_JS = r"""
-(function () {
-  "use strict";
-  var data = JSON.parse(document.getElementById("dagexec-data").textContent);
-  var groups = {};  // key -> [svg <g>]
-  Object.keys(data.ids).forEach(function (gid) {
-    var g = document.getElementById(gid), key = data.ids[gid];
-    if (!g) { return; }
-    if (key.indexOf("section:") === 0) {  // a collapsed section: open it
-      g.addEventListener("click", function () { expandTo(key); });
-      return;
-    }
-    (groups[key] = groups[key] || []).push(g);
-    g.addEventListener("click", function () { select(key); });
-  });
-
-  var toggle = document.getElementById("toggle-sections");
-  function showCollapsed(yes) {
-    document.getElementById("view-expanded").hidden = yes;
-    document.getElementById("view-collapsed").hidden = !yes;
-    toggle.textContent = yes ? "expand sections" : "collapse sections";
-  }
-  toggle.addEventListener("click", function () {
-    showCollapsed(document.getElementById("view-collapsed").hidden);
-  });
-  function expandTo(sectionId) {
-    showCollapsed(false);
-    var cluster = document.getElementById(sectionId);
-    if (cluster && cluster.scrollIntoView) { cluster.scrollIntoView({block: "center"}); }
-  }
-
-  function text(id, value) { document.getElementById(id).textContent = value; }
-
-  function select(key) {
-    var item = /^(.*)\[\d+\]$/.exec(key);
-    if (!data.nodes[key] && item) { key = item[1]; }  // a map's item: its map node
-    var d = data.nodes[key];
-    if (!d) { return; }
-    document.querySelectorAll(".selected").forEach(function (e) { e.classList.remove("selected"); });
-    (groups[key] || []).forEach(function (g) { g.classList.add("selected"); });
-    document.querySelectorAll('.bar').forEach(function (b) {
-      if (b.dataset.key === key) { b.classList.add("selected"); }
-    });
-    document.getElementById("details-empty").hidden = true;
-    document.getElementById("details-fields").hidden = false;
-    document.getElementById("details").dataset.key = key;
-    document.querySelectorAll("#details .row").forEach(function (row) {
-      var field = row.dataset.field, value = d[field];
-      if (Array.isArray(value)) { value = value.join(", "); }
-      var shown = value !== undefined && value !== null && value !== "";
-      row.hidden = !shown;
-      text("detail-" + field, shown ? String(value) : "");
-    });
-    if (window.location.hash !== "#" + encodeURIComponent(key)) {
-      history.replaceState(null, "", "#" + encodeURIComponent(key));
-    }
-  }
-
-  function summary() {
-    var s = data.summary, parts = [s.nodes + " nodes"];
-    if (s.sections) { parts.push(s.sections + " sections"); }
-    if (data.kind === "result") {
-      parts.push(s.ok ? "ok" : "failed");
-      parts.push(s.duration);
-      Object.keys(s.counts).forEach(function (k) { parts.push(s.counts[k] + " " + k); });
-    }
-    var line = parts.join(", ");
-    if (s.items) {  // a map's items are counted apart from the nodes
-      var items = Object.keys(s.items).map(function (k) { return s.items[k] + " " + k; });
-      line += " \u00b7 " + s.n_items + " map item" + (s.n_items === 1 ? "" : "s") +
-        (items.length ? ": " + items.join(", ") : "");
-    }
-    text("summary", line);
-  }
-
-  function timeline() {
-    var box = document.getElementById("timeline"), lanes = {}, order = [], total = 0;
-    data.trials.forEach(function (t) {
-      if (!(t.worker in lanes)) { lanes[t.worker] = []; order.push(t.worker); }
-      lanes[t.worker].push(t);
-      total = Math.max(total, t.end);
-    });
-    total = total || 1;
-    order.forEach(function (worker) {
-      var lane = document.createElement("div"), name = document.createElement("div"),
-          track = document.createElement("div");
-      lane.className = "lane"; name.className = "lane-name"; track.className = "lane-track";
-      name.textContent = worker; name.title = worker;
-      lanes[worker].forEach(function (t) {
-        var bar = document.createElement("div");
-        bar.className = "bar st-" + t.state;
-        bar.dataset.key = t.key;
-        bar.style.left = (100 * t.start / total) + "%";
-        bar.style.width = (100 * (t.end - t.start) / total) + "%";
-        bar.title = t.key + " attempt " + t.attempt + ": " + t.state + " " + t.duration;
-        bar.addEventListener("click", function () { select(t.key); });
-        track.appendChild(bar);
-      });
-      lane.appendChild(name); lane.appendChild(track); box.appendChild(lane);
-    });
-  }
-
-  function errors() {
-    var box = document.getElementById("errors"), n = 0;
-    Object.keys(data.nodes).forEach(function (key) {
-      var d = data.nodes[key];
-      if (!d.error) { return; }
-      n += 1;
-      var det = document.createElement("details"), sum = document.createElement("summary"),
-          k = document.createElement("span"), msg = document.createElement("span"),
-          pre = document.createElement("pre");
-      det.className = "error"; det.dataset.key = key;
-      k.className = "error-key"; k.textContent = key;
-      k.addEventListener("click", function (ev) { ev.preventDefault(); select(key); });
-      var tried = d.attempts === null || d.attempts === undefined ? "" : " after " + d.attempts + " attempt(s)";
-      msg.textContent = " (" + d.state + tried + "): " + d.error;
-      pre.textContent = (d.failed_items ? d.failed_items + "\n\n" : "") + (d.traceback || d.error);
-      sum.appendChild(k); sum.appendChild(msg); det.appendChild(sum); det.appendChild(pre);
-      if (d.log) {
-        var log = document.createElement("pre");
-        log.className = "error-log"; log.textContent = "log:\n" + d.log;
-        det.appendChild(log);
-      }
-      box.appendChild(det);
-    });
-    if (!n) { box.textContent = "No errors."; }
-  }
-
-  function search(query) {
-    var q = query.trim().toLowerCase(), hits = [];
-    Object.keys(data.nodes).forEach(function (key) {
-      var d = data.nodes[key];
-      var hit = !q || [d.key, d.task, d.function, d.call_site].some(function (v) {
-        return v.toLowerCase().indexOf(q) >= 0;
-      });
-      if (hit && q) { hits.push(key); }
-      (groups[key] || []).forEach(function (g) { g.classList.toggle("dim", !hit); });
-    });
-    text("search-count", q ? hits.length + " found" : "");
-    return hits;
-  }
-
-  var box = document.getElementById("search");
-  box.addEventListener("input", function () { search(box.value); });
-  box.addEventListener("keydown", function (ev) {
-    if (ev.key === "Enter") { var hits = search(box.value); if (hits.length) { select(hits[0]); } }
-  });
-
-  summary();
-  if (data.kind === "result") { timeline(); errors(); }
-  var start = decodeURIComponent(window.location.hash.slice(1));
-  if (start && data.nodes[start]) { select(start); }
-})();
-"""
