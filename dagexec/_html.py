@@ -176,6 +176,7 @@ def _timeline(result: RunResult) -> list[dict[str, Any]]:
                     "start": max(0.0, t.start - result.start),
                     "end": max(0.0, end - result.start),
                     "duration": _duration(t.duration),
+                    "error": _error_text(t).partition("\n")[0][:200],
                 }
             )
     rows.sort(key=lambda r: (r["start"], r["key"], r["attempt"]))
@@ -191,6 +192,7 @@ def _summary(plan: CompiledGraph, result: RunResult | None) -> dict[str, Any]:
         "nodes": len(plan),
         "sections": len(plan.sections),
         "ok": result.ok,
+        "start": result.start,
         "duration": _duration(result.duration),
         "counts": {s.value: counts[s.value] for s in State if counts[s.value]},
         # the maps' items, apart from the nodes: None when no map ran

@@ -224,11 +224,12 @@ def test_run_report_has_a_timeline_an_error_list_and_a_summary(
         f"3 nodes, 1 sections, failed, {format_duration(failed_run.duration)}, 2 succeeded, 1 failed"
     )
     bars = page.query_selector_all("#timeline .bar")
-    assert [(b.get_attribute("data-key"), b.get_attribute("class")) for b in bars] == [
+    # each bar coloured by its trial's state, a retry marked apart (a thin bar's label hidden)
+    assert [(b.get_attribute("data-key"), b.get_attribute("class").replace(" narrow", "")) for b in bars] == [
         ("etl/load", "bar st-succeeded"),
         ("etl/clean", "bar st-succeeded"),
         ("boom", "bar st-failed"),
-        ("boom", "bar st-failed"),
+        ("boom", "bar st-failed retry"),
     ]
     assert [e.text_content() for e in page.query_selector_all("#timeline .lane-name")] == ["master"]
     errors = page.query_selector_all("#errors details")
@@ -404,4 +405,94 @@ def test_the_header_counts_nodes_and_map_items_apart(
         f"3 nodes, failed, {format_duration(map_run.duration)}, 1 succeeded, 1 failed, 1 upstream_failed"
         " · 6 map items: 4 succeeded, 2 failed"
     )
+    assert page.js_errors == []
+
+
+# -- the timeline: axis, labels, hover, zoom ------------------------------------------------
+@dx.task
+def steady(x: int) -> int:
+    import time
+
+    time.sleep(0.3)
+    return x + 1
+
+
+@dx.task(retries=1)
+def refuse(x: int) -> int:
+    raise RuntimeError(f"refused {x}\nsecond line")
+
+
+@pytest.fixture(scope="module")
+def timed_run() -> dx.RunResult:
+    with dx.Graph("timed") as g:
+        g.output(refuse(steady(steady(1))), name="v")
+    return g.compile().run(executor="serial", raise_on_failure=False)
+
+
+def bar_of(page: Any, key: str, attempt: int = 1) -> Any:
+    return page.query_selector_all(f'#timeline .bar[data-key="{key}"]')[attempt - 1]
+
+
+def test_the_timeline_has_a_time_axis_and_labels_its_wide_bars(timed_run: dx.RunResult, browser: Any, tmp_path: Path):
+    out = tmp_path / "timed.html"
+    timed_run.to_html(out)
+    page = open_page(browser, out)
+    ticks = [t.text_content() for t in page.query_selector_all("#timeline .tick")]
+    assert ticks[0] == "0 s" and len(ticks) >= 3
+    assert all(re.fullmatch(r"\d+(\.\d+)? s", t) for t in ticks)
+    seconds = [float(t[:-2]) for t in ticks]
+    assert seconds == sorted(seconds) and seconds[-1] <= timed_run.duration
+    assert page.text_content("#timeline .axis-name").startswith("from ")
+    wide = bar_of(page, "steady")
+    assert wide.text_content() == "steady" and "narrow" not in wide.get_attribute("class")
+    assert page.js_errors == []
+
+
+def test_hovering_a_bar_shows_its_trial(timed_run: dx.RunResult, browser: Any, tmp_path: Path) -> None:
+    out = tmp_path / "timed.html"
+    timed_run.to_html(out)
+    page = open_page(browser, out)
+    assert not page.is_visible("#tooltip")
+    bar_of(page, "steady-1").hover()
+    shown = page.text_content("#tooltip").splitlines()
+    trial = timed_run.trials["steady-1"][0]
+    assert shown[0] == "steady-1"
+    assert shown[1] == f"attempt 1 \u00b7 succeeded \u00b7 {format_duration(trial.duration)}"
+    assert shown[2].endswith(" on master")
+    bar_of(page, "refuse", 2).hover()
+    shown = page.text_content("#tooltip").splitlines()
+    assert shown[0] == "refuse" and shown[1].startswith("attempt 2 \u00b7 failed \u00b7 ")
+    assert shown[-1] == "RuntimeError: refused 3"  # the error's first line
+    page.mouse.move(0, 0)
+    assert not page.is_visible("#tooltip")
+    assert page.js_errors == []
+
+
+def test_dragging_across_the_timeline_zooms_into_that_range_and_fit_shows_all(
+    timed_run: dx.RunResult, browser: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "timed.html"
+    timed_run.to_html(out)
+    page = open_page(browser, out)
+
+    def span() -> tuple[float, float]:
+        ticks = [float(t.text_content()[:-2]) for t in page.query_selector_all("#timeline .tick")]
+        return ticks[0], ticks[-1]
+
+    before = span()
+    assert not page.is_visible("#timeline-fit")
+    track = page.query_selector("#timeline .ticks").bounding_box()
+    y = track["y"] + track["height"] / 2
+    page.mouse.move(track["x"] + track["width"] * 0.1, y)
+    page.mouse.down()
+    page.mouse.move(track["x"] + track["width"] * 0.4, y, steps=5)
+    page.mouse.up()
+    after = span()
+    assert after[1] - after[0] < (before[1] - before[0]) / 2  # a third of the run, shown across the track
+    assert after[0] >= before[1] * 0.05
+    assert page.is_visible("#timeline-fit")
+    assert page.query_selector_all('#timeline .bar[data-key="refuse"]') == []  # it ran after the range
+    assert len(page.query_selector_all('#timeline .bar[data-key="steady"]')) == 1
+    page.click("#timeline-fit")
+    assert span() == before and not page.is_visible("#timeline-fit")
     assert page.js_errors == []

@@ -72,31 +72,95 @@
     text("summary", line);
   }
 
-  function timeline() {
-    var box = document.getElementById("timeline"), lanes = {}, order = [], total = 0;
+  // -- the timeline: a lane per worker, a bar per trial, a time axis; drag to zoom ------
+  var span = {from: 0, to: 0}, total = 0;
+  data.trials.forEach(function (t) { total = Math.max(total, t.end); });
+  total = total || 1;
+
+  function niceStep(range) {  // about five ticks: 1, 2 or 5 times a power of ten
+    var raw = range / 5, p = Math.pow(10, Math.floor(Math.log10(raw))), m = raw / p;
+    return p * (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10);
+  }
+  function secs(x) { return (Math.round(x * 1000) / 1000) + " s"; }
+  function clock(x) { return new Date((data.summary.start + x) * 1000).toLocaleTimeString(); }
+
+  function timeline(from, to) {
+    span.from = from; span.to = to;
+    var box = document.getElementById("timeline"), lanes = {}, order = [], width = to - from;
+    box.textContent = "";
+    var axis = document.createElement("div"), ticks = document.createElement("div");
+    axis.className = "axis"; ticks.className = "ticks";
+    axis.appendChild(Object.assign(document.createElement("div"),
+      {className: "axis-name", textContent: "from " + clock(from)}));
+    var step = niceStep(width);
+    for (var x = Math.ceil(from / step) * step; x <= to + 1e-9; x += step) {
+      var tick = document.createElement("span");
+      tick.className = "tick"; tick.textContent = secs(x); tick.title = clock(x);
+      tick.style.left = (100 * (x - from) / width) + "%";
+      ticks.appendChild(tick);
+    }
+    axis.appendChild(ticks); box.appendChild(axis);
     data.trials.forEach(function (t) {
       if (!(t.worker in lanes)) { lanes[t.worker] = []; order.push(t.worker); }
-      lanes[t.worker].push(t);
-      total = Math.max(total, t.end);
+      if (t.end >= from && t.start <= to) { lanes[t.worker].push(t); }
     });
-    total = total || 1;
     order.forEach(function (worker) {
       var lane = document.createElement("div"), name = document.createElement("div"),
           track = document.createElement("div");
       lane.className = "lane"; name.className = "lane-name"; track.className = "lane-track";
       name.textContent = worker; name.title = worker;
       lanes[worker].forEach(function (t) {
-        var bar = document.createElement("div");
-        bar.className = "bar st-" + t.state;
+        var bar = document.createElement("div"), left = Math.max(t.start, from), right = Math.min(t.end, to);
+        bar.className = "bar st-" + t.state + (t.attempt > 1 ? " retry" : "");
         bar.dataset.key = t.key;
-        bar.style.left = (100 * t.start / total) + "%";
-        bar.style.width = (100 * (t.end - t.start) / total) + "%";
-        bar.title = t.key + " attempt " + t.attempt + ": " + t.state + " " + t.duration;
+        bar.style.left = (100 * (left - from) / width) + "%";
+        bar.style.width = (100 * (right - left) / width) + "%";
+        bar.textContent = t.key;  // shown where it fits (CSS clips it, and hides it on thin bars)
+        bar.addEventListener("mouseenter", function (ev) { tip(t, ev); });
+        bar.addEventListener("mousemove", function (ev) { tip(t, ev); });
+        bar.addEventListener("mouseleave", function () { tooltip.hidden = true; });
         bar.addEventListener("click", function () { select(t.key); });
         track.appendChild(bar);
       });
       lane.appendChild(name); lane.appendChild(track); box.appendChild(lane);
     });
+    box.querySelectorAll(".bar").forEach(function (b) { b.classList.toggle("narrow", b.clientWidth < 48); });
+    var key = document.getElementById("details").dataset.key;
+    if (key) { box.querySelectorAll(".bar").forEach(function (b) { b.classList.toggle("selected", b.dataset.key === key); }); }
+    document.getElementById("timeline-fit").hidden = from === 0 && to === total;
+  }
+
+  var tooltip = document.getElementById("tooltip");
+  function tip(t, ev) {
+    tooltip.textContent = t.key + "\nattempt " + t.attempt + " \u00b7 " + t.state + " \u00b7 " + t.duration +
+      "\n" + secs(t.start) + " \u2192 " + secs(t.end) + " on " + t.worker + (t.error ? "\n" + t.error : "");
+    tooltip.hidden = false;
+    tooltip.style.left = (ev.pageX + 12) + "px"; tooltip.style.top = (ev.pageY + 12) + "px";
+  }
+
+  function zoomable() {  // drag across the lanes to zoom into that time range; "fit" to see all
+    var box = document.getElementById("timeline"), band = document.getElementById("timeline-band"), down = null;
+    function at(ev) {
+      var track = box.querySelector(".ticks").getBoundingClientRect();
+      var f = Math.min(1, Math.max(0, (ev.clientX - track.left) / track.width));
+      return {x: Math.min(track.right, Math.max(track.left, ev.clientX)), t: span.from + f * (span.to - span.from)};
+    }
+    box.addEventListener("mousedown", function (ev) { down = at(ev); ev.preventDefault(); });
+    window.addEventListener("mousemove", function (ev) {
+      if (!down) { return; }
+      var now = at(ev), r = box.parentNode.getBoundingClientRect();
+      band.hidden = false;
+      band.style.left = (Math.min(down.x, now.x) - r.left) + "px";
+      band.style.width = Math.abs(now.x - down.x) + "px";
+    });
+    window.addEventListener("mouseup", function (ev) {
+      if (!down) { return; }
+      var now = at(ev), a = Math.min(down.t, now.t), b = Math.max(down.t, now.t);
+      band.hidden = true;
+      if (Math.abs(now.x - down.x) > 4 && b > a) { timeline(a, b); }
+      down = null;
+    });
+    document.getElementById("timeline-fit").addEventListener("click", function () { timeline(0, total); });
   }
 
   function errors() {
@@ -146,7 +210,7 @@
   });
 
   summary();
-  if (data.kind === "result") { timeline(); errors(); }
+  if (data.kind === "result") { timeline(0, total); zoomable(); errors(); }
   var start = decodeURIComponent(window.location.hash.slice(1));
   if (start && data.nodes[start]) { select(start); }
 })();
