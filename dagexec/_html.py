@@ -21,13 +21,16 @@ from __future__ import annotations
 import html
 import inspect
 import json
+import platform
 import re
+import time
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._files import write_atomic
 from ._state import State
+from ._version import __version__
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -184,15 +187,21 @@ def _timeline(result: RunResult) -> list[dict[str, Any]]:
 
 
 def _summary(plan: CompiledGraph, result: RunResult | None) -> dict[str, Any]:
+    facts = {"fingerprint": plan.fingerprint, "dagexec": __version__, "python": platform.python_version()}
     if result is None:
-        return {"nodes": len(plan), "sections": len(plan.sections)}
+        return {"nodes": len(plan), "sections": len(plan.sections), **facts}
     counts = Counter(s.value for k, s in result.states.items() if not result._is_item(k))
     item_counts = Counter(result.states[k].value for keys in result._items.values() for k in keys)
     return {
         "nodes": len(plan),
         "sections": len(plan.sections),
+        **facts,
         "ok": result.ok,
         "start": result.start,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(result.start)),
+        "executors": result._about["executors"],
+        "inputs": result._about["inputs"],
+        "failed": result.failed,
         "duration": _duration(result.duration),
         "counts": {s.value: counts[s.value] for s in State if counts[s.value]},
         # the maps' items, apart from the nodes: None when no map ran

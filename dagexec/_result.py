@@ -34,6 +34,7 @@ class RunResult:
     """
 
     __slots__ = (
+        "_about",
         "_declared",
         "_items",
         "_plan",
@@ -75,6 +76,8 @@ class RunResult:
         self.start = start
         self.duration = duration
         self._items = items or {}  # map node key -> its items' keys, for the maps that ran
+        # for reports: the executors' names and each input's repr (bounded), set by the engine
+        self._about: dict[str, Any] = {"executors": [], "inputs": {}}
 
     @property
     def trials(self) -> dict[str, list[Trial]]:

@@ -221,7 +221,7 @@ def test_run_report_has_a_timeline_an_error_list_and_a_summary(
     failed_run.to_html(out)
     page = open_page(browser, out)
     assert page.text_content("#summary") == (
-        f"3 nodes, 1 sections, failed, {format_duration(failed_run.duration)}, 2 succeeded, 1 failed"
+        f"3 nodes, 1 section, failed, {format_duration(failed_run.duration)}, 2 succeeded, 1 failed"
     )
     bars = page.query_selector_all("#timeline .bar")
     # each bar coloured by its trial's state, a retry marked apart (a thin bar's label hidden)
@@ -481,6 +481,7 @@ def test_dragging_across_the_timeline_zooms_into_that_range_and_fit_shows_all(
 
     before = span()
     assert not page.is_visible("#timeline-fit")
+    page.query_selector("#timeline").scroll_into_view_if_needed()
     track = page.query_selector("#timeline .ticks").bounding_box()
     y = track["y"] + track["height"] / 2
     page.mouse.move(track["x"] + track["width"] * 0.1, y)
@@ -495,4 +496,41 @@ def test_dragging_across_the_timeline_zooms_into_that_range_and_fit_shows_all(
     assert len(page.query_selector_all('#timeline .bar[data-key="steady"]')) == 1
     page.click("#timeline-fit")
     assert span() == before and not page.is_visible("#timeline-fit")
+    assert page.js_errors == []
+
+
+def test_the_header_names_the_plan_versions_executors_inputs_and_what_failed(
+    pipe: ModuleType, failed_run: dx.RunResult, browser: Any, tmp_path: Path
+) -> None:
+    import platform
+
+    out = tmp_path / "run.html"
+    failed_run.to_html(out)
+    page = open_page(browser, out)
+    facts = {
+        row.get_attribute("data-fact"): row.query_selector("dd").text_content()
+        for row in page.query_selector_all("#facts div")
+    }
+    assert facts == {
+        "fingerprint": pipe.plan.fingerprint[:12],
+        "dagexec": dx.__version__,
+        "Python": platform.python_version(),
+        "executors": "serial",
+        "started": facts["started"],
+        "input n": "4",
+    }
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", facts["started"])
+    assert page.get_attribute('#facts [data-fact="fingerprint"] dd', "title") == pipe.plan.fingerprint
+    assert page.text_content("#failed-list") == "failed: boom"
+    page.click("#failed-list a")
+    assert details(page)["key"] == "boom"
+    plan_page = tmp_path / "plan.html"
+    pipe.plan.to_html(plan_page)
+    page = open_page(browser, plan_page)
+    assert [r.get_attribute("data-fact") for r in page.query_selector_all("#facts div")] == [
+        "fingerprint",
+        "dagexec",
+        "Python",
+    ]
+    assert not page.is_visible("#failed-list")
     assert page.js_errors == []

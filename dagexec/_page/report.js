@@ -55,9 +55,34 @@
     }
   }
 
+  function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
+
+  function facts() {  // fingerprint, versions, executors, start, inputs; what failed
+    var s = data.summary, box = document.getElementById("facts"), shown = [
+      ["fingerprint", s.fingerprint.slice(0, 12), s.fingerprint],
+      ["dagexec", s.dagexec], ["Python", s.python]];
+    if (data.kind === "result") {
+      shown.push(["executors", s.executors.join(", ")], ["started", s.started]);
+      Object.keys(s.inputs).forEach(function (name) { shown.push(["input " + name, s.inputs[name]]); });
+    }
+    shown.forEach(function (f) {
+      var row = document.createElement("div"), dt = document.createElement("dt"), dd = document.createElement("dd");
+      dt.textContent = f[0]; dd.textContent = f[1]; dd.title = f[2] || f[1]; row.dataset.fact = f[0];
+      row.appendChild(dt); row.appendChild(dd); box.appendChild(row);
+    });
+    var list = document.getElementById("failed-list");
+    (s.failed || []).forEach(function (key) {
+      var a = document.createElement("a");
+      a.textContent = key; a.href = "#" + encodeURIComponent(key);
+      a.addEventListener("click", function (ev) { ev.preventDefault(); select(key); });
+      list.appendChild(a);
+    });
+    list.hidden = !(s.failed && s.failed.length);
+  }
+
   function summary() {
-    var s = data.summary, parts = [s.nodes + " nodes"];
-    if (s.sections) { parts.push(s.sections + " sections"); }
+    var s = data.summary, parts = [plural(s.nodes, "node")];
+    if (s.sections) { parts.push(plural(s.sections, "section")); }
     if (data.kind === "result") {
       parts.push(s.ok ? "ok" : "failed");
       parts.push(s.duration);
@@ -210,6 +235,7 @@
   });
 
   summary();
+  facts();
   if (data.kind === "result") { timeline(0, total); zoomable(); errors(); }
   var start = decodeURIComponent(window.location.hash.slice(1));
   if (start && data.nodes[start]) { select(start); }

@@ -31,6 +31,7 @@ def run_result(loop: Loop, duration: float) -> RunResult:
 
     plan = loop.plan
     keys = plan._keys
+    about = _about(loop)  # before the loop lets go of the values
     states = dict(zip(keys, map(STATES.__getitem__, loop.state), strict=False))  # nodes: the first slots
     # made into Trial lists on first use of result.trials; the nodes' rows come first
     trials: Any = loop.rows if len(loop.rows) == len(keys) else loop.rows[: len(keys)]
@@ -49,7 +50,21 @@ def run_result(loop: Loop, duration: float) -> RunResult:
     loop.vals = []
     loop.calls = {}
     items = {keys[m]: [f"{keys[m]}[{j}]" for j in range(len(run.units))] for m, run in loop.map_runs.items()}
-    return RunResult(plan, states, trials, outputs, values, loop.start, duration, items, loop.trials.ends)
+    result = RunResult(plan, states, trials, outputs, values, loop.start, duration, items, loop.trials.ends)
+    result._about = about
+    return result
+
+
+def _about(loop: Loop) -> dict[str, Any]:
+    """What a report says of the run besides its states: the executors it used (by
+    name) and each graph input's repr, bounded."""
+    from .._typecheck import short_repr
+
+    specs = loop.plan._inputs
+    return {
+        "executors": sorted({ex.name for ex in loop.execs}),
+        "inputs": {spec.name: short_repr(value, 200) for spec, value in zip(specs, loop.inputs, strict=True)},
+    }
 
 
 def _kept_values(

@@ -123,6 +123,7 @@ class RunState:
         self, plan: CompiledGraph, arguments: Arguments, route: Sequence[int], specs: tuple[NodeSpec, ...] | None
     ) -> None:
         input_values, selected, kept = arguments
+        self.inputs = input_values  # the graph inputs' values, in declaration order (for reports)
         n = self.n = len(plan._keys)
         extra = len(input_values) + len(plan._consts)  # graph inputs and constants
         n_slots = self.n_slots = n + extra
