@@ -258,7 +258,8 @@ def _items_line(key: str, states: dict[str, State]) -> str:
 
 
 def _legend(result: RunResult) -> str:
-    """Each state's colour and how many nodes have it; a map's items are not nodes:
+    """Each state some node has, its colour and how many nodes have it (a state no node
+    has is left out); a map's items are not nodes:
     when maps ran, a last row counts them apart, as ``summary()`` does
     (``4 map items: 3 succeeded, 1 failed``)."""
     import html
@@ -271,10 +272,11 @@ def _legend(result: RunResult) -> str:
         word = _node_state(state, trials.get(key, ()))
         counts[word] = counts.get(word, 0) + 1
 
-    rows = "".join(
+    rows = "".join(  # the states some node has, in the usual order
         f'<tr><td bgcolor="{colour}" width="14"></td>'
-        f'<td align="left">{html.escape(word)} ({counts.get(word, 0)})</td></tr>'
+        f'<td align="left">{html.escape(word)} ({counts[word]})</td></tr>'
         for word, colour in STATE_COLOURS.items()
+        if counts.get(word)
     )
     if result._items:
         n = sum(len(keys) for keys in result._items.values())
