@@ -534,3 +534,68 @@ def test_the_header_names_the_plan_versions_executors_inputs_and_what_failed(
     ]
     assert not page.is_visible("#failed-list")
     assert page.js_errors == []
+
+
+# -- the picture: zoom, move, fit, the selected node centred; the states filter -------------
+def view_box(page: Any) -> list[float]:
+    return [float(v) for v in page.get_attribute("#view-expanded svg", "viewBox").split()]
+
+
+def test_the_picture_zooms_with_the_wheel_moves_with_a_drag_and_fits_again(
+    failed_run: dx.RunResult, browser: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "run.html"
+    failed_run.to_html(out)
+    page = open_page(browser, out)
+    fit = view_box(page)
+    assert not page.is_visible("#picture-fit")
+    box = page.query_selector("#view-expanded svg").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -200)  # in
+    page.wait_for_function(f"document.querySelector('#view-expanded svg').viewBox.baseVal.width < {fit[2]}")
+    zoomed = view_box(page)
+    assert zoomed[2] == pytest.approx(fit[2] * 0.8) and zoomed[3] == pytest.approx(fit[3] * 0.8)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2 + 60, box["y"] + box["height"] / 2 + 30, steps=4)
+    page.mouse.up()
+    moved = view_box(page)
+    assert moved[0] < zoomed[0] and moved[1] < zoomed[1] and moved[2:] == pytest.approx(zoomed[2:])
+    assert page.is_visible("#picture-fit")
+    page.click("#picture-fit")
+    assert view_box(page) == fit and not page.is_visible("#picture-fit")
+    assert page.js_errors == []
+
+
+def test_selecting_a_node_centres_it(failed_run: dx.RunResult, browser: Any, tmp_path: Path) -> None:
+    out = tmp_path / "run.html"
+    failed_run.to_html(out)
+    page = open_page(browser, out)
+    page.click("#failed-list a")  # boom
+    svg = page.query_selector("#view-expanded svg").bounding_box()
+    node_box = page.query_selector(node("boom")).bounding_box()
+    assert node_box["x"] + node_box["width"] / 2 == pytest.approx(svg["x"] + svg["width"] / 2, abs=2)
+    assert node_box["y"] + node_box["height"] / 2 == pytest.approx(svg["y"] + svg["height"] / 2, abs=2)
+    assert page.js_errors == []
+
+
+def test_the_filter_shows_only_the_failed_nodes_and_what_they_blocked(
+    map_run: dx.RunResult, browser: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "map.html"
+    map_run.to_html(out)
+    page = open_page(browser, out)
+
+    def faded() -> list[str]:
+        return sorted(g.get_attribute("id")[5:] for g in page.query_selector_all("g.node.filtered"))
+
+    options = [o.text_content() for o in page.query_selector_all("#filter option")]
+    assert options == ["all nodes", "failed and what they blocked", "only failed", "only succeeded",
+                       "only upstream_failed"]  # fmt: skip
+    page.select_option("#filter", label="failed and what they blocked")
+    shown_states = {k: s.value for k, s in map_run.states.items() if "[" not in k}
+    assert faded() == sorted(k for k, s in shown_states.items() if s not in ("failed", "upstream_failed"))
+    page.select_option("#filter", label="only succeeded")
+    assert faded() == sorted(k for k, s in shown_states.items() if s != "succeeded")
+    page.select_option("#filter", label="all nodes")
+    assert faded() == []
+    assert page.js_errors == []

@@ -30,6 +30,71 @@
 
   function text(id, value) { document.getElementById(id).textContent = value; }
 
+  // -- the picture: wheel to zoom, drag to move, fit to see all; the selected node centred
+  function shown() { return document.querySelector(".view:not([hidden]) svg"); }
+  function view(svg) { var v = svg.viewBox.baseVal; return [v.x, v.y, v.width, v.height]; }
+  function setView(svg, v) {
+    svg.setAttribute("viewBox", v.join(" "));
+    document.getElementById("picture-fit").hidden = svg.getAttribute("viewBox") === svg.dataset.fit;
+  }
+  function toSvg(svg, x, y) {  // a point of the screen in the picture's coordinates
+    var p = svg.createSVGPoint(); p.x = x; p.y = y;
+    return p.matrixTransform(svg.getScreenCTM().inverse());
+  }
+  function centre(key) {
+    var svg = shown(), g = (groups[key] || []).filter(function (e) { return svg && svg.contains(e); })[0];
+    if (!g) { return; }
+    var r = g.getBoundingClientRect(), c = toSvg(svg, r.left + r.width / 2, r.top + r.height / 2), v = view(svg);
+    setView(svg, [c.x - v[2] / 2, c.y - v[3] / 2, v[2], v[3]]);
+  }
+  function navigable() {
+    var picture = document.getElementById("picture"), drag = null, moved = false;
+    document.querySelectorAll(".view svg").forEach(function (svg) {
+      svg.dataset.fit = view(svg).join(" ");  // as setView writes it
+      svg.setAttribute("viewBox", svg.dataset.fit);
+      svg.removeAttribute("width"); svg.removeAttribute("height");
+      svg.addEventListener("click", function (ev) {  // the end of a drag selects nothing
+        if (moved) { ev.stopPropagation(); moved = false; }
+      }, true);
+    });
+    picture.addEventListener("wheel", function (ev) {
+      var svg = shown();
+      if (!svg) { return; }
+      ev.preventDefault();
+      var k = ev.deltaY > 0 ? 1.25 : 0.8, p = toSvg(svg, ev.clientX, ev.clientY), v = view(svg);
+      setView(svg, [p.x - (p.x - v[0]) * k, p.y - (p.y - v[1]) * k, v[2] * k, v[3] * k]);
+    }, {passive: false});
+    picture.addEventListener("mousedown", function (ev) {
+      var svg = shown();
+      if (svg && svg.contains(ev.target)) { drag = {x: ev.clientX, y: ev.clientY, v: view(svg), k: svg.getScreenCTM().a}; moved = false; }
+    });
+    window.addEventListener("mousemove", function (ev) {
+      if (!drag) { return; }
+      var dx = ev.clientX - drag.x, dy = ev.clientY - drag.y;
+      if (Math.abs(dx) + Math.abs(dy) > 3) { moved = true; }
+      if (moved) { setView(shown(), [drag.v[0] - dx / drag.k, drag.v[1] - dy / drag.k, drag.v[2], drag.v[3]]); }
+    });
+    window.addEventListener("mouseup", function () { drag = null; });
+    document.getElementById("picture-fit").addEventListener("click", function () {
+      var svg = shown(); setView(svg, svg.dataset.fit.split(" ").map(Number));
+    });
+  }
+
+  function filterable() {  // show only the nodes in the chosen states (the others faded)
+    var select = document.getElementById("filter"), present = {};
+    Object.keys(data.nodes).forEach(function (k) { if (data.nodes[k].state) { present[data.nodes[k].state] = 1; } });
+    Object.keys(present).sort().forEach(function (state) {
+      select.appendChild(Object.assign(document.createElement("option"), {value: state, textContent: "only " + state}));
+    });
+    select.addEventListener("change", function () {
+      var wanted = select.value ? select.value.split(" ") : null;
+      Object.keys(groups).forEach(function (key) {
+        var out = wanted !== null && wanted.indexOf(data.nodes[key].state) < 0;
+        groups[key].forEach(function (g) { g.classList.toggle("filtered", out); });
+      });
+    });
+  }
+
   function select(key) {
     var item = /^(.*)\[\d+\]$/.exec(key);
     if (!data.nodes[key] && item) { key = item[1]; }  // a map's item: its map node
@@ -43,6 +108,7 @@
     document.getElementById("details-empty").hidden = true;
     document.getElementById("details-fields").hidden = false;
     document.getElementById("details").dataset.key = key;
+    centre(key);
     document.querySelectorAll("#details .row").forEach(function (row) {
       var field = row.dataset.field, value = d[field];
       if (Array.isArray(value)) { value = value.join(", "); }
@@ -236,7 +302,8 @@
 
   summary();
   facts();
-  if (data.kind === "result") { timeline(0, total); zoomable(); errors(); }
+  navigable();
+  if (data.kind === "result") { timeline(0, total); zoomable(); errors(); filterable(); }
   var start = decodeURIComponent(window.location.hash.slice(1));
   if (start && data.nodes[start]) { select(start); }
 })();
