@@ -115,17 +115,7 @@ def _node_details(plan: CompiledGraph, result: RunResult | None) -> dict[str, di
                 error=_error_text(last),
                 traceback=last.traceback if last is not None else "",
                 log=_logs(info.key, trials, result),
-                trials=[
-                    {
-                        "attempt": t.attempt,
-                        "state": t.state.value,
-                        "duration": _duration(t.duration),
-                        "worker": t.worker,
-                        "error": _error_text(t),
-                        "log": t.log,
-                    }
-                    for t in trials
-                ],
+                trials=[_trial_record(t, result.start) for t in trials],
             )
             if last is not None and last.bundle is not None:
                 d["bundle"] = last.bundle
@@ -137,6 +127,25 @@ def _node_details(plan: CompiledGraph, result: RunResult | None) -> dict[str, di
     return details
 
 
+def _trial_record(t: Trial, start: float) -> dict[str, Any]:
+    """One attempt as the details panel lists it: its times in seconds from the run's start."""
+    return {
+        "attempt": t.attempt,
+        "state": t.state.value,
+        "start": round(t.start - start, 3),
+        "end": None if t.end is None else round(t.end - start, 3),
+        "duration": _duration(t.duration),
+        "worker": t.worker,
+        "error": _error_text(t),
+        "traceback": t.traceback,
+        "log": t.log,
+    }
+
+
+#: the items of one map that a page lists (the rest are counted)
+MAX_ITEMS_LISTED = 1000
+
+
 def _map_details(key: str, trials: list[Trial], result: RunResult) -> dict[str, Any]:
     """A map node's items: how many in each state, and each failed item with its
     attempts, error and traceback; a map that ran no trial of its own shows no
@@ -146,6 +155,12 @@ def _map_details(key: str, trials: list[Trial], result: RunResult) -> dict[str, 
     items = result._items[key]
     failed = [k for k in items if result.states[k] is State.FAILED]
     d: dict[str, Any] = {"items": _items_line(key, result.states)}
+    # failed items first, then the others in order, up to MAX_ITEMS_LISTED
+    shown = (failed + [k for k in items if result.states[k] is not State.FAILED])[:MAX_ITEMS_LISTED]
+    d["item_list"] = [
+        {"key": k, "state": result.states[k].value, "trials": [_trial_record(t, result.start) for t in result.trials[k]]}
+        for k in shown
+    ]
     if failed:
         d["failed_items"] = "\n".join(result._failure_line(k) for k in failed)
         bundles = [t.bundle for k in failed for t in result.trials[k][-1:] if t.bundle is not None]

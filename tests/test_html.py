@@ -599,3 +599,47 @@ def test_the_filter_shows_only_the_failed_nodes_and_what_they_blocked(
     page.select_option("#filter", label="all nodes")
     assert faded() == []
     assert page.js_errors == []
+
+
+# -- the details panel: every attempt; a map's items ---------------------------------------
+def test_the_panel_lists_every_attempt_with_its_error_traceback_and_log(
+    failed_run: dx.RunResult, browser: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "run.html"
+    failed_run.to_html(out)
+    page = open_page(browser, out)
+    page.click(node("boom"))
+    entries = page.query_selector_all("#attempt-entries > details")
+    trials = failed_run.trials["boom"]
+    assert [e.query_selector("summary").text_content() for e in entries] == [
+        f"attempt {t.attempt} \u00b7 failed \u00b7 {format_duration(t.duration)} \u00b7 master \u00b7 "
+        f"+{round(t.start - failed_run.start, 3)} s \u2192 +{round(t.end - failed_run.start, 3)} s"
+        for t in trials
+    ]
+    assert not entries[1].query_selector(".attempt-error").is_visible()  # collapsed
+    entries[1].query_selector("summary").click()
+    assert entries[1].query_selector(".attempt-error").text_content() == "ValueError: bad rows [1, 3] </script>"
+    assert entries[1].query_selector(".attempt-traceback").text_content() == trials[1].traceback
+    page.click(node("etl/load"))
+    assert len(page.query_selector_all("#attempt-entries > details")) == 1
+    assert not page.is_visible("#item-list")
+    assert page.js_errors == []
+
+
+def test_a_failed_map_items_error_is_two_clicks_away(map_run: dx.RunResult, browser: Any, tmp_path: Path) -> None:
+    out = tmp_path / "map.html"
+    map_run.to_html(out)
+    page = open_page(browser, out)
+    page.click(node("inv"))  # one
+    items = page.query_selector_all("#item-entries > details")
+    assert [i.get_attribute("data-key") for i in items] == ["inv[2]", "inv[5]", "inv[0]", "inv[1]", "inv[3]", "inv[4]"]
+    summary = items[0].query_selector("summary")
+    assert summary.text_content().startswith("inv[2] \u00b7 failed \u00b7 2 attempts \u00b7 ")
+    assert summary.text_content().endswith(" \u00b7 ZeroDivisionError: no inverse for 2")
+    summary.click()  # two
+    errors = items[0].query_selector_all(".attempt-error")
+    assert [e.text_content() for e in errors] == ["ZeroDivisionError: no inverse for 2"] * 2
+    assert errors[1].is_visible() and not errors[0].is_visible()  # the last attempt's, open
+    last = map_run.trials["inv[2]"][-1]
+    assert items[0].query_selector_all(".attempt-traceback")[1].text_content() == last.traceback
+    assert page.js_errors == []

@@ -116,6 +116,8 @@
       row.hidden = !shown;
       text("detail-" + field, shown ? String(value) : "");
     });
+    entries("attempt-list", "attempt-entries", d.trials || [], attemptEntry);
+    entries("item-list", "item-entries", d.item_list || [], itemEntry);
     if (window.location.hash !== "#" + encodeURIComponent(key)) {
       history.replaceState(null, "", "#" + encodeURIComponent(key));
     }
@@ -144,6 +146,36 @@
       list.appendChild(a);
     });
     list.hidden = !(s.failed && s.failed.length);
+  }
+
+  // -- the details panel's lists: each attempt, a map's items (each with its attempts) ---
+  function entries(sectionId, boxId, list, make) {
+    var box = document.getElementById(boxId);
+    box.textContent = "";
+    list.forEach(function (x) { box.appendChild(make(x)); });
+    document.getElementById(sectionId).hidden = !list.length;
+  }
+  function pre(cls, value) { return Object.assign(document.createElement("pre"), {className: cls, textContent: value}); }
+  function attemptEntry(t) {
+    var det = document.createElement("details"), sum = document.createElement("summary");
+    det.className = "attempt st-text-" + t.state;
+    sum.textContent = "attempt " + t.attempt + " \u00b7 " + t.state + (t.duration ? " \u00b7 " + t.duration : "") +
+      " \u00b7 " + (t.worker || "?") + " \u00b7 +" + secs(t.start) + (t.end === null ? "" : " \u2192 +" + secs(t.end));
+    det.appendChild(sum);
+    if (t.error) { det.appendChild(pre("attempt-error", t.error)); }
+    if (t.traceback) { det.appendChild(pre("attempt-traceback", t.traceback)); }
+    if (t.log) { det.appendChild(pre("attempt-log", "log:\n" + t.log)); }
+    return det;
+  }
+  function itemEntry(x) {
+    var det = document.createElement("details"), sum = document.createElement("summary"), last = x.trials[x.trials.length - 1];
+    det.className = "item"; det.dataset.key = x.key;
+    sum.textContent = x.key + " \u00b7 " + x.state + " \u00b7 " + plural(x.trials.length, "attempt") +
+      (last && last.duration ? " \u00b7 " + last.duration : "") + (last && last.error ? " \u00b7 " + last.error : "");
+    det.appendChild(sum);
+    x.trials.forEach(function (t) { det.appendChild(attemptEntry(t)); });
+    if (last && last.error) { det.lastChild.open = true; }  // its error and traceback at once
+    return det;
   }
 
   function summary() {
