@@ -6,10 +6,13 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -936,3 +939,88 @@ def test_cache_ls_shows_control_characters_escaped(tmp_path: Path) -> None:
     proc = cli(tmp_path, "cache", "ls", str(store.path))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0].endswith("g\\x1b[2J:?")
+
+
+# -- run --report: the page at the end of the run, whatever its end ------------------------
+def page_data(path: Path) -> dict[str, Any]:
+    """The run record a report page embeds."""
+    text = path.read_text()
+    start = text.index('<script type="application/json" id="dagexec-data">') + len(
+        '<script type="application/json" id="dagexec-data">'
+    )
+    return json.loads(text[start : text.index("</script>", start)])
+
+
+def test_report_writes_the_run_page_of_a_failed_run(project: Path) -> None:
+    proc = cli(project, "run", "pipe:failing", "--report", "run.html", "--executor", "serial")
+    assert proc.returncode == 1, proc.stderr
+    data = page_data(project / "run.html")
+    assert data["kind"] == "result"
+    assert {k: v["state"] for k, v in data["nodes"].items()} == {
+        "load": "succeeded",
+        "total": "succeeded",
+        "boom": "failed",
+        "after": "upstream_failed",
+    }
+    assert data["summary"]["failed"] == ["boom"] and data["summary"]["executors"] == ["serial"]
+
+
+def test_report_to_a_missing_folder_or_standard_output_exits_2(project: Path) -> None:
+    proc = cli(project, "run", "pipe:sums", "-i", "n=1", "--report", "nowhere/run.html")
+    assert proc.returncode == 2
+    assert error_line(proc) == "dagexec: error: cannot write --report 'nowhere/run.html': no such folder 'nowhere'"
+    proc = cli(project, "run", "pipe:sums", "-i", "n=1", "--report", "-")
+    assert proc.returncode == 2
+    assert error_line(proc) == "dagexec: error: --report needs a file: the page is written when the run ends"
+    assert not (project / "nowhere").exists()
+
+
+BLOCKING = textwrap.dedent(
+    """
+    import os
+    import time
+
+    import dagexec as dx
+
+
+    @dx.task
+    def block(started: str) -> int:
+        open(started, "w").close()
+        time.sleep(120)
+        return 1
+
+
+    @dx.task
+    def inc(x: int) -> int:
+        return x + 1
+
+
+    with dx.Graph("blocking") as graph:
+        inc(block(os.environ["STARTED"]))
+    """
+)
+
+
+def test_report_is_written_when_ctrl_c_stops_the_run(tmp_path: Path) -> None:
+    (tmp_path / "blocking.py").write_text(BLOCKING)
+    started = tmp_path / "started"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dagexec", "run", "blocking:graph", "--report", "run.html", "--no-progress"],
+        cwd=tmp_path, env=_env(STARTED=str(started)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and proc.poll() is None:
+            assert time.monotonic() < deadline, "the task did not start"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode != 0
+    data = page_data(tmp_path / "run.html")
+    assert {k: v["state"] for k, v in data["nodes"].items()} == {"block": "cancelled", "inc": "cancelled"}
+    assert [(t["attempt"], t["state"]) for t in data["nodes"]["block"]["trials"]] == [(1, "cancelled")]

@@ -160,6 +160,8 @@ _RUN_ARGUMENTS: Final[tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = (
         "help": "write the result as JSON to FILE; - writes it to standard output"}),
     (("--events",), {"metavar": "FILE", "help": "write the run's events to FILE as JSON lines, each "
         "flushed as written (docs/observability.md); - writes them to standard output"}),
+    (("--report",), {"metavar": "FILE", "help": "write the run report, one HTML page (docs/pictures.md), "
+        "to FILE when the run ends, whatever its end: success, failure or Ctrl-C"}),
     (("--no-progress",), {**_SWITCH, "help": "no progress display nor per-node log"}),
     (("--bundles",), {"metavar": "DIR", "help": "write each failed trial to DIR as a repro bundle "
         "(dagexec debug FILE reruns it; docs/debugging.md)"}),

@@ -81,6 +81,12 @@ def _check_run_usage(args: argparse.Namespace) -> None:
         check_destination(args.json, "--json")
     if args.events is not None:
         check_destination(args.events, "--events")
+    if args.report is not None:
+        if args.report == STDOUT:
+            raise UsageError("--report needs a file: the page is written when the run ends")
+        check_destination(args.report, "--report")
+        if shutil.which("dot") is None:
+            raise UsageError("--report needs Graphviz's dot program to draw the graph: install graphviz")
     if args.json == STDOUT and args.events == STDOUT:
         raise UsageError("--json - and --events - would share standard output: give one a file")
     if args.executor == "loky" and args.workers is not None:
@@ -110,7 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         inputs = parse_inputs(plan, args.input)
         if args.dry_run:
             return _dry_run(plan, inputs, args)
-        callbacks: list[Any] = []
+        callbacks: list[Any] = [] if args.report is None else [ReportAtEnd(args.report)]
         tty = sys.stderr.isatty()
         if not args.no_progress:
             if args.cache is not None:
@@ -142,6 +148,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         print_summary(result, color=tty)
         print_outputs(result, sys.stderr if to_stdout else sys.stdout)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+class ReportAtEnd:
+    """``--report FILE``: the run report written when the run ends, whatever its end
+    (a run callback, so a Ctrl-C's cancelled run is written too); a page that cannot be
+    written is logged, and the run's own end stands."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_run_end(self, result: Any) -> None:
+        """Write the page of ``result``."""
+        result.to_html(self.path)
+        logger.info("wrote the run report %s", self.path)
 
 
 def _would_run(plan: Any, inputs: dict[str, Any], args: argparse.Namespace) -> int:
