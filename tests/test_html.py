@@ -613,7 +613,7 @@ def test_the_panel_lists_every_attempt_with_its_error_traceback_and_log(
     trials = failed_run.trials["boom"]
     assert [e.query_selector("summary").text_content() for e in entries] == [
         f"attempt {t.attempt} \u00b7 failed \u00b7 {format_duration(t.duration)} \u00b7 master \u00b7 "
-        f"+{round(t.start - failed_run.start, 3)} s \u2192 +{round(t.end - failed_run.start, 3)} s"
+        f"+{round(t.start - failed_run.start, 3):g} s \u2192 +{round(t.end - failed_run.start, 3):g} s"
         for t in trials
     ]
     assert not entries[1].query_selector(".attempt-error").is_visible()  # collapsed
