@@ -288,7 +288,7 @@ def _state_css() -> str:
     return "\n".join(f".st-{state} {{ background: {colour}; }}" for state, colour in colours.items())
 
 
-def to_html(obj: CompiledGraph | RunResult, path: str | PathLike[str]) -> None:
+def to_html(obj: CompiledGraph | RunResult, path: str | PathLike[str], refresh: float | None = None) -> None:
     """Write ``obj`` (a plan or a run's result) as one self-contained HTML page.
 
     The picture starts with every section expanded; when the plan has sections, a
@@ -297,6 +297,8 @@ def to_html(obj: CompiledGraph | RunResult, path: str | PathLike[str]) -> None:
     Args:
         obj: a :class:`~dagexec.CompiledGraph` or a :class:`~dagexec.RunResult`.
         path: the file to write, e.g. ``"report.html"``; an existing file is replaced.
+        refresh: seconds after which the open page reloads itself (a live report of a
+            run that goes on); None: it does not.
 
     Raises:
         TypeError: when ``obj`` is neither a plan nor a result.
@@ -326,6 +328,7 @@ def to_html(obj: CompiledGraph | RunResult, path: str | PathLike[str]) -> None:
     title = f"{'run of ' if result is not None else ''}graph {plan.name}"
     page = (
         _asset("report.html").replace("@@TITLE@@", html.escape(title))
+        .replace("@@REFRESH@@", "" if refresh is None else f'<meta http-equiv="refresh" content="{refresh:g}">')
         .replace("@@KIND@@", data["kind"])
         .replace("@@CSS@@", _asset("report.css") + _state_css())
         .replace("@@SVG@@", svg)

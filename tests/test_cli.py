@@ -1024,3 +1024,53 @@ def test_report_is_written_when_ctrl_c_stops_the_run(tmp_path: Path) -> None:
     data = page_data(tmp_path / "run.html")
     assert {k: v["state"] for k, v in data["nodes"].items()} == {"block": "cancelled", "inc": "cancelled"}
     assert [(t["attempt"], t["state"]) for t in data["nodes"]["block"]["trials"]] == [(1, "cancelled")]
+
+
+def test_a_live_report_shows_the_run_as_it_goes_and_reloads_itself(tmp_path: Path) -> None:
+    import dagexec as dx
+    from dagexec.cli.commands import ReportAtEnd
+
+    started = tmp_path / "started"
+
+    @dx.task
+    def first() -> int:
+        return 1
+
+    @dx.task
+    def hold() -> int:
+        started.touch()
+        time.sleep(1.5)
+        return 2
+
+    with dx.Graph("live") as g:  # not a chain: a chain's members are told of when it ends
+        g.output(first(), name="v")
+        g.output(hold(), name="w")
+    page = tmp_path / "live.html"
+    seen: list[dict[str, Any]] = []
+
+    def watch() -> None:  # what the page says while the run lasts
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not seen:
+            text = page.read_text() if started.exists() and page.exists() else ""
+            if 'http-equiv="refresh" content="0.2"' in text and page_data(page)["nodes"]["hold"]["state"] == "running":
+                seen.append(page_data(page))
+            time.sleep(0.05)
+
+    import threading
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    result = g.compile().run(executor="threads", callbacks=[ReportAtEnd(str(page), live=0.2)])
+    watcher.join()
+    assert result.outputs == {"v": 1, "w": 2}
+    (during,) = seen
+    assert during["nodes"]["hold"]["state"] == "running" and during["kind"] == "result"
+    final = page.read_text()  # the run's end: the whole record, and no more reloading
+    assert "http-equiv" not in final
+    assert {k: v["state"] for k, v in page_data(page)["nodes"].items()} == {"first": "succeeded", "hold": "succeeded"}
+
+
+def test_report_live_needs_report(project: Path) -> None:
+    proc = cli(project, "run", "pipe:sums", "-i", "n=1", "--report-live")
+    assert proc.returncode == 2
+    assert error_line(proc) == "dagexec: error: --report-live needs --report FILE: the page it rewrites"

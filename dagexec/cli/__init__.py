@@ -162,6 +162,8 @@ _RUN_ARGUMENTS: Final[tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = (
         "flushed as written (docs/observability.md); - writes them to standard output"}),
     (("--report",), {"metavar": "FILE", "help": "write the run report, one HTML page (docs/pictures.md), "
         "to FILE when the run ends, whatever its end: success, failure or Ctrl-C"}),
+    (("--report-live",), {**_SWITCH, "help": "with --report: rewrite the page every few seconds while "
+        "the run lasts; the open page reloads itself"}),
     (("--no-progress",), {**_SWITCH, "help": "no progress display nor per-node log"}),
     (("--bundles",), {"metavar": "DIR", "help": "write each failed trial to DIR as a repro bundle "
         "(dagexec debug FILE reruns it; docs/debugging.md)"}),

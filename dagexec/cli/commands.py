@@ -16,6 +16,8 @@ import logging
 import os
 import shutil
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,9 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
+#: seconds between two writes of a ``--report-live`` page (and between its reloads)
+LIVE_REPORT_S = 3.0
+
 #: ``--workers`` for loky is cut to this many processes per CPU (with a warning)
 MAX_PROCESSES_PER_CPU = 4
 
@@ -81,6 +86,8 @@ def _check_run_usage(args: argparse.Namespace) -> None:
         check_destination(args.json, "--json")
     if args.events is not None:
         check_destination(args.events, "--events")
+    if args.report_live and args.report is None:
+        raise UsageError("--report-live needs --report FILE: the page it rewrites")
     if args.report is not None:
         if args.report == STDOUT:
             raise UsageError("--report needs a file: the page is written when the run ends")
@@ -116,7 +123,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         inputs = parse_inputs(plan, args.input)
         if args.dry_run:
             return _dry_run(plan, inputs, args)
-        callbacks: list[Any] = [] if args.report is None else [ReportAtEnd(args.report)]
+        live = LIVE_REPORT_S if args.report_live else None
+        callbacks: list[Any] = [] if args.report is None else [ReportAtEnd(args.report, live)]
         tty = sys.stderr.isatty()
         if not args.no_progress:
             if args.cache is not None:
@@ -153,15 +161,62 @@ def cmd_run(args: argparse.Namespace) -> int:
 class ReportAtEnd:
     """``--report FILE``: the run report written when the run ends, whatever its end
     (a run callback, so a Ctrl-C's cancelled run is written too); a page that cannot be
-    written is logged, and the run's own end stands."""
+    written is logged, and the run's own end stands.  With ``live`` (``--report-live``),
+    also rewritten every ``live`` seconds while the run lasts, from the trials heard of
+    so far, as a page that reloads itself; the run's own thread only records trials."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, live: float | None = None) -> None:
         self.path = path
+        self.live = live
+        self.lock = threading.Lock()  # guards ``trials``
+        self.writing = threading.Lock()  # one page written at a time; the last is the run's end
+        self.trials: dict[str, dict[int, Any]] = {}  # key -> attempt -> its Trial, as heard of
+        self.ended = threading.Event()
+        if live is not None:  # hears of trials only where the page shows them as they go
+            self.on_trial_start = self.on_trial_end = self._heard
+
+    def on_run_start(self, plan: Any) -> None:
+        """Start rewriting the page (with ``live``)."""
+        self.plan, self.start = plan, time.time()
+        if self.live is not None:
+            threading.Thread(target=self._rewrite, name="dagexec-report", daemon=True).start()
+
+    def _heard(self, trial: Any) -> None:
+        with self.lock:
+            self.trials.setdefault(trial.key, {})[trial.attempt] = trial
 
     def on_run_end(self, result: Any) -> None:
         """Write the page of ``result``."""
-        result.to_html(self.path)
+        self.ended.set()
+        with self.writing:
+            result.to_html(self.path)
         logger.info("wrote the run report %s", self.path)
+
+    def _rewrite(self) -> None:
+        from .._html import to_html
+
+        assert self.live is not None
+        while not self.ended.wait(self.live):
+            with self.writing:
+                if self.ended.is_set():
+                    return
+                try:
+                    to_html(self._so_far(), self.path, refresh=self.live)
+                except Exception:
+                    logger.warning("the live run report %s could not be written", self.path, exc_info=True)
+
+    def _so_far(self) -> Any:
+        """The run as far as its trials tell: each node's state that of its last trial
+        heard of (failed for a failure that may yet be retried), pending before any."""
+        from .._result import RunResult
+        from .._state import State
+
+        with self.lock:
+            trials = {k: [by[a] for a in sorted(by)] for k, by in self.trials.items()}
+        live = {State.RUNNING: State.RUNNING, State.SUCCEEDED: State.SUCCEEDED, State.CANCELLED: State.CANCELLED}
+        states = {k: live.get(trials[k][-1].state, State.FAILED) if k in trials else State.PENDING for k in self.plan.keys}
+        records = {k: trials.get(k, []) for k in self.plan.keys}
+        return RunResult(self.plan, states, records, {}, {}, self.start, time.time() - self.start)
 
 
 def _would_run(plan: Any, inputs: dict[str, Any], args: argparse.Namespace) -> int:
