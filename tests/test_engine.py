@@ -1425,19 +1425,3 @@ def test_a_resumed_run_whose_map_runs_again_returns_its_result(tmp_path):
     }
     assert trial_log(result, "square[1]") == [(1, SUCCEEDED)]
     assert trial_log(result, "one") == [(1, SUCCEEDED)]  # its trial in the run resumed
-
-
-def test_callbacks_of_the_run_alone_leave_the_trial_paths_fast():
-    from dagexec.run.trials import Callbacks
-
-    class Ends:
-        def on_run_end(self, result: Any) -> None:
-            pass
-
-    class Trials:
-        def on_trial_end(self, trial: Any) -> None:
-            pass
-
-    assert not Callbacks([Ends()])  # the loop may queue ahead and run trials in the master
-    assert Callbacks([Ends(), Trials()])
-    assert not Callbacks([])

@@ -173,9 +173,6 @@ def test_a_task_raising_keyboard_interrupt_stops_the_run(kind, pools):
     ran: list[int] = []
 
     class Record:
-        def on_trial_start(self, trial: dx.Trial) -> None:
-            pass  # hears of trials: nothing waits in a queue ahead, so inc-1 never starts
-
         def on_run_end(self, result: dx.RunResult) -> None:
             ended.append(result)
 

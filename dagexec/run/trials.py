@@ -32,21 +32,15 @@ logger = logging.getLogger("dagexec.engine")
 class Callbacks:
     """Calls user callbacks; an exception in one is logged at WARNING with its
     traceback, never raised: ``SystemExit`` and ``GeneratorExit`` included.  Only
-    ``KeyboardInterrupt`` goes through, to stop the run as Ctrl-C does.
+    ``KeyboardInterrupt`` goes through, to stop the run as Ctrl-C does."""
 
-    True when some callback hears of trials (``on_trial_start``, ``on_trial_end``):
-    the loop then announces each trial as it is submitted, and gives up the paths
-    that do not (queueing ahead, trials run in the master without a record); a
-    callback of the run's start and end alone costs the run nothing."""
-
-    __slots__ = ("_cbs", "_per_trial")
+    __slots__ = ("_cbs",)
 
     def __init__(self, cbs: Sequence[Any]) -> None:
         self._cbs = list(cbs)
-        self._per_trial = any(hasattr(cb, "on_trial_start") or hasattr(cb, "on_trial_end") for cb in self._cbs)
 
     def __bool__(self) -> bool:
-        return self._per_trial
+        return bool(self._cbs)
 
     def call(self, method: str, arg: Any) -> None:
         for cb in self._cbs:
