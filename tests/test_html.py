@@ -643,3 +643,14 @@ def test_a_failed_map_items_error_is_two_clicks_away(map_run: dx.RunResult, brow
     last = map_run.trials["inv[2]"][-1]
     assert items[0].query_selector_all(".attempt-traceback")[1].text_content() == last.traceback
     assert page.js_errors == []
+
+
+def test_a_printed_report_leaves_out_the_controls(failed_run: dx.RunResult, browser: Any, tmp_path: Path) -> None:
+    out = tmp_path / "run.html"
+    failed_run.to_html(out)
+    page = open_page(browser, out)
+    assert page.is_visible("#search") and page.is_visible("#filter")
+    page.emulate_media(media="print")
+    assert not page.is_visible("#search") and not page.is_visible("#filter")
+    assert page.is_visible("#picture svg") and page.is_visible("#timeline .bar") and page.is_visible("#errors")
+    assert page.js_errors == []
