@@ -52,11 +52,11 @@ EXPAND_LIMIT = 1000
 STATE_COLOURS: dict[str, str] = {
     "succeeded": "#b7e1a1",
     "failed": "#f4a09c",
-    "timed_out": "#f8b862",
+    "timed_out": "#e69138",
     "upstream_failed": "#f9e08b",
     "skipped": "#e4e4e4",
     "cached": "#a9cdf2",
-    "cancelled": "#d6c7ea",
+    "cancelled": "#a89bc9",
 }
 _PENDING_COLOUR = "#ffffff"
 # a collapsed section takes the colour of the first of these among its nodes

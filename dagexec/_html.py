@@ -284,7 +284,7 @@ def _split(obj: Any) -> tuple[CompiledGraph, RunResult | None]:
 def _state_css() -> str:
     from ._dot import STATE_COLOURS
 
-    colours = {**STATE_COLOURS, "crashed": "#c77dd6", "running": "#9fc5f8"}
+    colours = {**STATE_COLOURS, "crashed": "#9e59b3", "running": "#4f8fd6"}
     return "\n".join(f".st-{state} {{ background: {colour}; }}" for state, colour in colours.items())
 
 

@@ -393,12 +393,12 @@ def test_result_nodes_are_coloured_by_state_with_durations_and_attempts(release:
     drawn = [(name, SECONDS.sub("<t>", label), colour, key) for name, label, colour, key in found]
     assert drawn == [
         ("n0", "inc\\ninc\\nx=1\\nsucceeded, <t>", "#b7e1a1", "inc"),
-        ("n1", "stuck\\nstuck\\ntimed_out, <t>", "#f8b862", "stuck"),
+        ("n1", "stuck\\nstuck\\ntimed_out, <t>", "#e69138", "stuck"),
         ("n2", "inc-1\\ninc\\nupstream_failed", "#f9e08b", "inc-1"),
         ("n3", "boom\\nboom\\nfailed, <t>, 2 attempts", "#f4a09c", "boom"),
         ("n4", "inc-2\\ninc\\nupstream_failed", "#f9e08b", "inc-2"),
         ("n5", "gate\\ngate\\nsucceeded, <t>", "#b7e1a1", "gate"),
-        ("n6", "inc-3\\ninc\\ncancelled", "#d6c7ea", "inc-3"),
+        ("n6", "inc-3\\ninc\\ncancelled", "#a89bc9", "inc-3"),
         ("n7", "inc-4\\ninc\\nx=2\\nskipped", "#e4e4e4", "inc-4"),
     ]
     assert ' style="rounded,filled" ' in source.splitlines()[8]
@@ -411,10 +411,10 @@ def test_result_picture_has_a_legend_with_the_count_of_each_state(release: threa
         for word, colour, count in [
             ("succeeded", "#b7e1a1", 2),
             ("failed", "#f4a09c", 1),
-            ("timed_out", "#f8b862", 1),
+            ("timed_out", "#e69138", 1),
             ("upstream_failed", "#f9e08b", 2),
             ("skipped", "#e4e4e4", 1),
-            ("cancelled", "#d6c7ea", 1),  # no node is cached: no row for it
+            ("cancelled", "#a89bc9", 1),  # no node is cached: no row for it
         ]
     )
     legend = (
@@ -615,3 +615,51 @@ def test_without_the_dot_program_objects_show_their_repr(tmp_path: Path) -> None
         timeout=60,
     )
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "True\nTrue\nTrue\n", "")
+
+
+# -- the state colours under the common colour-vision deficiencies -------------------------
+#: Machado, Oliveira & Fernandes (2009), severity 1: linear RGB -> as seen
+CVD = {
+    "normal": ((1, 0, 0), (0, 1, 0), (0, 0, 1)),
+    "protanopia": ((0.152286, 1.052583, -0.204868), (0.114503, 0.786281, 0.099216), (-0.003882, -0.048116, 1.051998)),
+    "deuteranopia": ((0.367322, 0.860646, -0.227968), (0.280085, 0.672501, 0.047413), (-0.011820, 0.042940, 0.968881)),
+    "tritanopia": ((1.255528, -0.076749, -0.178779), (-0.078411, 0.930809, 0.147602), (0.004733, 0.691367, 0.303900)),
+}
+
+
+def seen_lab(colour: str, matrix: tuple[tuple[float, float, float], ...]) -> tuple[float, float, float]:
+    """``colour`` as a viewer with ``matrix`` sees it, in CIE L*a*b* (D65)."""
+
+    def linear(c: int) -> float:
+        v = c / 255
+        return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+    rgb = [linear(int(colour[i : i + 2], 16)) for i in (1, 3, 5)]
+    r, g, b = (min(1.0, max(0.0, sum(m * v for m, v in zip(row, rgb, strict=True)))) for row in matrix)
+    x, y, z = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047, 0.2126 * r + 0.7152 * g + 0.0722 * b, (
+        0.0193 * r + 0.1192 * g + 0.9505 * b
+    ) / 1.08883
+
+    def f(t: float) -> float:
+        return t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116
+
+    return 116 * f(y) - 16, 500 * (f(x) - f(y)), 200 * (f(y) - f(z))
+
+
+def test_state_colours_stay_apart_under_colour_vision_deficiencies() -> None:
+    import itertools
+    import math
+
+    from dagexec._html import _state_css
+
+    colours = dict(re.findall(r"\.st-(\w+) \{ background: (#[0-9a-f]{6}); \}", _state_css()))
+    assert set(colours) == {*dx._dot.STATE_COLOURS, "crashed", "running"}
+    closest = {
+        name: min(
+            (math.dist(seen_lab(colours[a], m), seen_lab(colours[b], m)), a, b)
+            for a, b in itertools.combinations(sorted(colours), 2)
+        )
+        for name, m in CVD.items()
+    }
+    # CIE76 distance 10 or more: told apart at a glance (the state is also written in each box)
+    assert {name: round(d, 1) >= 10 for name, (d, _, _) in closest.items()} == dict.fromkeys(CVD, True), closest
