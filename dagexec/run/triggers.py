@@ -105,10 +105,10 @@ def run_after_stop(loop: Loop) -> bool:
     cancelled, but each ``all_done`` node whose upstreams have all ended is readied;
     whether one was (the loop goes on until none is left)."""
     state, gates, deps = loop.state, loop.plan._gates, loop.plan._deps
-    if not any(state[u] == PENDING and rule == "all_done" for u, (rule, _) in gates.items()):
+    waiting_on = {u for u, (rule, _) in gates.items() if rule == "all_done" and state[u] == PENDING}
+    if not waiting_on:
         return False
     loop.maps.stopped(time.time())  # items not run are cancelled, their maps with them
-    waiting_on = {u for u, (rule, _) in gates.items() if rule == "all_done" and state[u] == PENDING}
     for u in range(loop.n):
         if state[u] == PENDING and u not in waiting_on:
             state[u] = CANCELLED

@@ -83,7 +83,7 @@ class _Filled:
         value = fetched(loop.vals[s]) if state in HAS_VALUE else None
         if not self.outcomes:
             return value
-        return Ended(_slot_key(loop, s), STATES[state], value, _error_of(loop, s) if value is None else None)
+        return Ended(loop.plan._slot_key(s), STATES[state], value, _error_of(loop, s) if value is None else None)
 
 
 def gated_values(loop: Any, i: int) -> tuple[Any, dict[str, Any] | None]:
@@ -112,15 +112,6 @@ def gated_values(loop: Any, i: int) -> tuple[Any, dict[str, Any] | None]:
     if loop.fed_any and i in loop.fed_any:
         args, kwargs = fed_lists(loop.plan, i, args, kwargs)
     return args, kwargs
-
-
-def _slot_key(loop: Any, s: int) -> str:
-    n = loop.n
-    if s < n:
-        return str(loop.plan._keys[s])
-    k = s - n
-    inputs = loop.plan._inputs
-    return inputs[k].name if k < len(inputs) else f"constant {k - len(inputs)}"
 
 
 def _error_of(loop: Any, s: int) -> BaseException | None:
