@@ -90,8 +90,34 @@ def _logs(key: str, trials: list[Trial], result: RunResult) -> str:
     return "\n".join(parts)
 
 
+#: how the details panel words a cache decision's action (``Explanation.action``)
+_CACHE_ACTIONS = {"run": "not from the cache", "cached": "from the cache", "resumed": "not run again"}
+
+
+def _cache_decisions(result: RunResult) -> dict[str, str]:
+    """Node key -> what the run's cache did with it and why (``"from the cache: in the
+    store"``, ``"not from the cache: code changed: app:load"``); {} for a run without a
+    cache, or when its store can no longer be read."""
+    cache = result._about.get("cache")
+    if cache is None:
+        return {}
+    from .cache.decide import explain_run
+
+    store, decision = cache
+    try:
+        found = explain_run(result._plan, store, decision, result.start)
+    except OSError:
+        return {}
+    return {
+        e.key: f"{_CACHE_ACTIONS[e.action]}: {'; '.join(e.reasons)}"
+        for e in found
+        if e.action in _CACHE_ACTIONS
+    }
+
+
 def _node_details(plan: CompiledGraph, result: RunResult | None) -> dict[str, dict[str, Any]]:
     details: dict[str, dict[str, Any]] = {}
+    decisions = {} if result is None else _cache_decisions(result)
     for info in plan.nodes:
         d: dict[str, Any] = {
             "key": info.key,
@@ -117,6 +143,8 @@ def _node_details(plan: CompiledGraph, result: RunResult | None) -> dict[str, di
                 log=_logs(info.key, trials, result),
                 trials=[_trial_record(t, result.start) for t in trials],
             )
+            if info.key in decisions:
+                d["cache"] = decisions[info.key]
             if last is not None and last.bundle is not None:
                 d["bundle"] = last.bundle
             if info.key in result._items:
@@ -158,7 +186,11 @@ def _map_details(key: str, trials: list[Trial], result: RunResult) -> dict[str, 
     # failed items first, then the others in order, up to MAX_ITEMS_LISTED
     shown = (failed + [k for k in items if result.states[k] is not State.FAILED])[:MAX_ITEMS_LISTED]
     d["item_list"] = [
-        {"key": k, "state": result.states[k].value, "trials": [_trial_record(t, result.start) for t in result.trials[k]]}
+        {
+            "key": k,
+            "state": result.states[k].value,
+            "trials": [_trial_record(t, result.start) for t in result.trials[k]],
+        }
         for k in shown
     ]
     if failed:
@@ -327,8 +359,11 @@ def to_html(obj: CompiledGraph | RunResult, path: str | PathLike[str], refresh: 
     }
     title = f"{'run of ' if result is not None else ''}graph {plan.name}"
     page = (
-        _asset("report.html").replace("@@TITLE@@", html.escape(title))
-        .replace("@@REFRESH@@", "" if refresh is None else f'<meta http-equiv="refresh" content="{refresh:g}">')
+        _asset("report.html")
+        .replace("@@TITLE@@", html.escape(title))
+        .replace(
+            "@@REFRESH@@", "" if refresh is None else f'<meta http-equiv="refresh" content="{refresh:g}">'
+        )
         .replace("@@KIND@@", data["kind"])
         .replace("@@CSS@@", _asset("report.css") + _state_css())
         .replace("@@SVG@@", svg)

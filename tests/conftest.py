@@ -34,6 +34,18 @@ def chromium_program() -> str:
     return path
 
 
+@pytest.fixture(scope="module")
+def browser(chromium_program: str) -> Iterator[Any]:
+    """A headless Chromium, driven by Playwright, for the tests of HTML pages."""
+    from pages import CHROMIUM_ARGS
+    from playwright import sync_api
+
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_program, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
 #: mark a test that renders with Graphviz's dot
 needs_dot = pytest.mark.usefixtures("dot_program")
 

@@ -4,7 +4,6 @@ opened in a real headless Chromium (Debian's ``chromium``, driven by Playwright)
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
 import textwrap
 from collections.abc import Iterator
@@ -13,25 +12,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from pages import details, embedded_data, node, open_page
 
 import dagexec as dx
 from dagexec._dot import format_duration
 from dagexec._html import to_html
 
 pytestmark = pytest.mark.usefixtures("dot_program")
-
-# as root in a container; without the background-networking flags Chromium tries to
-# reach Google's servers and a closed network refuses it
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 PIPELINE = textwrap.dedent(
     """\
@@ -80,40 +67,6 @@ def pipe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
         spec.loader.exec_module(module)
         module.plan = module.graph.compile()
         yield module
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_program: str) -> Iterator[Any]:
-    from playwright import sync_api
-
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium_program, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-def open_page(browser: Any, path: Path, fragment: str = "") -> Any:
-    page = browser.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(path.as_uri() + fragment)
-    page.wait_for_selector("#picture svg")
-    page.js_errors = errors
-    return page
-
-
-def details(page: Any) -> dict[str, str]:
-    """The details panel's shown fields, by name."""
-    shown: dict[str, str] = {}
-    for row in page.query_selector_all("#details .row"):
-        if row.is_visible():
-            field = row.get_attribute("data-field")
-            shown[field] = page.text_content(f"#detail-{field}")
-    return shown
-
-
-def node(key: str) -> str:
-    return f'[id="node:{key}"]'
 
 
 # -- the plan's page ----------------------------------------------------------------------
@@ -253,12 +206,6 @@ def test_a_fragment_opens_the_page_on_that_node(
 
 
 # -- the file -------------------------------------------------------------------------------
-def embedded_data(page: str) -> Any:
-    m = re.search(r'<script type="application/json" id="dagexec-data">(.*?)</script>', page, re.S)
-    assert m is not None
-    return json.loads(m.group(1))
-
-
 def test_pages_load_nothing_from_the_network(
     pipe: ModuleType, failed_run: dx.RunResult, tmp_path: Path
 ) -> None:
@@ -433,7 +380,9 @@ def bar_of(page: Any, key: str, attempt: int = 1) -> Any:
     return page.query_selector_all(f'#timeline .bar[data-key="{key}"]')[attempt - 1]
 
 
-def test_the_timeline_has_a_time_axis_and_labels_its_wide_bars(timed_run: dx.RunResult, browser: Any, tmp_path: Path):
+def test_the_timeline_has_a_time_axis_and_labels_its_wide_bars(
+    timed_run: dx.RunResult, browser: Any, tmp_path: Path
+):
     out = tmp_path / "timed.html"
     timed_run.to_html(out)
     page = open_page(browser, out)
@@ -618,7 +567,9 @@ def test_the_panel_lists_every_attempt_with_its_error_traceback_and_log(
     ]
     assert not entries[1].query_selector(".attempt-error").is_visible()  # collapsed
     entries[1].query_selector("summary").click()
-    assert entries[1].query_selector(".attempt-error").text_content() == "ValueError: bad rows [1, 3] </script>"
+    assert (
+        entries[1].query_selector(".attempt-error").text_content() == "ValueError: bad rows [1, 3] </script>"
+    )
     assert entries[1].query_selector(".attempt-traceback").text_content() == trials[1].traceback
     page.click(node("etl/load"))
     assert len(page.query_selector_all("#attempt-entries > details")) == 1
@@ -626,13 +577,22 @@ def test_the_panel_lists_every_attempt_with_its_error_traceback_and_log(
     assert page.js_errors == []
 
 
-def test_a_failed_map_items_error_is_two_clicks_away(map_run: dx.RunResult, browser: Any, tmp_path: Path) -> None:
+def test_a_failed_map_items_error_is_two_clicks_away(
+    map_run: dx.RunResult, browser: Any, tmp_path: Path
+) -> None:
     out = tmp_path / "map.html"
     map_run.to_html(out)
     page = open_page(browser, out)
     page.click(node("inv"))  # one
     items = page.query_selector_all("#item-entries > details")
-    assert [i.get_attribute("data-key") for i in items] == ["inv[2]", "inv[5]", "inv[0]", "inv[1]", "inv[3]", "inv[4]"]
+    assert [i.get_attribute("data-key") for i in items] == [
+        "inv[2]",
+        "inv[5]",
+        "inv[0]",
+        "inv[1]",
+        "inv[3]",
+        "inv[4]",
+    ]
     summary = items[0].query_selector("summary")
     assert summary.text_content().startswith("inv[2] \u00b7 failed \u00b7 2 attempts \u00b7 ")
     assert summary.text_content().endswith(" \u00b7 ZeroDivisionError: no inverse for 2")
@@ -645,12 +605,16 @@ def test_a_failed_map_items_error_is_two_clicks_away(map_run: dx.RunResult, brow
     assert page.js_errors == []
 
 
-def test_a_printed_report_leaves_out_the_controls(failed_run: dx.RunResult, browser: Any, tmp_path: Path) -> None:
+def test_a_printed_report_leaves_out_the_controls(
+    failed_run: dx.RunResult, browser: Any, tmp_path: Path
+) -> None:
     out = tmp_path / "run.html"
     failed_run.to_html(out)
     page = open_page(browser, out)
     assert page.is_visible("#search") and page.is_visible("#filter")
     page.emulate_media(media="print")
     assert not page.is_visible("#search") and not page.is_visible("#filter")
-    assert page.is_visible("#picture svg") and page.is_visible("#timeline .bar") and page.is_visible("#errors")
+    assert (
+        page.is_visible("#picture svg") and page.is_visible("#timeline .bar") and page.is_visible("#errors")
+    )
     assert page.js_errors == []

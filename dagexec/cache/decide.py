@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .keys import _Keys
     from .store import CacheStore
 
-__all__ = ["CacheDecision", "Explanation", "decide", "explain", "open_store"]
+__all__ = ["CacheDecision", "Explanation", "decide", "explain", "explain_run", "explanations", "open_store"]
 
 
 def open_store(cache: Any) -> CacheStore | None:
@@ -140,7 +140,8 @@ class Explanation:
     Attributes:
         key: the node key.
         action: ``"cached"`` (served from the store, or not needed by anything that
-            runs), ``"run"`` or ``"skipped"`` (left out by ``only``/``skip``).
+            runs), ``"run"``, ``"skipped"`` (left out by ``only``/``skip``) or, in a
+            resumed run's report, ``"resumed"`` (done by the run it resumes).
         reasons: why it runs: ``"not cached yet"``, ``"code changed: mod:fn"``,
             ``"input changed: name"``, ``"constants changed"``, ``"upstream will run:
             key"``, ``"cache=False"``, ``"upstream not cacheable: key"``, ``"no cache
@@ -165,7 +166,26 @@ def explain(
 ) -> list[Explanation]:
     """For every node, what a run would do and why, without running or loading anything."""
     decision = decide(plan, store, keys, selected, kept, load=False)
-    previous = _latest_entries(store, plan.name)
+    return explanations(plan, decision, selected, _latest_entries(store, plan.name))
+
+
+def explain_run(
+    plan: CompiledGraph, store: CacheStore, decision: CacheDecision, start: float
+) -> list[Explanation]:
+    """What a run that started at ``start`` (``time.time()``) with ``decision`` did with
+    each node and why, as :func:`explain` would have said just before it: a node that
+    ran is compared with the newest entry written before the run (the run wrote its own
+    since). For run reports."""
+    selected = [decision.runs[i] or decision.hit[i] or i in decision.resumed for i in range(len(plan._keys))]
+    return explanations(plan, decision, selected, _latest_entries(store, plan.name, before=start))
+
+
+def explanations(
+    plan: CompiledGraph, decision: CacheDecision, selected: list[bool], previous: dict[str, dict[str, Any]]
+) -> list[Explanation]:
+    """For every node, the action ``decision`` takes and why; ``previous``: the meta of
+    the newest entry per node key, that a node's key parts are compared with."""
+    keys = decision.keys
     out: list[Explanation] = []
     n = len(plan._keys)
     for i in range(n):
@@ -175,6 +195,9 @@ def explain(
             out.append(Explanation(key, "skipped", ("left out by only/skip",), ck))
             continue
         rule = _TRIGGERS.get(plan._gates[i][0], ()) if i in plan._gates else ()
+        if i in decision.resumed:
+            out.append(Explanation(key, "resumed", ("succeeded in the run this one resumes", *rule), ck))
+            continue
         if decision.hit[i]:
             out.append(Explanation(key, "cached", ("in the store", *rule), ck))
             continue
@@ -224,12 +247,13 @@ def _why(
     return reasons
 
 
-def _latest_entries(store: CacheStore, graph: str) -> dict[str, dict[str, Any]]:
-    """Node key -> the meta of the newest entry the graph ``graph`` wrote for it."""
+def _latest_entries(store: CacheStore, graph: str, before: float = float("inf")) -> dict[str, dict[str, Any]]:
+    """Node key -> the meta of the newest entry the graph ``graph`` wrote for it (before
+    the time ``before``)."""
     latest: dict[str, tuple[float, dict[str, Any]]] = {}
     for entry in store.entries():
         meta = entry.meta
-        if meta.get("graph") != graph or not isinstance(meta.get("node"), str):
+        if meta.get("graph") != graph or not isinstance(meta.get("node"), str) or entry.created >= before:
             continue
         node = meta["node"]
         if node not in latest or entry.created >= latest[node][0]:

@@ -12,6 +12,7 @@ never makes a run fail.  Logs on ``dagexec.engine``, as the loop did.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .._state import Trial
@@ -31,9 +32,10 @@ class CacheSession:
     """The store, the plan's cache keys, and per unit whether its value is written
     (``saving``: the loop extends it to its slots and its map items); ``item_keys``: a
     map item's cache key and name, by unit; ``earlier``: the trials of the run being
-    resumed, shown first."""
+    resumed, shown first; ``decision``: what the cache served and what ran, without the
+    loaded values (for the run's report)."""
 
-    __slots__ = ("earlier", "item_keys", "keys", "plan", "saving", "store")
+    __slots__ = ("decision", "earlier", "item_keys", "keys", "plan", "saving", "store")
 
     def __init__(
         self, plan: CompiledGraph, store: CacheStore, decision: CacheDecision, earlier: dict[int, list[Trial]]
@@ -47,6 +49,7 @@ class CacheSession:
         ]
         self.earlier = earlier
         self.item_keys: dict[int, tuple[str, str]] = {}
+        self.decision = replace(decision, values={})
 
     def apply(
         self,

@@ -57,13 +57,16 @@ def run_result(loop: Loop, duration: float) -> RunResult:
 
 def _about(loop: Loop) -> dict[str, Any]:
     """What a report says of the run besides its states: the executors it used (by
-    name) and each graph input's repr, bounded."""
+    name), each graph input's repr, bounded, and the cache's decision."""
     from .._typecheck import short_repr
 
     specs = loop.plan._inputs
+    cache = loop.cache
     return {
         "executors": sorted({ex.name for ex in loop.execs}),
         "inputs": {spec.name: short_repr(value, 200) for spec, value in zip(specs, loop.inputs, strict=True)},
+        # what the cache served and what ran: (store, decision without values), or None
+        "cache": None if cache is None else (cache.store, cache.decision),
     }
 
 
