@@ -4,14 +4,21 @@ The page holds three things and loads nothing else (no network, no files)::
 
     <svg>            the picture from to_dot(), rendered by Graphviz's ``dot``
     <script type="application/json" id="dagexec-data">
-                     {"graph", "kind", "ids": {svg group id: key}, "nodes": {key: details},
-                      "trials": [...], "summary": {...}}
+                     {"graph", "kind", "ids": {svg group id: key},
+                      "functions": [[function, signature]],
+                      "nodes": {key: {task, fn (into functions), call_site, deps, state, ...}},
+                      "trials": [[key, attempt, state, start, end, worker, duration]],
+                      "texts": {trial row: {error, traceback, log}}, "summary": {...}}
     <script>         a little JS: click a node (in the picture, the timeline, the error
                      list or the search results) to fill the ``#details`` panel
 
-Every node's details are computed here, in Python, so the JS only looks values up
-and writes them with ``textContent``; nothing from the plan or the run is ever parsed
-as HTML. The page's HTML, CSS and JS are files of their own in ``dagexec/_page/``
+The record is kept compact, as a 10,000-node page must stay under 5 MB: a node's
+fields are left out where empty, a function's name and signature are written once,
+and each trial is one row, the nodes' and the map items' alike, with its texts apart
+(most trials have none); the page takes a node's attempts, worker, error, traceback
+and log from its trials.  Everything else is computed here, in Python, so the JS only
+looks values up and writes them with ``textContent``; nothing from the plan or the
+run is ever parsed as HTML. The page's HTML, CSS and JS are files of their own in ``dagexec/_page/``
 (package data), inlined into each page. The file is written atomically: a temporary
 file beside it, then a rename.
 """
@@ -74,20 +81,26 @@ def _error_text(trial: Trial | None) -> str:
     return f"{type(trial.error).__name__}: {trial.error}"
 
 
-def _logs(key: str, trials: list[Trial], result: RunResult) -> str:
-    """The node's log: its one trial's, or each trial's (a map's: each item's) under a
-    header line naming it; "" when none logged anything."""
+def _logs(key: str, trials: list[Trial], result: RunResult) -> str | None:
+    """The node's log where it is more than one trial's: each trial's (a map's: each
+    item's) under a header line naming it; None where the node has at most one trial
+    (the page shows that trial's log)."""
     every = list(trials)
     j = 0
     while f"{key}[{j}]" in result.trials:  # a map's items
         every.extend(result.trials[f"{key}[{j}]"])
         j += 1
-    if len(every) == 1:
-        return every[0].log
+    if len(every) <= 1:
+        return None
     parts = [
         f"--- {t.key} attempt {t.attempt} ({t.state.value}) ---\n{t.log.rstrip()}" for t in every if t.log
     ]
     return "\n".join(parts)
+
+
+def _kept(d: dict[str, Any]) -> dict[str, Any]:
+    """``d`` without its empty fields ("", None, []): the page leaves those out anyway."""
+    return {k: v for k, v in d.items() if v is not None and v != "" and v != []}
 
 
 #: how the details panel words a cache decision's action (``Explanation.action``)
@@ -115,16 +128,24 @@ def _cache_decisions(result: RunResult) -> dict[str, str]:
     }
 
 
-def _node_details(plan: CompiledGraph, result: RunResult | None) -> dict[str, dict[str, Any]]:
+def _node_details(
+    plan: CompiledGraph, result: RunResult | None, functions: list[list[str]]
+) -> dict[str, dict[str, Any]]:
+    """Node key -> what the details panel shows of it, but what its trials say (the
+    page takes attempts, worker, error, traceback and log from ``trials``); each
+    node's function and signature as an index into ``functions``, which it extends."""
     details: dict[str, dict[str, Any]] = {}
     decisions = {} if result is None else _cache_decisions(result)
+    function_of: dict[tuple[str, str], int] = {}
     for info in plan.nodes:
+        fn = (info.function, _signature(plan._specs[info.idx].fn))
+        if fn not in function_of:
+            function_of[fn] = len(functions)
+            functions.append(list(fn))
         d: dict[str, Any] = {
-            "key": info.key,
             "task": info.task,
-            "function": info.function,
+            "fn": function_of[fn],
             "call_site": info.call_site,
-            "signature": _signature(plan._specs[info.idx].fn),
             "section": info.section,
             "deps": list(info.deps),
         }
@@ -134,40 +155,18 @@ def _node_details(plan: CompiledGraph, result: RunResult | None) -> dict[str, di
             last = trials[-1] if trials else None
             durations = [t.duration for t in trials if t.duration is not None]
             d.update(
-                state="" if state is None else state.value,
-                duration=_duration(sum(durations)) if durations else "",
-                attempts=len(trials),
-                worker=last.worker if last is not None else "",
-                error=_error_text(last),
-                traceback=last.traceback if last is not None else "",
+                state=None if state is None else state.value,
+                duration=_duration(sum(durations)) if durations else None,
                 log=_logs(info.key, trials, result),
-                trials=[_trial_record(t, result.start) for t in trials],
+                cache=decisions.get(info.key),
+                bundle=None if last is None else last.bundle,
             )
-            if info.key in decisions:
-                d["cache"] = decisions[info.key]
-            if last is not None and last.bundle is not None:
-                d["bundle"] = last.bundle
             if info.key in result._items:
                 d.update(_map_details(info.key, trials, result))
             elif last is not None and last.items is not None:  # a stream producer's
                 d["items"] = f"{last.items:,} yielded"
-        details[info.key] = d
+        details[info.key] = _kept(d)
     return details
-
-
-def _trial_record(t: Trial, start: float) -> dict[str, Any]:
-    """One attempt as the details panel lists it: its times in seconds from the run's start."""
-    return {
-        "attempt": t.attempt,
-        "state": t.state.value,
-        "start": round(t.start - start, 3),
-        "end": None if t.end is None else round(t.end - start, 3),
-        "duration": _duration(t.duration),
-        "worker": t.worker,
-        "error": _error_text(t),
-        "traceback": t.traceback,
-        "log": t.log,
-    }
 
 
 #: the items of one map that a page lists (the rest are counted)
@@ -175,9 +174,9 @@ MAX_ITEMS_LISTED = 1000
 
 
 def _map_details(key: str, trials: list[Trial], result: RunResult) -> dict[str, Any]:
-    """A map node's items: how many in each state, and each failed item with its
-    attempts, error and traceback; a map that ran no trial of its own shows no
-    ``attempts`` of its own."""
+    """A map node's items: how many in each state, and each item's key and state
+    (failed ones first); where it ran no trial of its own, its error and traceback
+    say those of its failed items."""
     from ._dot import _items_line
 
     items = result._items[key]
@@ -185,52 +184,41 @@ def _map_details(key: str, trials: list[Trial], result: RunResult) -> dict[str, 
     d: dict[str, Any] = {"items": _items_line(key, result.states)}
     # failed items first, then the others in order, up to MAX_ITEMS_LISTED
     shown = (failed + [k for k in items if result.states[k] is not State.FAILED])[:MAX_ITEMS_LISTED]
-    d["item_list"] = [
-        {
-            "key": k,
-            "state": result.states[k].value,
-            "trials": [_trial_record(t, result.start) for t in result.trials[k]],
-        }
-        for k in shown
-    ]
+    d["item_list"] = [[k, result.states[k].value] for k in shown]
     if failed:
         d["failed_items"] = "\n".join(result._failure_line(k) for k in failed)
         bundles = [t.bundle for k in failed for t in result.trials[k][-1:] if t.bundle is not None]
         if bundles:
             d["bundle"] = "\n".join(bundles)
-    if trials:
+    if trials or not failed:
         return d  # its own trial failed (no list of items to map over): its own record stands
-    d["attempts"] = None
-    if failed:
-        d["error"] = result._failure_line(key).partition(": ")[2]
-        d["traceback"] = "\n".join(
-            f"--- {k} attempt {t.attempt} ({t.state.value}) ---\n{t.traceback.rstrip()}"
-            for k in failed
-            for t in result.trials[k][-1:]
-        )
+    d["error"] = result._failure_line(key).partition(": ")[2]
+    d["traceback"] = "\n".join(
+        f"--- {k} attempt {t.attempt} ({t.state.value}) ---\n{t.traceback.rstrip()}"
+        for k in failed
+        for t in result.trials[k][-1:]
+    )
     return d
 
 
-def _timeline(result: RunResult) -> list[dict[str, Any]]:
-    """Every trial, its start and end in seconds from the start of the run."""
-    rows: list[dict[str, Any]] = []
-    for key, trials in result.trials.items():
-        for t in trials:
-            end = t.end if t.end is not None else t.start
-            rows.append(
-                {
-                    "key": key,
-                    "attempt": t.attempt,
-                    "state": t.state.value,
-                    "worker": t.worker or "?",
-                    "start": max(0.0, t.start - result.start),
-                    "end": max(0.0, end - result.start),
-                    "duration": _duration(t.duration),
-                    "error": _error_text(t).partition("\n")[0][:200],
-                }
-            )
-    rows.sort(key=lambda r: (r["start"], r["key"], r["attempt"]))
-    return rows
+def _trials(result: RunResult) -> tuple[list[list[Any]], dict[int, dict[str, str]]]:
+    """Every trial of the run (the nodes' and the map items'), by start, as a row
+    ``[key, attempt, state, start, end, worker, duration]`` (times in seconds from the
+    run's start, end None while it runs), and by row the texts of the trials that have
+    some: ``{"error", "traceback", "log"}``, each left out when empty."""
+    start = result.start
+    every = [t for trials in result.trials.values() for t in trials]
+    every.sort(key=lambda t: (t.start, t.key, t.attempt))
+    rows: list[list[Any]] = []
+    texts: dict[int, dict[str, str]] = {}
+    for t in every:
+        end = None if t.end is None else round(max(0.0, t.end - start), 6)
+        rows.append([t.key, t.attempt, t.state.value, round(max(0.0, t.start - start), 6), end, t.worker or "?",
+                     _duration(t.duration)])  # fmt: skip
+        said = _kept({"error": _error_text(t), "traceback": t.traceback, "log": t.log})
+        if said:
+            texts[len(rows) - 1] = said
+    return rows, texts
 
 
 def _summary(plan: CompiledGraph, result: RunResult | None) -> dict[str, Any]:
@@ -349,12 +337,16 @@ def to_html(obj: CompiledGraph | RunResult, path: str | PathLike[str], refresh: 
         # ids must stay unique in the page: the second picture's get a prefix
         collapsed = _render_svg(to_dot(obj, collapse=True)).replace('<g id="', '<g id="collapsed-')
         ids.update(_svg_ids(collapsed, plan))
+    functions: list[list[str]] = []
+    trials, texts = ([], {}) if result is None else _trials(result)
     data: dict[str, Any] = {
         "graph": plan.name,
         "kind": "plan" if result is None else "result",
         "ids": ids,
-        "nodes": _node_details(plan, result),
-        "trials": [] if result is None else _timeline(result),
+        "functions": functions,
+        "nodes": _node_details(plan, result, functions),
+        "trials": trials,
+        "texts": texts,
         "summary": _summary(plan, result),
     }
     title = f"{'run of ' if result is not None else ''}graph {plan.name}"

@@ -227,7 +227,9 @@ def test_values_cannot_end_the_embedded_script(failed_run: dx.RunResult, tmp_pat
     failed_run.to_html(tmp_path / "run.html")
     page = (tmp_path / "run.html").read_text()
     assert page.count("</script>") == 2
-    assert embedded_data(page)["nodes"]["boom"]["error"] == "ValueError: bad rows [1, 3] </script>"
+    data = embedded_data(page)
+    last = max(i for i, row in enumerate(data["trials"]) if row[0] == "boom")
+    assert data["texts"][str(last)]["error"] == "ValueError: bad rows [1, 3] </script>"
 
 
 def test_an_existing_page_is_replaced_and_no_temporary_file_is_left(pipe: ModuleType, tmp_path: Path) -> None:

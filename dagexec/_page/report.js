@@ -1,6 +1,22 @@
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("dagexec-data").textContent);
+
+  // -- the run's trials, rows made objects with their texts; the nodes filled from them ---
+  var trials = data.trials.map(function (r, i) {
+    var x = data.texts[i] || {};
+    return {key: r[0], attempt: r[1], state: r[2], start: r[3], end: r[4], worker: r[5], duration: r[6],
+            error: x.error || "", traceback: x.traceback || "", log: x.log || ""};
+  });
+  var trialsOf = {};  // key (a node's, a map item's) -> its trials, in order
+  trials.forEach(function (t) { (trialsOf[t.key] = trialsOf[t.key] || []).push(t); });
+  Object.keys(data.nodes).forEach(function (key) {  // what the panel shows that its trials say
+    var d = data.nodes[key], own = trialsOf[key] || [], last = own[own.length - 1], f = data.functions[d.fn];
+    d.key = key; d.function = f[0]; d.signature = f[1]; d.trials = own;
+    if (!last) { return; }
+    d.attempts = own.length; d.worker = last.worker;
+    ["error", "traceback", "log"].forEach(function (k) { if (d[k] === undefined) { d[k] = last[k]; } });
+  });
   var groups = {};  // key -> [svg <g>]
   Object.keys(data.ids).forEach(function (gid) {
     var g = document.getElementById(gid), key = data.ids[gid];
@@ -167,13 +183,14 @@
     if (t.log) { det.appendChild(pre("attempt-log", "log:\n" + t.log)); }
     return det;
   }
-  function itemEntry(x) {
-    var det = document.createElement("details"), sum = document.createElement("summary"), last = x.trials[x.trials.length - 1];
-    det.className = "item"; det.dataset.key = x.key;
-    sum.textContent = x.key + " \u00b7 " + x.state + " \u00b7 " + plural(x.trials.length, "attempt") +
+  function itemEntry(x) {  // [key, state]
+    var det = document.createElement("details"), sum = document.createElement("summary"),
+        own = trialsOf[x[0]] || [], last = own[own.length - 1];
+    det.className = "item"; det.dataset.key = x[0];
+    sum.textContent = x[0] + " \u00b7 " + x[1] + " \u00b7 " + plural(own.length, "attempt") +
       (last && last.duration ? " \u00b7 " + last.duration : "") + (last && last.error ? " \u00b7 " + last.error : "");
     det.appendChild(sum);
-    x.trials.forEach(function (t) { det.appendChild(attemptEntry(t)); });
+    own.forEach(function (t) { det.appendChild(attemptEntry(t)); });
     if (last && last.error) { det.lastChild.open = true; }  // its error and traceback at once
     return det;
   }
@@ -197,7 +214,8 @@
 
   // -- the timeline: a lane per worker, a bar per trial, a time axis; drag to zoom ------
   var span = {from: 0, to: 0}, total = 0;
-  data.trials.forEach(function (t) { total = Math.max(total, t.end); });
+  function ended(t) { return t.end === null ? t.start : t.end; }
+  trials.forEach(function (t) { total = Math.max(total, ended(t)); });
   total = total || 1;
 
   function niceStep(range) {  // about five ticks: 1, 2 or 5 times a power of ten
@@ -223,46 +241,55 @@
       ticks.appendChild(tick);
     }
     axis.appendChild(ticks); box.appendChild(axis);
-    data.trials.forEach(function (t) {
+    trials.forEach(function (t) {
       if (!(t.worker in lanes)) { lanes[t.worker] = []; order.push(t.worker); }
-      if (t.end >= from && t.start <= to) { lanes[t.worker].push(t); }
+      if (ended(t) >= from && t.start <= to) { lanes[t.worker].push(t); }
     });
+    var bars = [];  // [bar, its share of the view's width]
     order.forEach(function (worker) {
       var lane = document.createElement("div"), name = document.createElement("div"),
           track = document.createElement("div");
       lane.className = "lane"; name.className = "lane-name"; track.className = "lane-track";
       name.textContent = worker; name.title = worker;
       lanes[worker].forEach(function (t) {
-        var bar = document.createElement("div"), left = Math.max(t.start, from), right = Math.min(t.end, to);
+        var bar = document.createElement("div"), left = Math.max(t.start, from), right = Math.min(ended(t), to);
         bar.className = "bar st-" + t.state + (t.attempt > 1 ? " retry" : "");
-        bar.dataset.key = t.key;
+        bar.dataset.key = t.key; bar.trial = t;
         bar.style.left = (100 * (left - from) / width) + "%";
         bar.style.width = (100 * (right - left) / width) + "%";
         bar.textContent = t.key;  // shown where it fits (CSS clips it, and hides it on thin bars)
-        bar.addEventListener("mouseenter", function (ev) { tip(t, ev); });
-        bar.addEventListener("mousemove", function (ev) { tip(t, ev); });
-        bar.addEventListener("mouseleave", function () { tooltip.hidden = true; });
-        bar.addEventListener("click", function () { select(t.key); });
+        bars.push([bar, (right - left) / width]);
         track.appendChild(bar);
       });
       lane.appendChild(name); lane.appendChild(track); box.appendChild(lane);
     });
-    box.querySelectorAll(".bar").forEach(function (b) { b.classList.toggle("narrow", b.clientWidth < 48); });
+    var track = box.querySelector(".lane-track"), px = track ? track.clientWidth : 0;  // one layout, not one a bar
     var key = document.getElementById("details").dataset.key;
-    if (key) { box.querySelectorAll(".bar").forEach(function (b) { b.classList.toggle("selected", b.dataset.key === key); }); }
+    bars.forEach(function (b) {
+      if (b[1] * px < 48) { b[0].classList.add("narrow"); }
+      if (key && b[0].dataset.key === key) { b[0].classList.add("selected"); }
+    });
     document.getElementById("timeline-fit").hidden = from === 0 && to === total;
   }
 
   var tooltip = document.getElementById("tooltip");
   function tip(t, ev) {
     tooltip.textContent = t.key + "\nattempt " + t.attempt + " \u00b7 " + t.state + " \u00b7 " + t.duration +
-      "\n" + secs(t.start) + " \u2192 " + secs(t.end) + " on " + t.worker + (t.error ? "\n" + t.error : "");
+      "\n" + secs(t.start) + " \u2192 " + secs(ended(t)) + " on " + t.worker +
+      (t.error ? "\n" + t.error.split("\n")[0].slice(0, 200) : "");
     tooltip.hidden = false;
     tooltip.style.left = (ev.pageX + 12) + "px"; tooltip.style.top = (ev.pageY + 12) + "px";
   }
 
   function zoomable() {  // drag across the lanes to zoom into that time range; "fit" to see all
     var box = document.getElementById("timeline"), band = document.getElementById("timeline-band"), down = null;
+    function barAt(ev) { var b = ev.target.closest && ev.target.closest(".bar"); return b && b.trial; }
+    box.addEventListener("mousemove", function (ev) {  // the bars' tooltip and clicks, for all of them
+      var t = barAt(ev);
+      if (t) { tip(t, ev); } else { tooltip.hidden = true; }
+    });
+    box.addEventListener("mouseleave", function () { tooltip.hidden = true; });
+    box.addEventListener("click", function (ev) { var t = barAt(ev); if (t) { select(t.key); } });
     function at(ev) {
       var track = box.querySelector(".ticks").getBoundingClientRect();
       var f = Math.min(1, Math.max(0, (ev.clientX - track.left) / track.width));
@@ -338,4 +365,5 @@
   if (data.kind === "result") { timeline(0, total); zoomable(); errors(); filterable(); }
   var start = decodeURIComponent(window.location.hash.slice(1));
   if (start && data.nodes[start]) { select(start); }
+  document.body.dataset.drawn = String(performance.now());  // for bench/report_page.py
 })();
