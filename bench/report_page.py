@@ -56,7 +56,7 @@ def large_run(nodes: int) -> dx.RunResult:
         for layer in range(1, layers):
             task = publish if layer == layers - 1 else transform
             row = [task(row[j], row[(j * 7 + layer) % WIDTH]) for j in range(WIDTH)]
-    return graph.compile().run(executor="serial", raise_on_failure=False)
+    return graph.compile().run(executor="serial", raise_on_failure=False, fail_fast=False)
 
 
 def open_time(browser: object, page_path: Path) -> float:

@@ -252,7 +252,8 @@ _SVG_NODE = re.compile(r'<g id="([^"]*)" class="node">\s*<title>([^<]*)</title>'
 
 
 def _svg_ids(svg: str, plan: CompiledGraph) -> dict[str, str]:
-    """SVG group id -> node key (or ``section:<path>`` for a collapsed section)."""
+    """SVG group id -> node key (``section:<path>`` for a collapsed section,
+    ``group:<n>`` for a group of a large plan's nodes)."""
     index = plan._index
     ids: dict[str, str] = {}
     for gid, title in _SVG_NODE.findall(svg):
@@ -260,7 +261,7 @@ def _svg_ids(svg: str, plan: CompiledGraph) -> dict[str, str]:
         bare = gid.removeprefix("collapsed-")
         if bare.startswith("node:") and bare[len("node:") :] in index:
             ids[gid] = bare[len("node:") :]
-        elif bare.startswith("section:"):
+        elif bare.startswith(("section:", "group:")):
             ids[gid] = bare
         else:
             # pictures whose ids are not keys: the DOT name is n<idx>
@@ -312,7 +313,9 @@ def to_html(obj: CompiledGraph | RunResult, path: str | PathLike[str], refresh: 
     """Write ``obj`` (a plan or a run's result) as one self-contained HTML page.
 
     The picture starts with every section expanded; when the plan has sections, a
-    second picture with them collapsed is embedded too, and a button switches.
+    second picture with them collapsed is embedded too, and a button switches. A plan
+    of more than 1,000 nodes is drawn in groups (one box per task in each section;
+    see ``dagexec._overview``), and a click on a group lists its nodes.
 
     Args:
         obj: a :class:`~dagexec.CompiledGraph` or a :class:`~dagexec.RunResult`.
@@ -327,13 +330,18 @@ def to_html(obj: CompiledGraph | RunResult, path: str | PathLike[str], refresh: 
         OSError: when the file cannot be written; an existing file is left as it was.
     """
     from ._dot import to_dot
+    from ._overview import LARGE_PAGE, overview
 
     plan, result = _split(obj)
     out = Path(path)
-    svg = _render_svg(to_dot(obj, expand=True))
+    collapsed, grouped = "", None
+    if len(plan) > LARGE_PAGE:  # drawn in groups, each listing its nodes when clicked
+        grouped = overview(plan, result)
+        svg = _render_svg(grouped.digraph)
+    else:
+        svg = _render_svg(to_dot(obj, expand=True))
     ids = _svg_ids(svg, plan)
-    collapsed = ""
-    if plan.sections:
+    if plan.sections and grouped is None:
         # ids must stay unique in the page: the second picture's get a prefix
         collapsed = _render_svg(to_dot(obj, collapse=True)).replace('<g id="', '<g id="collapsed-')
         ids.update(_svg_ids(collapsed, plan))
@@ -348,7 +356,17 @@ def to_html(obj: CompiledGraph | RunResult, path: str | PathLike[str], refresh: 
         "trials": trials,
         "texts": texts,
         "summary": _summary(plan, result),
+        "groups": None,
     }
+    if grouped is not None:
+        data["groups"] = {
+            "names": grouped.names,
+            "sections": grouped.sections,
+            "how": grouped.how,
+            "listed": MAX_ITEMS_LISTED,
+        }
+        for key, g in zip(plan._keys, grouped.group_of, strict=True):
+            data["nodes"][key]["group"] = g
     title = f"{'run of ' if result is not None else ''}graph {plan.name}"
     page = (
         _asset("report.html")

@@ -58,7 +58,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # dagexec._worker: the old path of the protocol, the worker side and the transport
     "executors": ("dagexec.executors.*", "dagexec._worker"),
     "surface": (
-        "dagexec", "dagexec.__main__", "dagexec._artifact", "dagexec._dot", "dagexec._html",
+        "dagexec", "dagexec.__main__", "dagexec._artifact", "dagexec._dot", "dagexec._html", "dagexec._overview",
         "dagexec._progress", "dagexec.cli.*", "dagexec._api",
     ),
 }  # fmt: skip

@@ -17,7 +17,9 @@
     d.attempts = own.length; d.worker = last.worker;
     ["error", "traceback", "log"].forEach(function (k) { if (d[k] === undefined) { d[k] = last[k]; } });
   });
-  var groups = {};  // key -> [svg <g>]
+  var groups = {};  // key -> [svg <g>] that draw it
+  var drawn = [];  // [svg <g>, the keys it draws]: what search and the filter fade
+  var boxes = {}, members = {};  // a large plan drawn in groups: group -> its <g>, its keys
   Object.keys(data.ids).forEach(function (gid) {
     var g = document.getElementById(gid), key = data.ids[gid];
     if (!g) { return; }
@@ -25,9 +27,21 @@
       g.addEventListener("click", function () { expandTo(key); });
       return;
     }
+    if (key.indexOf("group:") === 0) {  // a group of nodes: list them
+      var n = Number(key.slice("group:".length));
+      boxes[n] = g;
+      g.addEventListener("click", function () { showGroup(n); });
+      return;
+    }
     (groups[key] = groups[key] || []).push(g);
+    drawn.push([g, [key]]);
     g.addEventListener("click", function () { select(key); });
   });
+  Object.keys(data.nodes).forEach(function (key) {
+    var n = data.nodes[key].group;
+    if (n !== undefined) { (members[n] = members[n] || []).push(key); groups[key] = boxes[n] ? [boxes[n]] : []; }
+  });
+  Object.keys(members).forEach(function (n) { if (boxes[n]) { drawn.push([boxes[n], members[n]]); } });
 
   var toggle = document.getElementById("toggle-sections");
   function showCollapsed(yes) {
@@ -104,9 +118,9 @@
     });
     select.addEventListener("change", function () {
       var wanted = select.value ? select.value.split(" ") : null;
-      Object.keys(groups).forEach(function (key) {
-        var out = wanted !== null && wanted.indexOf(data.nodes[key].state) < 0;
-        groups[key].forEach(function (g) { g.classList.toggle("filtered", out); });
+      drawn.forEach(function (x) {
+        var out = wanted !== null && !x[1].some(function (k) { return wanted.indexOf(data.nodes[k].state) >= 0; });
+        x[0].classList.toggle("filtered", out);
       });
     });
   }
@@ -121,10 +135,20 @@
     document.querySelectorAll('.bar').forEach(function (b) {
       if (b.dataset.key === key) { b.classList.add("selected"); }
     });
-    document.getElementById("details-empty").hidden = true;
-    document.getElementById("details-fields").hidden = false;
     document.getElementById("details").dataset.key = key;
     centre(key);
+    fill(d);
+    entries("attempt-list", "attempt-entries", d.trials || [], attemptEntry);
+    text("item-list-title", "items");
+    entries("item-list", "item-entries", d.item_list || [], itemEntry);
+    if (window.location.hash !== "#" + encodeURIComponent(key)) {
+      history.replaceState(null, "", "#" + encodeURIComponent(key));
+    }
+  }
+
+  function fill(d) {  // the panel's fields from d; those without a value hidden
+    document.getElementById("details-empty").hidden = true;
+    document.getElementById("details-fields").hidden = false;
     document.querySelectorAll("#details .row").forEach(function (row) {
       var field = row.dataset.field, value = d[field];
       if (Array.isArray(value)) { value = value.join(", "); }
@@ -132,11 +156,40 @@
       row.hidden = !shown;
       text("detail-" + field, shown ? String(value) : "");
     });
-    entries("attempt-list", "attempt-entries", d.trials || [], attemptEntry);
-    entries("item-list", "item-entries", d.item_list || [], itemEntry);
-    if (window.location.hash !== "#" + encodeURIComponent(key)) {
-      history.replaceState(null, "", "#" + encodeURIComponent(key));
+  }
+
+  // -- a group of a large plan's nodes: its name and counts, and its nodes, worst first --
+  var WORST = "failed upstream_failed cancelled pending running skipped cached succeeded".split(" ");  // as _dot.py's
+  function showGroup(n) {
+    var keys = members[n] || [], counts = {};
+    keys.forEach(function (k) { var state = data.nodes[k].state; if (state) { counts[state] = (counts[state] || 0) + 1; } });
+    var order = WORST.filter(function (state) { return counts[state]; });
+    document.querySelectorAll(".selected").forEach(function (e) { e.classList.remove("selected"); });
+    boxes[n].classList.add("selected");
+    document.getElementById("details").dataset.key = "";
+    fill({key: data.groups.names[n] + " \u00d7 " + keys.length.toLocaleString("en-US"), section: data.groups.sections[n],
+          state: order.map(function (s) { return counts[s].toLocaleString("en-US") + " " + s; }).join(", ")});
+    entries("attempt-list", "attempt-entries", [], attemptEntry);
+    var rank = function (k) { var i = WORST.indexOf(data.nodes[k].state); return i < 0 ? WORST.length : i; };
+    var listed = keys.map(function (k, i) { return [rank(k), i, k]; })
+      .sort(function (a, b) { return a[0] - b[0] || a[1] - b[1]; }).slice(0, data.groups.listed)
+      .map(function (x) { return x[2]; });
+    text("item-list-title", "nodes");
+    entries("item-list", "item-entries", listed, memberEntry);
+    if (keys.length > listed.length) {
+      document.getElementById("item-entries").appendChild(Object.assign(document.createElement("p"),
+        {className: "more", textContent: "and " + (keys.length - listed.length) + " more: search finds any node"}));
     }
+  }
+  function memberEntry(key) {
+    var d = data.nodes[key], row = document.createElement("div"), a = document.createElement("a");
+    row.className = "member"; row.dataset.key = key;
+    a.textContent = key; a.href = "#" + encodeURIComponent(key);
+    a.addEventListener("click", function (ev) { ev.preventDefault(); select(key); });
+    row.appendChild(a);
+    row.appendChild(document.createTextNode([d.state, d.duration, d.error && d.error.split("\n")[0]]
+      .filter(Boolean).map(function (x) { return " \u00b7 " + x; }).join("")));
+    return row;
   }
 
   function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
@@ -344,11 +397,13 @@
     Object.keys(data.nodes).forEach(function (key) {
       var d = data.nodes[key];
       var hit = !q || [d.key, d.task, d.function, d.call_site].some(function (v) {
-        return v.toLowerCase().indexOf(q) >= 0;
+        return (v || "").toLowerCase().indexOf(q) >= 0;
       });
       if (hit && q) { hits.push(key); }
-      (groups[key] || []).forEach(function (g) { g.classList.toggle("dim", !hit); });
     });
+    var found = {};
+    hits.forEach(function (k) { found[k] = true; });
+    drawn.forEach(function (x) { x[0].classList.toggle("dim", !!q && !x[1].some(function (k) { return found[k]; })); });
     text("search-count", q ? hits.length + " found" : "");
     return hits;
   }
