@@ -106,9 +106,13 @@ def test_plan_page_starts_expanded_and_collapses_sections(
     assert page.is_visible('[id="collapsed-section:etl"]')
     page.click('[id="collapsed-node:boom"]')
     assert details(page)["key"] == "boom"
-    page.click('[id="collapsed-section:etl"]')  # opens the sections again
+    page.click('[id="collapsed-section:etl"]')  # opens the sections again, the section centred
     assert page.is_visible(node("etl/load"))
     assert page.text_content("#toggle-sections") == "collapse sections"
+    svg = page.query_selector("#view-expanded svg").bounding_box()
+    cluster = page.query_selector('[id="section:etl"]').bounding_box()
+    assert cluster["x"] + cluster["width"] / 2 == pytest.approx(svg["x"] + svg["width"] / 2, abs=2)
+    assert cluster["y"] + cluster["height"] / 2 == pytest.approx(svg["y"] + svg["height"] / 2, abs=2)
     assert page.js_errors == []
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import html
 import re
+import struct
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -177,6 +180,7 @@ def test_clicking_a_group_lists_its_nodes_worst_first_and_a_node_opens_its_detai
 ) -> None:
     large_run.to_html(tmp_path / "run.html")
     page = open_page(browser, tmp_path / "run.html")
+    assert page.text_content("#summary").startswith("1,300 nodes, failed, ")
     page.click('[id="group:1"]')
     assert details(page) == {"key": "step \u00d7 1,100", "state": counts_of(large_run, "step")}
     assert page.text_content("#item-list-title") == "nodes"
@@ -325,3 +329,18 @@ def test_a_10000_node_page_stays_under_5_mb_and_its_load_time_is_reported(
     record_property("page_open_s", round(opened, 3))
     with capsys.disabled():  # reported, never asserted: the machine is shared
         print(f"\n10,000-node report page: {size / 1e6:.2f} MB, written in {written:.2f} s, opened in {opened:.2f} s")
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("chromium_program")
+def test_the_docs_screenshots_are_drawn_by_their_script(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run(
+        [sys.executable, str(root / "scripts" / "screenshots.py"), str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=root,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for name in ("report-small.png", "report-large.png"):
+        head = (tmp_path / name).read_bytes()[:24]
+        assert head[:8] == b"\x89PNG\r\n\x1a\n"
+        assert struct.unpack(">II", head[16:24]) == (1400, 1000)  # IHDR: width, height

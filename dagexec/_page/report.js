@@ -54,8 +54,7 @@
   });
   function expandTo(sectionId) {
     showCollapsed(false);
-    var cluster = document.getElementById(sectionId);
-    if (cluster && cluster.scrollIntoView) { cluster.scrollIntoView({block: "center"}); }
+    centreOn(document.getElementById(sectionId));  // the section's cluster
   }
 
   function text(id, value) { document.getElementById(id).textContent = value; }
@@ -72,8 +71,12 @@
     return p.matrixTransform(svg.getScreenCTM().inverse());
   }
   function centre(key) {
-    var svg = shown(), g = (groups[key] || []).filter(function (e) { return svg && svg.contains(e); })[0];
-    if (!g) { return; }
+    var svg = shown();
+    centreOn((groups[key] || []).filter(function (e) { return svg && svg.contains(e); })[0]);
+  }
+  function centreOn(g) {  // move the shown picture to put g in its middle
+    var svg = shown();
+    if (!g || !svg || !svg.contains(g)) { return; }
     var r = g.getBoundingClientRect(), c = toSvg(svg, r.left + r.width / 2, r.top + r.height / 2), v = view(svg);
     setView(svg, [c.x - v[2] / 2, c.y - v[3] / 2, v[2], v[3]]);
   }
@@ -167,8 +170,8 @@
     document.querySelectorAll(".selected").forEach(function (e) { e.classList.remove("selected"); });
     boxes[n].classList.add("selected");
     document.getElementById("details").dataset.key = "";
-    fill({key: data.groups.names[n] + " \u00d7 " + keys.length.toLocaleString("en-US"), section: data.groups.sections[n],
-          state: order.map(function (s) { return counts[s].toLocaleString("en-US") + " " + s; }).join(", ")});
+    fill({key: data.groups.names[n] + " \u00d7 " + count(keys.length), section: data.groups.sections[n],
+          state: order.map(function (s) { return count(counts[s]) + " " + s; }).join(", ")});
     entries("attempt-list", "attempt-entries", [], attemptEntry);
     var rank = function (k) { var i = WORST.indexOf(data.nodes[k].state); return i < 0 ? WORST.length : i; };
     var listed = keys.map(function (k, i) { return [rank(k), i, k]; })
@@ -192,7 +195,8 @@
     return row;
   }
 
-  function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
+  function count(n) { return n.toLocaleString("en-US"); }  // 10,000
+  function plural(n, word) { return count(n) + " " + word + (n === 1 ? "" : "s"); }
 
   function facts() {  // fingerprint, versions, executors, start, inputs; what failed
     var s = data.summary, box = document.getElementById("facts"), shown = [
@@ -254,12 +258,12 @@
     if (data.kind === "result") {
       parts.push(s.ok ? "ok" : "failed");
       parts.push(s.duration);
-      Object.keys(s.counts).forEach(function (k) { parts.push(s.counts[k] + " " + k); });
+      Object.keys(s.counts).forEach(function (k) { parts.push(count(s.counts[k]) + " " + k); });
     }
     var line = parts.join(", ");
     if (s.items) {  // a map's items are counted apart from the nodes
-      var items = Object.keys(s.items).map(function (k) { return s.items[k] + " " + k; });
-      line += " \u00b7 " + s.n_items + " map item" + (s.n_items === 1 ? "" : "s") +
+      var items = Object.keys(s.items).map(function (k) { return count(s.items[k]) + " " + k; });
+      line += " \u00b7 " + plural(s.n_items, "map item") +
         (items.length ? ": " + items.join(", ") : "");
     }
     text("summary", line);
