@@ -104,21 +104,21 @@ def _kept(d: dict[str, Any]) -> dict[str, Any]:
 
 
 #: how the details panel words a cache decision's action (``Explanation.action``)
-_CACHE_ACTIONS = {"run": "not from the cache", "cached": "from the cache", "resumed": "not run again"}
+_CACHE_ACTIONS = {"run": "not from the cache", "cached": "cached", "resumed": "not run again"}
 
 
 def _cache_decisions(result: RunResult) -> dict[str, str]:
-    """Node key -> what the run's cache did with it and why (``"from the cache: in the
-    store"``, ``"not from the cache: code changed: app:load"``); {} for a run without a
+    """Node key -> what the run's cache did with it and why (``"cached: in the store"``,
+    ``"not from the cache: code changed: app:load"``); {} for a run without a
     cache, or when its store can no longer be read."""
     cache = result._about.get("cache")
     if cache is None:
         return {}
     from .cache.decide import explain_run
 
-    store, decision = cache
+    store, decision, selected = cache
     try:
-        found = explain_run(result._plan, store, decision, result.start)
+        found = explain_run(result._plan, store, decision, selected, result.start)
     except OSError:
         return {}
     return {

@@ -63,13 +63,13 @@ def test_the_panel_says_what_the_cache_did_with_each_node_and_why(
         "total": "not from the cache: upstream will run: scale_x; upstream will run: scale_y",
     }
     assert cache_of["second.html"] == {
-        "scale_x": "from the cache: in the store",
+        "scale_x": "cached: in the store",
         "scale_y": "not from the cache: input changed: y",
         "total": "not from the cache: upstream will run: scale_y",
     }
     page = open_page(browser, tmp_path / "second.html")
     page.click(node("scale_x"))
-    assert details(page)["cache"] == "from the cache: in the store"
+    assert details(page)["cache"] == "cached: in the store"
     assert details(page)["state"] == "cached"
     page.click(node("scale_y"))
     assert details(page)["cache"] == "not from the cache: input changed: y"
@@ -80,6 +80,32 @@ def test_a_run_without_a_cache_says_nothing_of_one(tmp_path: Path) -> None:
     cached_graph().run(x=1, y=2).to_html(tmp_path / "run.html")
     nodes = embedded_data((tmp_path / "run.html").read_text())["nodes"]
     assert [k for k, d in nodes.items() if "cache" in d] == []
+
+
+@dx.task
+def plus_one(x: int) -> int:
+    return x + 1
+
+
+def test_a_node_only_cached_nodes_need_and_a_node_left_out_are_named(tmp_path: Path) -> None:
+    with dx.Graph("needed") as graph:
+        x = graph.input("x", int)
+        graph.output(scale_x(plus_one(x)), name="scaled")
+        graph.output(scale_y(x), name="other")
+    plan = graph.compile()
+    plan.run(x=1, cache=tmp_path / "cache")
+    gone = plan.cache_keys(x=1)["plus_one"]
+    assert gone is not None
+    (tmp_path / "cache" / "values" / gone[:2] / gone[2:]).unlink()  # its entry removed: scale_x's stays
+    again = plan.run(x=1, cache=tmp_path / "cache", skip=["scale_y"])
+    assert again.states == {"plus_one": dx.State.CACHED, "scale_x": dx.State.CACHED, "scale_y": dx.State.SKIPPED}
+    again.to_html(tmp_path / "run.html")
+    nodes = embedded_data((tmp_path / "run.html").read_text())["nodes"]
+    assert {k: d.get("cache") for k, d in nodes.items()} == {
+        "plus_one": "cached: needed only by cached nodes",
+        "scale_x": "cached: in the store",
+        "scale_y": None,  # left out by skip: the cache had no say
+    }
 
 
 @dx.task(cache=False)

@@ -170,13 +170,12 @@ def explain(
 
 
 def explain_run(
-    plan: CompiledGraph, store: CacheStore, decision: CacheDecision, start: float
+    plan: CompiledGraph, store: CacheStore, decision: CacheDecision, selected: list[bool], start: float
 ) -> list[Explanation]:
-    """What a run that started at ``start`` (``time.time()``) with ``decision`` did with
-    each node and why, as :func:`explain` would have said just before it: a node that
-    ran is compared with the newest entry written before the run (the run wrote its own
-    since). For run reports."""
-    selected = [decision.runs[i] or decision.hit[i] or i in decision.resumed for i in range(len(plan._keys))]
+    """What a run of the nodes ``selected`` that started at ``start`` (``time.time()``)
+    with ``decision`` did with each node and why, as :func:`explain` would have said
+    just before it: a node that ran is compared with the newest entry written before
+    the run (the run wrote its own since). For run reports."""
     return explanations(plan, decision, selected, _latest_entries(store, plan.name, before=start))
 
 

@@ -65,8 +65,8 @@ def _about(loop: Loop) -> dict[str, Any]:
     return {
         "executors": sorted({ex.name for ex in loop.execs}),
         "inputs": {spec.name: short_repr(value, 200) for spec, value in zip(specs, loop.inputs, strict=True)},
-        # what the cache served and what ran: (store, decision without values), or None
-        "cache": None if cache is None else (cache.store, cache.decision),
+        # what the cache served and what ran: (store, decision without values, selected), or None
+        "cache": None if cache is None else (cache.store, cache.decision, list(loop.selected)),
     }
 
 
