@@ -296,10 +296,9 @@ def test_the_page_shows_each_trial_s_log_escaped(tmp_path: Path, dot_program: st
     m = re.search(r'<script type="application/json" id="dagexec-data">(.*?)</script>', page, re.S)
     assert m is not None
     data: Any = json.loads(m.group(1))
-    node = data["nodes"]["shouty"]
-    assert node["log"] == "<script>alert('no')</script> & done\n"
-    assert [t["log"] for t in node["trials"]] == ["<script>alert('no')</script> & done\n"]
-    assert node["error"] == "RuntimeError: stop"
+    rows = [i for i, row in enumerate(data["trials"]) if row[0] == "shouty"]
+    assert [data["texts"][str(i)]["log"] for i in rows] == ["<script>alert('no')</script> & done\n"]
+    assert data["texts"][str(rows[0])]["error"] == "RuntimeError: stop"
     assert 'log.className = "error-log"' in page  # the error list shows it too
 
 

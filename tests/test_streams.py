@@ -290,7 +290,7 @@ def test_the_html_report_says_what_a_producer_yielded():
     with dx.Graph("g") as g:
         g.output(total(double(numbers(1234))), name="total")
     plan = g.compile()
-    details = _node_details(plan, plan.run(executor="serial"))
+    details = _node_details(plan, plan.run(executor="serial"), [])
     assert (details["numbers"]["items"], details["double"]["items"]) == ("1,234 yielded", "1,234 yielded")
     assert "items" not in details["total"]
 
