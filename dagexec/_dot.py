@@ -58,6 +58,9 @@ STATE_COLOURS: dict[str, str] = {
     "cached": "#a9cdf2",
     "cancelled": "#a89bc9",
 }
+#: Colours of the states only pages show: a trial that crashed (the timeline), a node
+#: still running (a live report).
+PAGE_COLOURS: dict[str, str] = {**STATE_COLOURS, "crashed": "#9e59b3", "running": "#4f8fd6"}
 _PENDING_COLOUR = "#ffffff"
 # a collapsed section takes the colour of the first of these among its nodes
 _WORST_FIRST = "failed timed_out upstream_failed cancelled pending running skipped cached succeeded".split()

@@ -303,10 +303,9 @@ def _split(obj: Any) -> tuple[CompiledGraph, RunResult | None]:
 
 
 def _state_css() -> str:
-    from ._dot import STATE_COLOURS
+    from ._dot import PAGE_COLOURS
 
-    colours = {**STATE_COLOURS, "crashed": "#9e59b3", "running": "#4f8fd6"}
-    return "\n".join(f".st-{state} {{ background: {colour}; }}" for state, colour in colours.items())
+    return "\n".join(f".st-{state} {{ background: {colour}; }}" for state, colour in PAGE_COLOURS.items())
 
 
 def to_html(obj: CompiledGraph | RunResult, path: str | PathLike[str], refresh: float | None = None) -> None:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 from ._dot import (
     _PENDING_COLOUR,
     _WORST_FIRST,
-    STATE_COLOURS,
+    PAGE_COLOURS,
     _add_sections,
     _label,
     _node_state,
@@ -125,7 +125,7 @@ def _stripes(words: Counter[str]) -> str:
     shares = [max(_SLIVER, words[w] / total) for w in present]
     scale = 1 / sum(shares)
     parts = [
-        f"{STATE_COLOURS.get(w, _PENDING_COLOUR)};{share * scale:.3f}"
+        f"{PAGE_COLOURS.get(w, _PENDING_COLOUR)};{share * scale:.3f}"
         for w, share in zip(present, shares, strict=True)
     ]
     return ":".join(parts)

@@ -370,3 +370,35 @@ def test_the_docs_screenshots_are_drawn_by_their_script(tmp_path: Path) -> None:
         head = (tmp_path / name).read_bytes()[:24]
         assert head[:8] == b"\x89PNG\r\n\x1a\n"
         assert struct.unpack(">II", head[16:24]) == (1400, 1000)  # IHDR: width, height
+
+
+LIVE: dict[str, Any] = {}  # the report being written, and where, for peek()
+
+
+@dx.task
+def peek(x: int) -> int:
+    """Writes the live report's page as it is while this trial runs (serial: in the master)."""
+    from dagexec._html import to_html
+
+    to_html(LIVE["report"]._so_far(), LIVE["path"], refresh=3)
+    return x
+
+
+def test_a_live_report_of_a_large_run_draws_running_and_pending_nodes(tmp_path: Path) -> None:
+    from dagexec._dot import PAGE_COLOURS
+    from dagexec.cli.commands import ReportAtEnd
+
+    with dx.Graph("live") as graph:
+        row = [seed(i) for i in range(600)]
+        graph.output(peek(row[0]), name="peeked")
+        [bump(v) for v in row]
+    report = ReportAtEnd(str(tmp_path / "end.html"), live=1000)
+    LIVE.update(report=report, path=tmp_path / "live.html")
+    graph.compile().run(executor="serial", callbacks=[report])
+    text = (tmp_path / "live.html").read_text()
+    states = {k: d["state"] for k, d in embedded_data(text)["nodes"].items()}
+    assert states["peek"] == "running" and "pending" in states.values()
+    texts = svg_texts(text)
+    peek_box = texts[texts.index("peek") : texts.index("peek") + 3]
+    assert peek_box == ["peek", "\u00d7 1", "1 running"]
+    assert f'fill="{PAGE_COLOURS["running"]}"' in text  # its stripe
