@@ -39,6 +39,7 @@ from ._dot import (
     _WORST_FIRST,
     PAGE_COLOURS,
     _add_sections,
+    _digraph,
     _label,
     _node_state,
     format_duration,
@@ -150,10 +151,8 @@ def overview(plan: CompiledGraph, result: RunResult | None) -> Overview:
             spent[g] += sum(t.duration for t in own if t.duration is not None)
     n = len(plan._keys)
     title = f"{n:,} nodes in {len(groups)} groups: {how}; click a group to list its nodes"
-    dot = graphviz.Digraph(name=plan.name)
-    dot.attr("graph", label=_label(plan.name, title), labelloc="t", rankdir="TB", fontname="Helvetica")
-    dot.attr("node", fontname="Helvetica", fontsize="11", shape="box", style="rounded")
-    dot.attr("edge", fontname="Helvetica", fontsize="9")
+    dot = _digraph(graphviz, plan, [], auto=False)  # the attributes every picture has
+    dot.attr("graph", label=_label(plan.name, title))
     body: dict[str, list[tuple[str, dict[str, str]]]] = {}
     for g, (section, name) in enumerate(groups):
         lines = [name, f"\u00d7 {members[g]:,}"]
