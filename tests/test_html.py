@@ -4,6 +4,7 @@ opened in a real headless Chromium (Debian's ``chromium``, driven by Playwright)
 from __future__ import annotations
 
 import importlib.util
+import math
 import re
 import textwrap
 from collections.abc import Iterator
@@ -556,6 +557,12 @@ def test_the_filter_shows_only_the_failed_nodes_and_what_they_blocked(
     assert page.js_errors == []
 
 
+def page_ms(seconds: float) -> float:
+    """``seconds`` as the page shows a time: written to the microsecond, then rounded
+    to the millisecond half up by the page's script (``Math.round``)."""
+    return math.floor(round(seconds, 6) * 1000 + 0.5) / 1000
+
+
 # -- the details panel: every attempt; a map's items ---------------------------------------
 def test_the_panel_lists_every_attempt_with_its_error_traceback_and_log(
     failed_run: dx.RunResult, browser: Any, tmp_path: Path
@@ -568,7 +575,7 @@ def test_the_panel_lists_every_attempt_with_its_error_traceback_and_log(
     trials = failed_run.trials["boom"]
     assert [e.query_selector("summary").text_content() for e in entries] == [
         f"attempt {t.attempt} \u00b7 failed \u00b7 {format_duration(t.duration)} \u00b7 master \u00b7 "
-        f"+{round(t.start - failed_run.start, 3):g} s \u2192 +{round(t.end - failed_run.start, 3):g} s"
+        f"+{page_ms(t.start - failed_run.start):g} s \u2192 +{page_ms(t.end - failed_run.start):g} s"
         for t in trials
     ]
     assert not entries[1].query_selector(".attempt-error").is_visible()  # collapsed
