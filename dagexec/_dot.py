@@ -249,15 +249,15 @@ def _run_line(word: str, trials: Sequence[Trial]) -> str:
 
 
 def _items_line(key: str, states: dict[str, State]) -> str:
-    """A map node's items in a run: ``3 items: 2 succeeded, 1 failed``."""
+    """A map node's items in a run: ``3 items: 2 succeeded, 1 failed``, ``20,000 items: ...``."""
     prefix = f"{key}["
     counts: dict[str, int] = {}
     for k, state in states.items():
         if k.startswith(prefix) and k.endswith("]") and k[len(prefix) : -1].isdigit():
             counts[state.value] = counts.get(state.value, 0) + 1
     n = sum(counts.values())
-    detail = ", ".join(f"{c} {w}" for w, c in counts.items())
-    return f"{n} item{'' if n == 1 else 's'}" + (f": {detail}" if detail else "")
+    detail = ", ".join(f"{c:,} {w}" for w, c in counts.items())
+    return f"{n:,} item{'' if n == 1 else 's'}" + (f": {detail}" if detail else "")
 
 
 def _legend(result: RunResult) -> str:

@@ -402,3 +402,31 @@ def test_a_live_report_of_a_large_run_draws_running_and_pending_nodes(tmp_path: 
     peek_box = texts[texts.index("peek") : texts.index("peek") + 3]
     assert peek_box == ["peek", "\u00d7 1", "1 running"]
     assert f'fill="{PAGE_COLOURS["running"]}"' in text  # its stripe
+
+
+@dx.task
+def upto(n: int) -> list[int]:
+    return list(range(n))
+
+
+@dx.task
+def halve(x: int) -> float:
+    if x == 1500:
+        raise ValueError("not 1500")
+    return x / 2
+
+
+def test_a_map_of_thousands_of_items_counts_them_with_separators(browser: Any, tmp_path: Path) -> None:
+    with dx.Graph("thousands") as graph:
+        halve.map(upto(graph.input("n", int)))
+    result = graph.compile().run(n=2500, executor="serial", raise_on_failure=False, fail_fast=False)
+    result.to_html(tmp_path / "run.html")
+    text = (tmp_path / "run.html").read_text()
+    assert "2,500 items: 2,499 succeeded, 1 failed" in svg_texts(text)
+    page = open_page(browser, tmp_path / "run.html")
+    assert page.text_content("#summary").endswith(" \u00b7 2,500 map items: 2,499 succeeded, 1 failed")
+    page.click(node("halve"))
+    assert details(page)["items"] == "2,500 items: 2,499 succeeded, 1 failed"
+    items = page.query_selector_all("#item-entries > details")
+    assert len(items) == 1000 and items[0].get_attribute("data-key") == "halve[1500]"  # failed first
+    assert page.js_errors == []
