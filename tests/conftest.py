@@ -1,19 +1,59 @@
-"""Programs the suite needs besides Python packages.
+"""What the suite needs: Python packages, and programs besides them.
 
-``scripts/test`` installs Graphviz's ``dot`` and Debian's ``chromium`` where they are
-missing, so a test that needs one fails (never skips) when it is absent: a suite that
-skipped them would pass without checking the pictures or the pages.
+The packages are dagexec's dependencies and its ``test`` extra (``pyproject.toml``);
+a Python without one of them stops the session at its start with one line naming
+what is missing and how to get it, instead of a collection error per test module
+that imports it.  ``scripts/test`` installs them into ``.venv``, and installs
+Graphviz's ``dot`` and Debian's ``chromium`` where they are missing, so a test that
+needs one of those fails (never skips) when it is absent: a suite that skipped them
+would pass without checking the pictures or the pages.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def missing_packages() -> list[str]:
+    """The distributions of dagexec's dependencies and of its ``test`` extra that this
+    Python does not have ([] on Python 3.10, which cannot read ``pyproject.toml``)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:
+        return []
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["test"]]
+    missing = []
+    for requirement in wanted:
+        name = re.match(r"[A-Za-z0-9_.-]+", requirement)
+        assert name is not None, requirement
+        try:
+            importlib.metadata.distribution(name.group(0))
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(name.group(0))
+    return missing
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    missing = missing_packages()
+    if missing:
+        pytest.exit(
+            f"the suite needs {', '.join(missing)}, which {sys.executable} does not have: "
+            "run 'bash scripts/test', which installs dagexec with its test extra into .venv "
+            "and runs the suite there",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
 
 
 @pytest.fixture(scope="session")
