@@ -111,7 +111,7 @@ def _cache_decisions(result: RunResult) -> dict[str, str]:
     """Node key -> what the run's cache did with it and why (``"cached: in the store"``,
     ``"not from the cache: code changed: app:load"``); {} for a run without a
     cache, or when its store can no longer be read."""
-    cache = result._about.get("cache")
+    cache = result._about["cache"]
     if cache is None:
         return {}
     from .cache.decide import explain_run
@@ -328,7 +328,7 @@ def to_html(obj: CompiledGraph | RunResult, path: str | PathLike[str], refresh: 
             written.
         OSError: when the file cannot be written; an existing file is left as it was.
     """
-    from ._dot import to_dot
+    from ._dot import _WORST_FIRST, to_dot
     from ._overview import LARGE_PAGE, overview
 
     plan, result = _split(obj)
@@ -363,6 +363,7 @@ def to_html(obj: CompiledGraph | RunResult, path: str | PathLike[str], refresh: 
             "sections": grouped.sections,
             "how": grouped.how,
             "listed": MAX_ITEMS_LISTED,
+            "worst_first": _WORST_FIRST,  # the order of a group's counts and of its nodes
         }
         for key, g in zip(plan._keys, grouped.group_of, strict=True):
             data["nodes"][key]["group"] = g

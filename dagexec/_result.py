@@ -76,8 +76,9 @@ class RunResult:
         self.start = start
         self.duration = duration
         self._items = items or {}  # map node key -> its items' keys, for the maps that ran
-        # for reports: the executors' names and each input's repr (bounded), set by the engine
-        self._about: dict[str, Any] = {"executors": [], "inputs": {}}
+        # for reports, set by the engine (run/result.py): the executors' names, each
+        # input's repr (bounded), and the cache's decision (None: no cache)
+        self._about: dict[str, Any] = {"executors": [], "inputs": {}, "cache": None}
 
     @property
     def trials(self) -> dict[str, list[Trial]]:

@@ -191,6 +191,7 @@ def test_a_large_run_is_drawn_one_box_per_task(large_run: dx.RunResult, tmp_path
         "sections": ["", "", ""],
         "how": "one per task in each section",
         "listed": 1000,
+        "worst_first": "failed timed_out upstream_failed cancelled pending running skipped cached succeeded".split(),
     }
     assert Counter(d["group"] for d in data["nodes"].values()) == {0: 100, 1: 1100, 2: 100}
     texts = svg_texts(text)

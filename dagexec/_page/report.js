@@ -162,18 +162,17 @@
   }
 
   // -- a group of a large plan's nodes: its name and counts, and its nodes, worst first --
-  var WORST = "failed upstream_failed cancelled pending running skipped cached succeeded".split(" ");  // as _dot.py's
   function showGroup(n) {
     var keys = members[n] || [], counts = {};
     keys.forEach(function (k) { var state = data.nodes[k].state; if (state) { counts[state] = (counts[state] || 0) + 1; } });
-    var order = WORST.filter(function (state) { return counts[state]; });
+    var worst = data.groups.worst_first, order = worst.filter(function (state) { return counts[state]; });
     document.querySelectorAll(".selected").forEach(function (e) { e.classList.remove("selected"); });
     boxes[n].classList.add("selected");
     document.getElementById("details").dataset.key = "";
     fill({key: data.groups.names[n] + " \u00d7 " + count(keys.length), section: data.groups.sections[n],
           state: order.map(function (s) { return count(counts[s]) + " " + s; }).join(", ")});
     entries("attempt-list", "attempt-entries", [], attemptEntry);
-    var rank = function (k) { var i = WORST.indexOf(data.nodes[k].state); return i < 0 ? WORST.length : i; };
+    var rank = function (k) { var i = worst.indexOf(data.nodes[k].state); return i < 0 ? worst.length : i; };
     var listed = keys.map(function (k, i) { return [rank(k), i, k]; })
       .sort(function (a, b) { return a[0] - b[0] || a[1] - b[1]; }).slice(0, data.groups.listed)
       .map(function (x) { return x[2]; });

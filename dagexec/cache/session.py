@@ -16,8 +16,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .._state import Trial
-from ..run.protocol import Remote
 from ..run.state import CACHED, PENDING, RELEASED, SUCCEEDED
+from ..run.values import fetched
 
 if TYPE_CHECKING:
     from .._plan import CompiledGraph
@@ -86,8 +86,7 @@ class CacheSession:
             what = "item"
         assert key is not None
         try:
-            if type(value) is Remote:
-                value = value.owner.fetch([value])[0]
+            value = fetched(value)
             meta = {"node": name, "graph": self.plan.name}
             if what == "node":
                 meta.update(keys.parts(u))

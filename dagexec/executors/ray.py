@@ -87,8 +87,8 @@ from ._transport import (
 __all__ = ["RayExecutor"]
 
 IN_FLIGHT_PER_CPU = 4  # trials in flight per CPU by default: its workers busy while outcomes travel
-#: Ray's errors for work it lost (the trial is ``crashed``); any other error fails it
 _RESOURCES = {"cpu": "num_cpus", "gpu": "num_gpus", "memory": "memory"}  # as Ray names them
+#: Ray's errors for work it lost (the trial is ``crashed``); any other error fails it
 _LOST = ("WorkerCrashedError", "NodeDiedError", "ObjectLostError", "OwnerDiedError", "OutOfMemoryError",
          "RaySystemError", "LocalRayletDiedError", "ActorDiedError")
 

@@ -23,7 +23,7 @@ from .._envelope import resolve_key
 from .._state import Trial
 from .protocol import FEED, LINK, Remote
 from .state import MEMBER, RELEASED
-from .values import call_values
+from .values import call_values, fetched
 
 if TYPE_CHECKING:
     from .loop import Loop
@@ -102,7 +102,7 @@ def _here(value: Any, name: str, absent: dict[str, str]) -> Any:
         return None
     if type(value) is Remote:
         try:
-            return value.owner.fetch([value])[0]
+            return fetched(value)
         except Exception as exc:
             absent[name] = f"could not be fetched from its worker ({type(exc).__name__}: {exc})"
             return None

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .._cond import Cases
-from .protocol import Remote
 from .triggers import skip_downstream
+from .values import fetched
 
 if TYPE_CHECKING:
     from .._plan import CompiledGraph
@@ -40,8 +40,7 @@ def choose(run: Loop, slot: int, value: Any, ready: bool = True) -> None:
     """The predicate in ``slot`` has ``value``: skip each of its choosers' branches
     not taken, and what only they feed (the chooser itself takes the one left).  With
     ``ready``, a chooser left waiting for nothing goes on its lane's ready stack."""
-    if type(value) is Remote:
-        value = value.owner.fetch([value])[0]
+    value = fetched(value)
     for chooser, branches, cases in run.conds[slot] if run.conds else ():
         taken = (0 if value else 1) if cases is None else cases.branch(value)
         nodes = [j for k, branch in enumerate(branches) if k != taken for j in branch]

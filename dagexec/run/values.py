@@ -226,6 +226,4 @@ def fetch_results(vals: list[Any], kept: list[bool], state: list[int], n: int) -
         for s, v in zip(slots, got, strict=True):
             vals[s] = v
     for slot in range(len(kept), len(vals)):
-        v = vals[slot]
-        if type(v) is Remote:
-            vals[slot] = v.owner.fetch([v])[0]
+        vals[slot] = fetched(vals[slot])
